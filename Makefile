@@ -1,0 +1,49 @@
+# AI Admin — the two commands: `make run` (embedded default) and `make test` (whole suite).
+# Both set themselves up on a fresh machine: system packages, a virtualenv, local services.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test lint typecheck pytest setup system-deps services bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml scripts/setup-venv.sh
+	@bash scripts/setup-venv.sh "$(VENV)"
+	@touch $(STAMP)
+
+system-deps:
+	@bash scripts/ensure-system-deps.sh
+
+services:
+	@bash scripts/ensure-services.sh
+
+run: system-deps setup
+	@$(VENV)/bin/aiadmin serve --demo
+
+lint: setup
+	$(VENV)/bin/ruff check config runtime actors storage web tests bench
+	$(VENV)/bin/ruff format --check config runtime actors storage web tests bench
+
+typecheck: setup
+	$(VENV)/bin/mypy
+
+pytest: setup
+	$(VENV)/bin/pytest -q
+
+test: system-deps setup services
+	@bash scripts/ensure-system-deps.sh --browser
+	$(VENV)/bin/ruff check config runtime actors storage web tests bench
+	$(VENV)/bin/ruff format --check config runtime actors storage web tests bench
+	$(VENV)/bin/mypy
+	$(VENV)/bin/pytest -q
+
+bench: setup services
+	$(PY) bench/runtime.py
+	$(PY) bench/storage.py
+	$(PY) bench/actors.py
+	$(PY) bench/http.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache test-artifacts

@@ -1,0 +1,374 @@
+"""The one frozen, typed settings object, built once from the environment (and ``.env``).
+
+Names follow the seeds where they exist (``PORT``, ``JWT_SECRET``, ``REDIS_URL`` ...); new
+knobs are ``AIADMIN_*``. Unknown ``AIADMIN_*`` keys and invalid values are rejected with one
+line each; production mode refuses what would be unsafe to run with.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+from ._errors import ConfigError
+
+MIN_JWT_SECRET_BYTES = 32
+DEFAULT_ORIGINS = ("https://ai-admin.app", "https://yclients.com")
+YCLIENTS_ORIGIN_PATTERN = r"^https://n\d+\.yclients\.com$"
+
+
+class Environment(str, Enum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class WhatsAppProvider(str, Enum):
+    NEONIZE = "neonize"
+    SIMULATED = "simulated"
+
+
+@dataclass(frozen=True)
+class SupervisorLimits:
+    """Restart intensity and backoff for supervised children (OTP's intensity/period)."""
+
+    max_restarts: int = 5
+    period: float = 60.0
+    backoff_initial: float = 0.1
+    backoff_max: float = 30.0
+    stable_after: float = 60.0
+    quarantine_retry: float = 300.0
+
+
+@dataclass(frozen=True)
+class QrPolicy:
+    """QR rotation: a new code every ``rotate_every`` seconds, linking ends after ``max_codes``."""
+
+    rotate_every: float = 20.0
+    max_codes: int = 6
+    first_code_lifetime: float = 60.0
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A fixed-window limit: ``limit`` hits per ``window`` seconds."""
+
+    limit: int
+    window: float
+
+
+@dataclass(frozen=True)
+class SendPacing:
+    """Outbound WhatsApp pacing: a minimum gap plus jitter, and a per-minute cap."""
+
+    min_gap: float = 1.0
+    jitter: float = 2.0
+    per_minute: int = 20
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the server needs to know, validated; pass it explicitly, never read env later."""
+
+    env: Environment = Environment.DEVELOPMENT
+    host: str = "127.0.0.1"
+    port: int = 3000
+    log_level: str = "info"
+    jwt_secret: str = ""
+    jwt_secret_generated: bool = False
+    admin_api_key: str = ""
+    admin_api_key_generated: bool = False
+    database_url: str | None = None
+    redis_url: str | None = None
+    redis_password: str | None = None
+    redis_prefix: str = "aiadmin:"
+    yclients_api_key: str | None = None
+    yclients_user_token: str | None = None
+    yclients_application_id: int | None = None
+    yclients_base_url: str = "https://api.yclients.com"
+    whatsapp_provider: WhatsAppProvider = WhatsAppProvider.SIMULATED
+    whatsapp_sessions_path: Path = Path("./sessions")
+    session_hosts: int = 0
+    sessions_per_host: int = 50
+    public_base_url: str = "http://127.0.0.1:3000"
+    allowed_origins: tuple[str, ...] = DEFAULT_ORIGINS
+    trusted_proxies: tuple[str, ...] = ()
+    passivate_after: float = 600.0
+    sync_interval: float = 3600.0
+    max_body_bytes: int = 64 * 1024
+    demo: bool = False
+    supervisor: SupervisorLimits = field(default_factory=SupervisorLimits)
+    qr: QrPolicy = field(default_factory=QrPolicy)
+    api_rate_limit: RateLimit = field(default_factory=lambda: RateLimit(30, 60.0))
+    ws_rate_limit: RateLimit = field(default_factory=lambda: RateLimit(5, 60.0))
+    pacing: SendPacing = field(default_factory=SendPacing)
+
+    @property
+    def production(self) -> bool:
+        return self.env is Environment.PRODUCTION
+
+    def origin_allowed(self, origin: str) -> bool:
+        """Whether a browser ``Origin`` may open our WebSocket or call us cross-site."""
+        return origin in self.allowed_origins or bool(re.match(YCLIENTS_ORIGIN_PATTERN, origin))
+
+    def __repr__(self) -> str:  # never print secrets
+        return (
+            f"Settings(env={self.env.value}, port={self.port}, "
+            f"database={'postgresql' if self.database_url else 'memory'}, "
+            f"redis={'redis' if self.redis_url else 'memory'}, "
+            f"whatsapp={self.whatsapp_provider.value})"
+        )
+
+
+# Every key we read. Seed names first, then ours; any other AIADMIN_* key is an error.
+SEED_KEYS = frozenset(
+    {
+        "PORT",
+        "LOG_LEVEL",
+        "JWT_SECRET",
+        "REDIS_URL",
+        "REDIS_PASSWORD",
+        "YCLIENTS_API_KEY",
+        "YCLIENTS_USER_TOKEN",
+        "WHATSAPP_PROVIDER",
+        "WHATSAPP_SESSIONS_PATH",
+        "DATABASE_URL",
+        "YCLIENTS_APPLICATION_ID",
+        "YCLIENTS_BASE_URL",
+        "ADMIN_API_KEY",
+        "PUBLIC_BASE_URL",
+        "ALLOWED_ORIGINS",
+    }
+)
+AIADMIN_KEYS = frozenset(
+    {
+        "AIADMIN_ENV",
+        "AIADMIN_HOST",
+        "AIADMIN_REDIS_PREFIX",
+        "AIADMIN_SESSION_HOSTS",
+        "AIADMIN_SESSIONS_PER_HOST",
+        "AIADMIN_TRUSTED_PROXIES",
+        "AIADMIN_PASSIVATE_AFTER",
+        "AIADMIN_SYNC_INTERVAL",
+        "AIADMIN_MAX_BODY_BYTES",
+        "AIADMIN_DEMO",
+        "AIADMIN_API_RATE_LIMIT",
+        "AIADMIN_WS_RATE_LIMIT",
+        "AIADMIN_SEND_MIN_GAP",
+        "AIADMIN_SEND_PER_MINUTE",
+    }
+)
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+class _Reader:
+    """Reads typed values from a mapping, collecting one problem line per bad value."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.problems: list[str] = []
+
+    def text(self, key: str) -> str | None:
+        value = self.env.get(key)
+        if value is None or value.strip() == "":
+            return None
+        return value.strip()
+
+    def integer(self, key: str, default: int, *, low: int, high: int) -> int:
+        raw = self.text(key)
+        if raw is None:
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            self.problems.append(f"{key} must be an integer, got {raw!r}")
+            return default
+        if not low <= value <= high:
+            self.problems.append(f"{key} must be between {low} and {high}, got {value}")
+            return default
+        return value
+
+    def seconds(self, key: str, default: float) -> float:
+        raw = self.text(key)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            self.problems.append(f"{key} must be a number of seconds, got {raw!r}")
+            return default
+        if value <= 0:
+            self.problems.append(f"{key} must be positive, got {raw}")
+            return default
+        return value
+
+    def boolean(self, key: str, default: bool) -> bool:
+        raw = self.text(key)
+        if raw is None:
+            return default
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        self.problems.append(f"{key} must be true or false, got {raw!r}")
+        return default
+
+    def choice(self, key: str, enum: type[Environment] | type[WhatsAppProvider], default: str) -> str:
+        raw = (self.text(key) or default).lower()
+        allowed = [m.value for m in enum]
+        if raw not in allowed:
+            self.problems.append(f"{key} must be one of {', '.join(allowed)}, got {raw!r}")
+            return default
+        return raw
+
+    def url(self, key: str, schemes: tuple[str, ...]) -> str | None:
+        raw = self.text(key)
+        if raw is None:
+            return None
+        scheme = raw.split("://", 1)[0].lower() if "://" in raw else ""
+        if scheme not in schemes:
+            self.problems.append(f"{key} must be a URL starting with {' or '.join(s + '://' for s in schemes)}")
+            return None
+        return raw
+
+    def rate(self, key: str, default: RateLimit) -> RateLimit:
+        raw = self.text(key)
+        if raw is None:
+            return default
+        match = re.fullmatch(r"(\d+)/(\d+(?:\.\d+)?)", raw)
+        if not match or int(match.group(1)) < 1 or float(match.group(2)) <= 0:
+            self.problems.append(f"{key} must look like LIMIT/SECONDS, e.g. 30/60, got {raw!r}")
+            return default
+        return RateLimit(int(match.group(1)), float(match.group(2)))
+
+    def csv(self, key: str) -> tuple[str, ...]:
+        raw = self.text(key)
+        if raw is None:
+            return ()
+        return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def load_dotenv_file(path: Path) -> dict[str, str]:
+    """Read ``KEY=VALUE`` lines from an optional ``.env`` file (the real environment wins)."""
+    if not path.is_file():
+        return {}
+    from dotenv import dotenv_values
+
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+
+
+def settings_from_env(
+    environ: Mapping[str, str] | None = None, *, dotenv: Path | None = Path(".env")
+) -> Settings:
+    """Build and validate :class:`Settings`; raise :class:`ConfigError` listing every problem."""
+    merged: dict[str, str] = {}
+    if dotenv is not None:
+        merged.update(load_dotenv_file(dotenv))
+    merged.update(os.environ if environ is None else environ)
+    r = _Reader(merged)
+
+    for key in sorted(k for k in merged if k.startswith("AIADMIN_") and k not in AIADMIN_KEYS):
+        r.problems.append(f"{key} is not a setting AI Admin knows (check the spelling)")
+
+    env = Environment(r.choice("AIADMIN_ENV", Environment, "development"))
+    production = env is Environment.PRODUCTION
+    port = r.integer("PORT", 3000, low=1, high=65535)
+    log_level = (r.text("LOG_LEVEL") or "info").lower()
+    if log_level not in LOG_LEVELS:
+        r.problems.append(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {log_level!r}")
+        log_level = "info"
+
+    jwt_secret = r.text("JWT_SECRET")
+    jwt_generated = False
+    if jwt_secret is None:
+        if production:
+            r.problems.append("JWT_SECRET is required in production (at least 32 bytes)")
+        jwt_secret, jwt_generated = secrets.token_urlsafe(48), True
+    elif len(jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
+        r.problems.append(
+            f"JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes, got {len(jwt_secret.encode())}"
+        )
+
+    admin_key = r.text("ADMIN_API_KEY")
+    admin_generated = False
+    if admin_key is None:
+        if production:
+            r.problems.append("ADMIN_API_KEY is required in production")
+        admin_key, admin_generated = "adm_" + secrets.token_urlsafe(32), True
+    elif len(admin_key) < 16:
+        r.problems.append("ADMIN_API_KEY must be at least 16 characters")
+
+    database_url = r.url("DATABASE_URL", ("postgres", "postgresql"))
+    redis_url = r.url("REDIS_URL", ("redis", "rediss", "unix"))
+    provider_default = "neonize" if production else "simulated"
+    provider = WhatsAppProvider(r.choice("WHATSAPP_PROVIDER", WhatsAppProvider, provider_default))
+    yclients_key = r.text("YCLIENTS_API_KEY")
+    app_id_raw = r.text("YCLIENTS_APPLICATION_ID")
+    app_id: int | None = None
+    if app_id_raw is not None:
+        app_id = r.integer("YCLIENTS_APPLICATION_ID", 0, low=1, high=2**31 - 1) or None
+
+    if production:
+        if database_url is None and r.text("DATABASE_URL") is None:
+            r.problems.append("DATABASE_URL is required in production (PostgreSQL)")
+        if redis_url is None and r.text("REDIS_URL") is None:
+            r.problems.append("REDIS_URL is required in production")
+        if provider is WhatsAppProvider.SIMULATED:
+            r.problems.append("WHATSAPP_PROVIDER=simulated is not allowed in production; use neonize")
+        if yclients_key is None:
+            r.problems.append("YCLIENTS_API_KEY (the partner token) is required in production")
+        if app_id is None and app_id_raw is None:
+            r.problems.append("YCLIENTS_APPLICATION_ID is required in production")
+
+    yclients_base = r.url("YCLIENTS_BASE_URL", ("http", "https")) or "https://api.yclients.com"
+    public_base = r.url("PUBLIC_BASE_URL", ("http", "https")) or f"http://127.0.0.1:{port}"
+    extra_origins = r.csv("ALLOWED_ORIGINS")
+    for origin in extra_origins:
+        if not re.fullmatch(r"https?://[^/\s]+", origin):
+            r.problems.append(f"ALLOWED_ORIGINS entry {origin!r} must be scheme://host[:port]")
+    prefix = r.text("AIADMIN_REDIS_PREFIX") or "aiadmin:"
+    if not re.fullmatch(r"[A-Za-z0-9_:.\-]{1,64}", prefix):
+        r.problems.append("AIADMIN_REDIS_PREFIX may hold only letters, digits and _ : . - (max 64)")
+
+    settings = Settings(
+        env=env,
+        host=r.text("AIADMIN_HOST") or "127.0.0.1",
+        port=port,
+        log_level=log_level,
+        jwt_secret=jwt_secret,
+        jwt_secret_generated=jwt_generated,
+        admin_api_key=admin_key,
+        admin_api_key_generated=admin_generated,
+        database_url=database_url,
+        redis_url=redis_url,
+        redis_password=r.text("REDIS_PASSWORD"),
+        redis_prefix=prefix,
+        yclients_api_key=yclients_key,
+        yclients_user_token=r.text("YCLIENTS_USER_TOKEN"),
+        yclients_application_id=app_id,
+        yclients_base_url=yclients_base.rstrip("/"),
+        whatsapp_provider=provider,
+        whatsapp_sessions_path=Path(r.text("WHATSAPP_SESSIONS_PATH") or "./sessions"),
+        session_hosts=r.integer("AIADMIN_SESSION_HOSTS", 0, low=0, high=256),
+        sessions_per_host=r.integer("AIADMIN_SESSIONS_PER_HOST", 50, low=1, high=10_000),
+        public_base_url=public_base.rstrip("/"),
+        allowed_origins=DEFAULT_ORIGINS + extra_origins,
+        trusted_proxies=r.csv("AIADMIN_TRUSTED_PROXIES"),
+        passivate_after=r.seconds("AIADMIN_PASSIVATE_AFTER", 600.0),
+        sync_interval=r.seconds("AIADMIN_SYNC_INTERVAL", 3600.0),
+        max_body_bytes=r.integer("AIADMIN_MAX_BODY_BYTES", 64 * 1024, low=1024, high=16 * 2**20),
+        demo=r.boolean("AIADMIN_DEMO", False),
+        api_rate_limit=r.rate("AIADMIN_API_RATE_LIMIT", RateLimit(30, 60.0)),
+        ws_rate_limit=r.rate("AIADMIN_WS_RATE_LIMIT", RateLimit(5, 60.0)),
+        pacing=SendPacing(
+            min_gap=r.seconds("AIADMIN_SEND_MIN_GAP", 1.0),
+            per_minute=r.integer("AIADMIN_SEND_PER_MINUTE", 20, low=1, high=10_000),
+        ),
+    )
+    if r.problems:
+        raise ConfigError(r.problems)
+    return settings

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Install the Debian packages a fresh machine lacks: libmagic1 (neonize), and with --browser
+# Chromium for the page tests. Does nothing when they are already present.
+set -euo pipefail
+need=()
+dpkg -s libmagic1 >/dev/null 2>&1 || need+=(libmagic1)
+if [ "${1:-}" = "--browser" ]; then
+  [ -x /usr/bin/chromium ] || need+=(chromium)
+fi
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" != 0 ]; then
+  echo "setup: missing Debian packages: ${need[*]} (run as root or install them: apt-get install ${need[*]})" >&2
+  exit 1
+fi
+echo "setup: installing ${need[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null
+apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
