@@ -1,6 +1,6 @@
 """Configuration errors.
 
-    ConfigError      one or more settings are invalid; ``problems`` holds one line per problem
+ConfigError      one or more settings are invalid; ``problems`` holds one line per problem
 """
 
 from __future__ import annotations

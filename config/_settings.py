@@ -12,7 +12,7 @@ import re
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 from ._errors import ConfigError
@@ -22,12 +22,12 @@ DEFAULT_ORIGINS = ("https://ai-admin.app", "https://yclients.com")
 YCLIENTS_ORIGIN_PATTERN = r"^https://n\d+\.yclients\.com$"
 
 
-class Environment(str, Enum):
+class Environment(StrEnum):
     DEVELOPMENT = "development"
     PRODUCTION = "production"
 
 
-class WhatsAppProvider(str, Enum):
+class WhatsAppProvider(StrEnum):
     NEONIZE = "neonize"
     SIMULATED = "simulated"
 
@@ -217,7 +217,9 @@ class _Reader:
         self.problems.append(f"{key} must be true or false, got {raw!r}")
         return default
 
-    def choice(self, key: str, enum: type[Environment] | type[WhatsAppProvider], default: str) -> str:
+    def choice(
+        self, key: str, enum: type[Environment] | type[WhatsAppProvider], default: str
+    ) -> str:
         raw = (self.text(key) or default).lower()
         allowed = [m.value for m in enum]
         if raw not in allowed:
@@ -231,7 +233,9 @@ class _Reader:
             return None
         scheme = raw.split("://", 1)[0].lower() if "://" in raw else ""
         if scheme not in schemes:
-            self.problems.append(f"{key} must be a URL starting with {' or '.join(s + '://' for s in schemes)}")
+            self.problems.append(
+                f"{key} must be a URL starting with {' or '.join(s + '://' for s in schemes)}"
+            )
             return None
         return raw
 
@@ -288,10 +292,8 @@ def settings_from_env(
         if production:
             r.problems.append("JWT_SECRET is required in production (at least 32 bytes)")
         jwt_secret, jwt_generated = secrets.token_urlsafe(48), True
-    elif len(jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
-        r.problems.append(
-            f"JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes, got {len(jwt_secret.encode())}"
-        )
+    elif (size := len(jwt_secret.encode())) < MIN_JWT_SECRET_BYTES:
+        r.problems.append(f"JWT_SECRET must be at least {MIN_JWT_SECRET_BYTES} bytes, got {size}")
 
     admin_key = r.text("ADMIN_API_KEY")
     admin_generated = False
@@ -318,7 +320,9 @@ def settings_from_env(
         if redis_url is None and r.text("REDIS_URL") is None:
             r.problems.append("REDIS_URL is required in production")
         if provider is WhatsAppProvider.SIMULATED:
-            r.problems.append("WHATSAPP_PROVIDER=simulated is not allowed in production; use neonize")
+            r.problems.append(
+                "WHATSAPP_PROVIDER=simulated is not allowed in production; use neonize"
+            )
         if yclients_key is None:
             r.problems.append("YCLIENTS_API_KEY (the partner token) is required in production")
         if app_id is None and app_id_raw is None:

@@ -1,0 +1,708 @@
+"""The company actor's decisions as a pure function: ``decide(state, event) -> Decision``.
+
+No I/O and no trio here: the actor (``_actor.py``) feeds events in and carries the effects out.
+That keeps every rule of the linking life cycle testable on its own (STYLE 2).
+
+Statuses (persisted as ``integration_status``)::
+
+    pending ──request-qr──▶ linking ──linked──▶ active ⇄ reconnecting
+       ▲                       │                  │
+       └──── qr deadline ──────┘                  ├─ logged out ─▶ logged_out ─request-qr─▶ linking
+                                                  ├─ freeze ─▶ frozen ─reinstall─▶ active|pending
+    any ─ uninstall ─▶ uninstalled                └─ callback rejected ─▶ activation_failed
+
+The session (our connection to WhatsApp) has its own small state beside the status:
+``idle`` (no session), ``linking`` (QR codes rotating), ``connecting``, ``connected``,
+``waiting`` (a reconnect is scheduled), ``stopped`` (kept off on purpose: frozen, replaced).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+
+class Status(enum.StrEnum):
+    PENDING = "pending"
+    LINKING = "linking"
+    ACTIVE = "active"
+    RECONNECTING = "reconnecting"
+    LOGGED_OUT = "logged_out"
+    FROZEN = "frozen"
+    UNINSTALLED = "uninstalled"
+    ACTIVATION_FAILED = "activation_failed"
+
+
+class Session(enum.StrEnum):
+    IDLE = "idle"
+    LINKING = "linking"
+    CONNECTING = "connecting"
+    CONNECTED = "connected"
+    WAITING = "waiting"
+    STOPPED = "stopped"
+
+
+# Statuses in which the company holds WhatsApp credentials worth keeping a session for.
+LINKED_STATUSES = frozenset({Status.ACTIVE, Status.RECONNECTING, Status.ACTIVATION_FAILED})
+
+
+@dataclass(frozen=True)
+class CompanyState:
+    """What the decisions need to know about one company."""
+
+    status: Status = Status.PENDING
+    session: Session = Session.IDLE
+    jid: str | None = None
+    phone: str | None = None
+    qr_codes: int = 0
+    reconnect_attempt: int = 0
+    banned: bool = False
+    last_error: str | None = None
+
+    @property
+    def linked(self) -> bool:
+        return self.jid is not None and self.status in LINKED_STATUSES
+
+    @property
+    def must_stay(self) -> bool:
+        """Whether the actor holds a live or wanted session (it must not be passivated)."""
+        return self.session is not Session.IDLE and self.session is not Session.STOPPED
+
+
+# ---- events (inputs) ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RequestQr:
+    """A viewer asked for a QR code (connect page)."""
+
+
+@dataclass(frozen=True)
+class RequestPairingCode:
+    phone: str
+
+
+@dataclass(frozen=True)
+class QrIssued:
+    code: str
+
+
+@dataclass(frozen=True)
+class LinkDeadlinePassed:
+    """The actor's own deadline for a linking round (about six codes) ran out."""
+
+
+@dataclass(frozen=True)
+class Linked:
+    jid: str
+    phone: str
+
+
+@dataclass(frozen=True)
+class SessionConnected:
+    """A session with stored credentials is online again."""
+
+
+@dataclass(frozen=True)
+class SessionDropped:
+    """A transient loss: disconnect, keep-alive timeout, host died, connect failed."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class ReconnectDue:
+    """The backoff timer fired."""
+
+
+@dataclass(frozen=True)
+class LoggedOut:
+    reason: str
+
+
+@dataclass(frozen=True)
+class StreamReplaced:
+    pass
+
+
+@dataclass(frozen=True)
+class Banned:
+    expires_in: float
+
+
+@dataclass(frozen=True)
+class BanLifted:
+    pass
+
+
+@dataclass(frozen=True)
+class Freeze:
+    pass
+
+
+@dataclass(frozen=True)
+class Uninstall:
+    pass
+
+
+@dataclass(frozen=True)
+class Reinstall:
+    """YClients sent the salon through the install flow again."""
+
+
+@dataclass(frozen=True)
+class ActivationRejected:
+    message: str
+
+
+@dataclass(frozen=True)
+class Restore:
+    """Node start: a company whose WhatsApp is linked gets its session back."""
+
+
+Event = (
+    RequestQr
+    | RequestPairingCode
+    | QrIssued
+    | LinkDeadlinePassed
+    | Linked
+    | SessionConnected
+    | SessionDropped
+    | ReconnectDue
+    | LoggedOut
+    | StreamReplaced
+    | Banned
+    | BanLifted
+    | Freeze
+    | Uninstall
+    | Reinstall
+    | ActivationRejected
+    | Restore
+)
+
+# ---- effects (outputs) ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StartSession:
+    """Open (or resume) the WhatsApp session; ``fresh`` means link a new device."""
+
+    fresh: bool
+
+
+@dataclass(frozen=True)
+class StopSession:
+    pass
+
+
+@dataclass(frozen=True)
+class LogoutSession:
+    """Unlink the device and drop its credentials."""
+
+
+@dataclass(frozen=True)
+class RequestPairing:
+    phone: str
+
+
+@dataclass(frozen=True)
+class StartLinkDeadline:
+    pass
+
+
+@dataclass(frozen=True)
+class CancelLinkDeadline:
+    pass
+
+
+@dataclass(frozen=True)
+class ScheduleReconnect:
+    attempt: int
+
+
+@dataclass(frozen=True)
+class CancelReconnect:
+    pass
+
+
+@dataclass(frozen=True)
+class CacheQr:
+    code: str
+
+
+@dataclass(frozen=True)
+class ClearQr:
+    pass
+
+
+@dataclass(frozen=True)
+class Persist:
+    """Write the new status and these company fields, and an audit-log entry ``audit``."""
+
+    audit: str
+    fields: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class EnqueueActivation:
+    """Queue the activation callback to YClients (exactly one per linked device)."""
+
+    jid: str
+
+
+@dataclass(frozen=True)
+class RevokeCredentials:
+    """Uninstall: revoke the company's API key, webhook secret and connect token."""
+
+
+@dataclass(frozen=True)
+class Notify:
+    """Tell the viewers (connect pages): an event name and its data."""
+
+    event: str
+    data: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The answer to whoever sent the event (an ``ask``)."""
+
+    ok: bool
+    message: str = ""
+    code: str = ""
+
+
+@dataclass(frozen=True)
+class PauseSending:
+    paused: bool
+
+
+Effect = (
+    StartSession
+    | StopSession
+    | LogoutSession
+    | RequestPairing
+    | StartLinkDeadline
+    | CancelLinkDeadline
+    | ScheduleReconnect
+    | CancelReconnect
+    | CacheQr
+    | ClearQr
+    | Persist
+    | EnqueueActivation
+    | RevokeCredentials
+    | Notify
+    | Reply
+    | PauseSending
+)
+
+
+@dataclass(frozen=True)
+class Decision:
+    state: CompanyState
+    effects: tuple[Effect, ...] = ()
+
+
+def status_notice(state: CompanyState, message: str = "") -> Notify:
+    """The ``status`` frame viewers get after every change."""
+    data: dict[str, object] = {
+        "status": state.status.value,
+        "whatsapp_connected": state.session is Session.CONNECTED,
+        "phone": state.phone,
+    }
+    if message:
+        data["message"] = message
+    if state.banned:
+        data["banned"] = True
+    return Notify("status", data)
+
+
+def decide(state: CompanyState, event: Event) -> Decision:
+    """The next state and the effects of ``event``; unknown combinations change nothing."""
+    return _HANDLERS[type(event)](state, event)
+
+
+# ---- handlers --------------------------------------------------------------------------------
+
+
+def _with_status(
+    state: CompanyState, decision_state: CompanyState, audit: str, **fields: object
+) -> Persist:
+    fields = {"integration_status": decision_state.status.value, **fields}
+    return Persist(audit=audit, fields=fields)
+
+
+def _refuse(state: CompanyState, code: str, message: str) -> Decision:
+    return Decision(state, (Reply(False, message, code),))
+
+
+def _on_request_qr(state: CompanyState, _: RequestQr) -> Decision:
+    if state.status is Status.UNINSTALLED:
+        return _refuse(state, "uninstalled", "The app was uninstalled in YClients")
+    if state.status is Status.FROZEN:
+        return _refuse(state, "frozen", "The app is frozen in YClients")
+    if state.linked:
+        # Never tear down a live, linked session for a QR request.
+        return Decision(state, (Reply(False, "WhatsApp is already connected", "already_linked"),))
+    if state.session is Session.LINKING:
+        return Decision(state, (Reply(True, "linking in progress"),))
+    new = replace(
+        state, status=Status.LINKING, session=Session.LINKING, qr_codes=0, last_error=None
+    )
+    return Decision(
+        new,
+        (
+            StartSession(fresh=True),
+            StartLinkDeadline(),
+            _with_status(state, new, "linking_started"),
+            status_notice(new),
+            Reply(True, "linking started"),
+        ),
+    )
+
+
+def _on_request_pairing(state: CompanyState, event: RequestPairingCode) -> Decision:
+    if state.linked:
+        return Decision(state, (Reply(False, "WhatsApp is already connected", "already_linked"),))
+    if state.status in (Status.UNINSTALLED, Status.FROZEN):
+        return _refuse(state, state.status.value, f"The app is {state.status.value} in YClients")
+    if state.session is Session.LINKING:
+        return Decision(state, (RequestPairing(event.phone), Reply(True, "pairing requested")))
+    started = _on_request_qr(state, RequestQr())
+    effects = tuple(e for e in started.effects if not isinstance(e, Reply))
+    return Decision(
+        started.state, (*effects, RequestPairing(event.phone), Reply(True, "pairing requested"))
+    )
+
+
+def _on_qr(state: CompanyState, event: QrIssued) -> Decision:
+    if state.session is not Session.LINKING:
+        return Decision(state)
+    new = replace(state, qr_codes=state.qr_codes + 1)
+    return Decision(new, (CacheQr(event.code),))
+
+
+def _on_link_deadline(state: CompanyState, _: LinkDeadlinePassed) -> Decision:
+    if state.session is not Session.LINKING:
+        return Decision(state)
+    new = replace(
+        state,
+        status=Status.PENDING if state.jid is None else Status.LOGGED_OUT,
+        session=Session.IDLE,
+    )
+    return Decision(
+        new,
+        (
+            StopSession(),
+            ClearQr(),
+            _with_status(state, new, "linking_expired"),
+            Notify("qr-expired", {"message": "QR code expired, request a new one"}),
+            status_notice(new),
+        ),
+    )
+
+
+def _on_linked(state: CompanyState, event: Linked) -> Decision:
+    if state.status is Status.UNINSTALLED:
+        return Decision(state, (LogoutSession(),))
+    already = state.jid == event.jid and state.status in LINKED_STATUSES
+    new = replace(
+        state,
+        status=Status.ACTIVE
+        if state.status is not Status.ACTIVATION_FAILED or not already
+        else state.status,
+        session=Session.CONNECTED,
+        jid=event.jid,
+        phone=event.phone,
+        reconnect_attempt=0,
+        last_error=None,
+    )
+    if already:
+        # A repeated link event: nothing new to persist or to tell YClients.
+        return Decision(new, (CancelReconnect(),))
+    return Decision(
+        new,
+        (
+            CancelLinkDeadline(),
+            ClearQr(),
+            _with_status(
+                state,
+                new,
+                "whatsapp_linked",
+                whatsapp_connected=True,
+                whatsapp_phone=event.phone,
+                whatsapp_jid=event.jid,
+                connected_now=True,
+                last_error=None,
+            ),
+            EnqueueActivation(event.jid),
+            Notify(
+                "whatsapp-connected",
+                {"success": True, "phone": event.phone, "message": "WhatsApp успешно подключен!"},
+            ),
+            status_notice(new),
+        ),
+    )
+
+
+def _on_connected(state: CompanyState, _: SessionConnected) -> Decision:
+    if not state.linked or state.session is Session.STOPPED:
+        return Decision(state)
+    new = replace(
+        state,
+        status=Status.ACTIVE if state.status is Status.RECONNECTING else state.status,
+        session=Session.CONNECTED,
+        reconnect_attempt=0,
+        last_error=None,
+    )
+    effects: list[Effect] = [CancelReconnect()]
+    if new.status is not state.status:
+        effects.append(_with_status(state, new, "whatsapp_reconnected", whatsapp_connected=True))
+    effects.append(status_notice(new))
+    return Decision(new, tuple(effects))
+
+
+def _on_dropped(state: CompanyState, event: SessionDropped) -> Decision:
+    if state.session is Session.LINKING:
+        # Linking failed to even connect: back to where we were, tell the viewers.
+        new = replace(
+            state,
+            status=Status.PENDING if state.jid is None else Status.LOGGED_OUT,
+            session=Session.IDLE,
+            last_error=event.reason,
+        )
+        return Decision(
+            new,
+            (
+                CancelLinkDeadline(),
+                StopSession(),
+                ClearQr(),
+                _with_status(state, new, "linking_failed", last_error=event.reason),
+                Notify(
+                    "error",
+                    {"message": "Could not reach WhatsApp, try again", "code": "session_failed"},
+                ),
+                status_notice(new),
+            ),
+        )
+    if not state.linked or state.session in (Session.STOPPED, Session.IDLE):
+        return Decision(state)
+    attempt = state.reconnect_attempt + 1
+    new = replace(
+        state,
+        status=Status.RECONNECTING if state.status is Status.ACTIVE else state.status,
+        session=Session.WAITING,
+        reconnect_attempt=attempt,
+        last_error=event.reason,
+    )
+    effects: list[Effect] = [ScheduleReconnect(attempt)]
+    if new.status is not state.status:
+        effects.append(
+            _with_status(
+                state,
+                new,
+                "whatsapp_disconnected",
+                whatsapp_connected=False,
+                last_error=event.reason,
+            )
+        )
+    effects.append(status_notice(new))
+    return Decision(new, tuple(effects))
+
+
+def _on_reconnect_due(state: CompanyState, _: ReconnectDue) -> Decision:
+    if state.session is not Session.WAITING:
+        return Decision(state)
+    return Decision(replace(state, session=Session.CONNECTING), (StartSession(fresh=False),))
+
+
+def _on_logged_out(state: CompanyState, event: LoggedOut) -> Decision:
+    if state.status in (Status.UNINSTALLED,) or state.jid is None:
+        return Decision(state)
+    new = replace(
+        state,
+        status=Status.LOGGED_OUT,
+        session=Session.IDLE,
+        jid=None,
+        phone=None,
+        reconnect_attempt=0,
+        banned=False,
+        last_error=event.reason,
+    )
+    return Decision(
+        new,
+        (
+            CancelReconnect(),
+            StopSession(),
+            LogoutSession(),
+            _with_status(
+                state,
+                new,
+                "whatsapp_logged_out",
+                whatsapp_connected=False,
+                whatsapp_jid=None,
+                last_error=event.reason,
+            ),
+            status_notice(new, "WhatsApp was unlinked from the phone; scan a new QR code"),
+        ),
+    )
+
+
+def _on_stream_replaced(state: CompanyState, _: StreamReplaced) -> Decision:
+    if state.session in (Session.IDLE, Session.STOPPED):
+        return Decision(state)
+    reason = "stream_replaced: this WhatsApp session was opened elsewhere"
+    new = replace(state, session=Session.STOPPED, last_error=reason)
+    return Decision(
+        new,
+        (
+            CancelReconnect(),
+            StopSession(),
+            _with_status(
+                state, new, "whatsapp_stream_replaced", whatsapp_connected=False, last_error=reason
+            ),
+            status_notice(new, "The session was opened elsewhere and stopped here"),
+        ),
+    )
+
+
+def _on_banned(state: CompanyState, event: Banned) -> Decision:
+    new = replace(state, banned=True, last_error=f"temporary_ban: {int(event.expires_in)} s")
+    return Decision(
+        new,
+        (
+            PauseSending(True),
+            Persist("whatsapp_temporary_ban", {"last_error": new.last_error}),
+            status_notice(new, "WhatsApp temporarily banned this number; sending is paused"),
+        ),
+    )
+
+
+def _on_ban_lifted(state: CompanyState, _: BanLifted) -> Decision:
+    if not state.banned:
+        return Decision(state)
+    new = replace(state, banned=False, last_error=None)
+    return Decision(
+        new,
+        (
+            PauseSending(False),
+            Persist("whatsapp_ban_lifted", {"last_error": None}),
+            status_notice(new),
+        ),
+    )
+
+
+def _on_freeze(state: CompanyState, _: Freeze) -> Decision:
+    if state.status in (Status.FROZEN, Status.UNINSTALLED):
+        return Decision(state, (Reply(True, "already " + state.status.value),))
+    new = replace(state, status=Status.FROZEN, session=Session.STOPPED, reconnect_attempt=0)
+    return Decision(
+        new,
+        (
+            CancelReconnect(),
+            CancelLinkDeadline(),
+            StopSession(),
+            ClearQr(),
+            _with_status(state, new, "app_frozen", whatsapp_connected=False),
+            status_notice(new),
+            Reply(True, "frozen"),
+        ),
+    )
+
+
+def _on_uninstall(state: CompanyState, _: Uninstall) -> Decision:
+    if state.status is Status.UNINSTALLED:
+        return Decision(state, (Reply(True, "already uninstalled"),))
+    new = replace(
+        state,
+        status=Status.UNINSTALLED,
+        session=Session.IDLE,
+        jid=None,
+        phone=None,
+        reconnect_attempt=0,
+        banned=False,
+    )
+    return Decision(
+        new,
+        (
+            CancelReconnect(),
+            CancelLinkDeadline(),
+            LogoutSession(),
+            StopSession(),
+            ClearQr(),
+            RevokeCredentials(),
+            _with_status(
+                state, new, "app_uninstalled", whatsapp_connected=False, whatsapp_jid=None
+            ),
+            status_notice(new),
+            Reply(True, "uninstalled"),
+        ),
+    )
+
+
+def _on_reinstall(state: CompanyState, _: Reinstall) -> Decision:
+    if state.status is Status.FROZEN and state.jid is not None:
+        new = replace(state, status=Status.ACTIVE, session=Session.CONNECTING, reconnect_attempt=0)
+        return Decision(
+            new,
+            (
+                StartSession(fresh=False),
+                _with_status(state, new, "app_unfrozen"),
+                status_notice(new),
+                Reply(True, "resumed"),
+            ),
+        )
+    if state.status in (Status.FROZEN, Status.UNINSTALLED):
+        new = replace(state, status=Status.PENDING, session=Session.IDLE, jid=None, phone=None)
+        return Decision(
+            new,
+            (
+                _with_status(state, new, "app_reinstalled"),
+                status_notice(new),
+                Reply(True, "reinstalled"),
+            ),
+        )
+    return Decision(state, (Reply(True, "unchanged"),))
+
+
+def _on_activation_rejected(state: CompanyState, event: ActivationRejected) -> Decision:
+    if state.status not in (Status.ACTIVE, Status.RECONNECTING):
+        return Decision(state)
+    new = replace(state, status=Status.ACTIVATION_FAILED, last_error=event.message)
+    return Decision(
+        new,
+        (
+            _with_status(state, new, "activation_failed", last_error=event.message),
+            status_notice(new, "YClients refused the activation: " + event.message),
+        ),
+    )
+
+
+def _on_restore(state: CompanyState, _: Restore) -> Decision:
+    if not state.linked or state.session is not Session.IDLE:
+        return Decision(state)
+    new = replace(state, session=Session.CONNECTING)
+    return Decision(new, (StartSession(fresh=False),))
+
+
+_HANDLERS: dict[type, Callable[[CompanyState, Any], Decision]] = {
+    RequestQr: _on_request_qr,
+    RequestPairingCode: _on_request_pairing,
+    QrIssued: _on_qr,
+    LinkDeadlinePassed: _on_link_deadline,
+    Linked: _on_linked,
+    SessionConnected: _on_connected,
+    SessionDropped: _on_dropped,
+    ReconnectDue: _on_reconnect_due,
+    LoggedOut: _on_logged_out,
+    StreamReplaced: _on_stream_replaced,
+    Banned: _on_banned,
+    BanLifted: _on_ban_lifted,
+    Freeze: _on_freeze,
+    Uninstall: _on_uninstall,
+    Reinstall: _on_reinstall,
+    ActivationRejected: _on_activation_rejected,
+    Restore: _on_restore,
+}

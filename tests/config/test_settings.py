@@ -1,0 +1,159 @@
+"""Settings: defaults, validation one line per problem, production refusals, no secrets in repr."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import config
+from config import ConfigError, Environment, RateLimit, WhatsAppProvider, settings_from_env
+
+STRONG = "x" * 40
+PRODUCTION_OK = {
+    "AIADMIN_ENV": "production",
+    "JWT_SECRET": STRONG,
+    "ADMIN_API_KEY": "admin-key-0123456789",
+    "DATABASE_URL": "postgresql://postgres@127.0.0.1/aiadmin",
+    "REDIS_URL": "redis://127.0.0.1:6379/0",
+    "WHATSAPP_PROVIDER": "neonize",
+    "YCLIENTS_API_KEY": "partner-token",
+    "YCLIENTS_APPLICATION_ID": "123",
+}
+
+
+def load(env: dict[str, str]) -> config.Settings:
+    return settings_from_env(env, dotenv=None)
+
+
+def problems(env: dict[str, str]) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        load(env)
+    return info.value.problems
+
+
+def test_exports_are_complete() -> None:
+    public = {n for n in dir(config) if not n.startswith("_")}
+    assert public - {"annotations"} <= set(config.__all__) | {"annotations"}
+    for name in config.__all__:
+        assert hasattr(config, name)
+
+
+def test_development_defaults_need_nothing() -> None:
+    s = load({})
+    assert s.env is Environment.DEVELOPMENT
+    assert s.port == 3000
+    assert s.database_url is None and s.redis_url is None
+    assert s.whatsapp_provider is WhatsAppProvider.SIMULATED
+    assert s.jwt_secret_generated and len(s.jwt_secret.encode()) >= 32
+    assert s.admin_api_key_generated
+    assert s.public_base_url == "http://127.0.0.1:3000"
+    assert s.api_rate_limit == RateLimit(30, 60.0)
+    assert s.ws_rate_limit == RateLimit(5, 60.0)
+
+
+def test_seed_names_are_read() -> None:
+    s = load(
+        {
+            "PORT": "8080",
+            "LOG_LEVEL": "DEBUG",
+            "REDIS_URL": "redis://127.0.0.1:6379/2",
+            "WHATSAPP_SESSIONS_PATH": "/tmp/wa",
+            "ALLOWED_ORIGINS": "https://example.org, http://localhost:5173",
+        }
+    )
+    assert s.port == 8080
+    assert s.log_level == "debug"
+    assert s.redis_url == "redis://127.0.0.1:6379/2"
+    assert s.whatsapp_sessions_path == Path("/tmp/wa")
+    assert "https://example.org" in s.allowed_origins
+    assert "https://ai-admin.app" in s.allowed_origins
+
+
+def test_each_invalid_value_is_one_clear_line() -> None:
+    lines = problems(
+        {
+            "PORT": "eighty",
+            "LOG_LEVEL": "loud",
+            "WHATSAPP_PROVIDER": "baileys",
+            "DATABASE_URL": "mysql://x",
+            "AIADMIN_API_RATE_LIMIT": "lots",
+        }
+    )
+    assert len(lines) == 5
+    assert any(line.startswith("PORT must be an integer") for line in lines)
+    assert any(line.startswith("LOG_LEVEL must be one of") for line in lines)
+    assert any("WHATSAPP_PROVIDER must be one of neonize, simulated" in line for line in lines)
+    assert any(line.startswith("DATABASE_URL must be a URL") for line in lines)
+    assert any(line.startswith("AIADMIN_API_RATE_LIMIT must look like") for line in lines)
+
+
+def test_unknown_aiadmin_keys_are_rejected() -> None:
+    lines = problems({"AIADMIN_SESION_HOSTS": "2"})
+    assert lines == ["AIADMIN_SESION_HOSTS is not a setting AI Admin knows (check the spelling)"]
+
+
+def test_short_jwt_secret_is_refused_everywhere() -> None:
+    assert problems({"JWT_SECRET": "short"}) == ["JWT_SECRET must be at least 32 bytes, got 5"]
+
+
+def test_production_with_everything_starts() -> None:
+    s = load(PRODUCTION_OK)
+    assert s.production
+    assert s.whatsapp_provider is WhatsAppProvider.NEONIZE
+    assert s.yclients_application_id == 123
+
+
+@pytest.mark.parametrize(
+    ("missing", "expected"),
+    [
+        ("JWT_SECRET", "JWT_SECRET is required in production"),
+        ("DATABASE_URL", "DATABASE_URL is required in production"),
+        ("REDIS_URL", "REDIS_URL is required in production"),
+        ("YCLIENTS_API_KEY", "YCLIENTS_API_KEY (the partner token) is required in production"),
+        ("YCLIENTS_APPLICATION_ID", "YCLIENTS_APPLICATION_ID is required in production"),
+        ("ADMIN_API_KEY", "ADMIN_API_KEY is required in production"),
+    ],
+)
+def test_production_refuses_each_missing_requirement(missing: str, expected: str) -> None:
+    env = {k: v for k, v in PRODUCTION_OK.items() if k != missing}
+    lines = problems(env)
+    assert len(lines) == 1
+    assert lines[0].startswith(expected)
+
+
+def test_production_refuses_simulated_whatsapp() -> None:
+    lines = problems({**PRODUCTION_OK, "WHATSAPP_PROVIDER": "simulated"})
+    assert lines == ["WHATSAPP_PROVIDER=simulated is not allowed in production; use neonize"]
+
+
+def test_production_refuses_short_secret() -> None:
+    assert problems({**PRODUCTION_OK, "JWT_SECRET": "s" * 31}) == [
+        "JWT_SECRET must be at least 32 bytes, got 31"
+    ]
+
+
+def test_settings_are_frozen_and_repr_hides_secrets() -> None:
+    s = load({"JWT_SECRET": STRONG, "ADMIN_API_KEY": "admin-key-0123456789"})
+    with pytest.raises(AttributeError):
+        s.port = 1  # type: ignore[misc]
+    assert STRONG not in repr(s)
+    assert "admin-key" not in repr(s)
+
+
+def test_dotenv_is_read_and_environment_wins(tmp_path: Path) -> None:
+    dotenv = tmp_path / ".env"
+    dotenv.write_text("PORT=4000\nLOG_LEVEL=warning\n")
+    s = settings_from_env({"PORT": "5000"}, dotenv=dotenv)
+    assert s.port == 5000
+    assert s.log_level == "warning"
+
+
+def test_origin_allow_list() -> None:
+    s = load({"ALLOWED_ORIGINS": "https://partner.example"})
+    assert s.origin_allowed("https://ai-admin.app")
+    assert s.origin_allowed("https://n123.yclients.com")
+    assert s.origin_allowed("https://partner.example")
+    assert not s.origin_allowed("https://evil.example")
+    assert not s.origin_allowed("https://n12x.yclients.com")
+    assert not s.origin_allowed("https://n1.yclients.com.evil.example")
