@@ -1,0 +1,266 @@
+"""Input validation for request bodies, path parameters and fields.
+
+Every function either returns a clean, normalised value or raises one of the API errors from
+:mod:`web._errors` (never anything else, whatever the input):
+
+* :class:`~web._errors.UnsupportedMediaType` (415) — the body is not ``application/json``;
+* :class:`~web._errors.PayloadTooLarge` (413) — the body is larger than allowed;
+* :class:`~web._errors.BadRequest` (400) — ``malformed_json``, ``invalid_body`` (JSON but not
+  an object), ``missing_field`` or ``invalid_field``; ``field`` names the culprit and the
+  message says what is expected (it never echoes the bad value back).
+
+Rules (from the design): ids are positive 32-bit integers; phones are normalised to digits with
+the country code first (``79001234567``); emails are checked pragmatically; strings are at
+most 255 characters after stripping and never contain NUL or other control characters.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, TypeVar
+
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from ._errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+
+__all__ = [
+    "MAX_ID",
+    "JsonRequest",
+    "bounded_text",
+    "normalize_phone",
+    "optional_field",
+    "parse_id",
+    "parse_json_object",
+    "read_json_object",
+    "require_field",
+    "validate_email",
+]
+
+T = TypeVar("T")
+
+MAX_ID = 2**31 - 1
+MAX_TEXT = 255
+
+
+def _invalid(field: str, expected: str) -> BadRequest:
+    return BadRequest(f"{field} must be {expected}.", code="invalid_field", field=field)
+
+
+# -------------------------------------------------------------------------------- bodies
+
+
+class JsonRequest(Protocol):
+    """What :func:`read_json_object` needs of a Quart request."""
+
+    @property
+    def mimetype(self) -> str: ...
+
+    @property
+    def content_length(self) -> int | None: ...
+
+    @property
+    def body(self) -> Any: ...
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            # Two parsers could disagree on which duplicate wins; refuse the ambiguity.
+            raise ValueError("duplicate key")
+        result[key] = value
+    return result
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    """Parse ``raw`` (UTF-8 JSON) into a dict; :class:`BadRequest` if it is not one.
+
+    Strict: UTF-8 only, no ``NaN``/``Infinity``, no duplicate keys, bounded nesting.
+    """
+    try:
+        text = raw.decode("utf-8")
+        if text.startswith("\ufeff"):
+            text = text[1:]
+        value = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_object)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise BadRequest("The request body is not valid JSON.", code="malformed_json") from exc
+    if not isinstance(value, dict):
+        raise BadRequest("The request body must be a JSON object.", code="invalid_body")
+    return value
+
+
+async def read_json_object(request: JsonRequest, *, max_bytes: int) -> dict[str, Any]:
+    """Read the request body as a JSON object of at most ``max_bytes`` bytes.
+
+    Checks, in order: ``Content-Type`` is ``application/json`` (parameters such as
+    ``charset=utf-8`` allowed) else 415; the declared ``Content-Length`` and then the bytes
+    actually received are ≤ ``max_bytes`` else 413 (reading stops as soon as the limit is
+    passed, so a huge body costs at most ``max_bytes``); valid JSON else 400 ``malformed_json``;
+    an object else 400 ``invalid_body``. Quart's own ``MAX_CONTENT_LENGTH`` overflow is mapped
+    to the same 413. Cancellation while waiting for the body propagates unchanged.
+    """
+    if request.mimetype != "application/json":
+        raise UnsupportedMediaType()
+    declared = request.content_length
+    if declared is not None and declared > max_bytes:
+        raise PayloadTooLarge()
+    received = bytearray()
+    try:
+        async for chunk in request.body:
+            received.extend(chunk)
+            if len(received) > max_bytes:
+                raise PayloadTooLarge()
+    except RequestEntityTooLarge as exc:
+        raise PayloadTooLarge() from exc
+    return parse_json_object(bytes(received))
+
+
+# -------------------------------------------------------------------------------- fields
+
+
+_ID_TEXT = re.compile(r"[1-9][0-9]{0,9}")
+
+
+def parse_id(value: object, field: str) -> int:
+    """A positive 32-bit id (1 … 2**31-1) from an ``int`` or a decimal string.
+
+    Refuses bools, floats (even ``5.0``), negatives, zero, leading zeros, signs, spaces,
+    non-ASCII digits and anything above ``2**31 - 1`` with :class:`BadRequest` naming ``field``.
+    """
+    if isinstance(value, bool):
+        raise _invalid(field, "a positive integer id")
+    if isinstance(value, int):
+        number = value
+    elif isinstance(value, str) and _ID_TEXT.fullmatch(value):
+        number = int(value)
+    else:
+        raise _invalid(field, "a positive integer id")
+    if not 1 <= number <= MAX_ID:
+        raise _invalid(field, f"a positive integer id no larger than {MAX_ID}")
+    return number
+
+
+_PHONE_CHARS = re.compile(r"\+?[0-9 ()\-.]+")
+
+
+def normalize_phone(value: object, field: str = "phone") -> str:
+    """A phone number as digits, country code first (``79001234567``).
+
+    Accepts ``+7 (900) 123-45-67``, ``8 900 123 45 67`` (the Russian trunk prefix 8 of an
+    11-digit number becomes the country code 7), ``79001234567``, ``9001234567`` (10 digits
+    starting with 9 without ``+``: a Russian mobile without its country code, gets 7), and
+    ``00`` international prefixes. Separators allowed: spaces, ``-``, ``.``, parentheses; ``+``
+    only first. The result has 10–15 digits and does not start with 0; a positive ``int`` is
+    accepted too. Anything else raises :class:`BadRequest` naming ``field``.
+    """
+    if isinstance(value, bool):
+        raise _invalid(field, "a phone number")
+    if isinstance(value, int):
+        if value <= 0:
+            raise _invalid(field, "a phone number")
+        value = str(value)
+    if not isinstance(value, str) or len(value) > 40:
+        raise _invalid(field, "a phone number")
+    text = value.strip()
+    if not _PHONE_CHARS.fullmatch(text) or text.count("(") != text.count(")"):
+        raise _invalid(field, "a phone number such as +7 900 123-45-67")
+    international = text.startswith("+")
+    digits = re.sub(r"[^0-9]", "", text)
+    if not international and digits.startswith("00"):
+        digits, international = digits[2:], True
+    if not international:
+        if len(digits) == 11 and digits.startswith("8"):
+            digits = "7" + digits[1:]
+        elif len(digits) == 10 and digits.startswith("9"):
+            digits = "7" + digits
+    if not 10 <= len(digits) <= 15 or digits.startswith("0"):
+        raise _invalid(field, "a phone number with country code, 10 to 15 digits")
+    return digits
+
+
+_LOCAL_PART = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+_DOMAIN_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_TLD = re.compile(r"[a-z]{2,63}|xn--[a-z0-9-]{1,59}")
+
+
+def validate_email(value: object, field: str = "email") -> str:
+    """A pragmatic e-mail check: ``local@domain.tld``, at most 255 characters.
+
+    The local part is ASCII (dot-atom, ≤ 64); the domain has at least two labels, may be
+    internationalised (``салон.рф`` is checked in its IDNA form) and is returned lowercased;
+    the local part keeps its case. Surrounding whitespace is stripped.
+    """
+    if not isinstance(value, str):
+        raise _invalid(field, "an e-mail address")
+    text = value.strip()
+    if not text or len(text) > MAX_TEXT or text.count("@") != 1:
+        raise _invalid(field, "an e-mail address")
+    local, domain = text.split("@")
+    domain = domain.lower()
+    if len(local) > 64 or not _LOCAL_PART.fullmatch(local):
+        raise _invalid(field, "an e-mail address")
+    try:
+        ascii_domain = domain.encode("idna").decode("ascii")
+    except (UnicodeError, ValueError):
+        raise _invalid(field, "an e-mail address") from None
+    labels = ascii_domain.split(".")
+    if (
+        len(ascii_domain) > 253
+        or len(labels) < 2
+        or not all(_DOMAIN_LABEL.fullmatch(label) for label in labels)
+        or not _TLD.fullmatch(labels[-1])
+    ):
+        raise _invalid(field, "an e-mail address")
+    return f"{local}@{domain}"
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def bounded_text(
+    value: object, field: str, max_len: int = MAX_TEXT, *, allow_empty: bool = False
+) -> str:
+    """A string stripped of surrounding whitespace, at most ``max_len`` characters.
+
+    Refuses non-strings, NUL and other control characters (tab, CR and LF are allowed), and
+    the empty string unless ``allow_empty``.
+    """
+    if not isinstance(value, str):
+        raise _invalid(field, "a string")
+    text = value.strip()
+    if _CONTROL.search(text):
+        raise _invalid(field, "text without control characters")
+    if len(text) > max_len:
+        raise _invalid(field, f"at most {max_len} characters")
+    if not text and not allow_empty:
+        raise _invalid(field, "a non-empty string")
+    return text
+
+
+# -------------------------------------------------------------------------- body fields
+
+
+def require_field(obj: Mapping[str, Any], field: str, check: Callable[[Any, str], T]) -> T:
+    """``check(obj[field], field)``; a missing or ``null`` field is 400 ``missing_field``.
+
+    ``check`` is one of the validators above (or a ``functools.partial`` of one), e.g.
+    ``require_field(body, "salon_id", parse_id)``.
+    """
+    value = obj.get(field)
+    if value is None:
+        raise BadRequest(f"{field} is required.", code="missing_field", field=field)
+    return check(value, field)
+
+
+def optional_field(obj: Mapping[str, Any], field: str, check: Callable[[Any, str], T]) -> T | None:
+    """Like :func:`require_field`, but a missing or ``null`` field gives ``None``."""
+    value = obj.get(field)
+    if value is None:
+        return None
+    return check(value, field)
