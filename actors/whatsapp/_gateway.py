@@ -1,0 +1,86 @@
+"""``open_gateway(settings)``: the one place that picks and builds the WhatsApp backend.
+
+=====================  ===============  ==============================================
+``whatsapp_provider``  ``session_hosts``  gateway
+=====================  ===============  ==============================================
+simulated              0                :class:`SimulatedGateway` on the world object
+simulated              ≥ 1              :class:`HostedGateway`; the world is served on a
+                                         private Unix socket the hosts connect to
+neonize                0                :class:`NeonizeGateway` in this process
+neonize                ≥ 1              :class:`HostedGateway` running neonize in hosts
+=====================  ===============  ==============================================
+
+The simulated world is ``world`` when given (tests and demos drive its phones), else a new
+one, reachable afterwards as ``gateway.world`` of the simulated gateways.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import trio
+
+from config import Settings, WhatsAppProvider
+
+from ._hosted import HostedGateway
+from ._neonize import NeonizeGateway
+from ._session import WhatsAppGateway
+from ._simulated import SimulatedGateway
+from ._world import SimulatedWorld
+from ._world_server import serve_world
+
+
+@asynccontextmanager
+async def open_gateway(
+    settings: Settings, *, world: SimulatedWorld | None = None
+) -> AsyncIterator[WhatsAppGateway]:
+    """Build the configured gateway; on exit stop every session and host (credentials kept)."""
+    async with trio.open_nursery() as nursery:
+        gateway: WhatsAppGateway
+        simulated = settings.whatsapp_provider is WhatsAppProvider.SIMULATED
+        tmp: tempfile.TemporaryDirectory[str] | None = None
+        if simulated and world is None:
+            world = SimulatedWorld()
+        if settings.session_hosts <= 0:
+            if simulated:
+                assert world is not None
+                gateway = SimulatedGateway(nursery, world=world, qr=settings.qr)
+            else:
+                gateway = NeonizeGateway(nursery, sessions_path=settings.whatsapp_sessions_path)
+        else:
+            host_config: dict[str, object] = {"log_level": settings.log_level}
+            if simulated:
+                assert world is not None
+                tmp = tempfile.TemporaryDirectory(prefix="aiadmin-world-")
+                path = await nursery.start(serve_world, world, str(Path(tmp.name) / "world.sock"))
+                host_config.update(
+                    world_path=path,
+                    qr={
+                        "rotate_every": settings.qr.rotate_every,
+                        "max_codes": settings.qr.max_codes,
+                        "first_code_lifetime": settings.qr.first_code_lifetime,
+                    },
+                )
+            else:
+                host_config["sessions_path"] = str(settings.whatsapp_sessions_path.resolve())
+            hosted = HostedGateway(
+                nursery,
+                backend=settings.whatsapp_provider.value,
+                host_config=host_config,
+                per_host=settings.sessions_per_host,
+                min_hosts=settings.session_hosts,
+                limits=settings.supervisor,
+            )
+            hosted.world = world
+            gateway = hosted
+        try:
+            yield gateway
+        finally:
+            with trio.CancelScope(shield=True):
+                await gateway.aclose()
+            nursery.cancel_scope.cancel()
+            if tmp is not None:
+                tmp.cleanup()

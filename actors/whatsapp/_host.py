@@ -1,0 +1,156 @@
+"""The session host: a child process that runs WhatsApp sessions for the main process.
+
+Started as ``python -m actors.whatsapp.host`` by :class:`HostedGateway`. It speaks
+:mod:`._rpc` frames on its stdin/stdout; stderr carries its logs. Because a stray ``print``
+(neonize prints login statuses) would corrupt the frame stream, the frames get a private copy
+of the stdout descriptor and descriptor 1 is pointed at stderr before anything else runs.
+
+Requests (all but ``hello`` and ``ping`` carry ``sid``, the parent's session key):
+``hello {config}`` → ``{"pid"}`` builds the backend; ``open {sid, company_id, jid}``;
+``start``; ``send {to_phone, text, message_id}`` → id; ``pair {phone}`` → code; ``logout``;
+``stop``; ``close``; ``ping`` → ``{"pid", "sessions"}``. Events go up as notes
+``{"sid": n, "event": {...}}`` in the order each session produced them.
+The host exits when its stdin closes (the parent is gone or asked it to stop).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from config import QrPolicy
+
+from ._errors import BackendUnavailable, WhatsAppError
+from ._events import event_to_dict
+from ._rpc import FrameStream, RpcPeer
+from ._session import WhatsAppGateway, WhatsAppSession
+
+log = logging.getLogger("actors.whatsapp.host")
+
+
+class _HostService:
+    """Owns this process's gateway and sessions and answers the parent's requests."""
+
+    def __init__(self, nursery: trio.Nursery) -> None:
+        self._nursery = nursery
+        self._gateway: WhatsAppGateway | None = None
+        self._sessions: dict[int, WhatsAppSession] = {}
+        self.peer: RpcPeer | None = None
+
+    def _build_gateway(self, config: dict[str, Any]) -> WhatsAppGateway:
+        backend = config.get("backend")
+        if backend == "simulated":
+            from ._simulated import SimulatedGateway
+
+            qr = QrPolicy(**config.get("qr", {}))
+            return SimulatedGateway(self._nursery, world_path=str(config["world_path"]), qr=qr)
+        if backend == "neonize":
+            from ._neonize import NeonizeGateway
+
+            return NeonizeGateway(
+                self._nursery,
+                sessions_path=Path(config["sessions_path"]),
+                store_url=config.get("store_url"),
+            )
+        raise BackendUnavailable(f"unknown WhatsApp backend {backend!r}")
+
+    def _session(self, args: dict[str, Any]) -> WhatsAppSession:
+        session = self._sessions.get(int(args["sid"]))
+        if session is None:
+            raise BackendUnavailable(f"no session {args.get('sid')} on this host")
+        return session
+
+    async def handle(self, op: str, args: dict[str, Any]) -> Any:
+        if op == "hello":
+            if self._gateway is None:
+                config = dict(args["config"])
+                level = str(config.get("log_level", "info")).upper()
+                logging.getLogger().setLevel(getattr(logging, level, logging.INFO))
+                self._gateway = self._build_gateway(config)
+            return {"pid": os.getpid()}
+        if op == "ping":
+            return {"pid": os.getpid(), "sessions": len(self._sessions)}
+        if self._gateway is None:
+            raise BackendUnavailable("host not configured (no hello)")
+        if op == "open":
+            sid = int(args["sid"])
+            old = self._sessions.pop(sid, None)
+            if old is not None:
+                await old.aclose()
+            session = self._gateway.open_session(int(args["company_id"]), jid=args.get("jid"))
+            self._sessions[sid] = session
+            self._nursery.start_soon(self._forward, sid, session)
+            return None
+        session = self._session(args)
+        if op == "start":
+            await session.start()
+            return None
+        if op == "send":
+            return await session.send_text(
+                str(args["to_phone"]), str(args["text"]), str(args["message_id"])
+            )
+        if op == "pair":
+            return await session.pair_phone(str(args["phone"]))
+        if op == "logout":
+            await session.logout()
+            return None
+        if op == "stop":
+            await session.stop()
+            return None
+        if op == "close":
+            self._sessions.pop(int(args["sid"]), None)
+            await session.aclose()
+            return None
+        raise WhatsAppError(f"unknown host request {op!r}")
+
+    async def _forward(self, sid: int, session: WhatsAppSession) -> None:
+        async for event in session.events:
+            if self.peer is not None:
+                self.peer.notify_nowait({"sid": sid, "event": event_to_dict(event)})
+
+    async def shutdown(self) -> None:
+        """Stop every session (credentials kept) within a few seconds."""
+        with trio.move_on_after(5):
+            if self._gateway is not None:
+                await self._gateway.aclose()
+
+
+async def _serve(frames_fd: int) -> None:
+    receive = trio.lowlevel.FdStream(os.dup(0))
+    send = trio.lowlevel.FdStream(frames_fd)
+    async with trio.open_nursery() as nursery:
+        service = _HostService(nursery)
+        peer = RpcPeer(FrameStream(receive, send), on_request=service.handle, name="parent")
+        service.peer = peer
+        await peer.run()
+        log.info("parent closed the pipe; shutting down")
+        with trio.CancelScope(shield=True):
+            await service.shutdown()
+        nursery.cancel_scope.cancel()
+
+
+def main() -> None:
+    """Entry point of ``python -m actors.whatsapp.host``; never returns normally."""
+    frames_fd = os.dup(1)
+    os.dup2(2, 1)  # anything printed by libraries goes to stderr, never into the frames
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.INFO,
+        format=f"host[{os.getpid()}] %(levelname)s %(name)s: %(message)s",
+    )
+    code = 0
+    try:
+        trio.run(_serve, frames_fd)
+    except KeyboardInterrupt:
+        pass
+    except BaseException:
+        log.exception("session host failed")
+        code = 1
+    finally:
+        sys.stderr.flush()
+    os._exit(code)  # do not wait for non-daemon threads a Go library may have left behind

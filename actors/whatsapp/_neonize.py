@@ -1,0 +1,491 @@
+"""The production backend: one neonize ``NewClient`` (whatsmeow) per company.
+
+neonize is imported lazily, on the first ``start()`` (importing it costs ~60 MB and calls
+``logging.basicConfig``): run this backend inside session hosts, not in the web process.
+Before importing, :func:`check_neonize` makes sure the wheel's Go library is present, because
+neonize would otherwise try to download one (and fail offline) — the error names the fix.
+
+Each company has its own session store, ``company_<id>.sqlite3`` under the sessions path
+(whatsmeow resumes the first device in a store, so one store per company), unless a shared
+``postgres://`` store URL is configured (then the company's JID selects the device).
+
+Threads: ``connect()`` blocks for the life of the session, so each runs in its own thread
+(under a limiter sized for thousands, not trio's default 40); short calls (send, pair,
+logout, stop) run in threads under a separate limiter. neonize callbacks run on the
+session's Go thread and only map the event (:func:`map_event`, pure) and hand it to trio.
+We track "connected" ourselves and never call into neonize in a state where it would panic
+(``get_me`` is never called; ``send_message``/``PairPhone``/``logout`` only when allowed).
+
+Outbound dedupe: neonize's ``send_message`` cannot take our message id, so each session keeps
+a ledger (``company_<id>.sent``: our id → WhatsApp id) and answers a resend of a delivered id
+from it. A send whose outcome was lost with a dying process may still be sent twice.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib.metadata
+import importlib.util
+import logging
+import platform
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from ._errors import (
+    BackendUnavailable,
+    NeonizeMissing,
+    OutcomeUnknown,
+    PairingUnavailable,
+    SendFailed,
+    SessionNotConnected,
+)
+from ._events import (
+    Connected,
+    ConnectFailed,
+    Disconnected,
+    InboundMessage,
+    KeepAliveRestored,
+    KeepAliveTimeout,
+    Linked,
+    LoggedOut,
+    PairingFailed,
+    QrCode,
+    SessionEvent,
+    StreamReplaced,
+    TemporaryBan,
+)
+from ._ids import normalise_phone, valid_message_id
+from ._session import GatewaySnapshot, SessionBase, SessionState
+
+log = logging.getLogger(__name__)
+
+NEONIZE_VERSION = "0.5.2"
+NEONIZE_FIX = (
+    f"install it with `pip install neonize=={NEONIZE_VERSION}` (its Linux x86_64/aarch64 "
+    "wheels ship the Go library and need glibc >= 2.34) and `apt-get install libmagic1`"
+)
+_ARCHES = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
+_LOGOUT_REASONS = {1: "generic", 2: "logged_out", 4: "main_device_gone", 5: "unknown_logout"}
+_TEMP_BAN_CODES = {
+    1: "SEND_TO_TOO_MANY_PEOPLE",
+    2: "BLOCKED_BY_USERS",
+    3: "CREATED_TOO_MANY_GROUPS",
+    4: "SENT_TOO_MANY_SAME_MESSAGE",
+    5: "BROADCAST_LIST",
+}
+_FAILURE_REASONS = {
+    1: "generic",
+    6: "client outdated (update neonize)",
+    7: "bad user agent",
+    8: "internal server error",
+    9: "experimental",
+    10: "service unavailable",
+}
+# ConnectFailure reasons whatsmeow reports separately as LoggedOut / TemporaryBan.
+_FAILURES_WITH_OWN_EVENT = {2, 3, 4, 5}
+
+
+def check_neonize() -> Path:
+    """The path of neonize's Go library; :class:`NeonizeMissing` naming the fix if absent."""
+    spec = importlib.util.find_spec("neonize")
+    if spec is None or spec.origin is None:
+        raise NeonizeMissing(f"neonize is not installed: {NEONIZE_FIX}")
+    try:
+        version = importlib.metadata.version("neonize")
+    except importlib.metadata.PackageNotFoundError:
+        version = "unknown"
+    if version != NEONIZE_VERSION:
+        raise NeonizeMissing(
+            f"neonize {version} is installed, {NEONIZE_VERSION} is needed: {NEONIZE_FIX}"
+        )
+    system = platform.system().lower()
+    arch = _ARCHES.get(platform.machine().lower())
+    if system != "linux" or arch is None:
+        raise NeonizeMissing(
+            f"neonize's bundled Go library exists for Linux x86_64/aarch64 only, "
+            f"not {platform.system()} {platform.machine()}"
+        )
+    library = Path(spec.origin).parent / f"neonize-{system}-{arch}.so"
+    if not library.is_file():
+        raise NeonizeMissing(f"neonize's Go library {library} is missing: {NEONIZE_FIX}")
+    return library
+
+
+def _jid_string(jid: Any) -> str:
+    user, server = str(jid.User), str(jid.Server) or "s.whatsapp.net"
+    device = int(jid.Device)
+    return f"{user}:{device}@{server}" if device else f"{user}@{server}"
+
+
+def _message_text(message: Any) -> str:
+    if message.conversation:
+        return str(message.conversation)
+    if message.HasField("extendedTextMessage"):
+        return str(message.extendedTextMessage.text)
+    return ""
+
+
+def map_event(ev: Any) -> SessionEvent | None:
+    """Our event for a neonize protobuf event, or ``None`` for the ones we ignore.
+
+    Pure: dispatches on the protobuf type name, so it needs no neonize import. Inbound
+    messages: only 1:1 text (``conversation`` or ``extendedTextMessage.text``) not sent by us;
+    the sender's phone comes from ``SenderAlt`` when WhatsApp addresses the sender by LID.
+    """
+    name = ev.DESCRIPTOR.full_name
+    if name == "neonize.Connected":
+        return Connected()
+    if name == "neonize.Disconnected":
+        return Disconnected("connection closed")
+    if name == "neonize.PairStatus":
+        if ev.Status == 2:  # SUCCESS
+            return Linked(_jid_string(ev.ID), str(ev.ID.User))
+        return PairingFailed(str(ev.Error) or "pairing failed")
+    if name == "neonize.LoggedOut":
+        why = _LOGOUT_REASONS.get(int(ev.Reason), f"reason {int(ev.Reason)}")
+        return LoggedOut(why + (" (on connect)" if ev.OnConnect else ""))
+    if name == "neonize.StreamReplaced":
+        return StreamReplaced()
+    if name == "neonize.TemporaryBan":
+        code = _TEMP_BAN_CODES.get(int(ev.Code), f"CODE_{int(ev.Code)}")
+        return TemporaryBan(code, float(ev.Expire))
+    if name == "neonize.KeepAliveTimeout":
+        return KeepAliveTimeout()
+    if name == "neonize.KeepAliveRestored":
+        return KeepAliveRestored()
+    if name == "neonize.ConnectFailure":
+        failure = int(ev.Reason)
+        if failure in _FAILURES_WITH_OWN_EVENT:
+            return None
+        text = _FAILURE_REASONS.get(failure, f"reason {failure}")
+        return ConnectFailed(f"WhatsApp refused the connection: {text} {ev.Message}".strip())
+    if name == "neonize.ClientOutdated":
+        return ConnectFailed("WhatsApp says the client is outdated: update neonize")
+    if name == "neonize.Message":
+        source = ev.Info.MessageSource
+        if source.IsFromMe or source.IsGroup:
+            return None
+        text = _message_text(ev.Message)
+        if not text:
+            return None
+        sender = source.Sender
+        if sender.Server == "lid" and source.HasField("SenderAlt") and source.SenderAlt.User:
+            sender = source.SenderAlt
+        return InboundMessage(
+            message_id=str(ev.Info.ID),
+            sender_phone=str(sender.User),
+            text=text,
+            timestamp=float(ev.Info.Timestamp),
+        )
+    return None
+
+
+_STOPPED_BY = (LoggedOut, StreamReplaced, TemporaryBan, ConnectFailed)
+
+
+class NeonizeSession(SessionBase):
+    """One company's neonize client (see the module docstring)."""
+
+    def __init__(self, gateway: NeonizeGateway, company_id: int, jid: str | None) -> None:
+        super().__init__(company_id)
+        self._gateway = gateway
+        self._jid = jid
+        self._client: Any = None
+        self._connected = False
+        self._qr_seen = False
+        self._ledger: dict[str, str] | None = None
+
+    @property
+    def store_path(self) -> Path:
+        return self._gateway.sessions_path / f"company_{self._company_id}.sqlite3"
+
+    @property
+    def _ledger_path(self) -> Path:
+        return self._gateway.sessions_path / f"company_{self._company_id}.sent"
+
+    def _build_client(self, token: trio.lowlevel.TrioToken) -> Any:
+        """Import neonize, make the client and register callbacks (runs in a thread)."""
+        from neonize import events as ne
+        from neonize.client import NewClient
+
+        store_url = self._gateway.store_url
+        if store_url is not None:
+            if self._jid is not None:
+                from neonize.proto.Neonize_pb2 import JID
+
+                user, _, rest = self._jid.partition(":")
+                device, _, server = rest.partition("@")
+                jid = JID(
+                    User=user,
+                    Device=int(device or 0),
+                    Server=server or "s.whatsapp.net",
+                    RawAgent=0,
+                    Integrator=0,
+                    IsEmpty=False,
+                )
+                client = NewClient(store_url, jid=jid)
+            else:
+                client = NewClient(store_url, uuid=f"company-{self._company_id}", new_device=True)
+        else:
+            client = NewClient(str(self.store_path), uuid=f"company-{self._company_id}")
+        handler = functools.partial(self._callback, token)
+        for ev_type in (
+            ne.PairStatusEv,
+            ne.ConnectedEv,
+            ne.DisconnectedEv,
+            ne.LoggedOutEv,
+            ne.StreamReplacedEv,
+            ne.TemporaryBanEv,
+            ne.ConnectFailureEv,
+            ne.ClientOutdatedEv,
+            ne.KeepAliveTimeoutEv,
+            ne.KeepAliveRestoredEv,
+            ne.MessageEv,
+        ):
+            client.event(ev_type)(handler)
+        client.event.qr(functools.partial(self._qr_callback, token))
+        return client
+
+    # -- callbacks: on neonize's thread; map, hand to trio, return at once --
+
+    def _callback(self, token: trio.lowlevel.TrioToken, client: Any, ev: Any) -> None:
+        try:
+            event = map_event(ev)
+        except Exception:
+            log.exception("company %s: could not map %s", self._company_id, type(ev).__name__)
+            return
+        if event is not None:
+            self._hand_over(token, client, event)
+
+    def _qr_callback(self, token: trio.lowlevel.TrioToken, client: Any, data: bytes) -> None:
+        self._hand_over(token, client, QrCode(data.decode(errors="replace")))
+
+    def _hand_over(self, token: trio.lowlevel.TrioToken, client: Any, event: SessionEvent) -> None:
+        with contextlib.suppress(trio.RunFinishedError):
+            trio.from_thread.run_sync(self._on_event, client, event, trio_token=token)
+
+    def _on_event(self, client: Any, event: SessionEvent) -> None:
+        if client is not self._client:
+            return
+        if isinstance(event, QrCode):
+            self._qr_seen = True
+        elif isinstance(event, Connected):
+            self._connected = True
+        elif isinstance(event, Disconnected):
+            self._connected = False
+        elif isinstance(event, _STOPPED_BY):
+            self._connected = False
+            self._client = None
+            self._gateway._spawn(functools.partial(self._stop_client, client))
+        self._emit(event)
+
+    # -- lifecycle --
+
+    async def start(self) -> None:
+        """Build the client and connect in its own thread; failures come as ConnectFailed."""
+        if self._state is SessionState.CLOSED:
+            raise BackendUnavailable("this session is closed")
+        self._gateway._check_open()
+        if self._client is not None:
+            return
+        self._gateway.check_library()
+        self._gateway.sessions_path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        token = trio.lowlevel.current_trio_token()
+        try:
+            client = await self._gateway._call(self._build_client, token)
+        except Exception as exc:
+            raise NeonizeMissing(f"neonize could not be loaded ({exc}): {NEONIZE_FIX}") from None
+        self._client = client
+        self._connected = self._qr_seen = False
+        self._state = SessionState.CONNECTING
+        self._gateway._spawn(functools.partial(self._run_connect, client))
+
+    async def _run_connect(self, client: Any) -> None:
+        try:
+            await trio.to_thread.run_sync(
+                client.connect, abandon_on_cancel=True, limiter=self._gateway._connect_limiter
+            )
+            error = "the connection ended"
+        except Exception as exc:
+            error = f"could not connect to WhatsApp: {exc}"
+        if client is self._client:
+            self._client = None
+            self._connected = False
+            self._emit(ConnectFailed(error))
+            await self._stop_client(client)
+
+    async def _stop_client(self, client: Any) -> None:
+        try:
+            await self._gateway._call(client.stop)
+        except Exception as exc:
+            log.warning("company %s: stopping the client failed: %s", self._company_id, exc)
+
+    async def send_text(self, to_phone: str, text: str, message_id: str) -> str:
+        """Send a text; a message id already delivered answers from the ledger."""
+        if not valid_message_id(message_id):
+            raise SendFailed(self._company_id, message_id, "invalid message id")
+        ledger = self._load_ledger()
+        if message_id in ledger:
+            return ledger[message_id]
+        client = self._client
+        if client is None or not self._connected:
+            raise SessionNotConnected(self._company_id, self._state.value)
+        try:
+            phone = normalise_phone(to_phone)
+        except ValueError as exc:
+            raise SendFailed(self._company_id, message_id, str(exc)) from None
+        try:
+            response = await self._gateway._call(client.send_message, phone, text)
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            if type(exc).__name__ == "SendMessageError" and "deadline" not in str(exc):
+                raise SendFailed(self._company_id, message_id, reason) from None
+            raise OutcomeUnknown(f"company {self._company_id}: {reason}") from None
+        wa_id = str(response.ID) or message_id
+        self._record(message_id, wa_id)
+        return wa_id
+
+    def _load_ledger(self) -> dict[str, str]:
+        if self._ledger is None:
+            self._ledger = {}
+            try:
+                for line in self._ledger_path.read_text().splitlines():
+                    ours, _, theirs = line.partition(" ")
+                    if ours and theirs:
+                        self._ledger[ours] = theirs
+            except FileNotFoundError:
+                pass
+        return self._ledger
+
+    def _record(self, message_id: str, wa_id: str) -> None:
+        self._load_ledger()[message_id] = wa_id
+        with open(self._ledger_path, "a") as f:
+            f.write(f"{message_id} {wa_id}\n")
+
+    async def pair_phone(self, phone: str) -> str:
+        """A pairing code; only after the first QR code and before linking."""
+        client = self._client
+        if client is None or not self._qr_seen or self._connected:
+            raise PairingUnavailable(self._company_id, f"session is {self._state.value}")
+        try:
+            digits = normalise_phone(phone)
+        except ValueError as exc:
+            raise PairingUnavailable(self._company_id, str(exc)) from None
+        try:
+            return str(await self._gateway._call(client.PairPhone, digits, True))
+        except Exception as exc:
+            raise PairingUnavailable(self._company_id, f"{type(exc).__name__}: {exc}") from None
+
+    async def logout(self) -> None:
+        """Unlink on WhatsApp if connected, stop, and delete the stored credentials."""
+        client = self._client
+        if client is not None and self._connected:
+            try:
+                await self._gateway._call(client.logout)
+            except Exception as exc:
+                log.warning("company %s: logout failed: %s", self._company_id, exc)
+        await self.stop()
+        if self._gateway.store_url is None:
+            for path in (self.store_path, self._ledger_path):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+            self._ledger = None
+
+    async def stop(self) -> None:
+        """Stop the client (credentials kept). Idempotent."""
+        client, self._client = self._client, None
+        self._connected = False
+        if self._state is not SessionState.CLOSED:
+            self._state = SessionState.IDLE
+        if client is not None:
+            with trio.CancelScope(shield=True), trio.move_on_after(10):
+                await self._stop_client(client)
+
+    async def aclose(self) -> None:
+        """Stop and release the session; ``events`` ends."""
+        await self.stop()
+        self._gateway._sessions.discard(self)
+        self._close_events()
+
+
+class NeonizeGateway:
+    """Makes :class:`NeonizeSession` objects; runs their connect tasks in ``nursery``."""
+
+    backend = "neonize"
+
+    def __init__(
+        self, nursery: trio.Nursery, *, sessions_path: Path, store_url: str | None = None
+    ) -> None:
+        self._nursery = nursery
+        self.sessions_path = Path(sessions_path)
+        self.store_url = store_url
+        self._sessions: set[NeonizeSession] = set()
+        self._closed = False
+        self._library_error: NeonizeMissing | None = None
+        self._library_checked = False
+        self._connect_limiter = trio.CapacityLimiter(100_000)
+        self._call_limiter = trio.CapacityLimiter(64)
+
+    def check_library(self) -> None:
+        """Raise :class:`NeonizeMissing` (cached) when neonize cannot work here."""
+        if not self._library_checked:
+            try:
+                check_neonize()
+            except NeonizeMissing as exc:
+                self._library_error = exc
+            self._library_checked = True
+        if self._library_error is not None:
+            raise self._library_error
+
+    async def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await trio.to_thread.run_sync(
+            functools.partial(fn, *args), limiter=self._call_limiter
+        )
+
+    def _spawn(self, fn: Callable[[], Awaitable[None]]) -> None:
+        async def guarded() -> None:
+            try:
+                await fn()
+            except Exception:
+                log.exception("neonize background task failed")
+
+        if not self._closed:
+            self._nursery.start_soon(guarded)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise BackendUnavailable("the WhatsApp gateway is closed")
+
+    def open_session(self, company_id: int, *, jid: str | None = None) -> NeonizeSession:
+        """A new idle session using the company's own store."""
+        self._check_open()
+        session = NeonizeSession(self, company_id, jid)
+        self._sessions.add(session)
+        return session
+
+    def ping(self) -> bool:
+        """Open, and neonize's library is present."""
+        if self._closed:
+            return False
+        try:
+            self.check_library()
+        except NeonizeMissing:
+            return False
+        return True
+
+    def snapshot(self) -> GatewaySnapshot:
+        return GatewaySnapshot(self.backend, self.ping(), len(self._sessions))
+
+    async def aclose(self) -> None:
+        """Stop every client (credentials kept), within 15 s. Idempotent."""
+        if self._closed:
+            return
+        with trio.CancelScope(shield=True), trio.move_on_after(15):
+            async with trio.open_nursery() as nursery:
+                for session in list(self._sessions):
+                    nursery.start_soon(session.aclose)
+        self._closed = True

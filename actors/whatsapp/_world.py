@@ -1,0 +1,382 @@
+"""A simulated WhatsApp: the server side that simulated sessions connect to, plus the phones.
+
+The world holds, per company: the linked device's credentials (they outlive sessions, so a
+new session resumes without a scan), the one live connection, the QR code currently on screen,
+issued pairing codes, whether the network is up, a temporary ban, messages waiting for the
+session (delivered on connect, like WhatsApp's offline queue), and every outbound message
+delivered, deduplicated by message id (so "exactly once" is observable).
+
+Sessions talk to it through :class:`WorldConnection` (in process) or over a socket
+(:mod:`._world_server`); tests and the dev UI act as the phone through the controls
+(``scan``, ``enter_pairing_code``, ``send_inbound``, ``go_offline``, ``unlink``, ...).
+Everything is synchronous and event-driven: no timers live here, so it runs under MockClock.
+
+Errors: :class:`WorldError` (a control that cannot happen now, e.g. scanning with no live QR).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import trio
+
+from ._errors import PairingUnavailable, SendFailed, SessionNotConnected
+from ._events import (
+    Connected,
+    Disconnected,
+    InboundMessage,
+    KeepAliveRestored,
+    KeepAliveTimeout,
+    Linked,
+    LoggedOut,
+    SessionEvent,
+    StreamReplaced,
+    TemporaryBan,
+)
+from ._ids import (
+    device_jid,
+    new_message_id,
+    new_pairing_code,
+    normalise_pairing_code,
+    normalise_phone,
+)
+
+Sink = Callable[[SessionEvent], None]
+
+
+class WorldError(Exception):
+    """A phone-side action that cannot happen in the world's current state."""
+
+
+@dataclass(frozen=True)
+class DeliveredMessage:
+    """An outbound message as WhatsApp accepted it (once per ``message_id``)."""
+
+    message_id: str
+    to_phone: str
+    text: str
+    timestamp: float
+
+
+@dataclass(eq=False)
+class WorldConnection:
+    """The server's view of one session's connection. Sessions call its methods only."""
+
+    world: SimulatedWorld
+    company_id: int
+    sink: Sink
+    connected: bool = False
+    qr: str | None = None
+    qr_shown: bool = False
+    closed: bool = False
+
+    def show_qr(self, code: str | None) -> None:
+        """The session put ``code`` on screen (``None``: the QR loop ended, nothing is live)."""
+        self.world._show_qr(self, code)
+
+    def send(self, to_phone: str, text: str, message_id: str) -> str:
+        """Deliver a text; the same ``message_id`` twice is delivered once. Returns the id."""
+        return self.world._send(self, to_phone, text, message_id)
+
+    def request_pairing_code(self, phone: str) -> str:
+        """Issue a pairing code for ``phone`` (only while this connection shows QR codes)."""
+        return self.world._request_pairing_code(self, phone)
+
+    def logout(self) -> None:
+        """Unlink this device: credentials dropped, connection closed (no event)."""
+        self.world._logout(self)
+
+    def detach(self) -> None:
+        """Close this connection (credentials kept). Idempotent."""
+        self.world._detach(self)
+
+
+@dataclass
+class _Company:
+    jid: str | None = None
+    phone: str | None = None
+    online: bool = True
+    banned: TemporaryBan | None = None
+    conn: WorldConnection | None = None
+    pairing: dict[str, str] = field(default_factory=dict)
+    pending: list[InboundMessage] = field(default_factory=list)
+    delivered: list[DeliveredMessage] = field(default_factory=list)
+    delivered_ids: set[str] = field(default_factory=set)
+    send_attempts: int = 0
+
+
+class SimulatedWorld:
+    """WhatsApp's servers and every company's phone, in memory. See the module docstring."""
+
+    def __init__(self) -> None:
+        self._companies: dict[int, _Company] = {}
+        self._devices = itertools.count(2)
+        self._changed = trio.Event()
+
+    def _company(self, company_id: int) -> _Company:
+        company = self._companies.get(company_id)
+        if company is None:
+            company = self._companies[company_id] = _Company()
+        return company
+
+    def _touch(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    # ---- the server side: what sessions do -------------------------------------------------
+
+    def attach(self, company_id: int, sink: Sink) -> WorldConnection:
+        """A session connects. Linked companies resume (``Connected`` when online); others get
+        a connection that waits for QR codes. An existing connection is replaced."""
+        company = self._company(company_id)
+        if company.conn is not None:
+            old = company.conn
+            self._close(old)
+            old.sink(StreamReplaced())
+        conn = WorldConnection(self, company_id, sink)
+        company.conn = conn
+        if company.jid is not None:
+            if company.banned is not None:
+                self._close(conn)
+                sink(company.banned)
+            elif company.online:
+                self._connect(company, conn)
+        self._touch()
+        return conn
+
+    def needs_qr(self, conn: WorldConnection) -> bool:
+        """Whether this connection must link first (its company has no credentials)."""
+        return not conn.closed and self._company(conn.company_id).jid is None
+
+    def _connect(self, company: _Company, conn: WorldConnection) -> None:
+        conn.connected = True
+        conn.sink(Connected())
+        pending, company.pending = company.pending, []
+        for message in pending:
+            conn.sink(message)
+
+    def _close(self, conn: WorldConnection) -> None:
+        conn.closed = True
+        conn.connected = False
+        conn.qr = None
+        company = self._company(conn.company_id)
+        if company.conn is conn:
+            company.conn = None
+            company.pairing.clear()
+
+    def _live(self, conn: WorldConnection) -> _Company:
+        company = self._company(conn.company_id)
+        if conn.closed or company.conn is not conn:
+            raise SessionNotConnected(conn.company_id, "connection closed")
+        return company
+
+    def _show_qr(self, conn: WorldConnection, code: str | None) -> None:
+        company = self._live(conn)
+        conn.qr = code
+        if code is None:
+            company.pairing.clear()
+        else:
+            conn.qr_shown = True
+        self._touch()
+
+    def _send(self, conn: WorldConnection, to_phone: str, text: str, message_id: str) -> str:
+        company = self._live(conn)
+        if not conn.connected:
+            raise SessionNotConnected(conn.company_id, "not connected")
+        try:
+            phone = normalise_phone(to_phone)
+        except ValueError as exc:
+            raise SendFailed(conn.company_id, message_id, str(exc)) from None
+        company.send_attempts += 1
+        if message_id not in company.delivered_ids:
+            company.delivered_ids.add(message_id)
+            company.delivered.append(DeliveredMessage(message_id, phone, text, time.time()))
+            self._touch()
+        return message_id
+
+    def _request_pairing_code(self, conn: WorldConnection, phone: str) -> str:
+        company = self._live(conn)
+        if company.jid is not None or conn.qr is None:
+            raise PairingUnavailable(conn.company_id, "the session is not showing QR codes")
+        try:
+            digits = normalise_phone(phone)
+        except ValueError as exc:
+            raise PairingUnavailable(conn.company_id, str(exc)) from None
+        code = new_pairing_code()
+        company.pairing[normalise_pairing_code(code)] = digits
+        self._touch()
+        return code
+
+    def _logout(self, conn: WorldConnection) -> None:
+        company = self._company(conn.company_id)
+        if company.conn is conn or company.conn is None:
+            company.jid = company.phone = None
+        self._close(conn)
+        self._touch()
+
+    def _detach(self, conn: WorldConnection) -> None:
+        if not conn.closed:
+            self._close(conn)
+            self._touch()
+
+    def forget(self, company_id: int) -> None:
+        """Drop a company's credentials (logout without a live connection)."""
+        company = self._company(company_id)
+        company.jid = company.phone = None
+        if company.conn is not None:
+            self._close(company.conn)
+        self._touch()
+
+    # ---- the phone side: controls for tests, demos and the dev UI --------------------------
+
+    def live_qr(self, company_id: int) -> str | None:
+        """The QR code on the company's screen now, if any."""
+        conn = self._company(company_id).conn
+        return conn.qr if conn is not None else None
+
+    def scan(self, company_id: int, phone: str = "79001234567", code: str | None = None) -> str:
+        """The phone scans the live QR (``code`` must match it if given). Returns the JID."""
+        conn = self._company(company_id).conn
+        if conn is None or conn.qr is None:
+            raise WorldError(f"company {company_id} shows no live QR code")
+        if code is not None and code != conn.qr:
+            raise WorldError(f"company {company_id}: that QR code is not the live one")
+        return self._link(company_id, normalise_phone(phone))
+
+    def enter_pairing_code(self, company_id: int, code: str) -> str:
+        """The phone types a pairing code issued for it. Returns the JID."""
+        company = self._company(company_id)
+        phone = company.pairing.get(normalise_pairing_code(code))
+        if company.conn is None or phone is None:
+            raise WorldError(f"company {company_id}: pairing code not valid now")
+        return self._link(company_id, phone)
+
+    def _link(self, company_id: int, phone: str) -> str:
+        company = self._company(company_id)
+        conn = company.conn
+        assert conn is not None
+        company.jid = device_jid(phone, next(self._devices))
+        company.phone = phone
+        company.pairing.clear()
+        conn.qr = None
+        conn.sink(Linked(company.jid, phone))
+        if company.online and company.banned is None:
+            self._connect(company, conn)
+        self._touch()
+        return company.jid
+
+    def send_inbound(
+        self, company_id: int, from_phone: str, text: str, *, message_id: str | None = None
+    ) -> str:
+        """A client writes to the company; queued until the session is connected."""
+        company = self._company(company_id)
+        if company.jid is None:
+            raise WorldError(f"company {company_id} has no linked WhatsApp")
+        message = InboundMessage(
+            message_id or new_message_id(), normalise_phone(from_phone), text, float(time.time())
+        )
+        conn = company.conn
+        if conn is not None and conn.connected:
+            conn.sink(message)
+        else:
+            company.pending.append(message)
+        self._touch()
+        return message.message_id
+
+    def go_offline(self, company_id: int) -> None:
+        """The network drops: a connected session sees ``Disconnected``; sends fail."""
+        company = self._company(company_id)
+        company.online = False
+        conn = company.conn
+        if conn is not None and conn.connected:
+            conn.connected = False
+            conn.sink(Disconnected("connection lost"))
+        self._touch()
+
+    def go_online(self, company_id: int) -> None:
+        """The network is back: a waiting linked session reconnects (``Connected``)."""
+        company = self._company(company_id)
+        company.online = True
+        conn = company.conn
+        if (
+            conn is not None
+            and not conn.connected
+            and company.jid is not None
+            and company.banned is None
+        ):
+            self._connect(company, conn)
+        self._touch()
+
+    def unlink(self, company_id: int) -> None:
+        """The device is removed on the phone: ``LoggedOut``, credentials gone."""
+        company = self._company(company_id)
+        company.jid = company.phone = None
+        conn = company.conn
+        if conn is not None:
+            self._close(conn)
+            conn.sink(LoggedOut("device_removed"))
+        self._touch()
+
+    def replace_stream(self, company_id: int) -> None:
+        """The device connects somewhere else: the session gets ``StreamReplaced``."""
+        conn = self._company(company_id).conn
+        if conn is not None:
+            self._close(conn)
+            conn.sink(StreamReplaced())
+        self._touch()
+
+    def ban(
+        self, company_id: int, code: str = "SEND_TO_TOO_MANY_PEOPLE", expires_in: float = 86400.0
+    ) -> None:
+        """A temporary ban: the session gets ``TemporaryBan`` and is closed until lifted."""
+        company = self._company(company_id)
+        company.banned = TemporaryBan(code, expires_in)
+        conn = company.conn
+        if conn is not None:
+            self._close(conn)
+            conn.sink(company.banned)
+        self._touch()
+
+    def lift_ban(self, company_id: int) -> None:
+        """The ban ends; the next ``start()`` connects."""
+        self._company(company_id).banned = None
+        self._touch()
+
+    def keepalive_timeout(self, company_id: int) -> None:
+        """Keep-alive pings start failing (``KeepAliveTimeout``)."""
+        conn = self._company(company_id).conn
+        if conn is not None and conn.connected:
+            conn.sink(KeepAliveTimeout())
+
+    def keepalive_restored(self, company_id: int) -> None:
+        """Keep-alive pings succeed again (``KeepAliveRestored``)."""
+        conn = self._company(company_id).conn
+        if conn is not None and conn.connected:
+            conn.sink(KeepAliveRestored())
+
+    # ---- observation -----------------------------------------------------------------------
+
+    def linked_jid(self, company_id: int) -> str | None:
+        """The company's linked device JID, or ``None`` when not linked."""
+        return self._company(company_id).jid
+
+    def is_connected(self, company_id: int) -> bool:
+        """Whether a session of the company is connected now."""
+        conn = self._company(company_id).conn
+        return conn is not None and conn.connected
+
+    def delivered(self, company_id: int) -> list[DeliveredMessage]:
+        """Outbound messages delivered for the company, in order, once per message id."""
+        return list(self._company(company_id).delivered)
+
+    def send_attempts(self, company_id: int) -> int:
+        """How many sends reached the world, duplicates included."""
+        return self._company(company_id).send_attempts
+
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
+        """Wait until ``predicate()`` holds (checked after every change in the world)."""
+        while not predicate():
+            await self._changed.wait()
