@@ -1,0 +1,54 @@
+"""``python -m tests.fakes.yclients --port 8081``: serve the fake YClients for local runs.
+
+Point the server at it with ``YCLIENTS_BASE_URL=http://127.0.0.1:8081`` and
+``YCLIENTS_API_KEY`` / ``YCLIENTS_APPLICATION_ID`` set to the values printed at start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+from functools import partial
+
+import trio
+
+from ._app import APPLICATION_ID, PARTNER_TOKEN, YCLIENTS_LIMITS
+from ._server import serve_fake_yclients
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m tests.fakes.yclients", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8081)
+    parser.add_argument("--partner-token", default=PARTNER_TOKEN)
+    parser.add_argument("--application-id", type=int, default=APPLICATION_ID)
+    parser.add_argument("--user-token", default=None)
+    parser.add_argument("--no-rate-limit", action="store_true", help="do not enforce 5/s, 200/min")
+    args = parser.parse_args(argv)
+
+    async def run() -> None:
+        async with trio.open_nursery() as nursery:
+            fake = await nursery.start(
+                partial(
+                    serve_fake_yclients,
+                    args.host,
+                    args.port,
+                    partner_token=args.partner_token,
+                    application_id=args.application_id,
+                    user_token=args.user_token,
+                    rate_limits=None if args.no_rate_limit else YCLIENTS_LIMITS,
+                )
+            )
+            salons = ", ".join(f"{s.id} {s.title}" for s in fake.salons.values())
+            print(f"fake YClients on {fake.base_url}")
+            print(f"  YCLIENTS_BASE_URL={fake.base_url}")
+            print(f"  YCLIENTS_APPLICATION_ID={args.application_id}")
+            print("  YCLIENTS_API_KEY=<the --partner-token value>")
+            print(f"  salons: {salons}")
+
+    with contextlib.suppress(KeyboardInterrupt):
+        trio.run(run)
+
+
+if __name__ == "__main__":
+    main()
