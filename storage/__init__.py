@@ -1,1 +1,116 @@
-"""storage package."""
+"""Storage: repositories on PostgreSQL and Redis, their in-memory twins, and migrations.
+
+Open everything with :func:`open_storage` (an async context manager yielding a
+:class:`Storage`). Interfaces are the Protocols below; rows are frozen dataclasses.
+
+Errors (see ``_errors``)::
+
+    StorageError → StorageUnavailable | StorageTimeout | Conflict | NotFound
+                 | InvalidTransition | ValidationError
+"""
+
+from ._errors import Conflict as Conflict
+from ._errors import InvalidTransition as InvalidTransition
+from ._errors import NotFound as NotFound
+from ._errors import StorageError as StorageError
+from ._errors import StorageTimeout as StorageTimeout
+from ._errors import StorageUnavailable as StorageUnavailable
+from ._errors import ValidationError as ValidationError
+from ._errors import map_exceptions as map_exceptions
+from ._fields import COMPANY_FIELDS as COMPANY_FIELDS
+from ._fields import utc_now as utc_now
+from ._memory_kv import MemoryKeyValue as MemoryKeyValue
+from ._migrate import migrate as migrate
+from ._migrate import migration_files as migration_files
+from ._models import AttemptOutcome as AttemptOutcome
+from ._models import AuditEvent as AuditEvent
+from ._models import BackendHealth as BackendHealth
+from ._models import Catalog as Catalog
+from ._models import Company as Company
+from ._models import CompanyStatus as CompanyStatus
+from ._models import Direction as Direction
+from ._models import InboxEvent as InboxEvent
+from ._models import InboxStatus as InboxStatus
+from ._models import Message as Message
+from ._models import MessageStatus as MessageStatus
+from ._models import NewCompany as NewCompany
+from ._models import OutboxItem as OutboxItem
+from ._models import OutboxStatus as OutboxStatus
+from ._models import PoolStats as PoolStats
+from ._models import PutResult as PutResult
+from ._models import QrCode as QrCode
+from ._models import RateDecision as RateDecision
+from ._models import SalonDetails as SalonDetails
+from ._models import SalonService as SalonService
+from ._models import SalonStaff as SalonStaff
+from ._models import SyncState as SyncState
+from ._pg_pool import PgPool as PgPool
+from ._protocols import AuditLog as AuditLog
+from ._protocols import CompanyRepository as CompanyRepository
+from ._protocols import ConnectTokens as ConnectTokens
+from ._protocols import MessageLog as MessageLog
+from ._protocols import Outbox as Outbox
+from ._protocols import PubSub as PubSub
+from ._protocols import QrCodes as QrCodes
+from ._protocols import RateLimiter as RateLimiter
+from ._protocols import SalonCatalog as SalonCatalog
+from ._protocols import WebhookInbox as WebhookInbox
+from ._secrets import API_KEY_PREFIX as API_KEY_PREFIX
+from ._secrets import WEBHOOK_SECRET_PREFIX as WEBHOOK_SECRET_PREFIX
+from ._storage import Storage as Storage
+from ._storage import StorageHealth as StorageHealth
+from ._storage import open_storage as open_storage
+
+__all__ = [
+    "API_KEY_PREFIX",
+    "COMPANY_FIELDS",
+    "WEBHOOK_SECRET_PREFIX",
+    "AttemptOutcome",
+    "AuditEvent",
+    "AuditLog",
+    "BackendHealth",
+    "Catalog",
+    "Company",
+    "CompanyRepository",
+    "CompanyStatus",
+    "Conflict",
+    "ConnectTokens",
+    "Direction",
+    "InboxEvent",
+    "InboxStatus",
+    "InvalidTransition",
+    "MemoryKeyValue",
+    "Message",
+    "MessageLog",
+    "MessageStatus",
+    "NewCompany",
+    "NotFound",
+    "Outbox",
+    "OutboxItem",
+    "OutboxStatus",
+    "PgPool",
+    "PoolStats",
+    "PubSub",
+    "PutResult",
+    "QrCode",
+    "QrCodes",
+    "RateDecision",
+    "RateLimiter",
+    "SalonCatalog",
+    "SalonDetails",
+    "SalonService",
+    "SalonStaff",
+    "Storage",
+    "StorageError",
+    "StorageHealth",
+    "StorageTimeout",
+    "StorageUnavailable",
+    "SyncState",
+    "ValidationError",
+    "WebhookInbox",
+    "map_exceptions",
+    "migrate",
+    "migration_files",
+    "open_storage",
+    "utc_now",
+]

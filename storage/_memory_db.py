@@ -1,0 +1,805 @@
+"""In-memory twins of the PostgreSQL repositories, for the embedded default and fast tests.
+
+Each method does all of its work synchronously after one checkpoint, so it is atomic with
+respect to other trio tasks exactly like one PostgreSQL transaction. Times come from an
+injectable wall clock so tests can move time (leases, retries) deterministically.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+import trio
+
+from . import _secrets
+from . import _validate as v
+from ._errors import Conflict, NotFound, ValidationError
+from ._fields import (
+    Clock,
+    clean_company_fields,
+    key_text,
+    limit_value,
+    status_value,
+    status_values,
+    utc_now,
+)
+from ._models import (
+    AttemptOutcome,
+    AuditEvent,
+    BackendHealth,
+    Catalog,
+    Company,
+    CompanyStatus,
+    Direction,
+    InboxEvent,
+    InboxStatus,
+    Message,
+    MessageStatus,
+    NewCompany,
+    OutboxItem,
+    OutboxStatus,
+    PutResult,
+    SalonDetails,
+    SalonService,
+    SalonStaff,
+    SyncState,
+)
+from ._protocols import StatusLike
+
+
+@dataclass
+class _CompanyRow:
+    company: Company
+    api_key_hash: str | None
+    webhook_secret_hash: str | None
+
+
+class MemoryDatabase:
+    """The tables, shared by the memory repositories of one :class:`Storage`."""
+
+    def __init__(self, clock: Clock = utc_now) -> None:
+        self.clock = clock
+        self.companies: dict[int, _CompanyRow] = {}
+        self.events: list[AuditEvent] = []
+        self.inbox: dict[int, InboxEvent] = {}
+        self.inbox_keys: set[tuple[int, str]] = set()
+        self.outbox: dict[int, OutboxItem] = {}
+        self.outbox_keys: dict[str, int] = {}
+        self.messages: dict[int, Message] = {}
+        self.message_keys: dict[tuple[int, str], int] = {}
+        self.services: dict[int, dict[int, SalonService]] = {}
+        self.staff: dict[int, dict[int, SalonStaff]] = {}
+        self.sync: dict[int, SyncState] = {}
+        self._ids: dict[str, int] = {}
+
+    def next_id(self, table: str) -> int:
+        self._ids[table] = self._ids.get(table, 0) + 1
+        return self._ids[table]
+
+    def require_company(self, company_id: int) -> _CompanyRow:
+        row = self.companies.get(company_id)
+        if row is None:
+            raise NotFound(f"company {company_id}")
+        return row
+
+    async def ping(self) -> BackendHealth:
+        await trio.lowlevel.checkpoint()
+        return BackendHealth(name="database", kind="memory", ok=True, latency_ms=0.0)
+
+
+class MemoryCompanies:
+    """:class:`CompanyRepository` in memory."""
+
+    def __init__(self, db: MemoryDatabase) -> None:
+        self._db = db
+
+    async def create(
+        self,
+        yclients_id: int,
+        *,
+        title: str | None = None,
+        phone: str | None = None,
+        email: str | None = None,
+        address: str | None = None,
+        timezone: str | None = None,
+        company_id: int | None = None,
+        raw_data: Mapping[str, Any] | None = None,
+    ) -> NewCompany:
+        await trio.lowlevel.checkpoint()
+        v.positive_int("yclients_id", yclients_id)
+        given: dict[str, Any] = {
+            "title": title,
+            "phone": phone,
+            "email": email,
+            "address": address,
+            "company_id": company_id,
+            "raw_data": raw_data,
+        }
+        if timezone is not None:
+            given["timezone"] = timezone
+        fields = clean_company_fields(given)
+        if any(r.company.yclients_id == yclients_id for r in self._db.companies.values()):
+            raise Conflict(f"company for salon {yclients_id} exists")
+        key = _secrets.issue(_secrets.API_KEY_PREFIX)
+        secret = _secrets.issue(_secrets.WEBHOOK_SECRET_PREFIX)
+        now = self._db.clock()
+        company = Company(
+            id=self._db.next_id("companies"),
+            yclients_id=yclients_id,
+            company_id=fields["company_id"],
+            title=fields["title"],
+            phone=fields["phone"],
+            email=fields["email"],
+            address=fields["address"],
+            timezone=fields.get("timezone", "Europe/Moscow"),
+            whatsapp_enabled=False,
+            whatsapp_connected=False,
+            whatsapp_phone=None,
+            whatsapp_jid=None,
+            whatsapp_connected_at=None,
+            connected_at=None,
+            ai_enabled=True,
+            sync_enabled=True,
+            integration_status=CompanyStatus.PENDING.value,
+            status_changed_at=now,
+            last_error=None,
+            api_key_prefix=key.display,
+            webhook_secret_prefix=secret.display,
+            raw_data=fields["raw_data"],
+            created_at=now,
+            updated_at=now,
+        )
+        self._db.companies[company.id] = _CompanyRow(company, key.digest, secret.digest)
+        return NewCompany(company=company, api_key=key.plaintext, webhook_secret=secret.plaintext)
+
+    async def get(self, company_id: int) -> Company | None:
+        await trio.lowlevel.checkpoint()
+        row = self._db.companies.get(company_id)
+        return row.company if row else None
+
+    async def get_by_salon(self, yclients_id: int) -> Company | None:
+        await trio.lowlevel.checkpoint()
+        for row in self._db.companies.values():
+            if row.company.yclients_id == yclients_id:
+                return row.company
+        return None
+
+    async def update(self, company_id: int, **fields: Any) -> Company:
+        await trio.lowlevel.checkpoint()
+        cleaned = clean_company_fields(fields)
+        row = self._db.require_company(company_id)
+        row.company = replace(row.company, **cleaned, updated_at=self._db.clock())
+        return row.company
+
+    async def transition(
+        self,
+        company_id: int,
+        from_states: Iterable[StatusLike],
+        to_state: StatusLike,
+        **fields: Any,
+    ) -> Company | None:
+        await trio.lowlevel.checkpoint()
+        allowed = status_values(from_states)
+        target = status_value(to_state)
+        cleaned = clean_company_fields(fields)
+        row = self._db.companies.get(company_id)
+        if row is None or row.company.integration_status not in allowed:
+            return None
+        now = self._db.clock()
+        row.company = replace(
+            row.company,
+            **cleaned,
+            integration_status=target,
+            status_changed_at=now,
+            updated_at=now,
+        )
+        return row.company
+
+    async def list_by_status(
+        self, status: StatusLike | None = None, *, limit: int = 100, after_id: int = 0
+    ) -> list[Company]:
+        await trio.lowlevel.checkpoint()
+        wanted = None if status is None else status_value(status)
+        limit_value(limit)
+        rows = sorted(self._db.companies.values(), key=lambda r: r.company.id)
+        found = [
+            r.company
+            for r in rows
+            if r.company.id > after_id
+            and (wanted is None or r.company.integration_status == wanted)
+        ]
+        return found[:limit]
+
+    async def count(self, status: StatusLike | None = None) -> int:
+        await trio.lowlevel.checkpoint()
+        wanted = None if status is None else status_value(status)
+        return sum(
+            1
+            for r in self._db.companies.values()
+            if wanted is None or r.company.integration_status == wanted
+        )
+
+    async def count_by_status(self) -> dict[str, int]:
+        await trio.lowlevel.checkpoint()
+        counts: dict[str, int] = {}
+        for row in self._db.companies.values():
+            status = row.company.integration_status
+            counts[status] = counts.get(status, 0) + 1
+        return counts
+
+    async def count_linked(self) -> int:
+        await trio.lowlevel.checkpoint()
+        return sum(1 for r in self._db.companies.values() if r.company.whatsapp_connected)
+
+    async def list_linked(self) -> list[Company]:
+        await trio.lowlevel.checkpoint()
+        rows = sorted(self._db.companies.values(), key=lambda r: r.company.id)
+        return [r.company for r in rows if r.company.whatsapp_connected]
+
+    async def rotate_api_key(self, company_id: int) -> str:
+        await trio.lowlevel.checkpoint()
+        row = self._db.require_company(company_id)
+        key = _secrets.issue(_secrets.API_KEY_PREFIX)
+        row.api_key_hash = key.digest
+        row.company = replace(row.company, api_key_prefix=key.display, updated_at=self._db.clock())
+        return key.plaintext
+
+    async def rotate_webhook_secret(self, company_id: int) -> str:
+        await trio.lowlevel.checkpoint()
+        row = self._db.require_company(company_id)
+        secret = _secrets.issue(_secrets.WEBHOOK_SECRET_PREFIX)
+        row.webhook_secret_hash = secret.digest
+        row.company = replace(
+            row.company, webhook_secret_prefix=secret.display, updated_at=self._db.clock()
+        )
+        return secret.plaintext
+
+    async def revoke_credentials(self, company_id: int) -> None:
+        await trio.lowlevel.checkpoint()
+        row = self._db.require_company(company_id)
+        row.api_key_hash = row.webhook_secret_hash = None
+        row.company = replace(
+            row.company,
+            api_key_prefix=None,
+            webhook_secret_prefix=None,
+            updated_at=self._db.clock(),
+        )
+
+    async def find_by_api_key(self, api_key: str) -> Company | None:
+        await trio.lowlevel.checkpoint()
+        if not isinstance(api_key, str) or not api_key:
+            return None
+        for row in self._db.companies.values():
+            if _secrets.matches(row.api_key_hash, api_key):
+                return row.company
+        return None
+
+    async def verify_api_key(self, company_id: int, api_key: str) -> bool:
+        await trio.lowlevel.checkpoint()
+        row = self._db.companies.get(company_id)
+        return row is not None and _secrets.matches(row.api_key_hash, api_key)
+
+    async def verify_webhook_secret(self, company_id: int, secret: str) -> bool:
+        await trio.lowlevel.checkpoint()
+        row = self._db.companies.get(company_id)
+        return row is not None and _secrets.matches(row.webhook_secret_hash, secret)
+
+
+class MemoryAuditLog:
+    """:class:`AuditLog` in memory."""
+
+    def __init__(self, db: MemoryDatabase) -> None:
+        self._db = db
+
+    async def append(
+        self, company_id: int | None, event_type: str, data: Mapping[str, Any] | None = None
+    ) -> AuditEvent:
+        await trio.lowlevel.checkpoint()
+        kind = key_text("event_type", event_type)
+        payload = v.json_object("data", data if data is not None else {})
+        if company_id is not None:
+            self._db.require_company(company_id)
+        event = AuditEvent(
+            id=self._db.next_id("events"),
+            company_id=company_id,
+            event_type=kind,
+            data=payload,
+            created_at=self._db.clock(),
+        )
+        self._db.events.append(event)
+        return event
+
+    async def recent(self, company_id: int, limit: int = 50) -> list[AuditEvent]:
+        await trio.lowlevel.checkpoint()
+        limit_value(limit)
+        mine = [e for e in self._db.events if e.company_id == company_id]
+        mine.sort(key=lambda e: (e.created_at, e.id), reverse=True)
+        return [replace(e, data=copy.deepcopy(e.data)) for e in mine[:limit]]
+
+
+def _claimable(claimed_until: datetime | None, now: datetime) -> bool:
+    return claimed_until is None or claimed_until <= now
+
+
+class MemoryWebhookInbox:
+    """:class:`WebhookInbox` in memory."""
+
+    def __init__(self, db: MemoryDatabase) -> None:
+        self._db = db
+
+    async def put(
+        self, company_id: int, dedupe_key: str, event_type: str, payload: Mapping[str, Any]
+    ) -> PutResult:
+        await trio.lowlevel.checkpoint()
+        key = key_text("dedupe_key", dedupe_key)
+        kind = key_text("event_type", event_type)
+        body = v.json_object("payload", payload)
+        self._db.require_company(company_id)
+        if (company_id, key) in self._db.inbox_keys:
+            return PutResult.DUPLICATE
+        now = self._db.clock()
+        event = InboxEvent(
+            id=self._db.next_id("inbox"),
+            company_id=company_id,
+            dedupe_key=key,
+            event_type=kind,
+            payload=body,
+            status=InboxStatus.PENDING.value,
+            attempts=0,
+            last_error=None,
+            received_at=now,
+            next_attempt_at=now,
+            claimed_until=None,
+            processed_at=None,
+        )
+        self._db.inbox[event.id] = event
+        self._db.inbox_keys.add((company_id, key))
+        return PutResult.NEW
+
+    def _due(self, now: datetime, company_id: int | None) -> list[InboxEvent]:
+        retryable = (InboxStatus.PENDING.value, InboxStatus.FAILED.value)
+        return sorted(
+            (
+                e
+                for e in self._db.inbox.values()
+                if e.status in retryable
+                and e.next_attempt_at <= now
+                and _claimable(e.claimed_until, now)
+                and (company_id is None or e.company_id == company_id)
+            ),
+            key=lambda e: e.id,
+        )
+
+    def _take(self, events: list[InboxEvent], lease: float, now: datetime) -> list[InboxEvent]:
+        until = now + timedelta(seconds=v.positive_seconds("lease", lease))
+        taken = []
+        for event in events:
+            claimed = replace(event, claimed_until=until, attempts=event.attempts + 1)
+            self._db.inbox[event.id] = claimed
+            taken.append(claimed)
+        return taken
+
+    async def claim(self, limit: int = 10, *, lease: float = 60.0) -> list[InboxEvent]:
+        await trio.lowlevel.checkpoint()
+        limit_value(limit)
+        now = self._db.clock()
+        return self._take(self._due(now, None)[:limit], lease, now)
+
+    async def claim_for_company(
+        self, company_id: int, limit: int = 10, *, lease: float = 60.0
+    ) -> list[InboxEvent]:
+        await trio.lowlevel.checkpoint()
+        limit_value(limit)
+        now = self._db.clock()
+        busy = any(
+            e.company_id == company_id
+            and e.status in (InboxStatus.PENDING.value, InboxStatus.FAILED.value)
+            and not _claimable(e.claimed_until, now)
+            for e in self._db.inbox.values()
+        )
+        if busy:
+            return []
+        return self._take(self._due(now, company_id)[:limit], lease, now)
+
+    def _require(self, event_id: int) -> InboxEvent:
+        event = self._db.inbox.get(event_id)
+        if event is None:
+            raise NotFound(f"webhook event {event_id}")
+        return event
+
+    async def mark_done(self, event_id: int) -> None:
+        await trio.lowlevel.checkpoint()
+        event = self._require(event_id)
+        self._db.inbox[event_id] = replace(
+            event,
+            status=InboxStatus.DONE.value,
+            claimed_until=None,
+            processed_at=self._db.clock(),
+        )
+
+    async def mark_failed(
+        self, event_id: int, error: str, *, retry_in: float | None = 60.0
+    ) -> None:
+        await trio.lowlevel.checkpoint()
+        message = v.clipped("error", error, 2000)
+        event = self._require(event_id)
+        now = self._db.clock()
+        if retry_in is None:
+            status, due = InboxStatus.DEAD.value, event.next_attempt_at
+        else:
+            status = InboxStatus.FAILED.value
+            due = now + timedelta(seconds=max(0.0, float(retry_in)))
+        self._db.inbox[event_id] = replace(
+            event, status=status, last_error=message, claimed_until=None, next_attempt_at=due
+        )
+
+    async def get(self, event_id: int) -> InboxEvent | None:
+        await trio.lowlevel.checkpoint()
+        return self._db.inbox.get(event_id)
+
+    async def pending_count(self) -> int:
+        await trio.lowlevel.checkpoint()
+        retryable = (InboxStatus.PENDING.value, InboxStatus.FAILED.value)
+        return sum(1 for e in self._db.inbox.values() if e.status in retryable)
+
+
+class MemoryOutbox:
+    """:class:`Outbox` in memory."""
+
+    def __init__(self, db: MemoryDatabase) -> None:
+        self._db = db
+
+    async def enqueue(
+        self,
+        kind: str,
+        idempotency_key: str,
+        company_id: int | None,
+        payload: Mapping[str, Any],
+        *,
+        delay: float = 0.0,
+    ) -> OutboxItem:
+        await trio.lowlevel.checkpoint()
+        kind = key_text("kind", kind)
+        key = key_text("idempotency_key", idempotency_key)
+        body = v.json_object("payload", payload)
+        wait = v.optional_number("delay", delay) or 0.0
+        existing = self._db.outbox_keys.get(key)
+        if existing is not None:
+            return self._db.outbox[existing]
+        if company_id is not None:
+            self._db.require_company(company_id)
+        now = self._db.clock()
+        item = OutboxItem(
+            id=self._db.next_id("outbox"),
+            kind=kind,
+            idempotency_key=key,
+            company_id=company_id,
+            payload=body,
+            status=OutboxStatus.PENDING.value,
+            attempts=0,
+            next_attempt_at=now + timedelta(seconds=max(0.0, wait)),
+            claimed_until=None,
+            last_error=None,
+            created_at=now,
+            updated_at=now,
+            delivered_at=None,
+        )
+        self._db.outbox[item.id] = item
+        self._db.outbox_keys[key] = item.id
+        return item
+
+    async def claim_due(self, limit: int = 10, *, lease: float = 60.0) -> list[OutboxItem]:
+        await trio.lowlevel.checkpoint()
+        limit_value(limit)
+        now = self._db.clock()
+        until = now + timedelta(seconds=v.positive_seconds("lease", lease))
+        due = sorted(
+            (
+                i
+                for i in self._db.outbox.values()
+                if i.status == OutboxStatus.PENDING.value
+                and i.next_attempt_at <= now
+                and _claimable(i.claimed_until, now)
+            ),
+            key=lambda i: (i.next_attempt_at, i.id),
+        )[:limit]
+        taken = []
+        for item in due:
+            claimed = replace(item, claimed_until=until, updated_at=now)
+            self._db.outbox[item.id] = claimed
+            taken.append(claimed)
+        return taken
+
+    def _require(self, item_id: int) -> OutboxItem:
+        item = self._db.outbox.get(item_id)
+        if item is None:
+            raise NotFound(f"outbox item {item_id}")
+        return item
+
+    async def record_attempt(
+        self,
+        item_id: int,
+        outcome: AttemptOutcome,
+        *,
+        error: str | None = None,
+        retry_in: float | None = None,
+    ) -> OutboxItem:
+        await trio.lowlevel.checkpoint()
+        outcome = AttemptOutcome(outcome)
+        message = v.clipped("error", error, 2000)
+        item = self._require(item_id)
+        now = self._db.clock()
+        changes: dict[str, Any] = {
+            "attempts": item.attempts + 1,
+            "claimed_until": None,
+            "updated_at": now,
+            "last_error": message if message is not None else item.last_error,
+        }
+        if outcome is AttemptOutcome.DELIVERED:
+            changes.update(status=OutboxStatus.DELIVERED.value, delivered_at=now)
+        elif outcome is AttemptOutcome.FAILED:
+            changes.update(status=OutboxStatus.FAILED.value)
+        else:
+            wait = max(0.0, v.optional_number("retry_in", retry_in) or 0.0)
+            changes.update(next_attempt_at=now + timedelta(seconds=wait))
+        updated = replace(item, **changes)
+        self._db.outbox[item_id] = updated
+        return updated
+
+    async def reopen(self, item_id: int) -> OutboxItem:
+        await trio.lowlevel.checkpoint()
+        item = self._require(item_id)
+        now = self._db.clock()
+        updated = replace(
+            item,
+            status=OutboxStatus.PENDING.value,
+            next_attempt_at=now,
+            claimed_until=None,
+            delivered_at=None,
+            updated_at=now,
+        )
+        self._db.outbox[item_id] = updated
+        return updated
+
+    async def get(self, item_id: int) -> OutboxItem | None:
+        await trio.lowlevel.checkpoint()
+        return self._db.outbox.get(item_id)
+
+    async def get_by_key(self, idempotency_key: str) -> OutboxItem | None:
+        await trio.lowlevel.checkpoint()
+        item_id = self._db.outbox_keys.get(idempotency_key)
+        return None if item_id is None else self._db.outbox[item_id]
+
+    async def backlog(self) -> int:
+        await trio.lowlevel.checkpoint()
+        return sum(1 for i in self._db.outbox.values() if i.status == OutboxStatus.PENDING.value)
+
+
+def _message_status(status: object) -> str:
+    try:
+        return MessageStatus(str(status)).value
+    except ValueError:
+        raise ValidationError("status", f"unknown message status {status!r}") from None
+
+
+class MemoryMessageLog:
+    """:class:`MessageLog` in memory."""
+
+    def __init__(self, db: MemoryDatabase) -> None:
+        self._db = db
+
+    async def record_inbound(
+        self, company_id: int, wa_message_id: str, peer_phone: str, text: str
+    ) -> bool:
+        await trio.lowlevel.checkpoint()
+        wa_id = key_text("wa_message_id", wa_message_id)
+        peer = v.text("peer_phone", peer_phone, 32)
+        body = v.text("text", text, 65536)
+        self._db.require_company(company_id)
+        if (company_id, wa_id) in self._db.message_keys:
+            return False
+        self._insert(company_id, Direction.INBOUND, wa_id, peer, body, MessageStatus.RECEIVED)
+        return True
+
+    def _insert(
+        self,
+        company_id: int,
+        direction: Direction,
+        wa_id: str | None,
+        peer: str,
+        body: str,
+        status: MessageStatus,
+    ) -> Message:
+        now = self._db.clock()
+        message = Message(
+            id=self._db.next_id("messages"),
+            company_id=company_id,
+            direction=direction.value,
+            wa_message_id=wa_id,
+            peer_phone=peer,
+            text=body,
+            status=status.value,
+            created_at=now,
+            updated_at=now,
+        )
+        self._db.messages[message.id] = message
+        if wa_id is not None:
+            self._db.message_keys[(company_id, wa_id)] = message.id
+        return message
+
+    async def record_outbound(
+        self,
+        company_id: int,
+        peer_phone: str,
+        text: str,
+        *,
+        wa_message_id: str | None = None,
+    ) -> Message:
+        await trio.lowlevel.checkpoint()
+        wa_id = None if wa_message_id is None else key_text("wa_message_id", wa_message_id)
+        peer = v.text("peer_phone", peer_phone, 32)
+        body = v.text("text", text, 65536)
+        self._db.require_company(company_id)
+        if wa_id is not None and (company_id, wa_id) in self._db.message_keys:
+            raise Conflict(f"message {wa_id} exists")
+        return self._insert(company_id, Direction.OUTBOUND, wa_id, peer, body, MessageStatus.QUEUED)
+
+    async def set_status(
+        self, message_id: int, status: str, *, wa_message_id: str | None = None
+    ) -> Message:
+        await trio.lowlevel.checkpoint()
+        new_status = _message_status(status)
+        wa_id = None if wa_message_id is None else key_text("wa_message_id", wa_message_id)
+        message = self._db.messages.get(message_id)
+        if message is None:
+            raise NotFound(f"message {message_id}")
+        if wa_id is not None and wa_id != message.wa_message_id:
+            if (message.company_id, wa_id) in self._db.message_keys:
+                raise Conflict(f"message {wa_id} exists")
+            self._db.message_keys[(message.company_id, wa_id)] = message.id
+        updated = replace(
+            message,
+            status=new_status,
+            wa_message_id=wa_id if wa_id is not None else message.wa_message_id,
+            updated_at=self._db.clock(),
+        )
+        self._db.messages[message_id] = updated
+        return updated
+
+    async def get_by_wa_id(self, company_id: int, wa_message_id: str) -> Message | None:
+        await trio.lowlevel.checkpoint()
+        message_id = self._db.message_keys.get((company_id, wa_message_id))
+        return None if message_id is None else self._db.messages[message_id]
+
+    async def recent(
+        self, company_id: int, limit: int = 50, *, peer_phone: str | None = None
+    ) -> list[Message]:
+        await trio.lowlevel.checkpoint()
+        limit_value(limit)
+        mine = [
+            m
+            for m in self._db.messages.values()
+            if m.company_id == company_id and (peer_phone is None or m.peer_phone == peer_phone)
+        ]
+        mine.sort(key=lambda m: (m.created_at, m.id), reverse=True)
+        return mine[:limit]
+
+
+def check_service(service: SalonService) -> SalonService:
+    """Validate one service row (shared with the PostgreSQL adapter)."""
+    v.positive_int("service_id", service.service_id)
+    v.text("service.title", service.title, 255)
+    v.optional_int("service.category_id", service.category_id)
+    v.optional_number("service.price_min", service.price_min)
+    v.optional_number("service.price_max", service.price_max)
+    if service.duration is not None and (
+        isinstance(service.duration, bool)
+        or not isinstance(service.duration, int)
+        or service.duration < 0
+    ):
+        raise ValidationError("service.duration", "must be a non-negative number of seconds")
+    v.boolean("service.active", service.active)
+    return service
+
+
+def check_staff(member: SalonStaff) -> SalonStaff:
+    """Validate one staff row (shared with the PostgreSQL adapter)."""
+    v.positive_int("staff_id", member.staff_id)
+    v.text("staff.name", member.name, 255)
+    v.optional_text("staff.specialization", member.specialization, 255)
+    v.boolean("staff.bookable", member.bookable)
+    v.optional_number("staff.rating", member.rating)
+    v.boolean("staff.active", member.active)
+    return member
+
+
+def details_fields(details: SalonDetails | None) -> dict[str, Any]:
+    """The company columns a catalog refresh sets (``None`` values are left unchanged)."""
+    if details is None:
+        return {}
+    given = {
+        "title": details.title,
+        "phone": details.phone,
+        "email": details.email,
+        "address": details.address,
+        "timezone": details.timezone,
+    }
+    return clean_company_fields({k: val for k, val in given.items() if val is not None})
+
+
+def check_unique(ids: Sequence[int], what: str) -> None:
+    if len(set(ids)) != len(ids):
+        raise ValidationError(what, "has duplicate ids")
+
+
+class MemorySalonCatalog:
+    """:class:`SalonCatalog` in memory."""
+
+    def __init__(self, db: MemoryDatabase) -> None:
+        self._db = db
+
+    async def replace_catalog(
+        self,
+        company_id: int,
+        details: SalonDetails | None,
+        services: Sequence[SalonService],
+        staff: Sequence[SalonStaff],
+    ) -> None:
+        await trio.lowlevel.checkpoint()
+        services = [check_service(s) for s in services]
+        staff = [check_staff(s) for s in staff]
+        check_unique([s.service_id for s in services], "services")
+        check_unique([s.staff_id for s in staff], "staff")
+        fields = details_fields(details)
+        row = self._db.require_company(company_id)
+        now = self._db.clock()
+        old_services = self._db.services.setdefault(company_id, {})
+        old_staff = self._db.staff.setdefault(company_id, {})
+        fresh_services = {s.service_id: replace(s, updated_at=now) for s in services}
+        fresh_staff = {s.staff_id: replace(s, updated_at=now) for s in staff}
+        for sid, svc in old_services.items():
+            if sid not in fresh_services:
+                fresh_services[sid] = replace(svc, active=False, updated_at=now)
+        for sid, member in old_staff.items():
+            if sid not in fresh_staff:
+                fresh_staff[sid] = replace(member, active=False, updated_at=now)
+        self._db.services[company_id] = fresh_services
+        self._db.staff[company_id] = fresh_staff
+        if fields:
+            row.company = replace(row.company, **fields, updated_at=now)
+
+    async def get_catalog(self, company_id: int, *, active_only: bool = True) -> Catalog:
+        await trio.lowlevel.checkpoint()
+        services = sorted(
+            self._db.services.get(company_id, {}).values(), key=lambda s: s.service_id
+        )
+        staff = sorted(self._db.staff.get(company_id, {}).values(), key=lambda s: s.staff_id)
+        if active_only:
+            services = [s for s in services if s.active]
+            staff = [s for s in staff if s.active]
+        return Catalog(services=services, staff=staff)
+
+    async def record_sync(
+        self, company_id: int, *, ok: bool, error: str | None = None
+    ) -> SyncState:
+        await trio.lowlevel.checkpoint()
+        message = v.clipped("error", error, 2000)
+        self._db.require_company(company_id)
+        now = self._db.clock()
+        old = self._db.sync.get(company_id)
+        state = SyncState(
+            company_id=company_id,
+            last_success_at=now if ok else (old.last_success_at if old else None),
+            last_error=None if ok else message,
+            last_attempt_at=now,
+        )
+        self._db.sync[company_id] = state
+        return state
+
+    async def get_sync_state(self, company_id: int) -> SyncState | None:
+        await trio.lowlevel.checkpoint()
+        return self._db.sync.get(company_id)

@@ -1,0 +1,272 @@
+"""Rows and value objects the repositories return: frozen dataclasses, no behaviour.
+
+Timestamps are timezone-aware UTC ``datetime`` objects. Secrets never appear here: a company
+carries only the short display prefixes of its API key and webhook secret.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class CompanyStatus(StrEnum):
+    """``integration_status`` values (see DESIGN.md, company actor states)."""
+
+    PENDING = "pending"
+    LINKING = "linking"
+    ACTIVE = "active"
+    RECONNECTING = "reconnecting"
+    LOGGED_OUT = "logged_out"
+    FROZEN = "frozen"
+    UNINSTALLED = "uninstalled"
+    ACTIVATION_FAILED = "activation_failed"
+
+
+@dataclass(frozen=True)
+class Company:
+    """One salon (the later seed's ``companies`` row plus our columns)."""
+
+    id: int
+    yclients_id: int
+    company_id: int | None
+    title: str | None
+    phone: str | None
+    email: str | None
+    address: str | None
+    timezone: str
+    whatsapp_enabled: bool
+    whatsapp_connected: bool
+    whatsapp_phone: str | None
+    whatsapp_jid: str | None
+    whatsapp_connected_at: datetime | None
+    connected_at: datetime | None
+    ai_enabled: bool
+    sync_enabled: bool
+    integration_status: str
+    status_changed_at: datetime | None
+    last_error: str | None
+    api_key_prefix: str | None
+    webhook_secret_prefix: str | None
+    raw_data: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime | None
+
+    @property
+    def status(self) -> CompanyStatus:
+        """``integration_status`` as the enum."""
+        return CompanyStatus(self.integration_status)
+
+
+@dataclass(frozen=True)
+class NewCompany:
+    """What :meth:`CompanyRepository.create` returns: the row and its secrets, shown once."""
+
+    company: Company
+    api_key: str = field(repr=False)
+    webhook_secret: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One ``marketplace_events`` row (append-only audit log)."""
+
+    id: int
+    company_id: int | None
+    event_type: str
+    data: dict[str, Any]
+    created_at: datetime
+
+
+class PutResult(StrEnum):
+    """Outcome of :meth:`WebhookInbox.put`."""
+
+    NEW = "new"
+    DUPLICATE = "duplicate"
+
+
+class InboxStatus(StrEnum):
+    """``webhook_events.status``: ``failed`` rows are retried at ``next_attempt_at``."""
+
+    PENDING = "pending"
+    DONE = "done"
+    FAILED = "failed"
+    DEAD = "dead"
+
+
+@dataclass(frozen=True)
+class InboxEvent:
+    """One ``webhook_events`` row."""
+
+    id: int
+    company_id: int
+    dedupe_key: str
+    event_type: str
+    payload: dict[str, Any]
+    status: str
+    attempts: int
+    last_error: str | None
+    received_at: datetime
+    next_attempt_at: datetime
+    claimed_until: datetime | None
+    processed_at: datetime | None
+
+
+class OutboxStatus(StrEnum):
+    """``outbox.status``; ``delivered`` and ``failed`` are terminal until :meth:`Outbox.reopen`."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+class AttemptOutcome(StrEnum):
+    """What one delivery attempt ended with (see :meth:`Outbox.record_attempt`)."""
+
+    DELIVERED = "delivered"
+    RETRY = "retry"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """One ``outbox`` row: a durable outbound call."""
+
+    id: int
+    kind: str
+    idempotency_key: str
+    company_id: int | None
+    payload: dict[str, Any]
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    claimed_until: datetime | None
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+    delivered_at: datetime | None
+
+
+class Direction(StrEnum):
+    INBOUND = "in"
+    OUTBOUND = "out"
+
+
+class MessageStatus(StrEnum):
+    RECEIVED = "received"
+    QUEUED = "queued"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    READ = "read"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Message:
+    """One ``messages`` row: a WhatsApp message in or out."""
+
+    id: int
+    company_id: int
+    direction: str
+    wa_message_id: str | None
+    peer_phone: str
+    text: str
+    status: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class SalonService:
+    """A YClients service as synced (``salon_services``)."""
+
+    service_id: int
+    title: str
+    category_id: int | None = None
+    price_min: float | None = None
+    price_max: float | None = None
+    duration: int | None = None  # seconds
+    active: bool = True
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SalonStaff:
+    """A YClients staff member as synced (``salon_staff``)."""
+
+    staff_id: int
+    name: str
+    specialization: str | None = None
+    bookable: bool = True
+    rating: float | None = None
+    active: bool = True
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SalonDetails:
+    """Company details refreshed with the catalog (written to ``companies``)."""
+
+    title: str | None = None
+    phone: str | None = None
+    email: str | None = None
+    address: str | None = None
+    timezone: str | None = None
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """A salon's synced catalog (active and inactive rows, ordered by id)."""
+
+    services: list[SalonService]
+    staff: list[SalonStaff]
+
+
+@dataclass(frozen=True)
+class SyncState:
+    """``salon_sync_state``: when a sync last succeeded or failed."""
+
+    company_id: int
+    last_success_at: datetime | None
+    last_error: str | None
+    last_attempt_at: datetime | None
+
+
+@dataclass(frozen=True)
+class QrCode:
+    """The current QR of a linking session (Redis ``marketplace:qr:{id}``)."""
+
+    qr: str
+    generated_at: float  # unix seconds
+
+
+@dataclass(frozen=True)
+class RateDecision:
+    """Result of one rate-limit hit: allowed or not, hits left, seconds until the window ends."""
+
+    allowed: bool
+    remaining: int
+    retry_after: float
+
+
+@dataclass(frozen=True)
+class BackendHealth:
+    """One backend's readiness for ``/health/ready``."""
+
+    name: str
+    kind: str  # "postgres" | "redis" | "memory"
+    ok: bool
+    error: str | None = None
+    latency_ms: float | None = None
+
+
+@dataclass(frozen=True)
+class PoolStats:
+    """PostgreSQL pool occupancy (for health views and the cancellation tests)."""
+
+    size: int
+    idle: int
+    max_size: int
+    releasing: int

@@ -1,0 +1,357 @@
+"""Repository interfaces. PostgreSQL/Redis adapters and in-memory twins implement them.
+
+Every method is a trio-flavoured coroutine. Errors: :class:`StorageUnavailable` when the
+backend cannot be reached, :class:`StorageTimeout` when it is too slow, :class:`ValidationError`
+for values that cannot be stored, plus the method-specific ones named in each docstring.
+Cancellation: a cancelled call either took effect completely or not at all (each call is one
+transaction); the PostgreSQL connection it used goes back to the pool.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
+
+import trio
+
+from ._models import (
+    AttemptOutcome,
+    AuditEvent,
+    Catalog,
+    Company,
+    CompanyStatus,
+    InboxEvent,
+    Message,
+    NewCompany,
+    OutboxItem,
+    PutResult,
+    QrCode,
+    RateDecision,
+    SalonDetails,
+    SalonService,
+    SalonStaff,
+    SyncState,
+)
+
+StatusLike = str | CompanyStatus
+
+
+class CompanyRepository(Protocol):
+    """Salons (``companies``) and their credentials."""
+
+    async def create(
+        self,
+        yclients_id: int,
+        *,
+        title: str | None = None,
+        phone: str | None = None,
+        email: str | None = None,
+        address: str | None = None,
+        timezone: str | None = None,
+        company_id: int | None = None,
+        raw_data: Mapping[str, Any] | None = None,
+    ) -> NewCompany:
+        """Register a salon with a fresh API key and webhook secret (returned once).
+
+        Raises :class:`Conflict` when a company for ``yclients_id`` already exists.
+        """
+        ...
+
+    async def get(self, company_id: int) -> Company | None:
+        """The company with our id, or ``None``."""
+        ...
+
+    async def get_by_salon(self, yclients_id: int) -> Company | None:
+        """The company registered for a YClients salon id, or ``None``."""
+        ...
+
+    async def update(self, company_id: int, **fields: Any) -> Company:
+        """Set the named columns (see ``COMPANY_FIELDS``); raises :class:`NotFound`."""
+        ...
+
+    async def transition(
+        self,
+        company_id: int,
+        from_states: Iterable[StatusLike],
+        to_state: StatusLike,
+        **fields: Any,
+    ) -> Company | None:
+        """Atomically move to ``to_state`` (and set ``fields``) if the status is in ``from_states``.
+
+        Returns the updated company, or ``None`` when the status was elsewhere (or the company
+        does not exist): of two racing transitions from the same state only one wins.
+        """
+        ...
+
+    async def list_by_status(
+        self, status: StatusLike | None = None, *, limit: int = 100, after_id: int = 0
+    ) -> list[Company]:
+        """Companies (all, or with one status) in id order, keyset-paginated by ``after_id``."""
+        ...
+
+    async def count(self, status: StatusLike | None = None) -> int:
+        """How many companies (with the status, if given)."""
+        ...
+
+    async def count_by_status(self) -> dict[str, int]:
+        """Company count per ``integration_status`` (statuses with no company are absent)."""
+        ...
+
+    async def count_linked(self) -> int:
+        """How many companies have WhatsApp linked (``whatsapp_connected``)."""
+        ...
+
+    async def list_linked(self) -> list[Company]:
+        """Companies whose WhatsApp is linked, to restore their sessions at start."""
+        ...
+
+    async def rotate_api_key(self, company_id: int) -> str:
+        """Issue a new ``sk_`` key (returned once); the old one stops working. :class:`NotFound`."""
+        ...
+
+    async def rotate_webhook_secret(self, company_id: int) -> str:
+        """Issue a new ``whs_`` secret (returned once); the old one stops working."""
+        ...
+
+    async def revoke_credentials(self, company_id: int) -> None:
+        """Drop the API key and webhook secret (uninstall): nothing verifies afterwards."""
+        ...
+
+    async def find_by_api_key(self, api_key: str) -> Company | None:
+        """The company owning this API key, or ``None`` (lookup by hash)."""
+        ...
+
+    async def verify_api_key(self, company_id: int, api_key: str) -> bool:
+        """Whether ``api_key`` is this company's current key (constant-time compare)."""
+        ...
+
+    async def verify_webhook_secret(self, company_id: int, secret: str) -> bool:
+        """Whether ``secret`` is this company's current webhook secret (constant-time)."""
+        ...
+
+
+class AuditLog(Protocol):
+    """Append-only ``marketplace_events``."""
+
+    async def append(
+        self, company_id: int | None, event_type: str, data: Mapping[str, Any] | None = None
+    ) -> AuditEvent:
+        """Record one event; :class:`NotFound` if the company does not exist."""
+        ...
+
+    async def recent(self, company_id: int, limit: int = 50) -> list[AuditEvent]:
+        """The company's latest events, newest first."""
+        ...
+
+
+class WebhookInbox(Protocol):
+    """Durable inbox of YClients webhooks (``webhook_events``): store first, handle later."""
+
+    async def put(
+        self, company_id: int, dedupe_key: str, event_type: str, payload: Mapping[str, Any]
+    ) -> PutResult:
+        """Store an event once: ``NEW`` for a new (company, key), else ``DUPLICATE``."""
+        ...
+
+    async def claim(self, limit: int = 10, *, lease: float = 60.0) -> list[InboxEvent]:
+        """Claim up to ``limit`` due events of any company, oldest first, for ``lease`` seconds.
+
+        Concurrent claimers never receive the same event while its lease runs; an event whose
+        claimer crashed comes back when the lease ends. ``attempts`` counts claims.
+        """
+        ...
+
+    async def claim_for_company(
+        self, company_id: int, limit: int = 10, *, lease: float = 60.0
+    ) -> list[InboxEvent]:
+        """Claim one company's due events in id order; empty while another claim of it is live.
+
+        This keeps a company's events in order: at most one claimer per company at a time.
+        """
+        ...
+
+    async def mark_done(self, event_id: int) -> None:
+        """The event was handled; it is never claimed again."""
+        ...
+
+    async def mark_failed(
+        self, event_id: int, error: str, *, retry_in: float | None = 60.0
+    ) -> None:
+        """Handling failed: retried after ``retry_in`` seconds, or never (``None``: dead)."""
+        ...
+
+    async def get(self, event_id: int) -> InboxEvent | None: ...
+
+    async def pending_count(self) -> int:
+        """Events still to handle (pending or failed-and-retryable)."""
+        ...
+
+
+class Outbox(Protocol):
+    """Durable outbound calls (``outbox``) with attempts, backoff and terminal states."""
+
+    async def enqueue(
+        self,
+        kind: str,
+        idempotency_key: str,
+        company_id: int | None,
+        payload: Mapping[str, Any],
+        *,
+        delay: float = 0.0,
+    ) -> OutboxItem:
+        """Add an item due after ``delay`` seconds; an existing key returns the existing item."""
+        ...
+
+    async def claim_due(self, limit: int = 10, *, lease: float = 60.0) -> list[OutboxItem]:
+        """Claim due pending items (oldest due first) for ``lease`` seconds, as the inbox does."""
+        ...
+
+    async def record_attempt(
+        self,
+        item_id: int,
+        outcome: AttemptOutcome,
+        *,
+        error: str | None = None,
+        retry_in: float | None = None,
+    ) -> OutboxItem:
+        """Count an attempt: delivered, failed for good, or retry after ``retry_in`` seconds.
+
+        Releases the claim. :class:`NotFound` for an unknown id.
+        """
+        ...
+
+    async def reopen(self, item_id: int) -> OutboxItem:
+        """Make a delivered/failed item pending and due now (manual re-send)."""
+        ...
+
+    async def get(self, item_id: int) -> OutboxItem | None: ...
+
+    async def get_by_key(self, idempotency_key: str) -> OutboxItem | None: ...
+
+    async def backlog(self) -> int:
+        """Pending items (due or not)."""
+        ...
+
+
+class MessageLog(Protocol):
+    """WhatsApp messages in and out (``messages``), unique per (company, WhatsApp id)."""
+
+    async def record_inbound(
+        self, company_id: int, wa_message_id: str, peer_phone: str, text: str
+    ) -> bool:
+        """Store an incoming message; ``False`` when this WhatsApp id was already recorded."""
+        ...
+
+    async def record_outbound(
+        self,
+        company_id: int,
+        peer_phone: str,
+        text: str,
+        *,
+        wa_message_id: str | None = None,
+    ) -> Message:
+        """Store an outgoing message as ``queued``."""
+        ...
+
+    async def set_status(
+        self, message_id: int, status: str, *, wa_message_id: str | None = None
+    ) -> Message:
+        """Update an outbound message's status (e.g. ``queued`` → ``sent``). :class:`NotFound`."""
+        ...
+
+    async def get_by_wa_id(self, company_id: int, wa_message_id: str) -> Message | None: ...
+
+    async def recent(
+        self, company_id: int, limit: int = 50, *, peer_phone: str | None = None
+    ) -> list[Message]:
+        """Latest messages of a company (optionally with one peer), newest first."""
+        ...
+
+
+class SalonCatalog(Protocol):
+    """YClients services and staff as last synced, and the sync's state."""
+
+    async def replace_catalog(
+        self,
+        company_id: int,
+        details: SalonDetails | None,
+        services: Sequence[SalonService],
+        staff: Sequence[SalonStaff],
+    ) -> None:
+        """Store a complete fresh copy in one transaction.
+
+        Upserts the given rows, marks rows missing from it inactive (never deletes), updates
+        the company's details. If anything fails the previous copy stays as it was.
+        """
+        ...
+
+    async def get_catalog(self, company_id: int, *, active_only: bool = True) -> Catalog: ...
+
+    async def record_sync(
+        self, company_id: int, *, ok: bool, error: str | None = None
+    ) -> SyncState:
+        """Record a sync attempt: success time, or the error (the last success is kept)."""
+        ...
+
+    async def get_sync_state(self, company_id: int) -> SyncState | None: ...
+
+
+class ConnectTokens(Protocol):
+    """Connect-page tokens: ``marketplace:token:{token}`` ↔ ``marketplace:company:{id}:token``."""
+
+    async def issue(self, company_id: int, *, ttl: float = 86400.0) -> str:
+        """A new random token for the company; the previous one stops resolving (atomically)."""
+        ...
+
+    async def resolve(self, token: str) -> int | None:
+        """The company id of a live token, or ``None``."""
+        ...
+
+    async def current(self, company_id: int) -> str | None:
+        """The company's live token, if any."""
+        ...
+
+    async def revoke(self, company_id: int) -> None:
+        """Drop the company's token."""
+        ...
+
+
+class QrCodes(Protocol):
+    """The current QR of a linking session (``marketplace:qr:{id}``, 20 s)."""
+
+    async def put(
+        self, company_id: int, qr: str, *, ttl: float = 20.0, generated_at: float | None = None
+    ) -> QrCode: ...
+
+    async def get(self, company_id: int) -> QrCode | None: ...
+
+    async def clear(self, company_id: int) -> None: ...
+
+
+class RateLimiter(Protocol):
+    """Fixed-window counters shared by every process using the same backend."""
+
+    async def hit(self, key: str, limit: int, window: float) -> RateDecision:
+        """Count one hit of ``key`` and decide atomically whether it is within ``limit``/``window``.
+
+        A refused hit is not counted against later windows; ``retry_after`` is the seconds left
+        in the current window (0 when allowed and hits remain).
+        """
+        ...
+
+    async def reset(self, key: str) -> None: ...
+
+
+class PubSub(Protocol):
+    """Fire-and-forget broadcast of JSON-able messages between processes."""
+
+    async def publish(self, channel: str, message: Any) -> int:
+        """Send ``message`` to current subscribers; returns how many received it (best effort)."""
+        ...
+
+    def subscribe(
+        self, channel: str
+    ) -> AbstractAsyncContextManager[trio.MemoryReceiveChannel[Any]]:
+        """Receive messages published on ``channel`` while the context is open."""
+        ...

@@ -1,0 +1,304 @@
+"""Redis stores on coredis (anyio-native: runs on trio directly, no bridge).
+
+One client per :class:`Storage`, entered for the storage's lifetime. coredis reconnects by
+itself after Redis restarts (its retry policy re-dials on ``ConnectionError``); while Redis is
+down every call fails with :class:`StorageUnavailable` within ``op_timeout`` seconds, because
+connects and reads are bounded and each call is wrapped in a deadline.
+
+All keys live under one prefix (``settings.redis_prefix``). Multi-key updates (token issue and
+revoke) and the rate-limit check-and-count are Lua scripts, so they are atomic across processes.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import AsyncIterator, Awaitable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import coredis
+import coredis.exceptions
+import trio
+
+from . import _keys
+from . import _validate as v
+from ._errors import (
+    ErrorFactory,
+    StorageError,
+    StorageUnavailable,
+    describe,
+    map_exceptions,
+    timed_out,
+    unavailable,
+)
+from ._groups import BodyError, unwrap_single
+from ._memory_kv import _decision
+from ._models import BackendHealth, QrCode, RateDecision
+
+BACKEND = "redis"
+T = TypeVar("T")
+
+REDIS_ERRORS: dict[type[BaseException], ErrorFactory] = {
+    coredis.exceptions.ConnectionError: unavailable(BACKEND),
+    coredis.exceptions.AuthenticationError: unavailable(BACKEND),
+    coredis.exceptions.BusyLoadingError: unavailable(BACKEND),
+    TimeoutError: timed_out(BACKEND),
+    OSError: unavailable(BACKEND),
+    coredis.exceptions.RedisError: lambda e: StorageError(f"{BACKEND} error: {describe(e)}"),
+}
+
+# KEYS[1] counter; ARGV[1] window in ms. Returns {count, ttl_ms}.
+RATE_SCRIPT = """
+local count = redis.call('INCR', KEYS[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+  ttl = tonumber(ARGV[1])
+end
+return {count, ttl}
+"""
+
+# KEYS[1] company->token key, KEYS[2] new token key; ARGV[1] token key prefix,
+# ARGV[2] new token, ARGV[3] company id, ARGV[4] ttl ms.
+ISSUE_SCRIPT = """
+local old = redis.call('GET', KEYS[1])
+if old then redis.call('DEL', ARGV[1] .. old) end
+redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[4])
+return 1
+"""
+
+# KEYS[1] company->token key; ARGV[1] token key prefix.
+REVOKE_SCRIPT = """
+local old = redis.call('GET', KEYS[1])
+if old then redis.call('DEL', ARGV[1] .. old) end
+redis.call('DEL', KEYS[1])
+return 1
+"""
+
+
+class RedisBackend:
+    """The shared coredis client plus the deadline every call runs under."""
+
+    def __init__(self, client: coredis.Redis[str], prefix: str, op_timeout: float) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.op_timeout = op_timeout
+        self.rate_script = client.register_script(RATE_SCRIPT)
+        self.issue_script = client.register_script(ISSUE_SCRIPT)
+        self.revoke_script = client.register_script(REVOKE_SCRIPT)
+
+    async def call(self, request: Awaitable[T]) -> T:
+        """Await one coredis request with error mapping and a deadline."""
+        with map_exceptions(REDIS_ERRORS):
+            with trio.move_on_after(self.op_timeout):
+                return await request
+        raise StorageUnavailable(BACKEND, f"no answer within {self.op_timeout:g}s")
+
+    async def ping(self) -> BackendHealth:
+        """``PING``; never raises (the error goes into the result)."""
+        started = time.perf_counter()
+        try:
+            await self.call(self.client.ping())
+        except StorageError as exc:
+            return BackendHealth(name="redis", kind="redis", ok=False, error=str(exc))
+        latency = (time.perf_counter() - started) * 1000
+        return BackendHealth(name="redis", kind="redis", ok=True, latency_ms=latency)
+
+    async def delete_prefixed(self) -> int:
+        """Delete every key under our prefix (tests and benchmarks clean up with it)."""
+        deleted = 0
+        batch: list[str] = []
+        async for key in self.client.scan_iter(match=f"{self.prefix}*", count=500):
+            batch.append(key)
+            if len(batch) >= 500:
+                deleted += await self.call(self.client.delete(batch))
+                batch = []
+        if batch:
+            deleted += await self.call(self.client.delete(batch))
+        return deleted
+
+
+@asynccontextmanager
+async def open_redis(
+    url: str,
+    *,
+    prefix: str,
+    password: str | None = None,
+    connect_timeout: float = 1.0,
+    read_timeout: float = 2.0,
+    op_timeout: float = 3.0,
+    max_connections: int = 32,
+) -> AsyncIterator[RedisBackend]:
+    """Open the client for the lifetime of the block. Redis need not be up yet."""
+    kwargs: dict[str, Any] = {
+        "decode_responses": True,
+        "connect_timeout": connect_timeout,
+        "stream_timeout": read_timeout,
+        "max_connections": max_connections,
+        "pool_timeout": op_timeout,
+    }
+    if password:
+        kwargs["password"] = password
+    client: coredis.Redis[str] = coredis.Redis.from_url(url, **kwargs)
+    body = BodyError()
+    async with unwrap_single(body), client:
+        try:
+            yield RedisBackend(client, prefix, op_timeout)
+        except BaseException as exc:
+            body.error = exc
+            raise
+
+
+class RedisConnectTokens:
+    """:class:`ConnectTokens` on Redis."""
+
+    def __init__(self, backend: RedisBackend) -> None:
+        self._b = backend
+
+    async def issue(self, company_id: int, *, ttl: float = _keys.TOKEN_TTL) -> str:
+        v.positive_int("company_id", company_id)
+        ttl_ms = int(v.positive_seconds("ttl", ttl) * 1000)
+        token = secrets.token_urlsafe(32)
+        prefix = _keys.token_key(self._b.prefix, "")
+        await self._b.call(
+            self._b.issue_script(
+                keys=[
+                    _keys.company_token_key(self._b.prefix, company_id),
+                    _keys.token_key(self._b.prefix, token),
+                ],
+                args=[prefix, token, str(company_id), str(ttl_ms)],
+            )
+        )
+        return token
+
+    async def resolve(self, token: str) -> int | None:
+        checked = _keys.check_token(token)
+        if checked is None:
+            return None
+        value = await self._b.call(self._b.client.get(_keys.token_key(self._b.prefix, checked)))
+        return None if value is None else int(value)
+
+    async def current(self, company_id: int) -> str | None:
+        key = _keys.company_token_key(self._b.prefix, company_id)
+        value: str | None = await self._b.call(self._b.client.get(key))
+        return value
+
+    async def revoke(self, company_id: int) -> None:
+        await self._b.call(
+            self._b.revoke_script(
+                keys=[_keys.company_token_key(self._b.prefix, company_id)],
+                args=[_keys.token_key(self._b.prefix, "")],
+            )
+        )
+
+
+class RedisQrCodes:
+    """:class:`QrCodes` on Redis: ``marketplace:qr:{id}`` → ``{"qr", "generated_at"}``."""
+
+    def __init__(self, backend: RedisBackend) -> None:
+        self._b = backend
+
+    async def put(
+        self,
+        company_id: int,
+        qr: str,
+        *,
+        ttl: float = _keys.QR_TTL,
+        generated_at: float | None = None,
+    ) -> QrCode:
+        v.positive_int("company_id", company_id)
+        code = QrCode(
+            qr=v.text("qr", qr, 4096),
+            generated_at=time.time() if generated_at is None else float(generated_at),
+        )
+        body = json.dumps({"qr": code.qr, "generated_at": code.generated_at})
+        ttl_ms = int(v.positive_seconds("ttl", ttl) * 1000)
+        key = _keys.qr_key(self._b.prefix, company_id)
+        await self._b.call(self._b.client.set(key, body, px=ttl_ms))
+        return code
+
+    async def get(self, company_id: int) -> QrCode | None:
+        raw = await self._b.call(self._b.client.get(_keys.qr_key(self._b.prefix, company_id)))
+        if raw is None:
+            return None
+        data = json.loads(raw)
+        return QrCode(qr=str(data["qr"]), generated_at=float(data["generated_at"]))
+
+    async def clear(self, company_id: int) -> None:
+        await self._b.call(self._b.client.delete([_keys.qr_key(self._b.prefix, company_id)]))
+
+
+class RedisRateLimiter:
+    """:class:`RateLimiter` on Redis: one Lua script per hit (INCR + PEXPIRE + PTTL)."""
+
+    def __init__(self, backend: RedisBackend) -> None:
+        self._b = backend
+
+    async def hit(self, key: str, limit: int, window: float) -> RateDecision:
+        key, limit, window = _keys.check_rate_args(key, limit, window)
+        window_ms = max(1, int(window * 1000))
+        reply: list[int] = await self._b.call(
+            self._b.rate_script(keys=[_keys.rate_key(self._b.prefix, key)], args=[window_ms])
+        )
+        count, ttl_ms = reply
+        return _decision(int(count), limit, int(ttl_ms) / 1000)
+
+    async def reset(self, key: str) -> None:
+        await self._b.call(self._b.client.delete([_keys.rate_key(self._b.prefix, key)]))
+
+
+class RedisPubSub:
+    """:class:`PubSub` on Redis channels under our prefix, JSON-encoded."""
+
+    def __init__(self, backend: RedisBackend, buffer: int = 100) -> None:
+        self._b = backend
+        self._buffer = buffer
+
+    async def publish(self, channel: str, message: Any) -> int:
+        name = _keys.channel_name(self._b.prefix, v.text("channel", channel, 255))
+        body = json.dumps(v.json_value("message", message), ensure_ascii=False)
+        receivers: int = await self._b.call(self._b.client.publish(name, body))
+        return receivers
+
+    @asynccontextmanager
+    async def subscribe(self, channel: str) -> AsyncIterator[trio.MemoryReceiveChannel[Any]]:
+        name = _keys.channel_name(self._b.prefix, v.text("channel", channel, 255))
+        send, receive = trio.open_memory_channel[Any](self._buffer)
+        pubsub = self._b.client.pubsub(channels=[name], ignore_subscribe_messages=True)
+
+        async def pump() -> None:
+            async with send:
+                async for message in pubsub:
+                    if message.get("type") != "message":
+                        continue
+                    try:
+                        send.send_nowait(json.loads(str(message["data"])))
+                    except trio.WouldBlock:
+                        pass  # a slow subscriber misses messages, as Redis would drop them
+                    except ValueError:
+                        pass  # not our JSON: ignore
+
+        entered = False
+        with map_exceptions(REDIS_ERRORS), trio.move_on_after(self._b.op_timeout):
+            await pubsub.__aenter__()
+            entered = True
+        if not entered:
+            raise StorageUnavailable(BACKEND, "subscribe did not complete in time")
+        body = BodyError()
+        try:
+            async with unwrap_single(body), trio.open_nursery() as nursery:
+                nursery.start_soon(pump)
+                try:
+                    async with receive:
+                        yield receive
+                except BaseException as exc:
+                    body.error = exc
+                    raise
+                finally:
+                    nursery.cancel_scope.cancel()
+        finally:
+            with trio.CancelScope(shield=True), trio.move_on_after(1):
+                await pubsub.__aexit__(None, None, None)

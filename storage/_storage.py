@@ -1,0 +1,226 @@
+"""The :class:`Storage` bundle and :func:`open_storage`, the one way to get repositories.
+
+PostgreSQL when a database URL is given (else in-memory); Redis when a Redis URL is given
+(else in-memory). Both kinds satisfy the same Protocols, so callers never know which they got.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+
+from config import Settings
+
+from ._fields import Clock
+from ._memory_db import (
+    MemoryAuditLog,
+    MemoryCompanies,
+    MemoryDatabase,
+    MemoryMessageLog,
+    MemoryOutbox,
+    MemorySalonCatalog,
+    MemoryWebhookInbox,
+)
+from ._memory_kv import (
+    MemoryConnectTokens,
+    MemoryKeyValue,
+    MemoryPubSub,
+    MemoryQrCodes,
+    MemoryRateLimiter,
+    MonoClock,
+)
+from ._migrate import migrate
+from ._models import BackendHealth, PoolStats
+from ._pg_db import (
+    PgAuditLog,
+    PgCompanies,
+    PgMessageLog,
+    PgOutbox,
+    PgSalonCatalog,
+    PgWebhookInbox,
+)
+from ._pg_pool import PgPool
+from ._protocols import (
+    AuditLog,
+    CompanyRepository,
+    ConnectTokens,
+    MessageLog,
+    Outbox,
+    PubSub,
+    QrCodes,
+    RateLimiter,
+    SalonCatalog,
+    WebhookInbox,
+)
+from ._redis import (
+    RedisBackend,
+    RedisConnectTokens,
+    RedisPubSub,
+    RedisQrCodes,
+    RedisRateLimiter,
+    open_redis,
+)
+
+
+@dataclass(frozen=True)
+class StorageHealth:
+    """Readiness of both backends (``ok`` only if both are)."""
+
+    database: BackendHealth
+    redis: BackendHealth
+
+    @property
+    def ok(self) -> bool:
+        return self.database.ok and self.redis.ok
+
+
+@dataclass
+class Storage:
+    """Every repository, as one object handed to actors and the web app.
+
+    ``database_kind`` / ``redis_kind`` say ``"postgres"``/``"redis"`` or ``"memory"``.
+    ``pg`` and ``redis`` expose the live backends (``None`` for in-memory) for health views.
+    """
+
+    companies: CompanyRepository
+    audit: AuditLog
+    inbox: WebhookInbox
+    outbox: Outbox
+    messages: MessageLog
+    catalog: SalonCatalog
+    tokens: ConnectTokens
+    qr: QrCodes
+    rate_limiter: RateLimiter
+    pubsub: PubSub
+    database_kind: str
+    redis_kind: str
+    pg: PgPool | None = field(default=None, repr=False)
+    redis: RedisBackend | None = field(default=None, repr=False)
+    memory_db: MemoryDatabase | None = field(default=None, repr=False)
+    memory_kv: MemoryKeyValue | None = field(default=None, repr=False)
+
+    async def ping_database(self) -> BackendHealth:
+        """PostgreSQL (or the in-memory twin) answers? Never raises."""
+        if self.pg is not None:
+            return await self.pg.ping()
+        assert self.memory_db is not None
+        return await self.memory_db.ping()
+
+    async def ping_redis(self) -> BackendHealth:
+        """Redis (or the in-memory twin) answers? Never raises."""
+        if self.redis is not None:
+            return await self.redis.ping()
+        assert self.memory_kv is not None
+        return await self.memory_kv.ping()
+
+    async def health(self) -> StorageHealth:
+        """Both pings, for ``/health/ready``."""
+        return StorageHealth(database=await self.ping_database(), redis=await self.ping_redis())
+
+    def pool_stats(self) -> PoolStats | None:
+        """PostgreSQL pool occupancy, or ``None`` for in-memory storage."""
+        return None if self.pg is None else self.pg.stats()
+
+
+@asynccontextmanager
+async def open_storage(
+    settings: Settings | None = None,
+    *,
+    database_url: str | None = None,
+    redis_url: str | None = None,
+    redis_password: str | None = None,
+    redis_prefix: str | None = None,
+    apply_migrations: bool = True,
+    pool_min_size: int = 1,
+    pool_max_size: int = 10,
+    connect_timeout: float = 5.0,
+    command_timeout: float = 30.0,
+    redis_op_timeout: float = 3.0,
+    wall_clock: Clock | None = None,
+    monotonic_clock: MonoClock = time.monotonic,
+) -> AsyncIterator[Storage]:
+    """Open the storage for the block's lifetime and close everything on exit.
+
+    Values come from ``settings`` unless given as keywords. PostgreSQL needs a running
+    trio-asyncio loop (``trio_asyncio.open_loop()`` around the caller); migrations are applied
+    at open unless ``apply_migrations=False``. ``wall_clock`` overrides the database's ``now()``
+    (tests move time with it); ``monotonic_clock`` drives in-memory expiry.
+
+    Raises :class:`StorageUnavailable` if PostgreSQL cannot be reached at open. Redis may be
+    down at open: its calls fail with ``StorageUnavailable`` until it comes back.
+    """
+    if settings is not None:
+        database_url = database_url or settings.database_url
+        redis_url = redis_url or settings.redis_url
+        redis_password = redis_password or settings.redis_password
+        redis_prefix = redis_prefix if redis_prefix is not None else settings.redis_prefix
+    prefix = redis_prefix if redis_prefix is not None else "aiadmin:"
+
+    async with AsyncExitStack() as stack:
+        pg: PgPool | None = None
+        memory_db: MemoryDatabase | None = None
+        if database_url:
+            if apply_migrations:
+                await migrate(database_url, connect_timeout=connect_timeout)
+            pg = await PgPool.open(
+                database_url,
+                min_size=pool_min_size,
+                max_size=pool_max_size,
+                connect_timeout=connect_timeout,
+                command_timeout=command_timeout,
+            )
+            stack.push_async_callback(pg.aclose)
+            companies: CompanyRepository = PgCompanies(pg, wall_clock)
+            audit: AuditLog = PgAuditLog(pg, wall_clock)
+            inbox: WebhookInbox = PgWebhookInbox(pg, wall_clock)
+            outbox: Outbox = PgOutbox(pg, wall_clock)
+            messages: MessageLog = PgMessageLog(pg, wall_clock)
+            catalog: SalonCatalog = PgSalonCatalog(pg, wall_clock)
+        else:
+            memory_db = MemoryDatabase(wall_clock) if wall_clock else MemoryDatabase()
+            companies = MemoryCompanies(memory_db)
+            audit = MemoryAuditLog(memory_db)
+            inbox = MemoryWebhookInbox(memory_db)
+            outbox = MemoryOutbox(memory_db)
+            messages = MemoryMessageLog(memory_db)
+            catalog = MemorySalonCatalog(memory_db)
+
+        redis: RedisBackend | None = None
+        memory_kv: MemoryKeyValue | None = None
+        if redis_url:
+            redis = await stack.enter_async_context(
+                open_redis(
+                    redis_url, prefix=prefix, password=redis_password, op_timeout=redis_op_timeout
+                )
+            )
+            tokens: ConnectTokens = RedisConnectTokens(redis)
+            qr: QrCodes = RedisQrCodes(redis)
+            rate_limiter: RateLimiter = RedisRateLimiter(redis)
+            pubsub: PubSub = RedisPubSub(redis)
+        else:
+            memory_kv = MemoryKeyValue(monotonic_clock, prefix)
+            tokens = MemoryConnectTokens(memory_kv)
+            qr = MemoryQrCodes(memory_kv)
+            rate_limiter = MemoryRateLimiter(memory_kv)
+            pubsub = MemoryPubSub(memory_kv)
+
+        yield Storage(
+            companies=companies,
+            audit=audit,
+            inbox=inbox,
+            outbox=outbox,
+            messages=messages,
+            catalog=catalog,
+            tokens=tokens,
+            qr=qr,
+            rate_limiter=rate_limiter,
+            pubsub=pubsub,
+            database_kind="postgres" if pg else "memory",
+            redis_kind="redis" if redis else "memory",
+            pg=pg,
+            redis=redis,
+            memory_db=memory_db,
+            memory_kv=memory_kv,
+        )
