@@ -7,8 +7,8 @@ import json
 import pytest
 
 from actors.whatsapp import (
-    ConnectFailed,
     Connected,
+    ConnectFailed,
     Disconnected,
     InboundMessage,
     KeepAliveRestored,
