@@ -110,7 +110,7 @@ _Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 class HeaderSource(Protocol):
     """What :func:`client_ip` needs of a header collection (werkzeug ``Headers``, a dict)."""
 
-    def get(self, key: str, default: str | None = None, /) -> str | None: ...
+    def get(self, key: str, /) -> str | None: ...
 
 
 @functools.lru_cache(maxsize=64)

@@ -117,7 +117,7 @@ async def test_declared_length_over_limit_is_413_before_reading() -> None:
 
 async def test_content_type_checked_before_length() -> None:
     request_like = FakeRequest()
-    request_like.mimetype = "text/plain"  # type: ignore[misc]
+    request_like.mimetype = "text/plain"
     with pytest.raises(UnsupportedMediaType):
         await read_json_object(request_like, max_bytes=100)
 
