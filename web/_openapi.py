@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["AUTH_SCHEMES", "RouteDoc", "build_openapi"]
+__all__ = ["AUTH_SCHEMES", "RouteDoc", "build_openapi", "openapi_path"]
 
 OPENAPI_VERSION = "3.1.0"
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")

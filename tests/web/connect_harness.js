@@ -84,6 +84,7 @@ function main() {
     removeAttribute(name) { delete this.attributes[name]; }
     addEventListener(type, fn) { (this.listeners[type] = this.listeners[type] || []).push(fn); }
     focus() { this.focused = true; }
+    scrollIntoView() { this.revealed = (this.revealed || 0) + 1; }
     dispatch(type) {
       const event = { type, defaultPrevented: false, preventDefault() { this.defaultPrevented = true; } };
       for (const fn of this.listeners[type] || []) {
@@ -186,6 +187,7 @@ function main() {
       qrSrc: elements['qr-image'].getAttribute('src'),
       returnHref: elements['return-link'].getAttribute('href'),
       pairingDisabled: elements['pairing-submit'].disabled,
+      revealed: Object.keys(elements).filter((id) => elements[id].revealed),
       statusClass: elements['status-dot'].className,
       url: url.pathname + url.search,
       sockets: sockets.length,

@@ -441,6 +441,7 @@ def test_connected_shows_success_and_stops_reconnecting() -> None:
     assert done["text"]["success-phone"] == "+7 900 123-45-67"
     assert done["text"]["status-text"] == "WhatsApp подключен"
     assert done["returnHref"] == "https://yclients.com/appstore/1"
+    assert done["revealed"] == ["success-panel"]  # scrolled into view on small screens
     assert done["pendingTimers"] == 0  # countdown stopped
     assert report["final"]["sockets"] == 1  # no reconnect after success
 

@@ -244,6 +244,17 @@
     }
   }
 
+  function reveal(node) {
+    // On a phone the panel that just changed may be below the fold.
+    if (node && typeof node.scrollIntoView === 'function') {
+      try {
+        node.scrollIntoView({ block: 'nearest', behavior: 'smooth' });
+      } catch (e) {
+        node.scrollIntoView();
+      }
+    }
+  }
+
   function showSuccess(phone) {
     state.mode = 'done';
     hideQr();
@@ -255,6 +266,7 @@
     show(el.expiredPanel, false);
     setText(el.successPhone, formatPhone(phone) || '—');
     show(el.successPanel, true);
+    reveal(el.successPanel);
     setStatus(TEXT.connected, 'ok');
     if (el.returnLink && /^https?:\/\//i.test(config.returnUrl)) {
       el.returnLink.setAttribute('href', config.returnUrl);
@@ -275,6 +287,7 @@
       setText(el.expiredText, text);
     }
     show(el.expiredPanel, true);
+    reveal(el.expiredPanel);
     setStatus(TEXT.expired, 'error');
     var ws = state.ws;
     state.ws = null;
@@ -477,6 +490,7 @@
       }
       setText(el.pairingCode, code.slice(0, 20));
       show(el.pairingResult, true);
+      reveal(el.pairingResult);
       setStatus(TEXT.enterCode);
     },
 
