@@ -235,6 +235,25 @@ def test_landing_page_content() -> None:
         assert words in text, words
 
 
+@pytest.mark.parametrize(
+    ("reason", "title"),
+    [
+        (None, "Ссылка устарела"),
+        ("expired", "Ссылка устарела"),
+        ("invalid", "Ссылка недействительна"),
+        ("not_found", "Салон не найден"),
+        ("unavailable", "Сервис временно недоступен"),
+        ("something-else", "Ссылка устарела"),
+    ],
+)
+def test_error_page_reasons(reason: str | None, title: str) -> None:
+    html = render("error.html", reason=reason)
+    assert f'<h1 id="error-title">{title}</h1>' in html
+    assert f"<title>{title} — AI Admin</title>" in html
+    custom = render("error.html", reason=reason, error_title="Свой заголовок")
+    assert '<h1 id="error-title">Свой заголовок</h1>' in custom
+
+
 def test_error_page_defaults_and_escaping() -> None:
     text = "".join(parse(render("error.html")).text)
     assert "Ссылка устарела" in text
