@@ -160,10 +160,13 @@ async def _loop(cell: Cell, actor: Actor, channel: trio.MemoryReceiveChannel[Env
     receive = channel.receive
     handle = actor.receive
     expected = actor.expected_errors
+    mailbox = cell.mailbox
+    assert mailbox is not None
     while cell.halt is Halt.NONE:
         envelope = await receive()
         if envelope is WAKE:
             continue
+        mailbox.taken += 1
         message, reply = envelope
         cell.busy = True
         cell.inflight = reply

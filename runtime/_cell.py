@@ -160,7 +160,9 @@ class Cell:
         await self._changed.wait()
 
     def begin_runner(self) -> None:
-        self.scope = trio.CancelScope()
+        # Shielded: a parent's cancellation must not reach the children directly; the
+        # supervisor stops them itself, gracefully and in order, by cancelling this scope.
+        self.scope = trio.CancelScope(shield=True)
         self.finished = False
         self._done = None
 

@@ -98,7 +98,7 @@ class Mailbox:
     ``trio.WouldBlock`` when full and ``trio.ClosedResourceError`` between incarnations.
     """
 
-    __slots__ = ("_accepted", "_capacity", "_dropped", "_recv", "_rejected", "_send")
+    __slots__ = ("_accepted", "_capacity", "_dropped", "_recv", "_rejected", "_send", "taken")
 
     def __init__(self, capacity: int) -> None:
         if capacity < 1:
@@ -107,6 +107,8 @@ class Mailbox:
         self._accepted = 0
         self._rejected = 0
         self._dropped = 0
+        #: Messages the actor has taken out (incremented by the actor loop, not by receive).
+        self.taken = 0
         self._send: trio.MemorySendChannel[Envelope] | None = None
         self._recv: trio.MemoryReceiveChannel[Envelope] | None = None
 
@@ -167,10 +169,9 @@ class Mailbox:
         return left
 
     def depth(self) -> int:
-        """Messages waiting now."""
-        if self._send is None:
-            return 0
-        return self._send.statistics().current_buffer_used
+        """Messages accepted and neither taken by the actor nor dropped (includes one handed
+        straight to a waiting actor that has not run yet, which the channel no longer counts)."""
+        return self._accepted - self.taken - self._dropped
 
     def statistics(self) -> MailboxStatistics:
         return MailboxStatistics(

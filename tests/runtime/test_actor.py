@@ -92,9 +92,7 @@ async def test_queued_asks_fail_at_once_when_the_actor_dies(
 
 async def test_ask_while_restarting_is_refused_promptly(autojump_clock: trio.abc.Clock) -> None:
     log: list[float] = []
-    sup = sup_of(
-        ChildSpec("c", lambda: CrashLater(1.0, log)), backoff_initial=10.0, jitter=0.0
-    )
+    sup = sup_of(ChildSpec("c", lambda: CrashLater(1.0, log)), backoff_initial=10.0, jitter=0.0)
     async with running(sup):
         ref = sup.ref("c")
         await trio.sleep(2.5)  # crashed at 1 (restarted at once) and at 2 (backoff 10 s)
