@@ -15,6 +15,7 @@ import asyncpg
 import trio_asyncio
 
 from ._errors import map_exceptions, unavailable
+from ._groups import BodyError, unwrap_single
 from ._pg_pool import BACKEND, PG_ERRORS
 
 MIGRATION_NAME = re.compile(r"^\d{4}_[a-z0-9_]+\.sql$")
@@ -73,10 +74,15 @@ async def migrate(database_url: str, *, connect_timeout: float = 10.0) -> list[s
     with map_exceptions(PG_ERRORS):
         loop = trio_asyncio.current_loop.get()
         if loop is None:
-            async with trio_asyncio.open_loop() as own:
-                result: list[str] = await trio_asyncio.aio_as_trio(_migrate_aio, loop=own)(
-                    database_url, connect_timeout
-                )
+            body = BodyError()
+            async with unwrap_single(body), trio_asyncio.open_loop() as own:
+                try:
+                    result: list[str] = await trio_asyncio.aio_as_trio(_migrate_aio, loop=own)(
+                        database_url, connect_timeout
+                    )
+                except BaseException as exc:
+                    body.error = exc
+                    raise
                 return result
         result = await trio_asyncio.aio_as_trio(_migrate_aio, loop=loop)(
             database_url, connect_timeout

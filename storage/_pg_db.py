@@ -497,9 +497,10 @@ class PgOutbox(_Repo):
             AttemptOutcome.RETRY: OutboxStatus.PENDING.value,
         }[outcome]
         sql = f"""UPDATE outbox SET attempts = attempts + 1, claimed_until = NULL,
-                      updated_at = {NOW}, status = $3,
+                      updated_at = {NOW}, status = $3::text,
                       last_error = COALESCE($4, last_error),
-                      delivered_at = CASE WHEN $3 = 'delivered' THEN {NOW} ELSE delivered_at END,
+                      delivered_at = CASE WHEN $3::text = 'delivered' THEN {NOW}
+                                     ELSE delivered_at END,
                       next_attempt_at = CASE WHEN $5 THEN {NOW} + make_interval(secs => $6)
                                         ELSE next_attempt_at END
                   WHERE id = $2 RETURNING {OUTBOX_COLUMNS}"""

@@ -281,24 +281,18 @@ class RedisPubSub:
                     except ValueError:
                         pass  # not our JSON: ignore
 
-        entered = False
-        with map_exceptions(REDIS_ERRORS), trio.move_on_after(self._b.op_timeout):
-            await pubsub.__aenter__()
-            entered = True
-        if not entered:
-            raise StorageUnavailable(BACKEND, "subscribe did not complete in time")
         body = BodyError()
-        try:
-            async with unwrap_single(body), trio.open_nursery() as nursery:
-                nursery.start_soon(pump)
-                try:
-                    async with receive:
-                        yield receive
-                except BaseException as exc:
-                    body.error = exc
-                    raise
-                finally:
-                    nursery.cancel_scope.cancel()
-        finally:
-            with trio.CancelScope(shield=True), trio.move_on_after(1):
-                await pubsub.__aexit__(None, None, None)
+        # coredis bounds the SUBSCRIBE handshake itself (``subscription_timeout``); the pubsub
+        # and our pump nursery nest strictly, as trio requires.
+        async with unwrap_single(body):
+            with map_exceptions(REDIS_ERRORS):
+                async with pubsub, trio.open_nursery() as nursery:
+                    nursery.start_soon(pump)
+                    try:
+                        async with receive:
+                            yield receive
+                    except BaseException as exc:
+                        body.error = exc
+                        raise
+                    finally:
+                        nursery.cancel_scope.cancel()

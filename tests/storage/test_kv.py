@@ -1,0 +1,131 @@
+"""Contract: connect tokens, QR codes, rate limits, pub/sub (in-memory twin and Redis)."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from storage import MemoryKeyValue, Storage, ValidationError, open_storage
+
+
+async def test_tokens_issue_resolve_revoke(storage: Storage) -> None:
+    token = await storage.tokens.issue(7)
+    assert len(token) >= 40
+    assert await storage.tokens.resolve(token) == 7
+    assert await storage.tokens.current(7) == token
+    newer = await storage.tokens.issue(7)
+    assert newer != token
+    assert await storage.tokens.resolve(token) is None  # the previous one is revoked
+    assert await storage.tokens.resolve(newer) == 7
+    other = await storage.tokens.issue(8)
+    await storage.tokens.revoke(7)
+    assert await storage.tokens.resolve(newer) is None
+    assert await storage.tokens.current(7) is None
+    assert await storage.tokens.resolve(other) == 8
+    for bad in ["", "nope", "x" * 300, "a\x00b", "*"]:
+        assert await storage.tokens.resolve(bad) is None
+
+
+async def test_racing_token_issues_leave_one_live_token(storage: Storage) -> None:
+    issued: list[str] = []
+
+    async def issue() -> None:
+        issued.append(await storage.tokens.issue(9))
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(10):
+            nursery.start_soon(issue)
+    live = [t for t in issued if await storage.tokens.resolve(t) == 9]
+    assert live == [await storage.tokens.current(9)]
+
+
+async def test_qr_roundtrip(storage: Storage) -> None:
+    assert await storage.qr.get(3) is None
+    code = await storage.qr.put(3, "2@ABCdef123,xyz==", generated_at=1_700_000_000.5)
+    assert await storage.qr.get(3) == code
+    assert code.generated_at == 1_700_000_000.5
+    await storage.qr.clear(3)
+    assert await storage.qr.get(3) is None
+    with pytest.raises(ValidationError):
+        await storage.qr.put(3, "bad\x00")
+
+
+async def test_rate_limit_window(storage: Storage) -> None:
+    decisions = [await storage.rate_limiter.hit("ws:1.2.3.4", 3, 60) for _ in range(5)]
+    assert [d.allowed for d in decisions] == [True, True, True, False, False]
+    assert [d.remaining for d in decisions] == [2, 1, 0, 0, 0]
+    assert decisions[0].retry_after == 0
+    assert 59 < decisions[3].retry_after <= 60
+    assert (await storage.rate_limiter.hit("ws:5.6.7.8", 3, 60)).allowed  # keys independent
+    await storage.rate_limiter.reset("ws:1.2.3.4")
+    assert (await storage.rate_limiter.hit("ws:1.2.3.4", 3, 60)).remaining == 2
+    with pytest.raises(ValidationError):
+        await storage.rate_limiter.hit("k", 0, 60)
+
+
+async def test_rate_limit_concurrent_hits_count_exactly(storage: Storage) -> None:
+    allowed = 0
+
+    async def hit() -> None:
+        nonlocal allowed
+        if (await storage.rate_limiter.hit("api:/x:1.1.1.1", 7, 60)).allowed:
+            allowed += 1
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(40):
+            nursery.start_soon(hit)
+    assert allowed == 7
+
+
+async def test_pubsub_roundtrip(storage: Storage) -> None:
+    async with storage.pubsub.subscribe("company:1") as receive:
+        with trio.fail_after(5):
+            # The subscription is confirmed on entry, so the first message reaches it.
+            assert await storage.pubsub.publish("company:1", {"event": "status", "n": 1}) == 1
+            await storage.pubsub.publish("company:2", {"event": "other"})
+            await storage.pubsub.publish("company:1", {"event": "status", "n": 2})
+            assert await receive.receive() == {"event": "status", "n": 1}
+            assert await receive.receive() == {"event": "status", "n": 2}
+    assert await storage.pubsub.publish("company:1", {"late": True}) == 0
+
+
+async def test_redis_uses_seed_key_names_and_ttls(real_storage: Storage) -> None:
+    assert real_storage.redis is not None
+    client, prefix = real_storage.redis.client, real_storage.redis.prefix
+    token = await real_storage.tokens.issue(42)
+    await real_storage.qr.put(42, "2@qr")
+    assert await client.get(f"{prefix}marketplace:token:{token}") == "42"
+    assert await client.get(f"{prefix}marketplace:company:42:token") == token
+    assert 86_000_000 < await client.pttl(f"{prefix}marketplace:company:42:token") <= 86_400_000
+    assert 19_000 < await client.pttl(f"{prefix}marketplace:qr:42") <= 20_000
+    assert (await real_storage.ping_redis()).ok
+
+
+async def test_memory_expiry_follows_the_injected_clock(autojump_clock: object) -> None:
+    async with open_storage(monotonic_clock=trio.current_time) as st:
+        token = await st.tokens.issue(1, ttl=86400)
+        await st.qr.put(1, "2@qr")
+        first = await st.rate_limiter.hit("k", 1, 60)
+        assert first.allowed and not (await st.rate_limiter.hit("k", 1, 60)).allowed
+        await trio.sleep(20.5)
+        assert await st.qr.get(1) is None
+        assert await st.tokens.resolve(token) == 1
+        await trio.sleep(40)
+        assert (await st.rate_limiter.hit("k", 1, 60)).allowed  # a new window
+        await trio.sleep(86400)
+        assert await st.tokens.resolve(token) is None
+        assert await st.tokens.current(1) is None
+
+
+async def test_memory_sweeps_stale_entries(autojump_clock: object) -> None:
+    kv = MemoryKeyValue(trio.current_time)
+    for i in range(100):
+        kv.set(f"k{i}", i, 1.0)
+    kv.set("keep", 1, 10_000)
+    assert len(kv) == 101
+    await trio.sleep(299)
+    kv.get("keep")
+    assert len(kv) == 101  # not yet: sweeps run at most every 5 minutes
+    await trio.sleep(2)
+    assert kv.get("keep") == 1
+    assert len(kv) == 1
