@@ -15,7 +15,7 @@ import bisect
 import json
 import math
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
@@ -37,9 +37,9 @@ YCLIENTS_LIMITS: tuple[tuple[int, float], ...] = ((5, 1.0), (200, 60.0))
 _AUTH = re.compile(r"^Bearer\s+(?P<partner>[^,\s]+)(?:\s*,\s*User\s+(?P<user>\S+))?\s*$")
 _INSTALL_STATUSES = {"pending", "active", "freezed", "uninstalled"}
 
-Scope = dict[str, Any]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 Handler = Callable[..., Reply]
 
 
@@ -64,12 +64,13 @@ class SentWebhook:
 class FakeYClients:
     """State and ASGI entry point of the fake; see ``running_fake_yclients`` to serve it.
 
-    Controls (all synchronous, call them from the test): ``fail``, ``hang``,
-    ``close_connection``, ``release_hung``, ``clear_faults``, ``set_installation_status``,
-    ``blacklist``; attributes ``rate_limits`` (``None`` disables), ``leak_other_clients``,
-    ``user_token`` (when set, records and clients need ``User <user_token>``), ``salons``,
-    ``requests``, ``sent_webhooks``. Webhooks: ``send_lifecycle_webhook``,
-    ``send_record_webhook``.
+    Controls (synchronous, call them from the test): ``fail``, ``hang``, ``close_connection``,
+    ``release_hung``, ``clear_faults``, ``set_installation_status``, ``blacklist``; attributes
+    ``rate_limits`` (``None`` disables), ``leak_other_clients``, ``user_token`` (when set,
+    records and clients need ``User <user_token>``), ``salons``, ``state.today``.
+    Observing: ``requests``, ``requests_to``, ``max_requests_in_window``, ``all_records``,
+    ``installation``, ``await wait_until(predicate)``. Webhooks out: ``send_lifecycle_webhook``,
+    ``send_record_webhook`` (recorded in ``sent_webhooks``).
     """
 
     def __init__(
@@ -94,6 +95,7 @@ class FakeYClients:
         self._clock = clock
         self._accepted: dict[str, list[float]] = {}
         self._release = trio.Event()
+        self._changed = trio.Event()
         self._routes = self._build_routes()
 
     # -- data --------------------------------------------------------------------------------
@@ -218,6 +220,20 @@ class FakeYClients:
             j = bisect.bisect_left(times, t + seconds)
             best = max(best, j - i)
         return best
+
+    async def wait_until(self, predicate: Callable[[], bool]) -> None:
+        """Return once ``predicate()`` holds; re-checked whenever a request arrives or its
+        outcome changes. Bound it with ``trio.fail_after``."""
+        while not predicate():
+            await self._changed.wait()
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    def _settle(self, rec: RecordedRequest, outcome: str) -> None:
+        rec.outcome = outcome
+        self._notify()
 
     # -- limits ------------------------------------------------------------------------------
 
@@ -573,6 +589,7 @@ class FakeYClients:
             client=str(client[0]),
         )
         self.requests.append(rec)
+        self._notify()
         return rec
 
     async def _apply_fault(
@@ -586,7 +603,8 @@ class FakeYClients:
             await self._answer(send, rec, reply)
             return True
         if fault.kind == "close":
-            rec.status, rec.outcome = 200, "closed"
+            rec.status = 200
+            self._settle(rec, "closed")
             await send(
                 {
                     "type": "http.response.start",
@@ -595,7 +613,7 @@ class FakeYClients:
                 }
             )
             return True  # returning without a body makes Hypercorn drop the connection
-        rec.outcome = "hung"
+        self._settle(rec, "hung")
         release = self._release
         gone = False
         async with trio.open_nursery() as nursery:
@@ -611,9 +629,9 @@ class FakeYClients:
             await release.wait()
             nursery.cancel_scope.cancel()
         if gone:
-            rec.outcome = "disconnected"
+            self._settle(rec, "disconnected")
             return True
-        rec.outcome = "pending"
+        self._settle(rec, "pending")
         return False
 
     async def _answer(self, send: Send, rec: RecordedRequest, reply: Reply) -> None:
@@ -628,6 +646,7 @@ class FakeYClients:
             if payload:
                 headers.append((b"content-type", b"application/json; charset=utf-8"))
         headers.append((b"content-length", str(len(payload)).encode()))
-        rec.status, rec.outcome = reply.status, "answered"
+        rec.status = reply.status
+        self._settle(rec, "answered")
         await send({"type": "http.response.start", "status": reply.status, "headers": headers})
         await send({"type": "http.response.body", "body": payload})
