@@ -32,6 +32,7 @@ from ._ratelimit import YCLIENTS_WINDOWS as YCLIENTS_WINDOWS
 from ._ratelimit import LimiterStatistics as LimiterStatistics
 from ._ratelimit import RateCounter as RateCounter
 from ._ratelimit import RateDecision as RateDecision
+from ._ratelimit import RateDecisionLike as RateDecisionLike
 from ._ratelimit import YClientsRateLimiter as YClientsRateLimiter
 
 __all__ = [
@@ -46,6 +47,7 @@ __all__ = [
     "MarketplaceDataError",
     "RateCounter",
     "RateDecision",
+    "RateDecisionLike",
     "RetryPolicy",
     "SalonDetails",
     "SalonService",

@@ -53,15 +53,27 @@ class RateDecision:
     retry_after: float
 
 
+class RateDecisionLike(Protocol):
+    """What the limiter reads from a counter's answer (``RateDecision`` here, or storage's)."""
+
+    @property
+    def allowed(self) -> bool: ...
+
+    @property
+    def retry_after(self) -> float: ...
+
+
 class RateCounter(Protocol):
-    """A fixed-window counter shared by every process (the storage package implements it).
+    """A fixed-window counter shared by every process (``storage.RateLimiter`` fits as is).
 
     ``hit`` counts one attempt against ``key`` in the current window of ``window`` seconds and
     says whether it is within ``limit``; when it is not, ``retry_after`` is the time until the
-    window resets. A denied hit must not push the reset further away.
+    window resets. A denied hit must not push the reset further away. Windows may be aligned
+    or start at the first hit; either way they do not overlap, which is all the pacing
+    argument above needs.
     """
 
-    async def hit(self, key: str, limit: int, window: float) -> RateDecision: ...
+    async def hit(self, key: str, limit: int, window: float) -> RateDecisionLike: ...
 
 
 @dataclass(frozen=True)

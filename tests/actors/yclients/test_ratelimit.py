@@ -24,6 +24,7 @@ from actors.yclients import (
     YClientsUnavailable,
 )
 from config import RateLimit
+from storage import open_storage
 from tests.fakes.yclients import LOTOS_ID, PARTNER_TOKEN, FakeYClients
 
 from .conftest import MemoryRateCounter
@@ -226,3 +227,12 @@ async def test_client_burst_through_the_fake_is_never_rate_limited(
     assert [r.status for r in fake.requests] == [200] * 300
     assert fake.max_requests_in_window(1.0) <= 5
     assert fake.max_requests_in_window(60.0) <= 200
+
+
+async def test_storage_memory_counter_plugs_in(autojump_clock: trio.testing.MockClock) -> None:
+    """The storage package's counter (in-memory twin of the Redis one) is a RateCounter."""
+    async with open_storage(monotonic_clock=trio.current_time) as storage:
+        limiter = YClientsRateLimiter(storage.rate_limiter, key="yclients")
+        granted = await _burst(limiter, tasks=4, total=60)
+    assert len(granted) == 60
+    assert max_in_window(granted, 1.2) <= 5
