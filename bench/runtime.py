@@ -1,0 +1,343 @@
+"""Benchmarks of the actor runtime, each figure beside a baseline measured in the same run.
+
+    .venv/bin/python bench/runtime.py [--quick]
+
+Prints one line per figure: ``name: value unit (baseline ...; target ...)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import logging
+import statistics
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+import trio
+import trio.testing
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from runtime import (  # noqa: E402
+    Actor,
+    ActorCrashed,
+    ActorUnavailable,
+    ChildSpec,
+    Registry,
+    RestartPolicy,
+    Supervisor,
+)
+
+
+class Echo(Actor):
+    async def receive(self, message: Any) -> Any:
+        if message == "crash":
+            raise RuntimeError("crash")
+        return message
+
+
+class Counter(Actor):
+    def __init__(self) -> None:
+        self.count = 0
+        self.done = trio.Event()
+        self.target = -1
+
+    async def receive(self, message: Any) -> Any:
+        self.count += 1
+        if self.count == self.target:
+            self.done.set()
+        return None
+
+
+class Idle(Actor):
+    async def receive(self, message: Any) -> Any:
+        return message
+
+
+# -- ask round trip -----------------------------------------------------------------------------
+
+
+async def raw_roundtrips(n: int) -> float:
+    req_send, req_recv = trio.open_memory_channel[Any](64)
+    rep_send, rep_recv = trio.open_memory_channel[Any](64)
+
+    async def server() -> None:
+        async for message in req_recv:
+            await rep_send.send(message)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(server)
+        start = time.perf_counter()
+        for i in range(n):
+            await req_send.send(i)
+            await rep_recv.receive()
+        elapsed = time.perf_counter() - start
+        nursery.cancel_scope.cancel()
+    return n / elapsed
+
+
+async def runtime_asks(n: int) -> float:
+    sup = Supervisor("bench", [ChildSpec("echo", Echo)])
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sup.run)
+        ref = sup.ref("echo")
+        start = time.perf_counter()
+        for i in range(n):
+            await ref.ask(i)
+        elapsed = time.perf_counter() - start
+        nursery.cancel_scope.cancel()
+    return n / elapsed
+
+
+# -- tell throughput ----------------------------------------------------------------------------
+
+
+async def raw_tells(n: int, capacity: int) -> float:
+    send, recv = trio.open_memory_channel[Any](capacity)
+    done = trio.Event()
+
+    async def consumer() -> None:
+        count = 0
+        async for _ in recv:
+            count += 1
+            await trio.lowlevel.checkpoint()  # same schedule point as an async handler
+            if count == n:
+                done.set()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(consumer)
+        start = time.perf_counter()
+        sent = 0
+        while sent < n:
+            try:
+                send.send_nowait(sent)
+                sent += 1
+            except trio.WouldBlock:
+                await trio.lowlevel.checkpoint()
+        await done.wait()
+        elapsed = time.perf_counter() - start
+        nursery.cancel_scope.cancel()
+    return n / elapsed
+
+
+async def runtime_tells(n: int, capacity: int) -> float:
+    from runtime import MailboxFull
+
+    holder: list[Counter] = []
+
+    def make() -> Counter:
+        counter = Counter()
+        counter.target = n
+        holder.append(counter)
+        return counter
+
+    sup = Supervisor("bench", [ChildSpec("count", make, mailbox_capacity=capacity)])
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sup.run)
+        ref = sup.ref("count")
+        start = time.perf_counter()
+        sent = 0
+        while sent < n:
+            try:
+                ref.tell(sent)
+                sent += 1
+            except MailboxFull:
+                await trio.lowlevel.checkpoint()
+        await holder[0].done.wait()
+        elapsed = time.perf_counter() - start
+        nursery.cancel_scope.cancel()
+    return n / elapsed
+
+
+# -- memory and activation ----------------------------------------------------------------------
+
+
+async def raw_idle_tasks(n: int) -> tuple[float, float]:
+    """Bytes per bare task blocked on its own memory channel, and seconds to spawn n."""
+    async with trio.open_nursery() as nursery:
+        gc.collect()
+        tracemalloc.start()
+        base = tracemalloc.get_traced_memory()[0]
+        start = time.perf_counter()
+        channels = []
+        for _ in range(n):
+            send, recv = trio.open_memory_channel[Any](64)
+            channels.append(send)
+            nursery.start_soon(recv.receive)
+        await trio.testing.wait_all_tasks_blocked()
+        elapsed = time.perf_counter() - start
+        gc.collect()
+        used = tracemalloc.get_traced_memory()[0] - base
+        tracemalloc.stop()
+        nursery.cancel_scope.cancel()
+    return used / n, elapsed
+
+
+async def registry_idle_actors(n: int) -> tuple[float, float]:
+    """Bytes per idle activated actor with n alive, and seconds to activate n (all ready)."""
+    registry: Registry[int] = Registry("companies", lambda key: Idle(), idle_timeout=None)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(registry.run)
+        gc.collect()
+        tracemalloc.start()
+        base = tracemalloc.get_traced_memory()[0]
+        start = time.perf_counter()
+        for key in range(n):
+            registry.ref(key).tell("hello")
+        await trio.testing.wait_all_tasks_blocked()
+        elapsed = time.perf_counter() - start
+        assert len(registry) == n
+        gc.collect()
+        used = tracemalloc.get_traced_memory()[0] - base
+        tracemalloc.stop()
+        nursery.cancel_scope.cancel()
+    return used / n, elapsed
+
+
+async def registry_activate_seconds(n: int) -> float:
+    """Activation time without tracemalloc overhead."""
+    registry: Registry[int] = Registry("companies", lambda key: Idle(), idle_timeout=None)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(registry.run)
+        start = time.perf_counter()
+        for key in range(n):
+            registry.ref(key).tell("hello")
+        await trio.testing.wait_all_tasks_blocked()
+        elapsed = time.perf_counter() - start
+        nursery.cancel_scope.cancel()
+    return elapsed
+
+
+async def raw_spawn_seconds(n: int) -> float:
+    async with trio.open_nursery() as nursery:
+        start = time.perf_counter()
+        for _ in range(n):
+            send, recv = trio.open_memory_channel[Any](64)
+            send.send_nowait("hello")
+            nursery.start_soon(_drain_one_then_wait, recv)
+        await trio.testing.wait_all_tasks_blocked()
+        elapsed = time.perf_counter() - start
+        nursery.cancel_scope.cancel()
+    return elapsed
+
+
+async def _drain_one_then_wait(recv: trio.MemoryReceiveChannel[Any]) -> None:
+    await recv.receive()
+    await recv.receive()
+
+
+# -- restart latency ----------------------------------------------------------------------------
+
+
+async def restart_latencies(samples: int) -> list[float]:
+    """Crash (reply received) → restarted and answering; every sample is a first restart."""
+    policy = RestartPolicy(max_restarts=10**9, period=1.0, stable_after=0.0)
+    sup = Supervisor("bench", [ChildSpec("echo", Echo)], policy=policy)
+    out: list[float] = []
+    async with trio.open_nursery() as nursery:
+        await nursery.start(sup.run)
+        ref = sup.ref("echo")
+        for _ in range(samples):
+            try:
+                await ref.ask("crash")
+            except ActorCrashed:
+                pass
+            start = time.perf_counter()
+            while True:
+                try:
+                    await ref.ask("ping")
+                    break
+                except ActorUnavailable:
+                    await trio.lowlevel.checkpoint()
+            out.append(time.perf_counter() - start)
+        nursery.cancel_scope.cancel()
+    return out
+
+
+async def raw_respawn_latencies(samples: int) -> list[float]:
+    """Baseline: start a fresh echo task on a fresh channel pair and get its first reply."""
+    out: list[float] = []
+
+    async def server(
+        recv: trio.MemoryReceiveChannel[Any],
+        reply: trio.MemorySendChannel[Any],
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        task_status.started()
+        async for message in recv:
+            await reply.send(message)
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(samples):
+            start = time.perf_counter()
+            req_send, req_recv = trio.open_memory_channel[Any](64)
+            rep_send, rep_recv = trio.open_memory_channel[Any](64)
+            await nursery.start(server, req_recv, rep_send)
+            await req_send.send("ping")
+            await rep_recv.receive()
+            out.append(time.perf_counter() - start)
+            await req_send.aclose()
+    return out
+
+
+def p99(values: list[float]) -> float:
+    return statistics.quantiles(values, n=100)[98]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="smaller counts; within 30 s")
+    args = parser.parse_args()
+    logging.disable(logging.CRITICAL)  # crashes are the point of the restart benchmark
+
+    asks = 20_000 if args.quick else 200_000
+    tells = 50_000 if args.quick else 500_000
+    actors = 10_000
+    restarts = 500 if args.quick else 5_000
+
+    raw_rt = trio.run(raw_roundtrips, asks)
+    ours_rt = trio.run(runtime_asks, asks)
+    print(
+        f"ask_roundtrip_ratio: {ours_rt / raw_rt:.2f} ratio "
+        f"(runtime {ours_rt:,.0f} asks/s vs raw channel pair {raw_rt:,.0f} round trips/s; "
+        f"target >= 0.5)"
+    )
+
+    raw_tell = trio.run(raw_tells, tells, 64)
+    ours_tell = trio.run(runtime_tells, tells, 64)
+    print(
+        f"tell_throughput: {ours_tell:,.0f} msgs/s "
+        f"(raw memory channel {raw_tell:,.0f} msgs/s; ratio {ours_tell / raw_tell:.2f})"
+    )
+
+    raw_mem, _ = trio.run(raw_idle_tasks, actors)
+    ours_mem, _ = trio.run(registry_idle_actors, actors)
+    print(
+        f"memory_per_idle_actor: {ours_mem:,.0f} bytes "
+        f"(with {actors:,} alive; bare task on a memory channel {raw_mem:,.0f} bytes; "
+        f"target <= 10240)"
+    )
+
+    raw_spawn = trio.run(raw_spawn_seconds, actors)
+    ours_act = trio.run(registry_activate_seconds, actors)
+    print(
+        f"activate_10k_seconds: {ours_act:.3f} s "
+        f"(spawning {actors:,} bare tasks with a message each {raw_spawn:.3f} s; target < 2)"
+    )
+
+    raw_lat = trio.run(raw_respawn_latencies, restarts)
+    ours_lat = trio.run(restart_latencies, restarts)
+    print(
+        f"restart_latency_p99_ms: {p99(ours_lat) * 1000:.3f} ms "
+        f"(median {statistics.median(ours_lat) * 1000:.3f} ms over {restarts:,} first restarts; "
+        f"raw task respawn + first reply p99 {p99(raw_lat) * 1000:.3f} ms; target < 5)"
+    )
+
+
+if __name__ == "__main__":
+    main()
