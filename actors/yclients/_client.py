@@ -168,8 +168,8 @@ class YClientsClient:
     ``base_url`` is the host root (``https://api.yclients.com`` or the fake's URL); booking
     calls go to ``/api/v1/...``, partner calls to ``/marketplace/...``. ``rate_limiter`` must be
     the process's one shared limiter in production (``None`` disables limiting: tests only).
-    ``timeout`` bounds each attempt (connect, write, read each). ``sleep`` is used for backoff
-    and ``Retry-After`` waits (injectable for tests). ``transport`` is passed to httpx.
+    ``timeout`` bounds each attempt as a whole (and each of its phases). ``sleep`` is used for
+    backoff and ``Retry-After`` waits (injectable for tests). ``transport`` is passed to httpx.
 
     Use as ``async with YClientsClient(...) as client:`` or call ``aclose()`` (idempotent).
     All methods raise only ``YClientsError`` subclasses (and ``RuntimeError`` after
@@ -196,6 +196,7 @@ class YClientsClient:
         if user_token:
             auth += f", User {user_token}"
         self._limiter = rate_limiter
+        self._timeout = timeout
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
         self._http = httpx.AsyncClient(
@@ -258,16 +259,23 @@ class YClientsClient:
         path: str,
         params: Sequence[tuple[str, str | int]] | None,
         body: Any,
+        *,
+        write: bool,
     ) -> _Envelope:
-        """One attempt: one limiter slot, one HTTP exchange, one answer or one of our errors."""
+        """One attempt: one limiter slot, one HTTP exchange, one answer or one of our errors.
+
+        The attempt as a whole (connect, send, read the body) is bounded by ``timeout``, so a
+        server trickling bytes cannot hold it longer than httpx's per-phase timeouts would.
+        """
         self._check_open()
-        write = method not in _SAFE_METHODS
         await self._acquire_slot()
         started = trio.current_time()
+        response: httpx.Response | None = None
         try:
-            response = await self._http.request(
-                method, path, params=list(params) if params else None, json=body
-            )
+            with trio.move_on_after(self._timeout):
+                response = await self._http.request(
+                    method, path, params=list(params) if params else None, json=body
+                )
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             log.warning("yclients %s %s -> %s", method, path, type(exc).__name__)
             raise YClientsUnavailable(f"{method} {path}: cannot connect") from exc
@@ -279,6 +287,9 @@ class YClientsClient:
             raise YClientsUnavailable(
                 f"{method} {path}: connection lost ({type(exc).__name__})", outcome_unknown=write
             ) from exc
+        if response is None:
+            log.warning("yclients %s %s -> timeout", method, path)
+            raise YClientsUnavailable(f"{method} {path} timed out", outcome_unknown=write)
         elapsed_ms = (trio.current_time() - started) * 1000
         log.info("yclients %s %s -> %d (%.0f ms)", method, path, response.status_code, elapsed_ms)
         payload: Any = None
@@ -310,14 +321,18 @@ class YClientsClient:
         *,
         params: Sequence[tuple[str, str | int]] | None = None,
         body: Any = None,
+        read_only: bool | None = None,
     ) -> _Envelope:
-        """Send with the retry rules of the module docstring."""
+        """Send with the retry rules of the module docstring.
+
+        ``read_only`` overrides what the method implies (a search sent as POST only reads).
+        """
         policy = self._retry
-        retryable = method in _SAFE_METHODS
+        retryable = method in _SAFE_METHODS if read_only is None else read_only
         for attempt in range(1, policy.attempts + 1):
             last = attempt == policy.attempts
             try:
-                return await self._send_once(method, path, params, body)
+                return await self._send_once(method, path, params, body, write=not retryable)
             except YClientsRateLimited as exc:
                 if last or exc.retry_after > policy.max_retry_after:
                     raise
@@ -615,17 +630,8 @@ class YClientsClient:
             "page_size": max(1, min(page_size, 200)),
         }
         path = f"{API}/company/{company_id}/clients/search"
-        policy = self._retry
-        for attempt in range(1, policy.attempts + 1):
-            try:
-                env = await self._request("POST", path, body=body)
-            except YClientsUnavailable:
-                if attempt == policy.attempts:
-                    raise
-                await self._sleep(policy.backoff(attempt))
-                continue
-            return [c for c in _as_list(env.data) if isinstance(c, dict)]
-        raise AssertionError("unreachable")  # pragma: no cover
+        env = await self._request("POST", path, body=body, read_only=True)
+        return [c for c in _as_list(env.data) if isinstance(c, dict)]
 
     async def create_client(
         self,
