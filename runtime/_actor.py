@@ -136,53 +136,56 @@ async def run_actor(
 ) -> BaseException | None:
     """Run one incarnation: ``on_start``, the message loop, ``on_stop`` on a graceful end.
 
-    Returns the crash (``None`` after a normal end); cancellation propagates. Either way the
-    mailbox is closed and every pending ask is failed before this returns.
+    Returns the crash (``None`` after a normal end or a stop). The incarnation's nursery scope is
+    shielded and published as ``cell.scope``: only the supervisor cancels it. Either way the
+    mailbox is closed and every pending ask is failed before this returns. (The loop is inline:
+    every coroutine frame on an idle actor's stack costs memory.)
     """
     error: BaseException | None = None
+    mailbox = cell.mailbox
+    assert mailbox is not None
     try:
         async with trio.open_nursery() as nursery:
+            scope = nursery.cancel_scope
+            scope.shield = True
+            cell.scope = scope
+            if cell.halt is Halt.STOP or cell.halt is Halt.RESTART:
+                scope.cancel()
             actor._rt_nursery = nursery
             await actor.on_start()
             status.started()
-            await _loop(cell, actor, receive)
+            next_envelope = receive.receive
+            handle = actor.receive
+            expected = actor.expected_errors
+            while cell.halt is Halt.NONE:
+                envelope = await next_envelope()
+                if envelope is WAKE:
+                    continue
+                mailbox.taken += 1
+                message, reply = envelope
+                cell.busy = True
+                cell.inflight = reply
+                try:
+                    result = await handle(message)
+                except expected as exc:
+                    if reply is not None:
+                        reply.fail(exc)
+                    else:
+                        log.warning("actor %s: told message failed: %r", cell.path, exc)
+                else:
+                    if reply is not None:
+                        reply.set(result)
+                cell.inflight = None
+                cell.busy = False
+                cell.handled += 1
             await actor.on_stop()
-            nursery.cancel_scope.cancel()
+            scope.cancel()
     except Exception as exc:
         error = unwrap(exc)
     finally:
         settle(cell, error, receive)
         actor._rt_nursery = None
     return error
-
-
-async def _loop(cell: Cell, actor: Actor, channel: trio.MemoryReceiveChannel[Envelope]) -> None:
-    receive = channel.receive
-    handle = actor.receive
-    expected = actor.expected_errors
-    mailbox = cell.mailbox
-    assert mailbox is not None
-    while cell.halt is Halt.NONE:
-        envelope = await receive()
-        if envelope is WAKE:
-            continue
-        mailbox.taken += 1
-        message, reply = envelope
-        cell.busy = True
-        cell.inflight = reply
-        try:
-            result = await handle(message)
-        except expected as exc:
-            if reply is not None:
-                reply.fail(exc)
-            else:
-                log.warning("actor %s: told message failed: %r", cell.path, exc)
-        else:
-            if reply is not None:
-                reply.set(result)
-        cell.inflight = None
-        cell.busy = False
-        cell.handled += 1
 
 
 def settle(

@@ -48,6 +48,7 @@ class Cell:
         "consecutive",
         "dynamic",
         "finished",
+        "generation",
         "halt",
         "handled",
         "history",
@@ -87,6 +88,7 @@ class Cell:
         self.mailbox: Mailbox | None = None
         self.scope = trio.CancelScope()
         self.finished = True
+        self.generation = 0
         self._done: trio.Event | None = None
         self.halt = Halt.NONE
         self.incarnation = 0
@@ -160,9 +162,10 @@ class Cell:
         await self._changed.wait()
 
     def begin_runner(self) -> None:
-        # Shielded: a parent's cancellation must not reach the children directly; the
-        # supervisor stops them itself, gracefully and in order, by cancelling this scope.
+        # The runner replaces ``scope`` with the shielded scope of whatever it waits in; until
+        # then cancelling this one only needs to be seen (``halt`` is checked on entry).
         self.scope = trio.CancelScope(shield=True)
+        self.generation += 1
         self.finished = False
         self._done = None
 

@@ -105,6 +105,11 @@ class _Action(enum.Enum):
     ESCALATE = enum.auto()
 
 
+def _halted(cell: Cell) -> bool:
+    """Whether the supervisor wants the child's task to end (terminal stop or sibling restart)."""
+    return cell.halt is Halt.STOP or cell.halt is Halt.RESTART
+
+
 class _Status:
     """The ``task_status`` handed to an incarnation: marks the cell running on every
     incarnation and reports readiness to the starter once."""
@@ -455,19 +460,111 @@ class Supervisor:
         *,
         task_status: trio.TaskStatus[BaseException | None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """The child's task: incarnations, restart decisions and backoff, until it ends."""
-        scope = cell.scope
+        """The child's task: incarnations, restart decisions and backoff, until it ends.
+
+        Every wait runs inside a shielded scope published as ``cell.scope`` (the incarnation's
+        own nursery scope for an actor, so an idle actor costs one scope): a parent's
+        cancellation never reaches the child directly, the supervisor stops it by cancelling
+        ``cell.scope``. One flat frame on purpose: each coroutine frame costs memory per idle
+        actor.
+        """
+        generation = cell.generation
         status = _Status(cell, task_status)
+        policy = self.policy
         try:
-            with scope:
-                if predecessor is not None:
+            if predecessor is not None:
+                with self._guard(cell):
                     await predecessor.wait_finished()
-                await self._supervise(cell, status, strict, prepared)
+            while not _halted(cell):
+                if prepared is None:
+                    prepared = self._prepare(cell)
+                # -- one incarnation
+                error: BaseException | None
+                if isinstance(prepared, BaseException):
+                    error = prepared
+                else:
+                    instance, receive = prepared
+                    if receive is not None:
+                        assert isinstance(instance, Actor)
+                        error = await run_actor(cell, instance, receive, status)
+                    else:
+                        assert not isinstance(instance, Actor)
+                        error = None
+                        with self._guard(cell):
+                            try:
+                                await instance.run(task_status=status)
+                            except Exception as exc:
+                                error = unwrap(exc)
+                prepared = None
+                if error is not None:
+                    self._record(cell, error)
+                    if cell.state is not ChildState.STOPPING:
+                        cell.state = ChildState.RESTARTING
+                    cell.notify()
+                if not status.reported:
+                    if strict and error is None:
+                        error = RuntimeError(f"child {cell.path} ended before it was ready")
+                    status.report(error)
+                    if strict:
+                        cell.state = ChildState.FAILED if error is not None else ChildState.STOPPED
+                        return
+                if _halted(cell):
+                    return
+                # -- the restart decision
+                action, delay = self._decide(cell, error)
+                now = trio.current_time()
+                if action is _Action.STOP:
+                    cell.state = ChildState.STOPPED
+                    return
+                if action is _Action.ESCALATE:
+                    cell.state = ChildState.FAILED
+                    cause = error if error is not None else RuntimeError("exited too often")
+                    self._commands_send.send_nowait(("escalate", cell, cause))
+                    return
+                if action is _Action.REST:
+                    cell.state = ChildState.RESTARTING
+                    cell.next_restart_at = now + delay
+                    self._commands_send.send_nowait(("rest", cell, cell.incarnation, delay))
+                    return
+                if action is _Action.QUARANTINE:
+                    cell.state = ChildState.FAILED
+                    cell.next_restart_at = now + policy.quarantine_retry
+                    log.error(
+                        "child %s quarantined for %g s after %d restarts in %g s",
+                        cell.path,
+                        policy.quarantine_retry,
+                        policy.max_restarts,
+                        policy.period,
+                    )
+                    with self._guard(cell):
+                        await trio.sleep(policy.quarantine_retry)
+                    cell.quarantined = True
+                    cell.history = []
+                    cell.consecutive = 0
+                elif delay > 0:
+                    cell.state = ChildState.RESTARTING
+                    cell.next_restart_at = now + delay
+                    with self._guard(cell):
+                        await trio.sleep(delay)
+                # else: the first restart of a streak is immediate and synchronous: the new
+                # mailbox opens in the same scheduling step as the crash, so no sender sees a gap.
+                if not _halted(cell):
+                    cell.restarts += 1
         except Exception as exc:  # a crash that raced with cancellation; the scope ate the rest
             self._record(cell, unwrap(exc))
         finally:
-            if cell.scope is scope:
+            if cell.generation == generation:
                 self._runner_ended(cell)
+
+    @staticmethod
+    def _guard(cell: Cell) -> trio.CancelScope:
+        """A shielded scope for the child's next wait, published as ``cell.scope``; born
+        cancelled if a stop is already pending (no stop request can fall between two scopes)."""
+        scope = trio.CancelScope(shield=True)
+        cell.scope = scope
+        if _halted(cell):
+            scope.cancel()
+        return scope
 
     def _runner_ended(self, cell: Cell) -> None:
         if cell.mailbox is not None:
@@ -481,82 +578,6 @@ class Supervisor:
         cell.end_runner()
         if cell.dynamic and cell.state is ChildState.STOPPED:
             self._remove(cell)
-
-    async def _supervise(
-        self, cell: Cell, status: _Status, strict: bool, prepared: _Prepared | None
-    ) -> None:
-        policy = self.policy
-        while True:
-            if prepared is None:
-                prepared = self._prepare(cell)
-            error = await self._incarnate(cell, status, prepared)
-            prepared = None
-            if not status.reported:
-                if strict and error is None:
-                    error = RuntimeError(f"child {cell.path} ended before it was ready")
-                status.report(error)
-                if strict:
-                    cell.state = ChildState.FAILED if error is not None else ChildState.STOPPED
-                    return
-            if cell.halt is Halt.STOP or cell.halt is Halt.RESTART:
-                return
-            action, delay = self._decide(cell, error)
-            now = trio.current_time()
-            if action is _Action.STOP:
-                cell.state = ChildState.STOPPED
-                return
-            if action is _Action.ESCALATE:
-                cell.state = ChildState.FAILED
-                cause = error if error is not None else RuntimeError("exited too often")
-                self._commands_send.send_nowait(("escalate", cell, cause))
-                return
-            if action is _Action.REST:
-                cell.state = ChildState.RESTARTING
-                cell.next_restart_at = now + delay
-                self._commands_send.send_nowait(("rest", cell, cell.incarnation, delay))
-                return
-            if action is _Action.QUARANTINE:
-                cell.state = ChildState.FAILED
-                cell.next_restart_at = now + policy.quarantine_retry
-                log.error(
-                    "child %s quarantined for %g s after %d restarts in %g s",
-                    cell.path,
-                    policy.quarantine_retry,
-                    policy.max_restarts,
-                    policy.period,
-                )
-                await trio.sleep(policy.quarantine_retry)
-                cell.quarantined = True
-                cell.history = []
-                cell.consecutive = 0
-            elif delay > 0:
-                cell.state = ChildState.RESTARTING
-                cell.next_restart_at = now + delay
-                await trio.sleep(delay)
-            # else: the first restart of a streak is immediate and synchronous: the new mailbox
-            # opens in the same scheduling step as the crash, so no sender sees a gap.
-            cell.restarts += 1
-
-    async def _incarnate(self, cell: Cell, status: _Status, prepared: _Prepared) -> Any:
-        if isinstance(prepared, BaseException):
-            return prepared
-        instance, receive = prepared
-        error: BaseException | None
-        if isinstance(instance, Actor):
-            assert receive is not None
-            error = await run_actor(cell, instance, receive, status)
-        else:
-            try:
-                await instance.run(task_status=status)
-                error = None
-            except Exception as exc:
-                error = unwrap(exc)
-        if error is not None:
-            self._record(cell, error)
-            if cell.state is not ChildState.STOPPING:
-                cell.state = ChildState.RESTARTING
-            cell.notify()
-        return error
 
     def _decide(self, cell: Cell, error: BaseException | None) -> tuple[_Action, float]:
         """The restart decision for an incarnation that ended with ``error`` (None: normal)."""

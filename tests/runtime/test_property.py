@@ -91,7 +91,7 @@ async def scenario(steps: list[tuple[Any, ...]], seed: int) -> None:
     )
     before = all_tasks()
 
-    async def ask(index: int, duration: float, timeout: float) -> None:
+    async def ask(index: int, duration: float, timeout: float, was_stopped: bool) -> None:
         start = trio.current_time()
         try:
             await sup.ref(str(index)).ask(duration, timeout=timeout)
@@ -101,11 +101,10 @@ async def scenario(steps: list[tuple[Any, ...]], seed: int) -> None:
         except ActorError as exc:
             outcome = type(exc).__name__
         asks.append((start, trio.current_time(), timeout, outcome))
-        if index in stopped_at_start:
+        if was_stopped:  # stopped before this ask was sent: refused at once
             assert outcome == "unavailable"
             assert trio.current_time() == start
 
-    stopped_at_start: set[int] = set()
     async with trio.open_nursery() as outer:
         await outer.start(sup.run)
         async with trio.open_nursery() as nursery:
@@ -118,9 +117,7 @@ async def scenario(steps: list[tuple[Any, ...]], seed: int) -> None:
                     with contextlib.suppress(ActorError):
                         sup.ref(str(args[0])).tell("crash")
                 elif kind == "ask":
-                    stopped_at_start.clear()
-                    stopped_at_start.update(stopped)
-                    nursery.start_soon(ask, *args)
+                    nursery.start_soon(ask, *args, args[0] in stopped)
                 elif kind == "stop":
                     await sup.stop_child(str(args[0]))
                     stopped.add(args[0])
