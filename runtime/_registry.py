@@ -105,15 +105,21 @@ class Registry(Generic[K]):
         self._restart = restart
         self._shutdown = shutdown
         self._capacity = mailbox_capacity
-        self._supervisor = Supervisor(id, policy=policy, rng=rng)
-        self._supervisor.on_removed = self._on_removed
+        self._policy = policy
+        self._rng = rng
+        self._supervisor = self._new_supervisor()
         self._cells: dict[K, Cell] = {}
 
     # -- public API ---------------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Serve until cancelled; on cancellation stop every actor (concurrently, each within
-        its shutdown budget)."""
+        its shutdown budget). May run again after it returned (refs stay valid); not twice at
+        once."""
+        if self._supervisor.state not in (ChildState.STOPPED, ChildState.FAILED):
+            raise RuntimeError(f"registry {self.id} is already running")
+        self._supervisor = self._new_supervisor()
+        self._cells.clear()
         async with trio.open_nursery() as nursery:
             await nursery.start(self._supervisor.run)
             if self._idle_timeout is not None and self._sweep_interval is not None:
@@ -180,6 +186,11 @@ class Registry(Generic[K]):
         )
 
     # -- internals ----------------------------------------------------------------------------
+
+    def _new_supervisor(self) -> Supervisor:
+        supervisor = Supervisor(self.id, policy=self._policy, rng=self._rng)
+        supervisor.on_removed = self._on_removed
+        return supervisor
 
     def _deliver(self, key: K, message: Any, reply: Reply | None) -> None:
         cell = self._cells.get(key)

@@ -137,8 +137,10 @@ _Prepared = tuple[Actor | Service, trio.MemoryReceiveChannel[Envelope] | None] |
 class Supervisor:
     """Supervises an ordered list of children; see the module docstring for the contract.
 
-    A ``Supervisor`` runs once (like a trio task): build a new one to run again — which is what
-    a parent's factory does on every restart.
+    ``run()`` may be called again after it returned — typically by a parent restarting it
+    (``ChildSpec("infra", lambda: infra_supervisor)``): the static children keep their cells,
+    so refs handed out before stay valid and reach the new incarnations; counters carry on.
+    It cannot run twice at the same time.
     """
 
     def __init__(
@@ -159,7 +161,7 @@ class Supervisor:
         for spec in children:
             self._add(spec, dynamic=False)
         self._state = ChildState.STOPPED
-        self._ran = False
+        self._running = False
         self._nursery: trio.Nursery | None = None
         self._commands_send, self._commands = trio.open_memory_channel[tuple[Any, ...]](math.inf)
         self._serve_scope = trio.CancelScope()
@@ -184,9 +186,16 @@ class Supervisor:
         Ready (``task_status.started()``) once every static child is ready. Cancellation stops
         the children gracefully within their shutdown budgets (the stop is shielded).
         """
-        if self._ran:
-            raise RuntimeError(f"supervisor {self.id} already ran; build a new one")
-        self._ran = True
+        if self._running:
+            raise RuntimeError(f"supervisor {self.id} is already running")
+        self._running = True
+        self._failure = None
+        self._serve_scope = trio.CancelScope()
+        self._commands_send, self._commands = trio.open_memory_channel[tuple[Any, ...]](math.inf)
+        self._closed = trio.Event()
+        for cell in self._cells.values():  # a re-run (restart by the parent) starts afresh
+            cell.halt = Halt.NONE
+            cell.stop_timed_out = False
         self._state = ChildState.STARTING
         self._started_at = trio.current_time()
         self._started_at_wall = time.time()
@@ -203,6 +212,8 @@ class Supervisor:
                     with trio.CancelScope(shield=True):
                         await self._stop_all()
         finally:
+            self._nursery = None
+            self._running = False
             self._state = ChildState.FAILED if self._failure is not None else ChildState.STOPPED
             self._closed.set()
         if self._failure is not None:
@@ -263,7 +274,7 @@ class Supervisor:
         """:meth:`stop` and wait until ``run()`` has finished (idempotent). Do not call it from
         a task this supervisor owns: it would wait for itself."""
         self.stop()
-        if self._ran:
+        if self._running:
             await self._closed.wait()
 
     def snapshot(self) -> NodeSnapshot:

@@ -231,6 +231,8 @@ async def test_registry_not_running_refuses(autojump_clock: trio.abc.Clock) -> N
         await ref.ask("x")
     with pytest.raises(ActorUnavailable):
         await ref.ask("x")
+    async with running(reg):  # run again (as a parent restarting it would): refs still work
+        assert await ref.ask("y") == ("y", 1)
 
 
 async def test_registry_under_a_supervisor_stops_its_actors(autojump_clock: trio.abc.Clock) -> None:

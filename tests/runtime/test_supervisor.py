@@ -373,8 +373,6 @@ async def test_a_static_child_that_cannot_start_fails_the_supervisor(
         await sup.run()
     assert events(record) == ["start a", "stop a"]
     assert sup.state is ChildState.FAILED
-    with pytest.raises(RuntimeError, match="already ran"):
-        await sup.run()
 
 
 async def test_nested_supervisor_escalation_restarts_the_subtree(
@@ -404,6 +402,28 @@ async def test_nested_supervisor_escalation_restarts_the_subtree(
         assert node.last_error.type == "RestartIntensityExceeded"
         assert starts == [0.0, 1.0, 2.0]
         assert snap.find("inner/c") is not None
+
+
+async def test_a_restarted_supervisor_keeps_its_refs(autojump_clock: trio.abc.Clock) -> None:
+    starts: list[float] = []
+    inner = Supervisor(
+        "inner",
+        [ChildSpec("echo", Echo), ChildSpec("flaky", lambda: CrashLater(1.0, starts))],
+        policy=RestartPolicy(max_restarts=0),
+    )
+    ref = inner.ref("echo")
+    outer = Supervisor(
+        "outer",
+        [ChildSpec("inner", lambda: inner, shutdown=math.inf)],
+        policy=RestartPolicy(max_restarts=10, backoff_initial=0.0, stable_after=0.5),
+    )
+    async with running(outer):
+        assert await ref.ask("a") == ("a", 1)
+        await trio.sleep(1.5)  # flaky escalated at 1: inner stopped and was restarted
+        assert starts == [0.0, 1.0]
+        assert outer.snapshot().find("inner").restarts == 1  # type: ignore[union-attr]
+        assert await ref.ask("b") == ("b", 1)  # same ref, new incarnation
+        assert inner.snapshot().find("echo").restarts == 0  # type: ignore[union-attr]
 
 
 async def test_run_root_contains_a_failure_after_start(autojump_clock: trio.abc.Clock) -> None:
@@ -444,6 +464,8 @@ async def test_aclose_stops_and_waits(autojump_clock: trio.abc.Clock) -> None:
     sup = Supervisor("s", [ChildSpec("a", lambda: Echo("a", record))])
     async with trio.open_nursery() as nursery:
         await nursery.start(sup.run)
+        with pytest.raises(RuntimeError, match="already running"):
+            await sup.run()
         await sup.aclose()
         assert sup.state is ChildState.STOPPED
         assert events(record) == ["start a", "stop a"]
