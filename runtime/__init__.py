@@ -4,6 +4,31 @@ supervision-tree snapshot. It knows nothing about salons and imports nothing of 
 Errors: ``ActorError → ActorCrashed | ActorUnavailable | AskTimeout | MailboxFull |
 RestartIntensityExceeded`` (see ``runtime._errors``). Contracts: ``runtime._actor`` (writing an
 actor), ``runtime._supervisor`` (supervision), ``runtime._registry`` (virtual actors).
+
+Usage::
+
+    class Company(Actor):
+        def __init__(self, company_id: int) -> None:
+            self.company_id = company_id
+
+        async def on_start(self) -> None:          # load state; ready afterwards
+            self.status = "pending"
+
+        async def receive(self, message: object) -> object:
+            return self.status
+
+        def keep_alive(self) -> bool:              # veto passivation while a session is live
+            return self.status == "active"
+
+    policy = RestartPolicy(**dataclasses.asdict(settings.supervisor))
+    companies = Registry("companies", Company, idle_timeout=600, policy=policy)
+    root = Supervisor("root", [ChildSpec("companies", lambda: companies, shutdown=math.inf)],
+                      policy=policy)
+    await app.nursery.start(run_root, root)        # failures logged and contained
+
+    companies.ref(42).tell("hello")                # activates company 42 if needed
+    status = await companies.ref(42).ask("status", timeout=2.0)
+    tree = root.snapshot().to_json()               # for /health/tree
 """
 
 from __future__ import annotations
