@@ -117,7 +117,8 @@ async def scenario(steps: list[tuple[Any, ...]], seed: int) -> None:
                     with contextlib.suppress(ActorError):
                         sup.ref(str(args[0])).tell("crash")
                 elif kind == "ask":
-                    nursery.start_soon(ask, *args, args[0] in stopped)
+                    index, duration, timeout = args
+                    nursery.start_soon(ask, index, duration, timeout, index in stopped)
                 elif kind == "stop":
                     await sup.stop_child(str(args[0]))
                     stopped.add(args[0])
