@@ -249,3 +249,18 @@ async def test_registry_under_a_supervisor_stops_its_actors(autojump_clock: trio
     assert sorted(events(record)) == sorted(
         ["start c1", "start c2", "start c3", "stop c1", "stop c2", "stop c3"]
     )
+
+
+async def test_stop_a_quarantined_key_then_it_can_activate_again(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    record: list[tuple[str, str, float]] = []
+    reg = registry(record, policy=RestartPolicy(max_restarts=0, quarantine_retry=1000.0))
+    async with running(reg):
+        with pytest.raises(ActorCrashed):
+            await reg.ref(9).ask("crash")
+        with pytest.raises(ActorUnavailable):
+            reg.ref(9).tell("x")
+        assert await reg.stop(9) is True
+        assert reg.active_keys() == []
+        assert await reg.ref(9).ask("fresh") == ("fresh", 1)

@@ -501,3 +501,26 @@ def test_backoff_values_are_bounded_and_deterministic() -> None:
     assert max(a) <= 30.0
     no_jitter = RestartPolicy(backoff_initial=1.0, backoff_max=5.0, jitter=0.0)
     assert [no_jitter.backoff(i, random.Random()) for i in range(6)] == [0, 1, 2, 4, 5, 5]
+
+
+async def test_stopping_a_child_in_backoff_or_quarantine_is_immediate(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    starts: list[float] = []
+    sup = Supervisor(
+        "s",
+        policy=RestartPolicy(
+            max_restarts=1, backoff_initial=50.0, quarantine_retry=500.0, jitter=0.0
+        ),
+    )
+    async with running(sup):
+        await sup.start_child(ChildSpec("a", lambda: CrashLater(1.0, starts)))
+        await sup.start_child(ChildSpec("b", lambda: CrashLater(1.0, starts)))
+        await trio.sleep(1.5)  # both crashed once and restarted at once
+        await trio.sleep(1.0)  # both crashed again: quarantined (max_restarts=1)
+        assert {n.state for n in sup.snapshot().children} == {ChildState.FAILED}
+        t0 = trio.current_time()
+        await sup.stop_child("a")
+        assert trio.current_time() == t0
+        assert sup.child_ids() == ["b"]
+    assert sup.snapshot().children == ()
