@@ -36,6 +36,7 @@ from ._errors import (
     ErrorFactory,
     NotFound,
     StorageError,
+    StorageTimeout,
     StorageUnavailable,
     ValidationError,
     describe,
@@ -100,12 +101,13 @@ class _State(Enum):
 class PgPool:
     """The pool plus the trio-asyncio loop it lives in. Build with :meth:`open`."""
 
-    def __init__(self, pool: asyncpg.Pool, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, pool: asyncpg.Pool, loop: trio_asyncio.TrioEventLoop) -> None:
         self._pool = pool
         self._loop = loop
         self._releasing: set[asyncio.Task[None]] = set()
         self._state = _State.OPEN
         self._acquire_timeout = 10.0
+        self._deadline = 41.0
 
     @classmethod
     async def open(
@@ -133,7 +135,11 @@ class PgPool:
                 min_size=min_size,
                 max_size=max_size,
                 timeout=connect_timeout,
-                command_timeout=command_timeout,
+                # No client-side timers: under trio-asyncio every asyncio timer costs extra
+                # loop passes per query. The server enforces ``statement_timeout``; the trio
+                # side adds a deadline (``_deadline``) for a server that stops answering.
+                command_timeout=None,
+                max_inactive_connection_lifetime=0,
                 server_settings={
                     "statement_timeout": str(int(command_timeout * 1000)),
                     "application_name": "aiadmin",
@@ -146,6 +152,7 @@ class PgPool:
             pool = await trio_asyncio.aio_as_trio(create, loop=loop)()
         self = cls(pool, loop)
         self._acquire_timeout = acquire_timeout
+        self._deadline = command_timeout + acquire_timeout + 1.0
         return self
 
     # -- running units ------------------------------------------------------------------
@@ -163,11 +170,12 @@ class PgPool:
     ) -> T:
         if self._state is not _State.OPEN:
             raise StorageUnavailable(BACKEND, "the pool is closed")
-        with map_exceptions(PG_ERRORS):
-            result: T = await trio_asyncio.aio_as_trio(self._unit, loop=self._loop)(
-                work, tx, args, kwargs
+        with map_exceptions(PG_ERRORS), trio.move_on_after(self._deadline):
+            result: T = await self._loop.run_aio_coroutine(  # type: ignore[attr-defined]
+                self._unit(work, tx, args, kwargs)
             )
             return result
+        raise StorageTimeout(BACKEND, f"no answer within {self._deadline:g}s")
 
     async def _unit(
         self, work: Unit[P, T], tx: bool, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -214,7 +222,7 @@ class PgPool:
             raise
 
     def _release_task(self, conn: asyncpg.Connection) -> asyncio.Task[None]:
-        task = self._loop.create_task(self._release(conn))
+        task: asyncio.Task[None] = self._loop.create_task(self._release(conn))
         self._releasing.add(task)
         task.add_done_callback(self._releasing.discard)
         return task

@@ -9,10 +9,12 @@ from __future__ import annotations
 import time
 from urllib.parse import urlsplit
 
+import asyncpg
 import pytest
 import trio
+import trio_asyncio
 
-from storage import SalonService, SalonStaff, StorageUnavailable
+from storage import PgPool, SalonService, SalonStaff, StorageTimeout, StorageUnavailable
 from tests.support.databases import REDIS_URL, open_real_storage, with_port
 from tests.support.proxy import open_tcp_proxy
 
@@ -115,3 +117,34 @@ async def test_redis_connection_cut_is_transparent_or_unavailable(redis_prefix: 
             with trio.fail_after(5):
                 code = await st.qr.get(1)
             assert code is not None and code.qr == "2@qr"
+
+
+async def test_pg_hung_server_times_out_then_recovers(database_url: str) -> None:
+    pg = urlsplit(database_url)
+    async with open_tcp_proxy(pg.hostname or "127.0.0.1", pg.port or 5432) as proxy:
+        url = with_port(database_url, proxy.port)
+        async with trio_asyncio.open_loop():
+            pool = await PgPool.open(url, command_timeout=0.3, acquire_timeout=0.3)
+            try:
+                assert await pool.run(_one) == 1
+                proxy.stall()  # the server stops answering: no error, just silence
+                started = time.perf_counter()
+                with trio.fail_after(10), pytest.raises(StorageTimeout):
+                    await pool.run(_one)
+                assert time.perf_counter() - started < 3
+                proxy.allow()
+                with trio.fail_after(15):
+                    while True:
+                        try:
+                            assert await pool.run(_one) == 1
+                            break
+                        except (StorageUnavailable, StorageTimeout):
+                            await trio.sleep(0.05)
+            finally:
+                with trio.fail_after(10):
+                    await pool.aclose()
+
+
+async def _one(conn: asyncpg.Connection) -> int:
+    result: int = await conn.fetchval("SELECT 1")
+    return result

@@ -129,3 +129,16 @@ async def test_memory_sweeps_stale_entries(autojump_clock: object) -> None:
     await trio.sleep(2)
     assert kv.get("keep") == 1
     assert len(kv) == 1
+
+
+async def test_redis_loads_a_script_the_server_does_not_know(real_storage: Storage) -> None:
+    from coredis.commands.script import Script
+
+    assert real_storage.redis is not None
+    backend = real_storage.redis
+    fresh: Script[str] = backend.client.register_script(
+        f"-- {id(backend)} {trio.current_time()}\nreturn redis.call('INCR', KEYS[1])"
+    )
+    key = f"{backend.prefix}fresh"
+    assert await backend.eval_script(fresh, [key], []) == 1  # NOSCRIPT, loaded, retried
+    assert await backend.eval_script(fresh, [key], []) == 2

@@ -5,6 +5,7 @@
         ...
         proxy.cut()             # drop every live connection now
         proxy.block()           # also drop new connections at once (backend "down")
+        proxy.stall()           # keep connections open but forward nothing (a hung server)
         proxy.allow()           # pass traffic again
         proxy.cut_after(n)      # trip wire: cut everything once n more client bytes passed
 
@@ -41,6 +42,8 @@ class TcpProxy:
         self._cut = 0
         self._upstream_bytes = 0
         self._trip_at: int | None = None
+        self._flowing = trio.Event()
+        self._flowing.set()
 
     def statistics(self) -> ProxyStatistics:
         return ProxyStatistics(
@@ -61,9 +64,15 @@ class TcpProxy:
         self.blocked = True
         self.cut()
 
+    def stall(self) -> None:
+        """Stop forwarding bytes (connections stay open) until :meth:`allow`."""
+        if self._flowing.is_set():
+            self._flowing = trio.Event()
+
     def allow(self) -> None:
         self.blocked = False
         self._trip_at = None
+        self._flowing.set()
 
     def cut_after(self, upstream_bytes: int) -> None:
         """Cut (and block) once ``upstream_bytes`` more client→server bytes have passed."""
@@ -72,6 +81,7 @@ class TcpProxy:
     async def _pump(self, source: trio.SocketStream, sink: trio.SocketStream, up: bool) -> None:
         while True:
             data = await source.receive_some(65536)
+            await self._flowing.wait()
             if not data:
                 await sink.send_eof()
                 return
@@ -89,6 +99,7 @@ class TcpProxy:
 
     async def _handle(self, client: trio.SocketStream) -> None:
         self._accepted += 1
+        await self._flowing.wait()
         if self.blocked:
             await client.aclose()
             return
