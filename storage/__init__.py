@@ -5,12 +5,12 @@ Open everything with :func:`open_storage` (an async context manager yielding a
 
 Errors (see ``_errors``)::
 
-    StorageError → StorageUnavailable | StorageTimeout | Conflict | NotFound
-                 | InvalidTransition | ValidationError
+    StorageError → StorageUnavailable | StorageTimeout | Conflict | NotFound | ValidationError
+
+A refused status transition is not an error: ``CompanyRepository.transition`` returns ``None``.
 """
 
 from ._errors import Conflict as Conflict
-from ._errors import InvalidTransition as InvalidTransition
 from ._errors import NotFound as NotFound
 from ._errors import StorageError as StorageError
 from ._errors import StorageTimeout as StorageTimeout
@@ -78,7 +78,6 @@ __all__ = [
     "Direction",
     "InboxEvent",
     "InboxStatus",
-    "InvalidTransition",
     "MemoryKeyValue",
     "Message",
     "MessageLog",

@@ -5,7 +5,6 @@
     ├── StorageTimeout            the backend answered too slowly (statement / read timeout)
     ├── Conflict                  a unique rule was broken (e.g. a second company per salon)
     ├── NotFound                  the row the call is about does not exist
-    ├── InvalidTransition         a status change from a state the caller did not expect
     └── ValidationError           a value cannot be stored (NUL byte, too long, wrong type)
 
 Nothing from asyncpg or coredis leaves the package: adapters wrap every call in
@@ -52,16 +51,6 @@ class NotFound(StorageError):
     def __init__(self, what: str) -> None:
         self.what = what
         super().__init__(f"not found: {what}")
-
-
-class InvalidTransition(StorageError):
-    """A status change was refused because the current status is not one the caller allowed."""
-
-    def __init__(self, company_id: int, current: str | None, to_state: str) -> None:
-        self.company_id = company_id
-        self.current = current
-        self.to_state = to_state
-        super().__init__(f"company {company_id}: cannot move from {current!r} to {to_state!r}")
 
 
 class ValidationError(StorageError):

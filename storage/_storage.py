@@ -11,9 +11,12 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 
+import trio_asyncio
+
 from config import Settings
 
 from ._fields import Clock
+from ._groups import BodyError, unwrap_single
 from ._memory_db import (
     MemoryAuditLog,
     MemoryCompanies,
@@ -143,9 +146,10 @@ async def open_storage(
 ) -> AsyncIterator[Storage]:
     """Open the storage for the block's lifetime and close everything on exit.
 
-    Values come from ``settings`` unless given as keywords. PostgreSQL needs a running
-    trio-asyncio loop (``trio_asyncio.open_loop()`` around the caller); migrations are applied
-    at open unless ``apply_migrations=False``. ``wall_clock`` overrides the database's ``now()``
+    Values come from ``settings`` unless given as keywords. PostgreSQL runs in the caller's
+    trio-asyncio loop (the server opens ``trio_asyncio.open_loop()`` around everything); when
+    none is running, one is opened for the storage's lifetime. Migrations are applied at open
+    unless ``apply_migrations=False``. ``wall_clock`` overrides the database's ``now()``
     (tests move time with it); ``monotonic_clock`` drives in-memory expiry.
 
     Raises :class:`StorageUnavailable` if PostgreSQL cannot be reached at open. Redis may be
@@ -158,7 +162,13 @@ async def open_storage(
         redis_prefix = redis_prefix if redis_prefix is not None else settings.redis_prefix
     prefix = redis_prefix if redis_prefix is not None else "aiadmin:"
 
+    body = BodyError()
     async with AsyncExitStack() as stack:
+        if database_url and trio_asyncio.current_loop.get() is None:
+            # No trio-asyncio loop around us: run one for the storage's lifetime. Its nursery
+            # must not wrap the caller's own exceptions in a group.
+            await stack.enter_async_context(unwrap_single(body))
+            await stack.enter_async_context(trio_asyncio.open_loop())
         pg: PgPool | None = None
         memory_db: MemoryDatabase | None = None
         if database_url:
@@ -206,7 +216,7 @@ async def open_storage(
             rate_limiter = MemoryRateLimiter(memory_kv)
             pubsub = MemoryPubSub(memory_kv)
 
-        yield Storage(
+        storage = Storage(
             companies=companies,
             audit=audit,
             inbox=inbox,
@@ -224,3 +234,8 @@ async def open_storage(
             memory_db=memory_db,
             memory_kv=memory_kv,
         )
+        try:
+            yield storage
+        except BaseException as exc:
+            body.error = exc
+            raise
