@@ -169,73 +169,76 @@ async def open_storage(
             # must not wrap the caller's own exceptions in a group.
             await stack.enter_async_context(unwrap_single(body))
             await stack.enter_async_context(trio_asyncio.open_loop())
-        pg: PgPool | None = None
-        memory_db: MemoryDatabase | None = None
-        if database_url:
-            if apply_migrations:
-                await migrate(database_url, connect_timeout=connect_timeout)
-            pg = await PgPool.open(
-                database_url,
-                min_size=pool_min_size,
-                max_size=pool_max_size,
-                connect_timeout=connect_timeout,
-                command_timeout=command_timeout,
-            )
-            stack.push_async_callback(pg.aclose)
-            companies: CompanyRepository = PgCompanies(pg, wall_clock)
-            audit: AuditLog = PgAuditLog(pg, wall_clock)
-            inbox: WebhookInbox = PgWebhookInbox(pg, wall_clock)
-            outbox: Outbox = PgOutbox(pg, wall_clock)
-            messages: MessageLog = PgMessageLog(pg, wall_clock)
-            catalog: SalonCatalog = PgSalonCatalog(pg, wall_clock)
-        else:
-            memory_db = MemoryDatabase(wall_clock) if wall_clock else MemoryDatabase()
-            companies = MemoryCompanies(memory_db)
-            audit = MemoryAuditLog(memory_db)
-            inbox = MemoryWebhookInbox(memory_db)
-            outbox = MemoryOutbox(memory_db)
-            messages = MemoryMessageLog(memory_db)
-            catalog = MemorySalonCatalog(memory_db)
-
-        redis: RedisBackend | None = None
-        memory_kv: MemoryKeyValue | None = None
-        if redis_url:
-            redis = await stack.enter_async_context(
-                open_redis(
-                    redis_url, prefix=prefix, password=redis_password, op_timeout=redis_op_timeout
-                )
-            )
-            tokens: ConnectTokens = RedisConnectTokens(redis)
-            qr: QrCodes = RedisQrCodes(redis)
-            rate_limiter: RateLimiter = RedisRateLimiter(redis)
-            pubsub: PubSub = RedisPubSub(redis)
-        else:
-            memory_kv = MemoryKeyValue(monotonic_clock, prefix)
-            tokens = MemoryConnectTokens(memory_kv)
-            qr = MemoryQrCodes(memory_kv)
-            rate_limiter = MemoryRateLimiter(memory_kv)
-            pubsub = MemoryPubSub(memory_kv)
-
-        storage = Storage(
-            companies=companies,
-            audit=audit,
-            inbox=inbox,
-            outbox=outbox,
-            messages=messages,
-            catalog=catalog,
-            tokens=tokens,
-            qr=qr,
-            rate_limiter=rate_limiter,
-            pubsub=pubsub,
-            database_kind="postgres" if pg else "memory",
-            redis_kind="redis" if redis else "memory",
-            pg=pg,
-            redis=redis,
-            memory_db=memory_db,
-            memory_kv=memory_kv,
-        )
         try:
+            pg: PgPool | None = None
+            memory_db: MemoryDatabase | None = None
+            if database_url:
+                if apply_migrations:
+                    await migrate(database_url, connect_timeout=connect_timeout)
+                pg = await PgPool.open(
+                    database_url,
+                    min_size=pool_min_size,
+                    max_size=pool_max_size,
+                    connect_timeout=connect_timeout,
+                    command_timeout=command_timeout,
+                )
+                stack.push_async_callback(pg.aclose)
+                companies: CompanyRepository = PgCompanies(pg, wall_clock)
+                audit: AuditLog = PgAuditLog(pg, wall_clock)
+                inbox: WebhookInbox = PgWebhookInbox(pg, wall_clock)
+                outbox: Outbox = PgOutbox(pg, wall_clock)
+                messages: MessageLog = PgMessageLog(pg, wall_clock)
+                catalog: SalonCatalog = PgSalonCatalog(pg, wall_clock)
+            else:
+                memory_db = MemoryDatabase(wall_clock) if wall_clock else MemoryDatabase()
+                companies = MemoryCompanies(memory_db)
+                audit = MemoryAuditLog(memory_db)
+                inbox = MemoryWebhookInbox(memory_db)
+                outbox = MemoryOutbox(memory_db)
+                messages = MemoryMessageLog(memory_db)
+                catalog = MemorySalonCatalog(memory_db)
+
+            redis: RedisBackend | None = None
+            memory_kv: MemoryKeyValue | None = None
+            if redis_url:
+                redis = await stack.enter_async_context(
+                    open_redis(
+                        redis_url,
+                        prefix=prefix,
+                        password=redis_password,
+                        op_timeout=redis_op_timeout,
+                    )
+                )
+                tokens: ConnectTokens = RedisConnectTokens(redis)
+                qr: QrCodes = RedisQrCodes(redis)
+                rate_limiter: RateLimiter = RedisRateLimiter(redis)
+                pubsub: PubSub = RedisPubSub(redis)
+            else:
+                memory_kv = MemoryKeyValue(monotonic_clock, prefix)
+                tokens = MemoryConnectTokens(memory_kv)
+                qr = MemoryQrCodes(memory_kv)
+                rate_limiter = MemoryRateLimiter(memory_kv)
+                pubsub = MemoryPubSub(memory_kv)
+
+            storage = Storage(
+                companies=companies,
+                audit=audit,
+                inbox=inbox,
+                outbox=outbox,
+                messages=messages,
+                catalog=catalog,
+                tokens=tokens,
+                qr=qr,
+                rate_limiter=rate_limiter,
+                pubsub=pubsub,
+                database_kind="postgres" if pg else "memory",
+                redis_kind="redis" if redis else "memory",
+                pg=pg,
+                redis=redis,
+                memory_db=memory_db,
+                memory_kv=memory_kv,
+            )
             yield storage
         except BaseException as exc:
-            body.error = exc
+            body.error = exc  # setup failures too: never let a nursery wrap them
             raise
