@@ -68,6 +68,8 @@ class CompanyState:
     @property
     def must_stay(self) -> bool:
         """Whether the actor holds a live or wanted session (it must not be passivated)."""
+        if self.banned:
+            return True  # the ban timer must outlive idleness to resume the session
         return self.session is not Session.IDLE and self.session is not Session.STOPPED
 
 
@@ -569,10 +571,17 @@ def _on_stream_replaced(state: CompanyState, _: StreamReplaced) -> Decision:
 
 
 def _on_banned(state: CompanyState, event: Banned) -> Decision:
-    new = replace(state, banned=True, last_error=f"temporary_ban: {int(event.expires_in)} s")
+    # WhatsApp closes a banned session: keep it off until the ban ends, then resume.
+    new = replace(
+        state,
+        banned=True,
+        session=Session.WAITING if state.linked else state.session,
+        last_error=f"temporary_ban: {int(event.expires_in)} s",
+    )
     return Decision(
         new,
         (
+            CancelReconnect(),
             PauseSending(True),
             Persist("whatsapp_temporary_ban", {"last_error": new.last_error}),
             status_notice(new, "WhatsApp temporarily banned this number; sending is paused"),
@@ -583,15 +592,18 @@ def _on_banned(state: CompanyState, event: Banned) -> Decision:
 def _on_ban_lifted(state: CompanyState, _: BanLifted) -> Decision:
     if not state.banned:
         return Decision(state)
-    new = replace(state, banned=False, last_error=None)
-    return Decision(
-        new,
-        (
-            PauseSending(False),
-            Persist("whatsapp_ban_lifted", {"last_error": None}),
-            status_notice(new),
-        ),
+    resume = state.linked and state.session is Session.WAITING
+    new = replace(
+        state,
+        banned=False,
+        session=Session.CONNECTING if resume else state.session,
+        last_error=None,
     )
+    effects: list[Effect] = [PauseSending(False)]
+    if resume:
+        effects.append(StartSession(fresh=False))
+    effects += [Persist("whatsapp_ban_lifted", {"last_error": None}), status_notice(new)]
+    return Decision(new, tuple(effects))
 
 
 def _on_freeze(state: CompanyState, _: Freeze) -> Decision:

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 from actors.company._transitions import (
     ActivationRejected,
+    BanLifted,
     Banned,
     CacheQr,
     CompanyState,
@@ -188,3 +189,12 @@ def test_restore_resumes_only_linked_idle_companies() -> None:
     assert decide(idle_active, Restore()).effects == (StartSession(fresh=False),)
     assert decide(CompanyState(), Restore()).effects == ()
     assert kinds(decide(ACTIVE, Restore()).effects) == []
+
+
+def test_ban_lift_resumes_the_session() -> None:
+    banned = decide(ACTIVE, Banned(60)).state
+    assert banned.session is Session.WAITING
+    assert banned.must_stay
+    lifted = decide(banned, BanLifted())
+    assert not lifted.state.banned
+    assert StartSession(fresh=False) in lifted.effects

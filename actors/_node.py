@@ -1,0 +1,199 @@
+"""The node: storage, the WhatsApp gateway, and the supervision tree of company actors.
+
+``open_node`` starts the root supervisor (``node``) with the company registry as its first
+child, then activates every company whose WhatsApp is linked so their sessions come back after
+a restart. Later workers (outbox delivery, webhook inbox, sync) join the tree as more children.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from config import Settings
+from runtime import (
+    ActorRef,
+    ActorUnavailable,
+    ChildSpec,
+    NodeSnapshot,
+    Registry,
+    Restart,
+    RestartPolicy,
+    Supervisor,
+    run_root,
+)
+from storage import Storage
+
+from ._metrics import MetricsRegistry
+from .company import CompanyActor, CompanyDeps, CompanyMetrics, InboundHandler, record_only
+from .whatsapp import SimulatedWorld, WhatsAppGateway
+
+log = logging.getLogger(__name__)
+
+COMPANY_MAILBOX = 256
+
+
+def supervisor_policy(settings: Settings) -> RestartPolicy:
+    """The runtime's restart policy from the node's settings."""
+    s = settings.supervisor
+    return RestartPolicy(
+        max_restarts=s.max_restarts,
+        period=s.period,
+        backoff_initial=s.backoff_initial,
+        backoff_max=s.backoff_max,
+        stable_after=s.stable_after,
+        quarantine_retry=s.quarantine_retry,
+    )
+
+
+@dataclass
+class Node:
+    """What the web layer talks to: refs to company actors, storage, health, metrics."""
+
+    settings: Settings
+    storage: Storage
+    gateway: WhatsAppGateway
+    registry: Registry[int]
+    supervisor: Supervisor
+    metrics: MetricsRegistry
+    company_metrics: CompanyMetrics
+    failure: BaseException | None = None
+    restored: int = 0
+    extra_snapshots: list[Any] = field(default_factory=list)
+
+    def company(self, company_id: int) -> ActorRef:
+        """A ref to the company's actor (activated on the first message)."""
+        return self.registry.ref(company_id)
+
+    @property
+    def world(self) -> SimulatedWorld | None:
+        """The simulated WhatsApp, when that is the backend (development, tests)."""
+        world = getattr(self.gateway, "world", None)
+        return world if isinstance(world, SimulatedWorld) else None
+
+    @property
+    def healthy(self) -> bool:
+        return self.failure is None
+
+    def _failed(self, exc: BaseException) -> None:
+        self.failure = exc
+
+    def snapshot(self) -> NodeSnapshot:
+        return self.supervisor.snapshot()
+
+    def tree(self) -> dict[str, Any]:
+        """The supervision tree as JSON, with the WhatsApp gateway's hosts beside it."""
+        data = self.snapshot().to_json()
+        gateway = self.gateway.snapshot()
+        data["children"].append(
+            {
+                "id": "whatsapp",
+                "kind": f"gateway:{gateway.backend}",
+                "state": "running" if gateway.healthy else "failed",
+                "restarts": sum(h.restarts for h in gateway.hosts),
+                "last_error": None,
+                "started_at": None,
+                "uptime_seconds": None,
+                "mailbox": None,
+                "handled": 0,
+                "next_restart_in": None,
+                "stop_timed_out": False,
+                "sessions": gateway.sessions,
+                "children": [
+                    {
+                        "id": f"host-{h.index}",
+                        "kind": "session-host",
+                        "state": h.state,
+                        "pid": h.pid,
+                        "restarts": h.restarts,
+                        "sessions": h.sessions,
+                        "capacity": h.capacity,
+                        "last_error": (
+                            None
+                            if h.last_exit is None
+                            else {"type": "exit", "message": h.last_exit}
+                        ),
+                        "children": [],
+                    }
+                    for h in gateway.hosts
+                ],
+            }
+        )
+        return data
+
+    def restarts_total(self) -> int:
+        return sum(n.restarts for n in self.snapshot().walk())
+
+    async def restore_linked(self) -> int:
+        """Activate every linked company (its actor restores the session); returns how many."""
+        count = 0
+        for company in await self.storage.companies.list_linked():
+            try:
+                await self.registry.activate(company.id)
+                count += 1
+            except ActorUnavailable as exc:
+                log.warning("company %s could not be restored: %s", company.id, exc)
+        self.restored = count
+        return count
+
+
+@asynccontextmanager
+async def open_node(
+    settings: Settings,
+    storage: Storage,
+    gateway: WhatsAppGateway,
+    *,
+    inbound_handler: InboundHandler = record_only,
+    metrics: MetricsRegistry | None = None,
+    extra_children: Sequence[ChildSpec] = (),
+    rng: random.Random | None = None,
+    restore: bool = True,
+) -> AsyncIterator[Node]:
+    """Run the node's supervision tree for the block's lifetime; stop it in reverse on exit."""
+    rng = rng or random.Random()
+    metrics = metrics or MetricsRegistry()
+    company_metrics = CompanyMetrics(metrics)
+    deps = CompanyDeps(
+        storage=storage,
+        gateway=gateway,
+        settings=settings,
+        metrics=company_metrics,
+        inbound_handler=inbound_handler,
+        rng=rng,
+    )
+    policy = supervisor_policy(settings)
+    registry: Registry[int] = Registry(
+        "companies",
+        lambda company_id: CompanyActor(company_id, deps),
+        idle_timeout=settings.passivate_after,
+        policy=policy,
+        restart=Restart.TRANSIENT,
+        mailbox_capacity=COMPANY_MAILBOX,
+        rng=rng,
+    )
+    supervisor = Supervisor(
+        "node",
+        [ChildSpec("companies", lambda: registry, shutdown=math.inf), *extra_children],
+        policy=policy,
+        rng=rng,
+    )
+    node = Node(settings, storage, gateway, registry, supervisor, metrics, company_metrics)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(
+            lambda task_status: run_root(
+                supervisor, on_failure=node._failed, task_status=task_status
+            )
+        )
+        if restore:
+            await node.restore_linked()
+        try:
+            yield node
+        finally:
+            nursery.cancel_scope.cancel()

@@ -1,0 +1,566 @@
+"""``CompanyActor``: one salon, owning its WhatsApp session, QR timer, send queue and viewers.
+
+The actor feeds every input (commands, session events, timer fires) through the pure
+``decide`` function and carries out the effects it returns, in order. It is the only writer of
+its company's status in this node, so the persisted status always follows the decisions.
+
+Timers and the session's event pump live in the actor's nursery: a crash of any of them is a
+crash of the actor, which the registry restarts (state reloaded from storage in ``on_start``;
+a linked company gets its session back). The session is closed on every exit, crash included.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+import trio
+
+from config import Settings
+from runtime import Actor, ActorUnavailable, MailboxFull, RestartPolicy
+from storage import Company, Storage
+
+from .._metrics import MetricsRegistry
+from ..whatsapp import (
+    Connected,
+    ConnectFailed,
+    Disconnected,
+    InboundMessage,
+    KeepAliveRestored,
+    KeepAliveTimeout,
+    Linked,
+    LoggedOut,
+    PairingFailed,
+    QrCode,
+    SessionEvent,
+    SessionLost,
+    SessionNotConnected,
+    StreamReplaced,
+    TemporaryBan,
+    WhatsAppError,
+    WhatsAppGateway,
+    WhatsAppSession,
+    new_message_id,
+)
+from . import _messages as m
+from . import _transitions as t
+from ._errors import CompanyError, CompanyNotFound, OutboundQueueFull, SendingUnavailable
+from ._outbound import OutboundQueue, Outgoing, Pacer
+from ._qr_image import qr_png_data_url
+
+log = logging.getLogger(__name__)
+
+ACTIVATION_KIND = "yclients.activation"
+OUTBOUND_QUEUE_LIMIT = 500
+LINK_GRACE = 5.0  # seconds past a code's lifetime before linking counts as over
+RECONNECT_POLICY = RestartPolicy(backoff_initial=1.0, backoff_max=60.0, jitter=0.3)
+INBOUND_FLOOD_LIMIT = 20  # messages per client phone per minute handed to the handler
+
+InboundHandler = Callable[[int, InboundMessage], Awaitable[None]]
+
+
+async def record_only(company_id: int, message: InboundMessage) -> None:
+    """The default inbound handler until the assistant exists: the message is already logged."""
+
+
+@dataclass
+class CompanyMetrics:
+    """Counters the company actors feed (registered once per node)."""
+
+    registry: MetricsRegistry
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.qr_issued = r.counter("aiadmin_qr_codes_issued_total", "QR codes shown to viewers")
+        self.messages = r.counter(
+            "aiadmin_whatsapp_messages_total", "WhatsApp messages", ("direction",)
+        )
+        self.flood_dropped = r.counter(
+            "aiadmin_inbound_flood_dropped_total", "Inbound messages over the per-client limit"
+        )
+        self.links = r.counter("aiadmin_whatsapp_links_total", "WhatsApp devices linked")
+
+
+@dataclass
+class CompanyDeps:
+    """Everything a company actor needs from its node, shared by all of them."""
+
+    storage: Storage
+    gateway: WhatsAppGateway
+    settings: Settings
+    metrics: CompanyMetrics
+    inbound_handler: InboundHandler = record_only
+    rng: random.Random = field(default_factory=random.Random)
+
+
+@dataclass(frozen=True)
+class _SessionEvent:
+    generation: int
+    event: SessionEvent
+
+
+@dataclass(frozen=True)
+class _TimerFired:
+    kind: str  # "link" | "reconnect" | "ban"
+    generation: int
+
+
+def state_from_company(company: Company) -> t.CompanyState:
+    """The decision state of a freshly loaded company (no session runs yet)."""
+    status = t.Status(company.integration_status)
+    jid = company.whatsapp_jid
+    if status is t.Status.LINKING:
+        # A linking round cannot survive a restart: the QR session is gone.
+        status = t.Status.PENDING if jid is None else t.Status.LOGGED_OUT
+    return t.CompanyState(
+        status=status,
+        session=t.Session.IDLE,
+        jid=jid,
+        phone=company.whatsapp_phone,
+        last_error=company.last_error,
+    )
+
+
+class CompanyActor(Actor):
+    """One salon's actor; see the module docstring and :mod:`._messages` for the protocol."""
+
+    expected_errors = (CompanyError,)
+
+    def __init__(self, company_id: int, deps: CompanyDeps) -> None:
+        self.company_id = company_id
+        self.deps = deps
+        self.company: Company | None = None
+        self.state = t.CompanyState()
+        self.viewers: set[m.Viewer] = set()
+        self.session: WhatsAppSession | None = None
+        self._session_scope: trio.CancelScope | None = None
+        self._generation = 0
+        self._timers: dict[str, tuple[int, trio.CancelScope]] = {}
+        self._timer_generation = 0
+        self._qr_frame: dict[str, Any] | None = None
+        self._pending_pairing: str | None = None
+        self._flood: dict[str, tuple[float, int]] = {}
+        pacer = Pacer(deps.settings.pacing, deps.rng)
+        self.outbound = OutboundQueue(OUTBOUND_QUEUE_LIMIT, pacer)
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def on_start(self) -> None:
+        self.company = await self.deps.storage.companies.get(self.company_id)
+        if self.company is None:
+            return
+        loaded = self.company.integration_status
+        self.state = state_from_company(self.company)
+        if self.state.status.value != loaded:
+            await self._persist(t.Persist("linking_interrupted", {}), previous=loaded)
+        self.nursery.start_soon(self.outbound.run, self._send_one, self._send_done)
+        await self._apply(t.Restore())
+
+    async def on_stop(self) -> None:
+        for viewer in list(self.viewers):
+            viewer.close()
+        self.viewers.clear()
+        await self._close_session()
+
+    def keep_alive(self) -> bool:
+        return self.state.must_stay or bool(self.viewers) or bool(self.outbound.items)
+
+    # -- messages --------------------------------------------------------------------------
+
+    async def receive(self, message: Any) -> Any:
+        if self.company is None:
+            self.stop()
+            raise CompanyNotFound(self.company_id)
+        match message:
+            case _SessionEvent(generation=gen, event=event):
+                if gen == self._generation:
+                    await self._on_session_event(event)
+                return None
+            case _TimerFired(kind=kind, generation=gen):
+                await self._on_timer(kind, gen)
+                return None
+            case m.GetStatus():
+                return self.view()
+            case m.RequestQr():
+                return await self._apply(t.RequestQr())
+            case m.RequestPairingCode(phone=phone):
+                return await self._apply(t.RequestPairingCode(phone))
+            case m.Subscribe(viewer=viewer):
+                return self._subscribe(viewer)
+            case m.Unsubscribe(viewer=viewer):
+                self.viewers.discard(viewer)
+                return None
+            case m.SendText(to_phone=to, text=text):
+                return await self._queue_text(to, text)
+            case m.Freeze():
+                return await self._apply(t.Freeze())
+            case m.Uninstall():
+                return await self._apply(t.Uninstall())
+            case m.Reinstall():
+                return await self._apply(t.Reinstall())
+            case m.ActivationRejected(message=text):
+                return await self._apply(t.ActivationRejected(text))
+            case m.Restore():
+                return await self._apply(t.Restore())
+        raise TypeError(f"company actor got an unknown message: {type(message).__name__}")
+
+    def view(self) -> m.CompanyView:
+        company = self.company
+        assert company is not None
+        connected_at = company.whatsapp_connected_at or company.connected_at
+        return m.CompanyView(
+            company_id=company.id,
+            salon_id=company.yclients_id,
+            title=company.title,
+            integration_status=self.state.status.value,
+            session=self.state.session.value,
+            whatsapp_connected=self.state.session is t.Session.CONNECTED,
+            whatsapp_phone=self.state.phone,
+            connected_at=connected_at.isoformat() if connected_at else None,
+            banned=self.state.banned,
+            last_error=self.state.last_error,
+            outbound_queued=len(self.outbound),
+            viewers=len(self.viewers),
+        )
+
+    # -- decisions and effects ---------------------------------------------------------------
+
+    async def _apply(self, event: t.Event) -> m.CommandResult | None:
+        decision = t.decide(self.state, event)
+        previous = self.state
+        self.state = decision.state
+        result: m.CommandResult | None = None
+        for effect in decision.effects:
+            if isinstance(effect, t.Reply):
+                result = m.CommandResult(effect.ok, effect.message, effect.code)
+            else:
+                await self._run_effect(effect, previous)
+        self.outbound.set_open(self.state.session is t.Session.CONNECTED and not self.state.banned)
+        return result
+
+    async def _run_effect(self, effect: t.Effect, previous: t.CompanyState) -> None:
+        match effect:
+            case t.StartSession(fresh=fresh):
+                await self._start_session(fresh=fresh)
+            case t.StopSession():
+                await self._close_session()
+            case t.LogoutSession():
+                await self._logout_session()
+            case t.RequestPairing(phone=phone):
+                await self._request_pairing(phone)
+            case t.StartLinkDeadline():
+                self._arm("link", self.deps.settings.qr.first_code_lifetime)
+            case t.CancelLinkDeadline():
+                self._disarm("link")
+            case t.ScheduleReconnect(attempt=attempt):
+                self._arm("reconnect", RECONNECT_POLICY.backoff(attempt - 1, self.deps.rng))
+            case t.CancelReconnect():
+                self._disarm("reconnect")
+            case t.CacheQr(code=code):
+                await self._show_qr(code)
+            case t.ClearQr():
+                self._qr_frame = None
+                await self.deps.storage.qr.clear(self.company_id)
+            case t.Persist():
+                await self._persist(effect, previous=previous.status.value)
+            case t.EnqueueActivation(jid=jid):
+                await self._enqueue_activation(jid)
+            case t.RevokeCredentials():
+                await self.deps.storage.companies.revoke_credentials(self.company_id)
+                await self.deps.storage.tokens.revoke(self.company_id)
+            case t.Notify(event=name, data=data):
+                if name == "whatsapp-connected":
+                    data = {**data, "companyId": self.company_id}
+                self._broadcast({"event": name, "data": data})
+            case t.PauseSending():
+                pass  # the queue's open flag follows the state after every decision
+            case _:
+                raise TypeError(f"unhandled effect {effect!r}")
+
+    async def _persist(self, effect: t.Persist, *, previous: str) -> None:
+        fields = dict(effect.fields)
+        status = str(fields.pop("integration_status", self.state.status.value))
+        if fields.pop("connected_now", False):
+            now = datetime.now(UTC)
+            fields["whatsapp_connected_at"] = now
+            fields["connected_at"] = now
+        companies = self.deps.storage.companies
+        if status != previous:
+            updated = await companies.transition(self.company_id, [previous], status, **fields)
+            if updated is None:
+                # Someone else moved the status (an operator, another node): follow the store.
+                log.warning(
+                    "company %s: status moved under us; forcing %s", self.company_id, status
+                )
+                updated = await companies.update(
+                    self.company_id, integration_status=status, **fields
+                )
+        elif fields:
+            updated = await companies.update(self.company_id, **fields)
+        else:
+            updated = self.company
+        self.company = updated
+        await self.deps.storage.audit.append(
+            self.company_id, effect.audit, {"from": previous, "to": status}
+        )
+
+    async def _enqueue_activation(self, jid: str) -> None:
+        company = self.company
+        assert company is not None
+        self.deps.metrics.links.inc()
+        await self.deps.storage.outbox.enqueue(
+            ACTIVATION_KIND,
+            f"activation:{self.company_id}:{jid}",
+            self.company_id,
+            {"company_id": self.company_id, "salon_id": company.yclients_id, "jid": jid},
+        )
+
+    # -- the WhatsApp session ------------------------------------------------------------------
+
+    async def _start_session(self, *, fresh: bool) -> None:
+        if fresh and self.session is not None:
+            await self._close_session()
+        if self.session is None:
+            jid = None if fresh else self.state.jid
+            self.session = self.deps.gateway.open_session(self.company_id, jid=jid)
+            self._generation += 1
+            self._session_scope = trio.CancelScope()
+            self.nursery.start_soon(self._pump, self.session, self._generation, self._session_scope)
+        try:
+            await self.session.start()
+        except WhatsAppError as exc:
+            await self._apply(t.SessionDropped(f"{type(exc).__name__}: {exc}"))
+
+    async def _pump(
+        self, session: WhatsAppSession, generation: int, scope: trio.CancelScope
+    ) -> None:
+        """Hand the session's events to the mailbox, in order; close the session on any exit."""
+        try:
+            with scope:
+                async for event in session.events:
+                    await self._post(_SessionEvent(generation, event))
+        finally:
+            with trio.CancelScope(shield=True) as cleanup:
+                cleanup.deadline = trio.current_time() + 5.0
+                try:
+                    await session.aclose()
+                except WhatsAppError as exc:
+                    log.warning("company %s: closing session: %s", self.company_id, exc)
+
+    async def _close_session(self) -> None:
+        session, scope = self.session, self._session_scope
+        self.session, self._session_scope = None, None
+        self._generation += 1
+        if scope is not None:
+            scope.cancel()
+        if session is not None:
+            with trio.move_on_after(5.0):
+                try:
+                    await session.aclose()
+                except WhatsAppError as exc:
+                    log.warning("company %s: closing session: %s", self.company_id, exc)
+
+    async def _logout_session(self) -> None:
+        session = self.session
+        temporary = session is None
+        if session is None:
+            jid = self.company.whatsapp_jid if self.company is not None else None
+            session = self.deps.gateway.open_session(self.company_id, jid=jid)
+        try:
+            with trio.move_on_after(10.0):
+                await session.logout()
+        except WhatsAppError as exc:
+            log.warning("company %s: logout: %s", self.company_id, exc)
+        finally:
+            if temporary:
+                with trio.move_on_after(5.0):
+                    await session.aclose()
+
+    async def _request_pairing(self, phone: str) -> None:
+        if self.session is None or self.state.qr_codes == 0:
+            self._pending_pairing = phone  # neonize can pair only after the first QR
+            return
+        self._pending_pairing = None
+        try:
+            code = await self.session.pair_phone(phone)
+        except WhatsAppError as exc:
+            self._broadcast(
+                {"event": "error", "data": {"message": str(exc), "code": "pairing_failed"}}
+            )
+            return
+        self._broadcast({"event": "pairing-code", "data": {"code": code, "phone": phone}})
+
+    async def _on_session_event(self, event: SessionEvent) -> None:
+        match event:
+            case QrCode(code=code):
+                if self.state.qr_codes >= self.deps.settings.qr.max_codes:
+                    await self._apply(t.LinkDeadlinePassed())
+                    return
+                await self._apply(t.QrIssued(code))
+                if self.state.session is t.Session.LINKING:
+                    self._arm("link", self.deps.settings.qr.rotate_every + LINK_GRACE)
+                    if self._pending_pairing is not None:
+                        await self._request_pairing(self._pending_pairing)
+            case Linked(jid=jid, phone=phone):
+                await self._apply(t.Linked(jid, phone))
+            case Connected() | KeepAliveRestored():
+                await self._apply(t.SessionConnected())
+            case Disconnected(reason=reason):
+                await self._apply(t.SessionDropped(f"disconnected: {reason}"))
+            case KeepAliveTimeout():
+                await self._apply(t.SessionDropped("keep-alive timeout"))
+            case SessionLost(reason=reason):
+                await self._apply(t.SessionDropped(f"session lost: {reason}"))
+            case ConnectFailed(error=error):
+                await self._apply(t.SessionDropped(f"connect failed: {error}"))
+            case LoggedOut(reason=reason):
+                await self._apply(t.LoggedOut(reason))
+            case StreamReplaced():
+                await self._apply(t.StreamReplaced())
+            case TemporaryBan(expires_in=expires_in):
+                await self._apply(t.Banned(expires_in))
+                self._arm("ban", max(1.0, expires_in))
+            case PairingFailed(reason=reason):
+                self._broadcast(
+                    {"event": "error", "data": {"message": reason, "code": "pairing_failed"}}
+                )
+            case InboundMessage():
+                await self._on_inbound(event)
+
+    async def _show_qr(self, code: str) -> None:
+        expires = self.deps.settings.qr.rotate_every
+        image = qr_png_data_url(code)
+        await self.deps.storage.qr.put(self.company_id, code, ttl=expires)
+        self.deps.metrics.qr_issued.inc()
+        self._qr_frame = {
+            "event": "qr-update",
+            "data": {"qr": code, "qr_image": image, "expiresIn": int(expires)},
+        }
+        self._broadcast(self._qr_frame)
+
+    # -- timers ----------------------------------------------------------------------------
+
+    def _arm(self, kind: str, delay: float) -> None:
+        self._disarm(kind)
+        self._timer_generation += 1
+        generation = self._timer_generation
+        scope = trio.CancelScope()
+        self._timers[kind] = (generation, scope)
+        self.nursery.start_soon(self._timer, kind, generation, delay, scope)
+
+    def _disarm(self, kind: str) -> None:
+        entry = self._timers.pop(kind, None)
+        if entry is not None:
+            entry[1].cancel()
+
+    async def _timer(
+        self, kind: str, generation: int, delay: float, scope: trio.CancelScope
+    ) -> None:
+        with scope:
+            await trio.sleep(delay)
+            await self._post(_TimerFired(kind, generation))
+
+    async def _on_timer(self, kind: str, generation: int) -> None:
+        entry = self._timers.get(kind)
+        if entry is None or entry[0] != generation:
+            return  # re-armed or cancelled since
+        del self._timers[kind]
+        if kind == "link":
+            await self._apply(t.LinkDeadlinePassed())
+        elif kind == "reconnect":
+            await self._apply(t.ReconnectDue())
+        elif kind == "ban":
+            await self._apply(t.BanLifted())
+
+    async def _post(self, message: object) -> None:
+        """Queue a message to ourselves from a child task, waiting out a full mailbox."""
+        while True:
+            try:
+                self.ref.tell(message)
+                return
+            except MailboxFull:
+                await trio.sleep(0.01)
+            except ActorUnavailable:
+                return
+
+    # -- viewers ---------------------------------------------------------------------------
+
+    def _subscribe(self, viewer: m.Viewer) -> list[dict[str, Any]]:
+        self.viewers.add(viewer)
+        frames: list[dict[str, Any]] = [self._status_frame()]
+        if self._qr_frame is not None:
+            frames.append(self._qr_frame)
+        return frames
+
+    def _status_frame(self) -> dict[str, Any]:
+        notice = t.status_notice(self.state)
+        return {"event": notice.event, "data": {**notice.data, "companyId": self.company_id}}
+
+    def _broadcast(self, frame: dict[str, Any]) -> None:
+        if frame["event"] == "status":
+            frame = {"event": "status", "data": {**frame["data"], "companyId": self.company_id}}
+        for viewer in list(self.viewers):
+            try:
+                viewer.send_nowait(frame)
+            except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
+                # A slow or vanished viewer is dropped; it never slows the actor.
+                self.viewers.discard(viewer)
+                viewer.close()
+
+    # -- messages out and in ---------------------------------------------------------------
+
+    async def _queue_text(self, to_phone: str, text: str) -> str:
+        if self.state.status in (t.Status.UNINSTALLED, t.Status.FROZEN) or self.state.jid is None:
+            raise SendingUnavailable(self.company_id, f"status is {self.state.status.value}")
+        if self.outbound.full:
+            raise OutboundQueueFull(self.company_id, self.outbound.limit)
+        wa_id = new_message_id()
+        row = await self.deps.storage.messages.record_outbound(
+            self.company_id, to_phone, text, wa_message_id=wa_id
+        )
+        self.outbound.push(Outgoing(row.id, wa_id, to_phone, text))
+        return wa_id
+
+    async def _send_one(self, item: Outgoing) -> None:
+        session = self.session
+        if session is None:
+            raise SessionNotConnected(self.company_id, "idle")
+        await session.send_text(item.to_phone, item.text, item.wa_message_id)
+
+    async def _send_done(self, item: Outgoing, error: str | None) -> None:
+        status = "failed" if error else "sent"
+        if not error:
+            self.deps.metrics.messages.inc(1.0, "out")
+        await self.deps.storage.messages.set_status(item.log_id, status)
+
+    async def _on_inbound(self, message: InboundMessage) -> None:
+        fresh = await self.deps.storage.messages.record_inbound(
+            self.company_id, message.message_id, message.sender_phone, message.text
+        )
+        if not fresh:
+            return  # redelivered: already recorded and handled
+        self.deps.metrics.messages.inc(1.0, "in")
+        now = trio.current_time()
+        start, count = self._flood.get(message.sender_phone, (now, 0))
+        if now - start >= 60.0:
+            start, count = now, 0
+        self._flood[message.sender_phone] = (start, count + 1)
+        if count + 1 > INBOUND_FLOOD_LIMIT:
+            self.deps.metrics.flood_dropped.inc()
+            return
+        self.nursery.start_soon(self._handle_inbound, message)
+
+    async def _handle_inbound(self, message: InboundMessage) -> None:
+        try:
+            await self.deps.inbound_handler(self.company_id, message)
+        except Exception:
+            log.exception("company %s: inbound handler failed", self.company_id)
+
+
+def replace_state(actor: CompanyActor, **changes: Any) -> None:
+    """Test helper: adjust the decision state in place."""
+    actor.state = replace(actor.state, **changes)

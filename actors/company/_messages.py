@@ -1,0 +1,105 @@
+"""What the web layer and the node send to a company actor (its public protocol).
+
+Replies: ``GetStatus`` → :class:`CompanyView`; ``RequestQr``/``RequestPairingCode`` and the
+lifecycle commands → :class:`CommandResult`; ``Subscribe`` → a list of initial frames;
+``SendText`` → the queued message's WhatsApp id. Errors an asker may get are listed in
+``CompanyActor.expected_errors``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+class Viewer(Protocol):
+    """A live connect-page socket: frames are pushed without blocking.
+
+    ``send_nowait`` raises ``trio.WouldBlock`` when the viewer is too slow (its bounded queue is
+    full) or ``trio.ClosedResourceError`` when it went away: either way the actor drops it.
+    """
+
+    def send_nowait(self, frame: dict[str, Any]) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class GetStatus:
+    pass
+
+
+@dataclass(frozen=True)
+class RequestQr:
+    pass
+
+
+@dataclass(frozen=True)
+class RequestPairingCode:
+    phone: str
+
+
+@dataclass(frozen=True, eq=False)
+class Subscribe:
+    viewer: Viewer
+
+
+@dataclass(frozen=True, eq=False)
+class Unsubscribe:
+    viewer: Viewer
+
+
+@dataclass(frozen=True)
+class SendText:
+    to_phone: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Freeze:
+    pass
+
+
+@dataclass(frozen=True)
+class Uninstall:
+    pass
+
+
+@dataclass(frozen=True)
+class Reinstall:
+    pass
+
+
+@dataclass(frozen=True)
+class ActivationRejected:
+    message: str
+
+
+@dataclass(frozen=True)
+class Restore:
+    """Sent at node start to every linked company: bring its session back."""
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    ok: bool
+    message: str = ""
+    code: str = ""
+
+
+@dataclass(frozen=True)
+class CompanyView:
+    """The live status of one company, for ``/marketplace/status`` and the ``status`` frame."""
+
+    company_id: int
+    salon_id: int
+    title: str | None
+    integration_status: str
+    session: str
+    whatsapp_connected: bool
+    whatsapp_phone: str | None
+    connected_at: str | None
+    banned: bool
+    last_error: str | None
+    outbound_queued: int
+    viewers: int

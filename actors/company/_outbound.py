@@ -1,0 +1,126 @@
+"""The per-company outbound WhatsApp queue: in order, paced, at least once.
+
+Pacing keeps a number clear of WhatsApp's ban heuristics: a minimum gap plus random jitter
+between two sends, and a cap per rolling minute. Sends wait while the session is not
+connected (or sending is paused by a ban) and resume in order; a send whose outcome is unknown
+(the session host died mid-call) is retried with the *same* message id, which the backend
+deduplicates, so a message is delivered once.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import trio
+
+from config import SendPacing
+
+from ..whatsapp import OutcomeUnknown, SendFailed, SessionNotConnected, WhatsAppError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One message waiting to be sent; ``log_id`` is its ``messages`` row."""
+
+    log_id: int
+    wa_message_id: str
+    to_phone: str
+    text: str
+
+
+class Pacer:
+    """When the next send may happen (trio clock): min gap + jitter, and a per-minute cap."""
+
+    def __init__(self, pacing: SendPacing, rng: random.Random) -> None:
+        self.pacing = pacing
+        self.rng = rng
+        self._sent: collections.deque[float] = collections.deque()
+        self._last: float | None = None
+
+    def delay(self, now: float) -> float:
+        """Seconds to wait from ``now`` before the next send is allowed."""
+        wait = 0.0
+        if self._last is not None:
+            gap = self.pacing.min_gap + self.rng.uniform(0.0, self.pacing.jitter)
+            wait = max(wait, self._last + gap - now)
+        while self._sent and self._sent[0] <= now - 60.0:
+            self._sent.popleft()
+        if len(self._sent) >= self.pacing.per_minute:
+            wait = max(wait, self._sent[0] + 60.0 - now)
+        return max(0.0, wait)
+
+    def record(self, now: float) -> None:
+        self._last = now
+        self._sent.append(now)
+
+
+SendFn = Callable[[Outgoing], Awaitable[None]]
+DoneFn = Callable[[Outgoing, str | None], Awaitable[None]]
+
+
+class OutboundQueue:
+    """A bounded FIFO drained by :meth:`run` while sending is possible."""
+
+    def __init__(self, limit: int, pacer: Pacer) -> None:
+        self.limit = limit
+        self.pacer = pacer
+        self.items: collections.deque[Outgoing] = collections.deque()
+        self._open = False
+        self._wake = trio.Event()
+        self.sent = 0
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def full(self) -> bool:
+        return len(self.items) >= self.limit
+
+    def push(self, item: Outgoing) -> None:
+        """Queue an item (the caller checked :attr:`full`)."""
+        self.items.append(item)
+        self._wake.set()
+
+    def set_open(self, is_open: bool) -> None:
+        """Open while the session is connected and sending is not paused."""
+        self._open = is_open
+        if is_open:
+            self._wake.set()
+
+    async def run(self, send: SendFn, done: DoneFn) -> None:
+        """Send forever, one message at a time; ``done(item, error)`` after each final outcome."""
+        while True:
+            while not (self._open and self.items):
+                self._wake = trio.Event()
+                await self._wake.wait()
+            delay = self.pacer.delay(trio.current_time())
+            if delay > 0:
+                await trio.sleep(delay)
+                continue  # the world may have changed while we waited
+            item = self.items[0]
+            try:
+                await send(item)
+            except (SessionNotConnected, OutcomeUnknown) as exc:
+                # Not sent, or not known to be sent: keep it first in line and wait for the
+                # session to come back (the actor re-opens the queue on ``Connected``).
+                log.info("send of %s deferred: %s", item.wa_message_id, type(exc).__name__)
+                self._open = False
+                continue
+            except SendFailed as exc:
+                self.items.popleft()
+                await done(item, str(exc))
+                continue
+            except WhatsAppError as exc:
+                log.warning("send of %s failed: %s", item.wa_message_id, exc)
+                self._open = False
+                continue
+            self.pacer.record(trio.current_time())
+            self.items.popleft()
+            self.sent += 1
+            await done(item, None)

@@ -1,0 +1,405 @@
+"""The company actor end to end on the simulated WhatsApp and in-memory storage (mock clock)."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import trio
+from trio.testing import MockClock
+
+from actors import Node
+from actors.company import ACTIVATION_KIND, CommandResult, CompanyView
+from actors.company import messages as m
+from actors.whatsapp import SimulatedWorld
+from storage import OutboxStatus
+
+from .conftest import RecordingViewer
+
+
+async def register(node: Node, salon_id: int = 962302) -> int:
+    created = await node.storage.companies.create(salon_id, title="Салон «Лотос»")
+    return created.company.id
+
+
+async def link(node: Node, world: SimulatedWorld, company_id: int) -> RecordingViewer:
+    viewer = RecordingViewer()
+    ref = node.company(company_id)
+    await ref.ask(m.Subscribe(viewer))
+    assert await ref.ask(m.RequestQr()) == CommandResult(True, "linking started")
+    await viewer.next("qr-update")
+    world.scan(company_id, phone="79001234567")
+    await viewer.next("whatsapp-connected")
+    return viewer
+
+
+async def test_linking_flow_shows_qr_links_and_writes_one_outbox_item(
+    autojump_clock: MockClock, node: Node, world: SimulatedWorld
+) -> None:
+    cid = await register(node)
+    viewer = RecordingViewer()
+    ref = node.company(cid)
+    initial = await ref.ask(m.Subscribe(viewer))
+    assert initial[0]["event"] == "status"
+    assert initial[0]["data"]["status"] == "pending"
+
+    assert await ref.ask(m.RequestQr()) == CommandResult(True, "linking started")
+    qr = await viewer.next("qr-update")
+    assert qr["data"]["qr"].startswith("2@")
+    assert qr["data"]["qr_image"].startswith("data:image/png;base64,")
+    assert qr["data"]["expiresIn"] == 20
+    cached = await node.storage.qr.get(cid)
+    assert cached is not None
+    assert cached.qr == qr["data"]["qr"]
+
+    world.scan(cid, phone="79001234567")
+    done = await viewer.next("whatsapp-connected")
+    assert done["data"] == {
+        "success": True,
+        "phone": "79001234567",
+        "message": "WhatsApp успешно подключен!",
+        "companyId": cid,
+    }
+    company = await node.storage.companies.get(cid)
+    assert company is not None
+    assert company.integration_status == "active"
+    assert company.whatsapp_connected is True
+    assert company.whatsapp_phone == "79001234567"
+    assert company.whatsapp_jid is not None
+    assert company.whatsapp_connected_at is not None
+    item = await node.storage.outbox.get_by_key(f"activation:{cid}:{company.whatsapp_jid}")
+    assert item is not None
+    assert item.kind == ACTIVATION_KIND
+    assert item.status == OutboxStatus.PENDING
+    assert await node.storage.outbox.backlog() == 1
+    view = await ref.ask(m.GetStatus())
+    assert isinstance(view, CompanyView)
+    assert view.whatsapp_connected
+    assert view.integration_status == "active"
+    events = [e.event_type for e in await node.storage.audit.recent(cid)]
+    assert "whatsapp_linked" in events
+    assert "linking_started" in events
+
+
+async def test_many_viewers_asking_at_once_start_one_session(
+    autojump_clock: MockClock, node: Node, world: SimulatedWorld
+) -> None:
+    cid = await register(node)
+    ref = node.company(cid)
+    viewers = [RecordingViewer() for _ in range(20)]
+    results: list[object] = []
+
+    async def ask(viewer: RecordingViewer) -> None:
+        await ref.ask(m.Subscribe(viewer))
+        results.append(await ref.ask(m.RequestQr()))
+
+    async with trio.open_nursery() as nursery:
+        for viewer in viewers:
+            nursery.start_soon(ask, viewer)
+    assert results.count(CommandResult(True, "linking started")) == 1
+    assert results.count(CommandResult(True, "linking in progress")) == 19
+    firsts = [(await v.next("qr-update"))["data"]["qr"] for v in viewers]
+    assert len(set(firsts)) == 1
+    assert node.gateway.snapshot().sessions == 1
+
+
+async def test_qr_rotates_every_20_seconds_and_linking_expires(
+    autojump_clock: MockClock, node: Node, world: SimulatedWorld
+) -> None:
+    cid = await register(node)
+    viewer = RecordingViewer()
+    ref = node.company(cid)
+    await ref.ask(m.Subscribe(viewer))
+    start = trio.current_time()
+    await ref.ask(m.RequestQr())
+    codes = []
+    times = []
+    for _ in range(6):
+        frame = await viewer.next("qr-update")
+        codes.append(frame["data"]["qr"])
+        times.append(trio.current_time() - start)
+    assert len(set(codes)) == 6
+    gaps = [round(b - a, 3) for a, b in itertools.pairwise(times)]
+    assert gaps == [20.0] * 5
+    await viewer.next("qr-expired")
+    # the sixth code lived its 20 s (plus grace): linking ends ~25 s after it
+    assert 120.0 <= trio.current_time() - start <= 130.0
+    assert (await ref.ask(m.GetStatus())).integration_status == "pending"
+    assert await node.storage.qr.get(cid) is None
+    assert world.live_qr(cid) is None
+    # a new request starts a new round
+    assert await ref.ask(m.RequestQr()) == CommandResult(True, "linking started")
+    await viewer.next("qr-update")
+
+
+async def test_request_qr_never_tears_down_a_linked_session(
+    autojump_clock: MockClock, node: Node, world: SimulatedWorld
+) -> None:
+    cid = await register(node)
+    await link(node, world, cid)
+    ref = node.company(cid)
+    result = await ref.ask(m.RequestQr())
+    assert result == CommandResult(False, "WhatsApp is already connected", "already_linked")
+    assert world.is_connected(cid)
+
+
+async def test_pairing_code_links_without_a_scan(
+    autojump_clock: MockClock, node: Node, world: SimulatedWorld
+) -> None:
+    cid = await register(node)
+    viewer = RecordingViewer()
+    ref = node.company(cid)
+    await ref.ask(m.Subscribe(viewer))
+    assert (await ref.ask(m.RequestPairingCode("79001234567"))).ok
+    frame = await viewer.next("pairing-code")
+    code = frame["data"]["code"]
+    assert len(code) == 9
+    assert code[4] == "-"
+    world.enter_pairing_code(cid, code)
+    connected = await viewer.next("whatsapp-connected")
+    assert connected["data"]["phone"] == "79001234567"
+
+
+async def test_repeated_link_events_enqueue_one_activation(
+    autojump_clock: MockClock, node: Node, world: SimulatedWorld
+) -> None:
+    cid = await register(node)
+    viewer = await link(node, world, cid)
+    world.go_offline(cid)
+    world.go_online(cid)
+    await viewer.next("status")
+    # a full restart of the actor resumes and reports connected again
+    await node.registry.stop(cid)
+    await node.registry.activate(cid)
+    await world.wait_until(lambda: world.is_connected(cid))
+    assert await node.storage.outbox.backlog() == 1
+
+
+async def test_reconnect_with_backoff_after_going_offline(
+    autojump_clock: MockClock, node: Node, world: SimulatedWorld
+) -> None:
+    cid = await register(node)
+    viewer = await link(node, world, cid)
+    ref = node.company(cid)
+    world.go_offline(cid)
+    status = await viewer.next("status")
+    while status["data"]["status"] != "reconnecting":
+        status = await viewer.next("status")
+    company = await node.storage.companies.get(cid)
+    assert company is not None
+    assert company.integration_status == "reconnecting"
+    await trio.sleep(120)
+    assert (await ref.ask(m.GetStatus())).integration_status == "reconnecting"
+    world.go_online(cid)
+    while status["data"]["status"] != "active":
+        status = await viewer.next("status")
+    assert (await ref.ask(m.GetStatus())).whatsapp_connected
+
+
+async def test_logged_out_drops_credentials_and_waits_for_a_scan(
+    autojump_clock: MockClock, node: Node, world: SimulatedWorld
+) -> None:
+    cid = await register(node)
+    viewer = await link(node, world, cid)
+    world.unlink(cid)
+    status = await viewer.next("status")
+    while status["data"]["status"] != "logged_out":
+        status = await viewer.next("status")
+    company = await node.storage.companies.get(cid)
+    assert company is not None
+    assert company.integration_status == "logged_out"
+    assert company.whatsapp_jid is None
+    assert world.linked_jid(cid) is None
+    ref = node.company(cid)
+    assert (await ref.ask(m.RequestQr())).ok
+    await viewer.next("qr-update")
+
+
+async def test_stream_replaced_stops_the_session(
+    autojump_clock: MockClock, node: Node, world: SimulatedWorld
+) -> None:
+    cid = await register(node)
+    viewer = await link(node, world, cid)
+    world.replace_stream(cid)
+    status = await viewer.next("status")
+    while status["data"]["whatsapp_connected"]:
+        status = await viewer.next("status")
+    view = await node.company(cid).ask(m.GetStatus())
+    assert view.session == "stopped"
+    assert "stream_replaced" in (view.last_error or "")
+    assert status["data"]["whatsapp_connected"] is False
+
+
+async def test_temporary_ban_pauses_sending_until_lifted(
+    autojump_clock: MockClock, node: Node, world: SimulatedWorld
+) -> None:
+    cid = await register(node)
+    viewer = await link(node, world, cid)
+    ref = node.company(cid)
+    world.ban(cid, expires_in=600)
+    status = await viewer.next("status")
+    while not status["data"].get("banned"):
+        status = await viewer.next("status")
+    assert status["data"]["banned"] is True
+    await ref.ask(m.SendText("79007654321", "Напоминание о визите"))
+    await trio.sleep(300)
+    assert world.delivered(cid) == []
+    world.lift_ban(cid)  # WhatsApp ends the ban; the actor resumes when its timer runs out
+    await trio.sleep(200)
+    assert world.delivered(cid) == []
+    with trio.fail_after(200):
+        await world.wait_until(lambda: len(world.delivered(cid)) == 1)
+    assert world.delivered(cid)[0].text == "Напоминание о визите"
+
+
+async def test_freeze_keeps_credentials_and_reinstall_resumes(
+    autojump_clock: MockClock, node: Node, world: SimulatedWorld
+) -> None:
+    cid = await register(node)
+    await link(node, world, cid)
+    ref = node.company(cid)
+    assert (await ref.ask(m.Freeze())).ok
+    assert not world.is_connected(cid)
+    assert world.linked_jid(cid) is not None
+    company = await node.storage.companies.get(cid)
+    assert company is not None
+    assert company.integration_status == "frozen"
+    assert (await ref.ask(m.Reinstall())).message == "resumed"
+    await world.wait_until(lambda: world.is_connected(cid))
+    assert (await ref.ask(m.GetStatus())).integration_status == "active"
+
+
+async def test_uninstall_logs_out_and_revokes_the_key(
+    autojump_clock: MockClock, node: Node, world: SimulatedWorld
+) -> None:
+    created = await node.storage.companies.create(555, title="Салон")
+    cid = created.company.id
+    await node.storage.tokens.issue(cid)
+    await link(node, world, cid)
+    ref = node.company(cid)
+    assert (await ref.ask(m.Uninstall())).ok
+    assert world.linked_jid(cid) is None
+    assert not await node.storage.companies.verify_api_key(cid, created.api_key)
+    assert await node.storage.tokens.current(cid) is None
+    company = await node.storage.companies.get(cid)
+    assert company is not None
+    assert company.integration_status == "uninstalled"
+
+
+async def test_outbound_messages_are_paced_and_in_order(
+    autojump_clock: MockClock, node: Node, world: SimulatedWorld
+) -> None:
+    cid = await register(node)
+    await link(node, world, cid)
+    ref = node.company(cid)
+    for i in range(25):
+        await ref.ask(m.SendText("79007654321", f"сообщение {i}"))
+    stamps: list[float] = []  # trio time at which each message reached the phone
+    with trio.fail_after(600):
+        for i in range(25):
+            await world.wait_until(lambda i=i: len(world.delivered(cid)) > i)
+            stamps.append(trio.current_time())
+    texts = [d.text for d in world.delivered(cid)]
+    assert texts == [f"сообщение {i}" for i in range(25)]
+    gaps = [b - a for a, b in itertools.pairwise(stamps)]
+    assert min(gaps) >= 1.0  # the minimum gap
+    assert stamps[19] - stamps[0] < 60.0  # the first 20 go out within a minute
+    # the per-minute cap: no 60-second window holds more than 20 sends
+    for i in range(len(stamps) - 20):
+        assert stamps[i + 20] - stamps[i] >= 60.0
+
+
+async def test_sends_wait_while_reconnecting_and_overflow_is_an_error(
+    autojump_clock: MockClock, node: Node, world: SimulatedWorld
+) -> None:
+    from actors.company import OutboundQueueFull
+    from actors.company._actor import OUTBOUND_QUEUE_LIMIT
+
+    cid = await register(node)
+    viewer = await link(node, world, cid)
+    ref = node.company(cid)
+    world.go_offline(cid)
+    status = await viewer.next("status")
+    while status["data"]["status"] != "reconnecting":
+        status = await viewer.next("status")
+    for i in range(OUTBOUND_QUEUE_LIMIT):
+        await ref.ask(m.SendText("79007654321", f"m{i}"))
+    with pytest.raises(OutboundQueueFull) as info:
+        await ref.ask(m.SendText("79007654321", "one too many"))
+    assert info.value.limit == OUTBOUND_QUEUE_LIMIT
+    await trio.sleep(30)
+    assert world.delivered(cid) == []
+    world.go_online(cid)
+    await world.wait_until(lambda: len(world.delivered(cid)) >= 3)
+    assert [d.text for d in world.delivered(cid)[:3]] == ["m0", "m1", "m2"]
+
+
+async def test_inbound_messages_are_recorded_once(
+    autojump_clock: MockClock, node: Node, world: SimulatedWorld
+) -> None:
+    cid = await register(node)
+    await link(node, world, cid)
+    message_id = world.send_inbound(cid, "79005550000", "Здравствуйте, можно записаться?")
+    await trio.sleep(1)
+    recent = await node.storage.messages.recent(cid)
+    assert [(r.direction, r.text) for r in recent] == [("in", "Здравствуйте, можно записаться?")]
+    assert not await node.storage.messages.record_inbound(
+        cid, message_id, "79005550000", "Здравствуйте, можно записаться?"
+    )
+
+
+async def test_a_slow_viewer_is_dropped_and_never_slows_the_actor(
+    autojump_clock: MockClock, node: Node, world: SimulatedWorld
+) -> None:
+    cid = await register(node)
+    slow = RecordingViewer(capacity=1)
+    fast = RecordingViewer()
+    ref = node.company(cid)
+    await ref.ask(m.Subscribe(slow))
+    await ref.ask(m.Subscribe(fast))
+    await ref.ask(m.RequestQr())
+    for _ in range(3):
+        await fast.next("qr-update")
+    assert slow.closed
+    assert (await ref.ask(m.GetStatus())).viewers == 1
+
+
+async def test_unknown_company_is_an_error_not_a_crash(
+    autojump_clock: MockClock, node: Node
+) -> None:
+    from actors.company import CompanyNotFound
+
+    with pytest.raises(CompanyNotFound) as info:
+        await node.company(999).ask(m.GetStatus())
+    assert info.value.company_id == 999
+    assert node.healthy
+
+
+async def test_linked_companies_come_back_when_the_node_restarts(
+    autojump_clock: MockClock, world: SimulatedWorld
+) -> None:
+    """A new node over the same storage and world restores the session without a scan."""
+    import random
+
+    from actors import open_node
+    from actors.whatsapp import open_gateway
+    from storage import open_storage
+
+    from .conftest import make_settings
+
+    settings = make_settings()
+    async with open_storage(monotonic_clock=trio.current_time) as storage:
+        async with open_gateway(settings, world=world) as gateway:
+            async with open_node(settings, storage, gateway, rng=random.Random(1)) as node:
+                cid = await register(node)
+                await link(node, world, cid)
+        assert not world.is_connected(cid)
+        async with open_gateway(settings, world=world) as gateway:
+            async with open_node(settings, storage, gateway, rng=random.Random(2)) as node:
+                assert node.restored == 1
+                await world.wait_until(lambda: world.is_connected(cid))
+                view = await node.company(cid).ask(m.GetStatus())
+                while not view.whatsapp_connected:
+                    await trio.sleep(0.1)
+                    view = await node.company(cid).ask(m.GetStatus())
+                assert view.integration_status == "active"
