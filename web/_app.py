@@ -1,0 +1,171 @@
+"""The Quart-Trio app factory: hooks for security headers, rate limits, request ids and the
+redacted access log, error mapping, and the route modules.
+
+The app holds no state of its own: everything lives in the node passed to :func:`create_app`.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from pathlib import Path
+
+from quart import Response, g, request
+from quart_trio import QuartTrio
+
+from actors import Node
+from actors.company import CompanyNotFound, OutboundQueueFull, SendingUnavailable
+from runtime import ActorCrashed, ActorUnavailable, AskTimeout, MailboxFull
+from storage import StorageTimeout, StorageUnavailable
+from storage import ValidationError as StorageValidationError
+
+from ._context import WebMetrics, WebState, remote_ip, state
+from ._errors import TooManyRequests, error_response, register_error_handlers
+from ._logging import request_id_var
+from ._security import cors_headers, redact_url, security_headers
+
+log = logging.getLogger("aiadmin.access")
+
+PACKAGE_DIR = Path(__file__).parent
+# Routes not counted against the per-IP API limit: operators' probes and static files.
+UNLIMITED_PREFIXES = ("/health", "/metrics", "/static/", "/favicon")
+PAGE_ENDPOINTS = frozenset({"marketplace.landing", "marketplace.connect_page"})
+
+
+def create_app(node: Node) -> QuartTrio:
+    """Build the app for ``node``; it serves until the node closes."""
+    settings = node.settings
+    app = QuartTrio(
+        __name__,
+        static_folder=str(PACKAGE_DIR / "static"),
+        static_url_path="/static",
+        template_folder=str(PACKAGE_DIR / "templates"),
+    )
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.max_body_bytes,
+        BACKGROUND_TASK_SHUTDOWN_TIMEOUT=2,
+        JSON_SORT_KEYS=False,
+        PROVIDE_AUTOMATIC_OPTIONS=True,
+    )
+    web_state = WebState(node=node, settings=settings, metrics=WebMetrics(node.metrics))
+    app.extensions["aiadmin"] = web_state
+    register_error_handlers(app)
+    _register_domain_errors(app)
+
+    from .routes import dev, health, marketplace, openapi, websocket
+
+    for module in (health, marketplace, websocket, dev, openapi):
+        app.register_blueprint(module.blueprint)
+
+    @app.before_request
+    async def before() -> Response | None:
+        request_id = request.headers.get("X-Request-Id", "")
+        if not (0 < len(request_id) <= 64 and request_id.replace("-", "").isalnum()):
+            request_id = secrets.token_hex(8)
+        g.request_id = request_id
+        request_id_var.set(request_id)
+        g.started = time.perf_counter()
+        g.client_ip = remote_ip(request.remote_addr, request.headers)
+        if request.method == "OPTIONS" or request.path.startswith(UNLIMITED_PREFIXES):
+            return None
+        rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        limit = settings.api_rate_limit
+        decision = await state().storage.rate_limiter.hit(
+            f"api:{request.method}:{rule}:{g.client_ip}", limit.limit, limit.window
+        )
+        if not decision.allowed:
+            web_state.metrics.rate_limited.inc(1.0, "api")
+            raise TooManyRequests(max(1.0, decision.retry_after))
+        return None
+
+    @app.after_request
+    async def after(response: Response) -> Response:
+        is_page = request.endpoint in PAGE_ENDPOINTS or (
+            response.mimetype == "text/html" and not request.path.startswith("/static/")
+        )
+        static = request.path.startswith("/static/")
+        headers = security_headers(
+            is_page,
+            connect_page=request.endpoint == "marketplace.connect_page",
+            production=settings.production,
+            no_store=False if static else None,
+        )
+        for name, value in headers.items():
+            response.headers.setdefault(name, value)
+        origin = request.headers.get("Origin")
+        if origin:
+            for name, value in cors_headers(
+                origin, settings, preflight=request.method == "OPTIONS"
+            ).items():
+                response.headers[name] = value
+        request_id = getattr(g, "request_id", None)
+        if request_id:
+            response.headers["X-Request-Id"] = request_id
+        started = getattr(g, "started", None)
+        rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        if started is not None:
+            elapsed = time.perf_counter() - started
+            web_state.metrics.requests.observe(elapsed, rule, request.method)
+            web_state.metrics.responses.inc(1.0, rule, str(response.status_code))
+            log.info(
+                "%s %s %d %.1fms ip=%s",
+                request.method,
+                redact_url(request.full_path if request.query_string else request.path),
+                response.status_code,
+                elapsed * 1000,
+                getattr(g, "client_ip", "-"),
+            )
+        return response
+
+    return app
+
+
+def _register_domain_errors(app: QuartTrio) -> None:
+    """Map errors from the actors and storage to the API's error shape (never a 500)."""
+
+    async def busy(error: Exception) -> Response:
+        log.warning("busy: %s", type(error).__name__)
+        return error_response(
+            503,
+            "service_unavailable",
+            "The salon's assistant is busy or restarting; try again shortly.",
+            headers={"Retry-After": "1"},
+        )
+
+    async def storage_down(error: Exception) -> Response:
+        log.warning("storage unavailable: %s", error)
+        return error_response(
+            503,
+            "storage_unavailable",
+            "Storage is temporarily unavailable; try again shortly.",
+            headers={"Retry-After": "5"},
+        )
+
+    async def not_found(error: CompanyNotFound) -> Response:
+        return error_response(404, "company_not_found", "No company with this id exists.")
+
+    async def queue_full(error: OutboundQueueFull) -> Response:
+        return error_response(503, "queue_full", str(error), headers={"Retry-After": "30"})
+
+    async def cannot_send(error: SendingUnavailable) -> Response:
+        return error_response(409, "sending_unavailable", str(error))
+
+    async def invalid_value(error: StorageValidationError) -> Response:
+        return error_response(400, "invalid_field", str(error))
+
+    busy_errors: tuple[type[Exception], ...] = (
+        MailboxFull,
+        ActorUnavailable,
+        AskTimeout,
+        ActorCrashed,
+    )
+    for exc_type in busy_errors:
+        app.register_error_handler(exc_type, busy)
+    storage_errors: tuple[type[Exception], ...] = (StorageUnavailable, StorageTimeout)
+    for exc_type in storage_errors:
+        app.register_error_handler(exc_type, storage_down)
+    app.register_error_handler(CompanyNotFound, not_found)
+    app.register_error_handler(OutboundQueueFull, queue_full)
+    app.register_error_handler(SendingUnavailable, cannot_send)
+    app.register_error_handler(StorageValidationError, invalid_value)

@@ -1,0 +1,1 @@
+"""The app's route modules, one blueprint each."""

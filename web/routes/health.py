@@ -1,0 +1,103 @@
+"""Operators: ``/health`` (alive), ``/health/ready`` (dependencies), ``/health/tree`` (the
+supervision tree, admin key), ``/metrics`` (Prometheus text format)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import trio
+from quart import Blueprint, Response, jsonify, request
+
+from storage import StorageError
+
+from .._auth import require_admin
+from .._context import principal_from, state
+
+blueprint = Blueprint("health", __name__)
+
+
+@blueprint.get("/health")
+async def health() -> Any:
+    node = state().node
+    return jsonify({"success": True, "status": "ok" if node.healthy else "degraded"})
+
+
+@blueprint.get("/health/ready")
+async def ready() -> Any:
+    s = state()
+    checks: dict[str, dict[str, Any]] = {}
+    with trio.move_on_after(3.0):
+        health = await s.storage.health()
+        checks["database"] = {"ok": health.database.ok, "backend": s.storage.database_kind}
+        checks["redis"] = {"ok": health.redis.ok, "backend": s.storage.redis_kind}
+        if not health.database.ok:
+            checks["database"]["error"] = health.database.error
+        if not health.redis.ok:
+            checks["redis"]["error"] = health.redis.error
+    for part in ("database", "redis"):
+        checks.setdefault(part, {"ok": False, "error": "timed out"})
+    gateway = s.node.gateway.snapshot()
+    checks["whatsapp"] = {
+        "ok": gateway.healthy,
+        "backend": gateway.backend,
+        "sessions": gateway.sessions,
+        "hosts": [{"index": h.index, "state": h.state, "pid": h.pid} for h in gateway.hosts],
+    }
+    checks["supervisor"] = {"ok": s.node.healthy}
+    ok = all(check["ok"] for check in checks.values())
+    failing = [name for name, check in checks.items() if not check["ok"]]
+    body: dict[str, Any] = {
+        "success": ok,
+        "status": "ready" if ok else "not_ready",
+        "checks": checks,
+    }
+    if failing:
+        body["failing"] = failing
+    response = jsonify(body)
+    response.status_code = 200 if ok else 503
+    if not ok:
+        response.headers["Retry-After"] = "5"
+    return response
+
+
+@blueprint.get("/health/tree")
+async def tree() -> Any:
+    require_admin(await principal_from(request.headers))
+    return jsonify({"success": True, "tree": state().node.tree()})
+
+
+@blueprint.get("/metrics")
+async def metrics() -> Response:
+    require_admin(await principal_from(request.headers))
+    s = state()
+    node = s.node
+    registry = node.metrics
+    try:
+        by_status = await s.storage.companies.count_by_status()
+        backlog = await s.storage.outbox.backlog()
+        inbox = await s.storage.inbox.pending_count()
+    except StorageError:
+        by_status, backlog, inbox = {}, -1, -1
+    registry.gauge(
+        "aiadmin_companies",
+        "Companies by integration status",
+        lambda: {(k,): float(v) for k, v in by_status.items()},
+        ("status",),
+    )
+    registry.gauge("aiadmin_outbox_backlog", "Outbox items pending", lambda: {(): float(backlog)})
+    registry.gauge(
+        "aiadmin_webhook_inbox_pending", "Webhook events to handle", lambda: {(): float(inbox)}
+    )
+    gateway = node.gateway.snapshot()
+    registry.gauge(
+        "aiadmin_whatsapp_sessions", "WhatsApp sessions open", lambda: {(): float(gateway.sessions)}
+    )
+    registry.gauge(
+        "aiadmin_actor_restarts",
+        "Restarts across the supervision tree",
+        lambda: {(): float(node.restarts_total())},
+    )
+    registry.gauge(
+        "aiadmin_active_actors", "Company actors activated", lambda: {(): float(len(node.registry))}
+    )
+    return Response(registry.render(), content_type="text/plain; version=0.0.4; charset=utf-8")

@@ -1,0 +1,367 @@
+"""The marketplace API of the seeds: register, connect page, QR, status, callback, webhooks,
+statistics — with their request and response shapes and error codes."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlencode
+
+import trio
+from quart import Blueprint, jsonify, render_template, request
+
+from actors.company import ACTIVATION_KIND, CommandResult, CompanyView, qr_png_data_url
+from actors.company import messages as m
+from actors.yclients import webhook_dedupe_key
+from config import WhatsAppProvider
+from storage import Company, PutResult
+from storage import Conflict as StorageConflict
+
+from .._auth import require_admin, require_company, resolve_token
+from .._context import principal_from, state
+from .._errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    Gone,
+    NotFound,
+    ServiceUnavailable,
+    Unauthorized,
+)
+from .._jwt import issue_company_token
+from .._validation import (
+    bounded_text,
+    normalize_phone,
+    optional_field,
+    parse_id,
+    read_json_object,
+    require_field,
+    validate_email,
+)
+
+blueprint = Blueprint("marketplace", __name__, url_prefix="/marketplace")
+
+YCLIENTS_RETURN_URL = "https://yclients.com/"
+QR_WAIT_SECONDS = 5.0
+
+
+def connect_url(token: str, company: Company) -> str:
+    query = urlencode({"token": token, "company": company.id, "salon": company.yclients_id})
+    return f"/marketplace/connect?{query}"
+
+
+async def company_or_404(company_id: int) -> Company:
+    company = await state().storage.companies.get(company_id)
+    if company is None:
+        raise NotFound("No company with this id exists", code="company_not_found")
+    return company
+
+
+def view_json(view: CompanyView) -> dict[str, Any]:
+    """The seed's status shape, plus what operators need."""
+    return {
+        "success": True,
+        "company_id": view.company_id,
+        "salon_id": view.salon_id,
+        "whatsapp_connected": view.whatsapp_connected,
+        "whatsapp_phone": view.whatsapp_phone,
+        "integration_status": view.integration_status,
+        "connected_at": view.connected_at,
+        "session": view.session,
+        "banned": view.banned,
+        "last_error": view.last_error,
+        "outbound_queued": view.outbound_queued,
+    }
+
+
+@blueprint.get("/")
+async def landing() -> Any:
+    return await render_template("landing.html")
+
+
+@blueprint.get("/test")
+async def readiness() -> Any:
+    return jsonify(
+        {
+            "success": True,
+            "status": "ok",
+            "message": "Marketplace integration endpoints are ready",
+            "endpoints": {
+                "landing": "GET /marketplace/",
+                "connect": "GET /marketplace/connect?token=&company=&salon=",
+                "register": "POST /marketplace/register",
+                "connect_url": "POST /marketplace/connect-url",
+                "token": "POST /marketplace/token",
+                "qr": "GET /marketplace/qr/{token}",
+                "status": "GET /marketplace/status/{companyId}",
+                "callback": "POST /marketplace/callback",
+                "webhook": "POST /marketplace/webhook/{companyId}",
+                "companies": "GET /marketplace/companies",
+                "websocket": "GET /marketplace/ws",
+                "yclients_redirect": "GET /marketplace/yclients/redirect",
+                "yclients_webhook": "POST /marketplace/yclients/webhook",
+            },
+        }
+    )
+
+
+@blueprint.post("/register")
+async def register() -> Any:
+    require_admin(await principal_from(request.headers))
+    s = state()
+    body = await read_json_object(request, max_bytes=s.settings.max_body_bytes)
+    salon_id = require_field(body, "salon_id", parse_id)
+    phone = optional_field(body, "phone", normalize_phone)
+    email = optional_field(body, "email", validate_email)
+    title = optional_field(body, "title", bounded_text)
+    try:
+        created = await s.storage.companies.create(salon_id, phone=phone, email=email, title=title)
+    except StorageConflict:
+        raise Conflict(
+            "A company for this salon already exists; use POST /marketplace/connect-url "
+            "for a fresh connect link",
+            code="company_exists",
+        ) from None
+    company = created.company
+    token = await s.storage.tokens.issue(company.id)
+    await s.storage.audit.append(company.id, "company_registered", {"salon_id": salon_id})
+    response = jsonify(
+        {
+            "success": True,
+            "company_id": company.id,
+            "salon_id": salon_id,
+            "api_key": created.api_key,
+            "connect_url": connect_url(token, company),
+        }
+    )
+    response.status_code = 201
+    return response
+
+
+@blueprint.post("/connect-url")
+async def reissue_connect_url() -> Any:
+    """A fresh connect link for an existing company; the previous token stops working."""
+    require_admin(await principal_from(request.headers))
+    s = state()
+    body = await read_json_object(request, max_bytes=s.settings.max_body_bytes)
+    company_id = optional_field(body, "company_id", parse_id)
+    salon_id = optional_field(body, "salon_id", parse_id)
+    if company_id is None and salon_id is None:
+        raise BadRequest("Give company_id or salon_id", code="missing_field", field="company_id")
+    company = (
+        await s.storage.companies.get(company_id)
+        if company_id is not None
+        else await s.storage.companies.get_by_salon(salon_id)  # type: ignore[arg-type]
+    )
+    if company is None:
+        raise NotFound("No company for this id", code="company_not_found")
+    if company.integration_status == "uninstalled":
+        raise Gone("The app was uninstalled for this salon", code="uninstalled")
+    token = await s.storage.tokens.issue(company.id)
+    await s.storage.audit.append(company.id, "connect_url_issued", {})
+    return jsonify(
+        {
+            "success": True,
+            "company_id": company.id,
+            "salon_id": company.yclients_id,
+            "connect_url": connect_url(token, company),
+        }
+    )
+
+
+@blueprint.post("/token")
+async def issue_jwt() -> Any:
+    """A 24 h JWT for one company (its own key, or the admin naming ``company_id``)."""
+    s = state()
+    principal = await principal_from(request.headers)
+    if principal is None:
+        raise Unauthorized("Authenticate with X-API-Key")
+    if principal.is_admin:
+        body = await read_json_object(request, max_bytes=s.settings.max_body_bytes)
+        company_id = require_field(body, "company_id", parse_id)
+        await company_or_404(company_id)
+    elif principal.kind == "company_key" and principal.company_id is not None:
+        company_id = principal.company_id
+    else:
+        raise Forbidden("A JWT is issued for an API key only")
+    token = issue_company_token(company_id, s.settings.jwt_secret)
+    return jsonify({"success": True, "company_id": company_id, "token": token, "expires_in": 86400})
+
+
+@blueprint.get("/connect")
+async def connect_page() -> Any:
+    s = state()
+    token = request.args.get("token", "")
+    company_param = request.args.get("company", "")
+    company_id = None
+    if token:
+        company_id = await resolve_token(token, s.settings, s.storage)
+    company = await s.storage.companies.get(company_id) if company_id is not None else None
+    mismatch = company is not None and company_param and company_param != str(company.id)
+    if company is None or mismatch:
+        page = await render_template(
+            "error.html",
+            reason="expired",
+            error_title="Ссылка устарела",
+            error_message="Откройте подключение WhatsApp заново из маркетплейса YClients.",
+            yclients_return_url=YCLIENTS_RETURN_URL,
+        )
+        return page, 410
+    if company.integration_status == "uninstalled":
+        page = await render_template(
+            "error.html",
+            reason="unavailable",
+            error_title="Приложение удалено",
+            error_message="Установите AI Admin в маркетплейсе YClients заново.",
+            yclients_return_url=YCLIENTS_RETURN_URL,
+        )
+        return page, 410
+    simulator = (
+        not s.settings.production and s.settings.whatsapp_provider is WhatsAppProvider.SIMULATED
+    )
+    return await render_template(
+        "connect.html",
+        salon_title=company.title or f"Салон {company.yclients_id}",
+        company_id=company.id,
+        salon_id=company.yclients_id,
+        yclients_return_url=YCLIENTS_RETURN_URL,
+        simulator_enabled=simulator,
+        ws_path="/marketplace/ws",
+    )
+
+
+@blueprint.get("/qr/<token>")
+async def qr(token: str) -> Any:
+    s = state()
+    company_id = await resolve_token(token, s.settings, s.storage)
+    if company_id is None:
+        raise Unauthorized("The token is not valid or has expired", code="invalid_token")
+    await company_or_404(company_id)
+    cached = await s.storage.qr.get(company_id)
+    if cached is None:
+        result = await s.node.company(company_id).ask(m.RequestQr())
+        if isinstance(result, CommandResult) and not result.ok:
+            raise Conflict(result.message, code=result.code or "conflict")
+        with trio.move_on_after(QR_WAIT_SECONDS):
+            while cached is None:
+                await trio.sleep(0.05)
+                cached = await s.storage.qr.get(company_id)
+    if cached is None:
+        raise ServiceUnavailable(2, "The QR code is not ready yet; try again")
+    image = await trio.to_thread.run_sync(qr_png_data_url, cached.qr)
+    return jsonify(
+        {
+            "success": True,
+            "qr": cached.qr,
+            "qr_image": image,
+            "expires_in": _expires_in(cached.generated_at, s.settings.qr.rotate_every),
+        }
+    )
+
+
+def _expires_in(generated_at: float, lifetime: float) -> int:
+    """Whole seconds the cached code has left (at least 1: it is still cached)."""
+    return max(1, round(generated_at + lifetime - time.time()))
+
+
+@blueprint.get("/status/<company_id>")
+async def status(company_id: str) -> Any:
+    cid = parse_id(company_id, "companyId")
+    principal = await principal_from(request.headers, token=request.args.get("token"))
+    require_company(principal, cid)
+    await company_or_404(cid)
+    view = await state().node.company(cid).ask(m.GetStatus())
+    return jsonify(view_json(view))
+
+
+@blueprint.post("/callback")
+async def resend_callback() -> Any:
+    """Re-send the activation callback to YClients (queued in the outbox; idempotent)."""
+    require_admin(await principal_from(request.headers))
+    s = state()
+    body = await read_json_object(request, max_bytes=s.settings.max_body_bytes)
+    company_id = optional_field(body, "company_id", parse_id)
+    salon_id = optional_field(body, "salon_id", parse_id)
+    if company_id is None and salon_id is None:
+        raise BadRequest("Give company_id or salon_id", code="missing_field", field="company_id")
+    company = (
+        await s.storage.companies.get(company_id)
+        if company_id is not None
+        else await s.storage.companies.get_by_salon(salon_id)  # type: ignore[arg-type]
+    )
+    if company is None:
+        raise NotFound("No company for this id", code="company_not_found")
+    if company.whatsapp_jid is None:
+        raise Conflict("WhatsApp is not linked for this company yet", code="not_linked")
+    key = f"activation:{company.id}:{company.whatsapp_jid}"
+    item = await s.storage.outbox.get_by_key(key)
+    if item is None:
+        item = await s.storage.outbox.enqueue(
+            ACTIVATION_KIND,
+            key,
+            company.id,
+            {
+                "company_id": company.id,
+                "salon_id": company.yclients_id,
+                "jid": company.whatsapp_jid,
+            },
+        )
+    elif item.status != "pending":
+        item = await s.storage.outbox.reopen(item.id)
+    await s.storage.audit.append(company.id, "activation_resend_requested", {"outbox_id": item.id})
+    response = jsonify(
+        {"success": True, "company_id": company.id, "queued": True, "outbox_id": item.id}
+    )
+    response.status_code = 202
+    return response
+
+
+async def _webhook(company_id: int, secret: str | None) -> Any:
+    s = state()
+    company = await s.storage.companies.get(company_id)
+    if company is None:
+        raise NotFound("No company with this id exists", code="company_not_found")
+    if company.integration_status == "uninstalled":
+        raise Gone("The app was uninstalled for this salon", code="uninstalled")
+    if not secret or not await s.storage.companies.verify_webhook_secret(company_id, secret):
+        s.metrics.webhooks.inc(1.0, "record", "unauthorized")
+        raise Unauthorized("The webhook secret is not valid", code="invalid_webhook_secret")
+    body = await read_json_object(request, max_bytes=s.settings.max_body_bytes)
+    key = webhook_dedupe_key(body, datetime.now(UTC))
+    event_type = str(body.get("resource") or body.get("type") or body.get("event") or "unknown")
+    status = str(body.get("status") or "")
+    result = await s.storage.inbox.put(
+        company_id, key, f"{event_type}:{status}" if status else event_type, body
+    )
+    s.metrics.webhooks.inc(1.0, "record", result.value)
+    return jsonify({"success": True, "received": True, "duplicate": result is PutResult.DUPLICATE})
+
+
+@blueprint.post("/webhook/<company_id>")
+async def webhook(company_id: str) -> Any:
+    cid = parse_id(company_id, "companyId")
+    return await _webhook(cid, request.headers.get("X-Webhook-Secret"))
+
+
+@blueprint.post("/webhook/<company_id>/<secret>")
+async def webhook_with_secret(company_id: str, secret: str) -> Any:
+    cid = parse_id(company_id, "companyId")
+    return await _webhook(cid, secret)
+
+
+@blueprint.get("/companies")
+async def companies() -> Any:
+    require_admin(await principal_from(request.headers))
+    repo = state().storage.companies
+    by_status = await repo.count_by_status()
+    return jsonify(
+        {
+            "success": True,
+            "stats": {
+                "total": sum(by_status.values()),
+                "connected": await repo.count_linked(),
+                "by_status": by_status,
+            },
+        }
+    )

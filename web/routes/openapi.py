@@ -1,0 +1,163 @@
+"""``/openapi.json``: every route of the app, described (a test fails if one is missing)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from quart import Blueprint, jsonify
+
+from .._openapi import RouteDoc, build_openapi
+
+blueprint = Blueprint("openapi", __name__)
+
+ID = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+SUCCESS = {
+    "type": "object",
+    "properties": {"success": {"type": "boolean"}},
+    "required": ["success"],
+}
+STATUS = {
+    "type": "object",
+    "properties": {
+        "success": {"type": "boolean"},
+        "company_id": ID,
+        "salon_id": ID,
+        "whatsapp_connected": {"type": "boolean"},
+        "whatsapp_phone": {"type": ["string", "null"]},
+        "integration_status": {"type": "string"},
+        "connected_at": {"type": ["string", "null"]},
+    },
+}
+REGISTER_BODY = {
+    "type": "object",
+    "required": ["salon_id"],
+    "properties": {
+        "salon_id": ID,
+        "phone": {"type": "string", "maxLength": 32},
+        "email": {"type": "string", "format": "email", "maxLength": 255},
+        "title": {"type": "string", "maxLength": 255},
+    },
+}
+COMPANY_OR_SALON = {
+    "type": "object",
+    "properties": {"company_id": ID, "salon_id": ID},
+}
+ANY_OBJECT = {"type": "object"}
+
+ROUTES: tuple[RouteDoc, ...] = (
+    RouteDoc("/health", "GET", "Liveness", response_schema=SUCCESS),
+    RouteDoc(
+        "/health/ready",
+        "GET",
+        "Readiness of PostgreSQL, Redis, WhatsApp",
+        responses={503: "A dependency is down"},
+    ),
+    RouteDoc("/health/tree", "GET", "The supervision tree", auth="admin"),
+    RouteDoc("/metrics", "GET", "Prometheus metrics", auth="admin", content_type="text/plain"),
+    RouteDoc("/openapi.json", "GET", "This document"),
+    RouteDoc("/marketplace/", "GET", "Landing page", content_type="text/html"),
+    RouteDoc("/marketplace/test", "GET", "Readiness and endpoint list", response_schema=SUCCESS),
+    RouteDoc(
+        "/marketplace/register",
+        "POST",
+        "Register a salon; returns its API key (shown once) and connect URL",
+        auth="admin",
+        request_schema=REGISTER_BODY,
+        responses={201: "Registered", 400: "Invalid field", 409: "Salon already registered"},
+    ),
+    RouteDoc(
+        "/marketplace/connect-url",
+        "POST",
+        "Issue a fresh connect URL (the old token stops working)",
+        auth="admin",
+        request_schema=COMPANY_OR_SALON,
+        responses={404: "Unknown company", 410: "Uninstalled"},
+    ),
+    RouteDoc(
+        "/marketplace/token",
+        "POST",
+        "Issue a 24 h company JWT",
+        auth="admin",
+        request_schema=COMPANY_OR_SALON,
+    ),
+    RouteDoc(
+        "/marketplace/connect",
+        "GET",
+        "The connect page (QR code / pairing code)",
+        query={"token": {"type": "string"}, "company": ID, "salon": ID},
+        content_type="text/html",
+        responses={410: "Link expired"},
+    ),
+    RouteDoc(
+        "/marketplace/qr/{token}",
+        "GET",
+        "The current QR code of a linking session",
+        auth="token",
+        responses={401: "Invalid token", 409: "Already linked", 503: "Not ready yet"},
+    ),
+    RouteDoc(
+        "/marketplace/status/{companyId}",
+        "GET",
+        "Connection status of a company",
+        auth="company",
+        response_schema=STATUS,
+        query={"token": {"type": "string"}},
+        responses={401: "No credentials", 403: "Another company's credentials", 404: "Unknown"},
+    ),
+    RouteDoc(
+        "/marketplace/callback",
+        "POST",
+        "Re-send the activation callback to YClients (queued, idempotent)",
+        auth="admin",
+        request_schema=COMPANY_OR_SALON,
+        responses={202: "Queued", 404: "Unknown company", 409: "WhatsApp not linked"},
+    ),
+    RouteDoc(
+        "/marketplace/webhook/{companyId}",
+        "POST",
+        "YClients record webhook (secret in X-Webhook-Secret)",
+        request_schema=ANY_OBJECT,
+        responses={401: "Bad secret", 404: "Unknown company", 410: "Uninstalled"},
+    ),
+    RouteDoc(
+        "/marketplace/webhook/{companyId}/{secret}",
+        "POST",
+        "YClients record webhook (secret in the registered URL)",
+        request_schema=ANY_OBJECT,
+        responses={401: "Bad secret", 404: "Unknown company", 410: "Uninstalled"},
+    ),
+    RouteDoc("/marketplace/companies", "GET", "Connection statistics", auth="admin"),
+    RouteDoc(
+        "/marketplace/ws",
+        "GET",
+        "WebSocket of the connect page (first frame: auth {token})",
+        responses={101: "Switching protocols"},
+    ),
+    RouteDoc(
+        "/dev/simulator/{companyId}/scan",
+        "POST",
+        "Development: the simulated phone scans the current QR (404 in production)",
+        auth="admin",
+    ),
+    RouteDoc(
+        "/dev/simulator/{companyId}/inbound",
+        "POST",
+        "Development: the simulated client sends a message (404 in production)",
+        auth="admin",
+        request_schema={"type": "object", "required": ["phone", "text"]},
+    ),
+)
+
+EXTRA_ROUTES: list[RouteDoc] = []
+
+
+def document() -> dict[str, Any]:
+    return build_openapi(
+        [*ROUTES, *EXTRA_ROUTES],
+        description="AI Admin: the YClients marketplace integration for WhatsApp.",
+    )
+
+
+@blueprint.get("/openapi.json")
+async def openapi() -> Any:
+    return jsonify(document())

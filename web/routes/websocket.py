@@ -1,0 +1,201 @@
+"""``/marketplace/ws``: the connect page's live channel to its company actor.
+
+Protocol (JSON frames ``{"event": ..., "data": {...}}``): the client authenticates with its
+first frame ``auth {token}`` within 5 s (or an ``Authorization: Bearer`` header for non-browser
+clients; never the URL), then sends ``request-qr``, ``request-pairing-code {phone}`` (and, in
+development with the simulator, ``simulate-scan``). The server pushes ``status``,
+``qr-update``, ``qr-expired``, ``pairing-code``, ``whatsapp-connected`` and ``error``.
+
+Limits: 5 connections per IP per 60 s (the 6th gets an ``error`` frame and close code 4029);
+in production the ``Origin`` must be allowed (else close 4003). A viewer that cannot keep up
+is dropped by the actor and the socket is closed with 4008.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from typing import Any
+
+import trio
+from quart import Blueprint, websocket
+
+from actors.company import CommandResult
+from actors.company import messages as m
+from config import WhatsAppProvider
+from runtime import ActorError
+
+from .._auth import resolve_token
+from .._context import remote_ip, state
+from .._errors import BadRequest
+from .._security import origin_allowed
+from .._validation import normalize_phone
+
+log = logging.getLogger(__name__)
+
+blueprint = Blueprint("websocket", __name__)
+
+AUTH_TIMEOUT = 5.0
+VIEWER_QUEUE = 32
+MAX_FRAME = 4096
+
+CLOSE_POLICY = 4003
+CLOSE_AUTH = 4001
+CLOSE_SLOW = 4008
+CLOSE_RATE = 4029
+
+
+class SocketViewer:
+    """The actor's handle on one socket: a bounded queue the socket's sender task drains."""
+
+    def __init__(self) -> None:
+        self.send, self.receive = trio.open_memory_channel[dict[str, Any]](VIEWER_QUEUE)
+        self.dropped = False
+
+    def send_nowait(self, frame: dict[str, Any]) -> None:
+        self.send.send_nowait(frame)
+
+    def close(self) -> None:
+        self.dropped = True
+        self.send.close()
+
+
+async def send_frame(event: str, data: dict[str, Any]) -> None:
+    await websocket.send(json.dumps({"event": event, "data": data}, ensure_ascii=False))
+
+
+async def refuse(code: int, message: str, error_code: str) -> None:
+    await websocket.accept()
+    await send_frame("error", {"message": message, "code": error_code})
+    await websocket.close(code, message[:120])
+
+
+async def authenticate() -> int | None:
+    s = state()
+    header = websocket.headers.get("Authorization", "")
+    token: str | None = None
+    if header.lower().startswith("bearer "):
+        token = header[7:].strip()
+    else:
+        with trio.move_on_after(AUTH_TIMEOUT):
+            raw = await websocket.receive()
+            try:
+                frame = json.loads(raw) if isinstance(raw, str) and len(raw) <= MAX_FRAME else None
+            except json.JSONDecodeError:
+                frame = None
+            if isinstance(frame, dict) and frame.get("event") == "auth":
+                data = frame.get("data")
+                if isinstance(data, dict) and isinstance(data.get("token"), str):
+                    token = data["token"]
+    if not token:
+        return None
+    return await resolve_token(token, s.settings, s.storage)
+
+
+@blueprint.websocket("/marketplace/ws")
+async def marketplace_ws() -> None:
+    s = state()
+    metrics = s.metrics
+    origin = websocket.headers.get("Origin")
+    if s.settings.production and not origin_allowed(origin, s.settings.allowed_origins):
+        metrics.ws_connections.inc(1.0, "bad_origin")
+        await refuse(CLOSE_POLICY, "Origin not allowed", "origin_not_allowed")
+        return
+    ip = remote_ip(websocket.remote_addr, websocket.headers)
+    limit = s.settings.ws_rate_limit
+    decision = await s.storage.rate_limiter.hit(f"ws:{ip}", limit.limit, limit.window)
+    if not decision.allowed:
+        metrics.ws_connections.inc(1.0, "rate_limited")
+        metrics.rate_limited.inc(1.0, "websocket")
+        await refuse(
+            CLOSE_RATE, "Too many connections; wait a minute and try again", "rate_limited"
+        )
+        return
+    await websocket.accept()
+    company_id = await authenticate()
+    if company_id is None or await s.storage.companies.get(company_id) is None:
+        metrics.ws_connections.inc(1.0, "unauthorized")
+        await send_frame(
+            "error", {"message": "The link has expired or is invalid", "code": "invalid_token"}
+        )
+        await websocket.close(CLOSE_AUTH, "unauthorized")
+        return
+    metrics.ws_connections.inc(1.0, "accepted")
+    ref = s.node.company(company_id)
+    viewer = SocketViewer()
+    try:
+        initial = await ref.ask(m.Subscribe(viewer))
+    except ActorError:
+        await send_frame(
+            "error", {"message": "Service is busy, reconnecting", "code": "unavailable"}
+        )
+        await websocket.close(1013, "try again later")
+        return
+    metrics.viewers += 1
+    try:
+        for frame in initial:
+            await websocket.send(json.dumps(frame, ensure_ascii=False))
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_pump_to_socket, viewer, nursery.cancel_scope)
+            await _read_commands(ref, company_id)
+            nursery.cancel_scope.cancel()
+    finally:
+        metrics.viewers -= 1
+        with contextlib.suppress(ActorError):
+            ref.tell(m.Unsubscribe(viewer))
+
+
+async def _pump_to_socket(viewer: SocketViewer, scope: trio.CancelScope) -> None:
+    async for frame in viewer.receive:
+        await websocket.send(json.dumps(frame, ensure_ascii=False))
+    if viewer.dropped:
+        await websocket.close(CLOSE_SLOW, "too slow")
+    scope.cancel()
+
+
+async def _read_commands(ref: Any, company_id: int) -> None:
+    s = state()
+    simulator = (
+        not s.settings.production and s.settings.whatsapp_provider is WhatsAppProvider.SIMULATED
+    )
+    while True:
+        raw = await websocket.receive()
+        if not isinstance(raw, str) or len(raw) > MAX_FRAME:
+            await send_frame("error", {"message": "Frames must be JSON text", "code": "bad_frame"})
+            continue
+        try:
+            frame = json.loads(raw)
+        except json.JSONDecodeError:
+            await send_frame("error", {"message": "Malformed JSON", "code": "bad_frame"})
+            continue
+        event = frame.get("event") if isinstance(frame, dict) else None
+        data = frame.get("data") if isinstance(frame, dict) else None
+        data = data if isinstance(data, dict) else {}
+        try:
+            if event == "request-qr":
+                await _report(await ref.ask(m.RequestQr()))
+            elif event == "request-pairing-code":
+                phone = normalize_phone(data.get("phone"))
+                await _report(await ref.ask(m.RequestPairingCode(phone)))
+            elif event == "simulate-scan" and simulator and s.node.world is not None:
+                world = s.node.world
+                if world.live_qr(company_id) is None:
+                    await send_frame("error", {"message": "No QR code to scan", "code": "no_qr"})
+                else:
+                    world.scan(company_id)
+            elif event in ("auth", "ping"):
+                continue
+            else:
+                await send_frame("error", {"message": "Unknown event", "code": "unknown_event"})
+        except BadRequest as exc:
+            await send_frame("error", {"message": exc.message, "code": exc.code})
+        except ActorError:
+            await send_frame(
+                "error", {"message": "Service is busy; try again", "code": "unavailable"}
+            )
+
+
+async def _report(result: object) -> None:
+    if isinstance(result, CommandResult) and not result.ok:
+        await send_frame("error", {"message": result.message, "code": result.code or "refused"})

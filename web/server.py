@@ -1,0 +1,111 @@
+"""The composition root: settings → storage → WhatsApp gateway → node → HTTP.
+
+Everything runs inside one ``trio_asyncio.open_loop()`` (asyncpg is asyncio-only) and is
+served by ``hypercorn.trio.serve``. SIGINT/SIGTERM start a graceful shutdown bounded by
+``SHUTDOWN_GRACE`` seconds: Hypercorn stops accepting, open requests finish, the supervision
+tree stops in reverse order.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import trio
+import trio_asyncio
+from hypercorn.config import Config as HypercornConfig
+from hypercorn.trio import serve as hypercorn_serve
+
+from actors import Node, open_node
+from actors.whatsapp import open_gateway
+from config import Settings
+from storage import Conflict, open_storage
+
+from ._app import create_app
+from .routes.marketplace import connect_url
+
+log = logging.getLogger("aiadmin.server")
+
+SHUTDOWN_GRACE = 10.0
+DEMO_SALON_ID = 962302
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    """What ``serve`` reports once it listens (tests and ``make run`` print from it)."""
+
+    urls: tuple[str, ...]
+    demo_connect_url: str | None = None
+    demo_company_id: int | None = None
+
+
+def hypercorn_config(settings: Settings) -> HypercornConfig:
+    config = HypercornConfig()
+    config.bind = [f"{settings.host}:{settings.port}"]
+    config.accesslog = None  # our own access log redacts tokens; Hypercorn's would not
+    config.errorlog = logging.getLogger("hypercorn.error")
+    config.graceful_timeout = 5.0
+    config.keep_alive_timeout = 30.0
+    config.websocket_ping_interval = 20.0
+    config.include_server_header = False
+    return config
+
+
+async def register_demo_salon(node: Node) -> tuple[int, str]:
+    """The embedded default's demo salon: registered once, a fresh connect URL each start."""
+    storage = node.storage
+    try:
+        created = await storage.companies.create(
+            DEMO_SALON_ID,
+            title="Салон красоты «Лотос» (демо)",
+            phone="79001234567",
+            address="Москва, ул. Тверская, 7",
+        )
+        company = created.company
+    except Conflict:
+        existing = await storage.companies.get_by_salon(DEMO_SALON_ID)
+        assert existing is not None
+        company = existing
+    token = await storage.tokens.issue(company.id)
+    return company.id, node.settings.public_base_url + connect_url(token, company)
+
+
+async def serve(
+    settings: Settings,
+    *,
+    shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
+    task_status: trio.TaskStatus[ServerInfo] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run the whole server until ``shutdown_trigger`` returns (default: SIGINT/SIGTERM)."""
+    trigger = shutdown_trigger or wait_for_signal
+    async with trio_asyncio.open_loop():
+        async with (
+            open_storage(settings) as storage,
+            open_gateway(settings) as gateway,
+            open_node(settings, storage, gateway) as node,
+        ):
+            demo_id, demo_url = (None, None)
+            if settings.demo:
+                demo_id, demo_url = await register_demo_salon(node)
+            app = create_app(node)
+            config = hypercorn_config(settings)
+
+            async def serve_http(task_status: trio.TaskStatus[list[str]]) -> None:
+                await hypercorn_serve(
+                    app, config, shutdown_trigger=trigger, task_status=task_status
+                )
+
+            async with trio.open_nursery() as nursery:
+                urls = await nursery.start(serve_http)
+                task_status.started(ServerInfo(tuple(urls), demo_url, demo_id))
+        log.info("stopped")
+
+
+async def wait_for_signal() -> None:
+    """Return on the first SIGINT or SIGTERM; a second one is left to the default handler."""
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            log.info("received %s: shutting down", signal.Signals(signum).name)
+            return
