@@ -7,10 +7,11 @@ a restart. Later workers (outbox delivery, webhook inbox, sync) join the tree as
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import random
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,7 @@ from runtime import (
     Registry,
     Restart,
     RestartPolicy,
+    Service,
     Supervisor,
     run_root,
 )
@@ -66,7 +68,8 @@ class Node:
     company_metrics: CompanyMetrics
     failure: BaseException | None = None
     restored: int = 0
-    extra_snapshots: list[Any] = field(default_factory=list)
+    #: Node-wide collaborators added by the services (e.g. ``"yclients"`` → the REST client).
+    extensions: dict[str, Any] = field(default_factory=dict)
 
     def company(self, company_id: int) -> ActorRef:
         """A ref to the company's actor (activated on the first message)."""
@@ -144,6 +147,10 @@ class Node:
         return count
 
 
+def _build_service(build: Callable[[Node], Service], get_node: Callable[[], Node]) -> Service:
+    return build(get_node())
+
+
 @asynccontextmanager
 async def open_node(
     settings: Settings,
@@ -152,11 +159,16 @@ async def open_node(
     *,
     inbound_handler: InboundHandler = record_only,
     metrics: MetricsRegistry | None = None,
-    extra_children: Sequence[ChildSpec] = (),
+    services: Sequence[tuple[str, Callable[[Node], Service]]] = (),
     rng: random.Random | None = None,
     restore: bool = True,
 ) -> AsyncIterator[Node]:
-    """Run the node's supervision tree for the block's lifetime; stop it in reverse on exit."""
+    """Run the node's supervision tree for the block's lifetime; stop it in reverse on exit.
+
+    ``services`` are ``(id, build)`` pairs: ``build(node)`` makes a long-running
+    :class:`runtime.Service` (outbox delivery, webhook inbox, sync ...) started after the
+    company registry, in order, and stopped before it.
+    """
     rng = rng or random.Random()
     metrics = metrics or MetricsRegistry()
     company_metrics = CompanyMetrics(metrics)
@@ -178,12 +190,13 @@ async def open_node(
         mailbox_capacity=COMPANY_MAILBOX,
         rng=rng,
     )
-    supervisor = Supervisor(
-        "node",
-        [ChildSpec("companies", lambda: registry, shutdown=math.inf), *extra_children],
-        policy=policy,
-        rng=rng,
-    )
+    node: Node
+    children = [ChildSpec("companies", lambda: registry, shutdown=math.inf)]
+    for name, build in services:
+        # Each service is an infrastructure child: restarted on a crash, escalating when it
+        # keeps crashing. It gets the node (storage, refs to company actors, extensions).
+        children.append(ChildSpec(name, functools.partial(_build_service, build, lambda: node)))
+    supervisor = Supervisor("node", children, policy=policy, rng=rng)
     node = Node(settings, storage, gateway, registry, supervisor, metrics, company_metrics)
     async with trio.open_nursery() as nursery:
         await nursery.start(
