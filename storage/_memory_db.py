@@ -28,6 +28,7 @@ from ._fields import (
     utc_now,
 )
 from ._models import (
+    LINKED_STATUSES,
     AttemptOutcome,
     AuditEvent,
     BackendHealth,
@@ -238,7 +239,12 @@ class MemoryCompanies:
     async def list_linked(self) -> list[Company]:
         await trio.lowlevel.checkpoint()
         rows = sorted(self._db.companies.values(), key=lambda r: r.company.id)
-        return [r.company for r in rows if r.company.whatsapp_connected]
+        return [
+            r.company
+            for r in rows
+            if r.company.whatsapp_jid is not None
+            and r.company.integration_status in LINKED_STATUSES
+        ]
 
     async def rotate_api_key(self, company_id: int) -> str:
         await trio.lowlevel.checkpoint()
@@ -686,6 +692,17 @@ class MemoryMessageLog:
             if m.company_id == company_id and (peer_phone is None or m.peer_phone == peer_phone)
         ]
         mine.sort(key=lambda m: (m.created_at, m.id), reverse=True)
+        return mine[:limit]
+
+    async def pending_outbound(self, company_id: int, limit: int = 1000) -> list[Message]:
+        await trio.lowlevel.checkpoint()
+        limit_value(limit)
+        mine = [
+            m
+            for m in self._db.messages.values()
+            if m.company_id == company_id and m.direction == "out" and m.status == "queued"
+        ]
+        mine.sort(key=lambda m: m.id)
         return mine[:limit]
 
 

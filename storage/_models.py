@@ -25,6 +25,11 @@ class CompanyStatus(StrEnum):
     ACTIVATION_FAILED = "activation_failed"
 
 
+#: Statuses in which a company holds WhatsApp credentials its session should run with: the
+#: companies restored at node start (``list_linked``). Frozen ones keep credentials but stay off.
+LINKED_STATUSES = ("active", "reconnecting", "activation_failed")
+
+
 @dataclass(frozen=True)
 class Company:
     """One salon (the later seed's ``companies`` row plus our columns)."""

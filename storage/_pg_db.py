@@ -27,6 +27,7 @@ from ._fields import (
 )
 from ._memory_db import _message_status, check_service, check_staff, check_unique, details_fields
 from ._models import (
+    LINKED_STATUSES,
     AttemptOutcome,
     AuditEvent,
     Catalog,
@@ -224,7 +225,10 @@ class PgCompanies(_Repo):
     async def list_linked(self) -> list[Company]:
         recs = await self._pool.run(
             _fetch,
-            f"SELECT {COMPANY_COLUMNS} FROM companies WHERE whatsapp_connected = true ORDER BY id",
+            f"""SELECT {COMPANY_COLUMNS} FROM companies
+                WHERE whatsapp_jid IS NOT NULL
+                  AND integration_status = ANY($1::text[]) ORDER BY id""",
+            list(LINKED_STATUSES),
         )
         return [_company(r) for r in recs]
 
@@ -618,6 +622,14 @@ class PgMessageLog(_Repo):
                   WHERE company_id = $1 AND ($2::text IS NULL OR peer_phone = $2)
                   ORDER BY created_at DESC, id DESC LIMIT $3"""
         recs = await self._pool.run(_fetch, sql, company_id, peer, limit)
+        return [_message(r) for r in recs]
+
+    async def pending_outbound(self, company_id: int, limit: int = 1000) -> list[Message]:
+        limit_value(limit)
+        sql = f"""SELECT {MESSAGE_COLUMNS} FROM messages
+                  WHERE company_id = $1 AND direction = 'out' AND status = 'queued'
+                  ORDER BY id LIMIT $2"""
+        recs = await self._pool.run(_fetch, sql, company_id, limit)
         return [_message(r) for r in recs]
 
 

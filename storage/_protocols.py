@@ -99,11 +99,12 @@ class CompanyRepository(Protocol):
         ...
 
     async def count_linked(self) -> int:
-        """How many companies have WhatsApp linked (``whatsapp_connected``)."""
+        """How many companies have WhatsApp connected right now (``whatsapp_connected``)."""
         ...
 
     async def list_linked(self) -> list[Company]:
-        """Companies whose WhatsApp is linked, to restore their sessions at start."""
+        """Companies holding WhatsApp credentials with a status in ``LINKED_STATUSES`` (not
+        frozen, not uninstalled), to restore their sessions at start — connected or not."""
         ...
 
     async def rotate_api_key(self, company_id: int) -> str:
@@ -266,6 +267,11 @@ class MessageLog(Protocol):
         self, company_id: int, limit: int = 50, *, peer_phone: str | None = None
     ) -> list[Message]:
         """Latest messages of a company (optionally with one peer), newest first."""
+        ...
+
+    async def pending_outbound(self, company_id: int, limit: int = 1000) -> list[Message]:
+        """Outbound messages still ``queued`` (not yet sent), oldest first: the send queue to
+        restore after a restart or a crash."""
         ...
 
 

@@ -157,6 +157,13 @@ class CompanyActor(Actor):
         self.state = state_from_company(self.company)
         if self.state.status.value != loaded:
             await self._persist(t.Persist("linking_interrupted", {}), previous=loaded)
+        # Messages queued before a restart or a crash are sent first, with their original ids
+        # (a message that did reach WhatsApp before the crash is deduplicated by that id).
+        for row in await self.deps.storage.messages.pending_outbound(
+            self.company_id, OUTBOUND_QUEUE_LIMIT
+        ):
+            if row.wa_message_id is not None:
+                self.outbound.push(Outgoing(row.id, row.wa_message_id, row.peer_phone, row.text))
         self.nursery.start_soon(self.outbound.run, self._send_one, self._send_done)
         await self._apply(t.Restore())
 

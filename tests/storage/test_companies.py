@@ -156,14 +156,26 @@ async def test_racing_transitions_only_one_wins(storage: Storage) -> None:
 
 async def test_listing_and_counting(storage: Storage) -> None:
     ids = [(await storage.companies.create(100 + i)).company.id for i in range(5)]
-    await storage.companies.transition(ids[1], ["pending"], "active", whatsapp_connected=True)
-    await storage.companies.transition(ids[3], ["pending"], "active", whatsapp_connected=True)
-    await storage.companies.transition(ids[4], ["pending"], "frozen")
+    jid = "79001234567@s.whatsapp.net"
+    await storage.companies.transition(
+        ids[1], ["pending"], "active", whatsapp_connected=True, whatsapp_jid=jid
+    )
+    await storage.companies.transition(
+        ids[3], ["pending"], "reconnecting", whatsapp_connected=False, whatsapp_jid=jid
+    )
+    await storage.companies.transition(ids[4], ["pending"], "frozen", whatsapp_jid=jid)
     assert await storage.companies.count() == 5
-    assert await storage.companies.count("active") == 2
-    assert await storage.companies.count_by_status() == {"pending": 2, "active": 2, "frozen": 1}
+    assert await storage.companies.count("active") == 1
+    assert await storage.companies.count_by_status() == {
+        "pending": 2,
+        "active": 1,
+        "reconnecting": 1,
+        "frozen": 1,
+    }
+    # linked = holds credentials and should run (a reconnecting one too; a frozen one not)
     assert [c.id for c in await storage.companies.list_linked()] == [ids[1], ids[3]]
-    assert await storage.companies.count_linked() == 2
+    # connected = connected right now
+    assert await storage.companies.count_linked() == 1
     page1 = await storage.companies.list_by_status(limit=2)
     page2 = await storage.companies.list_by_status(limit=2, after_id=page1[-1].id)
     assert [c.id for c in page1 + page2] == ids[:4]

@@ -233,3 +233,17 @@ async def test_message_ids_are_per_company(storage: Storage) -> None:
     b = await _company(storage, 2)
     assert await storage.messages.record_inbound(a, "SAME", "7900", "x")
     assert await storage.messages.record_inbound(b, "SAME", "7900", "x")
+
+
+async def test_pending_outbound_is_the_queued_send_queue_in_order(storage: Storage) -> None:
+    a = await _company(storage)
+    b = await _company(storage, 2)
+    first = await storage.messages.record_outbound(a, "79001112233", "первое", wa_message_id="W1")
+    second = await storage.messages.record_outbound(a, "79001112233", "второе", wa_message_id="W2")
+    third = await storage.messages.record_outbound(a, "79001112233", "третье", wa_message_id="W3")
+    await storage.messages.record_outbound(b, "79001112233", "чужое", wa_message_id="W4")
+    await storage.messages.record_inbound(a, "IN1", "79001112233", "входящее")
+    await storage.messages.set_status(second.id, "sent")
+    pending = await storage.messages.pending_outbound(a)
+    assert [m.id for m in pending] == [first.id, third.id]
+    assert [m.wa_message_id for m in pending] == ["W1", "W3"]

@@ -403,3 +403,39 @@ async def test_linked_companies_come_back_when_the_node_restarts(
                     await trio.sleep(0.1)
                     view = await node.company(cid).ask(m.GetStatus())
                 assert view.integration_status == "active"
+
+
+async def test_queued_messages_survive_a_node_restart(
+    autojump_clock: MockClock, world: SimulatedWorld
+) -> None:
+    """Messages still queued when the node stops are sent, once each, by the next node."""
+    import random
+
+    from actors import open_node
+    from actors.whatsapp import open_gateway
+    from storage import open_storage
+
+    from .conftest import make_settings
+
+    settings = make_settings()
+    async with open_storage(monotonic_clock=trio.current_time) as storage:
+        async with open_gateway(settings, world=world) as gateway:
+            async with open_node(settings, storage, gateway, rng=random.Random(1)) as node:
+                cid = await register(node)
+                viewer = await link(node, world, cid)
+                world.go_offline(cid)
+                status = await viewer.next("status")
+                while status["data"]["status"] != "reconnecting":
+                    status = await viewer.next("status")
+                for i in range(3):
+                    await node.company(cid).ask(m.SendText("79007654321", f"после рестарта {i}"))
+        assert world.delivered(cid) == []
+        world.go_online(cid)
+        async with open_gateway(settings, world=world) as gateway:
+            async with open_node(settings, storage, gateway, rng=random.Random(2)) as node:
+                with trio.fail_after(120):
+                    await world.wait_until(lambda: len(world.delivered(cid)) == 3)
+                await trio.sleep(30)
+                texts = [d.text for d in world.delivered(cid)]
+                assert texts == [f"после рестарта {i}" for i in range(3)]
+                assert await storage.messages.pending_outbound(cid) == []
