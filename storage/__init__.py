@@ -22,6 +22,7 @@ from ._fields import utc_now as utc_now
 from ._memory_kv import MemoryKeyValue as MemoryKeyValue
 from ._migrate import migrate as migrate
 from ._migrate import migration_files as migration_files
+from ._models import LINKED_STATUSES as LINKED_STATUSES
 from ._models import AttemptOutcome as AttemptOutcome
 from ._models import AuditEvent as AuditEvent
 from ._models import BackendHealth as BackendHealth
@@ -64,6 +65,7 @@ from ._storage import open_storage as open_storage
 __all__ = [
     "API_KEY_PREFIX",
     "COMPANY_FIELDS",
+    "LINKED_STATUSES",
     "WEBHOOK_SECRET_PREFIX",
     "AttemptOutcome",
     "AuditEvent",

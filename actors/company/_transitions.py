@@ -23,16 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from storage import LINKED_STATUSES as STORED_LINKED_STATUSES
+from storage import CompanyStatus
 
-class Status(enum.StrEnum):
-    PENDING = "pending"
-    LINKING = "linking"
-    ACTIVE = "active"
-    RECONNECTING = "reconnecting"
-    LOGGED_OUT = "logged_out"
-    FROZEN = "frozen"
-    UNINSTALLED = "uninstalled"
-    ACTIVATION_FAILED = "activation_failed"
+Status = CompanyStatus  # the persisted statuses are the decisions' statuses
 
 
 class Session(enum.StrEnum):
@@ -44,8 +38,9 @@ class Session(enum.StrEnum):
     STOPPED = "stopped"
 
 
-# Statuses in which the company holds WhatsApp credentials worth keeping a session for.
-LINKED_STATUSES = frozenset({Status.ACTIVE, Status.RECONNECTING, Status.ACTIVATION_FAILED})
+# Statuses in which the company holds WhatsApp credentials worth keeping a session for (the
+# same set storage restores at node start).
+LINKED_STATUSES = frozenset(Status(s) for s in STORED_LINKED_STATUSES)
 
 
 @dataclass(frozen=True)
