@@ -1,0 +1,1 @@
+"""End-to-end tests: the real server on loopback, driven by headless Chromium."""
