@@ -42,6 +42,7 @@ from ._models import PutResult as PutResult
 from ._models import QrCode as QrCode
 from ._models import RateDecision as RateDecision
 from ._models import SalonDetails as SalonDetails
+from ._models import SalonRecord as SalonRecord
 from ._models import SalonService as SalonService
 from ._models import SalonStaff as SalonStaff
 from ._models import SyncState as SyncState
@@ -55,6 +56,7 @@ from ._protocols import PubSub as PubSub
 from ._protocols import QrCodes as QrCodes
 from ._protocols import RateLimiter as RateLimiter
 from ._protocols import SalonCatalog as SalonCatalog
+from ._protocols import SalonRecords as SalonRecords
 from ._protocols import WebhookInbox as WebhookInbox
 from ._secrets import API_KEY_PREFIX as API_KEY_PREFIX
 from ._secrets import WEBHOOK_SECRET_PREFIX as WEBHOOK_SECRET_PREFIX
@@ -99,6 +101,8 @@ __all__ = [
     "RateLimiter",
     "SalonCatalog",
     "SalonDetails",
+    "SalonRecord",
+    "SalonRecords",
     "SalonService",
     "SalonStaff",
     "Storage",

@@ -45,6 +45,7 @@ from ._models import (
     OutboxStatus,
     PutResult,
     SalonDetails,
+    SalonRecord,
     SalonService,
     SalonStaff,
     SyncState,
@@ -75,6 +76,7 @@ class MemoryDatabase:
         self.services: dict[int, dict[int, SalonService]] = {}
         self.staff: dict[int, dict[int, SalonStaff]] = {}
         self.sync: dict[int, SyncState] = {}
+        self.records: dict[tuple[int, int], SalonRecord] = {}
         self._ids: dict[str, int] = {}
 
     def next_id(self, table: str) -> int:
@@ -331,6 +333,12 @@ def _claimable(claimed_until: datetime | None, now: datetime) -> bool:
     return claimed_until is None or claimed_until <= now
 
 
+def _type_matches(event_type: str, prefix: str | None, exclude_prefix: str | None) -> bool:
+    if prefix is not None and not event_type.startswith(prefix):
+        return False
+    return exclude_prefix is None or not event_type.startswith(exclude_prefix)
+
+
 class MemoryWebhookInbox:
     """:class:`WebhookInbox` in memory."""
 
@@ -366,7 +374,13 @@ class MemoryWebhookInbox:
         self._db.inbox_keys.add((company_id, key))
         return PutResult.NEW
 
-    def _due(self, now: datetime, company_id: int | None) -> list[InboxEvent]:
+    def _due(
+        self,
+        now: datetime,
+        company_id: int | None,
+        prefix: str | None = None,
+        exclude_prefix: str | None = None,
+    ) -> list[InboxEvent]:
         retryable = (InboxStatus.PENDING.value, InboxStatus.FAILED.value)
         return sorted(
             (
@@ -376,6 +390,7 @@ class MemoryWebhookInbox:
                 and e.next_attempt_at <= now
                 and _claimable(e.claimed_until, now)
                 and (company_id is None or e.company_id == company_id)
+                and _type_matches(e.event_type, prefix, exclude_prefix)
             ),
             key=lambda e: e.id,
         )
@@ -396,7 +411,13 @@ class MemoryWebhookInbox:
         return self._take(self._due(now, None)[:limit], lease, now)
 
     async def claim_for_company(
-        self, company_id: int, limit: int = 10, *, lease: float = 60.0
+        self,
+        company_id: int,
+        limit: int = 10,
+        *,
+        lease: float = 60.0,
+        prefix: str | None = None,
+        exclude_prefix: str | None = None,
     ) -> list[InboxEvent]:
         await trio.lowlevel.checkpoint()
         limit_value(limit)
@@ -409,7 +430,25 @@ class MemoryWebhookInbox:
         )
         if busy:
             return []
-        return self._take(self._due(now, company_id)[:limit], lease, now)
+        due = self._due(now, company_id, prefix, exclude_prefix)
+        return self._take(due[:limit], lease, now)
+
+    async def due_companies(
+        self,
+        limit: int = 100,
+        *,
+        prefix: str | None = None,
+        exclude_prefix: str | None = None,
+    ) -> list[int]:
+        await trio.lowlevel.checkpoint()
+        limit_value(limit)
+        companies: list[int] = []
+        for event in self._due(self._db.clock(), None, prefix, exclude_prefix):
+            if event.company_id not in companies:
+                companies.append(event.company_id)
+                if len(companies) == limit:
+                    break
+        return companies
 
     def _require(self, event_id: int) -> InboxEvent:
         event = self._db.inbox.get(event_id)
@@ -820,3 +859,29 @@ class MemorySalonCatalog:
     async def get_sync_state(self, company_id: int) -> SyncState | None:
         await trio.lowlevel.checkpoint()
         return self._db.sync.get(company_id)
+
+    async def list_sync_due(
+        self,
+        statuses: Iterable[StatusLike],
+        *,
+        succeeded_before: datetime,
+        failed_before: datetime,
+        limit: int = 100,
+    ) -> list[int]:
+        await trio.lowlevel.checkpoint()
+        limit_value(limit)
+        wanted = set(status_values(statuses))
+        due: list[tuple[bool, datetime | None, int]] = []
+        for cid, row in self._db.companies.items():
+            company = row.company
+            if company.integration_status not in wanted or not company.sync_enabled:
+                continue
+            state = self._db.sync.get(cid)
+            if state is None or state.last_attempt_at is None:
+                due.append((False, None, cid))
+                continue
+            stale = state.last_success_at is None or state.last_success_at < succeeded_before
+            if stale if state.last_error is None else state.last_attempt_at < failed_before:
+                due.append((True, state.last_attempt_at, cid))
+        due.sort(key=lambda d: (d[0], d[1] or succeeded_before, d[2]))
+        return [cid for _, _, cid in due[:limit]]

@@ -240,6 +240,32 @@ class SyncState:
 
 
 @dataclass(frozen=True)
+class SalonRecord:
+    """A YClients record (a booked visit) as last seen (``salon_records``).
+
+    ``starts_at`` is YClients' ``datetime``; ``changed_at`` its ``last_change_date`` (the
+    order of changes: an older one never overwrites a newer one). ``raw`` is the record as
+    YClients sent it. ``updated_at`` is set by the storage when the row is written.
+    """
+
+    company_id: int
+    record_id: int
+    client_id: int | None = None
+    client_phone: str | None = None
+    client_name: str | None = None
+    staff_id: int | None = None
+    services: list[dict[str, Any]] = field(default_factory=list)
+    starts_at: datetime | None = None
+    seance_length: int | None = None
+    attendance: int | None = None
+    deleted: bool = False
+    api_id: str | None = None
+    changed_at: datetime | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class QrCode:
     """The current QR of a linking session (Redis ``marketplace:qr:{id}``)."""
 

@@ -9,6 +9,7 @@ unless the storage was given a wall clock (tests move time with it).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -310,8 +311,19 @@ class PgAuditLog(_Repo):
 _RETRYABLE = [InboxStatus.PENDING.value, InboxStatus.FAILED.value]
 
 
+#: Event-type filters ($6 only this prefix, $7 not this prefix; NULL = no filter).
+_TYPE_FILTER = """($6::text IS NULL OR starts_with(event_type, $6::text))
+                  AND ($7::text IS NULL OR NOT starts_with(event_type, $7::text))"""
+
+
 async def _claim_for_company(
-    conn: asyncpg.Connection, now: Any, company_id: int, limit: int, lease: float
+    conn: asyncpg.Connection,
+    now: Any,
+    company_id: int,
+    limit: int,
+    lease: float,
+    prefix: str | None = None,
+    exclude_prefix: str | None = None,
 ) -> list[asyncpg.Record]:
     await conn.execute("SELECT pg_advisory_xact_lock($1, $2)", INBOX_LOCK_SPACE, company_id)
     busy = await conn.fetchval(
@@ -327,6 +339,7 @@ async def _claim_for_company(
         f"""WITH due AS (
                 SELECT id FROM webhook_events
                 WHERE company_id = $2 AND status = ANY($3::text[]) AND next_attempt_at <= {NOW}
+                  AND {_TYPE_FILTER}
                 ORDER BY id LIMIT $4 FOR UPDATE)
             UPDATE webhook_events w
             SET claimed_until = {NOW} + make_interval(secs => $5), attempts = w.attempts + 1
@@ -337,6 +350,8 @@ async def _claim_for_company(
         _RETRYABLE,
         limit,
         lease,
+        prefix,
+        exclude_prefix,
     )
     return recs
 
@@ -374,14 +389,39 @@ class PgWebhookInbox(_Repo):
         return sorted((_inbox(r) for r in recs), key=lambda e: e.id)
 
     async def claim_for_company(
-        self, company_id: int, limit: int = 10, *, lease: float = 60.0
+        self,
+        company_id: int,
+        limit: int = 10,
+        *,
+        lease: float = 60.0,
+        prefix: str | None = None,
+        exclude_prefix: str | None = None,
     ) -> list[InboxEvent]:
         limit_value(limit)
         seconds = v.positive_seconds("lease", lease)
         recs = await self._pool.transaction(
-            _claim_for_company, self._now(), company_id, limit, seconds
+            _claim_for_company, self._now(), company_id, limit, seconds, prefix, exclude_prefix
         )
         return sorted((_inbox(r) for r in recs), key=lambda e: e.id)
+
+    async def due_companies(
+        self,
+        limit: int = 100,
+        *,
+        prefix: str | None = None,
+        exclude_prefix: str | None = None,
+    ) -> list[int]:
+        limit_value(limit)
+        sql = f"""SELECT company_id FROM webhook_events
+                  WHERE status = ANY($2::text[]) AND next_attempt_at <= {NOW}
+                    AND (claimed_until IS NULL OR claimed_until <= {NOW})
+                    AND ($3::text IS NULL OR starts_with(event_type, $3::text))
+                    AND ($4::text IS NULL OR NOT starts_with(event_type, $4::text))
+                  GROUP BY company_id ORDER BY min(id) LIMIT $5"""
+        recs = await self._pool.run(
+            _fetch, sql, self._now(), _RETRYABLE, prefix, exclude_prefix, limit
+        )
+        return [r["company_id"] for r in recs]
 
     async def mark_done(self, event_id: int) -> None:
         sql = f"""UPDATE webhook_events SET status = 'done', claimed_until = NULL,
@@ -787,6 +827,30 @@ class PgSalonCatalog(_Repo):
             company_id,
         )
         return None if rec is None else SyncState(**dict(rec.items()))
+
+    async def list_sync_due(
+        self,
+        statuses: Iterable[StatusLike],
+        *,
+        succeeded_before: datetime,
+        failed_before: datetime,
+        limit: int = 100,
+    ) -> list[int]:
+        limit_value(limit)
+        v.timestamp("succeeded_before", succeeded_before)
+        v.timestamp("failed_before", failed_before)
+        sql = """SELECT c.id FROM companies c
+                 LEFT JOIN salon_sync_state s ON s.company_id = c.id
+                 WHERE c.integration_status = ANY($1::text[]) AND c.sync_enabled
+                   AND (s.last_attempt_at IS NULL
+                        OR (s.last_error IS NULL
+                            AND (s.last_success_at IS NULL OR s.last_success_at < $2))
+                        OR (s.last_error IS NOT NULL AND s.last_attempt_at < $3))
+                 ORDER BY s.last_attempt_at NULLS FIRST, c.id LIMIT $4"""
+        recs = await self._pool.run(
+            _fetch, sql, status_values(statuses), succeeded_before, failed_before, limit
+        )
+        return [r["id"] for r in recs]
 
 
 # -- unit helpers: one statement per crossing ---------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from datetime import datetime
 from typing import Any, Protocol
 
 import trio
@@ -29,6 +30,7 @@ from ._models import (
     QrCode,
     RateDecision,
     SalonDetails,
+    SalonRecord,
     SalonService,
     SalonStaff,
     SyncState,
@@ -164,12 +166,32 @@ class WebhookInbox(Protocol):
         ...
 
     async def claim_for_company(
-        self, company_id: int, limit: int = 10, *, lease: float = 60.0
+        self,
+        company_id: int,
+        limit: int = 10,
+        *,
+        lease: float = 60.0,
+        prefix: str | None = None,
+        exclude_prefix: str | None = None,
     ) -> list[InboxEvent]:
         """Claim one company's due events in id order; empty while another claim of it is live.
 
-        This keeps a company's events in order: at most one claimer per company at a time.
+        This keeps a company's events in order: at most one claimer per company at a time
+        (whatever the event types). ``prefix`` claims only event types starting with it,
+        ``exclude_prefix`` skips those starting with it (the record worker leaves
+        ``lifecycle:`` events to their own handler).
         """
+        ...
+
+    async def due_companies(
+        self,
+        limit: int = 100,
+        *,
+        prefix: str | None = None,
+        exclude_prefix: str | None = None,
+    ) -> list[int]:
+        """Companies with due, unclaimed events (filtered as in :meth:`claim_for_company`),
+        the one with the oldest such event first: what a worker should claim next."""
         ...
 
     async def mark_done(self, event_id: int) -> None:
@@ -301,6 +323,52 @@ class SalonCatalog(Protocol):
         ...
 
     async def get_sync_state(self, company_id: int) -> SyncState | None: ...
+
+    async def list_sync_due(
+        self,
+        statuses: Iterable[StatusLike],
+        *,
+        succeeded_before: datetime,
+        failed_before: datetime,
+        limit: int = 100,
+    ) -> list[int]:
+        """Companies with sync enabled and a status in ``statuses`` whose catalog needs a sync:
+        never synced, last sync succeeded before ``succeeded_before``, or last sync failed
+        before ``failed_before``. Never attempted first, then the longest waiting."""
+        ...
+
+
+class SalonRecords(Protocol):
+    """YClients records (visits) as last seen (``salon_records``), newest change wins.
+
+    Writes are never applied over a newer stored change (see ``storage/_records.py``): a
+    duplicate or late webhook cannot roll a visit back. Both writes raise :class:`NotFound`
+    for an unknown company.
+    """
+
+    async def apply(self, record: SalonRecord) -> bool:
+        """Insert or replace the record unless the stored one is newer; ``True`` if written."""
+        ...
+
+    async def mark_deleted(
+        self,
+        company_id: int,
+        record_id: int,
+        *,
+        changed_at: datetime | None = None,
+        raw: dict[str, Any] | None = None,
+    ) -> bool:
+        """Flag the record deleted (its other fields stay), or store a tombstone for an
+        unknown one; ``False`` when the stored record changed later than ``changed_at``."""
+        ...
+
+    async def get(self, company_id: int, record_id: int) -> SalonRecord | None: ...
+
+    async def list_for_company(
+        self, company_id: int, *, include_deleted: bool = False, limit: int = 100
+    ) -> list[SalonRecord]:
+        """The company's records by start time (deleted ones only when asked)."""
+        ...
 
 
 class ConnectTokens(Protocol):

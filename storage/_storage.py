@@ -55,8 +55,10 @@ from ._protocols import (
     QrCodes,
     RateLimiter,
     SalonCatalog,
+    SalonRecords,
     WebhookInbox,
 )
+from ._records import MemorySalonRecords, PgSalonRecords
 from ._redis import (
     RedisBackend,
     RedisConnectTokens,
@@ -93,6 +95,7 @@ class Storage:
     outbox: Outbox
     messages: MessageLog
     catalog: SalonCatalog
+    records: SalonRecords
     tokens: ConnectTokens
     qr: QrCodes
     rate_limiter: RateLimiter
@@ -189,6 +192,7 @@ async def open_storage(
                 outbox: Outbox = PgOutbox(pg, wall_clock)
                 messages: MessageLog = PgMessageLog(pg, wall_clock)
                 catalog: SalonCatalog = PgSalonCatalog(pg, wall_clock)
+                records: SalonRecords = PgSalonRecords(pg, wall_clock)
             else:
                 memory_db = MemoryDatabase(wall_clock) if wall_clock else MemoryDatabase()
                 companies = MemoryCompanies(memory_db)
@@ -197,6 +201,7 @@ async def open_storage(
                 outbox = MemoryOutbox(memory_db)
                 messages = MemoryMessageLog(memory_db)
                 catalog = MemorySalonCatalog(memory_db)
+                records = MemorySalonRecords(memory_db)
 
             redis: RedisBackend | None = None
             memory_kv: MemoryKeyValue | None = None
@@ -227,6 +232,7 @@ async def open_storage(
                 outbox=outbox,
                 messages=messages,
                 catalog=catalog,
+                records=records,
                 tokens=tokens,
                 qr=qr,
                 rate_limiter=rate_limiter,
