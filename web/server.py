@@ -29,6 +29,7 @@ from .routes.marketplace import connect_url
 log = logging.getLogger("aiadmin.server")
 
 SHUTDOWN_GRACE = 10.0
+LISTEN_BACKLOG = 2048
 DEMO_SALON_ID = 962302
 
 
@@ -44,6 +45,9 @@ class ServerInfo:
 def hypercorn_config(settings: Settings) -> HypercornConfig:
     config = HypercornConfig()
     config.bind = [f"{settings.host}:{settings.port}"]
+    # Hypercorn's default listen backlog (100) drops SYNs when many connect pages open at once
+    # (clients then wait 1 s, 3 s, 7 s ... to retry); the kernel still caps it at somaxconn.
+    config.backlog = LISTEN_BACKLOG
     config.accesslog = None  # our own access log redacts tokens; Hypercorn's would not
     config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = 5.0
