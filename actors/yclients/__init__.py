@@ -5,6 +5,10 @@ Errors (see ``_errors.py``)::
     YClientsError → YClientsUnavailable | YClientsRateLimited | YClientsRejected
                     | YClientsAuthError
     MarketplaceDataError → InvalidSignature | MalformedUserData | MalformedWebhook
+    SyncUnavailable       no YClients client configured: nothing can be synced
+
+Workers of the node: ``RecordInboxWorker`` (record webhooks from the durable inbox, in order
+per company) and ``CatalogSync`` (salon details, services and staff into the catalog).
 """
 
 from ._client import RetryPolicy as RetryPolicy
@@ -18,6 +22,12 @@ from ._errors import YClientsError as YClientsError
 from ._errors import YClientsRateLimited as YClientsRateLimited
 from ._errors import YClientsRejected as YClientsRejected
 from ._errors import YClientsUnavailable as YClientsUnavailable
+from ._inbox import LIFECYCLE_PREFIX as LIFECYCLE_PREFIX
+from ._inbox import RECORD_EVENTS as RECORD_EVENTS
+from ._inbox import InboxOutcome as InboxOutcome
+from ._inbox import InboxPolicy as InboxPolicy
+from ._inbox import InboxStatistics as InboxStatistics
+from ._inbox import RecordInboxWorker as RecordInboxWorker
 from ._marketplace import LIFECYCLE_DEDUPE_BUCKET as LIFECYCLE_DEDUPE_BUCKET
 from ._marketplace import decode_user_data as decode_user_data
 from ._marketplace import sign_user_data as sign_user_data
@@ -34,12 +44,27 @@ from ._ratelimit import RateCounter as RateCounter
 from ._ratelimit import RateDecision as RateDecision
 from ._ratelimit import RateDecisionLike as RateDecisionLike
 from ._ratelimit import YClientsRateLimiter as YClientsRateLimiter
+from ._records import record_from_api as record_from_api
+from ._sync import SYNC_STATUSES as SYNC_STATUSES
+from ._sync import CatalogSync as CatalogSync
+from ._sync import SyncPolicy as SyncPolicy
+from ._sync import SyncResult as SyncResult
+from ._sync import SyncStatistics as SyncStatistics
+from ._sync import SyncUnavailable as SyncUnavailable
+from ._sync import sync_company as sync_company
 
 __all__ = [
     "LIFECYCLE_DEDUPE_BUCKET",
+    "LIFECYCLE_PREFIX",
+    "RECORD_EVENTS",
+    "SYNC_STATUSES",
     "YCLIENTS_WINDOWS",
     "Appointment",
     "BookedRecord",
+    "CatalogSync",
+    "InboxOutcome",
+    "InboxPolicy",
+    "InboxStatistics",
     "InvalidSignature",
     "LimiterStatistics",
     "MalformedUserData",
@@ -48,10 +73,15 @@ __all__ = [
     "RateCounter",
     "RateDecision",
     "RateDecisionLike",
+    "RecordInboxWorker",
     "RetryPolicy",
     "SalonDetails",
     "SalonService",
     "SalonStaff",
+    "SyncPolicy",
+    "SyncResult",
+    "SyncStatistics",
+    "SyncUnavailable",
     "YClientsAuthError",
     "YClientsClient",
     "YClientsError",
@@ -60,7 +90,9 @@ __all__ = [
     "YClientsRejected",
     "YClientsUnavailable",
     "decode_user_data",
+    "record_from_api",
     "sign_user_data",
+    "sync_company",
     "verify_partner_token",
     "webhook_dedupe_key",
 ]

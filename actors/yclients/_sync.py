@@ -1,0 +1,364 @@
+"""Salon data sync: YClients' salon details, services and staff into our catalog tables.
+
+A sync of one company (:func:`sync_company`) reads everything first — ``GET company``,
+``GET book_services``, ``GET book_staff``, each through the node's one rate-limited client —
+and only then writes, with one ``storage.catalog.replace_catalog`` transaction (rows upserted,
+rows YClients no longer lists marked inactive, never deleted). A sync that fails halfway
+therefore leaves the previous complete copy untouched. Every attempt is recorded with
+``record_sync`` (last success kept, last error replaced), which ``/marketplace/status/:id``
+shows.
+
+:class:`CatalogSync` is the node's :class:`runtime.Service` that decides *when*:
+
+- **on activation**: every ``poll_interval`` it asks storage for companies in a syncing
+  status (``active``, ``reconnecting``) that were never synced — so a company that just became
+  active is synced within one poll — and the activation path may call ``request`` to skip
+  the wait;
+- **on a schedule**: the same query returns companies whose last success is older than
+  ``interval`` (``settings.sync_interval``, hourly by default), and failed ones again after
+  ``retry_failed``;
+- **on demand**: ``request(company_id)`` (``POST /marketplace/sync/<id>``) never blocks; the
+  company is synced as soon as a slot is free (again after a sync already under way).
+
+At most ``concurrency`` companies sync at once; the client's shared rate limiter keeps the
+whole node under YClients' 5 requests per second and 200 per minute however many run.
+
+Failures never crash the service: YClients and storage errors are recorded per company and
+counted (``aiadmin_sync_failures_total``); the poll loop pauses on a storage outage.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+import trio
+
+from storage import (
+    Company,
+    Storage,
+    StorageError,
+    utc_now,
+)
+from storage import SalonDetails as StoredDetails
+from storage import SalonService as StoredService
+from storage import SalonStaff as StoredStaff
+
+from .._metrics import MetricsRegistry
+from ._client import YClientsClient
+from ._errors import YClientsError
+from ._models import SalonDetails, SalonService, SalonStaff
+
+if TYPE_CHECKING:
+    from .._node import Node
+
+log = logging.getLogger("actors.yclients.sync")
+
+#: Statuses whose catalog is kept fresh by the schedule (installed, WhatsApp linked).
+SYNC_STATUSES: tuple[str, ...] = ("active", "reconnecting")
+
+ClientSource = Callable[[], YClientsClient | None]
+
+
+class SyncUnavailable(Exception):
+    """No YClients client is configured on this node (``YCLIENTS_API_KEY`` unset)."""
+
+
+@dataclass(frozen=True)
+class SyncPolicy:
+    """When and how much the service syncs (seconds)."""
+
+    interval: float = 3600.0
+    retry_failed: float = 300.0
+    poll_interval: float = 30.0
+    concurrency: int = 20
+    batch: int = 100
+    storage_pause: float = 5.0
+    statuses: tuple[str, ...] = SYNC_STATUSES
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1 or self.batch < 1:
+            raise ValueError("concurrency and batch must be at least 1")
+        for name in ("interval", "retry_failed", "poll_interval", "storage_pause"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be positive")
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    """One sync attempt: ``ok`` and counts, or the error recorded for it."""
+
+    company_id: int
+    ok: bool
+    services: int = 0
+    staff: int = 0
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class SyncStatistics:
+    """Counts since the service was made (this process)."""
+
+    succeeded: int
+    failed: int
+    running: int
+    queued: int
+    failing_companies: int
+
+
+def _clip(text: str | None, limit: int) -> str | None:
+    if text is None:
+        return None
+    cleaned = text.replace("\x00", "").strip()
+    return cleaned[:limit] or None
+
+
+def _phone(text: str) -> str | None:
+    cleaned = _clip(text, 64)
+    if cleaned is None or len(cleaned) <= 20:
+        return cleaned
+    digits = "".join(ch for ch in cleaned if ch.isdigit() or ch == "+")
+    return digits[:20] or None
+
+
+def stored_details(details: SalonDetails) -> StoredDetails:
+    """The company columns a sync refreshes, fitted to their lengths."""
+    return StoredDetails(
+        title=_clip(details.title, 255),
+        phone=_phone(details.phone),
+        address=_clip(details.address, 1000),
+        timezone=_clip(details.timezone, 50),
+    )
+
+
+def stored_services(services: Sequence[SalonService]) -> list[StoredService]:
+    """Catalog rows for the services (first of duplicate ids kept)."""
+    rows: dict[int, StoredService] = {}
+    for s in services:
+        if s.id <= 0 or s.id in rows:
+            continue
+        duration = s.duration_seconds
+        rows[s.id] = StoredService(
+            service_id=s.id,
+            title=_clip(s.title, 255) or f"#{s.id}",
+            category_id=s.category_id if s.category_id and s.category_id > 0 else None,
+            price_min=None if s.price_min is None else float(s.price_min),
+            price_max=None if s.price_max is None else float(s.price_max),
+            duration=duration if duration is not None and duration >= 0 else None,
+            active=s.active,
+        )
+    return list(rows.values())
+
+
+def stored_staff(staff: Sequence[SalonStaff]) -> list[StoredStaff]:
+    """Catalog rows for the masters (first of duplicate ids kept)."""
+    rows: dict[int, StoredStaff] = {}
+    for m in staff:
+        if m.id <= 0 or m.id in rows:
+            continue
+        rows[m.id] = StoredStaff(
+            staff_id=m.id,
+            name=_clip(m.name, 255) or f"#{m.id}",
+            specialization=_clip(m.specialization, 255),
+            bookable=m.bookable,
+            rating=m.rating,
+        )
+    return list(rows.values())
+
+
+async def sync_company(storage: Storage, client: YClientsClient, company: Company) -> SyncResult:
+    """Fetch the salon's details, services and staff, then store them in one transaction.
+
+    Records the attempt (``record_sync``) either way and returns its result; never raises
+    for YClients or storage errors (when even recording fails, that is logged).
+    Cancellation before the write leaves the previous copy; the write itself is atomic.
+    """
+    salon = company.yclients_id
+    try:
+        details = await client.get_company(salon)
+        services = await client.get_services(salon)
+        staff = await client.get_staff(salon)
+        service_rows = stored_services(services)
+        staff_rows = stored_staff(staff)
+        await storage.catalog.replace_catalog(
+            company.id, stored_details(details), service_rows, staff_rows
+        )
+    except (YClientsError, StorageError) as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        log.warning("sync of company %s (salon %s) failed: %s", company.id, salon, error)
+        try:
+            await storage.catalog.record_sync(company.id, ok=False, error=error)
+        except StorageError as record_exc:
+            log.warning("sync of company %s: cannot record the failure: %s", company.id, record_exc)
+        return SyncResult(company.id, ok=False, error=error)
+    try:
+        await storage.catalog.record_sync(company.id, ok=True)
+    except StorageError as exc:
+        log.warning("sync of company %s: stored, but cannot record success: %s", company.id, exc)
+    log.info(
+        "synced company %s (salon %s): %d services, %d staff",
+        company.id,
+        salon,
+        len(service_rows),
+        len(staff_rows),
+    )
+    return SyncResult(company.id, ok=True, services=len(service_rows), staff=len(staff_rows))
+
+
+class CatalogSync:
+    """The node's sync service (see the module docstring); ``run`` never returns.
+
+    ``client`` returns the node's YClients client, or ``None`` when YClients is not configured
+    (then nothing is synced and ``request`` raises :class:`SyncUnavailable`).
+    ``wall_clock`` gives "now" for the schedule (aware UTC ``datetime``).
+    """
+
+    def __init__(
+        self,
+        storage: Storage,
+        client: ClientSource,
+        *,
+        policy: SyncPolicy | None = None,
+        metrics: MetricsRegistry | None = None,
+        wall_clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._storage = storage
+        self._client = client
+        self._policy = policy or SyncPolicy()
+        self._wall = wall_clock
+        self._limiter = trio.CapacityLimiter(self._policy.concurrency)
+        self._requested: dict[int, None] = {}  # ordered set
+        self._running: set[int] = set()
+        self._last_ok: dict[int, bool] = {}
+        self._succeeded = 0
+        self._failed = 0
+        self._wake = trio.Event()
+        registry = metrics or MetricsRegistry()
+        self._runs = registry.counter(
+            "aiadmin_sync_runs_total", "Salon catalog syncs by result", ("result",)
+        )
+        self._failures = registry.counter(
+            "aiadmin_sync_failures_total", "Salon catalog syncs that failed"
+        )
+        registry.gauge(
+            "aiadmin_sync_companies_failing",
+            "Companies whose last catalog sync (in this process) failed",
+            lambda: {(): float(sum(1 for ok in self._last_ok.values() if not ok))},
+        )
+
+    @classmethod
+    def for_node(cls, node: Node, *, policy: SyncPolicy | None = None) -> CatalogSync:
+        """The node's sync: its storage and metrics, ``settings.sync_interval``, the client in
+        ``node.extensions["yclients"]``; registered as ``node.extensions["sync"]``."""
+
+        def client() -> YClientsClient | None:
+            found = node.extensions.get("yclients")
+            return found if isinstance(found, YClientsClient) else None
+
+        chosen = policy or SyncPolicy(interval=node.settings.sync_interval)
+        service = cls(node.storage, client, policy=chosen, metrics=node.metrics)
+        node.extensions["sync"] = service
+        return service
+
+    def __repr__(self) -> str:
+        return (
+            f"<CatalogSync running={len(self._running)} queued={len(self._requested)} "
+            f"ok={self._succeeded} failed={self._failed}>"
+        )
+
+    @property
+    def available(self) -> bool:
+        """Whether a YClients client is configured (else nothing can be synced)."""
+        return self._client() is not None
+
+    def statistics(self) -> SyncStatistics:
+        return SyncStatistics(
+            succeeded=self._succeeded,
+            failed=self._failed,
+            running=len(self._running),
+            queued=len(self._requested),
+            failing_companies=sum(1 for ok in self._last_ok.values() if not ok),
+        )
+
+    def request(self, company_id: int) -> None:
+        """Sync this company as soon as a slot is free (never blocks).
+
+        Raises :class:`SyncUnavailable` when no YClients client is configured.
+        """
+        if not self.available:
+            raise SyncUnavailable("YClients is not configured on this node")
+        self._requested[company_id] = None
+        self._wake.set()
+
+    async def sync_now(self, company_id: int) -> SyncResult:
+        """Sync one company in the caller's task (tools and tests); waits for a slot."""
+        client = self._client()
+        if client is None:
+            raise SyncUnavailable("YClients is not configured on this node")
+        company = await self._storage.companies.get(company_id)
+        if company is None:
+            return SyncResult(company_id, ok=False, error="no such company")
+        async with self._limiter:
+            result = await sync_company(self._storage, client, company)
+        self._count(result)
+        return result
+
+    def _count(self, result: SyncResult) -> None:
+        self._last_ok[result.company_id] = result.ok
+        if result.ok:
+            self._succeeded += 1
+            self._runs.inc(1.0, "ok")
+        else:
+            self._failed += 1
+            self._runs.inc(1.0, "failed")
+            self._failures.inc(1.0)
+
+    # -- the loop --------------------------------------------------------------------------
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Sync what is due or requested until cancelled."""
+        async with trio.open_nursery() as nursery:
+            task_status.started()
+            while True:
+                pause = self._policy.poll_interval
+                due: list[int] = []
+                if self._client() is not None:
+                    try:
+                        due = await self._due()
+                    except StorageError as exc:
+                        log.warning("sync poll failed: %s", exc)
+                        pause = self._policy.storage_pause
+                requested = [cid for cid in self._requested if cid not in self._running]
+                for company_id in dict.fromkeys([*requested, *due]):
+                    if company_id in self._running:
+                        continue
+                    self._requested.pop(company_id, None)
+                    self._running.add(company_id)
+                    nursery.start_soon(self._sync_guarded, company_id)
+                with trio.move_on_after(pause):
+                    await self._wake.wait()
+                self._wake = trio.Event()
+
+    async def _due(self) -> list[int]:
+        now = self._wall()
+        return await self._storage.catalog.list_sync_due(
+            self._policy.statuses,
+            succeeded_before=now - timedelta(seconds=self._policy.interval),
+            failed_before=now - timedelta(seconds=self._policy.retry_failed),
+            limit=self._policy.batch,
+        )
+
+    async def _sync_guarded(self, company_id: int) -> None:
+        try:
+            await self.sync_now(company_id)
+        except SyncUnavailable:
+            log.warning("sync of company %s skipped: YClients is not configured", company_id)
+        except StorageError as exc:
+            log.warning("sync of company %s: storage unavailable: %s", company_id, exc)
+        finally:
+            self._running.discard(company_id)
+            if company_id in self._requested:
+                self._wake.set()  # asked again while it ran: go again
