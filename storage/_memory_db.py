@@ -111,9 +111,13 @@ class MemoryCompanies:
         timezone: str | None = None,
         company_id: int | None = None,
         raw_data: Mapping[str, Any] | None = None,
+        api_key: str | None = None,
+        webhook_secret: str | None = None,
+        key_version: int = 0,
     ) -> NewCompany:
         await trio.lowlevel.checkpoint()
         v.positive_int("yclients_id", yclients_id)
+        version = _secrets.check_version(key_version)
         given: dict[str, Any] = {
             "title": title,
             "phone": phone,
@@ -127,8 +131,8 @@ class MemoryCompanies:
         fields = clean_company_fields(given)
         if any(r.company.yclients_id == yclients_id for r in self._db.companies.values()):
             raise Conflict(f"company for salon {yclients_id} exists")
-        key = _secrets.issue(_secrets.API_KEY_PREFIX)
-        secret = _secrets.issue(_secrets.WEBHOOK_SECRET_PREFIX)
+        key = _secrets.issue_or_use(_secrets.API_KEY_PREFIX, api_key)
+        secret = _secrets.issue_or_use(_secrets.WEBHOOK_SECRET_PREFIX, webhook_secret)
         now = self._db.clock()
         company = Company(
             id=self._db.next_id("companies"),
@@ -155,6 +159,8 @@ class MemoryCompanies:
             raw_data=fields["raw_data"],
             created_at=now,
             updated_at=now,
+            api_key_version=version,
+            webhook_secret_version=version,
         )
         self._db.companies[company.id] = _CompanyRow(company, key.digest, secret.digest)
         return NewCompany(company=company, api_key=key.plaintext, webhook_secret=secret.plaintext)
@@ -248,23 +254,37 @@ class MemoryCompanies:
             and r.company.integration_status in LINKED_STATUSES
         ]
 
-    async def rotate_api_key(self, company_id: int) -> str:
+    async def rotate_api_key(
+        self, company_id: int, api_key: str | None = None, *, version: int | None = None
+    ) -> str:
         await trio.lowlevel.checkpoint()
+        key = _secrets.issue_or_use(_secrets.API_KEY_PREFIX, api_key)
+        number = None if version is None else _secrets.check_version(version)
         row = self._db.require_company(company_id)
-        key = _secrets.issue(_secrets.API_KEY_PREFIX)
         row.api_key_hash = key.digest
-        row.company = replace(row.company, api_key_prefix=key.display, updated_at=self._db.clock())
+        row.company = replace(
+            row.company,
+            api_key_prefix=key.display,
+            api_key_version=row.company.api_key_version if number is None else number,
+            updated_at=self._db.clock(),
+        )
         return key.plaintext
 
-    async def rotate_webhook_secret(self, company_id: int) -> str:
+    async def rotate_webhook_secret(
+        self, company_id: int, secret: str | None = None, *, version: int | None = None
+    ) -> str:
         await trio.lowlevel.checkpoint()
+        issued = _secrets.issue_or_use(_secrets.WEBHOOK_SECRET_PREFIX, secret)
+        number = None if version is None else _secrets.check_version(version)
         row = self._db.require_company(company_id)
-        secret = _secrets.issue(_secrets.WEBHOOK_SECRET_PREFIX)
-        row.webhook_secret_hash = secret.digest
+        row.webhook_secret_hash = issued.digest
         row.company = replace(
-            row.company, webhook_secret_prefix=secret.display, updated_at=self._db.clock()
+            row.company,
+            webhook_secret_prefix=issued.display,
+            webhook_secret_version=row.company.webhook_secret_version if number is None else number,
+            updated_at=self._db.clock(),
         )
-        return secret.plaintext
+        return issued.plaintext
 
     async def revoke_credentials(self, company_id: int) -> None:
         await trio.lowlevel.checkpoint()

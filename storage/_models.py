@@ -58,6 +58,10 @@ class Company:
     raw_data: dict[str, Any] | None
     created_at: datetime
     updated_at: datetime | None
+    #: Versions of the API key and webhook secret (bumped when a derived one is re-issued);
+    #: not secret: without the server secret they derive nothing.
+    api_key_version: int = 0
+    webhook_secret_version: int = 0
 
     @property
     def status(self) -> CompanyStatus:

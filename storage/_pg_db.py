@@ -101,8 +101,12 @@ class PgCompanies(_Repo):
         timezone: str | None = None,
         company_id: int | None = None,
         raw_data: Mapping[str, Any] | None = None,
+        api_key: str | None = None,
+        webhook_secret: str | None = None,
+        key_version: int = 0,
     ) -> NewCompany:
         v.positive_int("yclients_id", yclients_id)
+        version = _secrets.check_version(key_version)
         given: dict[str, Any] = {
             "title": title,
             "phone": phone,
@@ -114,14 +118,15 @@ class PgCompanies(_Repo):
         if timezone is not None:
             given["timezone"] = timezone
         f = clean_company_fields(given)
-        key = _secrets.issue(_secrets.API_KEY_PREFIX)
-        secret = _secrets.issue(_secrets.WEBHOOK_SECRET_PREFIX)
+        key = _secrets.issue_or_use(_secrets.API_KEY_PREFIX, api_key)
+        secret = _secrets.issue_or_use(_secrets.WEBHOOK_SECRET_PREFIX, webhook_secret)
         sql = f"""
             INSERT INTO companies (yclients_id, company_id, title, phone, email, address,
                 timezone, raw_data, api_key_hash, api_key_prefix, webhook_secret_hash,
-                webhook_secret_prefix, status_changed_at, created_at, updated_at)
+                webhook_secret_prefix, api_key_version, webhook_secret_version,
+                status_changed_at, created_at, updated_at)
             VALUES ($2, $3, $4, $5, $6, $7, COALESCE($8, 'Europe/Moscow'), $9, $10, $11, $12,
-                $13, {NOW}, {NOW}, {NOW})
+                $13, $14, $14, {NOW}, {NOW}, {NOW})
             RETURNING {COMPANY_COLUMNS}"""
         rec = await self._pool.run(
             _fetchrow,
@@ -139,6 +144,7 @@ class PgCompanies(_Repo):
             key.display,
             secret.digest,
             secret.display,
+            version,
         )
         return NewCompany(
             company=_company(rec), api_key=key.plaintext, webhook_secret=secret.plaintext
@@ -233,22 +239,32 @@ class PgCompanies(_Repo):
         )
         return [_company(r) for r in recs]
 
-    async def _rotate(self, company_id: int, column: str, prefix: str) -> str:
-        issued = _secrets.issue(prefix)
+    async def _rotate(
+        self, company_id: int, column: str, prefix: str, given: str | None, version: int | None
+    ) -> str:
+        issued = _secrets.issue_or_use(prefix, given)
+        number = None if version is None else _secrets.check_version(version)
         sql = f"""UPDATE companies SET {column}_hash = $3, {column}_prefix = $4,
+                  {column}_version = COALESCE($5::integer, {column}_version),
                   updated_at = {NOW} WHERE id = $2 RETURNING id"""
         found = await self._pool.run(
-            _fetchval, sql, self._now(), company_id, issued.digest, issued.display
+            _fetchval, sql, self._now(), company_id, issued.digest, issued.display, number
         )
         if found is None:
             raise NotFound(f"company {company_id}")
         return issued.plaintext
 
-    async def rotate_api_key(self, company_id: int) -> str:
-        return await self._rotate(company_id, "api_key", _secrets.API_KEY_PREFIX)
+    async def rotate_api_key(
+        self, company_id: int, api_key: str | None = None, *, version: int | None = None
+    ) -> str:
+        return await self._rotate(company_id, "api_key", _secrets.API_KEY_PREFIX, api_key, version)
 
-    async def rotate_webhook_secret(self, company_id: int) -> str:
-        return await self._rotate(company_id, "webhook_secret", _secrets.WEBHOOK_SECRET_PREFIX)
+    async def rotate_webhook_secret(
+        self, company_id: int, secret: str | None = None, *, version: int | None = None
+    ) -> str:
+        return await self._rotate(
+            company_id, "webhook_secret", _secrets.WEBHOOK_SECRET_PREFIX, secret, version
+        )
 
     async def revoke_credentials(self, company_id: int) -> None:
         sql = f"""UPDATE companies SET api_key_hash = NULL, api_key_prefix = NULL,

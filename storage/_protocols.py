@@ -53,9 +53,15 @@ class CompanyRepository(Protocol):
         timezone: str | None = None,
         company_id: int | None = None,
         raw_data: Mapping[str, Any] | None = None,
+        api_key: str | None = None,
+        webhook_secret: str | None = None,
+        key_version: int = 0,
     ) -> NewCompany:
         """Register a salon with a fresh API key and webhook secret (returned once).
 
+        ``api_key`` / ``webhook_secret`` use the given secrets instead of random ones (only
+        their hashes are stored; :class:`ValidationError` if one lacks its ``sk_`` / ``whs_``
+        prefix or is too short); ``key_version`` is stored as both credentials' version.
         Raises :class:`Conflict` when a company for ``yclients_id`` already exists.
         """
         ...
@@ -109,12 +115,23 @@ class CompanyRepository(Protocol):
         frozen, not uninstalled), to restore their sessions at start — connected or not."""
         ...
 
-    async def rotate_api_key(self, company_id: int) -> str:
-        """Issue a new ``sk_`` key (returned once); the old one stops working. :class:`NotFound`."""
+    async def rotate_api_key(
+        self, company_id: int, api_key: str | None = None, *, version: int | None = None
+    ) -> str:
+        """Issue a new ``sk_`` key (returned once); the old one stops working. :class:`NotFound`.
+
+        ``api_key`` stores that key instead of a random one; ``version`` (when given) is stored
+        as ``api_key_version`` in the same write, else the version stays as it was.
+        """
         ...
 
-    async def rotate_webhook_secret(self, company_id: int) -> str:
-        """Issue a new ``whs_`` secret (returned once); the old one stops working."""
+    async def rotate_webhook_secret(
+        self, company_id: int, secret: str | None = None, *, version: int | None = None
+    ) -> str:
+        """Issue a new ``whs_`` secret (returned once); the old one stops working.
+
+        ``secret`` and ``version`` as in :meth:`rotate_api_key`.
+        """
         ...
 
     async def revoke_credentials(self, company_id: int) -> None:
