@@ -557,9 +557,12 @@ class MemoryOutbox:
         self._db.outbox_keys[key] = item.id
         return item
 
-    async def claim_due(self, limit: int = 10, *, lease: float = 60.0) -> list[OutboxItem]:
+    async def claim_due(
+        self, limit: int = 10, *, lease: float = 60.0, kind: str | None = None
+    ) -> list[OutboxItem]:
         await trio.lowlevel.checkpoint()
         limit_value(limit)
+        wanted = None if kind is None else key_text("kind", kind)
         now = self._db.clock()
         until = now + timedelta(seconds=v.positive_seconds("lease", lease))
         due = sorted(
@@ -569,6 +572,7 @@ class MemoryOutbox:
                 if i.status == OutboxStatus.PENDING.value
                 and i.next_attempt_at <= now
                 and _claimable(i.claimed_until, now)
+                and (wanted is None or i.kind == wanted)
             ),
             key=lambda i: (i.next_attempt_at, i.id),
         )[:limit]

@@ -525,19 +525,23 @@ class PgOutbox(_Repo):
         rec = await self._pool.run(_enqueue, self._now(), kind, key, company_id, body, wait)
         return _outbox(rec)
 
-    async def claim_due(self, limit: int = 10, *, lease: float = 60.0) -> list[OutboxItem]:
+    async def claim_due(
+        self, limit: int = 10, *, lease: float = 60.0, kind: str | None = None
+    ) -> list[OutboxItem]:
         limit_value(limit)
         seconds = v.positive_seconds("lease", lease)
+        wanted = None if kind is None else key_text("kind", kind)
         sql = f"""WITH due AS (
                       SELECT id FROM outbox
                       WHERE status = 'pending' AND next_attempt_at <= {NOW}
                         AND (claimed_until IS NULL OR claimed_until <= {NOW})
+                        AND ($4::text IS NULL OR kind = $4)
                       ORDER BY next_attempt_at, id LIMIT $2 FOR UPDATE SKIP LOCKED)
                   UPDATE outbox o
                   SET claimed_until = {NOW} + make_interval(secs => $3), updated_at = {NOW}
                   FROM due WHERE o.id = due.id
                   RETURNING {", ".join("o." + c for c in OutboxItem.__dataclass_fields__)}"""
-        recs = await self._pool.run(_fetch, sql, self._now(), limit, seconds)
+        recs = await self._pool.run(_fetch, sql, self._now(), limit, seconds, wanted)
         return sorted((_outbox(r) for r in recs), key=lambda i: (i.next_attempt_at, i.id))
 
     async def record_attempt(

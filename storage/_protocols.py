@@ -243,8 +243,11 @@ class Outbox(Protocol):
         """Add an item due after ``delay`` seconds; an existing key returns the existing item."""
         ...
 
-    async def claim_due(self, limit: int = 10, *, lease: float = 60.0) -> list[OutboxItem]:
-        """Claim due pending items (oldest due first) for ``lease`` seconds, as the inbox does."""
+    async def claim_due(
+        self, limit: int = 10, *, lease: float = 60.0, kind: str | None = None
+    ) -> list[OutboxItem]:
+        """Claim due pending items (oldest due first) for ``lease`` seconds, as the inbox does;
+        only items of ``kind`` when given (each worker claims its own kind)."""
         ...
 
     async def record_attempt(

@@ -1,16 +1,23 @@
-"""YClients: the REST client, its shared rate limiter, and the marketplace helpers.
+"""YClients: the REST client, its shared rate limiter, the marketplace helpers, derived company
+credentials, and the node services that deliver activations and handle lifecycle webhooks.
 
 Errors (see ``_errors.py``)::
 
     YClientsError → YClientsUnavailable | YClientsRateLimited | YClientsRejected
                     | YClientsAuthError
     MarketplaceDataError → InvalidSignature | MalformedUserData | MalformedWebhook
+    LifecycleRejected → LifecycleUnauthorized | LifecycleForbidden
     SyncUnavailable       no YClients client configured: nothing can be synced
 
 Workers of the node: ``RecordInboxWorker`` (record webhooks from the durable inbox, in order
 per company) and ``CatalogSync`` (salon details, services and staff into the catalog).
 """
 
+from ._activation import ActivationDelivery as ActivationDelivery
+from ._activation import ActivationPolicy as ActivationPolicy
+from ._activation import CompanyTeller as CompanyTeller
+from ._activation import DeliveryStatistics as DeliveryStatistics
+from ._activation import PartnerApi as PartnerApi
 from ._client import RetryPolicy as RetryPolicy
 from ._client import YClientsClient as YClientsClient
 from ._errors import InvalidSignature as InvalidSignature
@@ -28,6 +35,18 @@ from ._inbox import InboxOutcome as InboxOutcome
 from ._inbox import InboxPolicy as InboxPolicy
 from ._inbox import InboxStatistics as InboxStatistics
 from ._inbox import RecordInboxWorker as RecordInboxWorker
+from ._keys import CompanyCredentials as CompanyCredentials
+from ._keys import current_credentials as current_credentials
+from ._keys import derive_api_key as derive_api_key
+from ._keys import derive_webhook_secret as derive_webhook_secret
+from ._keys import webhook_url as webhook_url
+from ._lifecycle import LifecycleEvent as LifecycleEvent
+from ._lifecycle import LifecycleForbidden as LifecycleForbidden
+from ._lifecycle import LifecycleRejected as LifecycleRejected
+from ._lifecycle import LifecycleStatistics as LifecycleStatistics
+from ._lifecycle import LifecycleUnauthorized as LifecycleUnauthorized
+from ._lifecycle import LifecycleWorker as LifecycleWorker
+from ._lifecycle import check_lifecycle as check_lifecycle
 from ._marketplace import LIFECYCLE_DEDUPE_BUCKET as LIFECYCLE_DEDUPE_BUCKET
 from ._marketplace import decode_user_data as decode_user_data
 from ._marketplace import sign_user_data as sign_user_data
@@ -45,6 +64,10 @@ from ._ratelimit import RateDecision as RateDecision
 from ._ratelimit import RateDecisionLike as RateDecisionLike
 from ._ratelimit import YClientsRateLimiter as YClientsRateLimiter
 from ._records import record_from_api as record_from_api
+from ._services import ACTIVATION_SERVICE as ACTIVATION_SERVICE
+from ._services import CLIENT_EXTENSION as CLIENT_EXTENSION
+from ._services import LIFECYCLE_SERVICE as LIFECYCLE_SERVICE
+from ._services import yclients_services as yclients_services
 from ._sync import SYNC_STATUSES as SYNC_STATUSES
 from ._sync import CatalogSync as CatalogSync
 from ._sync import SyncPolicy as SyncPolicy
@@ -54,22 +77,37 @@ from ._sync import SyncUnavailable as SyncUnavailable
 from ._sync import sync_company as sync_company
 
 __all__ = [
+    "ACTIVATION_SERVICE",
+    "CLIENT_EXTENSION",
     "LIFECYCLE_DEDUPE_BUCKET",
     "LIFECYCLE_PREFIX",
+    "LIFECYCLE_SERVICE",
     "RECORD_EVENTS",
     "SYNC_STATUSES",
     "YCLIENTS_WINDOWS",
+    "ActivationDelivery",
+    "ActivationPolicy",
     "Appointment",
     "BookedRecord",
     "CatalogSync",
+    "CompanyCredentials",
+    "CompanyTeller",
+    "DeliveryStatistics",
     "InboxOutcome",
     "InboxPolicy",
     "InboxStatistics",
     "InvalidSignature",
+    "LifecycleEvent",
+    "LifecycleForbidden",
+    "LifecycleRejected",
+    "LifecycleStatistics",
+    "LifecycleUnauthorized",
+    "LifecycleWorker",
     "LimiterStatistics",
     "MalformedUserData",
     "MalformedWebhook",
     "MarketplaceDataError",
+    "PartnerApi",
     "RateCounter",
     "RateDecision",
     "RateDecisionLike",
@@ -89,10 +127,16 @@ __all__ = [
     "YClientsRateLimiter",
     "YClientsRejected",
     "YClientsUnavailable",
+    "check_lifecycle",
+    "current_credentials",
     "decode_user_data",
+    "derive_api_key",
+    "derive_webhook_secret",
     "record_from_api",
     "sign_user_data",
     "sync_company",
     "verify_partner_token",
     "webhook_dedupe_key",
+    "webhook_url",
+    "yclients_services",
 ]

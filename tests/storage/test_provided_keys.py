@@ -95,3 +95,14 @@ async def test_bad_version_and_unknown_company(storage: Storage) -> None:
         await storage.companies.rotate_webhook_secret(company.id, SECRET_1, version=2**31)
     with pytest.raises(NotFound):
         await storage.companies.rotate_api_key(99999, KEY_1, version=1)
+
+
+async def test_claim_due_by_kind(storage: Storage) -> None:
+    """Each outbox worker claims only its own kind (used by the activation delivery)."""
+    company = (await storage.companies.create(510)).company
+    other = await storage.outbox.enqueue("other.kind", "k-other", company.id, {})
+    mine = await storage.outbox.enqueue("yclients.activation", "k-mine", company.id, {})
+    claimed = await storage.outbox.claim_due(10, kind="yclients.activation")
+    assert [i.id for i in claimed] == [mine.id]
+    rest = await storage.outbox.claim_due(10)
+    assert [i.id for i in rest] == [other.id]
