@@ -31,7 +31,7 @@ from runtime import (
     Supervisor,
     run_root,
 )
-from storage import Storage
+from storage import CompanyStatus, Storage
 
 from ._metrics import MetricsRegistry
 from .company import CompanyActor, CompanyDeps, CompanyMetrics, InboundHandler, record_only
@@ -135,7 +135,12 @@ class Node:
         return sum(n.restarts for n in self.snapshot().walk())
 
     async def restore_linked(self) -> int:
-        """Activate every linked company (its actor restores the session); returns how many."""
+        """Activate every linked company (its actor restores the session); returns how many.
+
+        Companies a previous node left in ``linking`` (it died mid-scan) are activated too, not
+        counted: the actor's start resets them to ``pending`` (``logged_out`` if they hold a
+        device), so the stored status never claims a QR round that no longer runs.
+        """
         count = 0
         for company in await self.storage.companies.list_linked():
             try:
@@ -144,6 +149,16 @@ class Node:
             except ActorUnavailable as exc:
                 log.warning("company %s could not be restored: %s", company.id, exc)
         self.restored = count
+        after = 0
+        while page := await self.storage.companies.list_by_status(
+            CompanyStatus.LINKING, limit=500, after_id=after
+        ):
+            for company in page:
+                try:
+                    await self.registry.activate(company.id)
+                except ActorUnavailable as exc:
+                    log.warning("company %s: interrupted linking not reset: %s", company.id, exc)
+            after = page[-1].id
         return count
 
 
