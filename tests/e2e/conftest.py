@@ -13,6 +13,7 @@ import math
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -61,7 +62,9 @@ def fresh_machine_settings() -> Settings:
 
 
 @pytest.fixture
-async def server() -> AsyncIterator[RunningServer]:
+async def server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[RunningServer]:
+    """The server, run from an empty working directory: it must need (and leave) no files."""
+    monkeypatch.chdir(tmp_path)
     settings = fresh_machine_settings()
     stop = trio.Event()
     with trio.CancelScope(deadline=trio.current_time() + START_TIMEOUT) as bound:
@@ -74,3 +77,5 @@ async def server() -> AsyncIterator[RunningServer]:
             stop.set()
     if bound.cancelled_caught:
         pytest.fail("the server did not start or stop within its bound", pytrace=False)
+    left = sorted(p.name for p in await trio.Path(tmp_path).iterdir())
+    assert left == [], f"the embedded default wrote files into its working directory: {left}"
