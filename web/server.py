@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import trio
@@ -20,8 +21,10 @@ from hypercorn.trio import serve as hypercorn_serve
 
 from actors import Node, open_node
 from actors.whatsapp import open_gateway
+from actors.yclients import YClientsClient, YClientsRateLimiter, yclients_services
 from config import Settings
-from storage import Conflict, open_storage
+from runtime import Service
+from storage import Conflict, Storage, open_storage
 
 from ._app import create_app
 from .routes.marketplace import connect_url
@@ -76,6 +79,38 @@ async def register_demo_salon(node: Node) -> tuple[int, str]:
     return company.id, node.settings.public_base_url + connect_url(token, company)
 
 
+@asynccontextmanager
+async def open_yclients(
+    settings: Settings, storage: Storage
+) -> AsyncIterator[YClientsClient | None]:
+    """The process's YClients client (behind the limiter shared through storage), or ``None``
+    when no partner token is configured (development without YClients)."""
+    if not settings.yclients_api_key:
+        log.info("YClients is not configured (YCLIENTS_API_KEY): no activation callbacks")
+        yield None
+        return
+    async with YClientsClient(
+        settings.yclients_base_url,
+        settings.yclients_api_key,
+        settings.yclients_user_token,
+        rate_limiter=YClientsRateLimiter(storage.rate_limiter),
+    ) as client:
+        yield client
+
+
+def node_services(
+    settings: Settings, yclients: YClientsClient | None
+) -> list[tuple[str, Callable[[Node], Service]]]:
+    """The node's services: YClients activation delivery and lifecycle handling when YClients
+    is configured (activation needs ``YCLIENTS_APPLICATION_ID`` too)."""
+    if yclients is None:
+        return []
+    activation = settings.yclients_application_id is not None
+    if not activation:
+        log.warning("YCLIENTS_APPLICATION_ID is not set: activation callbacks stay queued")
+    return yclients_services(yclients, activation=activation)
+
+
 async def serve(
     settings: Settings,
     *,
@@ -88,7 +123,10 @@ async def serve(
         async with (
             open_storage(settings) as storage,
             open_gateway(settings) as gateway,
-            open_node(settings, storage, gateway) as node,
+            open_yclients(settings, storage) as yclients,
+            open_node(
+                settings, storage, gateway, services=node_services(settings, yclients)
+            ) as node,
         ):
             demo_id, demo_url = (None, None)
             if settings.demo:

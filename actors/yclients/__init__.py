@@ -35,6 +35,7 @@ from ._inbox import InboxOutcome as InboxOutcome
 from ._inbox import InboxPolicy as InboxPolicy
 from ._inbox import InboxStatistics as InboxStatistics
 from ._inbox import RecordInboxWorker as RecordInboxWorker
+from ._keys import FIRST_VERSION as FIRST_KEY_VERSION
 from ._keys import CompanyCredentials as CompanyCredentials
 from ._keys import current_credentials as current_credentials
 from ._keys import derive_api_key as derive_api_key
@@ -79,6 +80,7 @@ from ._sync import sync_company as sync_company
 __all__ = [
     "ACTIVATION_SERVICE",
     "CLIENT_EXTENSION",
+    "FIRST_KEY_VERSION",
     "LIFECYCLE_DEDUPE_BUCKET",
     "LIFECYCLE_PREFIX",
     "LIFECYCLE_SERVICE",

@@ -41,11 +41,12 @@ def yclients_services(
     lifecycle_retry: float = 30.0,
     wall_clock: Callable[[], datetime] | None = None,
     rng: random.Random | None = None,
+    activation: bool = True,
 ) -> list[tuple[str, Callable[[Node], Service]]]:
     """``(id, build)`` pairs for ``open_node``: activation delivery, then lifecycle handling.
 
-    Activation needs ``settings.yclients_application_id``; without it only the lifecycle worker
-    runs (nothing can be confirmed to YClients, items stay queued).
+    Activation needs ``settings.yclients_application_id`` (its build raises ``RuntimeError``
+    without it): pass ``activation=False`` then, and activation items stay queued.
     """
     chosen = policy or ActivationPolicy()
 
@@ -69,6 +70,7 @@ def yclients_services(
         return service
 
     def build_lifecycle(node: Node) -> Service:
+        node.extensions[CLIENT_EXTENSION] = api
         service = LifecycleWorker(
             node.storage,
             _teller(node, chosen.tell_timeout),
@@ -79,4 +81,8 @@ def yclients_services(
         node.extensions[LIFECYCLE_SERVICE] = service
         return service
 
-    return [(ACTIVATION_SERVICE, build_activation), (LIFECYCLE_SERVICE, build_lifecycle)]
+    services: list[tuple[str, Callable[[Node], Service]]] = []
+    if activation:
+        services.append((ACTIVATION_SERVICE, build_activation))
+    services.append((LIFECYCLE_SERVICE, build_lifecycle))
+    return services
