@@ -7,6 +7,8 @@ invalid links get the 410 page. No console errors and no CSP violations on any p
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -14,6 +16,7 @@ import pytest
 import trio
 from playwright.sync_api import Page, Route
 
+from . import _browser
 from ._browser import PageLog, countdown_seconds, open_mobile_page, require_chromium, screenshot
 from .conftest import RunningServer
 
@@ -30,10 +33,9 @@ def is_yclients_url(href: str | None) -> bool:
     return parts.scheme == "https" and (host == "yclients.com" or host.endswith(".yclients.com"))
 
 
-async def in_browser_thread(scenario: object) -> None:
+async def in_browser_thread(scenario: Callable[[], None]) -> None:
     """Run a sync browser scenario in a worker thread, bounded on the trio side too."""
     require_chromium()
-    assert callable(scenario)
     with trio.fail_after(SCENARIO_TIMEOUT):
         await trio.to_thread.run_sync(scenario, abandon_on_cancel=True)
 
@@ -241,3 +243,12 @@ async def test_link_superseded_while_the_page_loads_shows_the_expired_panel(
             assert_clean(page, log)
 
     await in_browser_thread(scenario)
+
+
+def test_a_missing_chromium_fails_the_run_with_a_clear_message(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Without /usr/bin/chromium the browser tests fail (never skip) and say how to fix it."""
+    monkeypatch.setattr(_browser, "CHROMIUM", tmp_path / "no-chromium")
+    with pytest.raises(pytest.fail.Exception, match="make test"):
+        require_chromium()
