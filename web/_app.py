@@ -30,7 +30,9 @@ log = logging.getLogger("aiadmin.access")
 PACKAGE_DIR = Path(__file__).parent
 # Routes not counted against the per-IP API limit: operators' probes and static files.
 UNLIMITED_PREFIXES = ("/health", "/metrics", "/static/", "/favicon")
-PAGE_ENDPOINTS = frozenset({"marketplace.landing", "marketplace.connect_page"})
+PAGE_ENDPOINTS = frozenset(
+    {"marketplace.landing", "marketplace.connect_page", "yclients.install_redirect"}
+)
 
 
 def create_app(node: Node) -> QuartTrio:
@@ -53,9 +55,9 @@ def create_app(node: Node) -> QuartTrio:
     register_error_handlers(app)
     _register_domain_errors(app)
 
-    from .routes import dev, health, marketplace, openapi, websocket
+    from .routes import dev, health, marketplace, openapi, websocket, yclients
 
-    for module in (health, marketplace, websocket, dev, openapi):
+    for module in (health, marketplace, websocket, dev, openapi, yclients):
         app.register_blueprint(module.blueprint)
 
     @app.before_request

@@ -13,7 +13,13 @@ from quart import Blueprint, jsonify, render_template, request
 
 from actors.company import ACTIVATION_KIND, CommandResult, CompanyView, qr_png_data_url
 from actors.company import messages as m
-from actors.yclients import webhook_dedupe_key
+from actors.yclients import (
+    ACTIVATION_SERVICE,
+    FIRST_KEY_VERSION,
+    derive_api_key,
+    derive_webhook_secret,
+    webhook_dedupe_key,
+)
 from config import WhatsAppProvider
 from storage import Company, PutResult
 from storage import Conflict as StorageConflict
@@ -115,8 +121,19 @@ async def register() -> Any:
     phone = optional_field(body, "phone", normalize_phone)
     email = optional_field(body, "email", validate_email)
     title = optional_field(body, "title", bounded_text)
+    secret = s.settings.jwt_secret
     try:
-        created = await s.storage.companies.create(salon_id, phone=phone, email=email, title=title)
+        # Derived credentials (actors/yclients/_keys.py): the activation callback can send this
+        # same key to YClients later, while only its hash is stored.
+        created = await s.storage.companies.create(
+            salon_id,
+            phone=phone,
+            email=email,
+            title=title,
+            api_key=derive_api_key(secret, salon_id, FIRST_KEY_VERSION),
+            webhook_secret=derive_webhook_secret(secret, salon_id, FIRST_KEY_VERSION),
+            key_version=FIRST_KEY_VERSION,
+        )
     except StorageConflict:
         raise Conflict(
             "A company for this salon already exists; use POST /marketplace/connect-url "
@@ -217,6 +234,8 @@ async def connect_page() -> Any:
             yclients_return_url=YCLIENTS_RETURN_URL,
         )
         return page, 410
+    from .yclients import yclients_return_url as salon_return_url
+
     simulator = (
         not s.settings.production and s.settings.whatsapp_provider is WhatsAppProvider.SIMULATED
     )
@@ -225,7 +244,7 @@ async def connect_page() -> Any:
         salon_title=company.title or f"Салон {company.yclients_id}",
         company_id=company.id,
         salon_id=company.yclients_id,
-        yclients_return_url=YCLIENTS_RETURN_URL,
+        yclients_return_url=salon_return_url(company.yclients_id),
         simulator_enabled=simulator,
         ws_path="/marketplace/ws",
     )
@@ -309,6 +328,9 @@ async def resend_callback() -> Any:
         )
     elif item.status != "pending":
         item = await s.storage.outbox.reopen(item.id)
+    delivery = s.node.extensions.get(ACTIVATION_SERVICE)
+    if delivery is not None:
+        delivery.wake()
     await s.storage.audit.append(company.id, "activation_resend_requested", {"outbox_id": item.id})
     response = jsonify(
         {"success": True, "company_id": company.id, "queued": True, "outbox_id": item.id}

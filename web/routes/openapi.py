@@ -148,7 +148,48 @@ ROUTES: tuple[RouteDoc, ...] = (
     ),
 )
 
-EXTRA_ROUTES: list[RouteDoc] = []
+EXTRA_ROUTES: list[RouteDoc] = [
+    RouteDoc(
+        "/marketplace/yclients/redirect",
+        "GET",
+        "YClients install redirect: registers the salon (or re-installs it) and sends the "
+        "browser to the connect page; user_data must carry a valid user_data_sign",
+        query={
+            "salon_id": ID,
+            "salon_ids[]": {"type": "array", "items": ID},
+            "user_data": {"type": "string", "description": "base64 JSON of the salon admin"},
+            "user_data_sign": {"type": "string", "description": "hex HMAC-SHA256"},
+        },
+        content_type="text/html",
+        responses={
+            302: "To the connect page",
+            400: "No or invalid salon id",
+            403: "user_data signature refused",
+            409: "Already connected (unsigned redirect) or uninstalled",
+        },
+    ),
+    RouteDoc(
+        "/marketplace/yclients/webhook",
+        "POST",
+        "YClients lifecycle webhook (uninstall, freeze): stored, then handled",
+        request_schema={
+            "type": "object",
+            "required": ["salon_id", "application_id", "event", "partner_token"],
+            "properties": {
+                "salon_id": ID,
+                "application_id": ID,
+                "event": {"type": "string", "enum": ["uninstall", "freeze"]},
+                "partner_token": {"type": "string"},
+            },
+        },
+        responses={
+            400: "Malformed body",
+            401: "Bad partner token",
+            403: "Another application",
+            404: "Unknown salon",
+        },
+    ),
+]
 
 
 def document() -> dict[str, Any]:
