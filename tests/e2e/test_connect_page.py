@@ -6,6 +6,7 @@ invalid links get the 410 page. No console errors and no CSP violations on any p
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Callable
 from pathlib import Path
@@ -135,8 +136,9 @@ async def test_demo_salon_links_by_simulated_scan(server: RunningServer) -> None
 
 
 async def test_registered_salon_links_when_the_phone_scans(server: RunningServer) -> None:
-    """A salon registered through the API; the phone scans via the simulator's REST control
-    (``POST /dev/simulator/{id}/scan`` with the admin key) and the open page follows live."""
+    """A salon registered through the API asks for a pairing code (shown as XXXX-XXXX), then
+    the phone scans via the simulator's REST control (``POST /dev/simulator/{id}/scan`` with
+    the admin key) and the open page follows live."""
     async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as client:
         created = await client.post(
             "/marketplace/register",
@@ -152,6 +154,13 @@ async def test_registered_salon_links_when_the_phone_scans(server: RunningServer
             open_connect_page(page, url)
             assert page.inner_text("#salon-title").strip() == "Студия «Ромашка»"
             wait_for_live_qr(page)
+            # The alternative: a pairing code for the salon's number.
+            page.fill("#pairing-phone", "+7 900 123-45-67")
+            page.click("#pairing-submit")
+            page.wait_for_selector("#pairing-code", state="visible")
+            code = page.inner_text("#pairing-code").strip()
+            assert re.fullmatch(r"[A-Z0-9]{4}-[A-Z0-9]{4}", code), code
+            assert page.is_hidden("#error-banner")
             scanned = httpx.post(
                 server.url(f"/dev/simulator/{company_id}/scan"),
                 headers=server.admin_headers,
