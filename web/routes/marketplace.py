@@ -16,6 +16,7 @@ from actors.company import messages as m
 from actors.yclients import (
     ACTIVATION_SERVICE,
     FIRST_KEY_VERSION,
+    MalformedWebhook,
     derive_api_key,
     derive_webhook_secret,
     webhook_dedupe_key,
@@ -350,7 +351,13 @@ async def _webhook(company_id: int, secret: str | None) -> Any:
         s.metrics.webhooks.inc(1.0, "record", "unauthorized")
         raise Unauthorized("The webhook secret is not valid", code="invalid_webhook_secret")
     body = await read_json_object(request, max_bytes=s.settings.max_body_bytes)
-    key = webhook_dedupe_key(body, datetime.now(UTC))
+    try:
+        key = webhook_dedupe_key(body, datetime.now(UTC))
+    except MalformedWebhook as exc:
+        # Neither a record event nor a lifecycle event (or a field of the wrong type): the
+        # sender's mistake, so 400 — never stored, never a 500.
+        s.metrics.webhooks.inc(1.0, "record", "malformed")
+        raise BadRequest(str(exc), code="invalid_webhook") from None
     event_type = str(body.get("resource") or body.get("type") or body.get("event") or "unknown")
     status = str(body.get("status") or "")
     result = await s.storage.inbox.put(
