@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import trio
 from quart import Blueprint, jsonify, redirect, render_template, request
@@ -86,8 +86,7 @@ class _SalonApi(Protocol):
 
 
 def _client() -> _SalonApi | None:
-    client = state().node.extensions.get(CLIENT_EXTENSION)
-    return client  # type: ignore[no-any-return]
+    return cast("_SalonApi | None", state().node.extensions.get(CLIENT_EXTENSION))
 
 
 def _wants_html() -> bool:

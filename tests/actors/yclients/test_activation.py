@@ -155,9 +155,9 @@ async def test_current_credentials_reissue_what_no_longer_verifies(storage: Stor
     assert creds.reissued == () and creds.api_key == derive_api_key(SECRET, LOTOS_ID, 1)
     assert "sk_" not in repr(creds) and "whs_" not in repr(creds)
     await storage.companies.revoke_credentials(company.id)  # uninstall, then back
-    company = await storage.companies.get(company.id)
-    assert company is not None
-    again = await current_credentials(storage.companies, company, SECRET)
+    revoked = await storage.companies.get(company.id)
+    assert revoked is not None
+    again = await current_credentials(storage.companies, revoked, SECRET)
     assert again.reissued == ("api_key", "webhook_secret")
     assert again.api_key == derive_api_key(SECRET, LOTOS_ID, 2)
     assert await storage.companies.verify_api_key(company.id, again.api_key)
