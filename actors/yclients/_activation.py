@@ -5,9 +5,9 @@ When a salon's WhatsApp links, its company actor enqueues the outbox item
 of one device make one item). :class:`ActivationDelivery`, a service of the node, delivers it:
 
 1. **Claim** due items with a lease (``Outbox.claim_due``): while the lease runs no other
-   process (another node on the same PostgreSQL) receives the item. One attempt is bounded by
-   ``policy.attempt_timeout``, which is shorter than the lease, so a lease never runs out under
-   a live attempt. A process killed mid-attempt leaves the item claimed until the lease ends;
+   process (another node on the same PostgreSQL) receives the item. The claimed items are
+   attempted concurrently, each bounded by ``policy.attempt_timeout``, which is shorter than
+   the lease, so a lease never runs out under a live or waiting attempt. A process killed mid-attempt leaves the item claimed until the lease ends;
    then any process takes it again.
 2. **Look first**: ``GET /marketplace/salon/{id}/application/{app}``. When YClients already shows
    the installation ``active`` with our webhook URL registered, an earlier attempt did reach it
@@ -198,12 +198,19 @@ class ActivationDelivery:
         except StorageError as exc:
             log.warning("activation outbox unavailable: %s", exc)
             return 0
-        for item in items:
-            try:
-                await self.deliver(item)
-            except StorageError as exc:
-                log.warning("activation %s: storage failed, lease will retry: %s", item.id, exc)
+        # Every claimed item is attempted at once, each within ``attempt_timeout`` < ``lease``:
+        # one slow item never holds the others past their leases (another process would take
+        # them while they still wait here, and deliver them a second time).
+        async with trio.open_nursery() as nursery:
+            for item in items:
+                nursery.start_soon(self._deliver_logged, item)
         return len(items)
+
+    async def _deliver_logged(self, item: OutboxItem) -> None:
+        try:
+            await self.deliver(item)
+        except StorageError as exc:
+            log.warning("activation %s: storage failed, lease will retry: %s", item.id, exc)
 
     async def deliver(self, item: OutboxItem) -> AttemptOutcome:
         """Deliver one claimed item and record the outcome (see the module docstring)."""

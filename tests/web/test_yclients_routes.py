@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
 import trio
-from quart.typing import TestClientProtocol
+from quart.typing import TestClientProtocol as QuartTestClient
 
 from actors import Node, open_node
 from actors.company import messages as m
@@ -66,7 +66,7 @@ async def until(condition: Callable[[], Awaitable[bool]]) -> None:
 class Stack:
     fake: FakeYClients
     node: Node
-    client: TestClientProtocol
+    client: QuartTestClient
     world: SimulatedWorld
     settings: Settings
 
