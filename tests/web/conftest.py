@@ -14,6 +14,7 @@ in-memory expiry follows ``trio.current_time`` so it agrees with whichever clock
 
 from __future__ import annotations
 
+import json
 import random
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -24,7 +25,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import trio
-from quart.typing import TestClientProtocol
+from quart.testing.connections import WebsocketDisconnectError
+from quart.typing import TestClientProtocol, TestWebsocketConnectionProtocol
 from quart_trio import QuartTrio
 
 from actors import Node, open_node
@@ -219,3 +221,55 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0
             if await check():
                 return
             await trio.sleep(0.01)
+
+
+# -------------------------------------------------------------------------- WebSockets
+
+WS_PATH = "/marketplace/ws"
+
+
+def peer(ip: str) -> dict[str, Any]:
+    """``scope_base`` for the test client: requests from ``ip`` (rate limits count per IP)."""
+    return {"client": (ip, 40000)}
+
+
+def auth_frame(token: str, **extra: Any) -> str:
+    return json.dumps({"event": "auth", "data": {"token": token, **extra}})
+
+
+def frame(event: str, **data: Any) -> str:
+    return json.dumps({"event": event, "data": data})
+
+
+async def next_frame(ws: TestWebsocketConnectionProtocol, timeout: float = 10.0) -> dict[str, Any]:
+    """The next JSON frame; fails if the socket closes instead."""
+    with trio.fail_after(timeout):
+        raw = await ws.receive()
+    value = json.loads(raw)
+    assert isinstance(value, dict)
+    return value
+
+
+async def frame_named(
+    ws: TestWebsocketConnectionProtocol, event: str, timeout: float = 10.0
+) -> dict[str, Any]:
+    """The next frame called ``event`` (frames of other names before it are skipped)."""
+    with trio.fail_after(timeout):
+        while True:
+            got = await next_frame(ws, timeout)
+            if got["event"] == event:
+                return got
+
+
+async def until_closed(
+    ws: TestWebsocketConnectionProtocol, timeout: float = 10.0
+) -> tuple[list[dict[str, Any]], int]:
+    """Every frame until the server closes the socket, and the close code."""
+    frames: list[dict[str, Any]] = []
+    with trio.fail_after(timeout):
+        while True:
+            try:
+                raw = await ws.receive()
+            except WebsocketDisconnectError as closed:
+                return frames, int(closed.args[0])
+            frames.append(json.loads(raw))

@@ -6,6 +6,11 @@ clients; never the URL), then sends ``request-qr``, ``request-pairing-code {phon
 development with the simulator, ``simulate-scan``). The server pushes ``status``,
 ``qr-update``, ``qr-expired``, ``pairing-code``, ``whatsapp-connected`` and ``error``.
 
+A client may name the company it expects, as the seed's ``query: {companyId}`` did: the
+``companyId`` query parameter or ``auth {token, companyId}``. A credential of another company
+is then refused (``error`` frame ``forbidden``, close 4003) rather than silently serving the
+credential's own company.
+
 Limits: 5 connections per IP per 60 s (the 6th gets an ``error`` frame and close code 4029);
 in production the ``Origin`` must be allowed (else close 4003). A viewer that cannot keep up
 is dropped by the actor and the socket is closed with 4008.
@@ -71,10 +76,14 @@ async def refuse(code: int, message: str, error_code: str) -> None:
     await websocket.close(code, message[:120])
 
 
-async def authenticate() -> int | None:
+async def authenticate() -> tuple[int | None, str | None]:
+    """The company the credential speaks for (``None`` if none or invalid), and the company id
+    the client named (``companyId`` in the query or the auth frame; ``None`` if it named none).
+    """
     s = state()
     header = websocket.headers.get("Authorization", "")
     token: str | None = None
+    claimed = websocket.args.get("companyId")
     if header.lower().startswith("bearer "):
         token = header[7:].strip()
     else:
@@ -88,9 +97,12 @@ async def authenticate() -> int | None:
                 data = frame.get("data")
                 if isinstance(data, dict) and isinstance(data.get("token"), str):
                     token = data["token"]
+                    named = data.get("companyId")
+                    if isinstance(named, (int, str)) and not isinstance(named, bool):
+                        claimed = str(named)
     if not token:
-        return None
-    return await resolve_token(token, s.settings, s.storage)
+        return None, claimed
+    return await resolve_token(token, s.settings, s.storage), claimed
 
 
 @blueprint.websocket("/marketplace/ws")
@@ -113,13 +125,20 @@ async def marketplace_ws() -> None:
         )
         return
     await websocket.accept()
-    company_id = await authenticate()
+    company_id, claimed = await authenticate()
     if company_id is None or await s.storage.companies.get(company_id) is None:
         metrics.ws_connections.inc(1.0, "unauthorized")
         await send_frame(
             "error", {"message": "The link has expired or is invalid", "code": "invalid_token"}
         )
         await websocket.close(CLOSE_AUTH, "unauthorized")
+        return
+    if claimed is not None and claimed != str(company_id):
+        metrics.ws_connections.inc(1.0, "forbidden")
+        await send_frame(
+            "error", {"message": "These credentials belong to another company", "code": "forbidden"}
+        )
+        await websocket.close(CLOSE_POLICY, "forbidden")
         return
     metrics.ws_connections.inc(1.0, "accepted")
     ref = s.node.company(company_id)
