@@ -7,8 +7,8 @@ of one device make one item). :class:`ActivationDelivery`, a service of the node
 1. **Claim** due items with a lease (``Outbox.claim_due``): while the lease runs no other
    process (another node on the same PostgreSQL) receives the item. The claimed items are
    attempted concurrently, each bounded by ``policy.attempt_timeout``, which is shorter than
-   the lease, so a lease never runs out under a live or waiting attempt. A process killed mid-attempt leaves the item claimed until the lease ends;
-   then any process takes it again.
+   the lease, so a lease never runs out under a live or waiting attempt. A process killed
+   mid-attempt leaves the item claimed until the lease ends; then any process takes it again.
 2. **Look first**: ``GET /marketplace/salon/{id}/application/{app}``. When YClients already shows
    the installation ``active`` with our webhook URL registered, an earlier attempt did reach it
    (its answer was lost, or the process died before recording it) and the item is recorded
