@@ -55,9 +55,9 @@ def create_app(node: Node) -> QuartTrio:
     register_error_handlers(app)
     _register_domain_errors(app)
 
-    from .routes import dev, health, marketplace, openapi, websocket, yclients
+    from .routes import dev, health, marketplace, openapi, sync, websocket, yclients
 
-    for module in (health, marketplace, websocket, dev, openapi, yclients):
+    for module in (health, marketplace, websocket, dev, openapi, sync, yclients):
         app.register_blueprint(module.blueprint)
 
     @app.before_request

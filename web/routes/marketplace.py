@@ -46,6 +46,7 @@ from .._validation import (
     require_field,
     validate_email,
 )
+from .sync import sync_json
 
 blueprint = Blueprint("marketplace", __name__, url_prefix="/marketplace")
 
@@ -292,7 +293,7 @@ async def status(company_id: str) -> Any:
     require_company(principal, cid)
     await company_or_404(cid)
     view = await state().node.company(cid).ask(m.GetStatus())
-    return jsonify(view_json(view))
+    return jsonify({**view_json(view), "sync": await sync_json(cid)})
 
 
 @blueprint.post("/callback")

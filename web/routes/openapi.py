@@ -26,6 +26,15 @@ STATUS = {
         "whatsapp_phone": {"type": ["string", "null"]},
         "integration_status": {"type": "string"},
         "connected_at": {"type": ["string", "null"]},
+        "sync": {
+            "type": "object",
+            "description": "Salon catalog sync from YClients",
+            "properties": {
+                "last_success_at": {"type": ["string", "null"], "format": "date-time"},
+                "last_error": {"type": ["string", "null"]},
+                "last_attempt_at": {"type": ["string", "null"], "format": "date-time"},
+            },
+        },
     },
 }
 REGISTER_BODY = {
@@ -127,6 +136,20 @@ ROUTES: tuple[RouteDoc, ...] = (
         responses={401: "Bad secret", 404: "Unknown company", 410: "Uninstalled"},
     ),
     RouteDoc("/marketplace/companies", "GET", "Connection statistics", auth="admin"),
+    RouteDoc(
+        "/marketplace/sync/{companyId}",
+        "POST",
+        "Queue a sync of the salon's details, services and staff from YClients",
+        auth="company",
+        responses={
+            202: "Queued",
+            401: "No credentials",
+            403: "Another company's credentials",
+            404: "Unknown company",
+            410: "Uninstalled",
+            503: "Sync not available (YClients not configured)",
+        },
+    ),
     RouteDoc(
         "/marketplace/ws",
         "GET",
