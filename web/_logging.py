@@ -23,7 +23,8 @@ _SECRET_PATTERNS = (
     re.compile(r"\b(sk|whs|adm)_[A-Za-z0-9_\-]{8,}"),
     re.compile(r"\beyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*"),
     re.compile(
-        r"(?i)((?:token|api_key|key|secret|sign|user_data_sign|partner_token|password)=)[^&\s\"']+"
+        r"(?i)((?:token|api_key|key|secret|sign|user_data|user_data_sign|partner_token|password)=)"
+        r"[^&\s\"']+"
     ),
     re.compile(r"(/marketplace/qr/)[^/?\s\"']+"),
 )

@@ -197,6 +197,7 @@ SECRET_QUERY_PARAMS = frozenset(
         "secret",
         "sign",
         "user_data_sign",
+        "user_data",  # the salon admin's personal data (name, phone, email), base64
         "partner_token",
         "password",
         "access_token",

@@ -279,3 +279,16 @@ def test_constant_time_equals() -> None:
     assert not constant_time_equals(None, "x")
     assert not constant_time_equals("x", None)
     assert not constant_time_equals(None, None)
+
+
+def test_user_data_personal_details_are_redacted_from_urls() -> None:
+    from web._logging import redact
+    from web._security import redact_url
+
+    url = (
+        "/marketplace/yclients/redirect?salon_id=1"
+        "&user_data=eyJuYW1lIjoi0JDQvdC90LAifQ&user_data_sign=ab12"
+    )
+    assert "eyJuYW1l" not in redact_url(url)
+    assert "salon_id=1" in redact_url(url)
+    assert "eyJuYW1l" not in redact(f"GET {url} 302")
