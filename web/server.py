@@ -21,7 +21,12 @@ from hypercorn.trio import serve as hypercorn_serve
 
 from actors import Node, open_node
 from actors.whatsapp import open_gateway
-from actors.yclients import YClientsClient, YClientsRateLimiter, yclients_services
+from actors.yclients import (
+    YClientsClient,
+    YClientsRateLimiter,
+    data_services,
+    yclients_services,
+)
 from config import Settings
 from runtime import Service
 from storage import Conflict, Storage, open_storage
@@ -102,13 +107,14 @@ def node_services(
     settings: Settings, yclients: YClientsClient | None
 ) -> list[tuple[str, Callable[[Node], Service]]]:
     """The node's services: YClients activation delivery and lifecycle handling when YClients
-    is configured (activation needs ``YCLIENTS_APPLICATION_ID`` too)."""
+    is configured (activation needs ``YCLIENTS_APPLICATION_ID`` too); the record-webhook
+    worker and the catalog sync always (they wait for YClients when it is not configured)."""
     if yclients is None:
-        return []
+        return data_services(None)
     activation = settings.yclients_application_id is not None
     if not activation:
         log.warning("YCLIENTS_APPLICATION_ID is not set: activation callbacks stay queued")
-    return yclients_services(yclients, activation=activation)
+    return [*yclients_services(yclients, activation=activation), *data_services(yclients)]
 
 
 async def serve(

@@ -75,6 +75,7 @@ from ._sync import SyncPolicy as SyncPolicy
 from ._sync import SyncResult as SyncResult
 from ._sync import SyncStatistics as SyncStatistics
 from ._sync import SyncUnavailable as SyncUnavailable
+from ._sync import data_services as data_services
 from ._sync import sync_company as sync_company
 
 __all__ = [
@@ -131,6 +132,7 @@ __all__ = [
     "YClientsUnavailable",
     "check_lifecycle",
     "current_credentials",
+    "data_services",
     "decode_user_data",
     "derive_api_key",
     "derive_webhook_secret",

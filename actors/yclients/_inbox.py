@@ -137,6 +137,18 @@ class _Dead(Exception):
         self.message = message
 
 
+def _client_source(node: Node, client: YClientsClient | None) -> ClientSource:
+    """``client`` if given, else a lookup of ``node.extensions["yclients"]`` at each use."""
+    if client is not None:
+        return lambda: client
+
+    def lookup() -> YClientsClient | None:
+        found = node.extensions.get("yclients")
+        return found if isinstance(found, YClientsClient) else None
+
+    return lookup
+
+
 def _positive(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
@@ -181,15 +193,19 @@ class RecordInboxWorker:
         )
 
     @classmethod
-    def for_node(cls, node: Node, *, policy: InboxPolicy | None = None) -> RecordInboxWorker:
-        """The worker of a node: its storage and metrics, the client in
-        ``node.extensions["yclients"]``; registered as ``node.extensions["record_inbox"]``."""
+    def for_node(
+        cls,
+        node: Node,
+        client: YClientsClient | None = None,
+        *,
+        policy: InboxPolicy | None = None,
+    ) -> RecordInboxWorker:
+        """The worker of a node: its storage and metrics, ``client`` (default: whatever
+        ``node.extensions["yclients"]`` holds when an event needs it); registered as
+        ``node.extensions["record_inbox"]``."""
+        source = _client_source(node, client)
 
-        def client() -> YClientsClient | None:
-            found = node.extensions.get("yclients")
-            return found if isinstance(found, YClientsClient) else None
-
-        worker = cls(node.storage, client, policy=policy, metrics=node.metrics)
+        worker = cls(node.storage, source, policy=policy, metrics=node.metrics)
         node.extensions["record_inbox"] = worker
         return worker
 

@@ -50,9 +50,12 @@ from storage import SalonStaff as StoredStaff
 from .._metrics import MetricsRegistry
 from ._client import YClientsClient
 from ._errors import YClientsError
+from ._inbox import InboxPolicy, RecordInboxWorker, _client_source
 from ._models import SalonDetails, SalonService, SalonStaff
 
 if TYPE_CHECKING:
+    from runtime import Service
+
     from .._node import Node
 
 log = logging.getLogger("actors.yclients.sync")
@@ -250,16 +253,20 @@ class CatalogSync:
         )
 
     @classmethod
-    def for_node(cls, node: Node, *, policy: SyncPolicy | None = None) -> CatalogSync:
-        """The node's sync: its storage and metrics, ``settings.sync_interval``, the client in
-        ``node.extensions["yclients"]``; registered as ``node.extensions["sync"]``."""
-
-        def client() -> YClientsClient | None:
-            found = node.extensions.get("yclients")
-            return found if isinstance(found, YClientsClient) else None
-
+    def for_node(
+        cls,
+        node: Node,
+        client: YClientsClient | None = None,
+        *,
+        policy: SyncPolicy | None = None,
+    ) -> CatalogSync:
+        """The node's sync: its storage and metrics, ``settings.sync_interval``, ``client``
+        (default: whatever ``node.extensions["yclients"]`` holds at each use); registered as
+        ``node.extensions["sync"]``."""
         chosen = policy or SyncPolicy(interval=node.settings.sync_interval)
-        service = cls(node.storage, client, policy=chosen, metrics=node.metrics)
+        service = cls(
+            node.storage, _client_source(node, client), policy=chosen, metrics=node.metrics
+        )
         node.extensions["sync"] = service
         return service
 
@@ -362,3 +369,34 @@ class CatalogSync:
             self._running.discard(company_id)
             if company_id in self._requested:
                 self._wake.set()  # asked again while it ran: go again
+
+
+#: Service ids of :func:`data_services` in the node's tree.
+INBOX_SERVICE = "yclients.records"
+SYNC_SERVICE = "yclients.sync"
+
+
+def data_services(
+    client: YClientsClient | None,
+    *,
+    inbox_policy: InboxPolicy | None = None,
+    sync_policy: SyncPolicy | None = None,
+) -> list[tuple[str, Callable[[Node], Service]]]:
+    """``(id, build)`` pairs for ``open_node``: the record-webhook worker and the catalog sync.
+
+    Both run even without a client (``None``: YClients not configured): record events that
+    need YClients then wait in the inbox, and on-demand syncs answer 503. With a client, it is
+    also put in ``node.extensions["yclients"]``.
+    """
+
+    def build_inbox(node: Node) -> Service:
+        if client is not None:
+            node.extensions.setdefault("yclients", client)
+        return RecordInboxWorker.for_node(node, client, policy=inbox_policy)
+
+    def build_sync(node: Node) -> Service:
+        if client is not None:
+            node.extensions.setdefault("yclients", client)
+        return CatalogSync.for_node(node, client, policy=sync_policy)
+
+    return [(INBOX_SERVICE, build_inbox), (SYNC_SERVICE, build_sync)]
