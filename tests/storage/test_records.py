@@ -203,22 +203,19 @@ async def test_list_sync_due(storage: Storage, wall: FakeWallClock) -> None:
     await storage.catalog.record_sync(fresh, ok=True)
     now = wall.now
 
-    def due(succeeded: float, failed: float) -> dict[str, object]:
-        return {
-            "succeeded_before": now - timedelta(seconds=succeeded),
-            "failed_before": now - timedelta(seconds=failed),
-        }
+    async def due(succeeded: float, failed: float, limit: int = 100) -> list[int]:
+        return await storage.catalog.list_sync_due(
+            ["active"],
+            succeeded_before=now - timedelta(seconds=succeeded),
+            failed_before=now - timedelta(seconds=failed),
+            limit=limit,
+        )
 
     # Never attempted first, then the longest waiting.
-    assert await storage.catalog.list_sync_due(["active"], **due(300, 300)) == [
-        never,
-        stale,
-        failing,
-    ]
-    assert await storage.catalog.list_sync_due(["active"], **due(3600, 300)) == [never, failing]
-    assert await storage.catalog.list_sync_due(["active"], **due(3600, 3600)) == [never]
-    assert await storage.catalog.list_sync_due(["active"], **due(0, 0), limit=2) == [
-        never,
-        stale,
-    ]
-    assert pending in await storage.catalog.list_sync_due(["active", "pending"], **due(1, 1))
+    assert await due(300, 300) == [never, stale, failing]
+    assert await due(3600, 300) == [never, failing]
+    assert await due(3600, 3600) == [never]
+    assert await due(0, 0, limit=2) == [never, stale]
+    assert pending in await storage.catalog.list_sync_due(
+        ["active", "pending"], succeeded_before=now, failed_before=now
+    )
