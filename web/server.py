@@ -60,7 +60,9 @@ def hypercorn_config(settings: Settings) -> HypercornConfig:
     config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = 5.0
     config.keep_alive_timeout = 30.0
-    config.websocket_ping_interval = 20.0
+    # No server pings: Hypercorn's ping task outlives a closed socket by up to one interval,
+    # which holds up a graceful shutdown; a dead viewer is dropped by its full queue anyway.
+    config.websocket_ping_interval = None
     config.include_server_header = False
     return config
 
