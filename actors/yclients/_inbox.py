@@ -80,8 +80,10 @@ class InboxPolicy:
     """
 
     poll_interval: float = 1.0
-    batch: int = 20
-    lease: float = 120.0
+    #: Small batches: every event may wait for YClients, and the whole batch must be settled
+    #: within the lease (else another node could claim the rest and break the order).
+    batch: int = 5
+    lease: float = 300.0
     concurrency: int = 8
     backoff_initial: float = 5.0
     backoff_max: float = 900.0
@@ -239,10 +241,10 @@ class RecordInboxWorker:
                     log.warning("inbox poll failed: %s", exc)
                     due, pause = [], self._policy.storage_pause
                 now = trio.current_time()
+                self._blocked = {c: t for c, t in self._blocked.items() if t > now}
                 for company_id in due:
-                    if company_id in self._running or self._blocked.get(company_id, 0) > now:
+                    if company_id in self._running or company_id in self._blocked:
                         continue
-                    self._blocked.pop(company_id, None)
                     self._running.add(company_id)
                     nursery.start_soon(self._drain_guarded, company_id)
                 with trio.move_on_after(pause):
