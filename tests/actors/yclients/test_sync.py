@@ -14,8 +14,10 @@ from datetime import datetime
 
 import trio
 
+from config import settings_from_env
 from storage import SyncState
 from tests.fakes.yclients import LOTOS_ID, ORCHID_ID
+from web.server import node_services
 
 from .test_inbox import ADMIN, WAIT, Stack, database_url, redis_prefix, stack, until
 
@@ -156,3 +158,11 @@ async def test_sync_route_auth(stack: Stack) -> None:
     assert gone.status_code == 410
     ok = await stack.http.post(path, headers={"X-API-Key": one.api_key})
     assert ok.status_code == 202
+
+
+def test_the_server_runs_the_data_services_with_or_without_yclients() -> None:
+    settings = settings_from_env({}, dotenv=None)
+    assert [name for name, _ in node_services(settings, None)] == [
+        "yclients.records",
+        "yclients.sync",
+    ]
