@@ -115,9 +115,10 @@ class InboxOutcome(enum.StrEnum):
     DEAD = "dead"
 
 
-@dataclass
+@dataclass(frozen=True)
 class InboxStatistics:
-    """Counts since the worker was made (this process), for health views and tests."""
+    """A snapshot of the counts since the worker was made (this process), for health views
+    and tests: events settled per outcome, and companies being drained now."""
 
     outcomes: dict[str, int] = field(default_factory=dict)
     draining: int = 0
@@ -186,7 +187,7 @@ class RecordInboxWorker:
         self._running: set[int] = set()
         self._blocked: dict[int, float] = {}
         self._wake = trio.Event()
-        self._stats = InboxStatistics()
+        self._outcomes: dict[str, int] = {}
         registry = metrics or MetricsRegistry()
         self._handled = registry.counter(
             "aiadmin_webhook_events_handled_total",
@@ -214,12 +215,12 @@ class RecordInboxWorker:
     def __repr__(self) -> str:
         return (
             f"<RecordInboxWorker draining={len(self._running)} "
-            f"blocked={len(self._blocked)} outcomes={self._stats.outcomes}>"
+            f"blocked={len(self._blocked)} outcomes={self._outcomes}>"
         )
 
     def statistics(self) -> InboxStatistics:
         """A copy of the counts so far."""
-        return InboxStatistics(dict(self._stats.outcomes), len(self._running))
+        return InboxStatistics(dict(self._outcomes), len(self._running))
 
     def poke(self) -> None:
         """Look for due events now instead of at the next poll (never blocks)."""
@@ -318,7 +319,7 @@ class RecordInboxWorker:
     def _count(self, event: InboxEvent, outcome: InboxOutcome) -> None:
         kind = event.event_type if event.event_type in RECORD_EVENTS else "other"
         self._handled.inc(1.0, kind, outcome.value)
-        self._stats.outcomes[outcome.value] = self._stats.outcomes.get(outcome.value, 0) + 1
+        self._outcomes[outcome.value] = self._outcomes.get(outcome.value, 0) + 1
 
     # -- one event -------------------------------------------------------------------------
 
