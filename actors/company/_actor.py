@@ -440,8 +440,11 @@ class CompanyActor(Actor):
 
     async def _show_qr(self, code: str) -> None:
         expires = self.deps.settings.qr.rotate_every
-        image = qr_png_data_url(code)
+        # Stored first (GET /marketplace/qr never lags the frame), then rendered and shown with
+        # no await in between: when many companies rotate at once, each one's viewers get the
+        # frame right after its own image rather than after every company's image.
         await self.deps.storage.qr.put(self.company_id, code, ttl=expires)
+        image = qr_png_data_url(code)
         self.deps.metrics.qr_issued.inc()
         self._qr_frame = {
             "event": "qr-update",
