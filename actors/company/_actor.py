@@ -106,6 +106,12 @@ class _SessionEvent:
 
 
 @dataclass(frozen=True)
+class _StartFailed:
+    generation: int
+    reason: str
+
+
+@dataclass(frozen=True)
 class _TimerFired:
     kind: str  # "link" | "reconnect" | "ban"
     generation: int
@@ -140,6 +146,7 @@ class CompanyActor(Actor):
         self.viewers: set[m.Viewer] = set()
         self.session: WhatsAppSession | None = None
         self._session_scope: trio.CancelScope | None = None
+        self._start_scope: trio.CancelScope | None = None
         self._generation = 0
         self._timers: dict[str, tuple[int, trio.CancelScope]] = {}
         self._timer_generation = 0
@@ -188,6 +195,10 @@ class CompanyActor(Actor):
             case _SessionEvent(generation=gen, event=event):
                 if gen == self._generation:
                     await self._on_session_event(event)
+                return None
+            case _StartFailed(generation=gen, reason=reason):
+                if gen == self._generation:
+                    await self._apply(t.SessionDropped(reason))
                 return None
             case _TimerFired(kind=kind, generation=gen):
                 await self._on_timer(kind, gen)
@@ -339,10 +350,28 @@ class CompanyActor(Actor):
             self._generation += 1
             self._session_scope = trio.CancelScope()
             self.nursery.start_soon(self._pump, self.session, self._generation, self._session_scope)
-        try:
-            await self.session.start()
-        except WhatsAppError as exc:
-            await self._apply(t.SessionDropped(f"{type(exc).__name__}: {exc}"))
+        if self._start_scope is None:
+            # ``start()`` may wait (a session host restarting, a slow connect): run it beside
+            # the mailbox so the actor keeps answering. One start at a time per session: a
+            # second call while one is in flight would open a second client for the company.
+            self._start_scope = trio.CancelScope()
+            self.nursery.start_soon(
+                self._run_start, self.session, self._generation, self._start_scope
+            )
+
+    async def _run_start(
+        self, session: WhatsAppSession, generation: int, scope: trio.CancelScope
+    ) -> None:
+        failure: str | None = None
+        with scope:
+            try:
+                await session.start()
+            except WhatsAppError as exc:
+                failure = f"{type(exc).__name__}: {exc}"
+        if generation == self._generation:
+            self._start_scope = None
+            if failure is not None:
+                await self._post(_StartFailed(generation, failure))
 
     async def _pump(
         self, session: WhatsAppSession, generation: int, scope: trio.CancelScope
@@ -361,11 +390,12 @@ class CompanyActor(Actor):
                     log.warning("company %s: closing session: %s", self.company_id, exc)
 
     async def _close_session(self) -> None:
-        session, scope = self.session, self._session_scope
-        self.session, self._session_scope = None, None
+        session, scope, starting = self.session, self._session_scope, self._start_scope
+        self.session, self._session_scope, self._start_scope = None, None, None
         self._generation += 1
-        if scope is not None:
-            scope.cancel()
+        for running in (scope, starting):
+            if running is not None:
+                running.cancel()
         if session is not None:
             with trio.move_on_after(5.0):
                 try:

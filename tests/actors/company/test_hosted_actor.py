@@ -223,12 +223,6 @@ def _drain(viewer: RecordingViewer) -> list[dict[str, Any]]:
             return frames
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="HostedSession.start() waits up to place_timeout (30 s) for a ready host, and the "
-    "actor awaits it: while its host is down the actor answers nothing (fix belongs in "
-    "actors/whatsapp: start() should return at once and report failures as events)",
-)
 async def test_the_actor_keeps_answering_while_its_host_is_down() -> None:
     """A host that stays down (long restart backoff) must not make the company actor deaf:
     status asks are answered while it waits, and the company comes back with the host."""
