@@ -66,6 +66,22 @@ async def company_or_404(company_id: int) -> Company:
     return company
 
 
+async def company_from_body(body: dict[str, Any]) -> Company:
+    """The company a JSON body names by ``company_id`` or ``salon_id`` (400 / 404 otherwise)."""
+    company_id = optional_field(body, "company_id", parse_id)
+    salon_id = optional_field(body, "salon_id", parse_id)
+    companies = state().storage.companies
+    if company_id is not None:
+        company = await companies.get(company_id)
+    elif salon_id is not None:
+        company = await companies.get_by_salon(salon_id)
+    else:
+        raise BadRequest("Give company_id or salon_id", code="missing_field", field="company_id")
+    if company is None:
+        raise NotFound("No company for this id", code="company_not_found")
+    return company
+
+
 def view_json(view: CompanyView) -> dict[str, Any]:
     """The seed's status shape, plus what operators need."""
     return {
@@ -163,18 +179,9 @@ async def reissue_connect_url() -> Any:
     """A fresh connect link for an existing company; the previous token stops working."""
     require_admin(await principal_from(request.headers))
     s = state()
-    body = await read_json_object(request, max_bytes=s.settings.max_body_bytes)
-    company_id = optional_field(body, "company_id", parse_id)
-    salon_id = optional_field(body, "salon_id", parse_id)
-    if company_id is None and salon_id is None:
-        raise BadRequest("Give company_id or salon_id", code="missing_field", field="company_id")
-    company = (
-        await s.storage.companies.get(company_id)
-        if company_id is not None
-        else await s.storage.companies.get_by_salon(salon_id)  # type: ignore[arg-type]
+    company = await company_from_body(
+        await read_json_object(request, max_bytes=s.settings.max_body_bytes)
     )
-    if company is None:
-        raise NotFound("No company for this id", code="company_not_found")
     if company.integration_status == "uninstalled":
         raise Gone("The app was uninstalled for this salon", code="uninstalled")
     token = await s.storage.tokens.issue(company.id)
@@ -301,18 +308,9 @@ async def resend_callback() -> Any:
     """Re-send the activation callback to YClients (queued in the outbox; idempotent)."""
     require_admin(await principal_from(request.headers))
     s = state()
-    body = await read_json_object(request, max_bytes=s.settings.max_body_bytes)
-    company_id = optional_field(body, "company_id", parse_id)
-    salon_id = optional_field(body, "salon_id", parse_id)
-    if company_id is None and salon_id is None:
-        raise BadRequest("Give company_id or salon_id", code="missing_field", field="company_id")
-    company = (
-        await s.storage.companies.get(company_id)
-        if company_id is not None
-        else await s.storage.companies.get_by_salon(salon_id)  # type: ignore[arg-type]
+    company = await company_from_body(
+        await read_json_object(request, max_bytes=s.settings.max_body_bytes)
     )
-    if company is None:
-        raise NotFound("No company for this id", code="company_not_found")
     if company.whatsapp_jid is None:
         raise Conflict("WhatsApp is not linked for this company yet", code="not_linked")
     key = f"activation:{company.id}:{company.whatsapp_jid}"
@@ -365,6 +363,9 @@ async def _webhook(company_id: int, secret: str | None) -> Any:
         company_id, key, f"{event_type}:{status}" if status else event_type, body
     )
     s.metrics.webhooks.inc(1.0, "record", result.value)
+    worker = s.node.extensions.get("record_inbox")
+    if result is PutResult.NEW and worker is not None:
+        worker.poke()  # handle it now rather than at the next poll
     return jsonify({"success": True, "received": True, "duplicate": result is PutResult.DUPLICATE})
 
 
