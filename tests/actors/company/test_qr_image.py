@@ -9,6 +9,7 @@ import pytest
 import qrcode
 import qrcode.constants
 import trio
+import zxingcpp
 from PIL import Image
 from trio.testing import MockClock
 
@@ -62,6 +63,30 @@ def test_image_is_the_code_of_the_text(text: str, box_size: int, border: int) ->
             # the centre pixel of every box: black for a dark module, white elsewhere
             value = pixels[col * box_size + box_size // 2, row * box_size + box_size // 2]
             assert value == (0 if dark else 255), (row, col)
+
+
+@pytest.mark.parametrize(("box_size", "border"), [(6, 2), (3, 1)])
+@pytest.mark.parametrize(
+    "text",
+    [
+        *(fake_qr_code() for _ in range(3)),
+        "2@x",
+        "Салон красоты «Лилия», запись: +7 900 123-45-67",
+        "ё",
+        "https://wa.me/79001234567?text=Записаться%20на%20стрижку",
+        "a" * 300,
+    ],
+    ids=["wa-1", "wa-2", "wa-3", "short", "cyrillic", "one-cyrillic", "url", "long"],
+)
+def test_a_reader_decodes_the_image_to_the_text(text: str, box_size: int, border: int) -> None:
+    """What a phone scans: an independent decoder (ZXing) reads the PNG back to the very
+    string, byte for byte as UTF-8 (the fixed mask and the hand-built pixels keep it valid)."""
+    results = zxingcpp.read_barcodes(
+        decode(qr_png_data_url(text, box_size=box_size, border=border))
+    )
+    assert [r.format for r in results] == [zxingcpp.BarcodeFormat.QRCode]
+    assert results[0].text == text
+    assert results[0].bytes == text.encode("utf-8")
 
 
 async def test_many_companies_rotating_at_once_leave_the_event_loop_free_between_images(
