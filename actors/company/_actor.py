@@ -58,6 +58,7 @@ ACTIVATION_KIND = "yclients.activation"
 OUTBOUND_QUEUE_LIMIT = 500
 LINK_GRACE = 5.0  # seconds past a code's lifetime before linking counts as over
 RECONNECT_POLICY = RestartPolicy(backoff_initial=1.0, backoff_max=60.0, jitter=0.3)
+UNWATCHED_LINKING = 60.0  # seconds a linking round runs on with no viewer
 INBOUND_FLOOD_LIMIT = 20  # messages per client phone per minute handed to the handler
 
 InboundHandler = Callable[[int, InboundMessage], Awaitable[None]]
@@ -206,13 +207,16 @@ class CompanyActor(Actor):
             case m.GetStatus():
                 return self.view()
             case m.RequestQr():
-                return await self._apply(t.RequestQr())
+                result = await self._apply(t.RequestQr())
+                self._watch_audience()
+                return result
             case m.RequestPairingCode(phone=phone):
                 return await self._apply(t.RequestPairingCode(phone))
             case m.Subscribe(viewer=viewer):
                 return self._subscribe(viewer)
             case m.Unsubscribe(viewer=viewer):
                 self.viewers.discard(viewer)
+                self._watch_audience()
                 return None
             case m.SendText(to_phone=to, text=text):
                 return await self._queue_text(to, text)
@@ -520,6 +524,8 @@ class CompanyActor(Actor):
             await self._apply(t.ReconnectDue())
         elif kind == "ban":
             await self._apply(t.BanLifted())
+        elif kind == "unwatched" and not self.viewers:
+            await self._apply(t.LinkDeadlinePassed())
 
     async def _post(self, message: object) -> None:
         """Queue a message to ourselves from a child task, waiting out a full mailbox."""
@@ -534,8 +540,21 @@ class CompanyActor(Actor):
 
     # -- viewers ---------------------------------------------------------------------------
 
+    def _watch_audience(self) -> None:
+        """A linking round nobody watches ends after ``UNWATCHED_LINKING`` seconds.
+
+        Sessions left rotating QR codes for closed pages cost a WhatsApp connection each (the
+        gateways' "stuck connecting" memory growth). A viewer or a new ``request-qr`` (e.g. a
+        client polling ``GET /marketplace/qr``) keeps the round alive.
+        """
+        if self.viewers or self.state.session is not t.Session.LINKING:
+            self._disarm("unwatched")
+        else:
+            self._arm("unwatched", UNWATCHED_LINKING)
+
     def _subscribe(self, viewer: m.Viewer) -> list[dict[str, Any]]:
         self.viewers.add(viewer)
+        self._disarm("unwatched")
         frames: list[dict[str, Any]] = [self._status_frame()]
         if self._qr_frame is not None:
             frames.append(self._qr_frame)
@@ -555,6 +574,7 @@ class CompanyActor(Actor):
                 # A slow or vanished viewer is dropped; it never slows the actor.
                 self.viewers.discard(viewer)
                 viewer.close()
+                self._watch_audience()
 
     # -- messages out and in ---------------------------------------------------------------
 

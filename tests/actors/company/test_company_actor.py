@@ -439,3 +439,39 @@ async def test_queued_messages_survive_a_node_restart(
                 texts = [d.text for d in world.delivered(cid)]
                 assert texts == [f"после рестарта {i}" for i in range(3)]
                 assert await storage.messages.pending_outbound(cid) == []
+
+
+async def test_a_linking_round_nobody_watches_ends_after_a_minute(
+    autojump_clock: MockClock, node: Node, world: SimulatedWorld
+) -> None:
+    from actors.company._actor import UNWATCHED_LINKING
+
+    cid = await register(node)
+    ref = node.company(cid)
+    viewer = RecordingViewer()
+    await ref.ask(m.Subscribe(viewer))
+    await ref.ask(m.RequestQr())
+    await viewer.next("qr-update")
+    await ref.ask(m.Unsubscribe(viewer))
+    left = trio.current_time()
+    await trio.sleep(UNWATCHED_LINKING - 5)
+    assert world.live_qr(cid) is not None  # still linking just before the minute is up
+    await trio.sleep(10)
+    view = await ref.ask(m.GetStatus())
+    assert view.integration_status == "pending"
+    assert view.session == "idle"
+    assert world.live_qr(cid) is None
+    assert trio.current_time() - left < UNWATCHED_LINKING + 10
+
+
+async def test_a_watched_linking_round_runs_its_full_course(
+    autojump_clock: MockClock, node: Node, world: SimulatedWorld
+) -> None:
+    cid = await register(node)
+    ref = node.company(cid)
+    viewer = RecordingViewer()
+    await ref.ask(m.Subscribe(viewer))
+    await ref.ask(m.RequestQr())
+    start = trio.current_time()
+    await viewer.next("qr-expired")
+    assert trio.current_time() - start >= 120.0  # six codes of 20 s, not cut at a minute
