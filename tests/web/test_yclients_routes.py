@@ -142,14 +142,18 @@ async def stack() -> AsyncIterator[Stack]:
                 yield Stack(fake, node, app.test_client(), world, settings)
 
 
-async def install(stack: Stack, salon_id: int, *, signed: bool = True) -> tuple[int, str]:
-    """The install redirect; returns (company id, connect token)."""
+async def _redirect(stack: Stack, salon_id: int, *, signed: bool) -> Any:
     user = {"id": 7, "name": "Анна", "email": "anna@example.com"} if signed else None
     query = f"salon_id={salon_id}"
     if user is not None:
         data, sign = sign_user_data(user, PARTNER_TOKEN)
         query += f"&user_data={quote(data)}&user_data_sign={sign}"
-    response = await stack.client.get(f"/marketplace/yclients/redirect?{query}")
+    return await stack.client.get(f"/marketplace/yclients/redirect?{query}")
+
+
+async def install(stack: Stack, salon_id: int, *, signed: bool = True) -> tuple[int, str]:
+    """The install redirect; returns (company id, connect token)."""
+    response = await _redirect(stack, salon_id, signed=signed)
     assert response.status_code == 302, await response.get_data(as_text=True)
     location = response.headers["Location"]
     parts = urlsplit(location)
@@ -313,7 +317,13 @@ async def test_freeze_reinstall_and_uninstall(stack: Stack) -> None:
     stack.fake.set_installation_status(LOTOS_ID, "freezed")
     await stack.client.get(f"/marketplace/yclients/redirect?salon_id={LOTOS_ID}")
     assert (await stack.status(company_id))["integration_status"] == "frozen"
-    # Back through the install flow, signed: active again without a new scan.
+    # A signed redirect alone proves nothing about this salon (the signature covers the
+    # admin's data, not the salon): still no change while YClients shows the app frozen.
+    assert (await _redirect(stack, LOTOS_ID, signed=True)).status_code == 403
+    assert (await stack.status(company_id))["integration_status"] == "frozen"
+    # The salon re-enables the app in YClients and comes back through the install flow:
+    # active again without a new scan.
+    stack.fake.set_installation_status(LOTOS_ID, "active")
     await install(stack, LOTOS_ID)
     await stack.wait_status(company_id, "active")
 
@@ -332,3 +342,24 @@ async def test_freeze_reinstall_and_uninstall(stack: Stack) -> None:
     again_id, _ = await install(stack, LOTOS_ID, signed=False)
     assert again_id == company_id
     await stack.wait_status(company_id, "pending")
+
+
+async def test_a_redirect_cannot_take_over_an_existing_salons_connect_link(stack: Stack) -> None:
+    """Knowing a salon id — or holding another salon's signed user_data — is not enough to
+    get a connect link for a salon that already exists: YClients must confirm the install."""
+    company_id, token = await install(stack, ORCHID_ID)  # registered by this redirect
+    stack.fake.set_installation_status(ORCHID_ID, "uninstalled")  # YClients does not confirm
+
+    unsigned = await _redirect(stack, ORCHID_ID, signed=False)
+    assert unsigned.status_code == 403
+    signed_elsewhere = await _redirect(stack, ORCHID_ID, signed=True)
+    assert signed_elsewhere.status_code == 403
+    # the admin's link still works, and no new one was issued
+    assert await stack.node.storage.tokens.current(company_id) == token
+    assert (await stack.status(company_id))["integration_status"] == "pending"
+
+    # once YClients shows the app installed there, the install flow hands out a fresh link
+    stack.fake.set_installation_status(ORCHID_ID, "pending")
+    again_id, fresh = await install(stack, ORCHID_ID, signed=False)
+    assert again_id == company_id
+    assert fresh != token

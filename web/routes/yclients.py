@@ -131,7 +131,8 @@ async def _details(salon_id: int) -> SalonDetails | None:
     return None
 
 
-async def _register(salon_id: int, admin: dict[str, Any] | None) -> Company:
+async def _register(salon_id: int, admin: dict[str, Any] | None) -> tuple[Company, bool]:
+    """The salon's company, registered now if new; ``True`` when this call created it."""
     s = state()
     details = await _details(salon_id)
     secret = s.settings.jwt_secret
@@ -154,14 +155,14 @@ async def _register(salon_id: int, admin: dict[str, Any] | None) -> Company:
         existing = await s.storage.companies.get_by_salon(salon_id)
         if existing is None:
             raise
-        return existing
+        return existing, False
     company = created.company
     await s.storage.audit.append(
         company.id,
         "company_registered",
         {"salon_id": salon_id, "via": "yclients_redirect", "signed": admin is not None},
     )
-    return company
+    return company, True
 
 
 def _short(value: str | None, limit: int) -> str | None:
@@ -206,17 +207,26 @@ async def install_redirect() -> Any:
                 first,
             )
     signed = admin is not None
+    # The signature covers the admin's data only, not the salon: it proves nothing about an
+    # existing salon. So a redirect may act on a salon that exists already (re-activate it,
+    # hand out its connect link) only when YClients itself confirms our app is installed
+    # there; otherwise anyone who knows a salon id could take over its connect link.
     target: Company | None = None
+    target_created = False
+    confirmed: dict[int, bool] = {}
     for salon_id in salon_ids:
         company = await s.storage.companies.get_by_salon(salon_id)
+        created = False
         if company is None:
-            company = await _register(salon_id, admin)
-        elif company.status in RETURNING and (signed or await _yclients_confirms_install(salon_id)):
-            await s.node.company(company.id).ask(m.Reinstall())
-            await s.storage.audit.append(company.id, "reinstall_redirect", {"signed": signed})
-            company = await s.storage.companies.get(company.id) or company
+            company, created = await _register(salon_id, admin)
+        elif company.status in RETURNING:
+            confirmed[salon_id] = await _yclients_confirms_install(salon_id)
+            if confirmed[salon_id]:
+                await s.node.company(company.id).ask(m.Reinstall())
+                await s.storage.audit.append(company.id, "reinstall_redirect", {"signed": signed})
+                company = await s.storage.companies.get(company.id) or company
         if target is None:
-            target = company
+            target, target_created = company, created
     assert target is not None
     if target.status is CompanyStatus.UNINSTALLED:
         return await _refuse(
@@ -227,7 +237,9 @@ async def install_redirect() -> Any:
             "в маркетплейсе YClients заново.",
             target.yclients_id,
         )
-    if target.status in LINKED and not signed:
+    if target.status in LINKED and not confirmed.get(target.yclients_id):
+        # (A salon this very redirect re-activated, confirmed by YClients, goes on to its
+        # connect page, which shows it connected.)
         return await _refuse(
             409,
             "already_connected",
@@ -235,6 +247,20 @@ async def install_redirect() -> Any:
             "AI Admin уже работает в этом салоне. Управлять подключением можно из YClients.",
             target.yclients_id,
         )
+    if not target_created:
+        salon = target.yclients_id
+        if salon not in confirmed:
+            confirmed[salon] = await _yclients_confirms_install(salon)
+        if not confirmed[salon]:
+            log.warning("install redirect for existing salon %s not confirmed by YClients", salon)
+            return await _refuse(
+                403,
+                "not_confirmed",
+                "Откройте AI Admin из YClients",
+                "YClients не подтвердил установку AI Admin в этом салоне. Откройте приложение "
+                "из маркетплейса YClients или попросите ссылку у поддержки.",
+                salon,
+            )
     token = await s.storage.tokens.issue(target.id)
     await s.storage.audit.append(target.id, "connect_url_issued", {"via": "yclients_redirect"})
     return redirect(connect_url(token, target), 302)
