@@ -363,3 +363,23 @@ async def test_a_redirect_cannot_take_over_an_existing_salons_connect_link(stack
     again_id, fresh = await install(stack, ORCHID_ID, signed=False)
     assert again_id == company_id
     assert fresh != token
+
+
+async def test_a_record_webhook_secret_cannot_uninstall_or_freeze(stack: Stack) -> None:
+    """Lifecycle events come only with the partner token; the webhook secret is for records."""
+    from actors.yclients import current_credentials, webhook_url
+
+    company_id, _ = await install(stack, LOTOS_ID)
+    company = await stack.node.storage.companies.get(company_id)
+    assert company is not None
+    credentials = await current_credentials(stack.node.storage.companies, company, SECRET)
+    url = webhook_url("http://testserver", company_id, credentials.webhook_secret)
+    path = url.removeprefix("http://testserver")
+    for body in (
+        {"resource": "lifecycle", "company_id": LOTOS_ID, "resource_id": 1, "status": "uninstall"},
+        {"type": "lifecycle:freeze", "company_id": LOTOS_ID, "resource_id": 1, "status": ""},
+    ):
+        response = await stack.client.post(path, json=body)
+        assert response.status_code == 400
+    assert await stack.node.storage.inbox.pending_count() == 0
+    assert (await stack.status(company_id))["integration_status"] == "pending"

@@ -16,6 +16,7 @@ from actors.company import messages as m
 from actors.yclients import (
     ACTIVATION_SERVICE,
     FIRST_KEY_VERSION,
+    LIFECYCLE_PREFIX,
     MalformedWebhook,
     derive_api_key,
     derive_webhook_secret,
@@ -359,9 +360,13 @@ async def _webhook(company_id: int, secret: str | None) -> Any:
         raise BadRequest(str(exc), code="invalid_webhook") from None
     event_type = str(body.get("resource") or body.get("type") or body.get("event") or "unknown")
     status = str(body.get("status") or "")
-    result = await s.storage.inbox.put(
-        company_id, key, f"{event_type}:{status}" if status else event_type, body
-    )
+    full_type = f"{event_type}:{status}" if status else event_type
+    if full_type.startswith(LIFECYCLE_PREFIX) or event_type == LIFECYCLE_PREFIX.rstrip(":"):
+        # Lifecycle events (freeze, uninstall) come only through the partner-token-checked
+        # /marketplace/yclients/webhook: a record-webhook secret must never uninstall a salon.
+        s.metrics.webhooks.inc(1.0, "record", "malformed")
+        raise BadRequest("Lifecycle events are not accepted here", code="invalid_webhook")
+    result = await s.storage.inbox.put(company_id, key, full_type, body)
     s.metrics.webhooks.inc(1.0, "record", result.value)
     worker = s.node.extensions.get("record_inbox")
     if result is PutResult.NEW and worker is not None:
