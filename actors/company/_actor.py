@@ -175,6 +175,10 @@ class CompanyActor(Actor):
             if row.wa_message_id is not None:
                 self.outbound.push(Outgoing(row.id, row.wa_message_id, row.peer_phone, row.text))
         self.nursery.start_soon(self.outbound.run, self._send_one, self._send_done)
+        if self.state.status in (t.Status.ACTIVE, t.Status.RECONNECTING) and self.state.jid:
+            # A crash between storing "active" and queueing the callback must not lose the
+            # activation: the item's key makes this a no-op when it exists (even delivered).
+            await self._enqueue_activation(self.state.jid, linked_now=False)
         await self._apply(t.Restore())
 
     async def on_stop(self) -> None:
@@ -332,10 +336,11 @@ class CompanyActor(Actor):
             self.company_id, effect.audit, {"from": previous, "to": status}
         )
 
-    async def _enqueue_activation(self, jid: str) -> None:
+    async def _enqueue_activation(self, jid: str, *, linked_now: bool = True) -> None:
         company = self.company
         assert company is not None
-        self.deps.metrics.links.inc()
+        if linked_now:
+            self.deps.metrics.links.inc()
         await self.deps.storage.outbox.enqueue(
             ACTIVATION_KIND,
             f"activation:{self.company_id}:{jid}",

@@ -475,3 +475,41 @@ async def test_a_watched_linking_round_runs_its_full_course(
     start = trio.current_time()
     await viewer.next("qr-expired")
     assert trio.current_time() - start >= 120.0  # six codes of 20 s, not cut at a minute
+
+
+async def test_a_crash_between_activating_and_queueing_the_callback_loses_nothing(
+    autojump_clock: MockClock, node: Node, world: SimulatedWorld
+) -> None:
+    """The status is stored before the callback is queued; if the queueing fails (storage
+    blip, crash) the restarted actor queues it — exactly one item, never none."""
+    from storage import StorageUnavailable
+
+    cid = await register(node)
+    outbox = node.storage.outbox
+    real_enqueue = outbox.enqueue
+    failures = []
+
+    async def failing_once(*args: object, **kwargs: object) -> object:
+        if not failures:
+            failures.append(1)
+            raise StorageUnavailable("postgresql", "connection lost")
+        return await real_enqueue(*args, **kwargs)  # type: ignore[arg-type]
+
+    outbox.enqueue = failing_once  # type: ignore[method-assign]
+    viewer = RecordingViewer()
+    ref = node.company(cid)
+    await ref.ask(m.Subscribe(viewer))
+    await ref.ask(m.RequestQr())
+    await viewer.next("qr-update")
+    world.scan(cid)
+    # the actor crashed on the failed enqueue and was restarted by the registry
+    with trio.fail_after(60):
+        while await outbox.backlog() == 0:  # noqa: ASYNC110 (polling storage, no event)
+            await trio.sleep(0.5)
+    company = await node.storage.companies.get(cid)
+    assert company is not None
+    assert company.integration_status == "active"
+    assert failures == [1]
+    assert await outbox.backlog() == 1
+    item = await outbox.get_by_key(f"activation:{cid}:{company.whatsapp_jid}")
+    assert item is not None
