@@ -21,9 +21,13 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
+import trio
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from ._errors import BadRequest, PayloadTooLarge, UnsupportedMediaType
+from ._errors import ApiError, BadRequest, PayloadTooLarge, UnsupportedMediaType
+
+#: Seconds a client has to deliver a request body once its headers arrived (408 after).
+BODY_TIMEOUT = 10.0
 
 __all__ = [
     "MAX_ID",
@@ -111,13 +115,17 @@ async def read_json_object(request: JsonRequest, *, max_bytes: int) -> dict[str,
     if declared is not None and declared > max_bytes:
         raise PayloadTooLarge()
     received = bytearray()
-    try:
-        async for chunk in request.body:
-            received.extend(chunk)
-            if len(received) > max_bytes:
-                raise PayloadTooLarge()
-    except RequestEntityTooLarge as exc:
-        raise PayloadTooLarge() from exc
+    # A client that trickles its body must not hold a handler (and a connection) forever.
+    with trio.move_on_after(BODY_TIMEOUT) as waited:
+        try:
+            async for chunk in request.body:
+                received.extend(chunk)
+                if len(received) > max_bytes:
+                    raise PayloadTooLarge()
+        except RequestEntityTooLarge as exc:
+            raise PayloadTooLarge() from exc
+    if waited.cancelled_caught:
+        raise ApiError(408, "request_timeout", "The request body did not arrive in time.")
     return parse_json_object(bytes(received))
 
 

@@ -384,3 +384,30 @@ def test_require_and_optional_field() -> None:
     with pytest.raises(BadRequest) as info:
         optional_field({"phone": "nope"}, "phone", normalize_phone)
     assert info.value.code == "invalid_field"
+
+
+async def test_a_trickled_body_times_out_with_408(autojump_clock: object) -> None:
+    """A client that sends a few bytes and then nothing cannot hold the handler forever."""
+    import trio
+
+    from web._errors import ApiError
+    from web._validation import BODY_TIMEOUT, read_json_object
+
+    class Trickle:
+        mimetype = "application/json"
+        content_length = 100
+
+        @property
+        def body(self) -> object:
+            async def chunks() -> object:
+                yield b'{"salon_id": '
+                await trio.sleep_forever()
+
+            return chunks()
+
+    start = trio.current_time()
+    with pytest.raises(ApiError) as info:
+        await read_json_object(Trickle(), max_bytes=1000)  # type: ignore[arg-type]
+    assert info.value.status == 408
+    assert info.value.code == "request_timeout"
+    assert trio.current_time() - start == pytest.approx(BODY_TIMEOUT)
