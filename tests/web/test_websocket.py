@@ -231,3 +231,26 @@ async def test_viewer_count_follows_open_sockets(web: WebHarness) -> None:
             assert metrics.viewers == 2
     await trio.testing.wait_all_tasks_blocked()
     assert metrics.viewers == 0
+
+
+@pytest.mark.parametrize("broken", ["rate_limiter", "companies"])
+async def test_storage_down_during_the_handshake_is_an_error_frame_not_a_crash(
+    web: WebHarness, monkeypatch: pytest.MonkeyPatch, broken: str
+) -> None:
+    from storage import StorageUnavailable
+
+    company = await register(web)
+
+    async def down(*args: object, **kwargs: object) -> object:
+        raise StorageUnavailable("redis" if broken == "rate_limiter" else "postgresql", "down")
+
+    if broken == "rate_limiter":
+        monkeypatch.setattr(web.storage.rate_limiter, "hit", down)
+    else:
+        monkeypatch.setattr(web.storage.companies, "get", down)
+    async with web.client.websocket(WS_PATH) as ws:
+        await ws.send(auth_frame(company.token))
+        frames, code = await until_closed(ws)
+    assert code == 1013
+    assert frames[-1]["event"] == "error"
+    assert frames[-1]["data"]["code"] == "unavailable"

@@ -30,6 +30,7 @@ from actors.company import CommandResult
 from actors.company import messages as m
 from config import WhatsAppProvider
 from runtime import ActorError
+from storage import StorageError
 
 from .._auth import resolve_token
 from .._context import remote_ip, state
@@ -49,6 +50,7 @@ CLOSE_POLICY = 4003
 CLOSE_AUTH = 4001
 CLOSE_SLOW = 4008
 CLOSE_RATE = 4029
+CLOSE_TRY_LATER = 1013
 
 
 class SocketViewer:
@@ -107,6 +109,22 @@ async def authenticate() -> tuple[int | None, str | None]:
 
 @blueprint.websocket("/marketplace/ws")
 async def marketplace_ws() -> None:
+    try:
+        await _serve_socket()
+    except StorageError as exc:
+        # PostgreSQL or Redis went away mid-handshake or mid-session: tell the page (it
+        # reconnects with backoff) instead of failing the handler.
+        log.warning("websocket: storage unavailable: %s", type(exc).__name__)
+        with contextlib.suppress(Exception):
+            await websocket.accept()
+        with contextlib.suppress(Exception):
+            await send_frame(
+                "error", {"message": "Service temporarily unavailable", "code": "unavailable"}
+            )
+            await websocket.close(CLOSE_TRY_LATER, "try again later")
+
+
+async def _serve_socket() -> None:
     s = state()
     metrics = s.metrics
     origin = websocket.headers.get("Origin")
@@ -149,7 +167,7 @@ async def marketplace_ws() -> None:
         await send_frame(
             "error", {"message": "Service is busy, reconnecting", "code": "unavailable"}
         )
-        await websocket.close(1013, "try again later")
+        await websocket.close(CLOSE_TRY_LATER, "try again later")
         return
     metrics.viewers += 1
     try:
