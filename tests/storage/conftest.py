@@ -6,32 +6,14 @@ deleted at the end); each test gets empty tables and a fresh sub-prefix.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 import trio
 
 from storage import Storage, open_storage
 from tests.support.clock import FakeWallClock
-from tests.support.databases import open_real_storage, pg_database, redis_prefix_session
-
-
-@pytest.fixture(scope="session")
-def database_url() -> Iterator[str]:
-    with pg_database() as url:
-        yield url
-
-
-@pytest.fixture(scope="session")
-def redis_session_prefix() -> Iterator[str]:
-    with redis_prefix_session("storage") as prefix:
-        yield prefix
-
-
-@pytest.fixture
-def redis_prefix(redis_session_prefix: str) -> str:
-    return f"{redis_session_prefix}{uuid.uuid4().hex[:8]}:"
+from tests.support.databases import open_real_storage
 
 
 @pytest.fixture

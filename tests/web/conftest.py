@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import json
 import random
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from typing import Any
@@ -33,7 +32,7 @@ from actors import Node, open_node
 from actors.whatsapp import SimulatedWorld, open_gateway
 from config import Environment, SendPacing, Settings, WhatsAppProvider, settings_from_env
 from storage import CompanyStatus, Storage, open_storage
-from tests.support.databases import open_real_storage, pg_database, redis_prefix_session
+from tests.support.databases import open_real_storage
 from web._app import create_app
 
 ADMIN_KEY = "adm_test_admin_key_0123456789abcdef"
@@ -153,23 +152,6 @@ async def open_web(
 async def open_memory_storage() -> AsyncIterator[Storage]:
     async with open_storage(monotonic_clock=trio.current_time) as storage:
         yield storage
-
-
-@pytest.fixture(scope="session")
-def database_url() -> Iterator[str]:
-    with pg_database() as url:
-        yield url
-
-
-@pytest.fixture(scope="session")
-def redis_session_prefix() -> Iterator[str]:
-    with redis_prefix_session("web") as prefix:
-        yield prefix
-
-
-@pytest.fixture
-def redis_prefix(redis_session_prefix: str) -> str:
-    return f"{redis_session_prefix}{uuid.uuid4().hex[:8]}:"
 
 
 @pytest.fixture
