@@ -281,6 +281,10 @@ class CatalogSync:
         """Whether a YClients client is configured (else nothing can be synced)."""
         return self._client() is not None
 
+    def failing(self) -> list[int]:
+        """Companies whose last sync in this process failed (for the health view)."""
+        return sorted(cid for cid, ok in self._last_ok.items() if not ok)
+
     def statistics(self) -> SyncStatistics:
         return SyncStatistics(
             succeeded=self._succeeded,

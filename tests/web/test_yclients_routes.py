@@ -284,6 +284,15 @@ async def test_rejected_activation_shows_on_the_status_endpoint(stack: Stack) ->
     body = await stack.wait_status(company_id, "activation_failed")
     assert body["last_error"] == "422: Филиал не подключён к приложению"
     assert successful_callbacks(stack.fake, ORCHID_ID) == 0
+    # ... and on the operators' health view, with YClients' message
+    tree = await stack.client.get("/health/tree", headers={"X-API-Key": ADMIN})
+    attention = (await tree.get_json())["attention"]
+    assert {
+        "company_id": company_id,
+        "salon_id": ORCHID_ID,
+        "problem": "activation_failed",
+        "error": "422: Филиал не подключён к приложению",
+    } in attention
 
 
 async def test_freeze_reinstall_and_uninstall(stack: Stack) -> None:

@@ -60,10 +60,49 @@ async def ready() -> Any:
     return response
 
 
+ATTENTION_LIMIT = 100
+
+
+async def companies_needing_attention() -> list[dict[str, Any]]:
+    """Salons an operator should look at: YClients refused the activation, or their last
+    catalog sync failed — with the reason (YClients' message, the sync error)."""
+    s = state()
+    found: list[dict[str, Any]] = []
+    for company in await s.storage.companies.list_by_status(
+        "activation_failed", limit=ATTENTION_LIMIT
+    ):
+        found.append(
+            {
+                "company_id": company.id,
+                "salon_id": company.yclients_id,
+                "problem": "activation_failed",
+                "error": company.last_error,
+            }
+        )
+    sync = s.node.extensions.get("sync")
+    failing = sync.failing()[:ATTENTION_LIMIT] if sync is not None else []
+    for company_id in failing:
+        sync_state = await s.storage.catalog.get_sync_state(company_id)
+        found.append(
+            {
+                "company_id": company_id,
+                "problem": "sync_failing",
+                "error": sync_state.last_error if sync_state is not None else None,
+            }
+        )
+    return found
+
+
 @blueprint.get("/health/tree")
 async def tree() -> Any:
     require_admin(await principal_from(request.headers))
-    return jsonify({"success": True, "tree": state().node.tree()})
+    return jsonify(
+        {
+            "success": True,
+            "tree": state().node.tree(),
+            "attention": await companies_needing_attention(),
+        }
+    )
 
 
 @blueprint.get("/metrics")

@@ -121,6 +121,12 @@ async def test_a_sync_failing_halfway_keeps_the_previous_copy(stack: Stack) -> N
     assert status.json()["sync"]["last_error"] == failed.last_error
     metrics = await stack.http.get("/metrics", headers={"X-API-Key": ADMIN})
     assert "aiadmin_sync_failures_total 1" in metrics.text.splitlines()
+    tree = await stack.http.get("/health/tree", headers={"X-API-Key": ADMIN})
+    assert {
+        "company_id": cid,
+        "problem": "sync_failing",
+        "error": failed.last_error,
+    } in tree.json()["attention"]
 
     stack.fake.clear_faults()
     response = await stack.http.post(f"/marketplace/sync/{cid}", headers={"X-API-Key": ADMIN})
