@@ -130,3 +130,31 @@ async def test_no_secret_reaches_a_log_line(
     errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert any(r.exc_info for r in errors), "the 500 was logged with its traceback"
     assert "unexpected failure while counting" in written
+
+
+async def test_production_log_lines_are_json_with_the_request_id(web: WebHarness) -> None:
+    """In production every line is one JSON object carrying the request's id (the same id the
+    response names in ``X-Request-Id``), so one request's lines can be found together."""
+    import json
+
+    from web._logging import configure_logging
+
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level)
+    configure_logging("info", json_lines=True, stream=stream)
+    try:
+        response = await web.client.get("/marketplace/test", headers={"X-Request-Id": "req-42"})
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in saved[0]:
+            root.addHandler(handler)
+        root.setLevel(saved[1])
+    assert response.headers["X-Request-Id"] == "req-42"
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    access = [line for line in lines if line["logger"] == "aiadmin.access"]
+    assert access, stream.getvalue()
+    assert access[-1]["request_id"] == "req-42"
+    assert access[-1]["level"] == "info"
+    assert "GET /marketplace/test 200" in access[-1]["message"]
