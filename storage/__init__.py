@@ -50,6 +50,7 @@ from ._pg_pool import PgPool as PgPool
 from ._protocols import AuditLog as AuditLog
 from ._protocols import CompanyRepository as CompanyRepository
 from ._protocols import ConnectTokens as ConnectTokens
+from ._protocols import Leases as Leases
 from ._protocols import MessageLog as MessageLog
 from ._protocols import Outbox as Outbox
 from ._protocols import PubSub as PubSub
@@ -82,6 +83,7 @@ __all__ = [
     "Direction",
     "InboxEvent",
     "InboxStatus",
+    "Leases",
     "MemoryKeyValue",
     "Message",
     "MessageLog",

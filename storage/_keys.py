@@ -25,6 +25,10 @@ def rate_key(prefix: str, key: str) -> str:
     return f"{prefix}ratelimit:{key}"
 
 
+def owner_key(prefix: str, company_id: int) -> str:
+    return f"{prefix}owner:{company_id}"
+
+
 def channel_name(prefix: str, channel: str) -> str:
     return f"{prefix}pubsub:{channel}"
 

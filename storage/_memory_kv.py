@@ -1,4 +1,4 @@
-"""In-memory twins of the Redis stores: tokens, QR codes, rate limits, pub/sub.
+"""In-memory twins of the Redis stores: tokens, QR codes, rate limits, leases, pub/sub.
 
 Expiry uses an injectable monotonic clock (default :func:`time.monotonic`, so it works outside
 trio as well; tests pass ``trio.current_time`` to drive it with ``MockClock``). Expired entries
@@ -184,6 +184,49 @@ def _decision(count: int, limit: int, ttl: float) -> RateDecision:
         return RateDecision(allowed=True, remaining=limit - count, retry_after=0.0)
     # Round up to milliseconds so a client waiting retry_after never arrives early.
     return RateDecision(allowed=False, remaining=0, retry_after=math.ceil(ttl * 1000) / 1000)
+
+
+class MemoryLeases:
+    """:class:`Leases` in memory (one process: the embedded default)."""
+
+    def __init__(self, kv: MemoryKeyValue) -> None:
+        self._kv = kv
+
+    def _key(self, company_id: int) -> str:
+        return _keys.owner_key(self._kv.prefix, v.positive_int("company_id", company_id))
+
+    async def acquire(self, company_id: int, owner: str, ttl: float) -> str:
+        await trio.lowlevel.checkpoint()
+        key = self._key(company_id)
+        owner = v.text("owner", owner, 255)
+        seconds = v.positive_seconds("ttl", ttl)
+        current = self._kv.get(key)
+        if current is None or current == owner:
+            self._kv.set(key, owner, seconds)
+            return owner
+        return str(current)
+
+    async def renew(self, company_id: int, owner: str, ttl: float) -> bool:
+        await trio.lowlevel.checkpoint()
+        key = self._key(company_id)
+        seconds = v.positive_seconds("ttl", ttl)
+        if self._kv.get(key) != owner:
+            return False
+        self._kv.set(key, owner, seconds)
+        return True
+
+    async def release(self, company_id: int, owner: str) -> bool:
+        await trio.lowlevel.checkpoint()
+        key = self._key(company_id)
+        if self._kv.get(key) != owner:
+            return False
+        self._kv.delete(key)
+        return True
+
+    async def holder(self, company_id: int) -> str | None:
+        await trio.lowlevel.checkpoint()
+        value = self._kv.get(self._key(company_id))
+        return None if value is None else str(value)
 
 
 class MemoryPubSub:

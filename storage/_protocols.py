@@ -449,3 +449,31 @@ class PubSub(Protocol):
     ) -> AbstractAsyncContextManager[trio.MemoryReceiveChannel[Any]]:
         """Receive messages published on ``channel`` while the context is open."""
         ...
+
+
+class Leases(Protocol):
+    """Which node owns a company's actor: ``owner:{company_id}`` → node id, with a TTL.
+
+    Shared by every process on the same Redis, so a company's actor (and its WhatsApp session)
+    runs in exactly one node. The holder renews the lease while its actor is active and releases
+    it on passivation; a node that dies loses its leases when they expire.
+    """
+
+    async def acquire(self, company_id: int, owner: str, ttl: float) -> str:
+        """Take the lease if free (``SET NX PX``), or extend it if ``owner`` already holds it.
+
+        Returns the holder after the call: ``owner`` on success, another node's id otherwise.
+        """
+        ...
+
+    async def renew(self, company_id: int, owner: str, ttl: float) -> bool:
+        """Extend the lease only if ``owner`` holds it; ``False`` if it was lost."""
+        ...
+
+    async def release(self, company_id: int, owner: str) -> bool:
+        """Drop the lease only if ``owner`` holds it; ``True`` if it did."""
+        ...
+
+    async def holder(self, company_id: int) -> str | None:
+        """The node holding the lease, or ``None`` if it is free."""
+        ...

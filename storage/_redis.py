@@ -79,6 +79,37 @@ redis.call('DEL', KEYS[1])
 return 1
 """
 
+# KEYS[1] owner key; ARGV[1] owner, ARGV[2] ttl ms. Returns the holder after the call.
+LEASE_ACQUIRE_SCRIPT = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return ARGV[1] end
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return holder
+end
+if not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return ARGV[1]
+end
+return holder
+"""
+
+# KEYS[1] owner key; ARGV[1] owner, ARGV[2] ttl ms. Returns 1 if renewed.
+LEASE_RENEW_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+# KEYS[1] owner key; ARGV[1] owner. Returns 1 if released.
+LEASE_RELEASE_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
 
 class RedisBackend:
     """The shared coredis client plus the deadline every call runs under."""
@@ -90,6 +121,9 @@ class RedisBackend:
         self.rate_script = client.register_script(RATE_SCRIPT)
         self.issue_script = client.register_script(ISSUE_SCRIPT)
         self.revoke_script = client.register_script(REVOKE_SCRIPT)
+        self.lease_acquire_script = client.register_script(LEASE_ACQUIRE_SCRIPT)
+        self.lease_renew_script = client.register_script(LEASE_RENEW_SCRIPT)
+        self.lease_release_script = client.register_script(LEASE_RELEASE_SCRIPT)
 
     async def call(self, request: Awaitable[T]) -> T:
         """Await one coredis request with error mapping and a deadline."""
@@ -267,6 +301,38 @@ class RedisRateLimiter:
 
     async def reset(self, key: str) -> None:
         await self._b.call(self._b.client.delete([_keys.rate_key(self._b.prefix, key)]))
+
+
+class RedisLeases:
+    """:class:`Leases` on Redis: ``owner:{id}`` → node id, ``SET NX PX`` in Lua scripts."""
+
+    def __init__(self, backend: RedisBackend) -> None:
+        self._b = backend
+
+    def _key(self, company_id: int) -> str:
+        return _keys.owner_key(self._b.prefix, v.positive_int("company_id", company_id))
+
+    async def acquire(self, company_id: int, owner: str, ttl: float) -> str:
+        key = self._key(company_id)
+        owner = v.text("owner", owner, 255)
+        ttl_ms = max(1, int(v.positive_seconds("ttl", ttl) * 1000))
+        holder = await self._b.eval_script(self._b.lease_acquire_script, [key], [owner, ttl_ms])
+        return str(holder)
+
+    async def renew(self, company_id: int, owner: str, ttl: float) -> bool:
+        key = self._key(company_id)
+        ttl_ms = max(1, int(v.positive_seconds("ttl", ttl) * 1000))
+        done = await self._b.eval_script(self._b.lease_renew_script, [key], [owner, ttl_ms])
+        return bool(done)
+
+    async def release(self, company_id: int, owner: str) -> bool:
+        key = self._key(company_id)
+        done = await self._b.eval_script(self._b.lease_release_script, [key], [owner])
+        return bool(done)
+
+    async def holder(self, company_id: int) -> str | None:
+        value: str | None = await self._b.call(self._b.client.get(self._key(company_id)))
+        return value
 
 
 class RedisPubSub:

@@ -29,6 +29,7 @@ from ._memory_db import (
 from ._memory_kv import (
     MemoryConnectTokens,
     MemoryKeyValue,
+    MemoryLeases,
     MemoryPubSub,
     MemoryQrCodes,
     MemoryRateLimiter,
@@ -49,6 +50,7 @@ from ._protocols import (
     AuditLog,
     CompanyRepository,
     ConnectTokens,
+    Leases,
     MessageLog,
     Outbox,
     PubSub,
@@ -62,6 +64,7 @@ from ._records import MemorySalonRecords, PgSalonRecords
 from ._redis import (
     RedisBackend,
     RedisConnectTokens,
+    RedisLeases,
     RedisPubSub,
     RedisQrCodes,
     RedisRateLimiter,
@@ -100,6 +103,8 @@ class Storage:
     qr: QrCodes
     rate_limiter: RateLimiter
     pubsub: PubSub
+    #: Company-actor ownership between nodes (``owner:{id}``); see :class:`Leases`.
+    leases: Leases
     database_kind: str
     redis_kind: str
     pg: PgPool | None = field(default=None, repr=False)
@@ -218,12 +223,14 @@ async def open_storage(
                 qr: QrCodes = RedisQrCodes(redis)
                 rate_limiter: RateLimiter = RedisRateLimiter(redis)
                 pubsub: PubSub = RedisPubSub(redis)
+                leases: Leases = RedisLeases(redis)
             else:
                 memory_kv = MemoryKeyValue(monotonic_clock, prefix)
                 tokens = MemoryConnectTokens(memory_kv)
                 qr = MemoryQrCodes(memory_kv)
                 rate_limiter = MemoryRateLimiter(memory_kv)
                 pubsub = MemoryPubSub(memory_kv)
+                leases = MemoryLeases(memory_kv)
 
             storage = Storage(
                 companies=companies,
@@ -237,6 +244,7 @@ async def open_storage(
                 qr=qr,
                 rate_limiter=rate_limiter,
                 pubsub=pubsub,
+                leases=leases,
                 database_kind="postgres" if pg else "memory",
                 redis_kind="redis" if redis else "memory",
                 pg=pg,

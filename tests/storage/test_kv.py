@@ -142,3 +142,44 @@ async def test_redis_loads_a_script_the_server_does_not_know(real_storage: Stora
     key = f"{backend.prefix}fresh"
     assert await backend.eval_script(fresh, [key], []) == 1  # NOSCRIPT, loaded, retried
     assert await backend.eval_script(fresh, [key], []) == 2
+
+
+async def test_leases_one_holder_renew_release(storage: Storage) -> None:
+    """``owner:{id}``: the first node takes it, another sees the holder; only the holder renews
+    or releases; after release (or expiry) the other node can take it."""
+    assert await storage.leases.holder(5) is None
+    assert await storage.leases.acquire(5, "node-a", 30) == "node-a"
+    assert await storage.leases.acquire(5, "node-b", 30) == "node-a"
+    assert await storage.leases.acquire(5, "node-a", 30) == "node-a"  # re-entrant
+    assert await storage.leases.holder(5) == "node-a"
+    assert await storage.leases.renew(5, "node-a", 30)
+    assert not await storage.leases.renew(5, "node-b", 30)
+    assert not await storage.leases.release(5, "node-b")
+    assert await storage.leases.holder(5) == "node-a"
+    assert await storage.leases.acquire(6, "node-b", 30) == "node-b"  # per company
+    assert await storage.leases.release(5, "node-a")
+    assert await storage.leases.holder(5) is None
+    assert not await storage.leases.renew(5, "node-a", 30)
+    assert await storage.leases.acquire(5, "node-b", 30) == "node-b"
+    with pytest.raises(ValidationError):
+        await storage.leases.acquire(0, "node-a", 30)
+
+
+async def test_racing_lease_acquires_have_one_winner(storage: Storage) -> None:
+    holders: list[str] = []
+
+    async def take(owner: str) -> None:
+        holders.append(await storage.leases.acquire(11, owner, 30))
+
+    async with trio.open_nursery() as nursery:
+        for i in range(8):
+            nursery.start_soon(take, f"node-{i}")
+    assert len(set(holders)) == 1
+    assert await storage.leases.holder(11) == holders[0]
+
+
+async def test_lease_expires_without_renewal(storage: Storage) -> None:
+    assert await storage.leases.acquire(12, "node-a", 0.05) == "node-a"
+    await trio.sleep(0.2)  # real time: Redis expires the key on its own clock
+    assert await storage.leases.holder(12) is None
+    assert await storage.leases.acquire(12, "node-b", 30) == "node-b"
