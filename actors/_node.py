@@ -11,6 +11,7 @@ import functools
 import logging
 import math
 import random
+import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from runtime import (
 from storage import CompanyStatus, Storage
 
 from ._metrics import MetricsRegistry
+from ._placement import Placement
 from .company import CompanyActor, CompanyDeps, CompanyMetrics, InboundHandler, record_only
 from .whatsapp import SimulatedWorld, WhatsAppGateway
 
@@ -70,10 +72,22 @@ class Node:
     restored: int = 0
     #: Node-wide collaborators added by the services (e.g. ``"yclients"`` → the REST client).
     extensions: dict[str, Any] = field(default_factory=dict)
+    #: This node's id in ``owner:{company_id}`` leases.
+    node_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    #: Lease-based placement of company actors between processes (``cluster=True``), or
+    #: ``None`` when the node runs alone and every company's actor is local.
+    placement: Placement | None = None
 
     def company(self, company_id: int) -> ActorRef:
         """A ref to the company's actor (activated on the first message)."""
         return self.registry.ref(company_id)
+
+    async def place(self, company_id: int) -> str | None:
+        """Where the company's actor runs: ``None`` here (the lease is taken or kept, so the
+        caller may activate it), else the id of the node that owns it (cluster mode only)."""
+        if self.placement is None:
+            return None
+        return await self.placement.place(company_id)
 
     @property
     def world(self) -> SimulatedWorld | None:
@@ -144,6 +158,8 @@ class Node:
         count = 0
         for company in await self.storage.companies.list_linked():
             try:
+                if await self.place(company.id) is not None:
+                    continue  # another node owns it and restores it
                 await self.registry.activate(company.id)
                 count += 1
             except ActorUnavailable as exc:
@@ -155,6 +171,8 @@ class Node:
         ):
             for company in page:
                 try:
+                    if await self.place(company.id) is not None:
+                        continue
                     await self.registry.activate(company.id)
                 except ActorUnavailable as exc:
                     log.warning("company %s: interrupted linking not reset: %s", company.id, exc)
@@ -177,6 +195,8 @@ async def open_node(
     services: Sequence[tuple[str, Callable[[Node], Service]]] = (),
     rng: random.Random | None = None,
     restore: bool = True,
+    cluster: bool = False,
+    node_id: str | None = None,
 ) -> AsyncIterator[Node]:
     """Run the node's supervision tree for the block's lifetime; stop it in reverse on exit.
 
@@ -196,6 +216,7 @@ async def open_node(
         rng=rng,
     )
     policy = supervisor_policy(settings)
+    node_id = node_id or uuid.uuid4().hex
     registry: Registry[int] = Registry(
         "companies",
         lambda company_id: CompanyActor(company_id, deps),
@@ -212,13 +233,28 @@ async def open_node(
         # keeps crashing. It gets the node (storage, refs to company actors, extensions).
         children.append(ChildSpec(name, functools.partial(_build_service, build, lambda: node)))
     supervisor = Supervisor("node", children, policy=policy, rng=rng)
-    node = Node(settings, storage, gateway, registry, supervisor, metrics, company_metrics)
+    placement = Placement(node_id, storage, registry) if cluster else None
+    if placement is not None:
+        deps.publish = placement.publish_frame
+    node = Node(
+        settings,
+        storage,
+        gateway,
+        registry,
+        supervisor,
+        metrics,
+        company_metrics,
+        node_id=node_id,
+        placement=placement,
+    )
     async with trio.open_nursery() as nursery:
         await nursery.start(
             lambda task_status: run_root(
                 supervisor, on_failure=node._failed, task_status=task_status
             )
         )
+        if placement is not None:
+            await nursery.start(placement.run)
         if restore:
             await node.restore_linked()
         try:

@@ -98,6 +98,9 @@ class CompanyDeps:
     rng: random.Random = field(default_factory=random.Random)
     #: Serialises QR image rendering across the node's actors (see ``_show_qr``).
     qr_lane: trio.Lock = field(default_factory=trio.Lock)
+    #: Also hands every viewer frame to the node (cluster mode publishes it on
+    #: ``company:{id}:events`` for viewers connected to other processes); ``None`` alone.
+    publish: Callable[[int, dict[str, Any]], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -580,6 +583,8 @@ class CompanyActor(Actor):
                 self.viewers.discard(viewer)
                 viewer.close()
                 self._watch_audience()
+        if self.deps.publish is not None:
+            self.deps.publish(self.company_id, frame)
 
     # -- messages out and in ---------------------------------------------------------------
 

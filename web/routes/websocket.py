@@ -14,6 +14,15 @@ credential's own company.
 Limits: 5 connections per IP per 60 s (the 6th gets an ``error`` frame and close code 4029);
 in production the ``Origin`` must be allowed (else close 4003). A viewer that cannot keep up
 is dropped by the actor and the socket is closed with 4008.
+
+Several processes (a node built with ``cluster=True``): the socket asks its node where the
+company's actor runs (:meth:`actors.Node.place`). Here (the lease was free or ours): as above.
+Owned by another node: the socket subscribes to ``company:{id}:events``, forwards the frames
+(those addressed to another remote viewer are skipped) and sends its commands to the owner's
+``node:{id}:commands`` channel (see :mod:`actors._placement`); the owner subscribes it to the
+actor, so it counts as a viewer there and gets the initial ``status`` (and live QR) frame. If
+the owner does not answer (no subscriber on its channel) the socket is closed with 1013 and the
+page reconnects (by then the owner's lease has expired or it is back).
 """
 
 from __future__ import annotations
@@ -21,11 +30,14 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
 from quart import Blueprint, websocket
 
+from actors import WATCH_EVERY, commands_channel, events_channel
 from actors.company import CommandResult
 from actors.company import messages as m
 from config import WhatsAppProvider
@@ -159,6 +171,10 @@ async def _serve_socket() -> None:
         await websocket.close(CLOSE_POLICY, "forbidden")
         return
     metrics.ws_connections.inc(1.0, "accepted")
+    owner = await s.node.place(company_id)
+    if owner is not None:
+        await _serve_remote(company_id, owner)
+        return
     ref = s.node.company(company_id)
     viewer = SocketViewer()
     try:
@@ -175,7 +191,7 @@ async def _serve_socket() -> None:
             await websocket.send(json.dumps(frame, ensure_ascii=False))
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_pump_to_socket, viewer, nursery.cancel_scope)
-            await _read_commands(ref, company_id)
+            await _read_commands(ref.ask, company_id)
             nursery.cancel_scope.cancel()
     finally:
         metrics.viewers -= 1
@@ -191,7 +207,72 @@ async def _pump_to_socket(viewer: SocketViewer, scope: trio.CancelScope) -> None
     scope.cancel()
 
 
-async def _read_commands(ref: Any, company_id: int) -> None:
+async def _serve_remote(company_id: int, owner: str) -> None:
+    """A viewer of a company whose actor runs in node ``owner`` (see the module docstring)."""
+    s = state()
+    viewer_id = uuid.uuid4().hex
+    commands = commands_channel(owner)
+
+    async def command(op: str, **fields: Any) -> int:
+        message = {"company_id": company_id, "viewer": viewer_id, "op": op, **fields}
+        return await s.storage.pubsub.publish(commands, message)
+
+    async def ask(message: object) -> None:
+        if isinstance(message, m.RequestQr):
+            await command("request-qr")
+        elif isinstance(message, m.RequestPairingCode):
+            await command("request-pairing-code", phone=message.phone)
+        # Refusals come back as ``error`` frames addressed to this viewer.
+
+    async with s.storage.pubsub.subscribe(events_channel(company_id)) as events:
+        if await command("watch") == 0:
+            await send_frame(
+                "error", {"message": "Service is busy, reconnecting", "code": "unavailable"}
+            )
+            await websocket.close(CLOSE_TRY_LATER, "try again later")
+            return
+        s.metrics.viewers += 1
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_pump_remote, events, viewer_id, nursery.cancel_scope)
+                nursery.start_soon(_keep_watching, command)
+                await _read_commands(ask, company_id)
+                nursery.cancel_scope.cancel()
+        finally:
+            s.metrics.viewers -= 1
+            with trio.move_on_after(2.0) as scope:
+                scope.shield = True
+                with contextlib.suppress(StorageError):
+                    await command("unwatch")
+
+
+async def _keep_watching(command: Callable[[str], Awaitable[int]]) -> None:
+    """Repeat ``watch``: the owner forgets remote viewers that went silent (their process
+    died without ``unwatch``)."""
+    while True:
+        await trio.sleep(WATCH_EVERY)
+        await command("watch")
+
+
+async def _pump_remote(
+    events: trio.MemoryReceiveChannel[Any], viewer_id: str, scope: trio.CancelScope
+) -> None:
+    async for message in events:
+        if not isinstance(message, dict):
+            continue
+        to = message.get("to")
+        if to is not None and to != viewer_id:
+            continue
+        frame = message.get("frame")
+        if isinstance(frame, dict):
+            await websocket.send(json.dumps(frame, ensure_ascii=False))
+        if message.get("close"):
+            await websocket.close(CLOSE_TRY_LATER, "try again later")
+            break
+    scope.cancel()
+
+
+async def _read_commands(ask: Callable[[Any], Awaitable[object]], company_id: int) -> None:
     s = state()
     simulator = (
         not s.settings.production and s.settings.whatsapp_provider is WhatsAppProvider.SIMULATED
@@ -211,10 +292,10 @@ async def _read_commands(ref: Any, company_id: int) -> None:
         data = data if isinstance(data, dict) else {}
         try:
             if event == "request-qr":
-                await _report(await ref.ask(m.RequestQr()))
+                await _report(await ask(m.RequestQr()))
             elif event == "request-pairing-code":
                 phone = normalize_phone(data.get("phone"))
-                await _report(await ref.ask(m.RequestPairingCode(phone)))
+                await _report(await ask(m.RequestPairingCode(phone)))
             elif event == "simulate-scan" and simulator and s.node.world is not None:
                 world = s.node.world
                 if world.live_qr(company_id) is None:

@@ -1,0 +1,130 @@
+"""Two processes on one PostgreSQL + Redis: a company's actor runs in one node only, and a
+viewer connected to the other node's app is served through pub/sub (``cluster=True``)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+from actors import open_node
+from actors.whatsapp import SimulatedWorld, open_gateway
+from config import Settings
+from tests.support.databases import open_real_storage
+from web._app import create_app
+
+from .conftest import (
+    WS_PATH,
+    WebHarness,
+    auth_frame,
+    eventually,
+    frame,
+    frame_named,
+    next_frame,
+    register,
+    until_closed,
+)
+
+
+@asynccontextmanager
+async def two_nodes(
+    settings: Settings, database_url: str, redis_prefix: str
+) -> AsyncIterator[tuple[WebHarness, WebHarness]]:
+    """Nodes ``node-a`` and ``node-b``, each with its own storage connections, simulated
+    WhatsApp and app, over one database and one Redis prefix."""
+    async with AsyncExitStack() as stack:
+        harnesses = []
+        for index, name in enumerate(("node-a", "node-b")):
+            storage = await stack.enter_async_context(
+                open_real_storage(database_url, redis_prefix=redis_prefix, truncate=index == 0)
+            )
+            world = SimulatedWorld()
+            gateway = await stack.enter_async_context(open_gateway(settings, world=world))
+            node = await stack.enter_async_context(
+                open_node(
+                    settings, storage, gateway, rng=random.Random(7), cluster=True, node_id=name
+                )
+            )
+            app = create_app(node)
+            harnesses.append(WebHarness(app, app.test_client(), node, settings, world))
+        yield harnesses[0], harnesses[1]
+
+
+async def test_viewer_on_b_follows_the_actor_in_a(
+    settings: Settings, database_url: str, redis_prefix: str
+) -> None:
+    async with two_nodes(settings, database_url, redis_prefix) as (a, b):
+        company = await register(a)
+        cid = company.company_id
+        # A viewer on A activates the actor there (the lease was free).
+        async with a.client.websocket(WS_PATH) as local:
+            await local.send(auth_frame(company.token))
+            assert (await next_frame(local))["event"] == "status"
+            assert await a.storage.leases.holder(cid) == "node-a"
+            async with b.client.websocket(WS_PATH) as remote:
+                await remote.send(auth_frame(company.token))
+                status = await next_frame(remote)
+                assert status["event"] == "status"
+                assert status["data"]["companyId"] == cid
+                assert status["data"]["whatsapp_connected"] is False
+                # The command travels to A; A's actor starts the QR round in A's WhatsApp.
+                await remote.send(frame("request-qr"))
+                qr = await frame_named(remote, "qr-update")
+                assert qr["data"]["qr"] == a.world.live_qr(cid)
+                assert b.world.live_qr(cid) is None
+                assert (await frame_named(local, "qr-update"))["data"] == qr["data"]
+                a.world.scan(cid)
+                connected = await frame_named(remote, "whatsapp-connected")
+                assert connected["data"]["success"] is True
+                assert connected["data"]["companyId"] == cid
+                # One actor, in A: B's registry never activated it.
+                assert b.node.registry.lookup(cid) is None
+                assert a.node.registry.lookup(cid) is not None
+                assert a.node.placement is not None
+                assert len(a.node.placement.remote) == 1
+        stored = await b.storage.companies.get(cid)
+        assert stored is not None and stored.whatsapp_connected
+
+
+async def test_remote_viewer_alone_keeps_the_owner_actor_and_gets_refusals(
+    settings: Settings, database_url: str, redis_prefix: str
+) -> None:
+    """The owner counts the remote viewer (its QR round is watched), and a refused command's
+    ``error`` frame reaches only that viewer."""
+    async with two_nodes(settings, database_url, redis_prefix) as (a, b):
+        company = await register(a)
+        cid = company.company_id
+        assert await a.node.place(cid) is None
+        await a.node.registry.activate(cid)
+        async with b.client.websocket(WS_PATH) as remote:
+            await remote.send(auth_frame(company.token))
+            assert (await next_frame(remote))["event"] == "status"
+            await remote.send(frame("request-pairing-code", phone="79001234567"))
+            code = await frame_named(remote, "pairing-code")
+            assert code["data"]["phone"] == "79001234567"
+            assert b.node.registry.lookup(cid) is None
+            assert a.node.placement is not None
+            assert [c for c, _, _ in a.node.placement.remote.values()] == [cid]
+        # Closing the socket unsubscribes the remote viewer in A.
+        placement = a.node.placement
+        assert placement is not None
+
+        async def gone() -> bool:
+            return not placement.remote
+
+        await eventually(gone)
+
+
+async def test_owner_gone_closes_remote_socket_try_later(
+    settings: Settings, database_url: str, redis_prefix: str
+) -> None:
+    """A lease held by a node that no longer listens: the socket is told to come back."""
+    async with two_nodes(settings, database_url, redis_prefix) as (a, b):
+        company = await register(a)
+        assert await b.storage.leases.acquire(company.company_id, "node-dead", 30) == "node-dead"
+        async with b.client.websocket(WS_PATH) as remote:
+            await remote.send(auth_frame(company.token))
+            frames, code = await until_closed(remote)
+        assert code == 1013
+        assert frames[-1]["data"]["code"] == "unavailable"
+        assert b.node.registry.lookup(company.company_id) is None
