@@ -236,6 +236,7 @@ async def open_node(
     placement = Placement(node_id, storage, registry) if cluster else None
     if placement is not None:
         deps.publish = placement.publish_frame
+        deps.place = placement.place
     node = Node(
         settings,
         storage,

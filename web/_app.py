@@ -15,7 +15,12 @@ from quart import Response, g, request
 from quart_trio import QuartTrio
 
 from actors import Node
-from actors.company import CompanyNotFound, OutboundQueueFull, SendingUnavailable
+from actors.company import (
+    CompanyNotFound,
+    OutboundQueueFull,
+    OwnedElsewhere,
+    SendingUnavailable,
+)
 from runtime import ActorCrashed, ActorUnavailable, AskTimeout, MailboxFull
 from storage import StorageTimeout, StorageUnavailable
 from storage import ValidationError as StorageValidationError
@@ -153,6 +158,16 @@ def _register_domain_errors(app: QuartTrio) -> None:
     async def cannot_send(error: SendingUnavailable) -> Response:
         return error_response(409, "sending_unavailable", str(error))
 
+    async def elsewhere(error: OwnedElsewhere) -> Response:
+        # Cluster mode: the salon's actor runs in another process; this one will not start a
+        # second WhatsApp session for it (HTTP commands are not forwarded between processes).
+        return error_response(
+            503,
+            "served_elsewhere",
+            "This salon is served by another process; try again",
+            headers={"Retry-After": "5"},
+        )
+
     async def invalid_value(error: StorageValidationError) -> Response:
         return error_response(400, "invalid_field", str(error))
 
@@ -170,4 +185,5 @@ def _register_domain_errors(app: QuartTrio) -> None:
     app.register_error_handler(CompanyNotFound, not_found)
     app.register_error_handler(OutboundQueueFull, queue_full)
     app.register_error_handler(SendingUnavailable, cannot_send)
+    app.register_error_handler(OwnedElsewhere, elsewhere)
     app.register_error_handler(StorageValidationError, invalid_value)

@@ -10,6 +10,7 @@ from ._actor import record_only as record_only
 from ._errors import CompanyError as CompanyError
 from ._errors import CompanyNotFound as CompanyNotFound
 from ._errors import OutboundQueueFull as OutboundQueueFull
+from ._errors import OwnedElsewhere as OwnedElsewhere
 from ._errors import SendingUnavailable as SendingUnavailable
 from ._messages import CommandResult as CommandResult
 from ._messages import CompanyView as CompanyView
@@ -27,6 +28,7 @@ __all__ = [
     "CompanyView",
     "InboundHandler",
     "OutboundQueueFull",
+    "OwnedElsewhere",
     "SendingUnavailable",
     "Viewer",
     "messages",

@@ -48,7 +48,13 @@ from ..whatsapp import (
 )
 from . import _messages as m
 from . import _transitions as t
-from ._errors import CompanyError, CompanyNotFound, OutboundQueueFull, SendingUnavailable
+from ._errors import (
+    CompanyError,
+    CompanyNotFound,
+    OutboundQueueFull,
+    OwnedElsewhere,
+    SendingUnavailable,
+)
 from ._outbound import OutboundQueue, Outgoing, Pacer
 from ._qr_image import qr_png_data_url
 
@@ -101,6 +107,9 @@ class CompanyDeps:
     #: Also hands every viewer frame to the node (cluster mode publishes it on
     #: ``company:{id}:events`` for viewers connected to other processes); ``None`` alone.
     publish: Callable[[int, dict[str, Any]], None] | None = None
+    #: Cluster mode: takes the company's lease, returning ``None`` if the actor may run here,
+    #: else the owning node's id (the actor then refuses every message and stops).
+    place: Callable[[int], Awaitable[str | None]] | None = None
 
 
 @dataclass(frozen=True)
@@ -146,6 +155,8 @@ class CompanyActor(Actor):
         self.company_id = company_id
         self.deps = deps
         self.company: Company | None = None
+        #: The node owning this company when it is not us (cluster mode), see ``on_start``.
+        self.elsewhere: str | None = None
         self.state = t.CompanyState()
         self.viewers: set[m.Viewer] = set()
         self.session: WhatsAppSession | None = None
@@ -163,6 +174,10 @@ class CompanyActor(Actor):
     # -- lifecycle -------------------------------------------------------------------------
 
     async def on_start(self) -> None:
+        if self.deps.place is not None:
+            self.elsewhere = await self.deps.place(self.company_id)
+            if self.elsewhere is not None:
+                return  # another node runs this company: no session, no state, no writes
         self.company = await self.deps.storage.companies.get(self.company_id)
         if self.company is None:
             return
@@ -196,6 +211,9 @@ class CompanyActor(Actor):
     # -- messages --------------------------------------------------------------------------
 
     async def receive(self, message: Any) -> Any:
+        if self.elsewhere is not None:
+            self.stop()
+            raise OwnedElsewhere(self.company_id, self.elsewhere)
         if self.company is None:
             self.stop()
             raise CompanyNotFound(self.company_id)

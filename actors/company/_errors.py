@@ -2,6 +2,7 @@
 
 CompanyError
 ├── CompanyNotFound       no such company (never registered)
+├── OwnedElsewhere        its actor runs in another node (cluster mode: that node's lease)
 ├── OutboundQueueFull     too many messages waiting to be sent; try later
 └── SendingUnavailable    the company cannot send now (not linked, uninstalled, frozen)
 """
@@ -17,6 +18,13 @@ class CompanyNotFound(CompanyError):
     def __init__(self, company_id: int) -> None:
         self.company_id = company_id
         super().__init__(f"company {company_id} does not exist")
+
+
+class OwnedElsewhere(CompanyError):
+    def __init__(self, company_id: int, owner: str) -> None:
+        self.company_id = company_id
+        self.owner = owner
+        super().__init__(f"company {company_id} is served by another node")
 
 
 class OutboundQueueFull(CompanyError):

@@ -7,7 +7,11 @@ import random
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
+import pytest
+
 from actors import open_node
+from actors.company import OwnedElsewhere
+from actors.company import messages as m
 from actors.whatsapp import SimulatedWorld, open_gateway
 from config import Settings
 from tests.support.databases import open_real_storage
@@ -128,3 +132,25 @@ async def test_owner_gone_closes_remote_socket_try_later(
         assert code == 1013
         assert frames[-1]["data"]["code"] == "unavailable"
         assert b.node.registry.lookup(company.company_id) is None
+
+
+async def test_no_second_actor_for_a_company_owned_elsewhere(
+    settings: Settings, database_url: str, redis_prefix: str
+) -> None:
+    """Any other path into B's registry (an HTTP route) finds the lease held by A: B's actor
+    refuses and stops instead of opening a second WhatsApp session."""
+    async with two_nodes(settings, database_url, redis_prefix) as (a, b):
+        company = await register(a)
+        cid = company.company_id
+        assert await a.node.place(cid) is None
+        await a.node.registry.activate(cid)
+        with pytest.raises(OwnedElsewhere):
+            await b.node.company(cid).ask(m.RequestQr())
+        response = await b.client.get(f"/marketplace/qr/{company.token}")
+        assert response.status_code == 503
+        assert (await response.get_json())["error"]["code"] == "served_elsewhere"
+        assert b.world.live_qr(cid) is None
+        assert await a.storage.leases.holder(cid) == "node-a"
+        response = await a.client.get(f"/marketplace/qr/{company.token}")
+        assert response.status_code == 200
+        assert a.world.live_qr(cid) is not None
