@@ -101,6 +101,7 @@ class Settings:
     sync_interval: float = 3600.0
     max_body_bytes: int = 64 * 1024
     demo: bool = False
+    cluster: bool = False
     supervisor: SupervisorLimits = field(default_factory=SupervisorLimits)
     qr: QrPolicy = field(default_factory=QrPolicy)
     api_rate_limit: RateLimit = field(default_factory=lambda: RateLimit(30, 60.0))
@@ -156,6 +157,7 @@ AIADMIN_KEYS = frozenset(
         "AIADMIN_SYNC_INTERVAL",
         "AIADMIN_MAX_BODY_BYTES",
         "AIADMIN_DEMO",
+        "AIADMIN_CLUSTER",
         "AIADMIN_API_RATE_LIMIT",
         "AIADMIN_WS_RATE_LIMIT",
         "AIADMIN_SEND_MIN_GAP",
@@ -328,6 +330,9 @@ def settings_from_env(
         if app_id is None and app_id_raw is None:
             r.problems.append("YCLIENTS_APPLICATION_ID is required in production")
 
+    cluster = r.boolean("AIADMIN_CLUSTER", False)
+    if cluster and redis_url is None and r.text("REDIS_URL") is None:
+        r.problems.append("AIADMIN_CLUSTER=true needs REDIS_URL (leases and pub/sub are shared)")
     yclients_base = r.url("YCLIENTS_BASE_URL", ("http", "https")) or "https://api.yclients.com"
     public_base = r.url("PUBLIC_BASE_URL", ("http", "https")) or f"http://127.0.0.1:{port}"
     extra_origins = r.csv("ALLOWED_ORIGINS")
@@ -366,6 +371,7 @@ def settings_from_env(
         sync_interval=r.seconds("AIADMIN_SYNC_INTERVAL", 3600.0),
         max_body_bytes=r.integer("AIADMIN_MAX_BODY_BYTES", 64 * 1024, low=1024, high=16 * 2**20),
         demo=r.boolean("AIADMIN_DEMO", False),
+        cluster=cluster,
         api_rate_limit=r.rate("AIADMIN_API_RATE_LIMIT", RateLimit(30, 60.0)),
         ws_rate_limit=r.rate("AIADMIN_WS_RATE_LIMIT", RateLimit(5, 60.0)),
         pacing=SendPacing(

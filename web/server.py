@@ -133,7 +133,11 @@ async def serve(
             open_gateway(settings) as gateway,
             open_yclients(settings, storage) as yclients,
             open_node(
-                settings, storage, gateway, services=node_services(settings, yclients)
+                settings,
+                storage,
+                gateway,
+                services=node_services(settings, yclients),
+                cluster=settings.cluster,
             ) as node,
         ):
             demo_id, demo_url = (None, None)

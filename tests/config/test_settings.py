@@ -157,3 +157,12 @@ def test_origin_allow_list() -> None:
     assert not s.origin_allowed("https://evil.example")
     assert not s.origin_allowed("https://n12x.yclients.com")
     assert not s.origin_allowed("https://n1.yclients.com.evil.example")
+
+
+def test_cluster_mode_needs_redis() -> None:
+    assert problems({"AIADMIN_CLUSTER": "true"}) == [
+        "AIADMIN_CLUSTER=true needs REDIS_URL (leases and pub/sub are shared)"
+    ]
+    s = load({"AIADMIN_CLUSTER": "true", "REDIS_URL": "redis://127.0.0.1:6379/0"})
+    assert s.cluster
+    assert not load({}).cluster
