@@ -11,6 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+# Commands that are also inputs of the pure decisions are the very same classes.
+from ._transitions import ActivationRejected as ActivationRejected
+from ._transitions import Freeze as Freeze
+from ._transitions import Reinstall as Reinstall
+from ._transitions import RequestPairingCode as RequestPairingCode
+from ._transitions import RequestQr as RequestQr
+from ._transitions import Restore as Restore
+from ._transitions import Uninstall as Uninstall
+
 
 class Viewer(Protocol):
     """A live connect-page socket: frames are pushed without blocking.
@@ -29,16 +38,6 @@ class GetStatus:
     pass
 
 
-@dataclass(frozen=True)
-class RequestQr:
-    pass
-
-
-@dataclass(frozen=True)
-class RequestPairingCode:
-    phone: str
-
-
 @dataclass(frozen=True, eq=False)
 class Subscribe:
     viewer: Viewer
@@ -53,31 +52,6 @@ class Unsubscribe:
 class SendText:
     to_phone: str
     text: str
-
-
-@dataclass(frozen=True)
-class Freeze:
-    pass
-
-
-@dataclass(frozen=True)
-class Uninstall:
-    pass
-
-
-@dataclass(frozen=True)
-class Reinstall:
-    pass
-
-
-@dataclass(frozen=True)
-class ActivationRejected:
-    message: str
-
-
-@dataclass(frozen=True)
-class Restore:
-    """Sent at node start to every linked company: bring its session back."""
 
 
 @dataclass(frozen=True)
