@@ -257,33 +257,31 @@ class MemoryCompanies:
     async def rotate_api_key(
         self, company_id: int, api_key: str | None = None, *, version: int | None = None
     ) -> str:
-        await trio.lowlevel.checkpoint()
-        key = _secrets.issue_or_use(_secrets.API_KEY_PREFIX, api_key)
-        number = None if version is None else _secrets.check_version(version)
-        row = self._db.require_company(company_id)
-        row.api_key_hash = key.digest
-        row.company = replace(
-            row.company,
-            api_key_prefix=key.display,
-            api_key_version=row.company.api_key_version if number is None else number,
-            updated_at=self._db.clock(),
-        )
-        return key.plaintext
+        return await self._rotate(company_id, "api_key", _secrets.API_KEY_PREFIX, api_key, version)
 
     async def rotate_webhook_secret(
         self, company_id: int, secret: str | None = None, *, version: int | None = None
     ) -> str:
+        return await self._rotate(
+            company_id, "webhook_secret", _secrets.WEBHOOK_SECRET_PREFIX, secret, version
+        )
+
+    async def _rotate(
+        self, company_id: int, column: str, prefix: str, value: str | None, version: int | None
+    ) -> str:
+        """Store a new credential's hash and display prefix (and version, when given)."""
         await trio.lowlevel.checkpoint()
-        issued = _secrets.issue_or_use(_secrets.WEBHOOK_SECRET_PREFIX, secret)
+        issued = _secrets.issue_or_use(prefix, value)
         number = None if version is None else _secrets.check_version(version)
         row = self._db.require_company(company_id)
-        row.webhook_secret_hash = issued.digest
-        row.company = replace(
-            row.company,
-            webhook_secret_prefix=issued.display,
-            webhook_secret_version=row.company.webhook_secret_version if number is None else number,
-            updated_at=self._db.clock(),
-        )
+        setattr(row, f"{column}_hash", issued.digest)
+        changes: dict[str, Any] = {
+            f"{column}_prefix": issued.display,
+            "updated_at": self._db.clock(),
+        }
+        if number is not None:
+            changes[f"{column}_version"] = number
+        row.company = replace(row.company, **changes)
         return issued.plaintext
 
     async def revoke_credentials(self, company_id: int) -> None:
