@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -13,7 +14,7 @@ import trio
 from actors import Node, open_node
 from actors.whatsapp import SimulatedWorld, open_gateway
 from config import SendPacing, Settings, settings_from_env
-from storage import open_storage
+from storage import Storage, open_storage
 
 
 class RecordingViewer:
@@ -29,6 +30,14 @@ class RecordingViewer:
 
     def close(self) -> None:
         self.closed = True
+
+    async def next_status(self, status: str, timeout: float = 300.0) -> dict[str, Any]:
+        """The next ``status`` frame whose status is ``status``."""
+        with trio.fail_after(timeout):
+            while True:
+                frame = await self.next("status", timeout=timeout)
+                if frame["data"]["status"] == status:
+                    return frame
 
     async def next(self, event: str, timeout: float = 300.0) -> dict[str, Any]:
         """The next frame named ``event`` (earlier frames of other names are kept in ``frames``)."""
@@ -56,13 +65,25 @@ def world() -> SimulatedWorld:
     return SimulatedWorld()
 
 
+@asynccontextmanager
+async def running_node(
+    settings: Settings, storage: Storage, world: SimulatedWorld, seed: int = 7
+) -> AsyncIterator[Node]:
+    """A node (and its gateway) over given storage and world: open one after another to
+    restart "the whole node" while the database and the phones stay."""
+    async with (
+        open_gateway(settings, world=world) as gateway,
+        open_node(settings, storage, gateway, rng=random.Random(seed)) as n,
+    ):
+        yield n
+
+
 @pytest.fixture
 async def node(settings: Settings, world: SimulatedWorld) -> AsyncIterator[Node]:
     """A node; tests request ``autojump_clock`` themselves (pytest-trio reads the test's own
     arguments for the clock)."""
     async with (
         open_storage(monotonic_clock=trio.current_time) as storage,
-        open_gateway(settings, world=world) as gateway,
-        open_node(settings, storage, gateway, rng=random.Random(7)) as n,
+        running_node(settings, storage, world) as n,
     ):
         yield n

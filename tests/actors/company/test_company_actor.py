@@ -12,9 +12,9 @@ from actors import Node
 from actors.company import ACTIVATION_KIND, CommandResult, CompanyView
 from actors.company import messages as m
 from actors.whatsapp import SimulatedWorld
-from storage import OutboxStatus
+from storage import OutboxStatus, open_storage
 
-from .conftest import RecordingViewer
+from .conftest import RecordingViewer, make_settings, running_node
 
 
 async def register(node: Node, salon_id: int = 962302) -> int:
@@ -182,17 +182,14 @@ async def test_reconnect_with_backoff_after_going_offline(
     viewer = await link(node, world, cid)
     ref = node.company(cid)
     world.go_offline(cid)
-    status = await viewer.next("status")
-    while status["data"]["status"] != "reconnecting":
-        status = await viewer.next("status")
+    await viewer.next_status("reconnecting")
     company = await node.storage.companies.get(cid)
     assert company is not None
     assert company.integration_status == "reconnecting"
     await trio.sleep(120)
     assert (await ref.ask(m.GetStatus())).integration_status == "reconnecting"
     world.go_online(cid)
-    while status["data"]["status"] != "active":
-        status = await viewer.next("status")
+    await viewer.next_status("active")
     assert (await ref.ask(m.GetStatus())).whatsapp_connected
 
 
@@ -202,9 +199,7 @@ async def test_logged_out_drops_credentials_and_waits_for_a_scan(
     cid = await register(node)
     viewer = await link(node, world, cid)
     world.unlink(cid)
-    status = await viewer.next("status")
-    while status["data"]["status"] != "logged_out":
-        status = await viewer.next("status")
+    await viewer.next_status("logged_out")
     company = await node.storage.companies.get(cid)
     assert company is not None
     assert company.integration_status == "logged_out"
@@ -319,9 +314,7 @@ async def test_sends_wait_while_reconnecting_and_overflow_is_an_error(
     viewer = await link(node, world, cid)
     ref = node.company(cid)
     world.go_offline(cid)
-    status = await viewer.next("status")
-    while status["data"]["status"] != "reconnecting":
-        status = await viewer.next("status")
+    await viewer.next_status("reconnecting")
     for i in range(OUTBOUND_QUEUE_LIMIT):
         await ref.ask(m.SendText("79007654321", f"m{i}"))
     with pytest.raises(OutboundQueueFull) as info:
@@ -379,66 +372,44 @@ async def test_linked_companies_come_back_when_the_node_restarts(
     autojump_clock: MockClock, world: SimulatedWorld
 ) -> None:
     """A new node over the same storage and world restores the session without a scan."""
-    import random
-
-    from actors import open_node
-    from actors.whatsapp import open_gateway
-    from storage import open_storage
-
-    from .conftest import make_settings
-
     settings = make_settings()
     async with open_storage(monotonic_clock=trio.current_time) as storage:
-        async with open_gateway(settings, world=world) as gateway:
-            async with open_node(settings, storage, gateway, rng=random.Random(1)) as node:
-                cid = await register(node)
-                await link(node, world, cid)
+        async with running_node(settings, storage, world, seed=1) as node:
+            cid = await register(node)
+            await link(node, world, cid)
         assert not world.is_connected(cid)
-        async with open_gateway(settings, world=world) as gateway:
-            async with open_node(settings, storage, gateway, rng=random.Random(2)) as node:
-                assert node.restored == 1
-                await world.wait_until(lambda: world.is_connected(cid))
+        async with running_node(settings, storage, world, seed=2) as node:
+            assert node.restored == 1
+            await world.wait_until(lambda: world.is_connected(cid))
+            view = await node.company(cid).ask(m.GetStatus())
+            while not view.whatsapp_connected:
+                await trio.sleep(0.1)
                 view = await node.company(cid).ask(m.GetStatus())
-                while not view.whatsapp_connected:
-                    await trio.sleep(0.1)
-                    view = await node.company(cid).ask(m.GetStatus())
-                assert view.integration_status == "active"
+            assert view.integration_status == "active"
 
 
 async def test_queued_messages_survive_a_node_restart(
     autojump_clock: MockClock, world: SimulatedWorld
 ) -> None:
     """Messages still queued when the node stops are sent, once each, by the next node."""
-    import random
-
-    from actors import open_node
-    from actors.whatsapp import open_gateway
-    from storage import open_storage
-
-    from .conftest import make_settings
-
     settings = make_settings()
     async with open_storage(monotonic_clock=trio.current_time) as storage:
-        async with open_gateway(settings, world=world) as gateway:
-            async with open_node(settings, storage, gateway, rng=random.Random(1)) as node:
-                cid = await register(node)
-                viewer = await link(node, world, cid)
-                world.go_offline(cid)
-                status = await viewer.next("status")
-                while status["data"]["status"] != "reconnecting":
-                    status = await viewer.next("status")
-                for i in range(3):
-                    await node.company(cid).ask(m.SendText("79007654321", f"после рестарта {i}"))
+        async with running_node(settings, storage, world, seed=1) as node:
+            cid = await register(node)
+            viewer = await link(node, world, cid)
+            world.go_offline(cid)
+            await viewer.next_status("reconnecting")
+            for i in range(3):
+                await node.company(cid).ask(m.SendText("79007654321", f"после рестарта {i}"))
         assert world.delivered(cid) == []
         world.go_online(cid)
-        async with open_gateway(settings, world=world) as gateway:
-            async with open_node(settings, storage, gateway, rng=random.Random(2)) as node:
-                with trio.fail_after(120):
-                    await world.wait_until(lambda: len(world.delivered(cid)) == 3)
-                await trio.sleep(30)
-                texts = [d.text for d in world.delivered(cid)]
-                assert texts == [f"после рестарта {i}" for i in range(3)]
-                assert await storage.messages.pending_outbound(cid) == []
+        async with running_node(settings, storage, world, seed=2) as node:
+            with trio.fail_after(120):
+                await world.wait_until(lambda: len(world.delivered(cid)) == 3)
+            await trio.sleep(30)
+            texts = [d.text for d in world.delivered(cid)]
+            assert texts == [f"после рестарта {i}" for i in range(3)]
+            assert await storage.messages.pending_outbound(cid) == []
 
 
 async def test_a_linking_round_nobody_watches_ends_after_a_minute(

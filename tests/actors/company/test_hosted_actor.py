@@ -63,12 +63,8 @@ async def link(node: Node, world: SimulatedWorld, company_id: int, phone: str) -
 
 
 async def next_status(viewer: RecordingViewer, status: str) -> dict[str, Any]:
-    """The next ``status`` frame whose status is ``status``."""
-    with trio.fail_after(WAIT):
-        while True:
-            frame = await viewer.next("status", timeout=WAIT)
-            if frame["data"]["status"] == status:
-                return frame
+    """The next ``status`` frame whose status is ``status`` (real clock: bounded by WAIT)."""
+    return await viewer.next_status(status, timeout=WAIT)
 
 
 async def wait_for(predicate: Callable[[], bool], world: SimulatedWorld) -> None:
