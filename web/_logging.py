@@ -13,6 +13,8 @@ import re
 import sys
 import time
 
+from ._security import SECRET_QUERY_PARAMS
+
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
     "request_id", default=None
 )
@@ -22,9 +24,11 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 _SECRET_PATTERNS = (
     re.compile(r"\b(sk|whs|adm)_[A-Za-z0-9_\-]{8,}"),
     re.compile(r"\beyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*"),
+    # the same parameter names the access log redacts (one list: web._security)
     re.compile(
-        r"(?i)((?:token|api_key|key|secret|sign|user_data|user_data_sign|partner_token|password)=)"
-        r"[^&\s\"']+"
+        r"(?i)\b((?:"
+        + "|".join(sorted(map(re.escape, SECRET_QUERY_PARAMS), key=len, reverse=True))
+        + r")=)[^&\s\"']+"
     ),
     re.compile(r"(/marketplace/qr/)[^/?\s\"']+"),
 )
