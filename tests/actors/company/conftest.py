@@ -67,13 +67,17 @@ def world() -> SimulatedWorld:
 
 @asynccontextmanager
 async def running_node(
-    settings: Settings, storage: Storage, world: SimulatedWorld, seed: int = 7
+    settings: Settings,
+    storage: Storage,
+    world: SimulatedWorld,
+    seed: int = 7,
+    **node_options: Any,
 ) -> AsyncIterator[Node]:
     """A node (and its gateway) over given storage and world: open one after another to
     restart "the whole node" while the database and the phones stay."""
     async with (
         open_gateway(settings, world=world) as gateway,
-        open_node(settings, storage, gateway, rng=random.Random(seed)) as n,
+        open_node(settings, storage, gateway, rng=random.Random(seed), **node_options) as n,
     ):
         yield n
 

@@ -484,3 +484,37 @@ async def test_a_crash_between_activating_and_queueing_the_callback_loses_nothin
     assert await outbox.backlog() == 1
     item = await outbox.get_by_key(f"activation:{cid}:{company.whatsapp_jid}")
     assert item is not None
+
+
+async def test_inbound_flood_from_one_client_is_cut_at_the_per_minute_limit(
+    autojump_clock: MockClock, world: SimulatedWorld
+) -> None:
+    """Every message is recorded, but one client's flood reaches the handler (the assistant)
+    only up to the per-minute limit; other clients are not affected."""
+    from actors.company._actor import INBOUND_FLOOD_LIMIT
+    from actors.whatsapp import InboundMessage
+
+    handled: list[str] = []
+
+    async def handler(company_id: int, message: InboundMessage) -> None:
+        handled.append(message.sender_phone)
+
+    settings = make_settings()
+    async with open_storage(monotonic_clock=trio.current_time) as storage:
+        async with running_node(settings, storage, world, inbound_handler=handler) as node:
+            cid = await register(node)
+            await link(node, world, cid)
+            for i in range(INBOUND_FLOOD_LIMIT + 5):
+                world.send_inbound(cid, "79005550001", f"спам {i}")
+            world.send_inbound(cid, "79005550002", "Здравствуйте!")
+            await trio.sleep(5)
+            assert handled.count("79005550001") == INBOUND_FLOOD_LIMIT
+            assert handled.count("79005550002") == 1
+            recorded = await storage.messages.recent(cid, limit=100, peer_phone="79005550001")
+            assert len(recorded) == INBOUND_FLOOD_LIMIT + 5
+            assert node.metrics.render().count("aiadmin_inbound_flood_dropped_total 5") == 1
+            # a minute later the client is heard again
+            await trio.sleep(60)
+            world.send_inbound(cid, "79005550001", "а теперь серьёзно")
+            await trio.sleep(1)
+            assert handled.count("79005550001") == INBOUND_FLOOD_LIMIT + 1
