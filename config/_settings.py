@@ -19,7 +19,6 @@ from ._errors import ConfigError
 
 MIN_JWT_SECRET_BYTES = 32
 DEFAULT_ORIGINS = ("https://ai-admin.app", "https://yclients.com")
-YCLIENTS_ORIGIN_PATTERN = r"^https://n\d+\.yclients\.com$"
 
 
 class Environment(StrEnum):
@@ -111,10 +110,6 @@ class Settings:
     @property
     def production(self) -> bool:
         return self.env is Environment.PRODUCTION
-
-    def origin_allowed(self, origin: str) -> bool:
-        """Whether a browser ``Origin`` may open our WebSocket or call us cross-site."""
-        return origin in self.allowed_origins or bool(re.match(YCLIENTS_ORIGIN_PATTERN, origin))
 
     def __repr__(self) -> str:  # never print secrets
         return (

@@ -150,13 +150,21 @@ def test_dotenv_is_read_and_environment_wins(tmp_path: Path) -> None:
 
 
 def test_origin_allow_list() -> None:
+    """The settings give the list; ``web._security.origin_allowed`` (the one check the
+    WebSocket and CORS use) adds the ``https://n<digits>.yclients.com`` pattern."""
+    from web._security import origin_allowed
+
     s = load({"ALLOWED_ORIGINS": "https://partner.example"})
-    assert s.origin_allowed("https://ai-admin.app")
-    assert s.origin_allowed("https://n123.yclients.com")
-    assert s.origin_allowed("https://partner.example")
-    assert not s.origin_allowed("https://evil.example")
-    assert not s.origin_allowed("https://n12x.yclients.com")
-    assert not s.origin_allowed("https://n1.yclients.com.evil.example")
+
+    def allowed(origin: str) -> bool:
+        return origin_allowed(origin, s.allowed_origins)
+
+    assert allowed("https://ai-admin.app")
+    assert allowed("https://n123.yclients.com")
+    assert allowed("https://partner.example")
+    assert not allowed("https://evil.example")
+    assert not allowed("https://n12x.yclients.com")
+    assert not allowed("https://n1.yclients.com.evil.example")
 
 
 def test_cluster_mode_needs_redis() -> None:

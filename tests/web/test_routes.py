@@ -767,3 +767,30 @@ async def test_dev_routes_are_404_in_production() -> None:
         await error_of(inbound, 404, "not_found")
         assert web.world.live_qr(company.company_id) is not None  # nothing was scanned
         assert "Strict-Transport-Security" in response.headers
+
+
+@pytest.mark.parametrize(
+    ("origin", "allowed"),
+    [
+        ("https://n123.yclients.com", True),
+        ("https://ai-admin.app", True),
+        ("https://evil.example", False),
+        ("https://n1.yclients.com.evil.example", False),
+    ],
+)
+async def test_cors_follows_the_origin_allow_list(
+    web: WebHarness, origin: str, allowed: bool
+) -> None:
+    preflight = await web.client.options(
+        "/marketplace/test",
+        headers={"Origin": origin, "Access-Control-Request-Method": "GET"},
+    )
+    answer = await web.client.get("/marketplace/test", headers={"Origin": origin})
+    for response in (preflight, answer):
+        assert response.headers["Vary"] == "Origin"
+        if allowed:
+            assert response.headers["Access-Control-Allow-Origin"] == origin
+        else:
+            assert "Access-Control-Allow-Origin" not in response.headers
+    if allowed:
+        assert "GET" in preflight.headers["Access-Control-Allow-Methods"]
