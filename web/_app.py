@@ -55,7 +55,7 @@ def create_app(node: Node) -> QuartTrio:
         JSON_SORT_KEYS=False,
         PROVIDE_AUTOMATIC_OPTIONS=True,
     )
-    web_state = WebState(node=node, settings=settings, metrics=WebMetrics(node.metrics))
+    web_state = WebState(node=node, settings=settings, metrics=WebMetrics(node))
     app.extensions["aiadmin"] = web_state
     register_error_handlers(app)
     _register_domain_errors(app)

@@ -7,7 +7,7 @@ from typing import Any
 
 from quart import current_app
 
-from actors import MetricsRegistry, Node
+from actors import Node
 from config import Settings
 from storage import Storage
 
@@ -17,13 +17,19 @@ from ._security import client_ip
 
 @dataclass
 class WebMetrics:
-    """The web layer's own metrics (registered on the node's registry)."""
+    """The web layer's metrics and the node-wide gauges ``/metrics`` shows, registered once.
 
-    registry: MetricsRegistry
+    Gauges read live state at scrape time; the few figures that live in storage are kept in
+    ``stored``, which the ``/metrics`` route refreshes before rendering.
+    """
+
+    node: Node
     viewers: int = 0
+    stored: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        r = self.registry
+        node = self.node
+        r = node.metrics
         self.requests = r.histogram(
             "aiadmin_http_request_duration_seconds", "HTTP request latency", ("route", "method")
         )
@@ -43,6 +49,38 @@ class WebMetrics:
             "aiadmin_websocket_viewers",
             "Connect-page WebSockets open now",
             lambda: {(): float(self.viewers)},
+        )
+        stored = self.stored
+        r.gauge(
+            "aiadmin_companies",
+            "Companies by integration status",
+            lambda: {(k,): float(v) for k, v in stored.get("companies", {}).items()},
+            ("status",),
+        )
+        r.gauge(
+            "aiadmin_outbox_backlog",
+            "Outbox items pending",
+            lambda: {(): float(stored.get("outbox_backlog", 0))},
+        )
+        r.gauge(
+            "aiadmin_webhook_inbox_pending",
+            "Webhook events to handle",
+            lambda: {(): float(stored.get("inbox_pending", 0))},
+        )
+        r.gauge(
+            "aiadmin_whatsapp_sessions",
+            "WhatsApp sessions open",
+            lambda: {(): float(node.gateway.snapshot().sessions)},
+        )
+        r.gauge(
+            "aiadmin_actor_restarts",
+            "Restarts across the supervision tree",
+            lambda: {(): float(node.restarts_total())},
+        )
+        r.gauge(
+            "aiadmin_active_actors",
+            "Company actors activated",
+            lambda: {(): float(len(node.registry))},
         )
 
 

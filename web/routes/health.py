@@ -109,34 +109,15 @@ async def tree() -> Any:
 async def metrics() -> Response:
     require_admin(await principal_from(request.headers))
     s = state()
-    node = s.node
-    registry = node.metrics
+    stored = s.metrics.stored
     try:
-        by_status = await s.storage.companies.count_by_status()
-        backlog = await s.storage.outbox.backlog()
-        inbox = await s.storage.inbox.pending_count()
+        # The only figures read from storage: refreshed per scrape, then rendered with the
+        # gauges registered once in ``WebMetrics`` (which read the node's live state).
+        stored["companies"] = dict(await s.storage.companies.count_by_status())
+        stored["outbox_backlog"] = await s.storage.outbox.backlog()
+        stored["inbox_pending"] = await s.storage.inbox.pending_count()
     except StorageError:
-        by_status, backlog, inbox = {}, -1, -1
-    registry.gauge(
-        "aiadmin_companies",
-        "Companies by integration status",
-        lambda: {(k,): float(v) for k, v in by_status.items()},
-        ("status",),
+        stored.update(companies={}, outbox_backlog=-1, inbox_pending=-1)
+    return Response(
+        s.node.metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8"
     )
-    registry.gauge("aiadmin_outbox_backlog", "Outbox items pending", lambda: {(): float(backlog)})
-    registry.gauge(
-        "aiadmin_webhook_inbox_pending", "Webhook events to handle", lambda: {(): float(inbox)}
-    )
-    gateway = node.gateway.snapshot()
-    registry.gauge(
-        "aiadmin_whatsapp_sessions", "WhatsApp sessions open", lambda: {(): float(gateway.sessions)}
-    )
-    registry.gauge(
-        "aiadmin_actor_restarts",
-        "Restarts across the supervision tree",
-        lambda: {(): float(node.restarts_total())},
-    )
-    registry.gauge(
-        "aiadmin_active_actors", "Company actors activated", lambda: {(): float(len(node.registry))}
-    )
-    return Response(registry.render(), content_type="text/plain; version=0.0.4; charset=utf-8")
