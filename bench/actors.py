@@ -18,6 +18,9 @@ in this process on the real clock: in-memory storage and the simulated WhatsApp 
   production); each company's first rotation to its 10 viewers. ``--quick``: starts spread
   over 6 s (a code every 60 ms) and the first codes measured. Baseline: PNG replaced by a
   constant, as above.
+* ``qr_image_us``: one ``qr_png_data_url`` (a WhatsApp-shaped code to a PNG data URL), the
+  mean over many codes. Baseline: the same code through ``qrcode`` itself (``make(fit=True)``,
+  its PIL image, saved as PNG), same run.
 * ``send_ratio``: messages per second through the actor (queue, message log, session) with
   pacing off, over direct ``send_text`` calls on a simulated session.
 """
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import io
 import logging
 import random
 import statistics
@@ -38,6 +42,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import qrcode
+import qrcode.constants
 import trio
 import trio.testing
 
@@ -45,7 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import actors.company._actor as company_actor_module
 from actors import Node, open_node
-from actors.company import OutboundQueueFull
+from actors.company import OutboundQueueFull, qr_png_data_url
 from actors.company import messages as m
 from actors.whatsapp import (
     QrCode,
@@ -53,6 +59,7 @@ from actors.whatsapp import (
     SimulatedGateway,
     SimulatedSession,
     SimulatedWorld,
+    fake_qr_code,
     new_message_id,
 )
 from config import QrPolicy, SendPacing, Settings, settings_from_env
@@ -289,6 +296,28 @@ async def qr_fanout(
     return latencies[: rotations + 1], max(stalls)
 
 
+# -- QR image ----------------------------------------------------------------------------------
+
+
+def qrcode_reference_png(text: str) -> bytes:
+    """The same code drawn the usual way with ``qrcode`` (every mask scored, PIL image)."""
+    code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_L, box_size=6, border=2)
+    code.add_data(text)
+    code.make(fit=True)
+    buffer = io.BytesIO()
+    code.make_image().save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def seconds_per_image(render: Callable[[str], object], codes: list[str]) -> float:
+    for code in codes[:10]:  # warm the per-version tables
+        render(code)
+    start = time.perf_counter()
+    for code in codes:
+        render(code)
+    return (time.perf_counter() - start) / len(codes)
+
+
 # -- sending ---------------------------------------------------------------------------------
 
 
@@ -451,6 +480,15 @@ def main() -> None:
         f"{max(ours_st) * 1000:.1f} ms; {first_codes}event loop held up to "
         f"{ours_stall * 1000:.0f} ms; without PNG rendering p99 {p99(bare_st) * 1000:.1f} ms, "
         f"loop held up to {bare_stall * 1000:.0f} ms; target < 50)"
+    )
+
+    codes = [fake_qr_code() for _ in range(300 if args.quick else 2_000)]
+    ours_image = seconds_per_image(qr_png_data_url, codes)
+    reference_image = seconds_per_image(qrcode_reference_png, codes[: len(codes) // 10])
+    print(
+        f"qr_image_us: {ours_image * 1e6:.0f} us "
+        f"({len(codes):,} WhatsApp-shaped codes to PNG data URLs; qrcode with its PIL image "
+        f"{reference_image * 1e6:,.0f} us; ratio {reference_image / ours_image:.0f}x faster)"
     )
 
     direct = trio.run(direct_sends, sends)

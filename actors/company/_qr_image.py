@@ -3,43 +3,60 @@
 from __future__ import annotations
 
 import base64
-import io
+import functools
+import struct
+import zlib
 
-import qrcode
-import qrcode.constants
-from PIL import Image
+import numpy as np
+
+from ._qr_matrix import qr_symbol
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_FILTER_NONE, _FILTER_UP = 0, 2  # PNG scanline filter types
+# Level 1: a third of the time of the default, for a PNG a fifth larger (~1.2 KB).
+_COMPRESSION = 1
 
 
 def qr_png_data_url(text: str, *, box_size: int = 6, border: int = 2) -> str:
-    """Encode ``text`` as a QR code and return ``data:image/png;base64,...``.
+    """Encode ``text`` as a QR code and return ``data:image/png;base64,...``: black modules
+    of ``box_size`` pixels on white, with ``border`` light modules around.
 
     Generated once per rotation by the company actor and shared by every viewer, so the cost
-    (about 3 ms) does not grow with the number of viewers.
+    (a fraction of a millisecond) does not grow with the number of viewers.
     """
-    # A fixed mask pattern skips trying all eight (``make(fit=True)`` scores each one), which
-    # is 5x faster; any mask decodes, the chosen one only tunes contrast for dirty prints.
-    code = qrcode.QRCode(
-        error_correction=qrcode.constants.ERROR_CORRECT_L,
-        box_size=box_size,
-        border=border,
-        mask_pattern=0,
+    if box_size < 1 or border < 0:
+        raise ValueError("box_size must be at least 1 and border at least 0")
+    light = qr_symbol(text, border=border) ^ 1  # a 1-bit grayscale PNG: a set bit is white
+    width = len(light) * box_size
+    # Every module box_size pixels wide, a row packed eight pixels to a byte (bits past the
+    # width are padding PNG ignores). Each module row is box_size scanlines: the first stored
+    # as is, the others with the "Up" filter (same as the line above), i.e. all zero bytes.
+    packed = np.packbits(np.repeat(light, box_size, axis=1), axis=1)
+    scanlines = np.zeros((len(packed), box_size, 1 + packed.shape[1]), dtype=np.uint8)
+    scanlines[:, 0, 0] = _FILTER_NONE
+    scanlines[:, 0, 1:] = packed
+    scanlines[:, 1:, 0] = _FILTER_UP
+    raw = scanlines.tobytes()
+    png = b"".join(
+        (
+            _PNG_SIGNATURE,
+            _header_chunk(width),
+            _chunk(b"IDAT", zlib.compress(raw, _COMPRESSION)),
+            _END_CHUNK,
+        )
     )
-    code.add_data(text)
-    code.make(fit=True)
-    # One pixel per module, scaled up: the same PNG bytes as qrcode's own PIL image, without
-    # drawing a rectangle per dark module (a third of the cost).
-    side = code.modules_count + 2 * border
-    row_bytes = (side + 7) // 8
-    tail = "1" * border + "0" * (row_bytes * 8 - side)  # light border, then row padding
-    head = "1" * border
-    light = int("1" * side + tail[border:], 2).to_bytes(row_bytes, "big")
-    rows = [light] * border
-    for modules in code.modules:
-        bits = head + "".join("0" if dark else "1" for dark in modules) + tail
-        rows.append(int(bits, 2).to_bytes(row_bytes, "big"))
-    rows += [light] * border
-    image = Image.frombytes("1", (side, side), b"".join(rows))
-    image = image.resize((side * box_size, side * box_size), Image.Resampling.NEAREST)
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+@functools.cache
+def _header_chunk(width: int) -> bytes:
+    """IHDR for a square, 1-bit grayscale, non-interlaced image."""
+    return _chunk(b"IHDR", struct.pack(">IIBBBBB", width, width, 1, 0, 0, 0, 0))
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    """One PNG chunk: length, type, body and the CRC of type and body."""
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+_END_CHUNK = _chunk(b"IEND", b"")

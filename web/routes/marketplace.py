@@ -278,7 +278,7 @@ async def qr(token: str) -> Any:
                 cached = await s.storage.qr.get(company_id)
     if cached is None:
         raise ServiceUnavailable(2, "The QR code is not ready yet; try again")
-    image = await trio.to_thread.run_sync(qr_png_data_url, cached.qr)
+    image = qr_png_data_url(cached.qr)  # ~0.2 ms: cheaper than a thread hand-off
     return jsonify(
         {
             "success": True,
