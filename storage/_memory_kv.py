@@ -138,10 +138,9 @@ class MemoryQrCodes:
         code = QrCode(
             qr=v.text("qr", qr, 4096),
             generated_at=time.time() if generated_at is None else float(generated_at),
+            lifetime=v.positive_seconds("ttl", ttl),
         )
-        self._kv.set(
-            _keys.qr_key(self._kv.prefix, company_id), code, v.positive_seconds("ttl", ttl)
-        )
+        self._kv.set(_keys.qr_key(self._kv.prefix, company_id), code, code.lifetime)
         return code
 
     async def get(self, company_id: int) -> QrCode | None:

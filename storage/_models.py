@@ -275,6 +275,7 @@ class QrCode:
 
     qr: str
     generated_at: float  # unix seconds
+    lifetime: float = 20.0  # seconds the code stays valid (whatsmeow: 60 for the first, then 20)
 
 
 @dataclass(frozen=True)

@@ -249,7 +249,8 @@ class RedisConnectTokens:
 
 
 class RedisQrCodes:
-    """:class:`QrCodes` on Redis: ``marketplace:qr:{id}`` → ``{"qr", "generated_at"}``."""
+    """:class:`QrCodes` on Redis: ``marketplace:qr:{id}`` → ``{"qr", "generated_at", "lifetime"}``
+    with the lifetime as the key's TTL."""
 
     def __init__(self, backend: RedisBackend) -> None:
         self._b = backend
@@ -266,9 +267,12 @@ class RedisQrCodes:
         code = QrCode(
             qr=v.text("qr", qr, 4096),
             generated_at=time.time() if generated_at is None else float(generated_at),
+            lifetime=v.positive_seconds("ttl", ttl),
         )
-        body = json.dumps({"qr": code.qr, "generated_at": code.generated_at})
-        ttl_ms = int(v.positive_seconds("ttl", ttl) * 1000)
+        body = json.dumps(
+            {"qr": code.qr, "generated_at": code.generated_at, "lifetime": code.lifetime}
+        )
+        ttl_ms = int(code.lifetime * 1000)
         key = _keys.qr_key(self._b.prefix, company_id)
         await self._b.call(self._b.client.set(key, body, px=ttl_ms))
         return code
@@ -278,7 +282,11 @@ class RedisQrCodes:
         if raw is None:
             return None
         data = json.loads(raw)
-        return QrCode(qr=str(data["qr"]), generated_at=float(data["generated_at"]))
+        return QrCode(
+            qr=str(data["qr"]),
+            generated_at=float(data["generated_at"]),
+            lifetime=float(data.get("lifetime", _keys.QR_TTL)),  # older records: 20 s
+        )
 
     async def clear(self, company_id: int) -> None:
         await self._b.call(self._b.client.delete([_keys.qr_key(self._b.prefix, company_id)]))

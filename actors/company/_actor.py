@@ -309,8 +309,8 @@ class CompanyActor(Actor):
                 self._arm("reconnect", RECONNECT_POLICY.backoff(attempt - 1, self.deps.rng))
             case t.CancelReconnect():
                 self._disarm("reconnect")
-            case t.CacheQr(code=code):
-                await self._show_qr(code)
+            case t.CacheQr(code=code, lifetime=lifetime):
+                await self._show_qr(code, lifetime)
             case t.ClearQr():
                 self._qr_frame = None
                 await self.deps.storage.qr.clear(self.company_id)
@@ -465,13 +465,14 @@ class CompanyActor(Actor):
 
     async def _on_session_event(self, event: SessionEvent) -> None:
         match event:
-            case QrCode(code=code):
+            case QrCode(code=code, lifetime=lifetime):
                 if self.state.qr_codes >= self.deps.settings.qr.max_codes:
                     await self._apply(t.LinkDeadlinePassed())
                     return
-                await self._apply(t.QrIssued(code))
+                await self._apply(t.QrIssued(code, lifetime))
                 if self.state.session is t.Session.LINKING:
-                    self._arm("link", self.deps.settings.qr.rotate_every + LINK_GRACE)
+                    # Linking is over if no next code comes within this one's lifetime.
+                    self._arm("link", lifetime + LINK_GRACE)
                     if self._pending_pairing is not None:
                         await self._request_pairing(self._pending_pairing)
             case Linked(jid=jid, phone=phone):
@@ -500,13 +501,12 @@ class CompanyActor(Actor):
             case InboundMessage():
                 await self._on_inbound(event)
 
-    async def _show_qr(self, code: str) -> None:
-        expires = self.deps.settings.qr.rotate_every
+    async def _show_qr(self, code: str, expires: float) -> None:
         # Stored first (GET /marketplace/qr never lags the frame), then rendered and shown with
         # no await in between, one company at a time through the node's QR lane: when many
         # companies rotate at once each one's viewers get the frame right after its own image
         # (not after every company's), and the event loop polls I/O between two images instead
-        # of being held for all of them (~0.2 ms each, but a burst can be a hundred).
+        # of being held for all of them (~0.1 ms each, but a burst can be a hundred).
         await self.deps.storage.qr.put(self.company_id, code, ttl=expires)
         async with self.deps.qr_lane:
             image = qr_png_data_url(code)

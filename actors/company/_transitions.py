@@ -84,6 +84,7 @@ class RequestPairingCode:
 @dataclass(frozen=True)
 class QrIssued:
     code: str
+    lifetime: float = 20.0  # seconds it stays valid, as the session reported
 
 
 @dataclass(frozen=True)
@@ -227,6 +228,7 @@ class CancelReconnect:
 @dataclass(frozen=True)
 class CacheQr:
     code: str
+    lifetime: float = 20.0
 
 
 @dataclass(frozen=True)
@@ -378,7 +380,7 @@ def _on_qr(state: CompanyState, event: QrIssued) -> Decision:
     if state.session is not Session.LINKING:
         return Decision(state)
     new = replace(state, qr_codes=state.qr_codes + 1)
-    return Decision(new, (CacheQr(event.code),))
+    return Decision(new, (CacheQr(event.code, event.lifetime),))
 
 
 def _on_link_deadline(state: CompanyState, _: LinkDeadlinePassed) -> Decision:

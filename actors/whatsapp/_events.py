@@ -14,9 +14,14 @@ from typing import Any, TypeAlias
 
 @dataclass(frozen=True, slots=True)
 class QrCode:
-    """A new QR code to show (whatsmeow's ``2@...`` string); it replaces the previous one."""
+    """A new QR code to show (whatsmeow's ``2@...`` string); it replaces the previous one.
+
+    ``lifetime``: seconds until the backend shows the next code (or gives up). whatsmeow keeps
+    its first code about 60 s and each later one 20 s, so the actor takes it from the event.
+    """
 
     code: str
+    lifetime: float = 20.0
 
     def __repr__(self) -> str:  # the code links a device: keep it out of logs
         return f"QrCode(<{len(self.code)} chars>)"

@@ -24,6 +24,7 @@ from it. A send whose outcome was lost with a dying process may still be sent tw
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import importlib.metadata
 import importlib.util
@@ -64,6 +65,9 @@ from ._session import GatewaySnapshot, SessionBase, SessionState
 log = logging.getLogger(__name__)
 
 NEONIZE_VERSION = "0.5.2"
+# whatsmeow's QR channel: the first code of a connection is shown ~60 s, each later one 20 s.
+QR_FIRST_LIFETIME = 60.0
+QR_LATER_LIFETIME = 20.0
 NEONIZE_FIX = (
     f"install it with `pip install neonize=={NEONIZE_VERSION}` (its Linux x86_64/aarch64 "
     "wheels ship the Go library and need glibc >= 2.34) and `apt-get install libmagic1`"
@@ -272,6 +276,8 @@ class NeonizeSession(SessionBase):
         if client is not self._client:
             return
         if isinstance(event, QrCode):
+            lifetime = QR_LATER_LIFETIME if self._qr_seen else QR_FIRST_LIFETIME
+            event = dataclasses.replace(event, lifetime=lifetime)
             self._qr_seen = True
         elif isinstance(event, Connected):
             self._connected = True

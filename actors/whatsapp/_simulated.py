@@ -228,13 +228,15 @@ class SimulatedSession(SessionBase):
         policy = self._gateway.qr
         with scope:
             try:
-                for _ in range(policy.max_codes):
+                first = self._gateway.first_code_lifetime
+                for index in range(policy.max_codes):
                     code = fake_qr_code()
+                    lifetime = first if index == 0 and first is not None else policy.rotate_every
                     await link.show_qr(code)
                     if self._link is not link:
                         return
-                    self._emit(QrCode(code))
-                    await trio.sleep(policy.rotate_every)
+                    self._emit(QrCode(code, lifetime))
+                    await trio.sleep(lifetime)
                 await link.show_qr(None)  # like whatsmeow: the loop ends without a word
             except WhatsAppError as exc:
                 log.debug("company %s: QR loop ended: %s", self._company_id, exc)
@@ -310,13 +312,17 @@ class SimulatedGateway:
         world: SimulatedWorld | None = None,
         world_path: str | None = None,
         qr: QrPolicy | None = None,
+        first_code_lifetime: float | None = None,
     ) -> None:
+        """``first_code_lifetime``: how long the first code of a round is shown, like
+        whatsmeow's ~60 s; by default every code lasts ``qr.rotate_every``."""
         if (world is None) == (world_path is None):
             raise ValueError("give exactly one of world= or world_path=")
         self._nursery = nursery
         self.world = world
         self._world_path = world_path
         self.qr = qr or QrPolicy()
+        self.first_code_lifetime = first_code_lifetime
         self._sessions: set[SimulatedSession] = set()
         self._closed = False
 

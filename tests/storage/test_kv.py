@@ -44,6 +44,9 @@ async def test_qr_roundtrip(storage: Storage) -> None:
     code = await storage.qr.put(3, "2@ABCdef123,xyz==", generated_at=1_700_000_000.5)
     assert await storage.qr.get(3) == code
     assert code.generated_at == 1_700_000_000.5
+    assert code.lifetime == 20.0  # the default TTL
+    first = await storage.qr.put(3, "2@first", ttl=60.0)  # whatsmeow's first code lives ~60 s
+    assert await storage.qr.get(3) == first and first.lifetime == 60.0
     await storage.qr.clear(3)
     assert await storage.qr.get(3) is None
     with pytest.raises(ValidationError):

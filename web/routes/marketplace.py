@@ -284,7 +284,7 @@ async def qr(token: str) -> Any:
             "success": True,
             "qr": cached.qr,
             "qr_image": image,
-            "expires_in": _expires_in(cached.generated_at, s.settings.qr.rotate_every),
+            "expires_in": _expires_in(cached.generated_at, cached.lifetime),
         }
     )
 

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import itertools
+import random
 
 import pytest
 import trio
 from trio.testing import MockClock
 
-from actors import Node
+from actors import Node, open_node
 from actors.company import ACTIVATION_KIND, CommandResult, CompanyView
 from actors.company import messages as m
-from actors.whatsapp import SimulatedWorld
+from actors.whatsapp import SimulatedGateway, SimulatedWorld
+from config import Settings
 from storage import OutboxStatus, open_storage
 
 from .conftest import RecordingViewer, make_settings, running_node
@@ -130,6 +132,39 @@ async def test_qr_rotates_every_20_seconds_and_linking_expires(
     # a new request starts a new round
     assert await ref.ask(m.RequestQr()) == CommandResult(True, "linking started")
     await viewer.next("qr-update")
+
+
+async def test_a_first_code_that_lives_60_seconds_like_whatsmeows_keeps_linking_going(
+    autojump_clock: MockClock, settings: Settings, world: SimulatedWorld
+) -> None:
+    """whatsmeow shows its first code ~60 s and each later one 20 s: the actor takes each
+    code's lifetime from the session, so linking lasts all six codes (~160 s), the frames
+    and the cached code say how long each one is valid, and only then comes qr-expired."""
+    async with (
+        open_storage(monotonic_clock=trio.current_time) as storage,
+        trio.open_nursery() as nursery,
+    ):
+        gateway = SimulatedGateway(nursery, world=world, qr=settings.qr, first_code_lifetime=60.0)
+        async with open_node(settings, storage, gateway, rng=random.Random(1)) as node:
+            cid = await register(node)
+            viewer = RecordingViewer()
+            ref = node.company(cid)
+            await ref.ask(m.Subscribe(viewer))
+            start = trio.current_time()
+            await ref.ask(m.RequestQr())
+            shown = []
+            for _ in range(6):
+                frame = await viewer.next("qr-update")
+                shown.append((round(trio.current_time() - start), frame["data"]["expiresIn"]))
+                cached = await storage.qr.get(cid)
+                assert cached is not None and cached.qr == frame["data"]["qr"]
+                assert cached.lifetime == frame["data"]["expiresIn"]
+            assert shown == [(0, 60), (60, 20), (80, 20), (100, 20), (120, 20), (140, 20)]
+            await viewer.next("qr-expired")
+            assert 160.0 <= trio.current_time() - start <= 170.0
+            assert not [f for f in viewer.frames if f["event"] == "qr-expired"][:-1]
+            await gateway.aclose()
+        nursery.cancel_scope.cancel()
 
 
 async def test_request_qr_never_tears_down_a_linked_session(

@@ -79,9 +79,9 @@ def test_request_qr_never_tears_down_a_linked_session() -> None:
 
 def test_qr_codes_are_cached_only_while_linking() -> None:
     linking = decide(CompanyState(), RequestQr()).state
-    d = decide(linking, QrIssued("2@abc"))
+    d = decide(linking, QrIssued("2@abc", 60.0))
     assert d.state.qr_codes == 1
-    assert d.effects == (CacheQr("2@abc"),)
+    assert d.effects == (CacheQr("2@abc", 60.0),)
     assert decide(ACTIVE, QrIssued("2@late")).effects == ()
 
 

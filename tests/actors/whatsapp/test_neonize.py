@@ -26,6 +26,7 @@ from actors.whatsapp import (
     NeonizeMissing,
     PairingFailed,
     PairingUnavailable,
+    QrCode,
     SessionNotConnected,
     SessionState,
     StreamReplaced,
@@ -141,6 +142,20 @@ async def gateway(tmp_path: Path) -> AsyncIterator[NeonizeGateway]:
         yield gw
         await gw.aclose()
         nursery.cancel_scope.cancel()
+
+
+async def test_qr_codes_carry_whatsmeows_lifetimes(gateway: NeonizeGateway) -> None:
+    """The first code of a connection is shown ~60 s, later ones 20 s. Events from a client
+    the session no longer uses are dropped."""
+    session = gateway.open_session(43)
+    client = object()
+    session._client = client  # what start() sets; the callbacks hand events in like this
+    for code in ("2@one", "2@two", "2@three"):
+        session._on_event(client, QrCode(code))
+    session._on_event(object(), QrCode("2@stale"))
+    lifetimes = [(await session.events.receive()) for _ in range(3)]
+    assert lifetimes == [QrCode("2@one", 60.0), QrCode("2@two", 20.0), QrCode("2@three", 20.0)]
+    assert session.events.statistics().current_buffer_used == 0
 
 
 async def test_offline_connect_reports_connect_failed(
