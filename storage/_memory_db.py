@@ -737,6 +737,15 @@ class MemoryMessageLog:
         self._db.messages[message_id] = updated
         return updated
 
+    async def count_attempt(self, message_id: int) -> int:
+        await trio.lowlevel.checkpoint()
+        message = self._db.messages.get(message_id)
+        if message is None or message.direction != "out":
+            raise NotFound(f"outbound message {message_id}")
+        updated = replace(message, attempts=message.attempts + 1, updated_at=self._db.clock())
+        self._db.messages[message_id] = updated
+        return updated.attempts
+
     async def get_by_wa_id(self, company_id: int, wa_message_id: str) -> Message | None:
         await trio.lowlevel.checkpoint()
         message_id = self._db.message_keys.get((company_id, wa_message_id))

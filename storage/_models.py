@@ -185,6 +185,7 @@ class Message:
     status: str
     created_at: datetime
     updated_at: datetime
+    attempts: int = 0  # outbound: sends handed to WhatsApp (> 1: may have been delivered twice)
 
 
 @dataclass(frozen=True)

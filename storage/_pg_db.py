@@ -667,6 +667,14 @@ class PgMessageLog(_Repo):
             raise NotFound(f"message {message_id}")
         return _message(rec)
 
+    async def count_attempt(self, message_id: int) -> int:
+        sql = f"""UPDATE messages SET attempts = attempts + 1, updated_at = {NOW}
+                  WHERE id = $2 AND direction = 'out' RETURNING attempts"""
+        attempts = await self._pool.run(_fetchval, sql, self._now(), message_id)
+        if attempts is None:
+            raise NotFound(f"outbound message {message_id}")
+        return int(attempts)
+
     async def get_by_wa_id(self, company_id: int, wa_message_id: str) -> Message | None:
         wa_id = key_text("wa_message_id", wa_message_id)
         sql = f"SELECT {MESSAGE_COLUMNS} FROM messages WHERE company_id = $1 AND wa_message_id = $2"

@@ -303,6 +303,11 @@ class MessageLog(Protocol):
         """Update an outbound message's status (e.g. ``queued`` → ``sent``). :class:`NotFound`."""
         ...
 
+    async def count_attempt(self, message_id: int) -> int:
+        """Note one more send of an outbound message, written *before* the send is made, so a
+        crash after it still shows; returns the count. :class:`NotFound`."""
+        ...
+
     async def get_by_wa_id(self, company_id: int, wa_message_id: str) -> Message | None: ...
 
     async def recent(

@@ -39,6 +39,7 @@ from ..whatsapp import (
     SessionEvent,
     SessionLost,
     SessionNotConnected,
+    SessionState,
     StreamReplaced,
     TemporaryBan,
     WhatsAppError,
@@ -620,8 +621,20 @@ class CompanyActor(Actor):
 
     async def _send_one(self, item: Outgoing) -> None:
         session = self.session
-        if session is None:
-            raise SessionNotConnected(self.company_id, "idle")
+        if session is None or session.state is not SessionState.CONNECTED:
+            raise SessionNotConnected(
+                self.company_id, "idle" if session is None else session.state.value
+            )
+        # Counted before the send: after a crash between the send and the status write the
+        # message goes again with the same id, and the row shows it may have gone twice.
+        attempts = await self.deps.storage.messages.count_attempt(item.log_id)
+        if attempts > 1:
+            log.info(
+                "company %s: sending %s again (attempt %d)",
+                self.company_id,
+                item.wa_message_id,
+                attempts,
+            )
         await session.send_text(item.to_phone, item.text, item.wa_message_id)
 
     async def _send_done(self, item: Outgoing, error: str | None) -> None:

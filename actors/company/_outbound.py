@@ -3,8 +3,10 @@
 Pacing keeps a number clear of WhatsApp's ban heuristics: a minimum gap plus random jitter
 between two sends, and a cap per rolling minute. Sends wait while the session is not
 connected (or sending is paused by a ban) and resume in order; a send whose outcome is unknown
-(the session host died mid-call) is retried with the *same* message id, which the backend
-deduplicates, so a message is delivered once.
+(the session host died mid-call, a command timed out) is retried with the *same* message id,
+which the backend deduplicates, so a message is delivered once. A send that fails without a
+final answer is retried after a growing pause even if no session event follows (a timed-out
+command on a healthy connection), or at once when the session reconnects.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ from config import SendPacing
 from ..whatsapp import OutcomeUnknown, SendFailed, SessionNotConnected, WhatsAppError
 
 log = logging.getLogger(__name__)
+
+RETRY_FIRST = 1.0  # seconds before retrying a send that failed without a final answer
+RETRY_CAP = 60.0
 
 
 @dataclass(frozen=True)
@@ -73,6 +78,8 @@ class OutboundQueue:
         self.items: collections.deque[Outgoing] = collections.deque()
         self._open = False
         self._wake = trio.Event()
+        self._reopened = trio.Event()
+        self._failures = 0  # sends in a row that failed without a final answer
         self.sent = 0
 
     def __len__(self) -> int:
@@ -89,9 +96,23 @@ class OutboundQueue:
 
     def set_open(self, is_open: bool) -> None:
         """Open while the session is connected and sending is not paused."""
+        if is_open and not self._open:
+            self._reopened.set()
         self._open = is_open
         if is_open:
             self._wake.set()
+
+    def retry_delay(self) -> float:
+        """The pause before the next retry: doubling from ``RETRY_FIRST`` up to ``RETRY_CAP``."""
+        return float(min(RETRY_CAP, RETRY_FIRST * 2 ** max(0, self._failures - 1)))
+
+    async def _pause_after_failure(self) -> None:
+        """Wait before retrying the head of the queue: the retry delay, or until the session
+        reconnects, whichever comes first."""
+        self._failures += 1
+        self._reopened = trio.Event()
+        with trio.move_on_after(self.retry_delay()):
+            await self._reopened.wait()
 
     async def run(self, send: SendFn, done: DoneFn) -> None:
         """Send forever, one message at a time; ``done(item, error)`` after each final outcome."""
@@ -106,20 +127,21 @@ class OutboundQueue:
             item = self.items[0]
             try:
                 await send(item)
-            except (SessionNotConnected, OutcomeUnknown) as exc:
-                # Not sent, or not known to be sent: keep it first in line and wait for the
-                # session to come back (the actor re-opens the queue on ``Connected``).
-                log.info("send of %s deferred: %s", item.wa_message_id, type(exc).__name__)
-                self._open = False
-                continue
-            except SendFailed as exc:
+            except SendFailed as exc:  # a final answer: this message cannot be sent
                 self.items.popleft()
                 await done(item, str(exc))
                 continue
-            except WhatsAppError as exc:
-                log.warning("send of %s failed: %s", item.wa_message_id, exc)
-                self._open = False
+            except (SessionNotConnected, OutcomeUnknown) as exc:
+                # Not sent, or not known to be sent: keep it first in line; retry with the same
+                # id after a pause, or as soon as the session reconnects.
+                log.info("send of %s deferred: %s", item.wa_message_id, type(exc).__name__)
+                await self._pause_after_failure()
                 continue
+            except WhatsAppError as exc:
+                log.warning("send of %s failed, will retry: %s", item.wa_message_id, exc)
+                await self._pause_after_failure()
+                continue
+            self._failures = 0
             self.pacer.record(trio.current_time())
             self.items.popleft()
             self.sent += 1

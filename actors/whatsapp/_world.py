@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import trio
 
-from ._errors import PairingUnavailable, SendFailed, SessionNotConnected
+from ._errors import OutcomeUnknown, PairingUnavailable, SendFailed, SessionNotConnected
 from ._events import (
     Connected,
     Disconnected,
@@ -106,6 +106,7 @@ class _Company:
     delivered: list[DeliveredMessage] = field(default_factory=list)
     delivered_ids: set[str] = field(default_factory=set)
     send_attempts: int = 0
+    lost_replies: int = 0  # the next this many sends go out but their reply never comes back
 
 
 class SimulatedWorld:
@@ -195,6 +196,9 @@ class SimulatedWorld:
             company.delivered_ids.add(message_id)
             company.delivered.append(DeliveredMessage(message_id, phone, text, time.time()))
             self._touch()
+        if company.lost_replies > 0:
+            company.lost_replies -= 1
+            raise OutcomeUnknown(f"no reply to the send of {message_id} (it did go out)")
         return message_id
 
     def _request_pairing_code(self, conn: WorldConnection, phone: str) -> str:
@@ -326,6 +330,12 @@ class SimulatedWorld:
         if conn is not None:
             self._close(conn)
             conn.sink(StreamReplaced())
+        self._touch()
+
+    def lose_send_replies(self, company_id: int, count: int = 1) -> None:
+        """The next ``count`` sends are delivered but their replies are lost: the sender sees
+        ``OutcomeUnknown`` while the connection stays up (a timed-out command)."""
+        self._company(company_id).lost_replies += count
         self._touch()
 
     def ban(

@@ -228,6 +228,32 @@ async def test_messages_inbound_dedupe_and_outbound_status(
         await storage.messages.record_inbound(cid, "W2", "7900", "nul\x00")
 
 
+async def test_send_attempts_are_counted_and_survive_in_the_row(
+    storage: Storage, wall: FakeWallClock
+) -> None:
+    """Each hand-over to WhatsApp is counted before it happens; a sent message with more than
+    one attempt is one a client may have received twice."""
+    cid = await _company(storage)
+    out = await storage.messages.record_outbound(
+        cid, "79001112233", "Напоминание", wa_message_id="W9"
+    )
+    assert out.attempts == 0
+    wall.advance(1)
+    assert [await storage.messages.count_attempt(out.id) for _ in range(3)] == [1, 2, 3]
+    row = await storage.messages.get_by_wa_id(cid, "W9")
+    assert row is not None and row.attempts == 3 and row.updated_at == wall()
+    sent = await storage.messages.set_status(out.id, "sent")
+    assert sent.attempts == 3  # the status write keeps the count
+    assert [m.attempts for m in await storage.messages.recent(cid)] == [3]
+    await storage.messages.record_inbound(cid, "IN9", "79001112233", "Спасибо")
+    inbound = await storage.messages.get_by_wa_id(cid, "IN9")
+    assert inbound is not None and inbound.attempts == 0
+    with pytest.raises(NotFound):
+        await storage.messages.count_attempt(inbound.id)  # only outbound messages are sent
+    with pytest.raises(NotFound):
+        await storage.messages.count_attempt(999999)
+
+
 async def test_message_ids_are_per_company(storage: Storage) -> None:
     a = await _company(storage)
     b = await _company(storage, 2)

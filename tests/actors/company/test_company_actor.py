@@ -339,6 +339,34 @@ async def test_outbound_messages_are_paced_and_in_order(
         assert stamps[i + 20] - stamps[i] >= 60.0
 
 
+async def test_a_send_with_a_lost_reply_is_retried_with_its_id_and_the_log_shows_it(
+    autojump_clock: MockClock, node: Node, world: SimulatedWorld
+) -> None:
+    """WhatsApp took the message but the reply never came (a timed-out command) while the
+    connection stays up: the queue does not stall; it retries the same message id after a
+    pause (the backend delivers it once) and goes on in order. The message log counts the
+    hand-overs, so the row shows the message may have gone twice."""
+    cid = await register(node)
+    await link(node, world, cid)
+    ref = node.company(cid)
+    world.lose_send_replies(cid, 2)
+    await ref.ask(m.SendText("79007654321", "первое"))
+    await ref.ask(m.SendText("79007654321", "второе"))
+    with trio.fail_after(600):
+        await world.wait_until(lambda: len(world.delivered(cid)) == 2)
+    assert [d.text for d in world.delivered(cid)] == ["первое", "второе"]
+    assert world.send_attempts(cid) == 4  # first: three hand-overs, second: one
+    status = await ref.ask(m.GetStatus())
+    assert status.outbound_queued == 0 and status.whatsapp_connected
+    rows = {r.text: r for r in await node.storage.messages.recent(cid)}
+    with trio.fail_after(60):
+        while rows["второе"].status != "sent":
+            await trio.sleep(1)
+            rows = {r.text: r for r in await node.storage.messages.recent(cid)}
+    assert (rows["первое"].attempts, rows["первое"].status) == (3, "sent")
+    assert (rows["второе"].attempts, rows["второе"].status) == (1, "sent")
+
+
 async def test_sends_wait_while_reconnecting_and_overflow_is_an_error(
     autojump_clock: MockClock, node: Node, world: SimulatedWorld
 ) -> None:
