@@ -138,9 +138,11 @@ def state_from_company(company: Company) -> t.CompanyState:
     if status is t.Status.LINKING:
         # A linking round cannot survive a restart: the QR session is gone.
         status = t.Status.PENDING if jid is None else t.Status.LOGGED_OUT
+    # A session opened elsewhere stays stopped across restarts (``request-qr`` takes it back).
+    replaced = jid is not None and t.stopped_as_replaced(company.last_error)
     return t.CompanyState(
         status=status,
-        session=t.Session.IDLE,
+        session=t.Session.STOPPED if replaced else t.Session.IDLE,
         jid=jid,
         phone=company.whatsapp_phone,
         last_error=company.last_error,

@@ -38,6 +38,16 @@ class Session(enum.StrEnum):
     STOPPED = "stopped"
 
 
+# ``last_error`` of a session stopped because it was opened elsewhere; stored, so a restart
+# keeps it stopped instead of taking the session back from the other device.
+STREAM_REPLACED = "stream_replaced"
+
+
+def stopped_as_replaced(last_error: str | None) -> bool:
+    """Whether a stored ``last_error`` marks the session as replaced by another device."""
+    return last_error is not None and last_error.startswith(STREAM_REPLACED + ":")
+
+
 # Statuses in which the company holds WhatsApp credentials worth keeping a session for (the
 # same set storage restores at node start).
 LINKED_STATUSES = frozenset(Status(s) for s in STORED_LINKED_STATUSES)
@@ -342,6 +352,9 @@ def _on_request_qr(state: CompanyState, _: RequestQr) -> Decision:
         return _refuse(state, "uninstalled", "The app was uninstalled in YClients")
     if state.status is Status.FROZEN:
         return _refuse(state, "frozen", "The app is frozen in YClients")
+    if state.linked and state.session is Session.STOPPED and stopped_as_replaced(state.last_error):
+        # Opened elsewhere and stopped here: the admin asks to take it back on this device.
+        return _resume_replaced(state)
     if state.linked:
         # Never tear down a live, linked session for a QR request.
         return Decision(state, (Reply(False, "WhatsApp is already connected", "already_linked"),))
@@ -358,6 +371,19 @@ def _on_request_qr(state: CompanyState, _: RequestQr) -> Decision:
             _with_status(state, new, "linking_started"),
             status_notice(new),
             Reply(True, "linking started"),
+        ),
+    )
+
+
+def _resume_replaced(state: CompanyState) -> Decision:
+    new = replace(state, session=Session.CONNECTING, reconnect_attempt=0, last_error=None)
+    return Decision(
+        new,
+        (
+            StartSession(fresh=False),
+            Persist("whatsapp_resumed_here", {"last_error": None}),
+            status_notice(new, "Taking the WhatsApp session back on this device"),
+            Reply(True, "resuming the session here"),
         ),
     )
 
@@ -552,7 +578,7 @@ def _on_logged_out(state: CompanyState, event: LoggedOut) -> Decision:
 def _on_stream_replaced(state: CompanyState, _: StreamReplaced) -> Decision:
     if state.session in (Session.IDLE, Session.STOPPED):
         return Decision(state)
-    reason = "stream_replaced: this WhatsApp session was opened elsewhere"
+    reason = f"{STREAM_REPLACED}: this WhatsApp session was opened elsewhere"
     new = replace(state, session=Session.STOPPED, last_error=reason)
     return Decision(
         new,

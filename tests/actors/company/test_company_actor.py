@@ -451,6 +451,38 @@ async def test_linked_companies_come_back_when_the_node_restarts(
             assert view.integration_status == "active"
 
 
+async def test_a_replaced_session_stays_stopped_across_a_restart_until_taken_back(
+    autojump_clock: MockClock, world: SimulatedWorld
+) -> None:
+    """The session was opened on another device: a new node must not take it back on its
+    own (the two would replace each other in a loop); the admin's request-qr does."""
+    settings = make_settings()
+    async with open_storage(monotonic_clock=trio.current_time) as storage:
+        async with running_node(settings, storage, world, seed=1) as node:
+            cid = await register(node)
+            viewer = await link(node, world, cid)
+            world.replace_stream(cid)
+            while (await viewer.next("status"))["data"]["whatsapp_connected"]:
+                pass
+        async with running_node(settings, storage, world, seed=2) as node:
+            ref = node.company(cid)
+            await trio.sleep(600)  # restore, reconnect timers: nothing may take it back
+            view = await ref.ask(m.GetStatus())
+            assert (view.session, view.whatsapp_connected) == ("stopped", False)
+            assert "stream_replaced" in (view.last_error or "")
+            assert not world.is_connected(cid)
+            viewer = RecordingViewer()
+            await ref.ask(m.Subscribe(viewer))
+            assert await ref.ask(m.RequestQr()) == CommandResult(True, "resuming the session here")
+            while not (await viewer.next("status"))["data"]["whatsapp_connected"]:
+                pass
+            assert world.is_connected(cid)
+            view = await ref.ask(m.GetStatus())
+            assert view.whatsapp_connected and view.last_error is None
+            stored = await storage.companies.get(cid)
+            assert stored is not None and stored.last_error is None
+
+
 async def test_queued_messages_survive_a_node_restart(
     autojump_clock: MockClock, world: SimulatedWorld
 ) -> None:

@@ -151,6 +151,24 @@ def test_stream_replaced_stops_and_is_not_restarted_by_drops() -> None:
     assert StopSession() in d.effects
     assert "stream_replaced" in (d.state.last_error or "")
     assert decide(d.state, SessionDropped("x")).effects == ()
+    assert decide(d.state, Restore()).effects == ()  # a node start does not take it back
+
+
+def test_request_qr_takes_a_replaced_session_back_and_only_that() -> None:
+    replaced = decide(ACTIVE, StreamReplaced()).state
+    d = decide(replaced, RequestQr())
+    assert d.state.session is Session.CONNECTING and d.state.last_error is None
+    assert StartSession(fresh=False) in d.effects
+    assert Reply(True, "resuming the session here") in d.effects
+    assert Persist("whatsapp_resumed_here", {"last_error": None}) in d.effects
+    # a linked session stopped for another reason, or running, is never touched by request-qr
+    other = replace(replaced, last_error="something else")
+    assert decide(other, RequestQr()).effects == (
+        Reply(False, "WhatsApp is already connected", "already_linked"),
+    )
+    assert decide(d.state, RequestQr()).effects == (
+        Reply(False, "WhatsApp is already connected", "already_linked"),
+    )
 
 
 def test_ban_pauses_sending_and_shows_on_status() -> None:
