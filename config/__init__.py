@@ -8,6 +8,7 @@ from ._settings import SendPacing as SendPacing
 from ._settings import Settings as Settings
 from ._settings import SupervisorLimits as SupervisorLimits
 from ._settings import WhatsAppProvider as WhatsAppProvider
+from ._settings import WhatsAppStore as WhatsAppStore
 from ._settings import settings_from_env as settings_from_env
 
 __all__ = [
@@ -19,5 +20,6 @@ __all__ = [
     "Settings",
     "SupervisorLimits",
     "WhatsAppProvider",
+    "WhatsAppStore",
     "settings_from_env",
 ]

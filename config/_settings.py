@@ -31,6 +31,13 @@ class WhatsAppProvider(StrEnum):
     SIMULATED = "simulated"
 
 
+class WhatsAppStore(StrEnum):
+    """Where neonize keeps each company's WhatsApp credentials."""
+
+    FILES = "files"  # one SQLite file per company under WHATSAPP_SESSIONS_PATH
+    POSTGRES = "postgres"  # whatsmeow's tables in DATABASE_URL: sessions can move between hosts
+
+
 @dataclass(frozen=True)
 class SupervisorLimits:
     """Restart intensity and backoff for supervised children (OTP's intensity/period)."""
@@ -91,6 +98,7 @@ class Settings:
     yclients_base_url: str = "https://api.yclients.com"
     whatsapp_provider: WhatsAppProvider = WhatsAppProvider.SIMULATED
     whatsapp_sessions_path: Path = Path("./sessions")
+    whatsapp_store: WhatsAppStore = WhatsAppStore.FILES
     session_hosts: int = 0
     sessions_per_host: int = 50
     public_base_url: str = "http://127.0.0.1:3000"
@@ -153,6 +161,7 @@ AIADMIN_KEYS = frozenset(
         "AIADMIN_MAX_BODY_BYTES",
         "AIADMIN_DEMO",
         "AIADMIN_CLUSTER",
+        "AIADMIN_WHATSAPP_STORE",
         "AIADMIN_API_RATE_LIMIT",
         "AIADMIN_WS_RATE_LIMIT",
         "AIADMIN_SEND_MIN_GAP",
@@ -215,7 +224,7 @@ class _Reader:
         return default
 
     def choice(
-        self, key: str, enum: type[Environment] | type[WhatsAppProvider], default: str
+        self, key: str, enum: type[Environment | WhatsAppProvider | WhatsAppStore], default: str
     ) -> str:
         raw = (self.text(key) or default).lower()
         allowed = [m.value for m in enum]
@@ -325,6 +334,10 @@ def settings_from_env(
         if app_id is None and app_id_raw is None:
             r.problems.append("YCLIENTS_APPLICATION_ID is required in production")
 
+    store = WhatsAppStore(r.choice("AIADMIN_WHATSAPP_STORE", WhatsAppStore, "files"))
+    if store is WhatsAppStore.POSTGRES and database_url is None and r.text("DATABASE_URL") is None:
+        r.problems.append("AIADMIN_WHATSAPP_STORE=postgres needs DATABASE_URL (PostgreSQL)")
+
     cluster = r.boolean("AIADMIN_CLUSTER", False)
     if cluster and redis_url is None and r.text("REDIS_URL") is None:
         r.problems.append("AIADMIN_CLUSTER=true needs REDIS_URL (leases and pub/sub are shared)")
@@ -357,6 +370,7 @@ def settings_from_env(
         yclients_base_url=yclients_base.rstrip("/"),
         whatsapp_provider=provider,
         whatsapp_sessions_path=Path(r.text("WHATSAPP_SESSIONS_PATH") or "./sessions"),
+        whatsapp_store=store,
         session_hosts=r.integer("AIADMIN_SESSION_HOSTS", 0, low=0, high=256),
         sessions_per_host=r.integer("AIADMIN_SESSIONS_PER_HOST", 50, low=1, high=10_000),
         public_base_url=public_base.rstrip("/"),

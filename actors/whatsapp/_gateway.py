@@ -20,10 +20,11 @@ import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import trio
 
-from config import Settings, WhatsAppProvider
+from config import Settings, WhatsAppProvider, WhatsAppStore
 
 from ._hosted import HostedGateway
 from ._neonize import NeonizeGateway
@@ -31,6 +32,21 @@ from ._session import WhatsAppGateway
 from ._simulated import SimulatedGateway
 from ._world import SimulatedWorld
 from ._world_server import serve_world
+
+
+def whatsapp_store_url(settings: Settings) -> str | None:
+    """The PostgreSQL URL for whatsmeow's session store, or ``None`` for a file per company.
+
+    whatsmeow's driver (lib/pq) requires SSL unless told otherwise, where asyncpg only prefers
+    it: without an ``sslmode`` in the URL, ``prefer`` is added so both behave the same.
+    """
+    if settings.whatsapp_store is not WhatsAppStore.POSTGRES or settings.database_url is None:
+        return None
+    parts = urlsplit(settings.database_url)
+    query = parse_qsl(parts.query, keep_blank_values=True)
+    if not any(key == "sslmode" for key, _ in query):
+        query.append(("sslmode", "prefer"))
+    return urlunsplit(parts._replace(query=urlencode(query)))
 
 
 @asynccontextmanager
@@ -49,7 +65,11 @@ async def open_gateway(
                 assert world is not None
                 gateway = SimulatedGateway(nursery, world=world, qr=settings.qr)
             else:
-                gateway = NeonizeGateway(nursery, sessions_path=settings.whatsapp_sessions_path)
+                gateway = NeonizeGateway(
+                    nursery,
+                    sessions_path=settings.whatsapp_sessions_path,
+                    store_url=whatsapp_store_url(settings),
+                )
         else:
             host_config: dict[str, object] = {"log_level": settings.log_level}
             if simulated:
@@ -66,6 +86,7 @@ async def open_gateway(
                 )
             else:
                 host_config["sessions_path"] = str(settings.whatsapp_sessions_path.resolve())
+                host_config["store_url"] = whatsapp_store_url(settings)
             hosted = HostedGateway(
                 nursery,
                 backend=settings.whatsapp_provider.value,

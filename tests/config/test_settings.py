@@ -7,7 +7,14 @@ from pathlib import Path
 import pytest
 
 import config
-from config import ConfigError, Environment, RateLimit, WhatsAppProvider, settings_from_env
+from config import (
+    ConfigError,
+    Environment,
+    RateLimit,
+    WhatsAppProvider,
+    WhatsAppStore,
+    settings_from_env,
+)
 
 STRONG = "x" * 40
 PRODUCTION_OK = {
@@ -165,6 +172,17 @@ def test_origin_allow_list() -> None:
     assert not allowed("https://evil.example")
     assert not allowed("https://n12x.yclients.com")
     assert not allowed("https://n1.yclients.com.evil.example")
+
+
+def test_whatsapp_store_is_files_unless_postgres_with_a_database() -> None:
+    assert load({}).whatsapp_store is WhatsAppStore.FILES
+    assert problems({"AIADMIN_WHATSAPP_STORE": "postgres"}) == [
+        "AIADMIN_WHATSAPP_STORE=postgres needs DATABASE_URL (PostgreSQL)"
+    ]
+    env = {"AIADMIN_WHATSAPP_STORE": "postgres", "DATABASE_URL": "postgresql://u:pw@db:5432/ai"}
+    assert load(env).whatsapp_store is WhatsAppStore.POSTGRES
+    [problem] = problems({"AIADMIN_WHATSAPP_STORE": "sqlite"})
+    assert "AIADMIN_WHATSAPP_STORE" in problem and "postgres" in problem
 
 
 def test_cluster_mode_needs_redis() -> None:
