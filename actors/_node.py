@@ -115,7 +115,7 @@ class Node:
                 "kind": f"gateway:{gateway.backend}",
                 "state": "running" if gateway.healthy else "failed",
                 "restarts": sum(h.restarts for h in gateway.hosts),
-                "last_error": None,
+                "last_error": gateway.problem,
                 "started_at": None,
                 "uptime_seconds": None,
                 "mailbox": None,

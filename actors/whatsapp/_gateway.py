@@ -16,6 +16,7 @@ one, reachable afterwards as ``gateway.world`` of the simulated gateways.
 
 from __future__ import annotations
 
+import logging
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -32,6 +33,8 @@ from ._session import WhatsAppGateway
 from ._simulated import SimulatedGateway
 from ._world import SimulatedWorld
 from ._world_server import serve_world
+
+log = logging.getLogger(__name__)
 
 
 def whatsapp_store_url(settings: Settings) -> str | None:
@@ -65,11 +68,15 @@ async def open_gateway(
                 assert world is not None
                 gateway = SimulatedGateway(nursery, world=world, qr=settings.qr)
             else:
-                gateway = NeonizeGateway(
+                neonize = NeonizeGateway(
                     nursery,
                     sessions_path=settings.whatsapp_sessions_path,
                     store_url=whatsapp_store_url(settings),
                 )
+                problem = neonize.problem()
+                if problem is not None:  # the server still starts: health says why WhatsApp is down
+                    log.error("WhatsApp backend neonize cannot work here: %s", problem)
+                gateway = neonize
         else:
             host_config: dict[str, object] = {"log_level": settings.log_level}
             if simulated:

@@ -261,7 +261,12 @@ class _Host:
                 nursery.start_soon(peer.run)
                 self._peer = peer
                 try:
-                    await peer.call("hello", {"config": self.gateway.host_config}, timeout=30)
+                    hello = await peer.call(
+                        "hello", {"config": self.gateway.host_config}, timeout=30
+                    )
+                    self.gateway.note_problem(
+                        hello.get("problem") if isinstance(hello, dict) else None
+                    )
                 except (PeerLost, trio.TooSlowError, WhatsAppError) as exc:
                     log.error("session host %d failed to start: %s", self.index, exc)
                     nursery.cancel_scope.cancel()
@@ -338,6 +343,7 @@ class HostedGateway:
         self.command_timeout = command_timeout
         self.place_timeout = place_timeout
         self.closing = False
+        self.problem: str | None = None  # the backend cannot work in the hosts (with the fix)
         self.world: SimulatedWorld | None = None  # set by open_gateway for the simulated backend
         self._hosts: list[_Host] = []
         self._sessions: dict[int, HostedSession] = {}
@@ -394,9 +400,19 @@ class HostedGateway:
         self._sessions[sid] = session
         return session
 
+    def note_problem(self, problem: str | None) -> None:
+        """A host said whether its backend can work (logged once when it cannot)."""
+        if problem is not None and problem != self.problem:
+            log.error(
+                "WhatsApp backend %s cannot work in the session hosts: %s", self.backend, problem
+            )
+        self.problem = problem
+
     def ping(self) -> bool:
-        """Healthy: open, and every host is ready or starting (none crash-looping)."""
-        return not self.closing and all(h.state in ("ready", "starting") for h in self._hosts)
+        """Healthy: open, the backend can work, and every host is ready or starting."""
+        if self.closing or self.problem is not None:
+            return False
+        return all(h.state in ("ready", "starting") for h in self._hosts)
 
     def snapshot(self) -> GatewaySnapshot:
         """Backend, health, open sessions, and each host's pid, state, sessions, restarts."""
@@ -405,6 +421,7 @@ class HostedGateway:
             healthy=self.ping(),
             sessions=len(self._sessions),
             hosts=tuple(h.snapshot() for h in self._hosts),
+            problem=self.problem,
         )
 
     async def aclose(self) -> None:

@@ -483,8 +483,18 @@ class NeonizeGateway:
             return False
         return True
 
+    def problem(self) -> str | None:
+        """Why neonize cannot work in this process (naming the fix), or ``None``."""
+        try:
+            self.check_library()
+        except NeonizeMissing as exc:
+            return str(exc)
+        return None
+
     def snapshot(self) -> GatewaySnapshot:
-        return GatewaySnapshot(self.backend, self.ping(), len(self._sessions))
+        return GatewaySnapshot(
+            self.backend, self.ping(), len(self._sessions), problem=self.problem()
+        )
 
     async def aclose(self) -> None:
         """Stop every client (credentials kept), within 15 s. Idempotent."""

@@ -103,6 +103,8 @@ class GatewaySnapshot:
     healthy: bool
     sessions: int
     hosts: tuple[HostSnapshot, ...] = ()
+    #: Why the backend cannot work here at all (e.g. neonize's library is missing), with the fix.
+    problem: str | None = None
 
 
 @runtime_checkable

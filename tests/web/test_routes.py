@@ -13,6 +13,7 @@ import pytest
 import trio
 from quart import Response
 
+from actors.whatsapp import GatewaySnapshot
 from runtime import ActorRef, MailboxFull
 from storage import BackendHealth, MemoryKeyValue, StorageUnavailable
 from tests.web.conftest import (
@@ -660,6 +661,30 @@ async def test_ready_names_the_failing_part(
     assert body["failing"] == ["redis"]
     assert body["checks"]["redis"]["error"] == "connection refused"
     assert body["checks"]["database"]["ok"] is True
+
+
+async def test_ready_and_tree_show_why_whatsapp_cannot_work(
+    web: WebHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A backend that cannot work at all (neonize's library missing) fails readiness with the
+    reason and its fix, and the tree's WhatsApp node carries it as its last error."""
+    problem = "neonize is not installed: install it with `pip install neonize==0.5.2`"
+    snapshot = GatewaySnapshot("neonize", healthy=False, sessions=0, problem=problem)
+    monkeypatch.setattr(web.node.gateway, "snapshot", lambda: snapshot)
+    response = await web.client.get("/health/ready")
+    body = await response.get_json()
+    assert response.status_code == 503
+    assert body["failing"] == ["whatsapp"]
+    assert body["checks"]["whatsapp"] == {
+        "ok": False,
+        "backend": "neonize",
+        "sessions": 0,
+        "hosts": [],
+        "error": problem,
+    }
+    tree = await (await web.client.get("/health/tree", headers=web.admin)).get_json()
+    whatsapp = next(c for c in tree["tree"]["children"] if c["id"] == "whatsapp")
+    assert (whatsapp["state"], whatsapp["last_error"]) == ("failed", problem)
 
 
 async def test_ready_with_a_hung_database_times_out(

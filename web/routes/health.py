@@ -43,6 +43,8 @@ async def ready() -> Any:
         "sessions": gateway.sessions,
         "hosts": [{"index": h.index, "state": h.state, "pid": h.pid} for h in gateway.hosts],
     }
+    if gateway.problem is not None:
+        checks["whatsapp"]["error"] = gateway.problem
     checks["supervisor"] = {"ok": s.node.healthy}
     ok = all(check["ok"] for check in checks.values())
     failing = [name for name, check in checks.items() if not check["ok"]]

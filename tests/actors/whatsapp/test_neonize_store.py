@@ -1,4 +1,5 @@
-"""neonize's session store in PostgreSQL (``AIADMIN_WHATSAPP_STORE=postgres``), offline.
+"""How the configured neonize gateway starts, offline: its session store in PostgreSQL
+(``AIADMIN_WHATSAPP_STORE=postgres``), and a missing library reported at start.
 
 The real library builds the client on a real throwaway database: whatsmeow creates its tables
 there (so credentials would live in PostgreSQL, not in a file), then connect fails fast for
@@ -8,6 +9,8 @@ want of WhatsApp, as everywhere on this machine.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
+import logging
 from dataclasses import replace
 from pathlib import Path
 
@@ -74,3 +77,39 @@ async def test_credentials_go_to_postgres_when_configured(tmp_path: Path) -> Non
         tables = await trio.to_thread.run_sync(whatsmeow_tables, url)
         assert "whatsmeow_device" in tables and "whatsmeow_sessions" in tables
         assert not (tmp_path / "sessions" / "company_77.sqlite3").exists()
+
+
+async def test_a_missing_library_is_reported_at_start_not_at_the_first_link(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    settings = neonize_settings(tmp_path, None, WhatsAppStore.FILES)
+    with caplog.at_level(logging.ERROR, logger="actors.whatsapp"):
+        async with open_gateway(settings) as gateway:
+            snapshot = gateway.snapshot()
+            assert not snapshot.healthy
+            assert snapshot.problem is not None
+            assert "pip install neonize==0.5.2" in snapshot.problem
+    assert any("pip install neonize" in r.getMessage() for r in caplog.records)
+
+
+async def test_session_hosts_report_a_missing_library_when_they_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The hosts are other processes: one whose neonize lacks its Go library says so in its
+    handshake, so health shows it before any salon tries to link."""
+    fake = tmp_path / "fake" / "neonize"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("")  # a neonize package without its .so
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "fake"))
+    settings = replace(neonize_settings(tmp_path, None, WhatsAppStore.FILES), session_hosts=1)
+    with caplog.at_level(logging.ERROR, logger="actors.whatsapp"):
+        async with open_gateway(settings) as gateway:
+            with trio.fail_after(30):
+                while gateway.snapshot().problem is None:  # noqa: ASYNC110 -- another process
+                    await trio.sleep(0.05)
+            snapshot = gateway.snapshot()
+            assert not snapshot.healthy
+            assert snapshot.problem is not None
+            assert "Go library" in snapshot.problem and "pip install neonize" in snapshot.problem
+    assert any("session hosts" in r.getMessage() for r in caplog.records)
