@@ -64,6 +64,8 @@ log = logging.getLogger(__name__)
 ACTIVATION_KIND = "yclients.activation"
 OUTBOUND_QUEUE_LIMIT = 500
 LINK_GRACE = 5.0  # seconds past a code's lifetime before linking counts as over
+# Reconnect attempt n waits 2**(n-1) s (1, 2, 4, ... capped at 60) ± 30 %: jitter from the first
+# attempt, so thousands of sessions dropped by one outage do not all dial back at once.
 RECONNECT_POLICY = RestartPolicy(backoff_initial=1.0, backoff_max=60.0, jitter=0.3)
 UNWATCHED_LINKING = 60.0  # seconds a linking round runs on with no viewer
 INBOUND_FLOOD_LIMIT = 20  # messages per client phone per minute handed to the handler
@@ -309,7 +311,7 @@ class CompanyActor(Actor):
             case t.CancelLinkDeadline():
                 self._disarm("link")
             case t.ScheduleReconnect(attempt=attempt):
-                self._arm("reconnect", RECONNECT_POLICY.backoff(attempt - 1, self.deps.rng))
+                self._arm("reconnect", RECONNECT_POLICY.backoff(attempt, self.deps.rng))
             case t.CancelReconnect():
                 self._disarm("reconnect")
             case t.CacheQr(code=code, lifetime=lifetime):

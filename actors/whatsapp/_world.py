@@ -26,6 +26,7 @@ import trio
 from ._errors import OutcomeUnknown, PairingUnavailable, SendFailed, SessionNotConnected
 from ._events import (
     Connected,
+    ConnectFailed,
     Disconnected,
     InboundMessage,
     KeepAliveRestored,
@@ -107,6 +108,8 @@ class _Company:
     delivered_ids: set[str] = field(default_factory=set)
     send_attempts: int = 0
     lost_replies: int = 0  # the next this many sends go out but their reply never comes back
+    reachable: bool = True  # False: sessions cannot reach WhatsApp at all (connects fail)
+    attach_times: list[float] = field(default_factory=list)  # trio time of each connect
 
 
 class SimulatedWorld:
@@ -133,13 +136,17 @@ class SimulatedWorld:
         """A session connects. Linked companies resume (``Connected`` when online); others get
         a connection that waits for QR codes. An existing connection is replaced."""
         company = self._company(company_id)
+        company.attach_times.append(trio.current_time())
         if company.conn is not None:
             old = company.conn
             self._close(old)
             old.sink(StreamReplaced())
         conn = WorldConnection(self, company_id, sink)
         company.conn = conn
-        if company.jid is not None:
+        if not company.reachable:
+            self._close(conn)
+            sink(ConnectFailed("could not connect to WhatsApp: no route (simulated)"))
+        elif company.jid is not None:
             if company.banned is not None:
                 self._close(conn)
                 sink(company.banned)
@@ -313,6 +320,37 @@ class SimulatedWorld:
         ):
             self._connect(company, conn)
         self._touch()
+
+    def repeat_link_notice(self, company_id: int) -> None:
+        """WhatsApp tells the connected session again that this device is linked (the same
+        ``Linked`` event a second time, as a retried pairing notice would)."""
+        company = self._company(company_id)
+        conn = company.conn
+        if conn is None or company.jid is None or company.phone is None:
+            raise WorldError(f"company {company_id} has no linked, attached session")
+        conn.sink(Linked(company.jid, company.phone))
+        self._touch()
+
+    def go_unreachable(self, company_id: int) -> None:
+        """WhatsApp cannot be reached at all: the session fails (``ConnectFailed``) and every
+        new connect fails the same way until :meth:`go_reachable` (the reconnect backoff's
+        case; a plain network blip is :meth:`go_offline`)."""
+        company = self._company(company_id)
+        company.reachable = False
+        conn = company.conn
+        if conn is not None and not conn.closed:
+            self._close(conn)
+            conn.sink(ConnectFailed("connection to WhatsApp lost and not re-established"))
+        self._touch()
+
+    def go_reachable(self, company_id: int) -> None:
+        """WhatsApp can be reached again (the next connect succeeds)."""
+        self._company(company_id).reachable = True
+        self._touch()
+
+    def connect_attempts(self, company_id: int) -> list[float]:
+        """The trio time of every connect the company's sessions made, in order."""
+        return list(self._company(company_id).attach_times)
 
     def unlink(self, company_id: int) -> None:
         """The device is removed on the phone: ``LoggedOut``, credentials gone."""

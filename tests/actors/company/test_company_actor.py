@@ -167,6 +167,35 @@ async def test_a_first_code_that_lives_60_seconds_like_whatsmeows_keeps_linking_
         nursery.cancel_scope.cancel()
 
 
+async def test_repeated_link_notices_make_one_activation_and_a_relink_makes_another(
+    autojump_clock: MockClock, node: Node, world: SimulatedWorld
+) -> None:
+    cid = await register(node)
+    await link(node, world, cid)
+    first = await node.storage.companies.get(cid)
+    assert first is not None and first.whatsapp_jid is not None
+    for _ in range(3):
+        world.repeat_link_notice(cid)
+    await trio.sleep(1)
+    assert await node.storage.outbox.backlog() == 1
+    assert (await node.company(cid).ask(m.GetStatus())).integration_status == "active"
+    # unlinked on the phone, then linked again: a new device, a new activation callback
+    world.unlink(cid)
+    viewer = RecordingViewer()
+    await node.company(cid).ask(m.Subscribe(viewer))
+    await viewer.next_status("logged_out")
+    assert await node.company(cid).ask(m.RequestQr()) == CommandResult(True, "linking started")
+    await viewer.next("qr-update")
+    world.scan(cid, phone="79001234567")
+    await viewer.next("whatsapp-connected")
+    second = await node.storage.companies.get(cid)
+    assert second is not None and second.whatsapp_jid not in (None, first.whatsapp_jid)
+    assert await node.storage.outbox.backlog() == 2
+    for company in (first, second):
+        key = f"activation:{cid}:{company.whatsapp_jid}"
+        assert await node.storage.outbox.get_by_key(key) is not None
+
+
 async def test_request_qr_never_tears_down_a_linked_session(
     autojump_clock: MockClock, node: Node, world: SimulatedWorld
 ) -> None:
@@ -208,6 +237,40 @@ async def test_repeated_link_events_enqueue_one_activation(
     await node.registry.activate(cid)
     await world.wait_until(lambda: world.is_connected(cid))
     assert await node.storage.outbox.backlog() == 1
+
+
+async def test_reconnect_attempts_back_off_exponentially_with_jitter_up_to_a_minute(
+    autojump_clock: MockClock, node: Node, world: SimulatedWorld
+) -> None:
+    """WhatsApp cannot be reached: each connect fails, and the next one waits twice as long
+    (1, 2, 4 ... s, never more than 60 s), each delay jittered by up to 30 % — also the
+    first, so an outage's sessions do not all dial back at the same instant. When WhatsApp
+    is back the session reconnects, and a later outage starts again from about a second."""
+    cid = await register(node)
+    viewer = await link(node, world, cid)
+    before = len(world.connect_attempts(cid))
+    lost_at = trio.current_time()
+    world.go_unreachable(cid)
+    await viewer.next_status("reconnecting")
+    with trio.fail_after(600):
+        await world.wait_until(lambda: len(world.connect_attempts(cid)) >= before + 9)
+    attempts = world.connect_attempts(cid)[before:]
+    delays = [b - a for a, b in itertools.pairwise([lost_at, *attempts])]
+    for n, delay in enumerate(delays[:9], start=1):
+        nominal = min(60.0, 2.0 ** (n - 1))
+        assert nominal * 0.7 - 1e-6 <= delay <= min(60.0, nominal * 1.3) + 1e-6, (n, delays)
+    assert delays[0] > 0.0  # never an immediate redial
+    assert len({round(d / min(60.0, 2.0**n), 3) for n, d in enumerate(delays[:7])}) > 1  # jitter
+    assert (await node.company(cid).ask(m.GetStatus())).integration_status == "reconnecting"
+    world.go_reachable(cid)
+    await viewer.next_status("active")
+    assert (await node.company(cid).ask(m.GetStatus())).whatsapp_connected
+    before = len(world.connect_attempts(cid))
+    lost_at = trio.current_time()
+    world.go_unreachable(cid)
+    with trio.fail_after(60):
+        await world.wait_until(lambda: len(world.connect_attempts(cid)) > before)
+    assert world.connect_attempts(cid)[before] - lost_at <= 1.3  # the count started over
 
 
 async def test_reconnect_with_backoff_after_going_offline(
@@ -390,18 +453,37 @@ async def test_sends_wait_while_reconnecting_and_overflow_is_an_error(
     assert [d.text for d in world.delivered(cid)[:3]] == ["m0", "m1", "m2"]
 
 
-async def test_inbound_messages_are_recorded_once(
-    autojump_clock: MockClock, node: Node, world: SimulatedWorld
+async def test_inbound_messages_are_recorded_once_and_handled_once(
+    autojump_clock: MockClock, world: SimulatedWorld
 ) -> None:
-    cid = await register(node)
-    await link(node, world, cid)
-    message_id = world.send_inbound(cid, "79005550000", "Здравствуйте, можно записаться?")
-    await trio.sleep(1)
-    recent = await node.storage.messages.recent(cid)
-    assert [(r.direction, r.text) for r in recent] == [("in", "Здравствуйте, можно записаться?")]
-    assert not await node.storage.messages.record_inbound(
-        cid, message_id, "79005550000", "Здравствуйте, можно записаться?"
-    )
+    """WhatsApp redelivers a message (same id) after a reconnect: it is recorded once and
+    reaches the handler (the assistant) once; a new message from the same client does too."""
+    from actors.whatsapp import InboundMessage
+
+    handled: list[tuple[str, str]] = []
+
+    async def handler(company_id: int, message: InboundMessage) -> None:
+        handled.append((message.message_id, message.text))
+
+    async with (
+        open_storage(monotonic_clock=trio.current_time) as storage,
+        running_node(make_settings(), storage, world, inbound_handler=handler) as node,
+    ):
+        cid = await register(node)
+        await link(node, world, cid)
+        text = "Здравствуйте, можно записаться?"
+        first = world.send_inbound(cid, "79005550000", text)
+        await trio.sleep(1)
+        world.send_inbound(cid, "79005550000", text, message_id=first)  # redelivered
+        await trio.sleep(1)
+        second = world.send_inbound(cid, "79005550000", "На завтра")
+        await trio.sleep(1)
+        recent = await storage.messages.recent(cid)
+        assert [(r.direction, r.wa_message_id, r.text) for r in reversed(recent)] == [
+            ("in", first, text),
+            ("in", second, "На завтра"),
+        ]
+        assert handled == [(first, text), (second, "На завтра")]
 
 
 async def test_a_slow_viewer_is_dropped_and_never_slows_the_actor(
