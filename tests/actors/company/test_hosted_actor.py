@@ -137,6 +137,10 @@ async def test_kill_9_of_a_host_delivers_every_queued_message_once_in_order() ->
         assert await storage.messages.pending_outbound(victim) == []
         sent = [r for r in await storage.messages.recent(victim) if r.direction == "out"]
         assert sorted(r.status for r in sent) == ["sent"] * 10
+        # the log counted every hand-over before it was made: each message at least once, and
+        # no send reached WhatsApp without being counted (a retried one shows attempts > 1)
+        assert all(r.attempts >= 1 for r in sent)
+        assert sum(r.attempts for r in sent) >= world.send_attempts(victim)
         view = await ref.ask(m.GetStatus())
         assert (view.integration_status, view.whatsapp_connected, view.outbound_queued) == (
             "active",
