@@ -32,6 +32,7 @@ COMPANY_FIELDS: Mapping[str, Callable[[str, object], object]] = {
     "timezone": lambda name, value: v.text(name, value, 50),
     "whatsapp_enabled": v.boolean,
     "whatsapp_connected": v.boolean,
+    "whatsapp_replaced": v.boolean,
     "whatsapp_phone": _text(20),
     "whatsapp_jid": _text(255),
     "whatsapp_connected_at": v.timestamp,

@@ -62,6 +62,8 @@ class Company:
     #: not secret: without the server secret they derive nothing.
     api_key_version: int = 0
     webhook_secret_version: int = 0
+    #: The WhatsApp session was opened elsewhere; kept stopped until taken back (request-qr).
+    whatsapp_replaced: bool = False
 
     @property
     def status(self) -> CompanyStatus:

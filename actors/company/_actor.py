@@ -141,13 +141,14 @@ def state_from_company(company: Company) -> t.CompanyState:
         # A linking round cannot survive a restart: the QR session is gone.
         status = t.Status.PENDING if jid is None else t.Status.LOGGED_OUT
     # A session opened elsewhere stays stopped across restarts (``request-qr`` takes it back).
-    replaced = jid is not None and t.stopped_as_replaced(company.last_error)
+    replaced = jid is not None and company.whatsapp_replaced
     return t.CompanyState(
         status=status,
         session=t.Session.STOPPED if replaced else t.Session.IDLE,
         jid=jid,
         phone=company.whatsapp_phone,
         last_error=company.last_error,
+        replaced=replaced,
     )
 
 

@@ -38,16 +38,6 @@ class Session(enum.StrEnum):
     STOPPED = "stopped"
 
 
-# ``last_error`` of a session stopped because it was opened elsewhere; stored, so a restart
-# keeps it stopped instead of taking the session back from the other device.
-STREAM_REPLACED = "stream_replaced"
-
-
-def stopped_as_replaced(last_error: str | None) -> bool:
-    """Whether a stored ``last_error`` marks the session as replaced by another device."""
-    return last_error is not None and last_error.startswith(STREAM_REPLACED + ":")
-
-
 # Statuses in which the company holds WhatsApp credentials worth keeping a session for (the
 # same set storage restores at node start).
 LINKED_STATUSES = frozenset(Status(s) for s in STORED_LINKED_STATUSES)
@@ -65,6 +55,7 @@ class CompanyState:
     reconnect_attempt: int = 0
     banned: bool = False
     last_error: str | None = None
+    replaced: bool = False  # the session was opened elsewhere; stays stopped until taken back
 
     @property
     def linked(self) -> bool:
@@ -352,7 +343,7 @@ def _on_request_qr(state: CompanyState, _: RequestQr) -> Decision:
         return _refuse(state, "uninstalled", "The app was uninstalled in YClients")
     if state.status is Status.FROZEN:
         return _refuse(state, "frozen", "The app is frozen in YClients")
-    if state.linked and state.session is Session.STOPPED and stopped_as_replaced(state.last_error):
+    if state.linked and state.session is Session.STOPPED and state.replaced:
         # Opened elsewhere and stopped here: the admin asks to take it back on this device.
         return _resume_replaced(state)
     if state.linked:
@@ -376,12 +367,14 @@ def _on_request_qr(state: CompanyState, _: RequestQr) -> Decision:
 
 
 def _resume_replaced(state: CompanyState) -> Decision:
-    new = replace(state, session=Session.CONNECTING, reconnect_attempt=0, last_error=None)
+    new = replace(
+        state, session=Session.CONNECTING, reconnect_attempt=0, last_error=None, replaced=False
+    )
     return Decision(
         new,
         (
             StartSession(fresh=False),
-            Persist("whatsapp_resumed_here", {"last_error": None}),
+            Persist("whatsapp_resumed_here", {"whatsapp_replaced": False, "last_error": None}),
             status_notice(new, "Taking the WhatsApp session back on this device"),
             Reply(True, "resuming the session here"),
         ),
@@ -443,6 +436,7 @@ def _on_linked(state: CompanyState, event: Linked) -> Decision:
         phone=event.phone,
         reconnect_attempt=0,
         last_error=None,
+        replaced=False,
     )
     if already:
         # A repeated link event: nothing new to persist or to tell YClients.
@@ -460,6 +454,7 @@ def _on_linked(state: CompanyState, event: Linked) -> Decision:
                 whatsapp_phone=event.phone,
                 whatsapp_jid=event.jid,
                 connected_now=True,
+                whatsapp_replaced=False,
                 last_error=None,
             ),
             EnqueueActivation(event.jid),
@@ -481,10 +476,13 @@ def _on_connected(state: CompanyState, _: SessionConnected) -> Decision:
         session=Session.CONNECTED,
         reconnect_attempt=0,
         last_error=None,
+        replaced=False,
     )
     effects: list[Effect] = [CancelReconnect()]
     if new.status is not state.status:
         effects.append(_with_status(state, new, "whatsapp_reconnected", whatsapp_connected=True))
+    elif state.replaced:  # connected again here (e.g. unfrozen): no longer replaced
+        effects.append(Persist("whatsapp_reconnected", {"whatsapp_replaced": False}))
     effects.append(status_notice(new))
     return Decision(new, tuple(effects))
 
@@ -578,15 +576,20 @@ def _on_logged_out(state: CompanyState, event: LoggedOut) -> Decision:
 def _on_stream_replaced(state: CompanyState, _: StreamReplaced) -> Decision:
     if state.session in (Session.IDLE, Session.STOPPED):
         return Decision(state)
-    reason = f"{STREAM_REPLACED}: this WhatsApp session was opened elsewhere"
-    new = replace(state, session=Session.STOPPED, last_error=reason)
+    reason = "stream_replaced: this WhatsApp session was opened elsewhere"
+    new = replace(state, session=Session.STOPPED, last_error=reason, replaced=True)
     return Decision(
         new,
         (
             CancelReconnect(),
             StopSession(),
             _with_status(
-                state, new, "whatsapp_stream_replaced", whatsapp_connected=False, last_error=reason
+                state,
+                new,
+                "whatsapp_stream_replaced",
+                whatsapp_connected=False,
+                whatsapp_replaced=True,
+                last_error=reason,
             ),
             status_notice(new, "The session was opened elsewhere and stopped here"),
         ),

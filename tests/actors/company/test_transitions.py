@@ -154,15 +154,36 @@ def test_stream_replaced_stops_and_is_not_restarted_by_drops() -> None:
     assert decide(d.state, Restore()).effects == ()  # a node start does not take it back
 
 
+def test_the_replaced_mark_is_stored_and_cleared_only_by_a_session_running_here() -> None:
+    d = decide(ACTIVE, StreamReplaced())
+    assert d.state.replaced
+    stored = next(e for e in d.effects if isinstance(e, Persist))
+    assert stored.fields["whatsapp_replaced"] is True
+    # another error on top (YClients refusing the activation) does not lose the mark
+    assert decide(d.state, ActivationRejected("422")).state.replaced
+    # frozen and unfrozen in YClients: the session runs here again, so the mark goes
+    frozen = decide(d.state, Freeze()).state
+    resumed = decide(frozen, Reinstall())
+    assert StartSession(fresh=False) in resumed.effects
+    connected = decide(resumed.state, SessionConnected())
+    assert not connected.state.replaced
+    assert any(
+        isinstance(e, Persist) and e.fields.get("whatsapp_replaced") is False
+        for e in connected.effects
+    )
+
+
 def test_request_qr_takes_a_replaced_session_back_and_only_that() -> None:
     replaced = decide(ACTIVE, StreamReplaced()).state
     d = decide(replaced, RequestQr())
     assert d.state.session is Session.CONNECTING and d.state.last_error is None
     assert StartSession(fresh=False) in d.effects
     assert Reply(True, "resuming the session here") in d.effects
-    assert Persist("whatsapp_resumed_here", {"last_error": None}) in d.effects
+    assert Persist("whatsapp_resumed_here", {"whatsapp_replaced": False, "last_error": None}) in (
+        d.effects
+    )
     # a linked session stopped for another reason, or running, is never touched by request-qr
-    other = replace(replaced, last_error="something else")
+    other = replace(replaced, replaced=False)
     assert decide(other, RequestQr()).effects == (
         Reply(False, "WhatsApp is already connected", "already_linked"),
     )

@@ -4,3 +4,9 @@
 -- attempts > 1 is one that may have reached the client twice if WhatsApp did not deduplicate.
 ALTER TABLE messages
   ADD COLUMN attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0);
+
+-- The company's WhatsApp session was opened on another device (whatsmeow's StreamReplaced):
+-- it stays stopped, across restarts too, until the admin takes it back (request-qr), so two
+-- devices never take the session from each other in a loop.
+ALTER TABLE companies
+  ADD COLUMN whatsapp_replaced BOOLEAN NOT NULL DEFAULT false;
