@@ -10,6 +10,7 @@ from ._settings import SupervisorLimits as SupervisorLimits
 from ._settings import WhatsAppProvider as WhatsAppProvider
 from ._settings import WhatsAppStore as WhatsAppStore
 from ._settings import settings_from_env as settings_from_env
+from ._urls import without_passwords as without_passwords
 
 __all__ = [
     "ConfigError",
@@ -22,4 +23,5 @@ __all__ = [
     "WhatsAppProvider",
     "WhatsAppStore",
     "settings_from_env",
+    "without_passwords",
 ]

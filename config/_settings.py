@@ -35,7 +35,9 @@ class WhatsAppStore(StrEnum):
     """Where neonize keeps each company's WhatsApp credentials."""
 
     FILES = "files"  # one SQLite file per company under WHATSAPP_SESSIONS_PATH
-    POSTGRES = "postgres"  # whatsmeow's tables in DATABASE_URL: sessions can move between hosts
+    # whatsmeow's tables in DATABASE_URL (the small ledger of sent message ids that makes
+    # retries safe stays a file per company under WHATSAPP_SESSIONS_PATH)
+    POSTGRES = "postgres"
 
 
 @dataclass(frozen=True)

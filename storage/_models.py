@@ -172,6 +172,7 @@ class MessageStatus(StrEnum):
     DELIVERED = "delivered"
     READ = "read"
     FAILED = "failed"
+    UNCONFIRMED = "unconfirmed"  # handed to WhatsApp several times, never answered: may have gone
 
 
 @dataclass(frozen=True)
@@ -187,7 +188,7 @@ class Message:
     status: str
     created_at: datetime
     updated_at: datetime
-    attempts: int = 0  # outbound: sends handed to WhatsApp (> 1: may have been delivered twice)
+    attempts: int = 0  # outbound: hand-overs to the WhatsApp session (> 1: may have gone twice)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,8 @@ import re
 import sys
 import time
 
+from config import without_passwords
+
 from ._security import SECRET_QUERY_PARAMS
 
 request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -35,7 +37,8 @@ _SECRET_PATTERNS = (
 
 
 def redact(text: str) -> str:
-    """Replace anything secret-looking in ``text`` with ``[REDACTED]``."""
+    """Replace anything secret-looking in ``text`` with ``[REDACTED]`` (URL passwords ``***``)."""
+    text = without_passwords(text)
     for pattern in _SECRET_PATTERNS:
         if pattern.groups:
             text = pattern.sub(lambda m: m.group(1) + "[REDACTED]", text)

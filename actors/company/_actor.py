@@ -172,6 +172,7 @@ class CompanyActor(Actor):
         self._timers: dict[str, tuple[int, trio.CancelScope]] = {}
         self._timer_generation = 0
         self._qr_frame: dict[str, Any] | None = None
+        self._qr_valid_until = 0.0  # trio time the shown code expires (for late viewers)
         self._pending_pairing: str | None = None
         self._flood: dict[str, tuple[float, int]] = {}
         pacer = Pacer(deps.settings.pacing, deps.rng)
@@ -521,6 +522,7 @@ class CompanyActor(Actor):
                 "event": "qr-update",
                 "data": {"qr": code, "qr_image": image, "expiresIn": int(expires)},
             }
+            self._qr_valid_until = trio.current_time() + expires
             self._broadcast(self._qr_frame)
 
     # -- timers ----------------------------------------------------------------------------
@@ -588,8 +590,9 @@ class CompanyActor(Actor):
         self.viewers.add(viewer)
         self._disarm("unwatched")
         frames: list[dict[str, Any]] = [self._status_frame()]
-        if self._qr_frame is not None:
-            frames.append(self._qr_frame)
+        if self._qr_frame is not None:  # a late viewer is told how long the code has left
+            left = max(1, round(self._qr_valid_until - trio.current_time()))
+            frames.append({**self._qr_frame, "data": {**self._qr_frame["data"], "expiresIn": left}})
         return frames
 
     def _status_frame(self) -> dict[str, Any]:
@@ -642,10 +645,13 @@ class CompanyActor(Actor):
             )
         await session.send_text(item.to_phone, item.text, item.wa_message_id)
 
-    async def _send_done(self, item: Outgoing, error: str | None) -> None:
-        status = "failed" if error else "sent"
-        if not error:
+    async def _send_done(self, item: Outgoing, status: str, error: str | None) -> None:
+        if status == "sent":
             self.deps.metrics.messages.inc(1.0, "out")
+        else:
+            log.warning(
+                "company %s: message %s %s: %s", self.company_id, item.wa_message_id, status, error
+            )
         await self.deps.storage.messages.set_status(item.log_id, status)
 
     async def _on_inbound(self, message: InboundMessage) -> None:

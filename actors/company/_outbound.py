@@ -5,8 +5,10 @@ between two sends, and a cap per rolling minute. Sends wait while the session is
 connected (or sending is paused by a ban) and resume in order; a send whose outcome is unknown
 (the session host died mid-call, a command timed out) is retried with the *same* message id,
 which the backend deduplicates, so a message is delivered once. A send that fails without a
-final answer is retried after a growing pause even if no session event follows (a timed-out
-command on a healthy connection), or at once when the session reconnects.
+final answer is retried after a growing, jittered pause even if no session event follows (a
+timed-out command on a healthy connection), or at once when the session reconnects; after
+``MAX_UNCERTAIN_SENDS`` such failures in a row the message is marked failed, so one message
+that can never go out does not hold the salon's queue forever.
 """
 
 from __future__ import annotations
@@ -20,13 +22,15 @@ from dataclasses import dataclass
 import trio
 
 from config import SendPacing
+from runtime import RestartPolicy
 
-from ..whatsapp import OutcomeUnknown, SendFailed, SessionNotConnected, WhatsAppError
+from ..whatsapp import SendFailed, SessionNotConnected, WhatsAppError
 
 log = logging.getLogger(__name__)
 
-RETRY_FIRST = 1.0  # seconds before retrying a send that failed without a final answer
-RETRY_CAP = 60.0
+# Pauses before retrying a send that failed without a final answer: 1, 2, 4 ... 60 s ± 30 %.
+RETRY_POLICY = RestartPolicy(backoff_initial=1.0, backoff_max=60.0, jitter=0.3)
+MAX_UNCERTAIN_SENDS = 8  # ~3 minutes of retries, then the message is marked failed
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,9 @@ class Pacer:
 
 
 SendFn = Callable[[Outgoing], Awaitable[None]]
-DoneFn = Callable[[Outgoing, str | None], Awaitable[None]]
+# ``done(item, status, error)``: the final outcome, a ``messages`` status: "sent", "failed"
+# (refused, e.g. a bad number) or "unconfirmed" (handed over again and again, never answered).
+DoneFn = Callable[[Outgoing, str, str | None], Awaitable[None]]
 
 
 class OutboundQueue:
@@ -102,20 +108,14 @@ class OutboundQueue:
         if is_open:
             self._wake.set()
 
-    def retry_delay(self) -> float:
-        """The pause before the next retry: doubling from ``RETRY_FIRST`` up to ``RETRY_CAP``."""
-        return float(min(RETRY_CAP, RETRY_FIRST * 2 ** max(0, self._failures - 1)))
-
     async def _pause_after_failure(self) -> None:
         """Wait before retrying the head of the queue: the retry delay, or until the session
-        reconnects, whichever comes first."""
-        self._failures += 1
-        self._reopened = trio.Event()
-        with trio.move_on_after(self.retry_delay()):
+        reconnects (also during the failed send), whichever comes first."""
+        with trio.move_on_after(RETRY_POLICY.backoff(max(1, self._failures), self.pacer.rng)):
             await self._reopened.wait()
 
     async def run(self, send: SendFn, done: DoneFn) -> None:
-        """Send forever, one message at a time; ``done(item, error)`` after each final outcome."""
+        """Send forever, one message at a time; ``done`` after each final outcome."""
         while True:
             while not (self._open and self.items):
                 self._wake = trio.Event()
@@ -125,24 +125,34 @@ class OutboundQueue:
                 await trio.sleep(delay)
                 continue  # the world may have changed while we waited
             item = self.items[0]
+            self._reopened = trio.Event()  # a reconnect from here on cuts the pause short
             try:
                 await send(item)
             except SendFailed as exc:  # a final answer: this message cannot be sent
+                self._failures = 0
                 self.items.popleft()
-                await done(item, str(exc))
+                await done(item, "failed", str(exc))
                 continue
-            except (SessionNotConnected, OutcomeUnknown) as exc:
-                # Not sent, or not known to be sent: keep it first in line; retry with the same
-                # id after a pause, or as soon as the session reconnects.
-                log.info("send of %s deferred: %s", item.wa_message_id, type(exc).__name__)
+            except SessionNotConnected as exc:
+                # Not handed over: keep it first in line until the session is back.
+                log.info("send of %s deferred: %s", item.wa_message_id, exc)
                 await self._pause_after_failure()
                 continue
-            except WhatsAppError as exc:
-                log.warning("send of %s failed, will retry: %s", item.wa_message_id, exc)
+            except WhatsAppError as exc:  # OutcomeUnknown and the like: may or may not be sent
+                self._failures += 1
+                if self._failures >= MAX_UNCERTAIN_SENDS:
+                    log.warning("send of %s given up: %s", item.wa_message_id, exc)
+                    self._failures = 0
+                    self.items.popleft()
+                    await done(
+                        item, "unconfirmed", f"no answer in {MAX_UNCERTAIN_SENDS} sends: {exc}"
+                    )
+                    continue
+                log.info("send of %s uncertain, will retry: %s", item.wa_message_id, exc)
                 await self._pause_after_failure()
                 continue
             self._failures = 0
             self.pacer.record(trio.current_time())
             self.items.popleft()
             self.sent += 1
-            await done(item, None)
+            await done(item, "sent", None)

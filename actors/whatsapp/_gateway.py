@@ -17,6 +17,7 @@ one, reachable afterwards as ``gateway.world`` of the simulated gateways.
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -41,13 +42,14 @@ def whatsapp_store_url(settings: Settings) -> str | None:
     """The PostgreSQL URL for whatsmeow's session store, or ``None`` for a file per company.
 
     whatsmeow's driver (lib/pq) requires SSL unless told otherwise, where asyncpg only prefers
-    it: without an ``sslmode`` in the URL, ``prefer`` is added so both behave the same.
+    it: without an ``sslmode`` in the URL (or ``PGSSLMODE``, which both drivers read), ``prefer``
+    is added so both behave the same.
     """
     if settings.whatsapp_store is not WhatsAppStore.POSTGRES or settings.database_url is None:
         return None
     parts = urlsplit(settings.database_url)
     query = parse_qsl(parts.query, keep_blank_values=True)
-    if not any(key == "sslmode" for key, _ in query):
+    if not any(key == "sslmode" for key, _ in query) and not os.environ.get("PGSSLMODE"):
         query.append(("sslmode", "prefer"))
     return urlunsplit(parts._replace(query=urlencode(query)))
 

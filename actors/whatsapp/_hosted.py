@@ -264,9 +264,8 @@ class _Host:
                     hello = await peer.call(
                         "hello", {"config": self.gateway.host_config}, timeout=30
                     )
-                    self.gateway.note_problem(
-                        hello.get("problem") if isinstance(hello, dict) else None
-                    )
+                    problem = hello.get("problem") if isinstance(hello, dict) else None
+                    self.gateway.note_problem(self.index, problem)
                 except (PeerLost, trio.TooSlowError, WhatsAppError) as exc:
                     log.error("session host %d failed to start: %s", self.index, exc)
                     nursery.cancel_scope.cancel()
@@ -343,7 +342,7 @@ class HostedGateway:
         self.command_timeout = command_timeout
         self.place_timeout = place_timeout
         self.closing = False
-        self.problem: str | None = None  # the backend cannot work in the hosts (with the fix)
+        self._problems: dict[int, str] = {}  # host index → why its backend cannot work
         self.world: SimulatedWorld | None = None  # set by open_gateway for the simulated backend
         self._hosts: list[_Host] = []
         self._sessions: dict[int, HostedSession] = {}
@@ -400,13 +399,23 @@ class HostedGateway:
         self._sessions[sid] = session
         return session
 
-    def note_problem(self, problem: str | None) -> None:
-        """A host said whether its backend can work (logged once when it cannot)."""
-        if problem is not None and problem != self.problem:
+    @property
+    def problem(self) -> str | None:
+        """Why the backend cannot work in some host (naming the fix), or ``None``."""
+        return next(iter(self._problems.values()), None)
+
+    def note_problem(self, host: int, problem: str | None) -> None:
+        """Host ``host`` said whether its backend can work (logged when that changes)."""
+        if problem is None:
+            self._problems.pop(host, None)
+        elif self._problems.get(host) != problem:
             log.error(
-                "WhatsApp backend %s cannot work in the session hosts: %s", self.backend, problem
+                "WhatsApp backend %s cannot work in session host %d: %s",
+                self.backend,
+                host,
+                problem,
             )
-        self.problem = problem
+            self._problems[host] = problem
 
     def ping(self) -> bool:
         """Healthy: open, the backend can work, and every host is ready or starting."""

@@ -36,6 +36,8 @@ from typing import Any
 
 import trio
 
+from config import without_passwords
+
 from ._errors import (
     BackendUnavailable,
     NeonizeMissing,
@@ -202,6 +204,7 @@ class NeonizeSession(SessionBase):
         self._connected = False
         self._qr_seen = False
         self._ledger: dict[str, str] | None = None
+        self._in_flight: dict[str, trio.Event] = {}  # message id → done, while it is being sent
 
     @property
     def store_path(self) -> Path:
@@ -316,8 +319,8 @@ class NeonizeSession(SessionBase):
                 client.connect, abandon_on_cancel=True, limiter=self._gateway._connect_limiter
             )
             error = "the connection ended"
-        except Exception as exc:
-            error = f"could not connect to WhatsApp: {exc}"
+        except Exception as exc:  # may echo the store's PostgreSQL URL: no password past here
+            error = without_passwords(f"could not connect to WhatsApp: {exc}")
         if client is self._client:
             self._client = None
             self._connected = False
@@ -331,12 +334,26 @@ class NeonizeSession(SessionBase):
             log.warning("company %s: stopping the client failed: %s", self._company_id, exc)
 
     async def send_text(self, to_phone: str, text: str, message_id: str) -> str:
-        """Send a text; a message id already delivered answers from the ledger."""
+        """Send a text; a message id already delivered answers from the ledger, and one still
+        being sent (its caller timed out and retried) waits for that send instead of a second."""
         if not valid_message_id(message_id):
             raise SendFailed(self._company_id, message_id, "invalid message id")
+        earlier = self._in_flight.get(message_id)
+        if earlier is not None:
+            await earlier.wait()
         ledger = self._load_ledger()
         if message_id in ledger:
             return ledger[message_id]
+        if earlier is not None:  # that send did not go through: the caller may try again
+            raise OutcomeUnknown(f"company {self._company_id}: the earlier send did not finish")
+        done = self._in_flight[message_id] = trio.Event()
+        try:
+            return await self._send_once(to_phone, text, message_id)
+        finally:
+            del self._in_flight[message_id]
+            done.set()
+
+    async def _send_once(self, to_phone: str, text: str, message_id: str) -> str:
         client = self._client
         if client is None or not self._connected:
             raise SessionNotConnected(self._company_id, self._state.value)

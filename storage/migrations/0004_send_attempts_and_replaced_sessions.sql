@@ -1,4 +1,5 @@
--- How many times each outbound message was handed to WhatsApp. Sends are at least once: a
+-- How many times each outbound message was handed to the WhatsApp session to send (counted
+-- before each hand-over, so a crash right after it still shows). Sends are at least once: a
 -- send whose outcome was unknown (a session host died, a command timed out, a crash between
 -- the send and the status write) is retried with the same WhatsApp message id, so a row with
 -- attempts > 1 is one that may have reached the client twice if WhatsApp did not deduplicate.

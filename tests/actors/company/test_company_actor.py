@@ -160,6 +160,10 @@ async def test_a_first_code_that_lives_60_seconds_like_whatsmeows_keeps_linking_
                 assert cached is not None and cached.qr == frame["data"]["qr"]
                 assert cached.lifetime == frame["data"]["expiresIn"]
             assert shown == [(0, 60), (60, 20), (80, 20), (100, 20), (120, 20), (140, 20)]
+            await trio.sleep(15)  # a viewer joining 15 s into the sixth code gets, as its
+            first_frames = await ref.ask(m.Subscribe(RecordingViewer()))  # opening frames:
+            [qr_frame] = [f for f in first_frames if f["event"] == "qr-update"]
+            assert qr_frame["data"]["expiresIn"] == 5  # what is left, not the full lifetime
             await viewer.next("qr-expired")
             assert 160.0 <= trio.current_time() - start <= 170.0
             assert not [f for f in viewer.frames if f["event"] == "qr-expired"][:-1]
@@ -428,6 +432,32 @@ async def test_a_send_with_a_lost_reply_is_retried_with_its_id_and_the_log_shows
             rows = {r.text: r for r in await node.storage.messages.recent(cid)}
     assert (rows["первое"].attempts, rows["первое"].status) == (3, "sent")
     assert (rows["второе"].attempts, rows["второе"].status) == (1, "sent")
+
+
+async def test_a_message_never_answered_is_marked_unconfirmed_and_the_queue_moves_on(
+    autojump_clock: MockClock, node: Node, world: SimulatedWorld
+) -> None:
+    """Every hand-over of one message goes unanswered: after a bounded number of tries it is
+    marked ``unconfirmed`` (it may have gone out) and the next message is sent."""
+    from actors.company._outbound import MAX_UNCERTAIN_SENDS
+
+    cid = await register(node)
+    await link(node, world, cid)
+    ref = node.company(cid)
+    world.lose_send_replies(cid, MAX_UNCERTAIN_SENDS)
+    await ref.ask(m.SendText("79007654321", "без ответа"))
+    await ref.ask(m.SendText("79007654321", "следующее"))
+    with trio.fail_after(900):
+        await world.wait_until(lambda: [d.text for d in world.delivered(cid)][-1:] == ["следующее"])
+    await trio.sleep(1)  # the status write after the send
+    assert (await ref.ask(m.GetStatus())).outbound_queued == 0
+    rows = {r.text: r for r in await node.storage.messages.recent(cid)}
+    assert (rows["без ответа"].status, rows["без ответа"].attempts) == (
+        "unconfirmed",
+        MAX_UNCERTAIN_SENDS,
+    )
+    assert (rows["следующее"].status, rows["следующее"].attempts) == ("sent", 1)
+    assert world.send_attempts(cid) == MAX_UNCERTAIN_SENDS + 1
 
 
 async def test_sends_wait_while_reconnecting_and_overflow_is_an_error(

@@ -7,6 +7,8 @@ Offline here: neonize imports and builds clients, and ``connect()`` fails fast w
 from __future__ import annotations
 
 import platform
+import threading
+import types
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -156,6 +158,44 @@ async def test_qr_codes_carry_whatsmeows_lifetimes(gateway: NeonizeGateway) -> N
     lifetimes = [(await session.events.receive()) for _ in range(3)]
     assert lifetimes == [QrCode("2@one", 60.0), QrCode("2@two", 20.0), QrCode("2@three", 20.0)]
     assert session.events.statistics().current_buffer_used == 0
+
+
+async def test_a_retried_send_joins_the_one_still_running(gateway: NeonizeGateway) -> None:
+    """A caller that timed out retries with the same id while the first send is still in
+    neonize (a slow network): the retry waits for it rather than sending a second copy, and
+    both get the same WhatsApp id; later retries answer from the ledger."""
+    release = threading.Event()
+    calls: list[tuple[str, str]] = []
+
+    class SlowClient:
+        def send_message(self, to: str, text: str) -> object:
+            calls.append((to, text))
+            release.wait(10)
+            return types.SimpleNamespace(ID="3EB0FROMWHATSAPP")
+
+    gateway.sessions_path.mkdir(parents=True)
+    session = gateway.open_session(44)
+    session._client, session._connected = SlowClient(), True  # what a connected start() leaves
+    message_id = new_message_id()
+    results: list[str] = []
+
+    async def send() -> None:
+        results.append(await session.send_text("79005550001", "Запись на завтра", message_id))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(send)
+        with trio.fail_after(10):
+            while not calls:  # noqa: ASYNC110 -- the call is in a worker thread
+                await trio.sleep(0.01)
+        nursery.start_soon(send)  # the retry, while the first is still sending
+        await trio.sleep(0.2)
+        release.set()
+    assert results == ["3EB0FROMWHATSAPP", "3EB0FROMWHATSAPP"]
+    assert calls == [("79005550001", "Запись на завтра")]
+    assert await session.send_text("79005550001", "Запись на завтра", message_id) == (
+        "3EB0FROMWHATSAPP"
+    )
+    assert len(calls) == 1
 
 
 async def test_offline_connect_reports_connect_failed(
