@@ -14,6 +14,7 @@ from actors.company import ACTIVATION_KIND, CommandResult, CompanyView
 from actors.company import messages as m
 from actors.whatsapp import SimulatedGateway, SimulatedWorld
 from config import Settings
+from runtime import ActorRef
 from storage import OutboxStatus, open_storage
 
 from .conftest import RecordingViewer, make_settings, running_node
@@ -24,11 +25,17 @@ async def register(node: Node, salon_id: int = 962302) -> int:
     return created.company.id
 
 
-async def link(node: Node, world: SimulatedWorld, company_id: int) -> RecordingViewer:
+async def start_linking(node: Node, company_id: int) -> tuple[ActorRef, RecordingViewer]:
+    """A connect page opens and asks for a QR: the company's ref and that page's viewer."""
     viewer = RecordingViewer()
     ref = node.company(company_id)
     await ref.ask(m.Subscribe(viewer))
     assert await ref.ask(m.RequestQr()) == CommandResult(True, "linking started")
+    return ref, viewer
+
+
+async def link(node: Node, world: SimulatedWorld, company_id: int) -> RecordingViewer:
+    _, viewer = await start_linking(node, company_id)
     await viewer.next("qr-update")
     world.scan(company_id, phone="79001234567")
     await viewer.next("whatsapp-connected")
@@ -109,11 +116,8 @@ async def test_qr_rotates_every_20_seconds_and_linking_expires(
     autojump_clock: MockClock, node: Node, world: SimulatedWorld
 ) -> None:
     cid = await register(node)
-    viewer = RecordingViewer()
-    ref = node.company(cid)
-    await ref.ask(m.Subscribe(viewer))
     start = trio.current_time()
-    await ref.ask(m.RequestQr())
+    ref, viewer = await start_linking(node, cid)
     codes = []
     times = []
     for _ in range(6):
@@ -147,11 +151,8 @@ async def test_a_first_code_that_lives_60_seconds_like_whatsmeows_keeps_linking_
         gateway = SimulatedGateway(nursery, world=world, qr=settings.qr, first_code_lifetime=60.0)
         async with open_node(settings, storage, gateway, rng=random.Random(1)) as node:
             cid = await register(node)
-            viewer = RecordingViewer()
-            ref = node.company(cid)
-            await ref.ask(m.Subscribe(viewer))
             start = trio.current_time()
-            await ref.ask(m.RequestQr())
+            ref, viewer = await start_linking(node, cid)
             shown = []
             for _ in range(6):
                 frame = await viewer.next("qr-update")
@@ -625,10 +626,7 @@ async def test_a_linking_round_nobody_watches_ends_after_a_minute(
     from actors.company._actor import UNWATCHED_LINKING
 
     cid = await register(node)
-    ref = node.company(cid)
-    viewer = RecordingViewer()
-    await ref.ask(m.Subscribe(viewer))
-    await ref.ask(m.RequestQr())
+    ref, viewer = await start_linking(node, cid)
     await viewer.next("qr-update")
     await ref.ask(m.Unsubscribe(viewer))
     left = trio.current_time()
@@ -646,11 +644,8 @@ async def test_a_watched_linking_round_runs_its_full_course(
     autojump_clock: MockClock, node: Node, world: SimulatedWorld
 ) -> None:
     cid = await register(node)
-    ref = node.company(cid)
-    viewer = RecordingViewer()
-    await ref.ask(m.Subscribe(viewer))
-    await ref.ask(m.RequestQr())
     start = trio.current_time()
+    _, viewer = await start_linking(node, cid)
     await viewer.next("qr-expired")
     assert trio.current_time() - start >= 120.0  # six codes of 20 s, not cut at a minute
 
@@ -674,10 +669,7 @@ async def test_a_crash_between_activating_and_queueing_the_callback_loses_nothin
         return await real_enqueue(*args, **kwargs)  # type: ignore[arg-type]
 
     outbox.enqueue = failing_once  # type: ignore[method-assign]
-    viewer = RecordingViewer()
-    ref = node.company(cid)
-    await ref.ask(m.Subscribe(viewer))
-    await ref.ask(m.RequestQr())
+    _, viewer = await start_linking(node, cid)
     await viewer.next("qr-update")
     world.scan(cid)
     # the actor crashed on the failed enqueue and was restarted by the registry
