@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
 from . import _validate as v
+from ._models import QrCode
 
 TOKEN_TTL = 24 * 3600.0
 QR_TTL = 20.0
@@ -38,6 +41,15 @@ def check_token(token: object) -> str | None:
     if not isinstance(token, str) or not token or len(token) > 255 or "\x00" in token:
         return None
     return token
+
+
+def new_qr_code(qr: str, ttl: float, generated_at: float | None) -> QrCode:
+    """A validated :class:`QrCode` to cache for ``ttl`` seconds (its lifetime)."""
+    return QrCode(
+        qr=v.text("qr", qr, 4096),
+        generated_at=time.time() if generated_at is None else float(generated_at),
+        lifetime=v.positive_seconds("ttl", ttl),
+    )
 
 
 def check_rate_args(key: str, limit: int, window: float) -> tuple[str, int, float]:

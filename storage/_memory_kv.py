@@ -135,11 +135,7 @@ class MemoryQrCodes:
     ) -> QrCode:
         await trio.lowlevel.checkpoint()
         v.positive_int("company_id", company_id)
-        code = QrCode(
-            qr=v.text("qr", qr, 4096),
-            generated_at=time.time() if generated_at is None else float(generated_at),
-            lifetime=v.positive_seconds("ttl", ttl),
-        )
+        code = _keys.new_qr_code(qr, ttl, generated_at)
         self._kv.set(_keys.qr_key(self._kv.prefix, company_id), code, code.lifetime)
         return code
 

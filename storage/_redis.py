@@ -264,11 +264,7 @@ class RedisQrCodes:
         generated_at: float | None = None,
     ) -> QrCode:
         v.positive_int("company_id", company_id)
-        code = QrCode(
-            qr=v.text("qr", qr, 4096),
-            generated_at=time.time() if generated_at is None else float(generated_at),
-            lifetime=v.positive_seconds("ttl", ttl),
-        )
+        code = _keys.new_qr_code(qr, ttl, generated_at)
         body = json.dumps(
             {"qr": code.qr, "generated_at": code.generated_at, "lifetime": code.lifetime}
         )

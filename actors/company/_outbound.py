@@ -7,8 +7,8 @@ connected (or sending is paused by a ban) and resume in order; a send whose outc
 which the backend deduplicates, so a message is delivered once. A send that fails without a
 final answer is retried after a growing, jittered pause even if no session event follows (a
 timed-out command on a healthy connection), or at once when the session reconnects; after
-``MAX_UNCERTAIN_SENDS`` such failures in a row the message is marked failed, so one message
-that can never go out does not hold the salon's queue forever.
+``MAX_UNCERTAIN_SENDS`` such failures in a row the message is marked ``unconfirmed`` (it may
+have gone out), so one message that is never answered does not hold the salon's queue forever.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 # Pauses before retrying a send that failed without a final answer: 1, 2, 4 ... 60 s ± 30 %.
 RETRY_POLICY = RestartPolicy(backoff_initial=1.0, backoff_max=60.0, jitter=0.3)
-MAX_UNCERTAIN_SENDS = 8  # ~3 minutes of retries, then the message is marked failed
+MAX_UNCERTAIN_SENDS = 8  # ~3 minutes of retries, then the message is marked unconfirmed
 
 
 @dataclass(frozen=True)

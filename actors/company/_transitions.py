@@ -229,7 +229,7 @@ class CancelReconnect:
 @dataclass(frozen=True)
 class CacheQr:
     code: str
-    lifetime: float = 20.0
+    lifetime: float
 
 
 @dataclass(frozen=True)
@@ -479,10 +479,14 @@ def _on_connected(state: CompanyState, _: SessionConnected) -> Decision:
         replaced=False,
     )
     effects: list[Effect] = [CancelReconnect()]
+    # Connected here again (e.g. unfrozen) after being replaced: the stored mark goes too.
+    cleared: dict[str, object] = {"whatsapp_replaced": False} if state.replaced else {}
     if new.status is not state.status:
-        effects.append(_with_status(state, new, "whatsapp_reconnected", whatsapp_connected=True))
-    elif state.replaced:  # connected again here (e.g. unfrozen): no longer replaced
-        effects.append(Persist("whatsapp_reconnected", {"whatsapp_replaced": False}))
+        effects.append(
+            _with_status(state, new, "whatsapp_reconnected", whatsapp_connected=True, **cleared)
+        )
+    elif cleared:
+        effects.append(Persist("whatsapp_reconnected", cleared))
     effects.append(status_notice(new))
     return Decision(new, tuple(effects))
 

@@ -75,7 +75,7 @@ async def open_gateway(
                     sessions_path=settings.whatsapp_sessions_path,
                     store_url=whatsapp_store_url(settings),
                 )
-                problem = neonize.problem()
+                problem = neonize.snapshot().problem
                 if problem is not None:  # the server still starts: health says why WhatsApp is down
                     log.error("WhatsApp backend neonize cannot work here: %s", problem)
                 gateway = neonize

@@ -72,8 +72,7 @@ class _HostService:
                 level = str(config.get("log_level", "info")).upper()
                 logging.getLogger().setLevel(getattr(logging, level, logging.INFO))
                 self._gateway = self._build_gateway(config)
-            problem = getattr(self._gateway, "problem", None)
-            return {"pid": os.getpid(), "problem": problem() if callable(problem) else None}
+            return {"pid": os.getpid(), "problem": self._gateway.snapshot().problem}
         if op == "ping":
             return {"pid": os.getpid(), "sessions": len(self._sessions)}
         if self._gateway is None:

@@ -492,13 +492,7 @@ class NeonizeGateway:
 
     def ping(self) -> bool:
         """Open, and neonize's library is present."""
-        if self._closed:
-            return False
-        try:
-            self.check_library()
-        except NeonizeMissing:
-            return False
-        return True
+        return not self._closed and self.problem() is None
 
     def problem(self) -> str | None:
         """Why neonize cannot work in this process (naming the fix), or ``None``."""

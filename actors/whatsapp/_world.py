@@ -16,6 +16,7 @@ Errors: :class:`WorldError` (a control that cannot happen now, e.g. scanning wit
 
 from __future__ import annotations
 
+import collections
 import itertools
 import time
 from collections.abc import Callable
@@ -109,7 +110,10 @@ class _Company:
     send_attempts: int = 0
     lost_replies: int = 0  # the next this many sends go out but their reply never comes back
     reachable: bool = True  # False: sessions cannot reach WhatsApp at all (connects fail)
-    attach_times: list[float] = field(default_factory=list)  # trio time of each connect
+    # trio time of each connect, the latest ones (a long demo run must not grow it forever)
+    attach_times: collections.deque[float] = field(
+        default_factory=lambda: collections.deque(maxlen=256)
+    )
 
 
 class SimulatedWorld:
@@ -349,7 +353,7 @@ class SimulatedWorld:
         self._touch()
 
     def connect_attempts(self, company_id: int) -> list[float]:
-        """The trio time of every connect the company's sessions made, in order."""
+        """The trio time of the company's sessions' connects (the last 256), in order."""
         return list(self._company(company_id).attach_times)
 
     def unlink(self, company_id: int) -> None:
