@@ -594,6 +594,7 @@ async def test_a_replaced_session_stays_stopped_across_a_restart_until_taken_bac
             assert view.whatsapp_connected and view.last_error is None
             stored = await storage.companies.get(cid)
             assert stored is not None and stored.last_error is None
+            assert stored.whatsapp_replaced is False  # the mark is gone from storage too
 
 
 async def test_queued_messages_survive_a_node_restart(
