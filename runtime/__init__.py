@@ -34,6 +34,8 @@ Usage::
 from __future__ import annotations
 
 from ._actor import Actor as Actor
+from ._backoff import Backoff as Backoff
+from ._backoff import Jitter as Jitter
 from ._errors import ActorCrashed as ActorCrashed
 from ._errors import ActorError as ActorError
 from ._errors import ActorUnavailable as ActorUnavailable
@@ -65,9 +67,11 @@ __all__ = [
     "ActorRef",
     "ActorUnavailable",
     "AskTimeout",
+    "Backoff",
     "ChildSpec",
     "ChildState",
     "ErrorInfo",
+    "Jitter",
     "Mailbox",
     "MailboxFull",
     "MailboxStatistics",

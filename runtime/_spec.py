@@ -8,13 +8,14 @@ nothing of the project.
 from __future__ import annotations
 
 import enum
-import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
+
+from ._backoff import Backoff, Jitter
 
 if TYPE_CHECKING:
     from ._actor import Actor
@@ -88,13 +89,16 @@ class RestartPolicy:
         if not 0 <= self.jitter <= 1:
             raise ValueError("jitter must be within [0, 1]")
 
+    @property
+    def restart_backoff(self) -> Backoff:
+        """The backoff of restarts after the first (``Jitter.SPREAD`` by ``jitter``)."""
+        return Backoff(self.backoff_initial, self.backoff_max, self.jitter, Jitter.SPREAD)
+
     def backoff(self, attempt: int, rng: random.Random) -> float:
         """Delay before restart number ``attempt`` (0-based) of the current crash streak."""
         if attempt <= 0:
             return 0.0
-        base = min(self.backoff_max, self.backoff_initial * math.pow(2.0, attempt - 1))
-        factor = 1.0 + self.jitter * (2.0 * rng.random() - 1.0)
-        return max(0.0, min(self.backoff_max, base * factor))
+        return self.restart_backoff.delay(attempt, rng)
 
 
 @dataclass(frozen=True, slots=True)

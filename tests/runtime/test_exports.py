@@ -19,3 +19,8 @@ def test_error_hierarchy_is_shallow() -> None:
         cls = getattr(runtime, name)
         assert cls.__bases__ == (runtime.ActorError,)
     assert runtime.ActorError.__bases__ == (Exception,)
+
+
+def test_backoff_is_public_for_every_retry_loop() -> None:
+    assert {"Backoff", "Jitter"} <= set(runtime.__all__)
+    assert runtime.Backoff.__module__ == "runtime._backoff"
