@@ -23,8 +23,8 @@ run: system-deps setup
 	@$(VENV)/bin/aiadmin serve --demo
 
 lint: setup
-	$(VENV)/bin/ruff check config runtime actors storage web tests bench
-	$(VENV)/bin/ruff format --check config runtime actors storage web tests bench
+	$(VENV)/bin/ruff check config metrics runtime actors storage web tests bench
+	$(VENV)/bin/ruff format --check config metrics runtime actors storage web tests bench
 
 typecheck: setup
 	$(VENV)/bin/mypy
@@ -34,8 +34,8 @@ pytest: setup
 
 test: system-deps setup services
 	@bash scripts/ensure-system-deps.sh --browser
-	$(VENV)/bin/ruff check config runtime actors storage web tests bench
-	$(VENV)/bin/ruff format --check config runtime actors storage web tests bench
+	$(VENV)/bin/ruff check config metrics runtime actors storage web tests bench
+	$(VENV)/bin/ruff format --check config metrics runtime actors storage web tests bench
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -q
 

@@ -1,6 +1,5 @@
 """The business: company actors, WhatsApp sessions, YClients, and the node that runs them."""
 
-from ._metrics import MetricsRegistry as MetricsRegistry
 from ._node import Node as Node
 from ._node import open_node as open_node
 from ._placement import LEASE_TTL as LEASE_TTL
@@ -12,7 +11,6 @@ from ._placement import events_channel as events_channel
 __all__ = [
     "LEASE_TTL",
     "WATCH_EVERY",
-    "MetricsRegistry",
     "Node",
     "Placement",
     "commands_channel",

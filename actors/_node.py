@@ -20,6 +20,7 @@ from typing import Any
 import trio
 
 from config import Settings
+from metrics import MetricsRegistry
 from runtime import (
     ActorRef,
     ActorUnavailable,
@@ -34,7 +35,6 @@ from runtime import (
 )
 from storage import CompanyStatus, Storage
 
-from ._metrics import MetricsRegistry
 from ._placement import Placement
 from .company import CompanyActor, CompanyDeps, CompanyMetrics, InboundHandler, record_only
 from .whatsapp import SimulatedWorld, WhatsAppGateway

@@ -21,10 +21,10 @@ from typing import Any
 import trio
 
 from config import Settings
+from metrics import MetricsRegistry
 from runtime import Actor, ActorUnavailable, MailboxFull, RestartPolicy
 from storage import Company, Storage
 
-from .._metrics import MetricsRegistry
 from ..whatsapp import (
     Connected,
     ConnectFailed,

@@ -44,9 +44,9 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
+from metrics import MetricsRegistry
 from storage import Company, InboxEvent, Storage, StorageError, ValidationError
 
-from .._metrics import MetricsRegistry
 from ._client import YClientsClient
 from ._errors import (
     YClientsAuthError,

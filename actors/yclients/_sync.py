@@ -37,6 +37,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from metrics import MetricsRegistry
 from storage import (
     Company,
     Storage,
@@ -47,7 +48,6 @@ from storage import SalonDetails as StoredDetails
 from storage import SalonService as StoredService
 from storage import SalonStaff as StoredStaff
 
-from .._metrics import MetricsRegistry
 from ._client import YClientsClient
 from ._errors import YClientsError
 from ._inbox import InboxPolicy, RecordInboxWorker, _client_source
