@@ -64,11 +64,13 @@ from ._secrets import WEBHOOK_SECRET_PREFIX as WEBHOOK_SECRET_PREFIX
 from ._storage import Storage as Storage
 from ._storage import StorageHealth as StorageHealth
 from ._storage import open_storage as open_storage
+from ._validate import MAX_ID as MAX_ID
 
 __all__ = [
     "API_KEY_PREFIX",
     "COMPANY_FIELDS",
     "LINKED_STATUSES",
+    "MAX_ID",
     "WEBHOOK_SECRET_PREFIX",
     "AttemptOutcome",
     "AuditEvent",

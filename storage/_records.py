@@ -29,7 +29,6 @@ from ._memory_db import MemoryDatabase
 from ._models import SalonRecord
 from ._pg_pool import PgPool
 
-MAX_ID = 2**63 - 1
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NOW = "COALESCE($1::timestamptz, now())"
 RECORD_COLUMNS = (
@@ -61,13 +60,13 @@ def supersedes(
 def check_record(record: SalonRecord) -> SalonRecord:
     """Validate a record before it reaches a backend (shared by both)."""
     v.positive_int("company_id", record.company_id)
-    v.positive_int("record_id", record.record_id, high=MAX_ID)
+    v.positive_int("record_id", record.record_id, high=v.MAX_BIGINT)
     if record.client_id is not None:
-        v.positive_int("client_id", record.client_id, high=MAX_ID)
+        v.positive_int("client_id", record.client_id, high=v.MAX_BIGINT)
     v.optional_text("client_phone", record.client_phone, 32)
     v.optional_text("client_name", record.client_name, 255)
     if record.staff_id is not None:
-        v.positive_int("staff_id", record.staff_id, high=MAX_ID)
+        v.positive_int("staff_id", record.staff_id, high=v.MAX_BIGINT)
     if not isinstance(record.services, list) or not all(
         isinstance(s, dict) for s in record.services
     ):

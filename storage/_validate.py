@@ -15,7 +15,13 @@ from ._errors import ValidationError
 
 MAX_JSON_BYTES = 1_000_000
 MAX_JSON_DEPTH = 32
+#: PostgreSQL ``integer``: the bound of our integer columns.
 MAX_INT32 = 2**31 - 1
+#: The largest company or salon id (``integer`` columns); the web and the actors check
+#: request fields, tokens and webhooks against this one value.
+MAX_ID = MAX_INT32
+#: PostgreSQL ``bigint``: YClients' record, client and staff ids.
+MAX_BIGINT = 2**63 - 1
 
 
 def text(field: str, value: object, max_len: int) -> str:
