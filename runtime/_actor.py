@@ -157,8 +157,11 @@ async def run_actor(
             next_envelope = receive.receive
             handle = actor.receive
             expected = actor.expected_errors
+            senders = mailbox.senders
             while cell.halt is Halt.NONE:
                 envelope = await next_envelope()
+                if senders:  # room for one ``ActorRef.send`` waiting on a full mailbox
+                    senders.unpark()
                 if envelope is WAKE:
                     continue
                 mailbox.taken += 1

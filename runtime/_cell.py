@@ -126,6 +126,26 @@ class Cell:
                 return
         raise self.unavailable()
 
+    def offer(self, message: Any) -> bool:
+        """Queue a tell if there is room (``False`` when full); raise ``ActorUnavailable`` like
+        :meth:`deliver`. The waiting half of ``ActorRef.send``."""
+        mailbox = self.mailbox
+        if mailbox is not None and self.state in _ACCEPTING:
+            try:
+                return mailbox.offer((message, None))
+            except trio.ClosedResourceError:
+                pass
+        raise self.unavailable()
+
+    async def wait_room(self) -> None:
+        """Wait until the mailbox that refused an :meth:`offer` may have room, or this cell's
+        state changed (see ``Mailbox.wait_room``)."""
+        mailbox = self.mailbox
+        if mailbox is None:
+            await trio.lowlevel.checkpoint()
+        else:
+            await mailbox.wait_room()
+
     def unavailable(self) -> ActorUnavailable:
         reason = None
         if self.mailbox is None and self.instance is not None:

@@ -94,11 +94,21 @@ class MailboxStatistics:
 class Mailbox:
     """A bounded FIFO of :data:`Envelope` built on a trio memory channel.
 
-    Only the actor's own task receives. Senders never block: :meth:`send_nowait` raises
-    ``trio.WouldBlock`` when full and ``trio.ClosedResourceError`` between incarnations.
+    Only the actor's own task receives. :meth:`send_nowait` never blocks: it raises
+    ``trio.WouldBlock`` when full and ``trio.ClosedResourceError`` between incarnations. The
+    waiting counterpart is :meth:`offer` plus :meth:`wait_room` (used by ``ActorRef.send``).
     """
 
-    __slots__ = ("_accepted", "_capacity", "_dropped", "_recv", "_rejected", "_send", "taken")
+    __slots__ = (
+        "_accepted",
+        "_capacity",
+        "_dropped",
+        "_recv",
+        "_rejected",
+        "_send",
+        "senders",
+        "taken",
+    )
 
     def __init__(self, capacity: int) -> None:
         if capacity < 1:
@@ -111,6 +121,9 @@ class Mailbox:
         self.taken = 0
         self._send: trio.MemorySendChannel[Envelope] | None = None
         self._recv: trio.MemoryReceiveChannel[Envelope] | None = None
+        #: Tasks of ``ActorRef.send`` waiting for room. The actor loop unparks one per message it
+        #: takes; closing or a stop request unparks all (they retry and meet the new state).
+        self.senders = trio.lowlevel.ParkingLot()
 
     @property
     def capacity(self) -> int:
@@ -137,8 +150,29 @@ class Mailbox:
             raise
         self._accepted += 1
 
+    def offer(self, envelope: Envelope) -> bool:
+        """Queue ``envelope`` if there is room (``False`` if full: not counted as rejected, the
+        caller waits in :meth:`wait_room`); ``ClosedResourceError`` if closed."""
+        send = self._send
+        if send is None:
+            raise trio.ClosedResourceError
+        try:
+            send.send_nowait(envelope)
+        except trio.WouldBlock:
+            return False
+        self._accepted += 1
+        return True
+
+    async def wait_room(self) -> None:
+        """Park until the actor takes a message, the channel closes or a stop is requested
+        (a wake-up is a reason to try again, not a promise of room)."""
+        await self.senders.park()
+
     def wake(self) -> None:
-        """Post :data:`WAKE` if there is room (a full mailbox means the actor is not idle)."""
+        """Post :data:`WAKE` if there is room (a full mailbox means the actor is not idle), and
+        wake the parked senders so they see a stop request."""
+        if self.senders:
+            self.senders.unpark_all()
         if self._send is not None:
             with contextlib.suppress(trio.WouldBlock, trio.ClosedResourceError):
                 self._send.send_nowait(WAKE)
@@ -165,6 +199,8 @@ class Mailbox:
             recv.close()
         if send is not None:
             send.close()
+        if self.senders:
+            self.senders.unpark_all()
         self._dropped += len(left)
         return left
 

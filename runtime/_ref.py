@@ -28,9 +28,18 @@ class Target(Protocol):
         """Queue without blocking; raise ``MailboxFull`` or ``ActorUnavailable``."""
         ...
 
+    def offer(self, message: Any) -> bool:
+        """Queue a tell if there is room (``False`` when full); raise ``ActorUnavailable``."""
+        ...
+
+    async def wait_room(self) -> None:
+        """Return when an :meth:`offer` that found the mailbox full is worth trying again."""
+        ...
+
 
 class ActorRef:
-    """Send messages to an actor: ``tell`` (fire and forget) or ``ask`` (request/reply).
+    """Send messages to an actor: ``tell`` (fire and forget), ``send`` (``tell`` that waits for
+    room in a full mailbox) or ``ask`` (request/reply).
 
     Both are safe to call from any trio task of the same run. Equality and hashing follow the
     target, so refs work as dict keys.
@@ -54,6 +63,23 @@ class ActorRef:
         queued before the actor crashes is dropped with the incarnation.
         """
         self._target.deliver(message, None)
+
+    async def send(self, message: Any) -> None:
+        """Queue ``message`` like :meth:`tell`, but wait for room instead of raising
+        :class:`MailboxFull` (trio's ``send`` beside ``send_nowait``).
+
+        Backpressure: a full mailbox parks the caller until the actor takes a message; waiting
+        senders are woken one per message taken, so a sender that arrived later may still get
+        the room first (no FIFO promise among them). Raises :class:`ActorUnavailable` when the
+        actor is restarting, quarantined or stopped — also when that happens while waiting, so
+        a stop never leaves a sender hanging. Cancellation while waiting leaves the message
+        unsent; like any trio ``send`` it is a checkpoint even when there is room.
+        """
+        await trio.lowlevel.checkpoint_if_cancelled()
+        target = self._target
+        while not target.offer(message):
+            await target.wait_room()
+        await trio.lowlevel.cancel_shielded_checkpoint()
 
     async def ask(self, message: Any, timeout: float = 5.0) -> Any:
         """Send ``message`` and return what the actor's ``receive`` returns for it.

@@ -60,6 +60,14 @@ class _KeyTarget(Generic[K]):
     def deliver(self, message: Any, reply: Reply | None) -> None:
         self.registry._deliver(self.key, message, reply)
 
+    def offer(self, message: Any) -> bool:
+        return self.registry._resolve(self.key).offer(message)
+
+    async def wait_room(self) -> None:
+        # The key's current cell; a passivated one wakes its senders when its mailbox closes,
+        # and the retry then activates the successor.
+        await self.registry._resolve(self.key).wait_room()
+
     def __eq__(self, other: object) -> bool:
         return (
             isinstance(other, _KeyTarget)
@@ -197,6 +205,13 @@ class Registry(Generic[K]):
         if cell is None or cell.halt is Halt.STOP:
             cell = self._activate_nowait(key, cell)
         cell.deliver(message, reply)
+
+    def _resolve(self, key: K) -> Cell:
+        """The key's live cell, activated if needed (``ActorUnavailable`` if not running)."""
+        cell = self._cells.get(key)
+        if cell is None or cell.halt is Halt.STOP:
+            cell = self._activate_nowait(key, cell)
+        return cell
 
     def _activate_nowait(self, key: K, predecessor: Cell | None) -> Cell:
         spec = ChildSpec(

@@ -11,6 +11,7 @@ a linked company gets its session back). The session is closed on every exit, cr
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -22,7 +23,7 @@ import trio
 
 from config import Settings
 from metrics import MetricsRegistry
-from runtime import Actor, ActorUnavailable, MailboxFull, RestartPolicy
+from runtime import Actor, ActorUnavailable, RestartPolicy
 from storage import Company, Storage
 
 from ..whatsapp import (
@@ -562,15 +563,10 @@ class CompanyActor(Actor):
             await self._apply(t.LinkDeadlinePassed())
 
     async def _post(self, message: object) -> None:
-        """Queue a message to ourselves from a child task, waiting out a full mailbox."""
-        while True:
-            try:
-                self.ref.tell(message)
-                return
-            except MailboxFull:
-                await trio.sleep(0.01)
-            except ActorUnavailable:
-                return
+        """Queue a message to ourselves from a child task, waiting for room in a full mailbox
+        (dropped if the actor is stopping or restarting: the message dies with it)."""
+        with contextlib.suppress(ActorUnavailable):
+            await self.ref.send(message)
 
     # -- viewers ---------------------------------------------------------------------------
 

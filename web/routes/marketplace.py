@@ -11,8 +11,9 @@ from urllib.parse import urlencode
 import trio
 from quart import Blueprint, jsonify, render_template, request
 
-from actors.company import ACTIVATION_KIND, CommandResult, CompanyView, qr_png_data_url
+from actors.company import ACTIVATION_KIND, CommandResult, CompanyView
 from actors.company import messages as m
+from actors.qr import qr_png_data_url
 from actors.yclients import (
     ACTIVATION_SERVICE,
     FIRST_KEY_VERSION,
