@@ -51,8 +51,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import actors.company._actor as company_actor_module
 from actors import Node, open_node
-from actors.company import OutboundQueueFull, qr_png_data_url
+from actors.company import OutboundQueueFull
 from actors.company import messages as m
+from actors.qr import qr_png_data_url
 from actors.whatsapp import (
     QrCode,
     SessionEvent,

@@ -15,7 +15,6 @@ from ._errors import SendingUnavailable as SendingUnavailable
 from ._messages import CommandResult as CommandResult
 from ._messages import CompanyView as CompanyView
 from ._messages import Viewer as Viewer
-from ._qr_image import qr_png_data_url as qr_png_data_url
 
 __all__ = [
     "ACTIVATION_KIND",
@@ -32,6 +31,5 @@ __all__ = [
     "SendingUnavailable",
     "Viewer",
     "messages",
-    "qr_png_data_url",
     "record_only",
 ]

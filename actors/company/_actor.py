@@ -26,6 +26,7 @@ from metrics import MetricsRegistry
 from runtime import Actor, ActorUnavailable, RestartPolicy
 from storage import Company, Storage
 
+from ..qr import qr_png_data_url
 from ..whatsapp import (
     Connected,
     ConnectFailed,
@@ -58,7 +59,6 @@ from ._errors import (
     SendingUnavailable,
 )
 from ._outbound import OutboundQueue, Outgoing, Pacer
-from ._qr_image import qr_png_data_url
 
 log = logging.getLogger(__name__)
 

@@ -5,19 +5,97 @@ rotate in the same instant; ``qrcode`` builds a symbol bit by bit in Python (~3 
 per-version parts (function patterns and format information drawn by ``qrcode`` itself, which
 module holds which bit, the mask, Reed-Solomon tables) are laid out once, so a code costs a
 handful of array operations. The tests hold the result equal, module for module, to ``qrcode``.
+
+What this relies on of ``qrcode`` (8.x; pinned ``<9`` in ``pyproject.toml``) beyond its
+documented API, so that an upgrade is checked rather than trusted:
+
+* tables: ``qrcode.constants.ERROR_CORRECT_L``; ``qrcode.util.BIT_LIMIT_TABLE[level][version]``
+  (data bits per version, 41 entries per level, index 0 unused);
+* Reed-Solomon: ``qrcode.base.rs_blocks(version, error_correction)`` (blocks with
+  ``data_count`` and ``total_count``), and GF(256) ``qrcode.base.gexp(n)`` / ``glog(n)``;
+* masking: ``qrcode.util.mask_func(pattern)`` → ``(row, col) -> bool``;
+* pattern drawing, on a ``qrcode.QRCode(version=, error_correction=, mask_pattern=)`` whose
+  ``modules_count`` and ``modules`` we set ourselves: ``setup_position_probe_pattern(row,
+  col)``, ``setup_position_adjust_pattern()``, ``setup_timing_pattern()``,
+  ``setup_type_info(test, mask_pattern)`` and ``setup_type_number(test)``.
+
+:func:`check_qrcode_internals` runs at import: a missing name, or one that can no longer be
+called the way this module calls it, raises :class:`QrcodeIncompatible` there (so the process
+fails at start, naming the part, instead of on a salon's first QR code). Changed *values* are
+caught by ``tests/actors/qr/``: the internals' known values and the module-for-module
+comparison with ``qrcode``'s own encoder.
 """
 
 from __future__ import annotations
 
 import functools
+import inspect
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-import qrcode
-import qrcode.base
-import qrcode.constants
-import qrcode.util
 from numpy.typing import NDArray
+
+from ._errors import QrcodeIncompatible, QrTooLong
+
+try:
+    import qrcode
+    import qrcode.base
+    import qrcode.constants
+    import qrcode.util
+except ImportError as exc:
+    raise QrcodeIncompatible("a module of qrcode", f"cannot be imported ({exc})") from exc
+
+#: Each internal, by its path under ``qrcode``, with the arguments this module calls it with
+#: (``None``: a value, not called). Methods are checked unbound, ``self`` first.
+_INTERNALS: dict[str, tuple[tuple[Any, ...], dict[str, Any]] | None] = {
+    "constants.ERROR_CORRECT_L": None,
+    "util.BIT_LIMIT_TABLE": None,
+    "util.mask_func": ((0,), {}),
+    "base.rs_blocks": ((1, 1), {}),
+    "base.gexp": ((0,), {}),
+    "base.glog": ((1,), {}),
+    "QRCode": ((), {"version": 1, "error_correction": 1, "mask_pattern": 0}),
+    "QRCode.setup_position_probe_pattern": ((None, 0, 0), {}),
+    "QRCode.setup_position_adjust_pattern": ((None,), {}),
+    "QRCode.setup_timing_pattern": ((None,), {}),
+    "QRCode.setup_type_info": ((None, False, 0), {}),
+    "QRCode.setup_type_number": ((None, False), {}),
+}
+
+
+def check_qrcode_internals() -> None:
+    """Raise :class:`QrcodeIncompatible` unless every internal listed in the module docstring
+    exists and accepts the arguments this module passes (run once, at import)."""
+    for path, call in _INTERNALS.items():
+        name = f"qrcode.{path}"
+        target: Any = qrcode
+        for part in path.split("."):
+            if not hasattr(target, part):
+                raise QrcodeIncompatible(name, "is missing")
+            target = getattr(target, part)
+        if call is None:
+            continue
+        if not callable(target):
+            raise QrcodeIncompatible(name, "is not callable")
+        args, kwargs = call
+        try:
+            signature = inspect.signature(target)
+        except ValueError:  # no signature to inspect (a builtin): only a call would tell
+            continue
+        try:
+            signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise QrcodeIncompatible(name, f"takes other arguments now ({exc})") from None
+    try:
+        versions = len(qrcode.util.BIT_LIMIT_TABLE[qrcode.constants.ERROR_CORRECT_L])
+    except (IndexError, KeyError, TypeError):
+        versions = -1
+    if versions != 41:  # index 0 unused, then versions 1..40
+        raise QrcodeIncompatible("qrcode.util.BIT_LIMIT_TABLE", "is not 41 entries per level")
+
+
+check_qrcode_internals()
 
 _LEVEL = qrcode.constants.ERROR_CORRECT_L
 _MASK = 0
@@ -26,10 +104,6 @@ _PAD_BYTES = b"\xec\x11"
 _LIGHT_AND_DARK = np.array([0, 1], dtype=np.uint8)  # the two constant bits after the stream
 
 Symbol = NDArray[np.uint8]
-
-
-class QrTooLong(ValueError):
-    """The text does not fit in the largest QR symbol (version 40, level L)."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)

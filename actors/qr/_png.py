@@ -9,7 +9,7 @@ import zlib
 
 import numpy as np
 
-from ._qr_matrix import qr_symbol
+from ._matrix import qr_symbol
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _FILTER_NONE, _FILTER_UP = 0, 2  # PNG scanline filter types
