@@ -3,16 +3,22 @@
 from ._node import Node as Node
 from ._node import open_node as open_node
 from ._placement import LEASE_TTL as LEASE_TTL
-from ._placement import WATCH_EVERY as WATCH_EVERY
 from ._placement import Placement as Placement
-from ._placement import commands_channel as commands_channel
-from ._placement import events_channel as events_channel
+from ._viewer_wire import WATCH_EVERY as WATCH_EVERY
+from ._viewer_wire import ViewerCommand as ViewerCommand
+from ._viewer_wire import ViewerEvent as ViewerEvent
+from ._viewer_wire import ViewerOp as ViewerOp
+from ._viewer_wire import commands_channel as commands_channel
+from ._viewer_wire import events_channel as events_channel
 
 __all__ = [
     "LEASE_TTL",
     "WATCH_EVERY",
     "Node",
     "Placement",
+    "ViewerCommand",
+    "ViewerEvent",
+    "ViewerOp",
     "commands_channel",
     "events_channel",
     "open_node",

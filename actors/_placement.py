@@ -7,17 +7,14 @@ the actor is activated, renewed every :data:`LEASE_RENEW` seconds while the acto
 released once it passivated (or when the node stops). A node that dies loses its leases when
 they expire.
 
-Messages between nodes go through ``storage.pubsub`` (JSON):
-
-* ``company:{id}:events`` — every viewer frame of the company's actor, as
-  ``{"frame": {...}}``; frames meant for one remote viewer only (its initial ``status``, the
-  errors of its commands) carry ``"to": viewer_id``; ``{"close": true, "to": viewer_id}`` tells
-  a remote socket that the actor dropped it (it reconnects, as a local one would).
-* ``node:{node_id}:commands`` — one channel per node (not per company, so a node holds one
-  subscription however many companies it owns): ``{"company_id", "viewer", "op"}`` with ``op``
-  ``watch`` (subscribe the remote viewer, or keep it alive: sockets repeat it every
-  :data:`WATCH_EVERY` s and the owner forgets viewers silent for :data:`REMOTE_VIEWER_TTL` s),
-  ``unwatch``, ``request-qr`` and ``request-pairing-code`` (with ``phone``).
+Messages between nodes go through ``storage.pubsub``, in the wire format that
+:mod:`actors._viewer_wire` defines: every viewer frame of a company's actor is published as a
+:class:`~actors.ViewerEvent` on ``company:{id}:events`` (frames meant for one remote viewer
+only, such as its initial ``status`` or its commands' errors, are addressed to it; a close
+tells a remote socket that the actor dropped it, and it reconnects as a local one would);
+remote sockets send :class:`~actors.ViewerCommand` values to ``node:{node_id}:commands`` (one
+channel per node, not per company, so a node holds one subscription however many companies it
+owns). A remote viewer silent for ``REMOTE_VIEWER_TTL`` s (no ``watch``) is forgotten.
 
 A remote viewer is subscribed to the actor as a :class:`RemoteViewer`, so the actor counts it
 like a local socket (it stays active, and a QR round someone watches is not ended as
@@ -35,6 +32,15 @@ import trio
 from runtime import ActorError, Registry
 from storage import Storage, StorageError
 
+from ._viewer_wire import (
+    REMOTE_VIEWER_TTL,
+    ViewerCommand,
+    ViewerEvent,
+    ViewerOp,
+    commands_channel,
+    error_frame,
+    events_channel,
+)
 from .company import CommandResult
 from .company import messages as m
 
@@ -42,24 +48,8 @@ log = logging.getLogger(__name__)
 
 LEASE_TTL = 30.0
 LEASE_RENEW = 10.0
-WATCH_EVERY = 10.0
-REMOTE_VIEWER_TTL = 30.0
 PUBLISH_QUEUE = 1024
 RELEASE_TIMEOUT = 2.0
-
-
-def events_channel(company_id: int) -> str:
-    """The pub/sub channel carrying the company actor's viewer frames."""
-    return f"company:{company_id}:events"
-
-
-def commands_channel(node_id: str) -> str:
-    """The pub/sub channel a node reads the commands of remote viewers from."""
-    return f"node:{node_id}:commands"
-
-
-def error_frame(message: str, code: str) -> dict[str, Any]:
-    return {"event": "error", "data": {"message": message, "code": code}}
 
 
 class RemoteViewer:
@@ -93,7 +83,7 @@ class Placement:
         self.owned: dict[int, float] = {}
         #: Remote viewers subscribed to local actors: viewer id → (company, viewer, last seen).
         self.remote: dict[str, tuple[int, RemoteViewer, float]] = {}
-        self._send, self._receive = trio.open_memory_channel[dict[str, Any]](PUBLISH_QUEUE)
+        self._send, self._receive = trio.open_memory_channel[tuple[int, ViewerEvent]](PUBLISH_QUEUE)
         self.dropped_frames = 0
 
     # -- ownership -------------------------------------------------------------------------
@@ -153,15 +143,8 @@ class Placement:
         close: bool = False,
     ) -> None:
         """Queue a frame for ``company:{id}:events`` without blocking the actor."""
-        message: dict[str, Any] = {"company_id": company_id}
-        if frame is not None:
-            message["frame"] = frame
-        if to is not None:
-            message["to"] = to
-        if close:
-            message["close"] = True
         try:
-            self._send.send_nowait(message)
+            self._send.send_nowait((company_id, ViewerEvent(frame, to=to, close=close)))
         except (trio.WouldBlock, trio.ClosedResourceError):
             self.dropped_frames += 1
 
@@ -170,10 +153,9 @@ class Placement:
         self.publish_nowait(company_id, frame)
 
     async def _publisher(self) -> None:
-        async for message in self._receive:
-            company_id = message.pop("company_id")
+        async for company_id, event in self._receive:
             try:
-                await self.storage.pubsub.publish(events_channel(company_id), message)
+                await self.storage.pubsub.publish(events_channel(company_id), event.encode())
             except StorageError as exc:
                 log.warning("company %s: frame not published: %s", company_id, exc)
 
@@ -196,8 +178,9 @@ class Placement:
                     if not started:
                         started = True
                         task_status.started()
-                    async for command in commands:
-                        if isinstance(command, dict):
+                    async for raw in commands:
+                        command = ViewerCommand.decode(raw)
+                        if command is not None:
                             nursery.start_soon(self._handle, command)
             except StorageError as exc:
                 log.warning("node %s: command channel lost: %s", self.node_id, exc)
@@ -206,12 +189,8 @@ class Placement:
                 task_status.started()
             await trio.sleep(1.0)
 
-    async def _handle(self, command: dict[str, Any]) -> None:
-        company_id = command.get("company_id")
-        viewer_id = command.get("viewer")
-        op = command.get("op")
-        if not isinstance(company_id, int) or not isinstance(viewer_id, str):
-            return
+    async def _handle(self, command: ViewerCommand) -> None:
+        company_id, viewer_id, op = command.company_id, command.viewer, command.op
         try:
             if await self.place(company_id) is not None:
                 self.publish_nowait(
@@ -226,7 +205,7 @@ class Placement:
             return
         ref = self.registry.ref(company_id)
         try:
-            if op == "watch":
+            if op is ViewerOp.WATCH:
                 entry = self.remote.get(viewer_id)
                 if entry is not None:
                     self.remote[viewer_id] = (entry[0], entry[1], trio.current_time())
@@ -235,14 +214,14 @@ class Placement:
                 self.remote[viewer_id] = (company_id, viewer, trio.current_time())
                 for frame in await ref.ask(m.Subscribe(viewer)):
                     self.publish_nowait(company_id, frame, to=viewer_id)
-            elif op == "unwatch":
+            elif op is ViewerOp.UNWATCH:
                 entry = self.remote.pop(viewer_id, None)
                 if entry is not None:
                     ref.tell(m.Unsubscribe(entry[1]))
-            elif op == "request-qr":
+            elif op is ViewerOp.REQUEST_QR:
                 self._report(company_id, viewer_id, await ref.ask(m.RequestQr()))
-            elif op == "request-pairing-code" and isinstance(command.get("phone"), str):
-                result = await ref.ask(m.RequestPairingCode(command["phone"]))
+            elif op is ViewerOp.REQUEST_PAIRING_CODE and command.phone is not None:
+                result = await ref.ask(m.RequestPairingCode(command.phone))
                 self._report(company_id, viewer_id, result)
         except ActorError:
             self.publish_nowait(

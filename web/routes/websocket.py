@@ -19,7 +19,8 @@ Several processes (a node built with ``cluster=True``): the socket asks its node
 company's actor runs (:meth:`actors.Node.place`). Here (the lease was free or ours): as above.
 Owned by another node: the socket subscribes to ``company:{id}:events``, forwards the frames
 (those addressed to another remote viewer are skipped) and sends its commands to the owner's
-``node:{id}:commands`` channel (see :mod:`actors._placement`); the owner subscribes it to the
+``node:{id}:commands`` channel (the wire format: :mod:`actors._viewer_wire`, shared with the
+owner's :mod:`actors._placement`); the owner subscribes it to the
 actor, so it counts as a viewer there and gets the initial ``status`` (and live QR) frame. If
 the owner does not answer (no subscriber on its channel) the socket is closed with 1013 and the
 page reconnects (by then the owner's lease has expired or it is back).
@@ -37,7 +38,14 @@ from typing import Any
 import trio
 from quart import Blueprint, websocket
 
-from actors import WATCH_EVERY, commands_channel, events_channel
+from actors import (
+    WATCH_EVERY,
+    ViewerCommand,
+    ViewerEvent,
+    ViewerOp,
+    commands_channel,
+    events_channel,
+)
 from actors.company import CommandResult
 from actors.company import messages as m
 from config import WhatsAppProvider
@@ -213,19 +221,19 @@ async def _serve_remote(company_id: int, owner: str) -> None:
     viewer_id = uuid.uuid4().hex
     commands = commands_channel(owner)
 
-    async def command(op: str, **fields: Any) -> int:
-        message = {"company_id": company_id, "viewer": viewer_id, "op": op, **fields}
-        return await s.storage.pubsub.publish(commands, message)
+    async def command(op: ViewerOp, phone: str | None = None) -> int:
+        message = ViewerCommand(company_id, viewer_id, op, phone)
+        return await s.storage.pubsub.publish(commands, message.encode())
 
     async def ask(message: object) -> None:
         if isinstance(message, m.RequestQr):
-            await command("request-qr")
+            await command(ViewerOp.REQUEST_QR)
         elif isinstance(message, m.RequestPairingCode):
-            await command("request-pairing-code", phone=message.phone)
+            await command(ViewerOp.REQUEST_PAIRING_CODE, message.phone)
         # Refusals come back as ``error`` frames addressed to this viewer.
 
     async with s.storage.pubsub.subscribe(events_channel(company_id)) as events:
-        if await command("watch") == 0:
+        if await command(ViewerOp.WATCH) == 0:
             await send_frame(
                 "error", {"message": "Service is busy, reconnecting", "code": "unavailable"}
             )
@@ -243,30 +251,27 @@ async def _serve_remote(company_id: int, owner: str) -> None:
             with trio.move_on_after(2.0) as scope:
                 scope.shield = True
                 with contextlib.suppress(StorageError):
-                    await command("unwatch")
+                    await command(ViewerOp.UNWATCH)
 
 
-async def _keep_watching(command: Callable[[str], Awaitable[int]]) -> None:
+async def _keep_watching(command: Callable[[ViewerOp], Awaitable[int]]) -> None:
     """Repeat ``watch``: the owner forgets remote viewers that went silent (their process
     died without ``unwatch``)."""
     while True:
         await trio.sleep(WATCH_EVERY)
-        await command("watch")
+        await command(ViewerOp.WATCH)
 
 
 async def _pump_remote(
     events: trio.MemoryReceiveChannel[Any], viewer_id: str, scope: trio.CancelScope
 ) -> None:
-    async for message in events:
-        if not isinstance(message, dict):
+    async for raw in events:
+        event = ViewerEvent.decode(raw)
+        if event is None or not event.is_for(viewer_id):
             continue
-        to = message.get("to")
-        if to is not None and to != viewer_id:
-            continue
-        frame = message.get("frame")
-        if isinstance(frame, dict):
-            await websocket.send(json.dumps(frame, ensure_ascii=False))
-        if message.get("close"):
+        if event.frame is not None:
+            await websocket.send(json.dumps(event.frame, ensure_ascii=False))
+        if event.close:
             await websocket.close(CLOSE_TRY_LATER, "try again later")
             break
     scope.cancel()
