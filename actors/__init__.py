@@ -1,9 +1,13 @@
 """The business: company actors, WhatsApp sessions, YClients, and the node that runs them."""
 
+from ._node import Companies as Companies
 from ._node import Node as Node
+from ._node import build_companies as build_companies
 from ._node import open_node as open_node
 from ._placement import LEASE_TTL as LEASE_TTL
 from ._placement import Placement as Placement
+from ._services import NO_SERVICES as NO_SERVICES
+from ._services import Services as Services
 from ._viewer_wire import WATCH_EVERY as WATCH_EVERY
 from ._viewer_wire import ViewerCommand as ViewerCommand
 from ._viewer_wire import ViewerEvent as ViewerEvent
@@ -13,12 +17,16 @@ from ._viewer_wire import events_channel as events_channel
 
 __all__ = [
     "LEASE_TTL",
+    "NO_SERVICES",
     "WATCH_EVERY",
+    "Companies",
     "Node",
     "Placement",
+    "Services",
     "ViewerCommand",
     "ViewerEvent",
     "ViewerOp",
+    "build_companies",
     "commands_channel",
     "events_channel",
     "open_node",

@@ -1,18 +1,21 @@
 """The node: storage, the WhatsApp gateway, and the supervision tree of company actors.
 
-``open_node`` starts the root supervisor (``node``) with the company registry as its first
-child, then activates every company whose WhatsApp is linked so their sessions come back after
-a restart. Later workers (outbox delivery, webhook inbox, sync) join the tree as more children.
+Built in two steps so that services can get a way to reach company actors in their
+constructors: :func:`build_companies` makes the company side (the registry of company actors,
+their metrics, cluster placement) without running anything; the composition root builds the
+node's :class:`~actors.Services` with it; :meth:`Companies.open_node` (or :func:`open_node`,
+which does both steps for a node without services) starts the root supervisor (``node``)
+with the company registry as its first child and the services after it, then activates every
+company whose WhatsApp is linked so their sessions come back after a restart.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import math
 import random
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +39,7 @@ from runtime import (
 from storage import CompanyStatus, Storage
 
 from ._placement import Placement
+from ._services import NO_SERVICES, Services
 from .company import CompanyActor, CompanyDeps, CompanyMetrics, InboundHandler, record_only
 from .whatsapp import SimulatedWorld, WhatsAppGateway
 
@@ -70,8 +74,8 @@ class Node:
     company_metrics: CompanyMetrics
     failure: BaseException | None = None
     restored: int = 0
-    #: Node-wide collaborators added by the services (e.g. ``"yclients"`` → the REST client).
-    extensions: dict[str, Any] = field(default_factory=dict)
+    #: The node's services, built by the composition root (the same object the app serves).
+    services: Services = NO_SERVICES
     #: This node's id in ``owner:{company_id}`` leases.
     node_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     #: Lease-based placement of company actors between processes (``cluster=True``), or
@@ -180,30 +184,92 @@ class Node:
         return count
 
 
-def _build_service(build: Callable[[Node], Service], get_node: Callable[[], Node]) -> Service:
-    return build(get_node())
+@dataclass(frozen=True)
+class Companies:
+    """The company side of a node, built before it runs (:func:`build_companies`).
+
+    Services that talk to company actors get :meth:`ask` (or the registry) in their
+    constructors; :meth:`open_node` then runs the node with those services.
+    """
+
+    settings: Settings
+    storage: Storage
+    gateway: WhatsAppGateway
+    registry: Registry[int]
+    metrics: MetricsRegistry
+    company_metrics: CompanyMetrics
+    policy: RestartPolicy
+    rng: random.Random
+    node_id: str
+    placement: Placement | None
+
+    async def ask(self, company_id: int, message: Any, timeout: float) -> Any:
+        """Ask the company's actor (activated on the first message) and wait for its reply;
+        raises as :meth:`runtime.ActorRef.ask` does (``AskTimeout``, ``ActorUnavailable`` ...)."""
+        return await self.registry.ref(company_id).ask(message, timeout)
+
+    @asynccontextmanager
+    async def open_node(
+        self, services: Services = NO_SERVICES, *, restore: bool = True
+    ) -> AsyncIterator[Node]:
+        """Run the node's supervision tree for the block's lifetime; stop it in reverse on exit.
+
+        Children, in start order: the company registry, then each of ``services`` (see
+        :meth:`Services.children`). A service is an infrastructure child: restarted on a
+        crash (``run`` again on the same object), escalating when it keeps crashing.
+        ``restore`` activates the linked companies once the tree runs.
+        """
+        children = [ChildSpec("companies", lambda: self.registry, shutdown=math.inf)]
+        for name, service in services.children():
+            children.append(ChildSpec(name, _same(service)))
+        supervisor = Supervisor("node", children, policy=self.policy, rng=self.rng)
+        node = Node(
+            self.settings,
+            self.storage,
+            self.gateway,
+            self.registry,
+            supervisor,
+            self.metrics,
+            self.company_metrics,
+            services=services,
+            node_id=self.node_id,
+            placement=self.placement,
+        )
+        async with trio.open_nursery() as nursery:
+            await nursery.start(
+                lambda task_status: run_root(
+                    supervisor, on_failure=node._failed, task_status=task_status
+                )
+            )
+            if self.placement is not None:
+                await nursery.start(self.placement.run)
+            if restore:
+                await node.restore_linked()
+            try:
+                yield node
+            finally:
+                nursery.cancel_scope.cancel()
 
 
-@asynccontextmanager
-async def open_node(
+def _same(service: Service) -> Callable[[], Service]:
+    """A child factory that hands back the one long-lived service for every incarnation."""
+    return lambda: service
+
+
+def build_companies(
     settings: Settings,
     storage: Storage,
     gateway: WhatsAppGateway,
     *,
     inbound_handler: InboundHandler = record_only,
     metrics: MetricsRegistry | None = None,
-    services: Sequence[tuple[str, Callable[[Node], Service]]] = (),
     rng: random.Random | None = None,
-    restore: bool = True,
     cluster: bool = False,
     node_id: str | None = None,
-) -> AsyncIterator[Node]:
-    """Run the node's supervision tree for the block's lifetime; stop it in reverse on exit.
-
-    ``services`` are ``(id, build)`` pairs: ``build(node)`` makes a long-running
-    :class:`runtime.Service` (outbox delivery, webhook inbox, sync ...) started after the
-    company registry, in order, and stopped before it.
-    """
+) -> Companies:
+    """The company side of a node, not running yet: the registry of company actors (over
+    ``storage`` and ``gateway``), their metrics in ``metrics``, and lease-based placement
+    between processes when ``cluster``."""
     rng = rng or random.Random()
     metrics = metrics or MetricsRegistry()
     company_metrics = CompanyMetrics(metrics)
@@ -226,39 +292,48 @@ async def open_node(
         mailbox_capacity=COMPANY_MAILBOX,
         rng=rng,
     )
-    node: Node
-    children = [ChildSpec("companies", lambda: registry, shutdown=math.inf)]
-    for name, build in services:
-        # Each service is an infrastructure child: restarted on a crash, escalating when it
-        # keeps crashing. It gets the node (storage, refs to company actors, extensions).
-        children.append(ChildSpec(name, functools.partial(_build_service, build, lambda: node)))
-    supervisor = Supervisor("node", children, policy=policy, rng=rng)
     placement = Placement(node_id, storage, registry) if cluster else None
     if placement is not None:
         deps.publish = placement.publish_frame
         deps.place = placement.place
-    node = Node(
+    return Companies(
         settings,
         storage,
         gateway,
         registry,
-        supervisor,
         metrics,
         company_metrics,
-        node_id=node_id,
-        placement=placement,
+        policy,
+        rng,
+        node_id,
+        placement,
     )
-    async with trio.open_nursery() as nursery:
-        await nursery.start(
-            lambda task_status: run_root(
-                supervisor, on_failure=node._failed, task_status=task_status
-            )
-        )
-        if placement is not None:
-            await nursery.start(placement.run)
-        if restore:
-            await node.restore_linked()
-        try:
-            yield node
-        finally:
-            nursery.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def open_node(
+    settings: Settings,
+    storage: Storage,
+    gateway: WhatsAppGateway,
+    *,
+    inbound_handler: InboundHandler = record_only,
+    metrics: MetricsRegistry | None = None,
+    rng: random.Random | None = None,
+    restore: bool = True,
+    cluster: bool = False,
+    node_id: str | None = None,
+) -> AsyncIterator[Node]:
+    """A node without services: :func:`build_companies` then :meth:`Companies.open_node`
+    (tests and tools that need only the company actors)."""
+    companies = build_companies(
+        settings,
+        storage,
+        gateway,
+        inbound_handler=inbound_handler,
+        metrics=metrics,
+        rng=rng,
+        cluster=cluster,
+        node_id=node_id,
+    )
+    async with companies.open_node(restore=restore) as node:
+        yield node

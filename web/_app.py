@@ -1,7 +1,8 @@
 """The Quart-Trio app factory: hooks for security headers, rate limits, request ids and the
 redacted access log, error mapping, and the route modules.
 
-The app holds no state of its own: everything lives in the node passed to :func:`create_app`.
+The app holds no state of its own: everything lives in the node passed to :func:`create_app`
+and in the node's typed services (``node.services``, built by the composition root).
 """
 
 from __future__ import annotations
@@ -55,7 +56,9 @@ def create_app(node: Node) -> QuartTrio:
         JSON_SORT_KEYS=False,
         PROVIDE_AUTOMATIC_OPTIONS=True,
     )
-    web_state = WebState(node=node, settings=settings, metrics=WebMetrics(node))
+    web_state = WebState(
+        node=node, settings=settings, metrics=WebMetrics(node), services=node.services
+    )
     app.extensions["aiadmin"] = web_state
     register_error_handlers(app)
     _register_domain_errors(app)

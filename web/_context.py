@@ -7,7 +7,7 @@ from typing import Any
 
 from quart import current_app
 
-from actors import Node
+from actors import Node, Services
 from config import Settings
 from storage import Storage
 
@@ -86,12 +86,13 @@ class WebMetrics:
 
 @dataclass
 class WebState:
-    """Everything the handlers need, stored on ``app.extensions['aiadmin']``."""
+    """Everything the handlers need, stored on ``app.extensions['aiadmin']`` (read it with
+    :func:`state`): the node, its settings, the web metrics, and the node's typed services."""
 
     node: Node
     settings: Settings
     metrics: WebMetrics
-    extra: dict[str, Any] = field(default_factory=dict)
+    services: Services
 
     @property
     def storage(self) -> Storage:
@@ -99,6 +100,7 @@ class WebState:
 
 
 def state() -> WebState:
+    """The app's :class:`WebState` (inside a request or WebSocket handler)."""
     value = current_app.extensions["aiadmin"]
     assert isinstance(value, WebState)
     return value

@@ -1,5 +1,10 @@
 """The composition root: settings → storage → WhatsApp gateway → node → HTTP.
 
+The node is built in two steps so that every service gets its collaborators in its
+constructor: the company side (:func:`actors.build_companies`), then the node's typed
+:class:`actors.Services` (:func:`node_services`), then the running node with those services;
+the app serves the same services object (``node.services``).
+
 Everything runs inside one ``trio_asyncio.open_loop()`` (asyncpg is asyncio-only) and is
 served by ``hypercorn.trio.serve``. SIGINT/SIGTERM start a graceful shutdown bounded by
 ``SHUTDOWN_GRACE`` seconds: Hypercorn stops accepting, open requests finish, the supervision
@@ -19,20 +24,14 @@ import trio_asyncio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
-from actors import Node, open_node
+from actors import Companies, Node, Services, build_companies
 from actors.whatsapp import open_gateway
-from actors.yclients import (
-    YClientsClient,
-    YClientsRateLimiter,
-    data_services,
-    yclients_services,
-)
+from actors.yclients import YClientsClient, YClientsRateLimiter, yclients_services
 from config import Settings
-from runtime import Service
 from storage import Conflict, Storage, open_storage
 
 from ._app import create_app
-from .routes.marketplace import connect_url
+from ._urls import connect_url
 
 log = logging.getLogger("aiadmin.server")
 
@@ -105,18 +104,13 @@ async def open_yclients(
         yield client
 
 
-def node_services(
-    settings: Settings, yclients: YClientsClient | None
-) -> list[tuple[str, Callable[[Node], Service]]]:
+def node_services(companies: Companies, yclients: YClientsClient | None) -> Services:
     """The node's services: YClients activation delivery and lifecycle handling when YClients
     is configured (activation needs ``YCLIENTS_APPLICATION_ID`` too); the record-webhook
     worker and the catalog sync always (they wait for YClients when it is not configured)."""
-    if yclients is None:
-        return data_services(None)
-    activation = settings.yclients_application_id is not None
-    if not activation:
+    if yclients is not None and companies.settings.yclients_application_id is None:
         log.warning("YCLIENTS_APPLICATION_ID is not set: activation callbacks stay queued")
-    return [*yclients_services(yclients, activation=activation), *data_services(yclients)]
+    return yclients_services(companies, yclients)
 
 
 async def serve(
@@ -132,29 +126,33 @@ async def serve(
             open_storage(settings) as storage,
             open_gateway(settings) as gateway,
             open_yclients(settings, storage) as yclients,
-            open_node(
-                settings,
-                storage,
-                gateway,
-                services=node_services(settings, yclients),
-                cluster=settings.cluster,
-            ) as node,
         ):
-            demo_id, demo_url = (None, None)
-            if settings.demo:
-                demo_id, demo_url = await register_demo_salon(node)
-            app = create_app(node)
-            config = hypercorn_config(settings)
-
-            async def serve_http(task_status: trio.TaskStatus[list[str]]) -> None:
-                await hypercorn_serve(
-                    app, config, shutdown_trigger=trigger, task_status=task_status
-                )
-
-            async with trio.open_nursery() as nursery:
-                urls = await nursery.start(serve_http)
-                task_status.started(ServerInfo(tuple(urls), demo_url, demo_id))
+            companies = build_companies(settings, storage, gateway, cluster=settings.cluster)
+            services = node_services(companies, yclients)
+            async with companies.open_node(services) as node:
+                await _serve_node(node, settings, trigger, task_status)
         log.info("stopped")
+
+
+async def _serve_node(
+    node: Node,
+    settings: Settings,
+    trigger: Callable[[], Awaitable[None]],
+    task_status: trio.TaskStatus[ServerInfo],
+) -> None:
+    """Serve HTTP for the running ``node`` until ``trigger`` returns."""
+    demo_id, demo_url = (None, None)
+    if settings.demo:
+        demo_id, demo_url = await register_demo_salon(node)
+    app = create_app(node)
+    config = hypercorn_config(settings)
+
+    async def serve_http(task_status: trio.TaskStatus[list[str]]) -> None:
+        await hypercorn_serve(app, config, shutdown_trigger=trigger, task_status=task_status)
+
+    async with trio.open_nursery() as nursery:
+        urls = await nursery.start(serve_http)
+        task_status.started(ServerInfo(tuple(urls), demo_url, demo_id))
 
 
 async def wait_for_signal() -> None:

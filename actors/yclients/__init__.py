@@ -1,5 +1,6 @@
 """YClients: the REST client, its shared rate limiter, the marketplace helpers, derived company
-credentials, and the node services that deliver activations and handle lifecycle webhooks.
+credentials, and the node services that deliver activations and handle lifecycle webhooks
+(built into the node's typed :class:`actors.Services` by ``yclients_services``).
 
 Errors (see ``_errors.py``)::
 
@@ -65,9 +66,10 @@ from ._ratelimit import RateDecision as RateDecision
 from ._ratelimit import RateDecisionLike as RateDecisionLike
 from ._ratelimit import YClientsRateLimiter as YClientsRateLimiter
 from ._records import record_from_api as record_from_api
-from ._services import ACTIVATION_SERVICE as ACTIVATION_SERVICE
-from ._services import CLIENT_EXTENSION as CLIENT_EXTENSION
-from ._services import LIFECYCLE_SERVICE as LIFECYCLE_SERVICE
+from ._services import catalog_sync as catalog_sync
+from ._services import company_teller as company_teller
+from ._services import data_services as data_services
+from ._services import record_inbox_worker as record_inbox_worker
 from ._services import yclients_services as yclients_services
 from ._sync import SYNC_STATUSES as SYNC_STATUSES
 from ._sync import CatalogSync as CatalogSync
@@ -75,16 +77,12 @@ from ._sync import SyncPolicy as SyncPolicy
 from ._sync import SyncResult as SyncResult
 from ._sync import SyncStatistics as SyncStatistics
 from ._sync import SyncUnavailable as SyncUnavailable
-from ._sync import data_services as data_services
 from ._sync import sync_company as sync_company
 
 __all__ = [
-    "ACTIVATION_SERVICE",
-    "CLIENT_EXTENSION",
     "FIRST_KEY_VERSION",
     "LIFECYCLE_DEDUPE_BUCKET",
     "LIFECYCLE_PREFIX",
-    "LIFECYCLE_SERVICE",
     "RECORD_EVENTS",
     "SYNC_STATUSES",
     "YCLIENTS_WINDOWS",
@@ -130,13 +128,16 @@ __all__ = [
     "YClientsRateLimiter",
     "YClientsRejected",
     "YClientsUnavailable",
+    "catalog_sync",
     "check_lifecycle",
+    "company_teller",
     "current_credentials",
     "data_services",
     "decode_user_data",
     "derive_api_key",
     "derive_webhook_secret",
     "record_from_api",
+    "record_inbox_worker",
     "sign_user_data",
     "sync_company",
     "verify_partner_token",

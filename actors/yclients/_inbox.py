@@ -38,9 +38,8 @@ from __future__ import annotations
 import enum
 import logging
 import random
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
 
@@ -56,9 +55,6 @@ from ._errors import (
 )
 from ._records import change_time, is_complete, record_from_api
 
-if TYPE_CHECKING:
-    from .._node import Node
-
 log = logging.getLogger("actors.yclients.inbox")
 
 RECORD_CREATE = "record:create"
@@ -67,8 +63,6 @@ RECORD_DELETE = "record:delete"
 RECORD_EVENTS = frozenset({RECORD_CREATE, RECORD_UPDATE, RECORD_DELETE})
 #: Event types left to the lifecycle handler (never claimed by this worker).
 LIFECYCLE_PREFIX = "lifecycle:"
-
-ClientSource = Callable[[], YClientsClient | None]
 
 
 @dataclass(frozen=True)
@@ -140,18 +134,6 @@ class _Dead(Exception):
         self.message = message
 
 
-def _client_source(node: Node, client: YClientsClient | None) -> ClientSource:
-    """``client`` if given, else a lookup of ``node.extensions["yclients"]`` at each use."""
-    if client is not None:
-        return lambda: client
-
-    def lookup() -> YClientsClient | None:
-        found = node.extensions.get("yclients")
-        return found if isinstance(found, YClientsClient) else None
-
-    return lookup
-
-
 def _positive(value: Any) -> int | None:
     if isinstance(value, bool):
         return None
@@ -165,7 +147,7 @@ def _positive(value: Any) -> int | None:
 class RecordInboxWorker:
     """A :class:`runtime.Service` handling record webhooks from ``storage.inbox``.
 
-    ``client`` returns the node's YClients client (or ``None`` when YClients is not
+    ``client`` is the node's YClients client (or ``None`` when YClients is not
     configured: events that need it wait, retried with backoff). ``metrics`` gets the counter
     ``aiadmin_webhook_events_handled_total{kind,outcome}``.
     """
@@ -173,7 +155,7 @@ class RecordInboxWorker:
     def __init__(
         self,
         storage: Storage,
-        client: ClientSource,
+        client: YClientsClient | None,
         *,
         policy: InboxPolicy | None = None,
         metrics: MetricsRegistry | None = None,
@@ -194,23 +176,6 @@ class RecordInboxWorker:
             "YClients webhook events handled from the inbox",
             ("kind", "outcome"),
         )
-
-    @classmethod
-    def for_node(
-        cls,
-        node: Node,
-        client: YClientsClient | None = None,
-        *,
-        policy: InboxPolicy | None = None,
-    ) -> RecordInboxWorker:
-        """The worker of a node: its storage and metrics, ``client`` (default: whatever
-        ``node.extensions["yclients"]`` holds when an event needs it); registered as
-        ``node.extensions["record_inbox"]``."""
-        source = _client_source(node, client)
-
-        worker = cls(node.storage, source, policy=policy, metrics=node.metrics)
-        node.extensions["record_inbox"] = worker
-        return worker
 
     def __repr__(self) -> str:
         return (
@@ -388,7 +353,7 @@ class RecordInboxWorker:
     async def _fetch(
         self, event: InboxEvent, company: Company, record_id: int
     ) -> dict[str, Any] | None:
-        client = self._client()
+        client = self._client
         if client is None:
             raise _Retry("the YClients client is not configured")
         try:

@@ -33,7 +33,6 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
 import trio
 
@@ -50,20 +49,12 @@ from storage import SalonStaff as StoredStaff
 
 from ._client import YClientsClient
 from ._errors import YClientsError
-from ._inbox import InboxPolicy, RecordInboxWorker, _client_source
 from ._models import SalonDetails, SalonService, SalonStaff
-
-if TYPE_CHECKING:
-    from runtime import Service
-
-    from .._node import Node
 
 log = logging.getLogger("actors.yclients.sync")
 
 #: Statuses whose catalog is kept fresh by the schedule (installed, WhatsApp linked).
 SYNC_STATUSES: tuple[str, ...] = ("active", "reconnecting")
-
-ClientSource = Callable[[], YClientsClient | None]
 
 
 class SyncUnavailable(Exception):
@@ -214,7 +205,7 @@ async def sync_company(storage: Storage, client: YClientsClient, company: Compan
 class CatalogSync:
     """The node's sync service (see the module docstring); ``run`` never returns.
 
-    ``client`` returns the node's YClients client, or ``None`` when YClients is not configured
+    ``client`` is the node's YClients client, or ``None`` when YClients is not configured
     (then nothing is synced and ``request`` raises :class:`SyncUnavailable`).
     ``wall_clock`` gives "now" for the schedule (aware UTC ``datetime``).
     """
@@ -222,7 +213,7 @@ class CatalogSync:
     def __init__(
         self,
         storage: Storage,
-        client: ClientSource,
+        client: YClientsClient | None,
         *,
         policy: SyncPolicy | None = None,
         metrics: MetricsRegistry | None = None,
@@ -252,24 +243,6 @@ class CatalogSync:
             lambda: {(): float(sum(1 for ok in self._last_ok.values() if not ok))},
         )
 
-    @classmethod
-    def for_node(
-        cls,
-        node: Node,
-        client: YClientsClient | None = None,
-        *,
-        policy: SyncPolicy | None = None,
-    ) -> CatalogSync:
-        """The node's sync: its storage and metrics, ``settings.sync_interval``, ``client``
-        (default: whatever ``node.extensions["yclients"]`` holds at each use); registered as
-        ``node.extensions["sync"]``."""
-        chosen = policy or SyncPolicy(interval=node.settings.sync_interval)
-        service = cls(
-            node.storage, _client_source(node, client), policy=chosen, metrics=node.metrics
-        )
-        node.extensions["sync"] = service
-        return service
-
     def __repr__(self) -> str:
         return (
             f"<CatalogSync running={len(self._running)} queued={len(self._requested)} "
@@ -279,7 +252,7 @@ class CatalogSync:
     @property
     def available(self) -> bool:
         """Whether a YClients client is configured (else nothing can be synced)."""
-        return self._client() is not None
+        return self._client is not None
 
     def failing(self) -> list[int]:
         """Companies whose last sync in this process failed (for the health view)."""
@@ -306,7 +279,7 @@ class CatalogSync:
 
     async def sync_now(self, company_id: int) -> SyncResult:
         """Sync one company in the caller's task (tools and tests); waits for a slot."""
-        client = self._client()
+        client = self._client
         if client is None:
             raise SyncUnavailable("YClients is not configured on this node")
         company = await self._storage.companies.get(company_id)
@@ -336,7 +309,7 @@ class CatalogSync:
             while True:
                 pause = self._policy.poll_interval
                 due: list[int] = []
-                if self._client() is not None:
+                if self._client is not None:
                     try:
                         due = await self._due()
                     except StorageError as exc:
@@ -373,34 +346,3 @@ class CatalogSync:
             self._running.discard(company_id)
             if company_id in self._requested:
                 self._wake.set()  # asked again while it ran: go again
-
-
-#: Service ids of :func:`data_services` in the node's tree.
-INBOX_SERVICE = "yclients.records"
-SYNC_SERVICE = "yclients.sync"
-
-
-def data_services(
-    client: YClientsClient | None,
-    *,
-    inbox_policy: InboxPolicy | None = None,
-    sync_policy: SyncPolicy | None = None,
-) -> list[tuple[str, Callable[[Node], Service]]]:
-    """``(id, build)`` pairs for ``open_node``: the record-webhook worker and the catalog sync.
-
-    Both run even without a client (``None``: YClients not configured): record events that
-    need YClients then wait in the inbox, and on-demand syncs answer 503. With a client, it is
-    also put in ``node.extensions["yclients"]``.
-    """
-
-    def build_inbox(node: Node) -> Service:
-        if client is not None:
-            node.extensions.setdefault("yclients", client)
-        return RecordInboxWorker.for_node(node, client, policy=inbox_policy)
-
-    def build_sync(node: Node) -> Service:
-        if client is not None:
-            node.extensions.setdefault("yclients", client)
-        return CatalogSync.for_node(node, client, policy=sync_policy)
-
-    return [(INBOX_SERVICE, build_inbox), (SYNC_SERVICE, build_sync)]

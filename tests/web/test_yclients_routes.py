@@ -18,12 +18,11 @@ import pytest
 import trio
 from quart.typing import TestClientProtocol as QuartTestClient
 
-from actors import Node, open_node
+from actors import Node, build_companies
 from actors.company import messages as m
 from actors.whatsapp import SimulatedWorld, open_gateway
 from actors.yclients import (
-    ACTIVATION_SERVICE,
-    LIFECYCLE_SERVICE,
+    ActivationDelivery,
     ActivationPolicy,
     LifecycleWorker,
     RetryPolicy,
@@ -72,9 +71,15 @@ class Stack:
 
     @property
     def lifecycle(self) -> LifecycleWorker:
-        worker = self.node.extensions[LIFECYCLE_SERVICE]
-        assert isinstance(worker, LifecycleWorker)
+        worker = self.node.services.lifecycle
+        assert worker is not None
         return worker
+
+    @property
+    def activation(self) -> ActivationDelivery:
+        delivery = self.node.services.activation
+        assert delivery is not None
+        return delivery
 
     async def status(self, company_id: int) -> dict[str, Any]:
         response = await self.client.get(
@@ -127,19 +132,22 @@ async def stack() -> AsyncIterator[Stack]:
             base_client = YClientsClient(
                 fake.base_url, PARTNER_TOKEN, timeout=5.0, retry=RetryPolicy(attempts=1)
             )
-            services = yclients_services(
-                base_client, policy=policy, lifecycle_poll=0.05, lifecycle_retry=0.05
-            )
             async with (
                 base_client,
                 open_storage(monotonic_clock=trio.current_time) as storage,
                 open_gateway(settings, world=world) as gateway,
-                open_node(
-                    settings, storage, gateway, rng=random.Random(5), services=services
-                ) as node,
             ):
-                app = create_app(node)
-                yield Stack(fake, node, app.test_client(), world, settings)
+                companies = build_companies(settings, storage, gateway, rng=random.Random(5))
+                services = yclients_services(
+                    companies,
+                    base_client,
+                    activation_policy=policy,
+                    lifecycle_poll=0.05,
+                    lifecycle_retry=0.05,
+                )
+                async with companies.open_node(services) as node:
+                    app = create_app(node)
+                    yield Stack(fake, node, app.test_client(), world, settings)
 
 
 async def _redirect(stack: Stack, salon_id: int, *, signed: bool) -> Any:
@@ -261,7 +269,7 @@ async def test_link_delivers_one_callback_and_unsigned_redirect_cannot_touch_it(
     after = await stack.node.storage.companies.get(company_id)
     assert after is not None and after.api_key_version == 1
     # Re-send on demand: the item reopens, YClients already has it, nothing is sent twice.
-    delivery = stack.node.extensions[ACTIVATION_SERVICE]
+    delivery = stack.activation
     before = delivery.statistics().delivered
     resend = await stack.client.post(
         "/marketplace/callback", json={"company_id": company_id}, headers={"X-API-Key": ADMIN}

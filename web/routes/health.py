@@ -81,7 +81,7 @@ async def companies_needing_attention() -> list[dict[str, Any]]:
                 "error": company.last_error,
             }
         )
-    sync = s.node.extensions.get("sync")
+    sync = s.services.sync
     failing = sync.failing()[:ATTENTION_LIMIT] if sync is not None else []
     for company_id in failing:
         sync_state = await s.storage.catalog.get_sync_state(company_id)

@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
 
 import trio
 from quart import Blueprint, jsonify, render_template, request
@@ -15,7 +14,6 @@ from actors.company import ACTIVATION_KIND, CommandResult, CompanyView
 from actors.company import messages as m
 from actors.qr import qr_png_data_url
 from actors.yclients import (
-    ACTIVATION_SERVICE,
     FIRST_KEY_VERSION,
     LIFECYCLE_PREFIX,
     MalformedWebhook,
@@ -39,26 +37,21 @@ from .._errors import (
     Unauthorized,
 )
 from .._jwt import issue_company_token
+from .._sync_view import sync_json
+from .._urls import YCLIENTS_RETURN_URL, connect_url, yclients_return_url
 from .._validation import (
     bounded_text,
-    normalize_phone,
     optional_field,
     parse_id,
+    normalize_phone,
     read_json_object,
     require_field,
     validate_email,
 )
-from .sync import sync_json
 
 blueprint = Blueprint("marketplace", __name__, url_prefix="/marketplace")
 
-YCLIENTS_RETURN_URL = "https://yclients.com/"
 QR_WAIT_SECONDS = 5.0
-
-
-def connect_url(token: str, company: Company) -> str:
-    query = urlencode({"token": token, "company": company.id, "salon": company.yclients_id})
-    return f"/marketplace/connect?{query}"
 
 
 async def company_or_404(company_id: int) -> Company:
@@ -245,8 +238,6 @@ async def connect_page() -> Any:
             yclients_return_url=YCLIENTS_RETURN_URL,
         )
         return page, 410
-    from .yclients import yclients_return_url as salon_return_url
-
     simulator = (
         not s.settings.production and s.settings.whatsapp_provider is WhatsAppProvider.SIMULATED
     )
@@ -255,7 +246,7 @@ async def connect_page() -> Any:
         salon_title=company.title or f"Салон {company.yclients_id}",
         company_id=company.id,
         salon_id=company.yclients_id,
-        yclients_return_url=salon_return_url(company.yclients_id),
+        yclients_return_url=yclients_return_url(company.yclients_id),
         simulator_enabled=simulator,
         ws_path="/marketplace/ws",
     )
@@ -330,7 +321,7 @@ async def resend_callback() -> Any:
         )
     elif item.status != "pending":
         item = await s.storage.outbox.reopen(item.id)
-    delivery = s.node.extensions.get(ACTIVATION_SERVICE)
+    delivery = s.services.activation
     if delivery is not None:
         delivery.wake()
     await s.storage.audit.append(company.id, "activation_resend_requested", {"outbox_id": item.id})
@@ -369,7 +360,7 @@ async def _webhook(company_id: int, secret: str | None) -> Any:
         raise BadRequest("Lifecycle events are not accepted here", code="invalid_webhook")
     result = await s.storage.inbox.put(company_id, key, full_type, body)
     s.metrics.webhooks.inc(1.0, "record", result.value)
-    worker = s.node.extensions.get("record_inbox")
+    worker = s.services.record_inbox
     if result is PutResult.NEW and worker is not None:
         worker.poke()  # handle it now rather than at the next poll
     return jsonify({"success": True, "received": True, "duplicate": result is PutResult.DUPLICATE})

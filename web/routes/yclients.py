@@ -28,22 +28,20 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any, Protocol, cast
+from typing import Any
 
 import trio
 from quart import Blueprint, jsonify, redirect, render_template, request
 
 from actors.company import messages as m
 from actors.yclients import (
-    ACTIVATION_SERVICE,
-    CLIENT_EXTENSION,
     FIRST_KEY_VERSION,
-    LIFECYCLE_SERVICE,
     LifecycleForbidden,
     LifecycleUnauthorized,
     MalformedWebhook,
     MarketplaceDataError,
     SalonDetails,
+    YClientsClient,
     YClientsError,
     check_lifecycle,
     decode_user_data,
@@ -56,37 +54,22 @@ from storage import Conflict as StorageConflict
 
 from .._context import state
 from .._errors import ApiError, BadRequest, Forbidden, NotFound, Unauthorized
+from .._urls import connect_url, yclients_return_url
 from .._validation import parse_id, read_json_object
-from .marketplace import YCLIENTS_RETURN_URL, connect_url
 
 log = logging.getLogger("aiadmin.yclients")
 
 blueprint = Blueprint("yclients", __name__, url_prefix="/marketplace/yclients")
 
-#: The salon's page of the YClients marketplace (where its admin installed us): the way back
-#: from the connect page's success state and from our error pages.
-YCLIENTS_SALON_APPSTORE_URL = "https://yclients.com/appstore/{salon_id}"
 DETAILS_TIMEOUT = 5.0
 MAX_SALONS_PER_REDIRECT = 10
 LINKED = frozenset({CompanyStatus.ACTIVE, CompanyStatus.RECONNECTING})
 RETURNING = frozenset({CompanyStatus.FROZEN, CompanyStatus.UNINSTALLED})
 
 
-def yclients_return_url(salon_id: int | None) -> str:
-    """Where "back to YClients" leads: the salon's marketplace page, or YClients itself."""
-    if salon_id is None:
-        return YCLIENTS_RETURN_URL
-    return YCLIENTS_SALON_APPSTORE_URL.format(salon_id=int(salon_id))
-
-
-class _SalonApi(Protocol):
-    async def get_company(self, company_id: int) -> SalonDetails: ...
-
-    async def get_installation(self, salon_id: int, application_id: int) -> dict[str, Any]: ...
-
-
-def _client() -> _SalonApi | None:
-    return cast("_SalonApi | None", state().node.extensions.get(CLIENT_EXTENSION))
+def _client() -> YClientsClient | None:
+    """The node's YClients client (``None`` when YClients is not configured)."""
+    return state().services.yclients
 
 
 def _wants_html() -> bool:
@@ -293,7 +276,7 @@ async def lifecycle_webhook() -> Any:
     key = webhook_dedupe_key(stored, datetime.now(UTC))
     result = await s.storage.inbox.put(company.id, key, event.event_type, stored)
     s.metrics.webhooks.inc(1.0, "lifecycle", result.value)
-    worker = s.node.extensions.get(LIFECYCLE_SERVICE)
+    worker = s.services.lifecycle
     if worker is not None:
         worker.wake()
     return jsonify(
@@ -304,10 +287,3 @@ async def lifecycle_webhook() -> Any:
             "duplicate": result is PutResult.DUPLICATE,
         }
     )
-
-
-def wake_activation() -> None:
-    """Nudge the activation delivery (after an item was queued or reopened)."""
-    service = state().node.extensions.get(ACTIVATION_SERVICE)
-    if service is not None:
-        service.wake()

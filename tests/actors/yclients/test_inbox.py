@@ -26,7 +26,7 @@ import trio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
-from actors import Node, open_node
+from actors import Node, build_companies
 from actors.whatsapp import SimulatedWorld, open_gateway
 from actors.yclients import (
     InboxOutcome,
@@ -166,25 +166,23 @@ async def open_stack(
                 retry=RetryPolicy(attempts=2, backoff_initial=0.05, backoff_max=0.1),
             ) as client,
             open_gateway(settings, world=SimulatedWorld()) as gateway,
-            open_node(
-                settings,
-                storage,
-                gateway,
-                services=data_services(client, inbox_policy=inbox_policy, sync_policy=sync_policy),
-                restore=False,
-            ) as node,
         ):
-            app = create_app(node)
-            config = HypercornConfig()
-            config.bind = ["127.0.0.1:0"]
-            config.accesslog = None
-            config.graceful_timeout = 0.1
-            async with trio.open_nursery() as nursery:
-                binds = await nursery.start(hypercorn_serve, app, config)
-                base_url = next(b for b in binds if b.startswith("http://127.0.0.1:"))
-                async with httpx.AsyncClient(base_url=base_url, timeout=10.0) as http:
-                    yield Stack(fake, storage, node, client, base_url, http)
-                nursery.cancel_scope.cancel()
+            companies = build_companies(settings, storage, gateway)
+            services = data_services(
+                companies, client, inbox_policy=inbox_policy, sync_policy=sync_policy
+            )
+            async with companies.open_node(services, restore=False) as node:
+                app = create_app(node)
+                config = HypercornConfig()
+                config.bind = ["127.0.0.1:0"]
+                config.accesslog = None
+                config.graceful_timeout = 0.1
+                async with trio.open_nursery() as nursery:
+                    binds = await nursery.start(hypercorn_serve, app, config)
+                    base_url = next(b for b in binds if b.startswith("http://127.0.0.1:"))
+                    async with httpx.AsyncClient(base_url=base_url, timeout=10.0) as http:
+                        yield Stack(fake, storage, node, client, base_url, http)
+                    nursery.cancel_scope.cancel()
 
 
 @pytest.fixture
@@ -333,7 +331,9 @@ async def test_a_failing_handler_is_retried_in_order_until_yclients_is_back(
     assert one.updated_at <= two.updated_at
     calls = stack.fake.requests_to(f"/api/v1/record/{LOTOS_ID}/61")
     assert [r.status for r in calls][-1] == 200 and len(calls) >= 4  # 2 per claim, then ok
-    stats = stack.node.extensions["record_inbox"].statistics()
+    worker = stack.node.services.record_inbox
+    assert worker is not None
+    stats = worker.statistics()
     assert stats.count(InboxOutcome.RETRY) >= 2 and stats.count(InboxOutcome.DEAD) == 0
 
 

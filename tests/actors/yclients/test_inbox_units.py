@@ -58,7 +58,7 @@ async def yclients(fake: FakeYClients) -> AsyncIterator[YClientsClient]:
 
 
 def worker_for(storage: Storage, client: YClientsClient | None) -> RecordInboxWorker:
-    return RecordInboxWorker(storage, lambda: client, policy=POLICY, rng=random.Random(3))
+    return RecordInboxWorker(storage, client, policy=POLICY, rng=random.Random(3))
 
 
 def event(record_id: int, status: str, data: Any = None, salon: int = LOTOS_ID) -> dict[str, Any]:

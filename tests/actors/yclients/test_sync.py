@@ -10,12 +10,16 @@ in ``/metrics``; the route's auth.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 
 import trio
 
-from config import settings_from_env
-from storage import SyncState
+from actors import build_companies
+from actors.whatsapp import SimulatedWorld, open_gateway
+from actors.yclients import YClientsClient
+from config import Settings, settings_from_env
+from storage import SyncState, open_storage
 from tests.fakes.yclients import LOTOS_ID, ORCHID_ID
 from web.server import node_services
 
@@ -77,7 +81,7 @@ async def test_a_company_is_synced_when_it_becomes_active(stack: Stack) -> None:
     assert company is not None
     assert company.title == "Салон красоты «Лотос»"
     assert company.address == "г. Москва, ул. Тверская, д. 12, стр. 1"
-    assert company.phone == "+7 495 123-45-67" and company.timezone == "Europe/Moscow"
+    assert company.phone == "74951234567" and company.timezone == "Europe/Moscow"
 
     response = await stack.http.get(
         f"/marketplace/status/{waiting.company.id}", headers={"X-API-Key": waiting.api_key}
@@ -166,9 +170,27 @@ async def test_sync_route_auth(stack: Stack) -> None:
     assert ok.status_code == 202
 
 
-def test_the_server_runs_the_data_services_with_or_without_yclients() -> None:
-    settings = settings_from_env({}, dotenv=None)
-    assert [name for name, _ in node_services(settings, None)] == [
-        "yclients.records",
-        "yclients.sync",
-    ]
+async def test_the_server_runs_the_data_services_with_or_without_yclients() -> None:
+    base = settings_from_env({}, dotenv=None)
+    with_app = replace(base, yclients_application_id=1)
+    async with (
+        open_storage(monotonic_clock=trio.current_time) as storage,
+        open_gateway(base, world=SimulatedWorld()) as gateway,
+        YClientsClient("http://127.0.0.1:9", "partner-token") as client,
+    ):
+
+        def names(settings: Settings, yclients: YClientsClient | None) -> list[str]:
+            companies = build_companies(settings, storage, gateway)
+            services = node_services(companies, yclients)
+            assert services.yclients is yclients
+            return [name for name, _ in services.children()]
+
+        assert names(base, None) == ["yclients.records", "yclients.sync"]
+        assert names(with_app, None) == ["yclients.records", "yclients.sync"]
+        assert names(base, client) == ["yclients.lifecycle", "yclients.records", "yclients.sync"]
+        assert names(with_app, client) == [
+            "yclients.activation",
+            "yclients.lifecycle",
+            "yclients.records",
+            "yclients.sync",
+        ]

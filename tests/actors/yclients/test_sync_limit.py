@@ -33,7 +33,8 @@ async def test_twenty_companies_sync_at_once_within_yclients_limits(
         ) as stack:
             ids = [(await stack.company(FIRST_SALON + n)).company.id for n in range(COMPANIES)]
             started = trio.current_time()
-            sync = stack.node.extensions["sync"]
+            sync = stack.node.services.sync
+            assert sync is not None
             for cid in ids:  # all twenty at once (pending companies: no scheduled sync)
                 sync.request(cid)
 
@@ -47,7 +48,7 @@ async def test_twenty_companies_sync_at_once_within_yclients_limits(
                 await stack.storage.catalog.get_sync_state(cid) for cid in ids
             ]
             catalogs = [await stack.storage.catalog.get_catalog(cid) for cid in ids]
-            peak = stack.node.extensions["sync"].statistics()
+            peak = sync.statistics()
             requests = list(stack.fake.requests)
 
     assert all(s is not None and s.last_error is None for s in states)
