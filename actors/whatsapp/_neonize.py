@@ -19,6 +19,14 @@ We track "connected" ourselves and never call into neonize in a state where it w
 Outbound dedupe: neonize's ``send_message`` cannot take our message id, so each session keeps
 a ledger (``company_<id>.sent``: our id → WhatsApp id) and answers a resend of a delivered id
 from it. A send whose outcome was lost with a dying process may still be sent twice.
+
+The seam: the gateway makes each client through its ``client_factory`` (default
+:func:`new_neonize_client`), called in a worker thread with the company's :class:`ClientSpec`
+and the session's two callbacks. A factory may return any object with neonize's client
+surface as used here — ``connect()`` (blocks until stopped), ``stop()``,
+``send_message(phone, text)`` (→ an object with ``ID``), ``PairPhone(phone, True)``,
+``logout()`` — that calls ``on_event(client, protobuf_event)`` and ``on_qr(client, data)``
+from its own threads, as neonize does from its Go threads. Tests drive sessions through it.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import importlib.util
 import logging
 import platform
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -193,6 +202,65 @@ def map_event(ev: Any) -> SessionEvent | None:
 _STOPPED_BY = (LoggedOut, StreamReplaced, TemporaryBan, ConnectFailed)
 
 
+@dataclass(frozen=True, slots=True)
+class ClientSpec:
+    """Where a company's neonize client keeps its session."""
+
+    company_id: int
+    store: str  # the company's own SQLite file, or the shared ``postgres://`` store URL
+    shared_store: bool  # ``store`` is the shared URL (the JID, if known, picks the device)
+    jid: str | None  # the linked device's JID, once linked
+
+
+#: ``on_event(client, neonize_protobuf_event)`` and ``on_qr(client, data)``: the session's
+#: callbacks, safe to call from any thread (they hand the event to trio and return).
+EventCallback = Callable[[Any, Any], None]
+QrCallback = Callable[[Any, bytes], None]
+#: Makes a client and registers both callbacks on it (in a worker thread; see module doc).
+ClientFactory = Callable[[ClientSpec, EventCallback, QrCallback], Any]
+
+
+def new_neonize_client(spec: ClientSpec, on_event: EventCallback, on_qr: QrCallback) -> Any:
+    """Import neonize, make the company's ``NewClient`` and register the callbacks on it."""
+    from neonize import events as ne
+    from neonize.client import NewClient
+
+    if spec.shared_store and spec.jid is not None:
+        from neonize.proto.Neonize_pb2 import JID
+
+        user, _, rest = spec.jid.partition(":")
+        device, _, server = rest.partition("@")
+        jid = JID(
+            User=user,
+            Device=int(device or 0),
+            Server=server or "s.whatsapp.net",
+            RawAgent=0,
+            Integrator=0,
+            IsEmpty=False,
+        )
+        client = NewClient(spec.store, jid=jid)
+    elif spec.shared_store:
+        client = NewClient(spec.store, uuid=f"company-{spec.company_id}", new_device=True)
+    else:
+        client = NewClient(spec.store, uuid=f"company-{spec.company_id}")
+    for ev_type in (
+        ne.PairStatusEv,
+        ne.ConnectedEv,
+        ne.DisconnectedEv,
+        ne.LoggedOutEv,
+        ne.StreamReplacedEv,
+        ne.TemporaryBanEv,
+        ne.ConnectFailureEv,
+        ne.ClientOutdatedEv,
+        ne.KeepAliveTimeoutEv,
+        ne.KeepAliveRestoredEv,
+        ne.MessageEv,
+    ):
+        client.event(ev_type)(on_event)
+    client.event.qr(on_qr)
+    return client
+
+
 class NeonizeSession(SessionBase):
     """One company's neonize client (see the module docstring)."""
 
@@ -215,47 +283,20 @@ class NeonizeSession(SessionBase):
         return self._gateway.sessions_path / f"company_{self._company_id}.sent"
 
     def _build_client(self, token: trio.lowlevel.TrioToken) -> Any:
-        """Import neonize, make the client and register callbacks (runs in a thread)."""
-        from neonize import events as ne
-        from neonize.client import NewClient
-
+        """Make the client through the gateway's factory, its callbacks bound to this trio
+        run (runs in a thread)."""
         store_url = self._gateway.store_url
-        if store_url is not None:
-            if self._jid is not None:
-                from neonize.proto.Neonize_pb2 import JID
-
-                user, _, rest = self._jid.partition(":")
-                device, _, server = rest.partition("@")
-                jid = JID(
-                    User=user,
-                    Device=int(device or 0),
-                    Server=server or "s.whatsapp.net",
-                    RawAgent=0,
-                    Integrator=0,
-                    IsEmpty=False,
-                )
-                client = NewClient(store_url, jid=jid)
-            else:
-                client = NewClient(store_url, uuid=f"company-{self._company_id}", new_device=True)
-        else:
-            client = NewClient(str(self.store_path), uuid=f"company-{self._company_id}")
-        handler = functools.partial(self._callback, token)
-        for ev_type in (
-            ne.PairStatusEv,
-            ne.ConnectedEv,
-            ne.DisconnectedEv,
-            ne.LoggedOutEv,
-            ne.StreamReplacedEv,
-            ne.TemporaryBanEv,
-            ne.ConnectFailureEv,
-            ne.ClientOutdatedEv,
-            ne.KeepAliveTimeoutEv,
-            ne.KeepAliveRestoredEv,
-            ne.MessageEv,
-        ):
-            client.event(ev_type)(handler)
-        client.event.qr(functools.partial(self._qr_callback, token))
-        return client
+        spec = ClientSpec(
+            company_id=self._company_id,
+            store=store_url if store_url is not None else str(self.store_path),
+            shared_store=store_url is not None,
+            jid=self._jid,
+        )
+        return self._gateway.client_factory(
+            spec,
+            functools.partial(self._callback, token),
+            functools.partial(self._qr_callback, token),
+        )
 
     # -- callbacks: on neonize's thread; map, hand to trio, return at once --
 
@@ -436,16 +477,26 @@ class NeonizeSession(SessionBase):
 
 
 class NeonizeGateway:
-    """Makes :class:`NeonizeSession` objects; runs their connect tasks in ``nursery``."""
+    """Makes :class:`NeonizeSession` objects; runs their connect tasks in ``nursery``.
+
+    ``client_factory`` makes each session's client (see the module docstring); the default
+    imports neonize.
+    """
 
     backend = "neonize"
 
     def __init__(
-        self, nursery: trio.Nursery, *, sessions_path: Path, store_url: str | None = None
+        self,
+        nursery: trio.Nursery,
+        *,
+        sessions_path: Path,
+        store_url: str | None = None,
+        client_factory: ClientFactory = new_neonize_client,
     ) -> None:
         self._nursery = nursery
         self.sessions_path = Path(sessions_path)
         self.store_url = store_url
+        self.client_factory = client_factory
         self._sessions: set[NeonizeSession] = set()
         self._closed = False
         self._library_error: NeonizeMissing | None = None

@@ -1,7 +1,13 @@
-"""The neonize backend: event mapping with neonize's own protobuf classes, and offline behaviour.
+"""The neonize backend: event mapping with neonize's own protobuf classes, sessions driven
+through the gateway's ``client_factory`` seam, and offline behaviour.
 
 Offline here: neonize imports and builds clients, and ``connect()`` fails fast with
 "failed to dial" — the session must report ``ConnectFailed`` and nothing may die.
+
+Sessions with a :class:`FakeClient` (made by the gateway's ``client_factory``) get their
+events the way neonize delivers them: its callbacks called from another thread, where they
+block until trio has taken the event. No test waits on the wall clock: events, threads
+joined, and ``wait_all_tasks_blocked`` order the steps.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import trio
+import trio.testing
 
 from actors.whatsapp import (
     Connected,
@@ -37,6 +44,7 @@ from actors.whatsapp import (
     map_event,
     new_message_id,
 )
+from actors.whatsapp._neonize import ClientSpec, EventCallback, QrCallback
 
 pb = pytest.importorskip("neonize.proto.Neonize_pb2")
 e2e = pytest.importorskip("neonize.proto.waE2E.WAWebProtobufsE2E_pb2")
@@ -146,56 +154,148 @@ async def gateway(tmp_path: Path) -> AsyncIterator[NeonizeGateway]:
         nursery.cancel_scope.cancel()
 
 
-async def test_qr_codes_carry_whatsmeows_lifetimes(gateway: NeonizeGateway) -> None:
+class FakeClient:
+    """A neonize client as the session uses it: ``connect`` holds its thread until ``stop``;
+    the test plays neonize's Go thread with :meth:`emit` and :meth:`emit_qr`."""
+
+    def __init__(self, spec: ClientSpec, on_event: EventCallback, on_qr: QrCallback) -> None:
+        self.spec = spec
+        self._on_event = on_event
+        self._on_qr = on_qr
+        self._stopped = threading.Event()
+        self.sent: list[tuple[str, str]] = []
+
+    def connect(self) -> None:
+        self._stopped.wait()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def send_message(self, to: str, text: str) -> object:
+        self.sent.append((to, text))
+        return types.SimpleNamespace(ID=f"3EB0{len(self.sent)}")
+
+    async def emit(self, event: object) -> None:
+        """Deliver a protobuf event from another thread; returns once trio has taken it."""
+        await trio.to_thread.run_sync(self._on_event, self, event)
+
+    async def emit_qr(self, code: str) -> None:
+        await trio.to_thread.run_sync(self._on_qr, self, code.encode())
+
+
+class FakeClients:
+    """The gateway's ``client_factory``: makes clients of ``kind`` and keeps them in order."""
+
+    def __init__(self, kind: type[FakeClient] = FakeClient) -> None:
+        self.kind = kind
+        self.made: list[FakeClient] = []
+
+    def __call__(self, spec: ClientSpec, on_event: EventCallback, on_qr: QrCallback) -> object:
+        client = self.kind(spec, on_event, on_qr)
+        self.made.append(client)
+        return client
+
+
+@pytest.fixture
+def clients() -> FakeClients:
+    return FakeClients()
+
+
+@pytest.fixture
+async def fake_gateway(tmp_path: Path, clients: FakeClients) -> AsyncIterator[NeonizeGateway]:
+    async with trio.open_nursery() as nursery:
+        gw = NeonizeGateway(nursery, sessions_path=tmp_path / "sessions", client_factory=clients)
+        yield gw
+        await gw.aclose()
+        nursery.cancel_scope.cancel()
+
+
+async def test_the_factory_gets_the_companys_own_store(
+    fake_gateway: NeonizeGateway, clients: FakeClients, tmp_path: Path
+) -> None:
+    session = fake_gateway.open_session(41, jid="79001234567:3@s.whatsapp.net")
+    await session.start()
+    await session.start()  # already started: no second client
+    [client] = clients.made
+    assert client.spec == ClientSpec(
+        company_id=41,
+        store=str(tmp_path / "sessions" / "company_41.sqlite3"),
+        shared_store=False,
+        jid="79001234567:3@s.whatsapp.net",
+    )
+    assert session.state is SessionState.CONNECTING
+
+
+async def test_qr_codes_carry_whatsmeows_lifetimes(
+    fake_gateway: NeonizeGateway, clients: FakeClients
+) -> None:
     """The first code of a connection is shown ~60 s, later ones 20 s. Events from a client
     the session no longer uses are dropped."""
-    session = gateway.open_session(43)
-    client = object()
-    session._client = client  # what start() sets; the callbacks hand events in like this
+    session = fake_gateway.open_session(43)
+    await session.start()
+    [first] = clients.made
     for code in ("2@one", "2@two", "2@three"):
-        session._on_event(client, QrCode(code))
-    session._on_event(object(), QrCode("2@stale"))
+        await first.emit_qr(code)
     lifetimes = [(await session.events.receive()) for _ in range(3)]
     assert lifetimes == [QrCode("2@one", 60.0), QrCode("2@two", 20.0), QrCode("2@three", 20.0)]
+    # A new connection gets a new client; the old one's late callbacks are not its events.
+    await session.stop()
+    await session.start()
+    second = clients.made[1]
+    await first.emit_qr("2@stale")
+    await first.emit(pb.Connected(status=True))
+    assert session.events.statistics().current_buffer_used == 0
+    await second.emit_qr("2@fresh")
+    assert await session.events.receive() == QrCode("2@fresh", 60.0)
     assert session.events.statistics().current_buffer_used == 0
 
 
-async def test_a_retried_send_joins_the_one_still_running(gateway: NeonizeGateway) -> None:
+async def test_a_retried_send_joins_the_one_still_running(tmp_path: Path) -> None:
     """A caller that timed out retries with the same id while the first send is still in
     neonize (a slow network): the retry waits for it rather than sending a second copy, and
     both get the same WhatsApp id; later retries answer from the ledger."""
-    release = threading.Event()
-    calls: list[tuple[str, str]] = []
+    sending = trio.Event()  # the first send is inside neonize
+    release = threading.Event()  # the network answers
 
-    class SlowClient:
+    class SlowClient(FakeClient):
         def send_message(self, to: str, text: str) -> object:
-            calls.append((to, text))
+            self.sent.append((to, text))
+            trio.from_thread.run_sync(sending.set)
             release.wait(10)
             return types.SimpleNamespace(ID="3EB0FROMWHATSAPP")
 
-    gateway.sessions_path.mkdir(parents=True)
-    session = gateway.open_session(44)
-    session._client, session._connected = SlowClient(), True  # what a connected start() leaves
-    message_id = new_message_id()
-    results: list[str] = []
+    clients = FakeClients(SlowClient)
+    async with trio.open_nursery() as background:
+        gateway = NeonizeGateway(
+            background, sessions_path=tmp_path / "sessions", client_factory=clients
+        )
+        session = gateway.open_session(44)
+        await session.start()
+        [client] = clients.made
+        await client.emit(pb.Connected(status=True))
+        assert await session.events.receive() == Connected()
+        message_id = new_message_id()
+        results: list[str] = []
 
-    async def send() -> None:
-        results.append(await session.send_text("79005550001", "Запись на завтра", message_id))
+        async def send() -> None:
+            results.append(await session.send_text("79005550001", "Запись на завтра", message_id))
 
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(send)
         with trio.fail_after(10):
-            while not calls:  # noqa: ASYNC110 -- the call is in a worker thread
-                await trio.sleep(0.01)
-        nursery.start_soon(send)  # the retry, while the first is still sending
-        await trio.sleep(0.2)
-        release.set()
-    assert results == ["3EB0FROMWHATSAPP", "3EB0FROMWHATSAPP"]
-    assert calls == [("79005550001", "Запись на завтра")]
-    assert await session.send_text("79005550001", "Запись на завтра", message_id) == (
-        "3EB0FROMWHATSAPP"
-    )
-    assert len(calls) == 1
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(send)
+                await sending.wait()
+                nursery.start_soon(send)  # the retry, while the first is still sending
+                # Every task is blocked now: the first in neonize's thread, and the retry
+                # either waiting for it (right) or in a thread of its own (a second copy).
+                await trio.testing.wait_all_tasks_blocked()
+                release.set()
+        assert results == ["3EB0FROMWHATSAPP", "3EB0FROMWHATSAPP"]
+        assert client.sent == [("79005550001", "Запись на завтра")]
+        assert await session.send_text("79005550001", "Запись на завтра", message_id) == (
+            "3EB0FROMWHATSAPP"
+        )
+        assert len(client.sent) == 1
+        await gateway.aclose()
 
 
 async def test_offline_connect_reports_connect_failed(
