@@ -4,6 +4,11 @@ from ._node import Companies as Companies
 from ._node import Node as Node
 from ._node import build_companies as build_companies
 from ._node import open_node as open_node
+from ._phones import MAX_PHONE_TEXT as MAX_PHONE_TEXT
+from ._phones import PHONE_TEXT_PATTERN as PHONE_TEXT_PATTERN
+from ._phones import InvalidPhone as InvalidPhone
+from ._phones import find_phone as find_phone
+from ._phones import normalise_phone as normalise_phone
 from ._placement import LEASE_TTL as LEASE_TTL
 from ._placement import Placement as Placement
 from ._services import NO_SERVICES as NO_SERVICES
@@ -17,9 +22,12 @@ from ._viewer_wire import events_channel as events_channel
 
 __all__ = [
     "LEASE_TTL",
+    "MAX_PHONE_TEXT",
+    "PHONE_TEXT_PATTERN",
     "NO_SERVICES",
     "WATCH_EVERY",
     "Companies",
+    "InvalidPhone",
     "Node",
     "Placement",
     "Services",
@@ -29,5 +37,7 @@ __all__ = [
     "build_companies",
     "commands_channel",
     "events_channel",
+    "find_phone",
+    "normalise_phone",
     "open_node",
 ]

@@ -20,6 +20,8 @@ from typing import Any
 
 import jwt
 
+from storage import MAX_ID
+
 __all__ = [
     "ALGORITHM",
     "MIN_SECRET_BYTES",
@@ -33,7 +35,6 @@ ALGORITHM = "HS256"
 TOKEN_TTL = timedelta(hours=24)
 MIN_SECRET_BYTES = 32
 MAX_TOKEN_CHARS = 2048
-MAX_ID = 2**31 - 1
 # A token issued a little "in the future" is tolerated (clocks of several nodes drift).
 CLOCK_SKEW = timedelta(seconds=60)
 

@@ -24,6 +24,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from storage import MAX_ID
+
 __all__ = ["AUTH_SCHEMES", "RouteDoc", "build_openapi", "openapi_path"]
 
 OPENAPI_VERSION = "3.1.0"
@@ -129,7 +131,7 @@ def openapi_path(path: str) -> tuple[str, list[dict[str, Any]]]:
         name = match.group("name")
         conv = match.group("conv") or "string"
         schema: dict[str, Any] = (
-            {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+            {"type": "integer", "minimum": 1, "maximum": MAX_ID}
             if conv == "int"
             else {"type": "number"}
             if conv == "float"

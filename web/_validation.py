@@ -9,9 +9,14 @@ Every function either returns a clean, normalised value or raises one of the API
   an object), ``missing_field`` or ``invalid_field``; ``field`` names the culprit and the
   message says what is expected (it never echoes the bad value back).
 
-Rules (from the design): ids are positive 32-bit integers; phones are normalised to digits with
-the country code first (``79001234567``); emails are checked pragmatically; strings are at
-most 255 characters after stripping and never contain NUL or other control characters.
+Rules (from the design): ids are positive 32-bit integers (:data:`storage.MAX_ID`); phones
+follow the one phone rule (:func:`actors.normalise_phone`: digits with the country code first,
+``79001234567``); emails are checked pragmatically; strings are at most 255 characters after
+stripping and never contain NUL or other control characters.
+
+Each body-field validator is also a :class:`FieldRule` (:data:`ID`, :data:`PHONE`,
+:data:`EMAIL`, :data:`TEXT`) that carries the JSON schema of what it accepts: the OpenAPI
+document takes its field schemas from these, so the document and the checks cannot disagree.
 """
 
 from __future__ import annotations
@@ -19,10 +24,14 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, Protocol, TypeVar
 
 import trio
 from werkzeug.exceptions import RequestEntityTooLarge
+
+from actors import MAX_PHONE_TEXT, PHONE_TEXT_PATTERN, InvalidPhone, normalise_phone
+from storage import MAX_ID
 
 from ._errors import ApiError, BadRequest, PayloadTooLarge, UnsupportedMediaType
 
@@ -30,13 +39,18 @@ from ._errors import ApiError, BadRequest, PayloadTooLarge, UnsupportedMediaType
 BODY_TIMEOUT = 10.0
 
 __all__ = [
-    "MAX_ID",
+    "EMAIL",
+    "ID",
+    "PHONE",
+    "TEXT",
+    "FieldRule",
     "JsonRequest",
     "bounded_text",
-    "normalize_phone",
+    "object_schema",
     "optional_field",
     "parse_id",
     "parse_json_object",
+    "parse_phone",
     "read_json_object",
     "require_field",
     "validate_email",
@@ -44,7 +58,6 @@ __all__ = [
 
 T = TypeVar("T")
 
-MAX_ID = 2**31 - 1
 MAX_TEXT = 255
 
 
@@ -154,42 +167,25 @@ def parse_id(value: object, field: str) -> int:
     return number
 
 
-_PHONE_CHARS = re.compile(r"\+?[0-9 ()\-.]+")
+def parse_phone(value: object, field: str = "phone") -> str:
+    """A phone number in the canonical form, digits with the country code first (``79001234567``).
 
-
-def normalize_phone(value: object, field: str = "phone") -> str:
-    """A phone number as digits, country code first (``79001234567``).
-
-    Accepts ``+7 (900) 123-45-67``, ``8 900 123 45 67`` (the Russian trunk prefix 8 of an
-    11-digit number becomes the country code 7), ``79001234567``, ``9001234567`` (10 digits
-    starting with 9 without ``+``: a Russian mobile without its country code, gets 7), and
-    ``00`` international prefixes. Separators allowed: spaces, ``-``, ``.``, parentheses; ``+``
-    only first. The result has 10–15 digits and does not start with 0; a positive ``int`` is
-    accepted too. Anything else raises :class:`BadRequest` naming ``field``.
+    The rule is :func:`actors.normalise_phone` with the Russian region (``+7 (900) 123-45-67``,
+    ``8 900 123 45 67``, ``9001234567``, ``+44 20 7946 0958``, ``0044 …``); a JSON string of at
+    most :data:`~actors.MAX_PHONE_TEXT` characters or a positive integer (its decimal digits)
+    is read. Anything else raises :class:`BadRequest` naming ``field``; :data:`PHONE` documents
+    the same in the OpenAPI schema.
     """
-    if isinstance(value, bool):
+    if isinstance(value, bool) or not isinstance(value, int | str):
         raise _invalid(field, "a phone number")
     if isinstance(value, int):
         if value <= 0:
             raise _invalid(field, "a phone number")
         value = str(value)
-    if not isinstance(value, str) or len(value) > 40:
-        raise _invalid(field, "a phone number")
-    text = value.strip()
-    if not _PHONE_CHARS.fullmatch(text) or text.count("(") != text.count(")"):
-        raise _invalid(field, "a phone number such as +7 900 123-45-67")
-    international = text.startswith("+")
-    digits = re.sub(r"[^0-9]", "", text)
-    if not international and digits.startswith("00"):
-        digits, international = digits[2:], True
-    if not international:
-        if len(digits) == 11 and digits.startswith("8"):
-            digits = "7" + digits[1:]
-        elif len(digits) == 10 and digits.startswith("9"):
-            digits = "7" + digits
-    if not 10 <= len(digits) <= 15 or digits.startswith("0"):
-        raise _invalid(field, "a phone number with country code, 10 to 15 digits")
-    return digits
+    try:
+        return normalise_phone(value)
+    except InvalidPhone:
+        raise _invalid(field, "a phone number such as +7 900 123-45-67") from None
 
 
 _LOCAL_PART = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
@@ -272,3 +268,83 @@ def optional_field(obj: Mapping[str, Any], field: str, check: Callable[[Any, str
     if value is None:
         return None
     return check(value, field)
+
+
+# ------------------------------------------------------------------ field rules and schemas
+
+
+@dataclass(frozen=True)
+class FieldRule(Generic[T]):
+    """A body field's validator together with the JSON schema of what it accepts.
+
+    Calling the rule validates (``rule(value, field)``), so it can be handed to
+    :func:`require_field` / :func:`optional_field`; the OpenAPI document takes ``schema`` from
+    the same object. The schema describes the raw JSON value (before stripping); every value
+    the validator accepts is valid under it (tested), while some it allows are still refused
+    (an impossible phone, control characters, and floats like ``5.0``, which JSON Schema counts
+    as integers).
+    """
+
+    check: Callable[[Any, str], T]
+    schema: Mapping[str, Any]
+
+    def __call__(self, value: Any, field: str) -> T:
+        return self.check(value, field)
+
+
+#: A company or salon id: an integer 1 … MAX_ID, or the same in decimal digits.
+ID: FieldRule[int] = FieldRule(
+    parse_id,
+    {
+        "anyOf": [
+            {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+            {"type": "string", "pattern": f"^{_ID_TEXT.pattern}$"},
+        ],
+        "description": f"A positive id no larger than {MAX_ID}.",
+    },
+)
+
+#: A phone: text of digits and separators, or a positive integer (see :func:`parse_phone`).
+PHONE: FieldRule[str] = FieldRule(
+    parse_phone,
+    {
+        "anyOf": [
+            {
+                "type": "string",
+                "maxLength": MAX_PHONE_TEXT,
+                "pattern": rf"^\s*{PHONE_TEXT_PATTERN}\s*$",
+            },
+            {"type": "integer", "minimum": 1},
+        ],
+        "description": (
+            "A phone number: +7 (900) 123-45-67, 8 900 123 45 67, 9001234567, +44 20 7946 0958 "
+            "or 0044 …; stored as digits with the country code first (79001234567)."
+        ),
+        "examples": ["+7 900 123-45-67"],
+    },
+)
+
+#: An e-mail address (see :func:`validate_email`).
+EMAIL: FieldRule[str] = FieldRule(
+    validate_email, {"type": "string", "format": "email", "maxLength": MAX_TEXT}
+)
+
+#: Text of at most MAX_TEXT characters, no control characters (see :func:`bounded_text`).
+TEXT: FieldRule[str] = FieldRule(
+    bounded_text, {"type": "string", "minLength": 1, "maxLength": MAX_TEXT}
+)
+
+
+def object_schema(
+    required: Mapping[str, FieldRule[Any]],
+    optional: Mapping[str, FieldRule[Any]] | None = None,
+) -> dict[str, Any]:
+    """The JSON schema of a request body read with these rules (``require_field`` for
+    ``required``, ``optional_field`` for ``optional``; ``null`` counts as absent)."""
+    properties: dict[str, Any] = {name: dict(rule.schema) for name, rule in required.items()}
+    for name, rule in (optional or {}).items():
+        properties[name] = {"anyOf": [dict(rule.schema), {"type": "null"}]}
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = list(required)
+    return schema

@@ -37,7 +37,6 @@ from ._hosted import HostedGateway as HostedGateway
 from ._hosted import HostedSession as HostedSession
 from ._ids import fake_qr_code as fake_qr_code
 from ._ids import new_message_id as new_message_id
-from ._ids import normalise_phone as normalise_phone
 from ._neonize import NeonizeGateway as NeonizeGateway
 from ._neonize import NeonizeSession as NeonizeSession
 from ._neonize import check_neonize as check_neonize
@@ -102,7 +101,6 @@ __all__ = [
     "map_event",
     "new_message_id",
     "next_state",
-    "normalise_phone",
     "open_gateway",
     "serve_world",
 ]

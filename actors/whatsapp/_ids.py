@@ -1,4 +1,7 @@
-"""Identifiers shaped like WhatsApp's: message ids, QR strings, pairing codes, JIDs, phones."""
+"""Identifiers shaped like WhatsApp's: message ids, QR strings, pairing codes, JIDs.
+
+Phone numbers follow the one phone rule of :mod:`actors._phones`.
+"""
 
 from __future__ import annotations
 
@@ -45,17 +48,6 @@ def new_pairing_code() -> str:
 def normalise_pairing_code(code: str) -> str:
     """``abcd efgh`` / ``ABCDEFGH`` / ``ABCD-EFGH`` → ``ABCDEFGH`` for comparison."""
     return re.sub(r"[^0-9A-Za-z]", "", code).upper()
-
-
-def normalise_phone(phone: str) -> str:
-    """Digits only, country code first (``+7 (900) 123-45-67`` → ``79001234567``).
-
-    Raises ``ValueError`` when what is left is not a plausible international number.
-    """
-    digits = re.sub(r"\D", "", phone)
-    if not 7 <= len(digits) <= 15 or digits.startswith("0"):
-        raise ValueError(f"not an international phone number: {phone!r}")
-    return digits
 
 
 def device_jid(phone: str, device: int) -> str:

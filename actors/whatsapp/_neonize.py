@@ -70,7 +70,8 @@ from ._events import (
     StreamReplaced,
     TemporaryBan,
 )
-from ._ids import normalise_phone, valid_message_id
+from .._phones import InvalidPhone, normalise_phone
+from ._ids import valid_message_id
 from ._session import GatewaySnapshot, SessionBase, SessionState
 
 log = logging.getLogger(__name__)
@@ -399,8 +400,8 @@ class NeonizeSession(SessionBase):
         if client is None or not self._connected:
             raise SessionNotConnected(self._company_id, self._state.value)
         try:
-            phone = normalise_phone(to_phone)
-        except ValueError as exc:
+            phone = normalise_phone(to_phone, region=None)
+        except InvalidPhone as exc:
             raise SendFailed(self._company_id, message_id, str(exc)) from None
         try:
             response = await self._gateway._call(client.send_message, phone, text)
@@ -436,8 +437,8 @@ class NeonizeSession(SessionBase):
         if client is None or not self._qr_seen or self._connected:
             raise PairingUnavailable(self._company_id, f"session is {self._state.value}")
         try:
-            digits = normalise_phone(phone)
-        except ValueError as exc:
+            digits = normalise_phone(phone, region=None)
+        except InvalidPhone as exc:
             raise PairingUnavailable(self._company_id, str(exc)) from None
         try:
             return str(await self._gateway._call(client.PairPhone, digits, True))

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import trio
 
+from .._phones import InvalidPhone, normalise_phone
 from ._errors import OutcomeUnknown, PairingUnavailable, SendFailed, SessionNotConnected
 from ._events import (
     Connected,
@@ -43,7 +44,6 @@ from ._ids import (
     new_message_id,
     new_pairing_code,
     normalise_pairing_code,
-    normalise_phone,
 )
 
 Sink = Callable[[SessionEvent], None]
@@ -199,8 +199,8 @@ class SimulatedWorld:
         if not conn.connected:
             raise SessionNotConnected(conn.company_id, "not connected")
         try:
-            phone = normalise_phone(to_phone)
-        except ValueError as exc:
+            phone = normalise_phone(to_phone, region=None)
+        except InvalidPhone as exc:
             raise SendFailed(conn.company_id, message_id, str(exc)) from None
         company.send_attempts += 1
         if message_id not in company.delivered_ids:
@@ -217,8 +217,8 @@ class SimulatedWorld:
         if company.jid is not None or conn.qr is None:
             raise PairingUnavailable(conn.company_id, "the session is not showing QR codes")
         try:
-            digits = normalise_phone(phone)
-        except ValueError as exc:
+            digits = normalise_phone(phone, region=None)
+        except InvalidPhone as exc:
             raise PairingUnavailable(conn.company_id, str(exc)) from None
         code = new_pairing_code()
         company.pairing[normalise_pairing_code(code)] = digits
@@ -259,7 +259,7 @@ class SimulatedWorld:
             raise WorldError(f"company {company_id} shows no live QR code")
         if code is not None and code != conn.qr:
             raise WorldError(f"company {company_id}: that QR code is not the live one")
-        return self._link(company_id, normalise_phone(phone))
+        return self._link(company_id, normalise_phone(phone, region=None))
 
     def enter_pairing_code(self, company_id: int, code: str) -> str:
         """The phone types a pairing code issued for it. Returns the JID."""
@@ -291,7 +291,10 @@ class SimulatedWorld:
         if company.jid is None:
             raise WorldError(f"company {company_id} has no linked WhatsApp")
         message = InboundMessage(
-            message_id or new_message_id(), normalise_phone(from_phone), text, float(time.time())
+            message_id or new_message_id(),
+            normalise_phone(from_phone, region=None),
+            text,
+            float(time.time()),
         )
         conn = company.conn
         if conn is not None and conn.connected:

@@ -36,7 +36,7 @@ from typing import Any
 import trio
 
 from runtime import ActorError
-from storage import InboxEvent, Storage, StorageError
+from storage import MAX_ID, InboxEvent, Storage, StorageError
 
 from ..company import CompanyError
 from ..company import messages as company_messages
@@ -89,7 +89,7 @@ def _positive_id(payload: dict[str, Any], name: str) -> int:
     value = payload.get(name)
     if isinstance(value, str) and value.isdigit():
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 2**31:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_ID:
         raise MalformedWebhook(f"{name} is missing or not a positive id")
     return value
 

@@ -4,7 +4,8 @@ YClients' record shape is documented loosely (see ``reference/yclients-api.md``)
 come as strings, times as ISO 8601 with an offset or as naive local times (``"2026-01-20
 14:00:00"``, in the salon's time zone), the client as an object or as loose fields. Parsing is
 defensive: a field we cannot read becomes ``None``; only a missing record id is an error
-(``ValueError``).
+(``ValueError``). The client's phone is kept in the canonical form of
+:func:`actors.find_phone` (``79161234567``), so it matches WhatsApp's ids, or ``None``.
 
 ``is_complete`` says whether a webhook's ``data`` carries the whole record (so the worker
 can store it without asking YClients) — it must at least carry its change time, without which
@@ -19,6 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from storage import SalonRecord
 
+from .._phones import find_phone
 from ._marketplace import CHANGE_TIME_FIELDS
 
 #: Fields a webhook's ``data`` must hold for us to store it without fetching the record.
@@ -96,14 +98,6 @@ def _text(value: Any, max_len: int) -> str | None:
     return cleaned[:max_len] or None
 
 
-def _phone(value: Any) -> str | None:
-    text = _text(value, 64)
-    if text is None:
-        return None
-    digits = "".join(ch for ch in text if ch.isdigit())
-    return digits[:32] or None
-
-
 def _services(value: Any) -> list[dict[str, Any]]:
     if not isinstance(value, list):
         return []
@@ -138,7 +132,7 @@ def record_from_api(
         company_id=company_id,
         record_id=record_id,
         client_id=_positive(client_obj.get("id", raw.get("client_id"))),
-        client_phone=_phone(client_obj.get("phone", raw.get("phone"))),
+        client_phone=find_phone(_text(client_obj.get("phone", raw.get("phone")), 64) or ""),
         client_name=_text(client_obj.get("name", raw.get("fullname")), 255),
         staff_id=_positive(raw.get("staff_id")),
         services=_services(raw.get("services")),

@@ -47,6 +47,7 @@ from storage import SalonDetails as StoredDetails
 from storage import SalonService as StoredService
 from storage import SalonStaff as StoredStaff
 
+from .._phones import find_phone
 from ._client import YClientsClient
 from ._errors import YClientsError
 from ._models import SalonDetails, SalonService, SalonStaff
@@ -110,19 +111,12 @@ def _clip(text: str | None, limit: int) -> str | None:
     return cleaned[:limit] or None
 
 
-def _phone(text: str) -> str | None:
-    cleaned = _clip(text, 64)
-    if cleaned is None or len(cleaned) <= 20:
-        return cleaned
-    digits = "".join(ch for ch in cleaned if ch.isdigit() or ch == "+")
-    return digits[:20] or None
-
-
 def stored_details(details: SalonDetails) -> StoredDetails:
-    """The company columns a sync refreshes, fitted to their lengths."""
+    """The company columns a sync refreshes, fitted to their lengths; the phone in the one
+    canonical form (:func:`actors.find_phone`, as registration stores it) or ``None``."""
     return StoredDetails(
         title=_clip(details.title, 255),
-        phone=_phone(details.phone),
+        phone=find_phone(details.phone),
         address=_clip(details.address, 1000),
         timezone=_clip(details.timezone, 50),
     )

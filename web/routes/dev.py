@@ -43,13 +43,13 @@ async def simulate_scan(company_id: str) -> Any:
 
 @blueprint.post("/simulator/<company_id>/inbound")
 async def simulate_inbound(company_id: str) -> Any:
-    from .._validation import bounded_text, normalize_phone, read_json_object, require_field
+    from .._validation import bounded_text, parse_phone, read_json_object, require_field
 
     world = _world()
     require_admin(await principal_from(request.headers))
     cid = parse_id(company_id, "companyId")
     body = await read_json_object(request, max_bytes=state().settings.max_body_bytes)
-    phone = require_field(body, "phone", normalize_phone)
+    phone = require_field(body, "phone", parse_phone)
     text = require_field(body, "text", bounded_text)
     try:
         message_id = world.send_inbound(cid, phone, text)

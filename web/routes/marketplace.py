@@ -43,7 +43,7 @@ from .._validation import (
     bounded_text,
     optional_field,
     parse_id,
-    normalize_phone,
+    parse_phone,
     read_json_object,
     require_field,
     validate_email,
@@ -131,7 +131,7 @@ async def register() -> Any:
     s = state()
     body = await read_json_object(request, max_bytes=s.settings.max_body_bytes)
     salon_id = require_field(body, "salon_id", parse_id)
-    phone = optional_field(body, "phone", normalize_phone)
+    phone = optional_field(body, "phone", parse_phone)
     email = optional_field(body, "email", validate_email)
     title = optional_field(body, "title", bounded_text)
     secret = s.settings.jwt_secret

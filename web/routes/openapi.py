@@ -6,11 +6,17 @@ from typing import Any
 
 from quart import Blueprint, jsonify
 
+from storage import MAX_ID
+
 from .._openapi import RouteDoc, build_openapi
+from .._validation import EMAIL, PHONE, TEXT, object_schema
+from .._validation import ID as ID_FIELD
 
 blueprint = Blueprint("openapi", __name__)
 
-ID = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+# Ids in responses and query strings; request body fields take their schemas from the
+# validators (web._validation field rules), so the document and the checks agree.
+ID = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
 SUCCESS = {
     "type": "object",
     "properties": {"success": {"type": "boolean"}},
@@ -37,20 +43,12 @@ STATUS = {
         },
     },
 }
-REGISTER_BODY = {
-    "type": "object",
-    "required": ["salon_id"],
-    "properties": {
-        "salon_id": ID,
-        "phone": {"type": "string", "maxLength": 32},
-        "email": {"type": "string", "format": "email", "maxLength": 255},
-        "title": {"type": "string", "maxLength": 255},
-    },
-}
-COMPANY_OR_SALON = {
-    "type": "object",
-    "properties": {"company_id": ID, "salon_id": ID},
-}
+REGISTER_BODY = object_schema(
+    {"salon_id": ID_FIELD}, {"phone": PHONE, "email": EMAIL, "title": TEXT}
+)
+COMPANY_OR_SALON = object_schema({}, {"company_id": ID_FIELD, "salon_id": ID_FIELD})
+TOKEN_BODY = object_schema({"company_id": ID_FIELD})
+INBOUND_BODY = object_schema({"phone": PHONE, "text": TEXT})
 ANY_OBJECT = {"type": "object"}
 
 ROUTES: tuple[RouteDoc, ...] = (
@@ -87,7 +85,7 @@ ROUTES: tuple[RouteDoc, ...] = (
         "POST",
         "Issue a 24 h company JWT",
         auth="admin",
-        request_schema=COMPANY_OR_SALON,
+        request_schema=TOKEN_BODY,
     ),
     RouteDoc(
         "/marketplace/connect",
@@ -167,7 +165,7 @@ ROUTES: tuple[RouteDoc, ...] = (
         "POST",
         "Development: the simulated client sends a message (404 in production)",
         auth="admin",
-        request_schema={"type": "object", "required": ["phone", "text"]},
+        request_schema=INBOUND_BODY,
     ),
 )
 

@@ -56,7 +56,7 @@ from .._auth import resolve_token
 from .._context import remote_ip, state
 from .._errors import BadRequest
 from .._security import origin_allowed
-from .._validation import normalize_phone
+from .._validation import parse_phone
 
 log = logging.getLogger(__name__)
 
@@ -299,7 +299,7 @@ async def _read_commands(ask: Callable[[Any], Awaitable[object]], company_id: in
             if event == "request-qr":
                 await _report(await ask(m.RequestQr()))
             elif event == "request-pairing-code":
-                phone = normalize_phone(data.get("phone"))
+                phone = parse_phone(data.get("phone"))
                 await _report(await ask(m.RequestPairingCode(phone)))
             elif event == "simulate-scan" and simulator and s.node.world is not None:
                 world = s.node.world

@@ -1,13 +1,11 @@
-"""Identifiers shaped like WhatsApp's."""
+"""Identifiers shaped like WhatsApp's (phone numbers: tests/actors/test_phones.py)."""
 
 from __future__ import annotations
 
 import base64
 import re
 
-import pytest
-
-from actors.whatsapp import fake_qr_code, new_message_id, normalise_phone
+from actors.whatsapp import fake_qr_code, new_message_id
 from actors.whatsapp._ids import (
     device_jid,
     new_pairing_code,
@@ -39,19 +37,6 @@ def test_pairing_code_shape() -> None:
     code = new_pairing_code()
     assert re.fullmatch(r"[1-9A-Z]{4}-[1-9A-Z]{4}", code)
     assert normalise_pairing_code(code.lower().replace("-", " ")) == code.replace("-", "")
-
-
-@pytest.mark.parametrize(
-    ("raw", "digits"), [("+7 (900) 123-45-67", "79001234567"), ("79001234567", "79001234567")]
-)
-def test_normalise_phone(raw: str, digits: str) -> None:
-    assert normalise_phone(raw) == digits
-
-
-@pytest.mark.parametrize("raw", ["", "123", "0790012345", "abc", "1" * 16])
-def test_normalise_phone_rejects(raw: str) -> None:
-    with pytest.raises(ValueError):
-        normalise_phone(raw)
 
 
 def test_jid_helpers() -> None:
