@@ -1,16 +1,13 @@
 """The business: company actors, WhatsApp sessions, YClients, and the node that runs them."""
 
-from ._node import Companies as Companies
-from ._node import Node as Node
-from ._node import build_companies as build_companies
-from ._node import open_node as open_node
+import importlib
+import typing
+
 from ._phones import MAX_PHONE_TEXT as MAX_PHONE_TEXT
 from ._phones import PHONE_TEXT_PATTERN as PHONE_TEXT_PATTERN
 from ._phones import InvalidPhone as InvalidPhone
 from ._phones import find_phone as find_phone
 from ._phones import normalise_phone as normalise_phone
-from ._placement import LEASE_TTL as LEASE_TTL
-from ._placement import Placement as Placement
 from ._services import NO_SERVICES as NO_SERVICES
 from ._services import Services as Services
 from ._viewer_wire import WATCH_EVERY as WATCH_EVERY
@@ -20,11 +17,43 @@ from ._viewer_wire import ViewerOp as ViewerOp
 from ._viewer_wire import commands_channel as commands_channel
 from ._viewer_wire import events_channel as events_channel
 
+# The node and placement run on trio, the runtime and every backend: they load on first use,
+# so that importing a pure module below ``actors`` (``actors.company._transitions``) does not.
+_RUNNING_NAMES = {
+    "Companies": "._node",
+    "Node": "._node",
+    "build_companies": "._node",
+    "open_node": "._node",
+    "LEASE_TTL": "._placement",
+    "Placement": "._placement",
+}
+
+if typing.TYPE_CHECKING:
+    from ._node import Companies as Companies
+    from ._node import Node as Node
+    from ._node import build_companies as build_companies
+    from ._node import open_node as open_node
+    from ._placement import LEASE_TTL as LEASE_TTL
+    from ._placement import Placement as Placement
+else:
+
+    def __getattr__(name: str) -> object:
+        """Import a name of the running node on first use (PEP 562) and keep it."""
+        if name not in _RUNNING_NAMES:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(_RUNNING_NAMES[name], __name__), name)
+        globals()[name] = value
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted({*globals(), *_RUNNING_NAMES})
+
+
 __all__ = [
     "LEASE_TTL",
     "MAX_PHONE_TEXT",
-    "PHONE_TEXT_PATTERN",
     "NO_SERVICES",
+    "PHONE_TEXT_PATTERN",
     "WATCH_EVERY",
     "Companies",
     "InvalidPhone",

@@ -10,6 +10,9 @@ Errors (see ``_errors``)::
 A refused status transition is not an error: ``CompanyRepository.transition`` returns ``None``.
 """
 
+import importlib
+import typing
+
 from ._errors import Conflict as Conflict
 from ._errors import NotFound as NotFound
 from ._errors import StorageError as StorageError
@@ -19,9 +22,6 @@ from ._errors import ValidationError as ValidationError
 from ._errors import map_exceptions as map_exceptions
 from ._fields import COMPANY_FIELDS as COMPANY_FIELDS
 from ._fields import utc_now as utc_now
-from ._memory_kv import MemoryKeyValue as MemoryKeyValue
-from ._migrate import migrate as migrate
-from ._migrate import migration_files as migration_files
 from ._models import LINKED_STATUSES as LINKED_STATUSES
 from ._models import AttemptOutcome as AttemptOutcome
 from ._models import AuditEvent as AuditEvent
@@ -46,7 +46,6 @@ from ._models import SalonRecord as SalonRecord
 from ._models import SalonService as SalonService
 from ._models import SalonStaff as SalonStaff
 from ._models import SyncState as SyncState
-from ._pg_pool import PgPool as PgPool
 from ._protocols import AuditLog as AuditLog
 from ._protocols import CompanyRepository as CompanyRepository
 from ._protocols import ConnectTokens as ConnectTokens
@@ -65,6 +64,34 @@ from ._storage import Storage as Storage
 from ._storage import StorageHealth as StorageHealth
 from ._storage import open_storage as open_storage
 from ._validate import MAX_ID as MAX_ID
+
+# Names bound to a backend (asyncpg, the in-memory key-value store on trio) load on first use,
+# so that importing ``storage`` for its models and Protocols loads no backend.
+_BACKEND_NAMES = {
+    "MemoryKeyValue": "._memory_kv",
+    "PgPool": "._pg_pool",
+    "migrate": "._migrate",
+    "migration_files": "._migrate",
+}
+
+if typing.TYPE_CHECKING:
+    from ._memory_kv import MemoryKeyValue as MemoryKeyValue
+    from ._migrate import migrate as migrate
+    from ._migrate import migration_files as migration_files
+    from ._pg_pool import PgPool as PgPool
+else:
+
+    def __getattr__(name: str) -> object:
+        """Import a backend-bound name on first use (PEP 562) and keep it."""
+        if name not in _BACKEND_NAMES:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(_BACKEND_NAMES[name], __name__), name)
+        globals()[name] = value
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted({*globals(), *_BACKEND_NAMES})
+
 
 __all__ = [
     "API_KEY_PREFIX",

@@ -12,9 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
-from typing import Any, Protocol
-
-import trio
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ._models import (
     AttemptOutcome,
@@ -35,6 +33,9 @@ from ._models import (
     SalonStaff,
     SyncState,
 )
+
+if TYPE_CHECKING:
+    import trio  # annotations only: the Protocols load no event loop
 
 StatusLike = str | CompanyStatus
 

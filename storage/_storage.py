@@ -7,45 +7,13 @@ PostgreSQL when a database URL is given (else in-memory); Redis when a Redis URL
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import trio_asyncio
-
-from config import Settings
-
-from ._fields import Clock
 from ._groups import BodyError, unwrap_single
-from ._memory_db import (
-    MemoryAuditLog,
-    MemoryCompanies,
-    MemoryDatabase,
-    MemoryMessageLog,
-    MemoryOutbox,
-    MemorySalonCatalog,
-    MemoryWebhookInbox,
-)
-from ._memory_kv import (
-    MemoryConnectTokens,
-    MemoryKeyValue,
-    MemoryLeases,
-    MemoryPubSub,
-    MemoryQrCodes,
-    MemoryRateLimiter,
-    MonoClock,
-)
-from ._migrate import migrate
 from ._models import BackendHealth, PoolStats
-from ._pg_db import (
-    PgAuditLog,
-    PgCompanies,
-    PgMessageLog,
-    PgOutbox,
-    PgSalonCatalog,
-    PgWebhookInbox,
-)
-from ._pg_pool import PgPool
 from ._protocols import (
     AuditLog,
     CompanyRepository,
@@ -60,16 +28,17 @@ from ._protocols import (
     SalonRecords,
     WebhookInbox,
 )
-from ._records import MemorySalonRecords, PgSalonRecords
-from ._redis import (
-    RedisBackend,
-    RedisConnectTokens,
-    RedisLeases,
-    RedisPubSub,
-    RedisQrCodes,
-    RedisRateLimiter,
-    open_redis,
-)
+
+if TYPE_CHECKING:
+    # The backends are imported where they are chosen (``open_storage``), so importing
+    # ``storage`` for its models loads neither asyncpg, trio-asyncio nor coredis.
+    from config import Settings
+
+    from ._fields import Clock
+    from ._memory_db import MemoryDatabase
+    from ._memory_kv import MemoryKeyValue
+    from ._pg_pool import PgPool
+    from ._redis import RedisBackend
 
 
 @dataclass(frozen=True)
@@ -150,7 +119,7 @@ async def open_storage(
     command_timeout: float = 30.0,
     redis_op_timeout: float = 3.0,
     wall_clock: Clock | None = None,
-    monotonic_clock: MonoClock = time.monotonic,
+    monotonic_clock: Callable[[], float] = time.monotonic,
 ) -> AsyncIterator[Storage]:
     """Open the storage for the block's lifetime and close everything on exit.
 
@@ -172,15 +141,32 @@ async def open_storage(
 
     body = BodyError()
     async with AsyncExitStack() as stack:
-        if database_url and trio_asyncio.current_loop.get() is None:
-            # No trio-asyncio loop around us: run one for the storage's lifetime. Its nursery
-            # must not wrap the caller's own exceptions in a group.
-            await stack.enter_async_context(unwrap_single(body))
-            await stack.enter_async_context(trio_asyncio.open_loop())
+        # Each backend is imported here, where it is chosen: the embedded default never loads
+        # asyncpg, trio-asyncio or coredis, and importing ``storage`` loads none of them.
+        if database_url:
+            import trio_asyncio
+
+            if trio_asyncio.current_loop.get() is None:
+                # No trio-asyncio loop around us: run one for the storage's lifetime. Its
+                # nursery must not wrap the caller's own exceptions in a group.
+                await stack.enter_async_context(unwrap_single(body))
+                await stack.enter_async_context(trio_asyncio.open_loop())
         try:
             pg: PgPool | None = None
             memory_db: MemoryDatabase | None = None
             if database_url:
+                from ._migrate import migrate
+                from ._pg_db import (
+                    PgAuditLog,
+                    PgCompanies,
+                    PgMessageLog,
+                    PgOutbox,
+                    PgSalonCatalog,
+                    PgWebhookInbox,
+                )
+                from ._pg_pool import PgPool
+                from ._records import PgSalonRecords
+
                 if apply_migrations:
                     await migrate(database_url, connect_timeout=connect_timeout)
                 pg = await PgPool.open(
@@ -199,6 +185,17 @@ async def open_storage(
                 catalog: SalonCatalog = PgSalonCatalog(pg, wall_clock)
                 records: SalonRecords = PgSalonRecords(pg, wall_clock)
             else:
+                from ._memory_db import (
+                    MemoryAuditLog,
+                    MemoryCompanies,
+                    MemoryDatabase,
+                    MemoryMessageLog,
+                    MemoryOutbox,
+                    MemorySalonCatalog,
+                    MemoryWebhookInbox,
+                )
+                from ._records import MemorySalonRecords
+
                 memory_db = MemoryDatabase(wall_clock) if wall_clock else MemoryDatabase()
                 companies = MemoryCompanies(memory_db)
                 audit = MemoryAuditLog(memory_db)
@@ -211,6 +208,15 @@ async def open_storage(
             redis: RedisBackend | None = None
             memory_kv: MemoryKeyValue | None = None
             if redis_url:
+                from ._redis import (
+                    RedisConnectTokens,
+                    RedisLeases,
+                    RedisPubSub,
+                    RedisQrCodes,
+                    RedisRateLimiter,
+                    open_redis,
+                )
+
                 redis = await stack.enter_async_context(
                     open_redis(
                         redis_url,
@@ -225,6 +231,15 @@ async def open_storage(
                 pubsub: PubSub = RedisPubSub(redis)
                 leases: Leases = RedisLeases(redis)
             else:
+                from ._memory_kv import (
+                    MemoryConnectTokens,
+                    MemoryKeyValue,
+                    MemoryLeases,
+                    MemoryPubSub,
+                    MemoryQrCodes,
+                    MemoryRateLimiter,
+                )
+
                 memory_kv = MemoryKeyValue(monotonic_clock, prefix)
                 tokens = MemoryConnectTokens(memory_kv)
                 qr = MemoryQrCodes(memory_kv)
