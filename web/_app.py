@@ -26,7 +26,7 @@ from runtime import ActorCrashed, ActorUnavailable, AskTimeout, MailboxFull
 from storage import StorageTimeout, StorageUnavailable
 from storage import ValidationError as StorageValidationError
 
-from ._context import WebMetrics, WebState, remote_ip, state
+from ._context import WebMetrics, WebState, install_state, remote_ip, state
 from ._errors import TooManyRequests, error_response, register_error_handlers
 from ._logging import request_id_var
 from ._security import cors_headers, redact_url, security_headers
@@ -59,7 +59,7 @@ def create_app(node: Node) -> QuartTrio:
     web_state = WebState(
         node=node, settings=settings, metrics=WebMetrics(node), services=node.services
     )
-    app.extensions["aiadmin"] = web_state
+    install_state(app, web_state)
     register_error_handlers(app)
     _register_domain_errors(app)
 

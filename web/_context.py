@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from quart import current_app
+from quart import Quart, current_app
 
 from actors import Node, Services
 from config import Settings
@@ -84,10 +84,15 @@ class WebMetrics:
         )
 
 
+#: Where the app keeps its :class:`WebState` in Quart's ``app.extensions`` (read it through
+#: :func:`app_state` or :func:`state`, never by the key).
+STATE_KEY = "aiadmin"
+
+
 @dataclass
 class WebState:
-    """Everything the handlers need, stored on ``app.extensions['aiadmin']`` (read it with
-    :func:`state`): the node, its settings, the web metrics, and the node's typed services."""
+    """Everything the handlers need, kept on the app (:func:`install_state`): the node, its
+    settings, the web metrics, and the node's typed services."""
 
     node: Node
     settings: Settings
@@ -99,11 +104,21 @@ class WebState:
         return self.node.storage
 
 
-def state() -> WebState:
-    """The app's :class:`WebState` (inside a request or WebSocket handler)."""
-    value = current_app.extensions["aiadmin"]
+def install_state(app: Quart, web_state: WebState) -> None:
+    """Keep ``web_state`` on ``app`` (once, when the app is made)."""
+    app.extensions[STATE_KEY] = web_state
+
+
+def app_state(app: Quart) -> WebState:
+    """The :class:`WebState` kept on ``app``."""
+    value = app.extensions[STATE_KEY]
     assert isinstance(value, WebState)
     return value
+
+
+def state() -> WebState:
+    """The current app's :class:`WebState` (inside a request or WebSocket handler)."""
+    return app_state(current_app)
 
 
 def remote_ip(remote_addr: str | None, headers: Any) -> str:

@@ -25,6 +25,7 @@ from tests.web.conftest import (
     register,
     until_closed,
 )
+from web._context import app_state
 
 PNG_DATA_URL = re.compile(r"data:image/png;base64,[A-Za-z0-9+/]+=*")
 
@@ -221,7 +222,7 @@ async def test_origin_is_not_checked_in_development(web: WebHarness) -> None:
 
 async def test_viewer_count_follows_open_sockets(web: WebHarness) -> None:
     company = await register(web)
-    metrics = web.app.extensions["aiadmin"].metrics
+    metrics = app_state(web.app).metrics
     async with web.client.websocket(WS_PATH) as first:
         await first.send(auth_frame(company.token))
         await next_frame(first)
