@@ -48,11 +48,12 @@ from typing import Any, Protocol
 
 import trio
 
-from runtime import ActorError
+from runtime import ActorError, Backoff
 from storage import AttemptOutcome, Company, CompanyStatus, OutboxItem, Storage, StorageError
 
 from ..company import ACTIVATION_KIND, CompanyError
 from ..company import messages as company_messages
+from ._client import equal_jitter
 from ._errors import (
     YClientsAuthError,
     YClientsError,
@@ -93,7 +94,8 @@ class ActivationPolicy:
     """Timing of activation delivery.
 
     Backoff before retry *n* (``n`` = attempts so far, ≥ 1) is a random value in ``[d/2, d]``,
-    ``d = min(backoff_max, backoff_initial * 2 ** (n - 1))``; a 429 waits at least its
+    ``d = min(backoff_max, backoff_initial * 2 ** (n - 1))`` (:func:`~._client.equal_jitter`);
+    a 429 waits at least its
     ``Retry-After``. ``attempt_timeout`` must be below ``lease``.
     """
 
@@ -112,9 +114,14 @@ class ActivationPolicy:
         if self.poll_interval <= 0 or self.batch < 1:
             raise ValueError("poll_interval must be positive and batch at least 1")
 
+    @property
+    def retry_backoff(self) -> Backoff:
+        """The waits before retries (equal jitter)."""
+        return equal_jitter(self.backoff_initial, self.backoff_max)
+
     def backoff(self, attempts: int, rng: random.Random) -> float:
-        ceiling = min(self.backoff_max, self.backoff_initial * 2.0 ** max(0, attempts - 1))
-        return ceiling / 2 + rng.uniform(0, ceiling / 2)
+        """The wait before retry ``attempts`` (attempts so far; below 1 counts as 1)."""
+        return self.retry_backoff.delay(attempts, rng)
 
 
 @dataclass(frozen=True)

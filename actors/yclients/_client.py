@@ -40,6 +40,8 @@ from typing import Any, Self, TypeVar
 import httpx
 import trio
 
+from runtime import Backoff, Jitter
+
 from ._errors import (
     YClientsAuthError,
     YClientsError,
@@ -62,12 +64,19 @@ MAX_LOOKUP_PAGES = 20
 LOOKUP_PAGE_SIZE = 100
 
 
+def equal_jitter(initial: float, maximum: float) -> Backoff:
+    """Doubling waits from ``initial`` up to ``maximum``, each drawn from ``[d/2, d]`` of the
+    doubling delay ``d`` ("equal jitter"): the YClients client, inbox and activation retries."""
+    return Backoff(initial, maximum, jitter=0.5, mode=Jitter.BELOW)
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """How many attempts a call gets and how long to wait between them.
 
     ``attempts`` counts the first try. Backoff before retry *n* (1-based) is a random value in
-    ``[d/2, d]`` with ``d = min(backoff_max, backoff_initial * 2**(n-1))``. A 429 waits the
+    ``[d/2, d]`` with ``d = min(backoff_max, backoff_initial * 2**(n-1))`` (:func:`equal_jitter`,
+    drawn from the client's injected ``random.Random``). A 429 waits the
     ``Retry-After`` it carries plus up to ``backoff_initial`` of jitter, unless that exceeds
     ``max_retry_after``.
     """
@@ -81,10 +90,14 @@ class RetryPolicy:
         if self.attempts < 1:
             raise ValueError("attempts must be at least 1")
 
-    def backoff(self, retry: int) -> float:
-        """The wait before retry number ``retry`` (1 for the first retry)."""
-        ceiling = min(self.backoff_max, self.backoff_initial * 2.0 ** (retry - 1))
-        return ceiling / 2 + random.uniform(0, ceiling / 2)
+    @property
+    def retry_backoff(self) -> Backoff:
+        """The waits between retries (equal jitter)."""
+        return equal_jitter(self.backoff_initial, self.backoff_max)
+
+    def backoff(self, retry: int, rng: random.Random) -> float:
+        """The wait before retry number ``retry`` (1 for the first retry), drawn from ``rng``."""
+        return self.retry_backoff.delay(retry, rng)
 
 
 class _State(enum.Enum):
@@ -169,7 +182,9 @@ class YClientsClient:
     calls go to ``/api/v1/...``, partner calls to ``/marketplace/...``. ``rate_limiter`` must be
     the process's one shared limiter in production (``None`` disables limiting: tests only).
     ``timeout`` bounds each attempt as a whole (and each of its phases). ``sleep`` is used for
-    backoff and ``Retry-After`` waits (injectable for tests). ``transport`` is passed to httpx.
+    backoff and ``Retry-After`` waits (injectable for tests), ``rng`` draws their jitter (a
+    fresh ``random.Random`` by default; seed one for a reproducible schedule). ``transport`` is
+    passed to httpx.
 
     Use as ``async with YClientsClient(...) as client:`` or call ``aclose()`` (idempotent).
     All methods raise only ``YClientsError`` subclasses (and ``RuntimeError`` after
@@ -187,6 +202,7 @@ class YClientsClient:
         retry: RetryPolicy | None = None,
         sleep: Callable[[float], Awaitable[None]] = trio.sleep,
         transport: httpx.AsyncBaseTransport | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         if not partner_token:
             raise ValueError("a partner token is required")
@@ -199,6 +215,7 @@ class YClientsClient:
         self._timeout = timeout
         self._retry = retry or RetryPolicy()
         self._sleep = sleep
+        self._rng = rng or random.Random()
         self._http = httpx.AsyncClient(
             base_url=self._base_url,
             headers={
@@ -336,11 +353,11 @@ class YClientsClient:
             except YClientsRateLimited as exc:
                 if last or exc.retry_after > policy.max_retry_after:
                     raise
-                await self._sleep(exc.retry_after + random.uniform(0, policy.backoff_initial))
+                await self._sleep(exc.retry_after + self._rng.uniform(0, policy.backoff_initial))
             except YClientsUnavailable:
                 if last or not retryable:
                     raise
-                await self._sleep(policy.backoff(attempt))
+                await self._sleep(policy.backoff(attempt, self._rng))
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- partner (marketplace) calls ---------------------------------------------------------
@@ -524,7 +541,7 @@ class YClientsClient:
                         f"booking not confirmed after {attempts} attempts",
                         outcome_unknown=exc.outcome_unknown,
                     ) from exc
-                await self._sleep(self._retry.backoff(attempt))
+                await self._sleep(self._retry.backoff(attempt, self._rng))
                 continue
             return [_parse(BookedRecord.from_api, item, "booking") for item in _as_list(env.data)]
         raise AssertionError("unreachable")  # pragma: no cover

@@ -44,9 +44,10 @@ from typing import Any
 import trio
 
 from metrics import MetricsRegistry
+from runtime import Backoff
 from storage import Company, InboxEvent, Storage, StorageError, ValidationError
 
-from ._client import YClientsClient
+from ._client import YClientsClient, equal_jitter
 from ._errors import (
     YClientsAuthError,
     YClientsError,
@@ -70,7 +71,8 @@ class InboxPolicy:
     """How the worker polls, claims and backs off.
 
     Backoff before the retry of an event claimed ``attempts`` times: a random value in
-    ``[d/2, d]`` with ``d = min(backoff_max, backoff_initial * 2**(attempts-1))``.
+    ``[d/2, d]`` with ``d = min(backoff_max, backoff_initial * 2**(attempts-1))``
+    (:func:`~._client.equal_jitter`).
     """
 
     poll_interval: float = 1.0
@@ -92,10 +94,14 @@ class InboxPolicy:
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be positive")
 
+    @property
+    def retry_backoff(self) -> Backoff:
+        """The waits before retries (equal jitter)."""
+        return equal_jitter(self.backoff_initial, self.backoff_max)
+
     def backoff(self, attempts: int, rng: random.Random) -> float:
         """The wait before retrying an event claimed ``attempts`` times (≥ 1)."""
-        ceiling = min(self.backoff_max, self.backoff_initial * 2.0 ** (max(attempts, 1) - 1))
-        return ceiling / 2 + rng.uniform(0, ceiling / 2)
+        return self.retry_backoff.delay(attempts, rng)
 
 
 class InboxOutcome(enum.StrEnum):

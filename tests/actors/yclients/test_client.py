@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 import socket
 from datetime import date, timedelta
 from decimal import Decimal
@@ -314,9 +315,14 @@ def test_partner_token_is_required() -> None:
 
 def test_retry_policy_backoff_is_capped() -> None:
     policy = RetryPolicy(attempts=10, backoff_initial=0.5, backoff_max=4.0)
+    rng = random.Random(5)
     for retry in range(1, 10):
         ceiling = min(4.0, 0.5 * 2 ** (retry - 1))
-        assert ceiling / 2 <= policy.backoff(retry) <= ceiling
+        assert ceiling / 2 <= policy.backoff(retry, rng) <= ceiling
+        # The numbers of the formula this replaced, draw for draw: d/2 + uniform(0, d/2).
+        seed = retry * 31
+        old = ceiling / 2 + random.Random(seed).uniform(0, ceiling / 2)
+        assert policy.backoff(retry, random.Random(seed)) == pytest.approx(old)
     with pytest.raises(ValueError, match="attempts"):
         RetryPolicy(attempts=0)
 
@@ -328,3 +334,25 @@ async def test_date_helpers_pass_iso_dates(client: YClientsClient, fake: FakeYCl
     )
     assert fake.requests[-1].query["start_date"] == ["2030-06-03"]
     assert fake.requests[-1].query["end_date"] == ["2030-06-04"]
+
+
+async def test_retry_waits_are_drawn_from_the_injected_generator() -> None:
+    """Two clients with the same seed wait the same schedule; the global ``random`` is unused."""
+    schedules: list[list[float]] = []
+    for _ in range(2):
+        sleeps = SleepRecorder()
+        async with YClientsClient(
+            "http://127.0.0.1:9",
+            PARTNER_TOKEN,
+            retry=RetryPolicy(attempts=4, backoff_initial=0.5, backoff_max=4.0),
+            sleep=sleeps,
+            rng=random.Random(11),
+        ) as client:
+            random.seed(len(schedules))  # a different global state each round changes nothing
+            with pytest.raises(YClientsUnavailable):
+                await client.get_company(LOTOS_ID)
+        schedules.append(sleeps.calls)
+    assert len(schedules[0]) == 3 and schedules[0] == schedules[1]
+    replica = random.Random(11)
+    policy = RetryPolicy(attempts=4, backoff_initial=0.5, backoff_max=4.0)
+    assert schedules[0] == [policy.backoff(n, replica) for n in (1, 2, 3)]
