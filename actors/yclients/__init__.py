@@ -62,8 +62,6 @@ from ._models import SalonStaff as SalonStaff
 from ._ratelimit import YCLIENTS_WINDOWS as YCLIENTS_WINDOWS
 from ._ratelimit import LimiterStatistics as LimiterStatistics
 from ._ratelimit import RateCounter as RateCounter
-from ._ratelimit import RateDecision as RateDecision
-from ._ratelimit import RateDecisionLike as RateDecisionLike
 from ._ratelimit import YClientsRateLimiter as YClientsRateLimiter
 from ._records import record_from_api as record_from_api
 from ._services import catalog_sync as catalog_sync
@@ -110,8 +108,6 @@ __all__ = [
     "MarketplaceDataError",
     "PartnerApi",
     "RateCounter",
-    "RateDecision",
-    "RateDecisionLike",
     "RecordInboxWorker",
     "RetryPolicy",
     "SalonDetails",

@@ -36,6 +36,7 @@ from typing import Protocol
 import trio
 
 from config import RateLimit
+from storage import RateDecision
 
 #: The pace window (binding) and the published per-minute cap (guard); see the module docs.
 YCLIENTS_WINDOWS: tuple[RateLimit, ...] = (RateLimit(1, 0.31), RateLimit(200, 60.0))
@@ -44,27 +45,11 @@ YCLIENTS_WINDOWS: tuple[RateLimit, ...] = (RateLimit(1, 0.31), RateLimit(200, 60
 MIN_WAIT = 0.005
 
 
-@dataclass(frozen=True)
-class RateDecision:
-    """The counter's answer for one hit: allowed or not, what is left, when to try again."""
-
-    allowed: bool
-    remaining: int
-    retry_after: float
-
-
-class RateDecisionLike(Protocol):
-    """What the limiter reads from a counter's answer (``RateDecision`` here, or storage's)."""
-
-    @property
-    def allowed(self) -> bool: ...
-
-    @property
-    def retry_after(self) -> float: ...
-
-
 class RateCounter(Protocol):
     """A fixed-window counter shared by every process (``storage.RateLimiter`` fits as is).
+
+    It answers with storage's :class:`~storage.RateDecision` (the one type for a counter's
+    answer, also used by the web layer's request limits).
 
     ``hit`` counts one attempt against ``key`` in the current window of ``window`` seconds and
     says whether it is within ``limit``; when it is not, ``retry_after`` is the time until the
@@ -73,7 +58,7 @@ class RateCounter(Protocol):
     argument above needs.
     """
 
-    async def hit(self, key: str, limit: int, window: float) -> RateDecisionLike: ...
+    async def hit(self, key: str, limit: int, window: float) -> RateDecision: ...
 
 
 @dataclass(frozen=True)

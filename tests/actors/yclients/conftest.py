@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 import trio
 
-from actors.yclients import RateDecision, RetryPolicy, YClientsClient
+from actors.yclients import RetryPolicy, YClientsClient
+from storage import RateDecision
 from tests.fakes.yclients import PARTNER_TOKEN, FakeYClients, running_fake_yclients
 
 

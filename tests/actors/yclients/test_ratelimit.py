@@ -17,14 +17,13 @@ import trio.testing
 
 from actors.yclients import (
     YCLIENTS_WINDOWS,
-    RateDecision,
     RetryPolicy,
     YClientsClient,
     YClientsRateLimiter,
     YClientsUnavailable,
 )
 from config import RateLimit
-from storage import open_storage
+from storage import RateDecision, open_storage
 from tests.fakes.yclients import LOTOS_ID, PARTNER_TOKEN, FakeYClients
 
 from .conftest import MemoryRateCounter
