@@ -63,7 +63,8 @@ def supervisor_policy(settings: Settings) -> RestartPolicy:
 
 @dataclass
 class Node:
-    """What the web layer talks to: refs to company actors, storage, health, metrics."""
+    """What the web layer talks to: refs to company actors, storage, health, metrics, and the
+    node's typed services."""
 
     settings: Settings
     storage: Storage
@@ -217,7 +218,8 @@ class Companies:
         Children, in start order: the company registry, then each of ``services`` (see
         :meth:`Services.children`). A service is an infrastructure child: restarted on a
         crash (``run`` again on the same object), escalating when it keeps crashing.
-        ``restore`` activates the linked companies once the tree runs.
+        ``restore`` activates the linked companies once the tree runs. One node per
+        :class:`Companies`: its registry can run under one supervisor only.
         """
         children = [ChildSpec("companies", lambda: self.registry, shutdown=math.inf)]
         for name, service in services.children():
