@@ -15,7 +15,7 @@ import contextlib
 import logging
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,7 +23,7 @@ import trio
 
 from config import Settings
 from metrics import MetricsRegistry
-from runtime import Actor, ActorUnavailable, RestartPolicy
+from runtime import Actor, ActorUnavailable, Backoff
 from storage import Company, Storage
 
 from ..qr import qr_png_data_url
@@ -64,11 +64,9 @@ log = logging.getLogger(__name__)
 
 ACTIVATION_KIND = "yclients.activation"
 OUTBOUND_QUEUE_LIMIT = 500
-LINK_GRACE = 5.0  # seconds past a code's lifetime before linking counts as over
 # Reconnect attempt n waits 2**(n-1) s (1, 2, 4, ... capped at 60) ± 30 %: jitter from the first
 # attempt, so thousands of sessions dropped by one outage do not all dial back at once.
-RECONNECT_POLICY = RestartPolicy(backoff_initial=1.0, backoff_max=60.0, jitter=0.3)
-UNWATCHED_LINKING = 60.0  # seconds a linking round runs on with no viewer
+RECONNECT_BACKOFF = Backoff(initial=1.0, maximum=60.0, jitter=0.3)
 INBOUND_FLOOD_LIMIT = 20  # messages per client phone per minute handed to the handler
 
 InboundHandler = Callable[[int, InboundMessage], Awaitable[None]]
@@ -130,7 +128,7 @@ class _StartFailed:
 
 @dataclass(frozen=True)
 class _TimerFired:
-    kind: str  # "link" | "reconnect" | "ban"
+    timer: t.Timer
     generation: int
 
 
@@ -153,6 +151,22 @@ def state_from_company(company: Company) -> t.CompanyState:
     )
 
 
+def company_changes(effect: t.Persist, now: datetime) -> dict[str, object]:
+    """The ``companies`` columns a :class:`Persist` writes beside the status (fields left at
+    ``KEEP`` are not written); ``linked_now`` stamps both connection times with ``now``."""
+    columns: dict[str, object] = {
+        "whatsapp_connected": effect.connected,
+        "whatsapp_jid": effect.jid,
+        "whatsapp_phone": effect.phone,
+        "whatsapp_replaced": effect.replaced,
+        "last_error": effect.last_error,
+    }
+    changes = {name: value for name, value in columns.items() if value is not t.KEEP}
+    if effect.linked_now:
+        changes["whatsapp_connected_at"] = changes["connected_at"] = now
+    return changes
+
+
 class CompanyActor(Actor):
     """One salon's actor; see the module docstring and :mod:`._messages` for the protocol."""
 
@@ -170,7 +184,8 @@ class CompanyActor(Actor):
         self._session_scope: trio.CancelScope | None = None
         self._start_scope: trio.CancelScope | None = None
         self._generation = 0
-        self._timers: dict[str, tuple[int, trio.CancelScope]] = {}
+        self._rules = t.Rules(qr=deps.settings.qr, reconnect=RECONNECT_BACKOFF)
+        self._timers: dict[t.Timer, tuple[int, trio.CancelScope]] = {}
         self._timer_generation = 0
         self._qr_frame: dict[str, Any] | None = None
         self._qr_valid_until = 0.0  # trio time the shown code expires (for late viewers)
@@ -192,7 +207,9 @@ class CompanyActor(Actor):
         loaded = self.company.integration_status
         self.state = state_from_company(self.company)
         if self.state.status.value != loaded:
-            await self._persist(t.Persist("linking_interrupted", {}), previous=loaded)
+            await self._persist(
+                t.Persist("linking_interrupted", self.state.status), previous=loaded
+            )
         # Messages queued before a restart or a crash are sent first, with their original ids
         # (a message that did reach WhatsApp before the crash is deduplicated by that id).
         for row in await self.deps.storage.messages.pending_outbound(
@@ -225,6 +242,13 @@ class CompanyActor(Actor):
         if self.company is None:
             self.stop()
             raise CompanyNotFound(self.company_id)
+        result = await self._handle(message)
+        if self.state.viewers != len(self.viewers):
+            # A slow or vanished viewer was dropped while frames went out.
+            await self._apply(t.AudienceChanged(len(self.viewers)))
+        return result
+
+    async def _handle(self, message: Any) -> Any:
         match message:
             case _SessionEvent(generation=gen, event=event):
                 if gen == self._generation:
@@ -232,24 +256,24 @@ class CompanyActor(Actor):
                 return None
             case _StartFailed(generation=gen, reason=reason):
                 if gen == self._generation:
-                    await self._apply(t.SessionDropped(reason))
+                    await self._apply(self._dropped(reason))
                 return None
-            case _TimerFired(kind=kind, generation=gen):
-                await self._on_timer(kind, gen)
+            case _TimerFired(timer=timer, generation=gen):
+                await self._on_timer(timer, gen)
                 return None
             case m.GetStatus():
                 return self.view()
             case m.RequestQr():
-                result = await self._apply(t.RequestQr())
-                self._watch_audience()
-                return result
+                return await self._apply(t.RequestQr())
             case m.RequestPairingCode(phone=phone):
                 return await self._apply(t.RequestPairingCode(phone))
             case m.Subscribe(viewer=viewer):
-                return self._subscribe(viewer)
+                self.viewers.add(viewer)
+                await self._apply(t.AudienceChanged(len(self.viewers)))
+                return self._first_frames()
             case m.Unsubscribe(viewer=viewer):
                 self.viewers.discard(viewer)
-                self._watch_audience()
+                await self._apply(t.AudienceChanged(len(self.viewers)))
                 return None
             case m.SendText(to_phone=to, text=text):
                 return await self._queue_text(to, text)
@@ -287,7 +311,7 @@ class CompanyActor(Actor):
     # -- decisions and effects ---------------------------------------------------------------
 
     async def _apply(self, event: t.Event) -> m.CommandResult | None:
-        decision = t.decide(self.state, event)
+        decision = t.decide(self.state, event, self._rules)
         previous = self.state
         self.state = decision.state
         result: m.CommandResult | None = None
@@ -309,14 +333,10 @@ class CompanyActor(Actor):
                 await self._logout_session()
             case t.RequestPairing(phone=phone):
                 await self._request_pairing(phone)
-            case t.StartLinkDeadline():
-                self._arm("link", self.deps.settings.qr.first_code_lifetime)
-            case t.CancelLinkDeadline():
-                self._disarm("link")
-            case t.ScheduleReconnect(attempt=attempt):
-                self._arm("reconnect", RECONNECT_POLICY.backoff(attempt, self.deps.rng))
-            case t.CancelReconnect():
-                self._disarm("reconnect")
+            case t.ArmTimer(timer=timer, delay=delay):
+                self._arm(timer, delay)
+            case t.CancelTimer(timer=timer):
+                self._disarm(timer)
             case t.CacheQr(code=code, lifetime=lifetime):
                 await self._show_qr(code, lifetime)
             case t.ClearQr():
@@ -339,12 +359,8 @@ class CompanyActor(Actor):
                 raise TypeError(f"unhandled effect {effect!r}")
 
     async def _persist(self, effect: t.Persist, *, previous: str) -> None:
-        fields = dict(effect.fields)
-        status = str(fields.pop("integration_status", self.state.status.value))
-        if fields.pop("connected_now", False):
-            now = datetime.now(UTC)
-            fields["whatsapp_connected_at"] = now
-            fields["connected_at"] = now
+        status = effect.status.value
+        fields = company_changes(effect, datetime.now(UTC))
         companies = self.deps.storage.companies
         if status != previous:
             updated = await companies.transition(self.company_id, [previous], status, **fields)
@@ -474,34 +490,27 @@ class CompanyActor(Actor):
     async def _on_session_event(self, event: SessionEvent) -> None:
         match event:
             case QrCode(code=code, lifetime=lifetime):
-                if self.state.qr_codes >= self.deps.settings.qr.max_codes:
-                    await self._apply(t.LinkDeadlinePassed())
-                    return
                 await self._apply(t.QrIssued(code, lifetime))
-                if self.state.session is t.Session.LINKING:
-                    # Linking is over if no next code comes within this one's lifetime.
-                    self._arm("link", lifetime + LINK_GRACE)
-                    if self._pending_pairing is not None:
-                        await self._request_pairing(self._pending_pairing)
+                if self.state.session is t.Session.LINKING and self._pending_pairing is not None:
+                    await self._request_pairing(self._pending_pairing)
             case Linked(jid=jid, phone=phone):
                 await self._apply(t.Linked(jid, phone))
             case Connected() | KeepAliveRestored():
                 await self._apply(t.SessionConnected())
             case Disconnected(reason=reason):
-                await self._apply(t.SessionDropped(f"disconnected: {reason}"))
+                await self._apply(self._dropped(f"disconnected: {reason}"))
             case KeepAliveTimeout():
-                await self._apply(t.SessionDropped("keep-alive timeout"))
+                await self._apply(self._dropped("keep-alive timeout"))
             case SessionLost(reason=reason):
-                await self._apply(t.SessionDropped(f"session lost: {reason}"))
+                await self._apply(self._dropped(f"session lost: {reason}"))
             case ConnectFailed(error=error):
-                await self._apply(t.SessionDropped(f"connect failed: {error}"))
+                await self._apply(self._dropped(f"connect failed: {error}"))
             case LoggedOut(reason=reason):
                 await self._apply(t.LoggedOut(reason))
             case StreamReplaced():
                 await self._apply(t.StreamReplaced())
             case TemporaryBan(expires_in=expires_in):
                 await self._apply(t.Banned(expires_in))
-                self._arm("ban", max(1.0, expires_in))
             case PairingFailed(reason=reason):
                 self._broadcast(
                     {"event": "error", "data": {"message": reason, "code": "pairing_failed"}}
@@ -528,39 +537,36 @@ class CompanyActor(Actor):
 
     # -- timers ----------------------------------------------------------------------------
 
-    def _arm(self, kind: str, delay: float) -> None:
-        self._disarm(kind)
+    def _arm(self, timer: t.Timer, delay: float) -> None:
+        self._disarm(timer)
         self._timer_generation += 1
         generation = self._timer_generation
         scope = trio.CancelScope()
-        self._timers[kind] = (generation, scope)
-        self.nursery.start_soon(self._timer, kind, generation, delay, scope)
+        self._timers[timer] = (generation, scope)
+        self.nursery.start_soon(self._timer, timer, generation, delay, scope)
 
-    def _disarm(self, kind: str) -> None:
-        entry = self._timers.pop(kind, None)
+    def _disarm(self, timer: t.Timer) -> None:
+        entry = self._timers.pop(timer, None)
         if entry is not None:
             entry[1].cancel()
 
     async def _timer(
-        self, kind: str, generation: int, delay: float, scope: trio.CancelScope
+        self, timer: t.Timer, generation: int, delay: float, scope: trio.CancelScope
     ) -> None:
         with scope:
             await trio.sleep(delay)
-            await self._post(_TimerFired(kind, generation))
+            await self._post(_TimerFired(timer, generation))
 
-    async def _on_timer(self, kind: str, generation: int) -> None:
-        entry = self._timers.get(kind)
+    async def _on_timer(self, timer: t.Timer, generation: int) -> None:
+        entry = self._timers.get(timer)
         if entry is None or entry[0] != generation:
             return  # re-armed or cancelled since
-        del self._timers[kind]
-        if kind == "link":
-            await self._apply(t.LinkDeadlinePassed())
-        elif kind == "reconnect":
-            await self._apply(t.ReconnectDue())
-        elif kind == "ban":
-            await self._apply(t.BanLifted())
-        elif kind == "unwatched" and not self.viewers:
-            await self._apply(t.LinkDeadlinePassed())
+        del self._timers[timer]
+        await self._apply(t.TIMEOUTS[timer])
+
+    def _dropped(self, reason: str) -> t.SessionDropped:
+        """A session loss, with the random draw that spreads its reconnect delay."""
+        return t.SessionDropped(reason, jitter_seed=self.deps.rng.getrandbits(64))
 
     async def _post(self, message: object) -> None:
         """Queue a message to ourselves from a child task, waiting for room in a full mailbox
@@ -570,21 +576,8 @@ class CompanyActor(Actor):
 
     # -- viewers ---------------------------------------------------------------------------
 
-    def _watch_audience(self) -> None:
-        """A linking round nobody watches ends after ``UNWATCHED_LINKING`` seconds.
-
-        Sessions left rotating QR codes for closed pages cost a WhatsApp connection each (the
-        gateways' "stuck connecting" memory growth). A viewer or a new ``request-qr`` (e.g. a
-        client polling ``GET /marketplace/qr``) keeps the round alive.
-        """
-        if self.viewers or self.state.session is not t.Session.LINKING:
-            self._disarm("unwatched")
-        else:
-            self._arm("unwatched", UNWATCHED_LINKING)
-
-    def _subscribe(self, viewer: m.Viewer) -> list[dict[str, Any]]:
-        self.viewers.add(viewer)
-        self._disarm("unwatched")
+    def _first_frames(self) -> list[dict[str, Any]]:
+        """What a new viewer is shown at once: the status, and the current QR code if any."""
         frames: list[dict[str, Any]] = [self._status_frame()]
         if self._qr_frame is not None:  # a late viewer is told how long the code has left
             left = max(1, round(self._qr_valid_until - trio.current_time()))
@@ -604,8 +597,7 @@ class CompanyActor(Actor):
             except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
                 # A slow or vanished viewer is dropped; it never slows the actor.
                 self.viewers.discard(viewer)
-                viewer.close()
-                self._watch_audience()
+                viewer.close()  # ``receive`` tells ``decide`` the audience changed
         if self.deps.publish is not None:
             self.deps.publish(self.company_id, frame)
 
@@ -672,8 +664,3 @@ class CompanyActor(Actor):
             await self.deps.inbound_handler(self.company_id, message)
         except Exception:
             log.exception("company %s: inbound handler failed", self.company_id)
-
-
-def replace_state(actor: CompanyActor, **changes: Any) -> None:
-    """Test helper: adjust the decision state in place."""
-    actor.state = replace(actor.state, **changes)

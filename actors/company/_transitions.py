@@ -14,19 +14,34 @@ Statuses (persisted as ``integration_status``)::
 The session (our connection to WhatsApp) has its own small state beside the status:
 ``idle`` (no session), ``linking`` (QR codes rotating), ``connecting``, ``connected``,
 ``waiting`` (a reconnect is scheduled), ``stopped`` (kept off on purpose: frozen, replaced).
+
+Every timer is decided here too: ``ArmTimer(timer, delay)`` carries the delay (the QR round's
+deadlines, the reconnect backoff, the ban, an unwatched round), the actor only arms it and feeds
+back ``TIMEOUTS[timer]`` when it fires. Randomness comes in as an input (``SessionDropped``'s
+``jitter_seed``), so the same state and event always give the same decision.
 """
 
 from __future__ import annotations
 
 import enum
+import random
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from storage import LINKED_STATUSES as STORED_LINKED_STATUSES
 from storage import CompanyStatus
 
+if TYPE_CHECKING:
+    # Annotations only: the rules are built by the actor, so this module loads no event loop.
+    from config import QrPolicy
+    from runtime import Backoff
+
 Status = CompanyStatus  # the persisted statuses are the decisions' statuses
+
+LINK_GRACE = 5.0  # seconds past a code's lifetime before linking counts as over
+UNWATCHED_LINKING = 60.0  # seconds a linking round runs on with no viewer
+MIN_BAN_WAIT = 1.0  # seconds at least before a banned session tries again
 
 
 class Session(enum.StrEnum):
@@ -44,6 +59,24 @@ LINKED_STATUSES = frozenset(Status(s) for s in STORED_LINKED_STATUSES)
 
 
 @dataclass(frozen=True)
+class Rules:
+    """The settings ``decide`` applies: QR rotation (``max_codes`` per round, the first code's
+    lifetime) and the reconnect backoff (attempt *n* waits ``reconnect.delay(n, ...)``)."""
+
+    qr: QrPolicy
+    reconnect: Backoff
+
+
+class Timer(enum.StrEnum):
+    """The actor's timers, one of each at most (arming one again replaces it)."""
+
+    LINK = "link"  # the linking round's deadline: no next QR code in time
+    RECONNECT = "reconnect"  # the backoff before the next reconnect attempt
+    BAN = "ban"  # a temporary ban ends
+    UNWATCHED = "unwatched"  # a linking round nobody watches
+
+
+@dataclass(frozen=True)
 class CompanyState:
     """What the decisions need to know about one company."""
 
@@ -56,6 +89,7 @@ class CompanyState:
     banned: bool = False
     last_error: str | None = None
     replaced: bool = False  # the session was opened elsewhere; stays stopped until taken back
+    viewers: int = 0  # connect pages watching (a linking round nobody watches ends early)
 
     @property
     def linked(self) -> bool:
@@ -90,7 +124,19 @@ class QrIssued:
 
 @dataclass(frozen=True)
 class LinkDeadlinePassed:
-    """The actor's own deadline for a linking round (about six codes) ran out."""
+    """The actor's own deadline for a linking round ran out (no next code in time)."""
+
+
+@dataclass(frozen=True)
+class LinkingUnwatched:
+    """A linking round ran ``UNWATCHED_LINKING`` seconds without a viewer."""
+
+
+@dataclass(frozen=True)
+class AudienceChanged:
+    """The number of viewers (connect pages) changed, or a viewer left."""
+
+    viewers: int
 
 
 @dataclass(frozen=True)
@@ -106,9 +152,15 @@ class SessionConnected:
 
 @dataclass(frozen=True)
 class SessionDropped:
-    """A transient loss: disconnect, keep-alive timeout, host died, connect failed."""
+    """A transient loss: disconnect, keep-alive timeout, host died, connect failed.
+
+    ``jitter_seed`` is a random number the actor draws: the reconnect delay is spread with it
+    (``Rules.reconnect``), so that many sessions dropped by one outage do not dial back at once
+    while ``decide`` itself stays a function of its inputs.
+    """
 
     reason: str
+    jitter_seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -166,6 +218,8 @@ Event = (
     | RequestPairingCode
     | QrIssued
     | LinkDeadlinePassed
+    | LinkingUnwatched
+    | AudienceChanged
     | Linked
     | SessionConnected
     | SessionDropped
@@ -207,23 +261,16 @@ class RequestPairing:
 
 
 @dataclass(frozen=True)
-class StartLinkDeadline:
-    pass
+class ArmTimer:
+    """Start ``timer`` to fire after ``delay`` seconds (replacing one already running)."""
+
+    timer: Timer
+    delay: float
 
 
 @dataclass(frozen=True)
-class CancelLinkDeadline:
-    pass
-
-
-@dataclass(frozen=True)
-class ScheduleReconnect:
-    attempt: int
-
-
-@dataclass(frozen=True)
-class CancelReconnect:
-    pass
+class CancelTimer:
+    timer: Timer
 
 
 @dataclass(frozen=True)
@@ -237,12 +284,31 @@ class ClearQr:
     pass
 
 
+class Keep(enum.Enum):
+    """The value of a :class:`Persist` field that is left as stored."""
+
+    KEEP = "keep"
+
+
+KEEP = Keep.KEEP
+
+
 @dataclass(frozen=True)
 class Persist:
-    """Write the new status and these company fields, and an audit-log entry ``audit``."""
+    """Store the company's ``status`` and the fields given (``KEEP`` ones are not written),
+    and append an audit-log entry ``audit``.
+
+    ``linked_now`` records the current time as the moment WhatsApp was linked.
+    """
 
     audit: str
-    fields: dict[str, object] = field(default_factory=dict)
+    status: Status
+    connected: bool | Keep = KEEP
+    jid: str | Keep | None = KEEP
+    phone: str | Keep = KEEP
+    replaced: bool | Keep = KEEP
+    last_error: str | Keep | None = KEEP
+    linked_now: bool = False
 
 
 @dataclass(frozen=True)
@@ -284,10 +350,8 @@ Effect = (
     | StopSession
     | LogoutSession
     | RequestPairing
-    | StartLinkDeadline
-    | CancelLinkDeadline
-    | ScheduleReconnect
-    | CancelReconnect
+    | ArmTimer
+    | CancelTimer
     | CacheQr
     | ClearQr
     | Persist
@@ -319,26 +383,37 @@ def status_notice(state: CompanyState, message: str = "") -> Notify:
     return Notify("status", data)
 
 
-def decide(state: CompanyState, event: Event) -> Decision:
-    """The next state and the effects of ``event``; unknown combinations change nothing."""
-    return _HANDLERS[type(event)](state, event)
+def decide(state: CompanyState, event: Event, rules: Rules) -> Decision:
+    """The next state and the effects of ``event`` under ``rules``; unknown combinations
+    change nothing."""
+    return _HANDLERS[type(event)](state, event, rules)
 
 
-# ---- handlers --------------------------------------------------------------------------------
-
-
-def _with_status(
-    state: CompanyState, decision_state: CompanyState, audit: str, **fields: object
-) -> Persist:
-    fields = {"integration_status": decision_state.status.value, **fields}
-    return Persist(audit=audit, fields=fields)
+# ---- handlers (each takes the state, the event and the rules) -------------------------------
 
 
 def _refuse(state: CompanyState, code: str, message: str) -> Decision:
     return Decision(state, (Reply(False, message, code),))
 
 
-def _on_request_qr(state: CompanyState, _: RequestQr) -> Decision:
+def _watch(state: CompanyState) -> Effect:
+    """A linking round nobody watches ends after ``UNWATCHED_LINKING`` seconds.
+
+    Sessions left rotating QR codes for closed pages cost a WhatsApp connection each (the
+    gateways' "stuck connecting" memory growth). A viewer or a new ``request-qr`` (e.g. a
+    client polling ``GET /marketplace/qr``) keeps the round alive.
+    """
+    if state.viewers or state.session is not Session.LINKING:
+        return CancelTimer(Timer.UNWATCHED)
+    return ArmTimer(Timer.UNWATCHED, UNWATCHED_LINKING)
+
+
+def _on_request_qr(state: CompanyState, _: RequestQr, rules: Rules) -> Decision:
+    decided = _start_linking(state, rules)
+    return Decision(decided.state, (*decided.effects, _watch(decided.state)))
+
+
+def _start_linking(state: CompanyState, rules: Rules) -> Decision:
     if state.status is Status.UNINSTALLED:
         return _refuse(state, "uninstalled", "The app was uninstalled in YClients")
     if state.status is Status.FROZEN:
@@ -358,8 +433,8 @@ def _on_request_qr(state: CompanyState, _: RequestQr) -> Decision:
         new,
         (
             StartSession(fresh=True),
-            StartLinkDeadline(),
-            _with_status(state, new, "linking_started"),
+            ArmTimer(Timer.LINK, rules.qr.first_code_lifetime),
+            Persist("linking_started", new.status),
             status_notice(new),
             Reply(True, "linking started"),
         ),
@@ -374,37 +449,55 @@ def _resume_replaced(state: CompanyState) -> Decision:
         new,
         (
             StartSession(fresh=False),
-            Persist("whatsapp_resumed_here", {"whatsapp_replaced": False, "last_error": None}),
+            Persist("whatsapp_resumed_here", new.status, replaced=False, last_error=None),
             status_notice(new, "Taking the WhatsApp session back on this device"),
             Reply(True, "resuming the session here"),
         ),
     )
 
 
-def _on_request_pairing(state: CompanyState, event: RequestPairingCode) -> Decision:
+def _on_request_pairing(state: CompanyState, event: RequestPairingCode, rules: Rules) -> Decision:
     if state.linked:
         return Decision(state, (Reply(False, "WhatsApp is already connected", "already_linked"),))
     if state.status in (Status.UNINSTALLED, Status.FROZEN):
         return _refuse(state, state.status.value, f"The app is {state.status.value} in YClients")
     if state.session is Session.LINKING:
         return Decision(state, (RequestPairing(event.phone), Reply(True, "pairing requested")))
-    started = _on_request_qr(state, RequestQr())
+    started = _start_linking(state, rules)
     effects = tuple(e for e in started.effects if not isinstance(e, Reply))
     return Decision(
         started.state, (*effects, RequestPairing(event.phone), Reply(True, "pairing requested"))
     )
 
 
-def _on_qr(state: CompanyState, event: QrIssued) -> Decision:
+def _on_qr(state: CompanyState, event: QrIssued, rules: Rules) -> Decision:
     if state.session is not Session.LINKING:
         return Decision(state)
+    if state.qr_codes >= rules.qr.max_codes:
+        # whatsmeow would go on silently; the round ends here, the viewer may ask again.
+        return _end_linking(state)
     new = replace(state, qr_codes=state.qr_codes + 1)
-    return Decision(new, (CacheQr(event.code, event.lifetime),))
+    # Linking is over if no next code comes within this one's lifetime.
+    return Decision(
+        new,
+        (CacheQr(event.code, event.lifetime), ArmTimer(Timer.LINK, event.lifetime + LINK_GRACE)),
+    )
 
 
-def _on_link_deadline(state: CompanyState, _: LinkDeadlinePassed) -> Decision:
+def _on_link_deadline(state: CompanyState, _: LinkDeadlinePassed, __: Rules) -> Decision:
     if state.session is not Session.LINKING:
         return Decision(state)
+    return _end_linking(state)
+
+
+def _on_unwatched(state: CompanyState, _: LinkingUnwatched, __: Rules) -> Decision:
+    if state.viewers or state.session is not Session.LINKING:
+        return Decision(state)
+    return _end_linking(state)
+
+
+def _end_linking(state: CompanyState) -> Decision:
+    """The linking round is over without a link: stop the session, tell ``qr-expired``."""
     new = replace(
         state,
         status=Status.PENDING if state.jid is None else Status.LOGGED_OUT,
@@ -415,14 +508,19 @@ def _on_link_deadline(state: CompanyState, _: LinkDeadlinePassed) -> Decision:
         (
             StopSession(),
             ClearQr(),
-            _with_status(state, new, "linking_expired"),
+            Persist("linking_expired", new.status),
             Notify("qr-expired", {"message": "QR code expired, request a new one"}),
             status_notice(new),
         ),
     )
 
 
-def _on_linked(state: CompanyState, event: Linked) -> Decision:
+def _on_audience(state: CompanyState, event: AudienceChanged, _: Rules) -> Decision:
+    new = replace(state, viewers=event.viewers)
+    return Decision(new, (_watch(new),))
+
+
+def _on_linked(state: CompanyState, event: Linked, _: Rules) -> Decision:
     if state.status is Status.UNINSTALLED:
         return Decision(state, (LogoutSession(),))
     already = state.jid == event.jid and state.status in LINKED_STATUSES
@@ -440,21 +538,20 @@ def _on_linked(state: CompanyState, event: Linked) -> Decision:
     )
     if already:
         # A repeated link event: nothing new to persist or to tell YClients.
-        return Decision(new, (CancelReconnect(),))
+        return Decision(new, (CancelTimer(Timer.RECONNECT),))
     return Decision(
         new,
         (
-            CancelLinkDeadline(),
+            CancelTimer(Timer.LINK),
             ClearQr(),
-            _with_status(
-                state,
-                new,
+            Persist(
                 "whatsapp_linked",
-                whatsapp_connected=True,
-                whatsapp_phone=event.phone,
-                whatsapp_jid=event.jid,
-                connected_now=True,
-                whatsapp_replaced=False,
+                new.status,
+                connected=True,
+                phone=event.phone,
+                jid=event.jid,
+                linked_now=True,
+                replaced=False,
                 last_error=None,
             ),
             EnqueueActivation(event.jid),
@@ -467,7 +564,7 @@ def _on_linked(state: CompanyState, event: Linked) -> Decision:
     )
 
 
-def _on_connected(state: CompanyState, _: SessionConnected) -> Decision:
+def _on_connected(state: CompanyState, _: SessionConnected, __: Rules) -> Decision:
     if not state.linked or state.session is Session.STOPPED:
         return Decision(state)
     new = replace(
@@ -478,20 +575,20 @@ def _on_connected(state: CompanyState, _: SessionConnected) -> Decision:
         last_error=None,
         replaced=False,
     )
-    effects: list[Effect] = [CancelReconnect()]
+    effects: list[Effect] = [CancelTimer(Timer.RECONNECT)]
     # Connected here again (e.g. unfrozen) after being replaced: the stored mark goes too.
-    cleared: dict[str, object] = {"whatsapp_replaced": False} if state.replaced else {}
+    cleared: bool | Keep = False if state.replaced else KEEP
     if new.status is not state.status:
         effects.append(
-            _with_status(state, new, "whatsapp_reconnected", whatsapp_connected=True, **cleared)
+            Persist("whatsapp_reconnected", new.status, connected=True, replaced=cleared)
         )
-    elif cleared:
-        effects.append(Persist("whatsapp_reconnected", cleared))
+    elif cleared is not KEEP:
+        effects.append(Persist("whatsapp_reconnected", new.status, replaced=cleared))
     effects.append(status_notice(new))
     return Decision(new, tuple(effects))
 
 
-def _on_dropped(state: CompanyState, event: SessionDropped) -> Decision:
+def _on_dropped(state: CompanyState, event: SessionDropped, rules: Rules) -> Decision:
     if state.session is Session.LINKING:
         # Linking failed to even connect: back to where we were, tell the viewers.
         new = replace(
@@ -503,10 +600,10 @@ def _on_dropped(state: CompanyState, event: SessionDropped) -> Decision:
         return Decision(
             new,
             (
-                CancelLinkDeadline(),
+                CancelTimer(Timer.LINK),
                 StopSession(),
                 ClearQr(),
-                _with_status(state, new, "linking_failed", last_error=event.reason),
+                Persist("linking_failed", new.status, last_error=event.reason),
                 Notify(
                     "error",
                     {"message": "Could not reach WhatsApp, try again", "code": "session_failed"},
@@ -524,28 +621,23 @@ def _on_dropped(state: CompanyState, event: SessionDropped) -> Decision:
         reconnect_attempt=attempt,
         last_error=event.reason,
     )
-    effects: list[Effect] = [ScheduleReconnect(attempt)]
+    delay = rules.reconnect.delay(attempt, random.Random(event.jitter_seed))
+    effects: list[Effect] = [ArmTimer(Timer.RECONNECT, delay)]
     if new.status is not state.status:
         effects.append(
-            _with_status(
-                state,
-                new,
-                "whatsapp_disconnected",
-                whatsapp_connected=False,
-                last_error=event.reason,
-            )
+            Persist("whatsapp_disconnected", new.status, connected=False, last_error=event.reason)
         )
     effects.append(status_notice(new))
     return Decision(new, tuple(effects))
 
 
-def _on_reconnect_due(state: CompanyState, _: ReconnectDue) -> Decision:
+def _on_reconnect_due(state: CompanyState, _: ReconnectDue, __: Rules) -> Decision:
     if state.session is not Session.WAITING:
         return Decision(state)
     return Decision(replace(state, session=Session.CONNECTING), (StartSession(fresh=False),))
 
 
-def _on_logged_out(state: CompanyState, event: LoggedOut) -> Decision:
+def _on_logged_out(state: CompanyState, event: LoggedOut, _: Rules) -> Decision:
     if state.status in (Status.UNINSTALLED,) or state.jid is None:
         return Decision(state)
     new = replace(
@@ -561,15 +653,14 @@ def _on_logged_out(state: CompanyState, event: LoggedOut) -> Decision:
     return Decision(
         new,
         (
-            CancelReconnect(),
+            CancelTimer(Timer.RECONNECT),
             StopSession(),
             LogoutSession(),
-            _with_status(
-                state,
-                new,
+            Persist(
                 "whatsapp_logged_out",
-                whatsapp_connected=False,
-                whatsapp_jid=None,
+                new.status,
+                connected=False,
+                jid=None,
                 last_error=event.reason,
             ),
             status_notice(new, "WhatsApp was unlinked from the phone; scan a new QR code"),
@@ -577,7 +668,7 @@ def _on_logged_out(state: CompanyState, event: LoggedOut) -> Decision:
     )
 
 
-def _on_stream_replaced(state: CompanyState, _: StreamReplaced) -> Decision:
+def _on_stream_replaced(state: CompanyState, _: StreamReplaced, __: Rules) -> Decision:
     if state.session in (Session.IDLE, Session.STOPPED):
         return Decision(state)
     reason = "stream_replaced: this WhatsApp session was opened elsewhere"
@@ -585,14 +676,13 @@ def _on_stream_replaced(state: CompanyState, _: StreamReplaced) -> Decision:
     return Decision(
         new,
         (
-            CancelReconnect(),
+            CancelTimer(Timer.RECONNECT),
             StopSession(),
-            _with_status(
-                state,
-                new,
+            Persist(
                 "whatsapp_stream_replaced",
-                whatsapp_connected=False,
-                whatsapp_replaced=True,
+                new.status,
+                connected=False,
+                replaced=True,
                 last_error=reason,
             ),
             status_notice(new, "The session was opened elsewhere and stopped here"),
@@ -600,7 +690,7 @@ def _on_stream_replaced(state: CompanyState, _: StreamReplaced) -> Decision:
     )
 
 
-def _on_banned(state: CompanyState, event: Banned) -> Decision:
+def _on_banned(state: CompanyState, event: Banned, _: Rules) -> Decision:
     # WhatsApp closes a banned session: keep it off until the ban ends, then resume.
     new = replace(
         state,
@@ -611,15 +701,16 @@ def _on_banned(state: CompanyState, event: Banned) -> Decision:
     return Decision(
         new,
         (
-            CancelReconnect(),
+            CancelTimer(Timer.RECONNECT),
             PauseSending(True),
-            Persist("whatsapp_temporary_ban", {"last_error": new.last_error}),
+            Persist("whatsapp_temporary_ban", new.status, last_error=new.last_error),
             status_notice(new, "WhatsApp temporarily banned this number; sending is paused"),
+            ArmTimer(Timer.BAN, max(MIN_BAN_WAIT, event.expires_in)),
         ),
     )
 
 
-def _on_ban_lifted(state: CompanyState, _: BanLifted) -> Decision:
+def _on_ban_lifted(state: CompanyState, _: BanLifted, __: Rules) -> Decision:
     if not state.banned:
         return Decision(state)
     resume = state.linked and state.session is Session.WAITING
@@ -632,29 +723,32 @@ def _on_ban_lifted(state: CompanyState, _: BanLifted) -> Decision:
     effects: list[Effect] = [PauseSending(False)]
     if resume:
         effects.append(StartSession(fresh=False))
-    effects += [Persist("whatsapp_ban_lifted", {"last_error": None}), status_notice(new)]
+    effects += [
+        Persist("whatsapp_ban_lifted", new.status, last_error=None),
+        status_notice(new),
+    ]
     return Decision(new, tuple(effects))
 
 
-def _on_freeze(state: CompanyState, _: Freeze) -> Decision:
+def _on_freeze(state: CompanyState, _: Freeze, __: Rules) -> Decision:
     if state.status in (Status.FROZEN, Status.UNINSTALLED):
         return Decision(state, (Reply(True, "already " + state.status.value),))
     new = replace(state, status=Status.FROZEN, session=Session.STOPPED, reconnect_attempt=0)
     return Decision(
         new,
         (
-            CancelReconnect(),
-            CancelLinkDeadline(),
+            CancelTimer(Timer.RECONNECT),
+            CancelTimer(Timer.LINK),
             StopSession(),
             ClearQr(),
-            _with_status(state, new, "app_frozen", whatsapp_connected=False),
+            Persist("app_frozen", new.status, connected=False),
             status_notice(new),
             Reply(True, "frozen"),
         ),
     )
 
 
-def _on_uninstall(state: CompanyState, _: Uninstall) -> Decision:
+def _on_uninstall(state: CompanyState, _: Uninstall, __: Rules) -> Decision:
     if state.status is Status.UNINSTALLED:
         return Decision(state, (Reply(True, "already uninstalled"),))
     new = replace(
@@ -669,29 +763,27 @@ def _on_uninstall(state: CompanyState, _: Uninstall) -> Decision:
     return Decision(
         new,
         (
-            CancelReconnect(),
-            CancelLinkDeadline(),
+            CancelTimer(Timer.RECONNECT),
+            CancelTimer(Timer.LINK),
             LogoutSession(),
             StopSession(),
             ClearQr(),
             RevokeCredentials(),
-            _with_status(
-                state, new, "app_uninstalled", whatsapp_connected=False, whatsapp_jid=None
-            ),
+            Persist("app_uninstalled", new.status, connected=False, jid=None),
             status_notice(new),
             Reply(True, "uninstalled"),
         ),
     )
 
 
-def _on_reinstall(state: CompanyState, _: Reinstall) -> Decision:
+def _on_reinstall(state: CompanyState, _: Reinstall, __: Rules) -> Decision:
     if state.status is Status.FROZEN and state.jid is not None:
         new = replace(state, status=Status.ACTIVE, session=Session.CONNECTING, reconnect_attempt=0)
         return Decision(
             new,
             (
                 StartSession(fresh=False),
-                _with_status(state, new, "app_unfrozen"),
+                Persist("app_unfrozen", new.status),
                 status_notice(new),
                 Reply(True, "resumed"),
             ),
@@ -701,7 +793,7 @@ def _on_reinstall(state: CompanyState, _: Reinstall) -> Decision:
         return Decision(
             new,
             (
-                _with_status(state, new, "app_reinstalled"),
+                Persist("app_reinstalled", new.status),
                 status_notice(new),
                 Reply(True, "reinstalled"),
             ),
@@ -709,31 +801,33 @@ def _on_reinstall(state: CompanyState, _: Reinstall) -> Decision:
     return Decision(state, (Reply(True, "unchanged"),))
 
 
-def _on_activation_rejected(state: CompanyState, event: ActivationRejected) -> Decision:
+def _on_activation_rejected(state: CompanyState, event: ActivationRejected, _: Rules) -> Decision:
     if state.status not in (Status.ACTIVE, Status.RECONNECTING):
         return Decision(state)
     new = replace(state, status=Status.ACTIVATION_FAILED, last_error=event.message)
     return Decision(
         new,
         (
-            _with_status(state, new, "activation_failed", last_error=event.message),
+            Persist("activation_failed", new.status, last_error=event.message),
             status_notice(new, "YClients refused the activation: " + event.message),
         ),
     )
 
 
-def _on_restore(state: CompanyState, _: Restore) -> Decision:
+def _on_restore(state: CompanyState, _: Restore, __: Rules) -> Decision:
     if not state.linked or state.session is not Session.IDLE:
         return Decision(state)
     new = replace(state, session=Session.CONNECTING)
     return Decision(new, (StartSession(fresh=False),))
 
 
-_HANDLERS: dict[type, Callable[[CompanyState, Any], Decision]] = {
+_HANDLERS: dict[type, Callable[[CompanyState, Any, Rules], Decision]] = {
     RequestQr: _on_request_qr,
     RequestPairingCode: _on_request_pairing,
     QrIssued: _on_qr,
     LinkDeadlinePassed: _on_link_deadline,
+    LinkingUnwatched: _on_unwatched,
+    AudienceChanged: _on_audience,
     Linked: _on_linked,
     SessionConnected: _on_connected,
     SessionDropped: _on_dropped,
@@ -747,4 +841,12 @@ _HANDLERS: dict[type, Callable[[CompanyState, Any], Decision]] = {
     Reinstall: _on_reinstall,
     ActivationRejected: _on_activation_rejected,
     Restore: _on_restore,
+}
+
+#: The event each timer feeds back into ``decide`` when it fires.
+TIMEOUTS: dict[Timer, Event] = {
+    Timer.LINK: LinkDeadlinePassed(),
+    Timer.RECONNECT: ReconnectDue(),
+    Timer.BAN: BanLifted(),
+    Timer.UNWATCHED: LinkingUnwatched(),
 }

@@ -7,7 +7,7 @@ import random
 
 import pytest
 import trio
-from trio.testing import MockClock
+from trio.testing import MockClock, wait_all_tasks_blocked
 
 from actors import Node, open_node
 from actors.company import ACTIVATION_KIND, CommandResult, CompanyView
@@ -624,7 +624,7 @@ async def test_queued_messages_survive_a_node_restart(
 async def test_a_linking_round_nobody_watches_ends_after_a_minute(
     autojump_clock: MockClock, node: Node, world: SimulatedWorld
 ) -> None:
-    from actors.company._actor import UNWATCHED_LINKING
+    from actors.company._transitions import UNWATCHED_LINKING
 
     cid = await register(node)
     ref, viewer = await start_linking(node, cid)
@@ -639,6 +639,63 @@ async def test_a_linking_round_nobody_watches_ends_after_a_minute(
     assert view.session == "idle"
     assert world.live_qr(cid) is None
     assert trio.current_time() - left < UNWATCHED_LINKING + 10
+
+
+async def test_a_round_whose_last_viewer_was_dropped_as_too_slow_counts_as_unwatched(
+    autojump_clock: MockClock, node: Node, world: SimulatedWorld
+) -> None:
+    """A viewer dropped while frames go out (not one that unsubscribed) also leaves the round
+    unwatched: the actor tells its decisions, and the round ends a minute later."""
+    from actors.company._transitions import UNWATCHED_LINKING
+
+    cid = await register(node)
+    slow = RecordingViewer(capacity=1)  # room for the status frame, not for the first code
+    ref = node.company(cid)
+    await ref.ask(m.Subscribe(slow))
+    start = trio.current_time()
+    await ref.ask(m.RequestQr())
+    with trio.fail_after(30):
+        await world.wait_until(lambda: world.live_qr(cid) is not None)
+    await wait_all_tasks_blocked()
+    assert slow.closed
+    assert (await ref.ask(m.GetStatus())).viewers == 0
+    await trio.sleep(UNWATCHED_LINKING + 5)
+    view = await ref.ask(m.GetStatus())
+    assert view.session == "idle" and view.integration_status == "pending"
+    assert world.live_qr(cid) is None
+    assert trio.current_time() - start < 120.0  # not the full six codes of a watched round
+
+
+def test_persist_writes_only_the_columns_it_names() -> None:
+    from datetime import UTC, datetime
+
+    from actors.company._actor import company_changes
+    from actors.company._transitions import Persist, Status
+
+    now = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert company_changes(Persist("app_unfrozen", Status.ACTIVE), now) == {}
+    assert company_changes(
+        Persist("whatsapp_logged_out", Status.LOGGED_OUT, connected=False, jid=None), now
+    ) == {"whatsapp_connected": False, "whatsapp_jid": None}
+    linked = Persist(
+        "whatsapp_linked",
+        Status.ACTIVE,
+        connected=True,
+        jid="79001234567@s.whatsapp.net",
+        phone="79001234567",
+        replaced=False,
+        last_error=None,
+        linked_now=True,
+    )
+    assert company_changes(linked, now) == {
+        "whatsapp_connected": True,
+        "whatsapp_jid": "79001234567@s.whatsapp.net",
+        "whatsapp_phone": "79001234567",
+        "whatsapp_replaced": False,
+        "last_error": None,
+        "whatsapp_connected_at": now,
+        "connected_at": now,
+    }
 
 
 async def test_a_watched_linking_round_runs_its_full_course(
