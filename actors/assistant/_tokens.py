@@ -11,8 +11,9 @@ form, the only thing the date and time rules look at:
   ``14-е``; any other ending (``2-й``, ``3я``) → ``2-й`` (an option, never a date);
 - phone numbers (10+ digits, or ``123-45-67``) and grouped thousands (``1 500``) → ``#``:
   nothing may read them as a date or a time; currency words and signs → ``руб``;
-- ``.``, ``!``, ``?``, ``;`` and line breaks → ``|`` (a sentence boundary); other punctuation
-  is dropped;
+- ``.``, ``,``, ``!``, ``?``, ``;`` and line breaks → ``|`` (a boundary no rule reads across:
+  in "вариант 2, утро 10" the 2 is not "2 утра"), except a dot ending a short vocabulary word
+  (``след.``, ``ч.``); other punctuation is dropped;
 - words → a canonical word from the vocabulary below (every case form, common typos and short
   forms: ``завтро`` → ``завтра``, ``пятницу`` → ``wd5``, ``марта`` → ``mon3``, ``вечером`` →
   ``вечер``, ``двух`` → ``2``, ``седьмого`` → ``g7``, ``пятнадцатое`` → ``e15``,
@@ -210,7 +211,7 @@ _TOKEN = re.compile(
     r"|(?P<num>\d+(?:[:./\-]\d+)*)"
     r"|(?P<word>[а-яa-z]+)"
     r"|(?P<money>[₽$€%])"
-    r"|(?P<stop>[.!?;\n]+)"
+    r"|(?P<stop>[.,!?;\n]+)"
 )
 _PHONE = re.compile(r"(?:\+\d|\b\d)[\d \t\-()]{8,}\d")
 _LOCAL_PHONE = re.compile(r"\b\d{3}-\d{2}-\d{2}\b")
@@ -323,9 +324,15 @@ def tokenise(text: str) -> list[Token]:
                 tokens.append(Token(canonical, start, end, raw, spelt=canonical[:1].isdigit()))
         elif kind == "money":
             tokens.append(Token("руб", start, end, raw))
-        elif tokens and tokens[-1].c != "|":
+        elif tokens and tokens[-1].c != "|" and not _abbreviated(tokens[-1], raw):
             tokens.append(Token("|", start, end, raw))
     return _merge_spelt_numbers(tokens)
+
+
+def _abbreviated(last: Token, stop: str) -> bool:
+    """A single dot right after a short known word ends an abbreviation ("след.", "ч.",
+    "руб."), not a sentence."""
+    return stop == "." and last.c not in {"_", "#"} and last.raw.isalpha() and len(last.raw) <= 4
 
 
 def _merge_spelt_numbers(tokens: list[Token]) -> list[Token]:
