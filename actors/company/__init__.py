@@ -9,6 +9,7 @@ from ._errors import CompanyNotFound as CompanyNotFound
 from ._errors import OutboundQueueFull as OutboundQueueFull
 from ._errors import OwnedElsewhere as OwnedElsewhere
 from ._errors import SendingUnavailable as SendingUnavailable
+from ._messages import ACTIVATION_KIND as ACTIVATION_KIND
 from ._messages import CommandResult as CommandResult
 from ._messages import CompanyView as CompanyView
 from ._messages import Viewer as Viewer
@@ -16,7 +17,6 @@ from ._messages import Viewer as Viewer
 # The actor runs on trio with the WhatsApp backends and the QR renderer: it loads on first
 # use, so that the pure decisions (``_transitions``) and the messages import nothing heavy.
 _ACTOR_NAMES = (
-    "ACTIVATION_KIND",
     "CompanyActor",
     "CompanyDeps",
     "CompanyMetrics",
@@ -25,7 +25,6 @@ _ACTOR_NAMES = (
 )
 
 if typing.TYPE_CHECKING:
-    from ._actor import ACTIVATION_KIND as ACTIVATION_KIND
     from ._actor import CompanyActor as CompanyActor
     from ._actor import CompanyDeps as CompanyDeps
     from ._actor import CompanyMetrics as CompanyMetrics

@@ -62,7 +62,6 @@ from ._outbound import OutboundQueue, Outgoing, Pacer
 
 log = logging.getLogger(__name__)
 
-ACTIVATION_KIND = "yclients.activation"
 OUTBOUND_QUEUE_LIMIT = 500
 # Reconnect attempt n waits 2**(n-1) s (1, 2, 4, ... capped at 60) ± 30 %: jitter from the first
 # attempt, so thousands of sessions dropped by one outage do not all dial back at once.
@@ -387,7 +386,7 @@ class CompanyActor(Actor):
         if linked_now:
             self.deps.metrics.links.inc()
         await self.deps.storage.outbox.enqueue(
-            ACTIVATION_KIND,
+            m.ACTIVATION_KIND,
             f"activation:{self.company_id}:{jid}",
             self.company_id,
             {"company_id": self.company_id, "salon_id": company.yclients_id, "jid": jid},

@@ -20,6 +20,10 @@ from ._transitions import RequestQr as RequestQr
 from ._transitions import Restore as Restore
 from ._transitions import Uninstall as Uninstall
 
+#: The outbox kind of the activation callback an actor queues when WhatsApp links (delivered
+#: by ``actors.yclients.ActivationDelivery``): one per linked device, keyed by its jid.
+ACTIVATION_KIND = "yclients.activation"
+
 
 class Viewer(Protocol):
     """A live connect-page socket: frames are pushed without blocking.
