@@ -237,7 +237,7 @@ def _read_time(tokens: list[Token], cs: list[str], i: int) -> tuple[int, _TimeHi
         found = _clock_at(tokens, cs, approx_at, "около", bare=True)
         if found:
             end, clock = found
-            return end, _TimeHit(TimeKind.EXACT, clock, approximate=True, bare=not clock.strong)
+            return end, _TimeHit(TimeKind.EXACT, clock, approximate=True)  # plainly a time
     if c == "ближе" and nxt == "к" and i + 2 < n and cs[i + 2] in {"вечер", "обед", "утро"}:
         return i + 3, _TimeHit(TimeKind.PART_OF_DAY, period=cs[i + 2])
     if c in {"в", "к", "на"}:

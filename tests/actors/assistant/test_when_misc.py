@@ -30,24 +30,19 @@ def test_all_is_complete() -> None:
 
 
 def test_the_assistant_package_imports_no_io_or_numeric_library() -> None:
-    """Loaded without ``actors/__init__`` (the node, which is not ours to judge here): the
-    assistant itself pulls in no trio, database, Redis or numpy, even after a parse that
-    needs pymorphy3 (a typo check)."""
-    script = f"""
-import importlib, json, sys, types
-package = types.ModuleType("actors")
-package.__path__ = [{str(_ROOT / "actors")!r}]
-sys.modules["actors"] = package
-assistant = importlib.import_module("actors.assistant")
-import datetime, zoneinfo
+    """In a fresh interpreter, importing the assistant and parsing a message that needs
+    pymorphy3 (a typo check, a counted noun) loads no trio, database, Redis, HTTP or numpy."""
+    script = """
+import datetime, json, sys, zoneinfo
+import actors.assistant as assistant
 now = datetime.datetime(2026, 3, 11, 12, tzinfo=zoneinfo.ZoneInfo("Europe/Moscow"))
 when = assistant.parse_when("пятнца вечерм, на 2 услуги", now)
-print(json.dumps({{
+print(json.dumps({
     "loaded": sorted(m for m in ("trio", "asyncpg", "coredis", "numpy", "httpx", "storage")
                      if m in sys.modules),
     "morph": "pymorphy3" in sys.modules,
     "dates": [d.isoformat() for d in when.dates],
-}}))
+}))
 """
     done = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, cwd=_ROOT, check=True
