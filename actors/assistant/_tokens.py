@@ -20,7 +20,8 @@ form, the only thing the date and time rules look at:
   ``полседьмого`` → ``пол`` ``g7``); a word glued from two vocabulary words is split
   (``сутра`` → ``с`` ``утро``, ``завтрав`` → ``завтра`` ``в``); a word one typo away (one
   letter missing, extra, wrong or two swapped) from exactly one vocabulary word of 5+ letters
-  is read as that word, unless pymorphy3 knows it as a word of its own ("шерсти" stays);
+  is read as that word; neither happens to a word pymorphy3 knows as a word of its own
+  ("завтрак" is not "завтра к", "шерсти" not "шести");
 - a spelt tens word followed by a spelt unit merges: ``двадцать пятого`` → ``g25``;
 - every other word → ``_``.
 """

@@ -1,8 +1,9 @@
 """When a client wants a visit, read from Russian free text: ``parse_when(text, now)``.
 
-Pure and synchronous (standard library and pymorphy3 only); about 50–300 µs per typical
-message. ``now`` is an aware datetime in the SALON's time zone; every date and time returned
-is local to that zone, so at 00:30 "сегодня" is the day that has just begun.
+Pure and synchronous (standard library and pymorphy3 only); some tens of µs per typical
+message once the word cache is warm. ``now`` is an aware datetime in the SALON's time zone;
+every date and time returned is local to that zone, so at 00:30 "сегодня" is the day that has
+just begun.
 
 How a message is read:
 
