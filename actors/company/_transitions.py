@@ -1,4 +1,4 @@
-"""The company actor's decisions as a pure function: ``decide(state, event) -> Decision``.
+"""The company actor's decisions as a pure function: ``decide(state, event, rules) -> Decision``.
 
 No I/O and no trio here: the actor (``_actor.py``) feeds events in and carries the effects out.
 That keeps every rule of the linking life cycle testable on its own (STYLE 2).
