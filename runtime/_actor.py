@@ -50,12 +50,11 @@ from typing import Any, ClassVar, Protocol
 import trio
 
 from ._cell import Cell, Halt
-from ._errors import ActorCrashed, ActorUnavailable, unwrap
+from ._errors import unwrap
 from ._mailbox import WAKE, Envelope
 from ._ref import ActorRef
-from ._snapshot import ChildState
 
-__all__ = ["Actor", "run_actor", "settle"]
+__all__ = ["Actor", "run_actor"]
 
 log = logging.getLogger("runtime.actor")
 
@@ -97,10 +96,7 @@ class Actor:
     @property
     def ref(self) -> ActorRef:
         """A ref to this actor (stable across restarts) to hand to others or tell yourself."""
-        cell = self._cell()
-        if cell.public_ref is None:
-            cell.public_ref = ActorRef(cell)
-        return cell.public_ref
+        return self._cell().ref()
 
     @property
     def id(self) -> str:
@@ -112,11 +108,7 @@ class Actor:
 
         Whether it is started again follows the child's restart type (``permanent``: yes).
         """
-        cell = self._cell()
-        if cell.halt is Halt.NONE:
-            cell.halt = Halt.EXIT
-            if cell.mailbox is not None:
-                cell.mailbox.wake()
+        self._cell().request_exit()
 
     def _cell(self) -> Cell:
         if self._rt_cell is None:
@@ -137,9 +129,10 @@ async def run_actor(
     """Run one incarnation: ``on_start``, the message loop, ``on_stop`` on a graceful end.
 
     Returns the crash (``None`` after a normal end or a stop). The incarnation's nursery scope is
-    shielded and published as ``cell.scope``: only the supervisor cancels it. Either way the
-    mailbox is closed and every pending ask is failed before this returns. (The loop is inline:
-    every coroutine frame on an idle actor's stack costs memory.)
+    shielded and published as the cell's scope (``Cell.enter_scope``): it is this incarnation's
+    one cancel scope, and only the supervisor cancels it. Either way the mailbox is closed and
+    every pending ask is failed before this returns. (The loop is inline: every coroutine frame
+    on an idle actor's stack costs memory.)
     """
     error: BaseException | None = None
     mailbox = cell.mailbox
@@ -148,9 +141,7 @@ async def run_actor(
         async with trio.open_nursery() as nursery:
             scope = nursery.cancel_scope
             scope.shield = True
-            cell.scope = scope
-            if cell.halt is Halt.STOP or cell.halt is Halt.RESTART:
-                scope.cancel()
+            cell.enter_scope(scope)
             actor._rt_nursery = nursery
             await actor.on_start()
             status.started()
@@ -166,8 +157,7 @@ async def run_actor(
                     continue
                 mailbox.taken += 1
                 message, reply = envelope
-                cell.busy = True
-                cell.inflight = reply
+                cell.begin_message(reply)
                 try:
                     result = await handle(message)
                 except expected as exc:
@@ -178,45 +168,12 @@ async def run_actor(
                 else:
                     if reply is not None:
                         reply.set(result)
-                cell.inflight = None
-                cell.busy = False
-                cell.handled += 1
+                cell.end_message()
             await actor.on_stop()
             scope.cancel()
     except Exception as exc:
         error = unwrap(exc)
     finally:
-        settle(cell, error, receive)
+        cell.close_incarnation(error, receive)
         actor._rt_nursery = None
     return error
-
-
-def settle(
-    cell: Cell,
-    error: BaseException | None,
-    owner: trio.MemoryReceiveChannel[Envelope] | None = None,
-) -> None:
-    """Close the mailbox and fail the in-flight and queued asks (synchronously, so no ask
-    can slip into a dead incarnation)."""
-    if owner is not None and cell.mailbox is not None and not cell.mailbox.owns(owner):
-        return  # a stale incarnation that outlived its stop: its successor owns the cell now
-    if error is not None:
-        cell.state = ChildState.RESTARTING
-    elif cell.state in (ChildState.RUNNING, ChildState.STARTING):
-        cell.state = ChildState.STOPPING
-    left = cell.mailbox.close(owner) if cell.mailbox is not None else []
-    inflight, cell.inflight = cell.inflight, None
-    cell.busy = False
-    if inflight is None and not left:
-        return
-
-    def failure() -> BaseException:
-        if error is not None:
-            return ActorCrashed(cell.path, error)
-        return ActorUnavailable(cell.path, "stopped", "stopped before handling the message")
-
-    if inflight is not None:
-        inflight.fail(failure())
-    for _, reply in left:
-        if reply is not None:
-            reply.fail(failure())

@@ -172,7 +172,7 @@ class Registry(Generic[K]):
         if cell is None or cell.halt is Halt.STOP:
             return False
         self._begin_stop(cell)
-        await self._supervisor._stop_cell(cell, Halt.STOP)
+        await self._supervisor.stop_dynamic(cell)
         return True
 
     def active_keys(self) -> list[K]:
@@ -196,9 +196,7 @@ class Registry(Generic[K]):
     # -- internals ----------------------------------------------------------------------------
 
     def _new_supervisor(self) -> Supervisor:
-        supervisor = Supervisor(self.id, policy=self._policy, rng=self._rng)
-        supervisor.on_removed = self._on_removed
-        return supervisor
+        return Supervisor(self.id, policy=self._policy, rng=self._rng, on_removed=self._on_removed)
 
     def _deliver(self, key: K, message: Any, reply: Reply | None) -> None:
         cell = self._cells.get(key)
@@ -223,22 +221,20 @@ class Registry(Generic[K]):
             mailbox_capacity=self._capacity,
         )
         try:
-            cell = self._supervisor._start_cell_nowait(spec, predecessor)
+            cell = self._supervisor.start_dynamic_nowait(
+                spec, after=predecessor, tag=key, ref=self.ref(key)
+            )
         except ActorUnavailable:
             raise ActorUnavailable(
                 f"{self.id}/{key}", self._supervisor.state.value, "registry not running"
             ) from None
-        cell.tag = key
-        cell.public_ref = self.ref(key)
         self._cells[key] = cell
         return cell
 
     def _begin_stop(self, cell: Cell) -> None:
         """Synchronously refuse new messages for this incarnation and free its key."""
-        cell.halt = Halt.STOP
-        if cell.state in (ChildState.RUNNING, ChildState.STARTING):
-            cell.state = ChildState.STOPPING
-        self._supervisor._detach(cell)
+        cell.stop_accepting()
+        self._supervisor.detach(cell)
 
     def _on_removed(self, cell: Cell) -> None:
         key = cell.tag
@@ -253,11 +249,7 @@ class Registry(Generic[K]):
             for cell in list(self._cells.values()):
                 if cell.state is not ChildState.RUNNING or cell.halt is not Halt.NONE:
                     continue
-                if cell.busy or cell.depth() > 0 or cell.handled != cell.sweep_mark:
-                    cell.sweep_mark = cell.handled
-                    cell.idle_since = now
-                    continue
-                if now - cell.idle_since < idle_timeout:
+                if cell.idle_for(now) < idle_timeout:
                     continue
                 try:
                     veto = isinstance(cell.instance, Actor) and cell.instance.keep_alive()
@@ -267,9 +259,4 @@ class Registry(Generic[K]):
                 if veto:
                     continue
                 self._begin_stop(cell)
-                self._spawn_stop(cell)
-
-    def _spawn_stop(self, cell: Cell) -> None:
-        nursery = self._supervisor._nursery
-        if nursery is not None:
-            nursery.start_soon(self._supervisor._stop_cell, cell, Halt.STOP)
+                self._supervisor.stop_dynamic_soon(cell)

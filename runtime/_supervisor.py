@@ -46,6 +46,9 @@ Start order
     child fails to start, the ones already started are stopped and ``run()`` raises that error
     (the child is not retried: a boot error is a configuration error). ``start_child`` waits for
     readiness too; ``start_child_nowait`` does not (messages queue meanwhile).
+    ``start_dynamic_nowait`` / ``stop_dynamic`` / ``detach`` are the same by cell, for the
+    registry: a detached cell frees its id for a successor (which may wait for it to end first)
+    and is still stopped at shutdown.
 
 Stop order and shutdown timeouts
     On cancellation of ``run()`` (or :meth:`Supervisor.aclose`, or escalation) dynamic children
@@ -56,6 +59,13 @@ Stop order and shutdown timeouts
     still alive then (it shields itself from cancellation) is logged, marked ``stop_timed_out``
     in the snapshot and not waited for by the stop sequence; trio's structured concurrency still
     joins its task before ``run()`` returns.
+
+Internals
+    A child's task restarts it in place after a crash (the first restart of a streak in the same
+    scheduling step, so senders see no gap) and talks to the supervisor's own task with small
+    frozen commands (escalate, rest_for_one restart) handled by type. A child waits only in
+    shielded scopes its cell publishes, one per incarnation (an actor's nursery scope) or per
+    backoff wait; stopping cancels that scope, a sibling restart then starts a new task.
 
 Errors out of ``run()``
     ``RestartIntensityExceeded`` (escalation) or a static child's start error; never a child's
@@ -70,12 +80,13 @@ import logging
 import math
 import random
 import time
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import trio
 
-from ._actor import Actor, run_actor, settle
+from ._actor import Actor, run_actor
 from ._cell import Cell, Halt
 from ._errors import (
     ActorCrashed,
@@ -84,7 +95,7 @@ from ._errors import (
     describe,
     unwrap,
 )
-from ._mailbox import Envelope, Mailbox
+from ._mailbox import Envelope
 from ._ref import ActorRef
 from ._snapshot import ChildState, ErrorInfo, NodeSnapshot
 from ._spec import ChildSpec, OnExhausted, Restart, RestartPolicy, Service, Strategy
@@ -105,9 +116,24 @@ class _Action(enum.Enum):
     ESCALATE = enum.auto()
 
 
-def _halted(cell: Cell) -> bool:
-    """Whether the supervisor wants the child's task to end (terminal stop or sibling restart)."""
-    return cell.halt is Halt.STOP or cell.halt is Halt.RESTART
+@dataclass(frozen=True, slots=True)
+class _Escalate:
+    """A static child exceeded its intensity: the supervisor stops everything and fails."""
+
+    cell: Cell
+    cause: BaseException
+
+
+@dataclass(frozen=True, slots=True)
+class _RestartRest:
+    """rest_for_one: restart ``cell`` (ended as ``incarnation``) and the children after it."""
+
+    cell: Cell
+    incarnation: int
+    delay: float
+
+
+_Command = _Escalate | _RestartRest
 
 
 class _Status:
@@ -141,6 +167,9 @@ class Supervisor:
     (``ChildSpec("infra", lambda: infra_supervisor)``): the static children keep their cells,
     so refs handed out before stay valid and reach the new incarnations; counters carry on.
     It cannot run twice at the same time.
+
+    ``on_removed`` is called with a dynamic child's cell once it has ended for good (the
+    registry uses it to free the key).
     """
 
     def __init__(
@@ -151,6 +180,7 @@ class Supervisor:
         strategy: Strategy = Strategy.ONE_FOR_ONE,
         policy: RestartPolicy | None = None,
         rng: random.Random | None = None,
+        on_removed: Callable[[Cell], object] | None = None,
     ) -> None:
         self.id = id
         self.strategy = strategy
@@ -163,15 +193,14 @@ class Supervisor:
         self._state = ChildState.STOPPED
         self._running = False
         self._nursery: trio.Nursery | None = None
-        self._commands_send, self._commands = trio.open_memory_channel[tuple[Any, ...]](math.inf)
+        self._commands_send, self._commands = trio.open_memory_channel[_Command](math.inf)
         self._serve_scope = trio.CancelScope()
         self._failure: BaseException | None = None
         self._last_error: ErrorInfo | None = None
         self._started_at: float | None = None
         self._started_at_wall: float | None = None
         self._closed = trio.Event()
-        #: Called with a dynamic cell once it has ended for good (used by ``Registry``).
-        self.on_removed: Any = None
+        self._on_removed = on_removed
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -191,11 +220,10 @@ class Supervisor:
         self._running = True
         self._failure = None
         self._serve_scope = trio.CancelScope()
-        self._commands_send, self._commands = trio.open_memory_channel[tuple[Any, ...]](math.inf)
+        self._commands_send, self._commands = trio.open_memory_channel[_Command](math.inf)
         self._closed = trio.Event()
         for cell in self._cells.values():  # a re-run (restart by the parent) starts afresh
-            cell.halt = Halt.NONE
-            cell.stop_timed_out = False
+            cell.reset_for_run()
         self._state = ChildState.STARTING
         self._started_at = trio.current_time()
         self._started_at_wall = time.time()
@@ -241,8 +269,7 @@ class Supervisor:
     def start_child_nowait(self, spec: ChildSpec) -> ActorRef:
         """Add a dynamic child without waiting: its mailbox accepts messages at once and they
         are handled once ``on_start`` returns. Same errors as ``start_child`` except crashes."""
-        cell = self._start_cell_nowait(spec, None)
-        return self.ref(cell.spec.id)
+        return self.start_dynamic_nowait(spec).ref()
 
     async def stop_child(self, child_id: str) -> None:
         """Stop a child for good within its shutdown budget (see the contract).
@@ -257,10 +284,7 @@ class Supervisor:
 
     def ref(self, child_id: str) -> ActorRef:
         """The ref of child ``child_id`` (``KeyError`` if unknown); valid across restarts."""
-        cell = self._cells[child_id]
-        if cell.public_ref is None:
-            cell.public_ref = ActorRef(cell)
-        return cell.public_ref
+        return self._cells[child_id].ref()
 
     def child_ids(self) -> list[str]:
         """Children in start order."""
@@ -292,38 +316,75 @@ class Supervisor:
             children=tuple(cell.snapshot() for cell in cells),
         )
 
-    # -- internals used by Registry -----------------------------------------------------------
+    # -- dynamic children by cell (the registry's API) ----------------------------------------
 
-    def _require_running(self) -> trio.Nursery:
-        if self._nursery is None or self._state is not ChildState.RUNNING:
-            raise ActorUnavailable(self.id, self._state.value, "supervisor not running")
-        return self._nursery
+    def start_dynamic_nowait(
+        self,
+        spec: ChildSpec,
+        *,
+        after: Cell | None = None,
+        tag: object = None,
+        ref: ActorRef | None = None,
+    ) -> Cell:
+        """Add a dynamic child without waiting and return its cell (messages queue at once).
 
-    def _start_cell_nowait(self, spec: ChildSpec, predecessor: Cell | None) -> Cell:
+        ``after``: a detached predecessor whose task must end before this one starts (the
+        registry's successor of a passivating actor). ``tag`` and ``ref`` are kept on the cell
+        for its owner (the registry's key and key ref). ``ActorUnavailable`` if not running.
+        """
         nursery = self._require_running()
-        cell = self._add(spec, dynamic=True)
+        cell = self._add(spec, dynamic=True, tag=tag, ref=ref)
         prepared = self._prepare(cell)
         cell.begin_runner()
-        nursery.start_soon(self._run_child, cell, False, prepared, predecessor)
+        nursery.start_soon(self._run_child, cell, False, prepared, after)
         return cell
 
-    def _detach(self, cell: Cell) -> None:
+    async def stop_dynamic(self, cell: Cell) -> None:
+        """Stop ``cell`` for good within its shutdown budget (see the contract)."""
+        await self._stop_cell(cell, Halt.STOP)
+
+    def stop_dynamic_soon(self, cell: Cell) -> None:
+        """:meth:`stop_dynamic` in the background (no-op when the supervisor is not running:
+        its shutdown stops every child anyway)."""
+        if self._nursery is not None:
+            self._nursery.start_soon(self._stop_cell, cell, Halt.STOP)
+
+    def detach(self, cell: Cell) -> None:
         """Forget ``cell``'s id (a successor may take it) but keep stopping it on shutdown."""
         if self._cells.get(cell.spec.id) is cell:
             del self._cells[cell.spec.id]
         if not cell.finished:
             self._detached.add(cell)
 
+    def _require_running(self) -> trio.Nursery:
+        if self._nursery is None or self._state is not ChildState.RUNNING:
+            raise ActorUnavailable(self.id, self._state.value, "supervisor not running")
+        return self._nursery
+
     # -- lifecycle ----------------------------------------------------------------------------
 
-    def _add(self, spec: ChildSpec, *, dynamic: bool) -> Cell:
+    def _add(
+        self,
+        spec: ChildSpec,
+        *,
+        dynamic: bool,
+        tag: object = None,
+        ref: ActorRef | None = None,
+    ) -> Cell:
         if spec.id in self._cells:
             raise ValueError(f"supervisor {self.id} already has a child {spec.id!r}")
         if spec.on_exhausted is not None:
             on_exhausted = spec.on_exhausted
         else:
             on_exhausted = OnExhausted.QUARANTINE if dynamic else OnExhausted.ESCALATE
-        cell = Cell(spec, f"{self.id}/{spec.id}", dynamic=dynamic, on_exhausted=on_exhausted)
+        cell = Cell(
+            spec,
+            f"{self.id}/{spec.id}",
+            dynamic=dynamic,
+            on_exhausted=on_exhausted,
+            tag=tag,
+            ref=ref,
+        )
         self._cells[spec.id] = cell
         return cell
 
@@ -331,35 +392,23 @@ class Supervisor:
         if self._cells.get(cell.spec.id) is cell:
             del self._cells[cell.spec.id]
         self._detached.discard(cell)
-        if self.on_removed is not None:
-            self.on_removed(cell)
+        if self._on_removed is not None:
+            self._on_removed(cell)
 
     def _prepare(self, cell: Cell) -> _Prepared:
         """Build the next instance and open its mailbox, synchronously (so a ref can queue
         messages before the incarnation's task even runs)."""
-        cell.started_at = None
-        if cell.halt is not Halt.STOP:
-            cell.halt = Halt.NONE
+        cell.before_build()
         try:
             instance = cell.spec.factory()
         except Exception as exc:
-            self._record(cell, exc)
-            cell.state = ChildState.RESTARTING
+            self._log_crash(cell, exc)
+            cell.build_failed(exc)
             return exc
-        cell.instance = instance
-        cell.incarnation += 1
-        receive = None
         if isinstance(instance, Actor):
-            cell.is_actor = True
-            if cell.mailbox is None:
-                cell.mailbox = Mailbox(cell.spec.mailbox_capacity)
-            receive = cell.mailbox.open()
             instance._rt_cell = cell
-        else:
-            cell.is_actor = False
-        if cell.halt is Halt.NONE:
-            cell.state = ChildState.STARTING
-        return instance, receive
+            return instance, cell.begin_incarnation(instance, is_actor=True)
+        return instance, cell.begin_incarnation(instance, is_actor=False)
 
     async def _start_static(self) -> bool:
         assert self._nursery is not None
@@ -376,18 +425,23 @@ class Supervisor:
         return True
 
     async def _serve(self) -> None:
+        """Handle the children's commands until cancelled or an escalation."""
         with self._serve_scope:
             async for command in self._commands:
-                if command[0] == "escalate":
-                    _, cell, error = command
-                    self._failure = RestartIntensityExceeded(
-                        cell.path, self.policy.max_restarts, self.policy.period, error
-                    )
-                    self._last_error = ErrorInfo.from_exception(self._failure)
-                    log.error("supervisor %s escalates: %s", self.id, self._failure)
+                if not await self._handlers[type(command)](self, command):
                     return
-                _, cell, incarnation, delay = command
-                await self._restart_rest(cell, incarnation, delay)
+
+    async def _handle_escalate(self, command: _Escalate) -> bool:
+        self._failure = RestartIntensityExceeded(
+            command.cell.path, self.policy.max_restarts, self.policy.period, command.cause
+        )
+        self._last_error = ErrorInfo.from_exception(self._failure)
+        log.error("supervisor %s escalates: %s", self.id, self._failure)
+        return False
+
+    async def _handle_restart_rest(self, command: _RestartRest) -> bool:
+        await self._restart_rest(command.cell, command.incarnation, command.delay)
+        return True
 
     async def _stop_all(self) -> None:
         cells = list(self._cells.values())
@@ -401,32 +455,24 @@ class Supervisor:
 
     async def _stop_cell(self, cell: Cell, halt: Halt) -> None:
         """Stop one child within its budget (graceful, then cancel, then give up waiting)."""
-        if halt > cell.halt:
-            cell.halt = halt
+        cell.request_halt(halt)
         if cell.finished:
-            if halt is Halt.STOP and cell.state is not ChildState.FAILED:
-                cell.state = ChildState.STOPPED
+            if halt is Halt.STOP:
+                cell.stopped_while_idle()
             return
-        graceful = cell.is_actor and cell.state in (
-            ChildState.RUNNING,
-            ChildState.STARTING,
-            ChildState.STOPPING,
-        )
-        cell.state = ChildState.STOPPING
-        if graceful and cell.mailbox is not None:
-            cell.mailbox.wake()
+        if cell.begin_stopping():
             with trio.move_on_after(cell.spec.shutdown):
                 await cell.wait_finished()
             if not cell.finished:
-                cell.scope.cancel()
+                cell.cancel()
                 with trio.move_on_after(CANCEL_GRACE):
                     await cell.wait_finished()
         else:
-            cell.scope.cancel()
+            cell.cancel()
             with trio.move_on_after(cell.spec.shutdown):
                 await cell.wait_finished()
         if not cell.finished:
-            cell.stop_timed_out = True
+            cell.mark_stop_timed_out()
             log.error(
                 "child %s ignored cancellation past its %g s shutdown budget; not waiting",
                 cell.path,
@@ -450,15 +496,18 @@ class Supervisor:
             if child.halt is Halt.STOP:
                 continue
             if child is not cell and child.spec.restart is Restart.TEMPORARY:
-                child.halt = Halt.STOP
-                child.state = ChildState.STOPPED
+                child.retire()
                 if child.dynamic:
                     self._remove(child)
                 continue
-            child.restarts += 1
-            child.halt = Halt.NONE
+            child.restart_by_sibling()
             child.begin_runner()
             await self._nursery.start(self._run_child, child, False, None, None)
+
+    _handlers: ClassVar[dict[type[_Command], Callable[[Supervisor, Any], Awaitable[bool]]]] = {
+        _Escalate: _handle_escalate,
+        _RestartRest: _handle_restart_rest,
+    }
 
     # -- one child's task ---------------------------------------------------------------------
 
@@ -473,20 +522,22 @@ class Supervisor:
     ) -> None:
         """The child's task: incarnations, restart decisions and backoff, until it ends.
 
-        Every wait runs inside a shielded scope published as ``cell.scope`` (the incarnation's
-        own nursery scope for an actor, so an idle actor costs one scope): a parent's
-        cancellation never reaches the child directly, the supervisor stops it by cancelling
-        ``cell.scope``. One flat frame on purpose: each coroutine frame costs memory per idle
-        actor.
+        Every wait runs inside a shielded scope the cell publishes (``Cell.enter_scope``): an
+        incarnation's one scope (an actor's own nursery scope, so an idle actor costs one
+        scope; a guard around a service's ``run``), or a guard around a backoff. A parent's
+        cancellation never reaches the child directly; the supervisor stops it with
+        ``Cell.cancel``. Crash restarts happen in this task (the first one synchronously, so
+        senders see no gap); a sibling restart cancels it and starts a new one. One flat frame
+        on purpose: each coroutine frame costs memory per idle actor.
         """
         generation = cell.generation
         status = _Status(cell, task_status)
         policy = self.policy
         try:
             if predecessor is not None:
-                with self._guard(cell):
+                with cell.guard():
                     await predecessor.wait_finished()
-            while not _halted(cell):
+            while not cell.halted:
                 if prepared is None:
                     prepared = self._prepare(cell)
                 # -- one incarnation
@@ -501,45 +552,44 @@ class Supervisor:
                     else:
                         assert not isinstance(instance, Actor)
                         error = None
-                        with self._guard(cell):
+                        with cell.guard():
                             try:
                                 await instance.run(task_status=status)
                             except Exception as exc:
                                 error = unwrap(exc)
                 prepared = None
                 if error is not None:
-                    self._record(cell, error)
-                    if cell.state is not ChildState.STOPPING:
-                        cell.state = ChildState.RESTARTING
-                    cell.notify()
+                    self._log_crash(cell, error)
+                    cell.crashed(error)
                 if not status.reported:
                     if strict and error is None:
                         error = RuntimeError(f"child {cell.path} ended before it was ready")
                     status.report(error)
                     if strict:
-                        cell.state = ChildState.FAILED if error is not None else ChildState.STOPPED
+                        if error is not None:
+                            cell.mark_failed()
+                        else:
+                            cell.mark_stopped()
                         return
-                if _halted(cell):
+                if cell.halted:
                     return
                 # -- the restart decision
                 action, delay = self._decide(cell, error)
                 now = trio.current_time()
                 if action is _Action.STOP:
-                    cell.state = ChildState.STOPPED
+                    cell.mark_stopped()
                     return
                 if action is _Action.ESCALATE:
-                    cell.state = ChildState.FAILED
+                    cell.mark_failed()
                     cause = error if error is not None else RuntimeError("exited too often")
-                    self._commands_send.send_nowait(("escalate", cell, cause))
+                    self._commands_send.send_nowait(_Escalate(cell, cause))
                     return
                 if action is _Action.REST:
-                    cell.state = ChildState.RESTARTING
-                    cell.next_restart_at = now + delay
-                    self._commands_send.send_nowait(("rest", cell, cell.incarnation, delay))
+                    cell.wait_restart(now + delay)
+                    self._commands_send.send_nowait(_RestartRest(cell, cell.incarnation, delay))
                     return
                 if action is _Action.QUARANTINE:
-                    cell.state = ChildState.FAILED
-                    cell.next_restart_at = now + policy.quarantine_retry
+                    cell.quarantine(now + policy.quarantine_retry)
                     log.error(
                         "child %s quarantined for %g s after %d restarts in %g s",
                         cell.path,
@@ -547,75 +597,40 @@ class Supervisor:
                         policy.max_restarts,
                         policy.period,
                     )
-                    with self._guard(cell):
+                    with cell.guard():
                         await trio.sleep(policy.quarantine_retry)
-                    cell.quarantined = True
-                    cell.history = []
-                    cell.consecutive = 0
+                    cell.end_quarantine()
                 elif delay > 0:
-                    cell.state = ChildState.RESTARTING
-                    cell.next_restart_at = now + delay
-                    with self._guard(cell):
+                    cell.wait_restart(now + delay)
+                    with cell.guard():
                         await trio.sleep(delay)
                 # else: the first restart of a streak is immediate and synchronous: the new
                 # mailbox opens in the same scheduling step as the crash, so no sender sees a gap.
-                if not _halted(cell):
-                    cell.restarts += 1
+                if not cell.halted:
+                    cell.count_restart()
         except Exception as exc:  # a crash that raced with cancellation; the scope ate the rest
-            self._record(cell, unwrap(exc))
+            error = unwrap(exc)
+            self._log_crash(cell, error)
+            cell.record_error(error)
         finally:
-            if cell.generation == generation:
-                self._runner_ended(cell)
-
-    @staticmethod
-    def _guard(cell: Cell) -> trio.CancelScope:
-        """A shielded scope for the child's next wait, published as ``cell.scope``; born
-        cancelled if a stop is already pending (no stop request can fall between two scopes)."""
-        scope = trio.CancelScope(shield=True)
-        cell.scope = scope
-        if _halted(cell):
-            scope.cancel()
-        return scope
-
-    def _runner_ended(self, cell: Cell) -> None:
-        if cell.mailbox is not None:
-            settle(cell, None)
-        if cell.halt is Halt.STOP:
-            cell.state = ChildState.STOPPED
-        elif cell.halt is Halt.RESTART:
-            cell.state = ChildState.RESTARTING
-        if cell.state is not ChildState.RESTARTING:
-            cell.next_restart_at = None
-        cell.end_runner()
-        if cell.dynamic and cell.state is ChildState.STOPPED:
-            self._remove(cell)
+            if cell.generation == generation and cell.runner_ended() and cell.dynamic:
+                self._remove(cell)
 
     def _decide(self, cell: Cell, error: BaseException | None) -> tuple[_Action, float]:
         """The restart decision for an incarnation that ended with ``error`` (None: normal)."""
         restart = cell.spec.restart
         if restart is Restart.TEMPORARY or (error is None and restart is Restart.TRANSIENT):
             return _Action.STOP, 0.0
-        policy = self.policy
-        now = trio.current_time()
-        if cell.started_at is not None and now - cell.started_at >= policy.stable_after:
-            cell.consecutive = 0
-            cell.quarantined = False
-        exhausted = _Action.QUARANTINE
-        if cell.on_exhausted is OnExhausted.ESCALATE:
-            exhausted = _Action.ESCALATE
-        if cell.quarantined:
-            return exhausted, 0.0
-        horizon = now - policy.period
-        cell.history = [t for t in cell.history if t > horizon]
-        cell.history.append(now)
-        if len(cell.history) > policy.max_restarts:
-            return exhausted, 0.0
-        delay = policy.backoff(cell.consecutive, self._rng)
-        cell.consecutive += 1
+        attempt = cell.count_end(trio.current_time(), self.policy)
+        if attempt is None:
+            if cell.on_exhausted is OnExhausted.ESCALATE:
+                return _Action.ESCALATE, 0.0
+            return _Action.QUARANTINE, 0.0
+        delay = self.policy.backoff(attempt, self._rng)
         if self.strategy is Strategy.REST_FOR_ONE:
             return _Action.REST, delay
         return _Action.RESTART, delay
 
-    def _record(self, cell: Cell, error: BaseException) -> None:
-        cell.last_error = ErrorInfo.from_exception(error)
+    @staticmethod
+    def _log_crash(cell: Cell, error: BaseException) -> None:
         log.warning("child %s crashed: %s", cell.path, describe(error), exc_info=error)
