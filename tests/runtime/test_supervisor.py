@@ -151,7 +151,44 @@ async def test_shutdown_budget_and_a_child_that_shields_itself(
     assert slow is not None
     assert slow.state is ChildState.STOPPED
     assert not slow.stop_timed_out  # cancelled within CANCEL_GRACE
-    assert CANCEL_GRACE >= 0
+
+
+@pytest.mark.parametrize(
+    ("cleanup", "timed_out"), [(CANCEL_GRACE / 2, False), (CANCEL_GRACE * 3, True)]
+)
+async def test_an_actor_cancelled_after_its_budget_gets_cancel_grace_more(
+    autojump_clock: trio.abc.Clock, cleanup: float, timed_out: bool
+) -> None:
+    ended: list[float] = []
+
+    class CleansUpWhenCancelled(Actor):
+        async def receive(self, message: Any) -> Any:
+            return message
+
+        async def on_stop(self) -> None:
+            try:
+                await trio.sleep_forever()  # ignores its graceful budget
+            finally:
+                with trio.CancelScope(shield=True):
+                    await trio.sleep(cleanup)  # cleanup that outlives the cancellation
+                ended.append(trio.current_time())
+
+    sup = Supervisor("s", [ChildSpec("a", CleansUpWhenCancelled, shutdown=2.0)])
+    async with running(sup):
+        t0 = trio.current_time()
+        await sup.stop_child("a")
+        returned = trio.current_time() - t0
+        node = sup.snapshot().find("a")
+        assert node is not None
+        assert node.stop_timed_out is timed_out
+        if timed_out:  # given up on after the budget plus the grace; trio still joins it later
+            assert returned == pytest.approx(2.0 + CANCEL_GRACE)
+            assert ended == []
+            assert node.state is ChildState.STOPPING
+        else:  # ended within the grace: waited for and stopped
+            assert returned == pytest.approx(2.0 + cleanup)
+            assert ended == [pytest.approx(t0 + 2.0 + cleanup)]
+            assert node.state is ChildState.STOPPED
 
 
 async def test_static_child_exceeding_intensity_escalates(autojump_clock: trio.abc.Clock) -> None:
