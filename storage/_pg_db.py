@@ -561,7 +561,8 @@ class PgOutbox(_Repo):
             AttemptOutcome.RETRY: OutboxStatus.PENDING.value,
         }[outcome]
         sql = f"""UPDATE outbox SET attempts = attempts + 1, claimed_until = NULL,
-                      updated_at = {NOW}, status = $3::text,
+                      updated_at = {NOW},
+                      status = CASE WHEN $5 THEN status ELSE $3::text END,
                       last_error = COALESCE($4, last_error),
                       delivered_at = CASE WHEN $3::text = 'delivered' THEN {NOW}
                                      ELSE delivered_at END,

@@ -261,7 +261,9 @@ class Outbox(Protocol):
     ) -> OutboxItem:
         """Count an attempt: delivered, failed for good, or retry after ``retry_in`` seconds.
 
-        Releases the claim. :class:`NotFound` for an unknown id.
+        Releases the claim. A retry never changes the status: a late report from a worker
+        whose lease ran out cannot reopen an item another worker finished.
+        :class:`NotFound` for an unknown id.
         """
         ...
 

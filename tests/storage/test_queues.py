@@ -177,6 +177,20 @@ async def test_outbox_claim_attempts_and_terminal_states(
         await storage.outbox.record_attempt(424242, AttemptOutcome.DELIVERED)
 
 
+async def test_outbox_late_retry_report_never_reopens_a_finished_item(storage: Storage) -> None:
+    """A worker whose lease ran out reports a retry after another delivered (or failed) the
+    item: the finished item stays finished and is not claimed again."""
+    delivered = await storage.outbox.enqueue("cb", "late-1", None, {})
+    failed = await storage.outbox.enqueue("cb", "late-2", None, {})
+    await storage.outbox.record_attempt(delivered.id, AttemptOutcome.DELIVERED)
+    await storage.outbox.record_attempt(failed.id, AttemptOutcome.FAILED, error="HTTP 403")
+    late = await storage.outbox.record_attempt(delivered.id, AttemptOutcome.RETRY, retry_in=0)
+    assert late.status == "delivered" and late.attempts == 2
+    late = await storage.outbox.record_attempt(failed.id, AttemptOutcome.RETRY, retry_in=0)
+    assert late.status == "failed" and late.attempts == 2
+    assert await storage.outbox.claim_due(10) == []
+
+
 async def test_outbox_lease_expiry_returns_item(storage: Storage, wall: FakeWallClock) -> None:
     item = await storage.outbox.enqueue("cb", "lease", None, {"x": 1})
     assert len(await storage.outbox.claim_due(lease=5)) == 1
