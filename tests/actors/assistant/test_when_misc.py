@@ -1,4 +1,4 @@
-"""parse_when's surroundings: exports, purity, the salon's zone, argument checks and speed."""
+"""parse_when's surroundings: exports, purity, the salon's zone, and argument checks."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import datetime as dt
 import json
 import subprocess
 import sys
-import time
 import types
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -85,26 +84,10 @@ def test_when_helpers() -> None:
     assert When().is_empty and When().date is None
 
 
-def test_one_call_takes_well_under_a_millisecond() -> None:
-    now = dt.datetime(2026, 3, 11, 12, tzinfo=ZoneInfo("Europe/Moscow"))
-    cases = json.loads((Path(__file__).parent / "when_cases.json").read_text(encoding="utf-8"))
-    texts = [case["text"] for case in cases["cases"]]
-    for text in texts:
-        parse_when(text, now)  # warm the word cache, as a running service would be
-    rounds = 5
-    started = time.perf_counter()
-    for _ in range(rounds):
-        for text in texts:
-            parse_when(text, now)
-    per_call = (time.perf_counter() - started) / (rounds * len(texts))
-    assert per_call < 0.5e-3, f"{per_call * 1e6:.0f} µs per call"
-
-
-def test_a_long_message_stays_fast() -> None:
+def test_a_4000_character_message_is_read() -> None:
+    """Speed is measured in bench/, never asserted here; this checks a long message is read."""
     now = dt.datetime(2026, 3, 11, 12, tzinfo=ZoneInfo("Europe/Moscow"))
     text = ("Здравствуйте, хотела бы записаться завтра в 15 или послезавтра вечером! " * 60)[:4000]
-    started = time.perf_counter()
     when = parse_when(text, now)
-    assert time.perf_counter() - started < 0.25
     assert when.dates == (dt.date(2026, 3, 12), dt.date(2026, 3, 13))
     assert when.time == dt.time(15)
