@@ -18,6 +18,9 @@ import types
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+# neonize is a hard dependency (pinned in pyproject): a missing one fails here, never skips.
+import neonize.proto.Neonize_pb2 as pb
+import neonize.proto.waE2E.WAWebProtobufsE2E_pb2 as e2e
 import pytest
 import trio
 import trio.testing
@@ -45,9 +48,6 @@ from actors.whatsapp import (
     new_message_id,
 )
 from actors.whatsapp._neonize import ClientSpec, EventCallback, QrCallback
-
-pb = pytest.importorskip("neonize.proto.Neonize_pb2")
-e2e = pytest.importorskip("neonize.proto.waE2E.WAWebProtobufsE2E_pb2")
 
 
 def jid(user: str, server: str = "s.whatsapp.net", device: int = 0) -> object:

@@ -15,6 +15,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import asyncpg
+import neonize.client  # noqa: F401  (a hard dependency: missing fails, never skips)
 import pytest
 import trio
 
@@ -22,8 +23,6 @@ from actors.whatsapp import ConnectFailed, NeonizeGateway, open_gateway
 from actors.whatsapp._gateway import whatsapp_store_url
 from config import Settings, WhatsAppProvider, WhatsAppStore, settings_from_env
 from tests.support.databases import temp_database
-
-pytest.importorskip("neonize.client")
 
 
 def neonize_settings(tmp_path: Path, database_url: str | None, store: WhatsAppStore) -> Settings:
