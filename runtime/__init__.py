@@ -27,6 +27,7 @@ Usage::
     await app.nursery.start(run_root, root)        # failures logged and contained
 
     companies.ref(42).tell("hello")                # activates company 42 if needed
+    await companies.ref(42).send("hello")          # the same, waiting out a full mailbox
     status = await companies.ref(42).ask("status", timeout=2.0)
     tree = root.snapshot().to_json()               # for /health/tree
 """

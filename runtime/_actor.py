@@ -148,11 +148,10 @@ async def run_actor(
             next_envelope = receive.receive
             handle = actor.receive
             expected = actor.expected_errors
-            senders = mailbox.senders
             while cell.halt is Halt.NONE:
                 envelope = await next_envelope()
-                if senders:  # room for one ``ActorRef.send`` waiting on a full mailbox
-                    senders.unpark()
+                if mailbox.senders is not None:  # room for one ``send`` waiting for it
+                    mailbox.senders.unpark()
                 if envelope is WAKE:
                     continue
                 mailbox.taken += 1

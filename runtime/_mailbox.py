@@ -121,9 +121,10 @@ class Mailbox:
         self.taken = 0
         self._send: trio.MemorySendChannel[Envelope] | None = None
         self._recv: trio.MemoryReceiveChannel[Envelope] | None = None
-        #: Tasks of ``ActorRef.send`` waiting for room. The actor loop unparks one per message it
-        #: takes; closing or a stop request unparks all (they retry and meet the new state).
-        self.senders = trio.lowlevel.ParkingLot()
+        #: Tasks of ``ActorRef.send`` waiting for room, made on first use (an idle actor pays
+        #: nothing for it). The actor loop unparks one per message it takes; closing or a stop
+        #: request unparks all (they retry and meet the new state).
+        self.senders: trio.lowlevel.ParkingLot | None = None
 
     @property
     def capacity(self) -> int:
@@ -166,12 +167,14 @@ class Mailbox:
     async def wait_room(self) -> None:
         """Park until the actor takes a message, the channel closes or a stop is requested
         (a wake-up is a reason to try again, not a promise of room)."""
+        if self.senders is None:
+            self.senders = trio.lowlevel.ParkingLot()
         await self.senders.park()
 
     def wake(self) -> None:
         """Post :data:`WAKE` if there is room (a full mailbox means the actor is not idle), and
         wake the parked senders so they see a stop request."""
-        if self.senders:
+        if self.senders is not None:
             self.senders.unpark_all()
         if self._send is not None:
             with contextlib.suppress(trio.WouldBlock, trio.ClosedResourceError):
@@ -199,7 +202,7 @@ class Mailbox:
             recv.close()
         if send is not None:
             send.close()
-        if self.senders:
+        if self.senders is not None:
             self.senders.unpark_all()
         self._dropped += len(left)
         return left
