@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Install the Debian packages a fresh machine lacks: libmagic1 (neonize), and with --browser
-# Chromium for the page tests. Does nothing when they are already present.
+# Chromium and Node.js for the page tests (Node runs the connect script's harness). Does nothing when they are already present.
 set -euo pipefail
 need=()
 dpkg -s libmagic1 >/dev/null 2>&1 || need+=(libmagic1)
 if [ "${1:-}" = "--browser" ]; then
   [ -x /usr/bin/chromium ] || need+=(chromium)
+  command -v node >/dev/null 2>&1 || need+=(nodejs)
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then

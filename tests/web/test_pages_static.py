@@ -20,8 +20,7 @@ WEB = Path(__file__).resolve().parents[2] / "web"
 TEMPLATES = WEB / "templates"
 STATIC = WEB / "static"
 HARNESS = Path(__file__).with_name("connect_harness.js")
-NODE = shutil.which("node")
-needs_node = pytest.mark.skipif(NODE is None, reason="node is not installed")
+NODE = shutil.which("node")  # installed by `make test` (scripts/ensure-system-deps.sh --browser)
 
 CONNECT_IDS = (
     "qr-image",
@@ -299,7 +298,6 @@ def test_script_never_writes_html() -> None:
         assert banned not in source, banned
 
 
-@needs_node
 def test_connect_js_syntax() -> None:
     assert NODE is not None
     subprocess.run([NODE, "--check", str(STATIC / "connect.js")], check=True, timeout=30)
@@ -335,7 +333,6 @@ def frame(event: str, **data: Any) -> dict[str, Any]:
 OPEN: dict[str, Any] = {"open": True}
 
 
-@needs_node
 def test_token_is_stripped_and_sent_first() -> None:
     report = run_page([OPEN])
     assert report["history"] == ["/marketplace/connect?company=1&salon=962302"]
@@ -348,7 +345,6 @@ def test_token_is_stripped_and_sent_first() -> None:
     ]
 
 
-@needs_node
 def test_plain_http_uses_ws_and_bad_ws_path_falls_back() -> None:
     report = run_page(
         [OPEN], url="http://localhost:3000/marketplace/connect?token=abc", wsPath="//evil.com/x"
@@ -356,7 +352,6 @@ def test_plain_http_uses_ws_and_bad_ws_path_falls_back() -> None:
     assert report["sockets"][0]["url"] == "ws://localhost:3000/marketplace/ws"
 
 
-@needs_node
 def test_qr_update_shows_image_and_counts_down() -> None:
     report = run_page(
         [
@@ -382,7 +377,6 @@ def test_qr_update_shows_image_and_counts_down() -> None:
     assert stale["visible"]["new-qr-button"] and not stale["visible"]["qr-image"]
 
 
-@needs_node
 def test_qr_expired_offers_a_new_code() -> None:
     report = run_page(
         [
@@ -406,7 +400,6 @@ def test_qr_expired_offers_a_new_code() -> None:
     assert report["final"]["pendingTimers"] == 1  # the countdown only
 
 
-@needs_node
 def test_pairing_code_flow() -> None:
     report = run_page(
         [
@@ -435,7 +428,6 @@ def test_pairing_code_flow() -> None:
     assert code["text"]["status-text"] == "Введите код в WhatsApp на телефоне"
 
 
-@needs_node
 def test_connected_shows_success_and_stops_reconnecting() -> None:
     report = run_page(
         [
@@ -478,13 +470,11 @@ def test_connected_shows_success_and_stops_reconnecting() -> None:
         ("something_new", "something_new"),
     ],
 )
-@needs_node
 def test_status_texts(status: str, expected: str) -> None:
     report = run_page([OPEN, frame("status", status=status, whatsapp_connected=False)])
     assert report["final"]["text"]["status-text"].startswith(expected)
 
 
-@needs_node
 def test_status_active_means_success_and_logged_out_goes_back() -> None:
     report = run_page(
         [
@@ -501,7 +491,6 @@ def test_status_active_means_success_and_logged_out_goes_back() -> None:
 
 
 @pytest.mark.parametrize("code", ["token_expired", "invalid_token"])
-@needs_node
 def test_expired_token_shows_expired_state(code: str) -> None:
     report = run_page(
         [
@@ -519,7 +508,6 @@ def test_expired_token_shows_expired_state(code: str) -> None:
     assert final["sockets"] == 1
 
 
-@needs_node
 def test_rate_limited_waits_a_minute() -> None:
     report = run_page(
         [
@@ -539,14 +527,12 @@ def test_rate_limited_waits_a_minute() -> None:
     assert report["final"]["sockets"] == 2
 
 
-@needs_node
 def test_generic_error_banner() -> None:
     report = run_page([OPEN, frame("error", message="Сервис временно недоступен")])
     assert report["final"]["text"]["error-banner"] == "Сервис временно недоступен"
     assert report["final"]["visible"]["qr-panel"]
 
 
-@needs_node
 def test_reconnects_with_exponential_backoff_and_reauthenticates() -> None:
     steps: list[dict[str, Any]] = [OPEN, {"close": True}, {"snapshot": "lost"}]
     expected_delays = [1000, 2000, 4000, 8000, 16000, 30000, 30000]
@@ -581,13 +567,11 @@ def test_reconnects_with_exponential_backoff_and_reauthenticates() -> None:
     assert report["snapshots"]["reset"]["sockets"] == len(expected_delays) + 3
 
 
-@needs_node
 def test_online_event_reconnects_at_once() -> None:
     report = run_page([OPEN, {"close": True}, {"advance": 100}, {"window": "online"}])
     assert report["final"]["sockets"] == 2
 
 
-@needs_node
 def test_without_token_nothing_connects() -> None:
     report = run_page([], url="/marketplace/connect?company=1&salon=962302")
     final = report["final"]
@@ -596,13 +580,11 @@ def test_without_token_nothing_connects() -> None:
     assert "не содержит ключа" in final["text"]["expired-text"]
 
 
-@needs_node
 def test_simulator_button_sends_frame() -> None:
     report = run_page([OPEN, {"click": "simulate-scan"}], simulator=True)
     assert report["sockets"][0]["sent"][-1] == {"event": "simulate-scan", "data": {}}
 
 
-@needs_node
 def test_hostile_or_broken_frames_are_ignored() -> None:
     report = run_page(
         [
