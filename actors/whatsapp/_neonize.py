@@ -47,6 +47,7 @@ import trio
 
 from config import without_passwords
 
+from .._phones import InvalidPhone, normalise_phone
 from ._errors import (
     BackendUnavailable,
     NeonizeMissing,
@@ -70,7 +71,6 @@ from ._events import (
     StreamReplaced,
     TemporaryBan,
 )
-from .._phones import InvalidPhone, normalise_phone
 from ._ids import valid_message_id
 from ._session import GatewaySnapshot, SessionBase, SessionState
 
