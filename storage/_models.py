@@ -310,3 +310,38 @@ class PoolStats:
     idle: int
     max_size: int
     releasing: int
+
+
+class ConversationMode(StrEnum):
+    """Who answers a client: the assistant, a person (``handoff``), or nobody (``opted_out``:
+    the client asked us to stop writing)."""
+
+    ASSISTANT = "assistant"
+    HANDOFF = "handoff"
+    OPTED_OUT = "opted_out"
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """One client's chat with a salon's assistant (``conversations``), keyed by
+    ``(company_id, phone)``; ``phone`` is canonical digits.
+
+    ``state`` is the assistant's own JSON (flow, details, offered options, pending
+    confirmation): storage keeps it opaque. ``version`` grows by one on every save, so two
+    writers cannot both win (:class:`Conflict`). ``mode_until``: when a ``handoff`` (or the
+    silence after the salon's staff wrote from the linked phone) ends by itself; ``None`` =
+    until changed. ``last_message_at`` is the last message either way, for the newest-first
+    list.
+    """
+
+    company_id: int
+    phone: str
+    mode: ConversationMode
+    state: dict[str, Any]
+    version: int
+    client_name: str | None = None
+    mode_until: datetime | None = None
+    needs_person: bool = False
+    last_message_at: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None

@@ -20,6 +20,8 @@ from ._models import (
     Catalog,
     Company,
     CompanyStatus,
+    Conversation,
+    ConversationMode,
     InboxEvent,
     Message,
     NewCompany,
@@ -484,4 +486,65 @@ class Leases(Protocol):
 
     async def holder(self, company_id: int) -> str | None:
         """The node holding the lease, or ``None`` if it is free."""
+        ...
+
+
+class Conversations(Protocol):
+    """The assistant's conversations (``conversations``): one row per (company, client phone).
+
+    Every method raises :class:`NotFound` for an unknown company and :class:`ValidationError`
+    for a phone that is not canonical digits.
+    """
+
+    async def get(self, company_id: int, phone: str) -> Conversation | None: ...
+
+    async def save(
+        self,
+        company_id: int,
+        phone: str,
+        *,
+        state: dict[str, Any],
+        expected_version: int,
+        client_name: str | None = None,
+        last_message_at: datetime | None = None,
+    ) -> Conversation:
+        """Write the assistant's state after a turn (``expected_version`` 0 creates the row).
+
+        :class:`Conflict` when the stored version is not ``expected_version`` (someone else
+        wrote in between). ``client_name`` / ``last_message_at`` are kept when ``None``.
+        The mode is not changed here (see :meth:`set_mode`).
+        """
+        ...
+
+    async def set_mode(
+        self,
+        company_id: int,
+        phone: str,
+        mode: ConversationMode,
+        *,
+        until: datetime | None = None,
+        needs_person: bool | None = None,
+    ) -> Conversation:
+        """Switch who answers (creating the row with an empty state if needed); bumps the
+        version. ``needs_person`` is kept when ``None``."""
+        ...
+
+    async def list(
+        self,
+        company_id: int,
+        *,
+        limit: int = 50,
+        before: tuple[datetime, str] | None = None,
+        mode: ConversationMode | None = None,
+        needs_person: bool | None = None,
+        search: str | None = None,
+    ) -> list[Conversation]:
+        """Newest first by ``(last_message_at or updated_at, phone)``; ``before`` is the
+        cursor of the last row of the previous page. ``search`` matches a phone substring
+        (digits) or a client name (case-insensitive substring)."""
+        ...
+
+    async def expire_idle(self, idle_before: datetime, *, limit: int = 500) -> int:
+        """Clear the state (keep mode and name) of conversations not updated since
+        ``idle_before``; returns how many."""
         ...

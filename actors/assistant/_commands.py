@@ -1,0 +1,251 @@
+"""What understanding makes of one client message: typed commands, and what it is told.
+
+``Understander`` is the one interface both understandings implement — the rules (default,
+offline) and, later, a language model. Its output is a tuple of the commands below, in the
+order they matter; nothing in it is an id the client could not have meant (services and
+masters are resolved against the salon's catalog, times are only what the text said or an
+option the assistant itself offered). ``decide`` (pure) turns commands plus the conversation
+state into the next state and effects; neither ever calls YClients.
+
+A message may carry several commands: "Запишите на мужскую стрижку к Игорю послезавтра в
+15:00. Меня зовут Тимур" → ``StartFlow(BOOK), SetServices((6101,)), SetMaster(6201),
+SetWhen(...), SetName("Тимур")``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from dataclasses import dataclass
+from typing import Protocol
+
+from ._catalog import AssistantCatalog
+from ._when import When
+
+__all__ = [
+    "Ask",
+    "ChooseOption",
+    "ChooseVisit",
+    "Command",
+    "Confirm",
+    "Deny",
+    "Expecting",
+    "Flow",
+    "HandOver",
+    "HandOverReason",
+    "NotUnderstood",
+    "OptOut",
+    "SetMaster",
+    "SetName",
+    "SetServices",
+    "SetWhen",
+    "SmallTalk",
+    "SmallTalkKind",
+    "StartFlow",
+    "Topic",
+    "TurnContext",
+    "Understander",
+    "UnknownService",
+]
+
+
+class Flow(enum.StrEnum):
+    """What the client wants done."""
+
+    BOOK = "book"  # a new visit
+    CANCEL = "cancel"  # cancel one of their upcoming visits
+    MOVE = "move"  # move one of their upcoming visits to another time
+    VISITS = "visits"  # "покажите мои записи"
+
+
+class Topic(enum.StrEnum):
+    """A question answered from the catalog or the salon card, changing nothing."""
+
+    PRICE = "price"  # of the services / category named (or the whole list if none)
+    PRICE_LIST = "price_list"  # "пришлите прайс"
+    SERVICES = "services"  # "какие стрижки есть?" (a category or everything)
+    SERVICE_INFO = "service_info"  # "что входит в ..." — the service's description
+    ADDRESS = "address"
+    HOURS = "hours"
+    PHONE = "phone"
+    MASTERS = "masters"  # "кто у вас делает маникюр?"
+    CAPABILITIES = "capabilities"  # "что вы умеете?"
+
+
+class HandOverReason(enum.StrEnum):
+    """Why a person should answer."""
+
+    ASKED = "asked"  # "позовите администратора"
+    COMPLAINT = "complaint"
+
+
+class SmallTalkKind(enum.StrEnum):
+    GREETING = "greeting"
+    THANKS = "thanks"
+    GOODBYE = "goodbye"
+
+
+class Expecting(enum.StrEnum):
+    """What the assistant's last reply asked for: it decides how a short answer is read
+    ("2" is an option number after a list of times, "Лилия" is a name after "как вас
+    зовут?", "да" confirms only after a summary)."""
+
+    NOTHING = "nothing"
+    SERVICE = "service"
+    MASTER = "master"
+    DAY = "day"
+    TIME = "time"
+    OPTION = "option"  # a numbered list of free times (or days) was offered
+    NAME = "name"
+    CONFIRM = "confirm"  # a summary ending "Записать?" / "Отменить?" / "Перенести?"
+    VISIT = "visit"  # a numbered list of the client's visits was offered
+
+
+@dataclass(frozen=True)
+class TurnContext:
+    """What understanding is told besides the text: what was asked, and what was offered.
+
+    ``offered_times`` are the local start times of the numbered options, in their order
+    (option 1 first), so "давайте на 17:00" can pick one; ``offered_count`` is how many
+    numbered items (times, days or visits) the last reply listed.
+    """
+
+    expecting: Expecting = Expecting.NOTHING
+    offered_count: int = 0
+    offered_times: tuple[dt.datetime, ...] = ()
+    flow: Flow | None = None
+
+
+@dataclass(frozen=True)
+class StartFlow:
+    flow: Flow
+
+
+@dataclass(frozen=True)
+class SetServices:
+    """Services named, resolved to catalog ids ("стрижка и борода" gives two)."""
+
+    ids: tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class UnknownService:
+    """A service was asked for that the salon does not offer; ``closest`` are the catalog's
+    nearest ones (may be empty)."""
+
+    text: str
+    closest: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class SetMaster:
+    """A master named (``staff_id``), or ``None`` for "к любому мастеру"."""
+
+    staff_id: int | None
+
+
+@dataclass(frozen=True)
+class SetWhen:
+    """A day and/or a time or window (``parse_when``'s reading)."""
+
+    when: When
+
+
+@dataclass(frozen=True)
+class ChooseOption:
+    """An offered option picked: by its 1-based ``number`` ("2", "второй") or by the time it
+    starts at ("давайте на 17:00") — exactly one of the two is set."""
+
+    number: int | None = None
+    time: dt.time | None = None
+
+
+@dataclass(frozen=True)
+class ChooseVisit:
+    """Which of the client's visits is meant: a number from the list, or hints (a service
+    named, a day) the conversation matches against the visits it found."""
+
+    number: int | None = None
+    service_ids: tuple[int, ...] = ()
+    day: dt.date | None = None
+
+
+@dataclass(frozen=True)
+class SetName:
+    """The client's name as they wrote it ("Тимур")."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Confirm:
+    """A clear yes ("да", "записывайте", "👍"); never "да, но ..."."""
+
+
+@dataclass(frozen=True)
+class Deny:
+    """A no ("нет", "не надо", "отбой")."""
+
+
+@dataclass(frozen=True)
+class Ask:
+    """A question to answer from the catalog or salon card."""
+
+    topic: Topic
+    service_ids: tuple[int, ...] = ()
+    category_id: int | None = None
+
+
+@dataclass(frozen=True)
+class HandOver:
+    reason: HandOverReason
+
+
+@dataclass(frozen=True)
+class OptOut:
+    """ "стоп", "отпишите меня", "не пишите мне"."""
+
+
+@dataclass(frozen=True)
+class SmallTalk:
+    kind: SmallTalkKind
+
+
+@dataclass(frozen=True)
+class NotUnderstood:
+    """Nothing usable in the message (gibberish, digits out of context, another language)."""
+
+
+Command = (
+    StartFlow
+    | SetServices
+    | UnknownService
+    | SetMaster
+    | SetWhen
+    | ChooseOption
+    | ChooseVisit
+    | SetName
+    | Confirm
+    | Deny
+    | Ask
+    | HandOver
+    | OptOut
+    | SmallTalk
+    | NotUnderstood
+)
+
+
+class Understander(Protocol):
+    """Reads one client message. The rules' implementation wraps a pure function; a
+    model-backed one does I/O, and falls back to the rules on any failure, returning the
+    same types."""
+
+    async def understand(
+        self,
+        text: str,
+        context: TurnContext,
+        catalog: AssistantCatalog,
+        now: dt.datetime,
+    ) -> tuple[Command, ...]:
+        """Commands for ``text``; ``now`` is aware, in the salon's zone. Never raises."""
+        ...
