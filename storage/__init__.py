@@ -29,6 +29,8 @@ from ._models import BackendHealth as BackendHealth
 from ._models import Catalog as Catalog
 from ._models import Company as Company
 from ._models import CompanyStatus as CompanyStatus
+from ._models import Conversation as Conversation
+from ._models import ConversationMode as ConversationMode
 from ._models import Direction as Direction
 from ._models import InboxEvent as InboxEvent
 from ._models import InboxStatus as InboxStatus
@@ -49,6 +51,7 @@ from ._models import SyncState as SyncState
 from ._protocols import AuditLog as AuditLog
 from ._protocols import CompanyRepository as CompanyRepository
 from ._protocols import ConnectTokens as ConnectTokens
+from ._protocols import Conversations as Conversations
 from ._protocols import Leases as Leases
 from ._protocols import MessageLog as MessageLog
 from ._protocols import Outbox as Outbox
@@ -109,6 +112,9 @@ __all__ = [
     "CompanyStatus",
     "Conflict",
     "ConnectTokens",
+    "Conversation",
+    "ConversationMode",
+    "Conversations",
     "Direction",
     "InboxEvent",
     "InboxStatus",
