@@ -23,6 +23,7 @@ from ._catalog import AssistantCatalog
 from ._when import When
 
 __all__ = [
+    "AmbiguousService",
     "Ask",
     "ChooseOption",
     "ChooseVisit",
@@ -129,6 +130,20 @@ class SetServices:
 
 
 @dataclass(frozen=True)
+class AmbiguousService:
+    """One service was named that fits several of the catalog's equally ("стрижка": мужская
+    or женская; "маникюр": с покрытием or без), so decide asks "Какой именно: …?".
+
+    ``candidates`` are catalog ids in catalog order (two or more), already narrowed by a
+    master named in the same message; ``text`` is the client's words for it. A later
+    ``SetServices`` (or an option number among the candidates) settles it.
+    """
+
+    text: str
+    candidates: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class UnknownService:
     """A service was asked for that the salon does not offer; ``closest`` are the catalog's
     nearest ones (may be empty)."""
@@ -219,6 +234,7 @@ class NotUnderstood:
 Command = (
     StartFlow
     | SetServices
+    | AmbiguousService
     | UnknownService
     | SetMaster
     | SetWhen
