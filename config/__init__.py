@@ -1,6 +1,7 @@
 """Settings: one frozen object built from the environment, validated at start."""
 
 from ._errors import ConfigError as ConfigError
+from ._settings import AssistantPolicy as AssistantPolicy
 from ._settings import Environment as Environment
 from ._settings import QrPolicy as QrPolicy
 from ._settings import RateLimit as RateLimit
@@ -13,6 +14,7 @@ from ._settings import settings_from_env as settings_from_env
 from ._urls import without_passwords as without_passwords
 
 __all__ = [
+    "AssistantPolicy",
     "ConfigError",
     "Environment",
     "QrPolicy",

@@ -79,6 +79,17 @@ class SendPacing:
 
 
 @dataclass(frozen=True)
+class AssistantPolicy:
+    """The assistant's timing: how long it waits for the rest of a burst before answering,
+    how long a handoff or a staff member's own message silences it, when old state expires."""
+
+    wait: float = 2.0  # seconds of quiet after a client's message before answering
+    handoff_minutes: float = 120.0  # a handoff to a person silences the assistant this long
+    staff_silence_minutes: float = 60.0  # after the salon's staff write to the client
+    idle_days: float = 14.0  # a conversation untouched this long starts afresh
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything the server needs to know, validated; pass it explicitly, never read env later."""
 
@@ -116,6 +127,7 @@ class Settings:
     api_rate_limit: RateLimit = field(default_factory=lambda: RateLimit(30, 60.0))
     ws_rate_limit: RateLimit = field(default_factory=lambda: RateLimit(5, 60.0))
     pacing: SendPacing = field(default_factory=SendPacing)
+    assistant: AssistantPolicy = field(default_factory=AssistantPolicy)
 
     @property
     def production(self) -> bool:
@@ -168,6 +180,10 @@ AIADMIN_KEYS = frozenset(
         "AIADMIN_WS_RATE_LIMIT",
         "AIADMIN_SEND_MIN_GAP",
         "AIADMIN_SEND_PER_MINUTE",
+        "AIADMIN_ASSISTANT_WAIT",
+        "AIADMIN_HANDOFF_MINUTES",
+        "AIADMIN_STAFF_SILENCE_MINUTES",
+        "AIADMIN_CONVERSATION_IDLE_DAYS",
     }
 )
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -211,6 +227,22 @@ class _Reader:
             return default
         if value <= 0:
             self.problems.append(f"{key} must be positive, got {raw}")
+            return default
+        return value
+
+    def bounded(self, key: str, default: float, *, low: float, high: float, unit: str) -> float:
+        """A number of ``unit`` between ``low`` and ``high`` inclusive (zero allowed if ``low``
+        is zero: ``AIADMIN_SEND_MIN_GAP=0`` turns the gap off)."""
+        raw = self.text(key)
+        if raw is None:
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            self.problems.append(f"{key} must be a number of {unit}, got {raw!r}")
+            return default
+        if not low <= value <= high:  # also refuses nan
+            self.problems.append(f"{key} must be between {low:g} and {high:g} {unit}, got {raw}")
             return default
         return value
 
@@ -353,6 +385,7 @@ def settings_from_env(
     if not re.fullmatch(r"[A-Za-z0-9_:.\-]{1,64}", prefix):
         r.problems.append("AIADMIN_REDIS_PREFIX may hold only letters, digits and _ : . - (max 64)")
 
+    min_gap = r.bounded("AIADMIN_SEND_MIN_GAP", 1.0, low=0.0, high=3600.0, unit="seconds")
     settings = Settings(
         env=env,
         host=r.text("AIADMIN_HOST") or "127.0.0.1",
@@ -386,8 +419,23 @@ def settings_from_env(
         api_rate_limit=r.rate("AIADMIN_API_RATE_LIMIT", RateLimit(30, 60.0)),
         ws_rate_limit=r.rate("AIADMIN_WS_RATE_LIMIT", RateLimit(5, 60.0)),
         pacing=SendPacing(
-            min_gap=r.seconds("AIADMIN_SEND_MIN_GAP", 1.0),
+            min_gap=min_gap,
+            # The jitter scales with the gap (1 s gap: up to 2 s more), so a gap of 0 (tests,
+            # demos) sends without pauses; only the per-minute cap remains.
+            jitter=2.0 * min_gap,
             per_minute=r.integer("AIADMIN_SEND_PER_MINUTE", 20, low=1, high=10_000),
+        ),
+        assistant=AssistantPolicy(
+            wait=r.bounded("AIADMIN_ASSISTANT_WAIT", 2.0, low=0.0, high=60.0, unit="seconds"),
+            handoff_minutes=r.bounded(
+                "AIADMIN_HANDOFF_MINUTES", 120.0, low=1.0, high=30 * 24 * 60.0, unit="minutes"
+            ),
+            staff_silence_minutes=r.bounded(
+                "AIADMIN_STAFF_SILENCE_MINUTES", 60.0, low=0.0, high=30 * 24 * 60.0, unit="minutes"
+            ),
+            idle_days=r.bounded(
+                "AIADMIN_CONVERSATION_IDLE_DAYS", 14.0, low=1.0, high=3650.0, unit="days"
+            ),
         ),
     )
     if r.problems:

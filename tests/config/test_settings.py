@@ -192,3 +192,51 @@ def test_cluster_mode_needs_redis() -> None:
     s = load({"AIADMIN_CLUSTER": "true", "REDIS_URL": "redis://127.0.0.1:6379/0"})
     assert s.cluster
     assert not load({}).cluster
+
+
+def test_assistant_settings_default_and_read() -> None:
+    s = load({})
+    assert s.assistant == config.AssistantPolicy(
+        wait=2.0, handoff_minutes=120.0, staff_silence_minutes=60.0, idle_days=14.0
+    )
+    s = load(
+        {
+            "AIADMIN_ASSISTANT_WAIT": "0.4",
+            "AIADMIN_HANDOFF_MINUTES": "30",
+            "AIADMIN_STAFF_SILENCE_MINUTES": "0",
+            "AIADMIN_CONVERSATION_IDLE_DAYS": "7",
+        }
+    )
+    assert s.assistant == config.AssistantPolicy(
+        wait=0.4, handoff_minutes=30.0, staff_silence_minutes=0.0, idle_days=7.0
+    )
+
+
+def test_assistant_settings_are_validated_one_line_each() -> None:
+    lines = problems(
+        {
+            "AIADMIN_ASSISTANT_WAIT": "soon",
+            "AIADMIN_HANDOFF_MINUTES": "0",
+            "AIADMIN_STAFF_SILENCE_MINUTES": "-5",
+            "AIADMIN_CONVERSATION_IDLE_DAYS": "nan",
+        }
+    )
+    assert sorted(lines) == [
+        "AIADMIN_ASSISTANT_WAIT must be a number of seconds, got 'soon'",
+        "AIADMIN_CONVERSATION_IDLE_DAYS must be between 1 and 3650 days, got nan",
+        "AIADMIN_HANDOFF_MINUTES must be between 1 and 43200 minutes, got 0",
+        "AIADMIN_STAFF_SILENCE_MINUTES must be between 0 and 43200 minutes, got -5",
+    ]
+    assert problems({"AIADMIN_ASSISTANT_WAIT": "61"}) == [
+        "AIADMIN_ASSISTANT_WAIT must be between 0 and 60 seconds, got 61"
+    ]
+
+
+def test_send_min_gap_zero_turns_pacing_gaps_off() -> None:
+    s = load({"AIADMIN_SEND_MIN_GAP": "0"})
+    assert s.pacing.min_gap == 0.0 and s.pacing.jitter == 0.0
+    default = load({}).pacing
+    assert (default.min_gap, default.jitter, default.per_minute) == (1.0, 2.0, 20)
+    assert problems({"AIADMIN_SEND_MIN_GAP": "-1"}) == [
+        "AIADMIN_SEND_MIN_GAP must be between 0 and 3600 seconds, got -1"
+    ]
