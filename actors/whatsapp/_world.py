@@ -4,7 +4,8 @@ The world holds, per company: the linked device's credentials (they outlive sess
 new session resumes without a scan), the one live connection, the QR code currently on screen,
 issued pairing codes, whether the network is up, a temporary ban, messages waiting for the
 session (delivered on connect, like WhatsApp's offline queue), and every outbound message
-delivered, deduplicated by message id (so "exactly once" is observable).
+delivered, deduplicated by message id (so "exactly once" is observable), and each client
+phone's chat as that phone shows it (:class:`ChatLog`, bounded; the dev chat route reads it).
 
 Sessions talk to it through :class:`WorldConnection` (in process) or over a socket
 (:mod:`._world_server`); tests and the dev UI act as the phone through the controls
@@ -48,6 +49,11 @@ from ._ids import (
 
 Sink = Callable[[SessionEvent], None]
 
+#: Lines kept per client phone in a company's chat log (the oldest are dropped first).
+CHAT_LINES_PER_PHONE = 500
+#: Client phones a company's chat log keeps (the least recently active are dropped first).
+CHAT_PHONES_PER_COMPANY = 10_000
+
 
 class WorldError(Exception):
     """A phone-side action that cannot happen in the world's current state."""
@@ -61,6 +67,41 @@ class DeliveredMessage:
     to_phone: str
     text: str
     timestamp: float
+
+
+@dataclass(frozen=True)
+class ChatLine:
+    """One message as the client's phone shows it: ``in`` (the client sent it) or ``out``
+    (delivered to the client), at wall-clock ``at`` (Unix seconds)."""
+
+    direction: str
+    text: str
+    at: float
+
+
+class ChatLog:
+    """What each client's phone shows of its chat with one company, bounded both ways
+    (:data:`CHAT_LINES_PER_PHONE` lines per phone, :data:`CHAT_PHONES_PER_COMPANY` phones)."""
+
+    def __init__(self) -> None:
+        self._chats: collections.OrderedDict[str, collections.deque[ChatLine]] = (
+            collections.OrderedDict()
+        )
+
+    def add(self, phone: str, direction: str, text: str) -> None:
+        """Append a line to ``phone``'s chat (canonical digits) and mark it most recent."""
+        chat = self._chats.get(phone)
+        if chat is None:
+            chat = self._chats[phone] = collections.deque(maxlen=CHAT_LINES_PER_PHONE)
+            while len(self._chats) > CHAT_PHONES_PER_COMPANY:
+                self._chats.popitem(last=False)
+        else:
+            self._chats.move_to_end(phone)
+        chat.append(ChatLine(direction, text, time.time()))
+
+    def lines(self, phone: str) -> list[ChatLine]:
+        """``phone``'s chat, oldest first (empty for a phone never seen)."""
+        return list(self._chats.get(phone, ()))
 
 
 @dataclass(eq=False)
@@ -107,6 +148,7 @@ class _Company:
     pending: list[InboundMessage] = field(default_factory=list)
     delivered: list[DeliveredMessage] = field(default_factory=list)
     delivered_ids: set[str] = field(default_factory=set)
+    chats: ChatLog = field(default_factory=ChatLog)
     send_attempts: int = 0
     lost_replies: int = 0  # the next this many sends go out but their reply never comes back
     reachable: bool = True  # False: sessions cannot reach WhatsApp at all (connects fail)
@@ -206,6 +248,7 @@ class SimulatedWorld:
         if message_id not in company.delivered_ids:
             company.delivered_ids.add(message_id)
             company.delivered.append(DeliveredMessage(message_id, phone, text, time.time()))
+            company.chats.add(phone, "out", text)
             self._touch()
         if company.lost_replies > 0:
             company.lost_replies -= 1
@@ -296,6 +339,7 @@ class SimulatedWorld:
             text,
             float(time.time()),
         )
+        company.chats.add(message.sender_phone, "in", text)
         conn = company.conn
         if conn is not None and conn.connected:
             conn.sink(message)
@@ -426,6 +470,11 @@ class SimulatedWorld:
     def delivered(self, company_id: int) -> list[DeliveredMessage]:
         """Outbound messages delivered for the company, in order, once per message id."""
         return list(self._company(company_id).delivered)
+
+    def chat(self, company_id: int, phone: str) -> list[ChatLine]:
+        """What the client ``phone`` (canonical digits) sees of its chat with the company,
+        oldest first: what it sent and what was delivered to it (each message once)."""
+        return self._company(company_id).chats.lines(phone)
 
     def send_attempts(self, company_id: int) -> int:
         """How many sends reached the world, duplicates included."""
