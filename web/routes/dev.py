@@ -1,23 +1,26 @@
-"""Development-only controls for the simulated WhatsApp (404 in production or with neonize)."""
+"""Development-only controls for the simulated WhatsApp (404 in production or with neonize):
+the phone scans, a client writes (text or media), the salon's staff write from the linked
+phone, and a client's chat as its phone shows it."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from quart import Blueprint, jsonify, request
 
-from actors.whatsapp import WorldError
+from actors.whatsapp import SimulatedWorld, WorldError
 from config import WhatsAppProvider
 
 from .._auth import require_admin
 from .._context import principal_from, state
-from .._errors import Conflict, NotFound
-from .._validation import parse_id
+from .._errors import BadRequest, Conflict, NotFound
+from .._validation import bounded_text, parse_id, parse_phone, read_json_object, require_field
 
 blueprint = Blueprint("dev", __name__, url_prefix="/dev")
 
 
-def _world() -> Any:
+def _world() -> SimulatedWorld:
     s = state()
     if s.settings.production or s.settings.whatsapp_provider is not WhatsAppProvider.SIMULATED:
         raise NotFound("Not found")
@@ -27,13 +30,19 @@ def _world() -> Any:
     return world
 
 
-@blueprint.post("/simulator/<company_id>/scan")
-async def simulate_scan(company_id: str) -> Any:
-    world = _world()
+async def _company_id(company_id: str) -> int:
+    """The path's company, admin key required (404 for an unknown company)."""
     require_admin(await principal_from(request.headers))
     cid = parse_id(company_id, "companyId")
     if await state().storage.companies.get(cid) is None:
         raise NotFound("No company with this id exists", code="company_not_found")
+    return cid
+
+
+@blueprint.post("/simulator/<company_id>/scan")
+async def simulate_scan(company_id: str) -> Any:
+    world = _world()
+    cid = await _company_id(company_id)
     try:
         jid = world.scan(cid)
     except WorldError as exc:
@@ -43,8 +52,6 @@ async def simulate_scan(company_id: str) -> Any:
 
 @blueprint.post("/simulator/<company_id>/inbound")
 async def simulate_inbound(company_id: str) -> Any:
-    from .._validation import bounded_text, parse_phone, read_json_object, require_field
-
     world = _world()
     require_admin(await principal_from(request.headers))
     cid = parse_id(company_id, "companyId")
@@ -56,3 +63,30 @@ async def simulate_inbound(company_id: str) -> Any:
     except WorldError as exc:
         raise Conflict(str(exc), code="not_connected") from None
     return jsonify({"success": True, "message_id": message_id})
+
+
+def _iso(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).isoformat()
+
+
+@blueprint.get("/simulator/<company_id>/chat")
+async def simulated_chat(company_id: str) -> Any:
+    """What the client's phone shows of its chat with the salon, oldest first."""
+    world = _world()
+    cid = await _company_id(company_id)
+    raw = request.args.get("phone")
+    if raw is None:
+        raise BadRequest("phone is required.", code="missing_field", field="phone")
+    phone = parse_phone(raw)
+    lines = world.chat(cid, phone)
+    return jsonify(
+        {
+            "success": True,
+            "company_id": cid,
+            "phone": phone,
+            "messages": [
+                {"direction": line.direction, "text": line.text, "at": _iso(line.at)}
+                for line in lines
+            ],
+        }
+    )

@@ -6,6 +6,7 @@ from typing import Any
 
 from quart import Blueprint, jsonify
 
+from actors import MAX_PHONE_TEXT
 from storage import MAX_ID
 
 from .._openapi import RouteDoc, build_openapi
@@ -50,6 +51,32 @@ COMPANY_OR_SALON = object_schema({}, {"company_id": ID_FIELD, "salon_id": ID_FIE
 TOKEN_BODY = object_schema({"company_id": ID_FIELD})
 INBOUND_BODY = object_schema({"phone": PHONE, "text": TEXT})
 ANY_OBJECT = {"type": "object"}
+PHONE_QUERY = {
+    "type": "string",
+    "maxLength": MAX_PHONE_TEXT,
+    "description": "The client's phone (+7 900 123-45-67, 79001234567, …)",
+}
+CHAT = {
+    "type": "object",
+    "properties": {
+        "success": {"type": "boolean"},
+        "company_id": ID,
+        "phone": {"type": "string"},
+        "messages": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "direction": {"type": "string", "enum": ["in", "out"]},
+                    "text": {"type": "string"},
+                    "at": {"type": "string", "format": "date-time"},
+                },
+                "required": ["direction", "text", "at"],
+            },
+        },
+    },
+    "required": ["messages"],
+}
 
 ROUTES: tuple[RouteDoc, ...] = (
     RouteDoc("/health", "GET", "Liveness", response_schema=SUCCESS),
@@ -166,6 +193,16 @@ ROUTES: tuple[RouteDoc, ...] = (
         "Development: the simulated client sends a message (404 in production)",
         auth="admin",
         request_schema=INBOUND_BODY,
+    ),
+    RouteDoc(
+        "/dev/simulator/{companyId}/chat",
+        "GET",
+        "Development: what the client's phone shows of its chat with the salon, in order "
+        "(404 in production)",
+        auth="admin",
+        query={"phone": PHONE_QUERY},
+        response_schema=CHAT,
+        responses={400: "Missing or invalid phone", 404: "Unknown company or not development"},
     ),
 )
 
