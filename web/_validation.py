@@ -15,7 +15,8 @@ follow the one phone rule (:func:`actors.normalise_phone`: digits with the count
 stripping and never contain NUL or other control characters.
 
 Each body-field validator is also a :class:`FieldRule` (:data:`ID`, :data:`PHONE`,
-:data:`EMAIL`, :data:`TEXT`) that carries the JSON schema of what it accepts: the OpenAPI
+:data:`EMAIL`, :data:`TEXT`, :data:`BOOLEAN`, and rules made by :func:`one_of` and
+:func:`integer_in`) that carries the JSON schema of what it accepts: the OpenAPI
 document takes its field schemas from these, so the document and the checks cannot disagree.
 """
 
@@ -39,6 +40,7 @@ from ._errors import ApiError, BadRequest, PayloadTooLarge, UnsupportedMediaType
 BODY_TIMEOUT = 10.0
 
 __all__ = [
+    "BOOLEAN",
     "EMAIL",
     "ID",
     "PHONE",
@@ -46,8 +48,11 @@ __all__ = [
     "FieldRule",
     "JsonRequest",
     "bounded_text",
+    "integer_in",
     "object_schema",
+    "one_of",
     "optional_field",
+    "parse_bool",
     "parse_id",
     "parse_json_object",
     "parse_phone",
@@ -333,6 +338,41 @@ EMAIL: FieldRule[str] = FieldRule(
 TEXT: FieldRule[str] = FieldRule(
     bounded_text, {"type": "string", "minLength": 1, "maxLength": MAX_TEXT}
 )
+
+
+def parse_bool(value: object, field: str) -> bool:
+    """JSON ``true`` or ``false`` only (not ``1``, ``"true"`` or ``null``)."""
+    if not isinstance(value, bool):
+        raise _invalid(field, "true or false")
+    return value
+
+
+#: A JSON boolean (see :func:`parse_bool`).
+BOOLEAN: FieldRule[bool] = FieldRule(parse_bool, {"type": "boolean"})
+
+
+def one_of(*choices: str) -> FieldRule[str]:
+    """A rule for a string that must be exactly one of ``choices`` (case-sensitive)."""
+    allowed = frozenset(choices)
+    expected = "one of " + ", ".join(choices)
+
+    def check(value: object, field: str) -> str:
+        if not isinstance(value, str) or value not in allowed:
+            raise _invalid(field, expected)
+        return value
+
+    return FieldRule(check, {"type": "string", "enum": list(choices)})
+
+
+def integer_in(low: int, high: int) -> FieldRule[int]:
+    """A rule for a JSON integer ``low`` … ``high`` (bools and floats such as ``5.0`` refused)."""
+
+    def check(value: object, field: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise _invalid(field, f"an integer from {low} to {high}")
+        return value
+
+    return FieldRule(check, {"type": "integer", "minimum": low, "maximum": high})
 
 
 def object_schema(
