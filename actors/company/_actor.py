@@ -42,6 +42,7 @@ from ..whatsapp import (
     SessionLost,
     SessionNotConnected,
     SessionState,
+    StaffMessage,
     StreamReplaced,
     TemporaryBan,
     WhatsAppError,
@@ -68,11 +69,14 @@ OUTBOUND_QUEUE_LIMIT = 500
 RECONNECT_BACKOFF = Backoff(initial=1.0, maximum=60.0, jitter=0.3)
 INBOUND_FLOOD_LIMIT = 20  # messages per client phone per minute handed to the handler
 
-InboundHandler = Callable[[int, InboundMessage], Awaitable[None]]
+#: Gets every message of a client's chat that the assistant must know of: what the client
+#: wrote (text or media, already in the message log), and what the salon's staff wrote to the
+#: client from the linked phone themselves.
+InboundHandler = Callable[[int, InboundMessage | StaffMessage], Awaitable[None]]
 
 
-async def record_only(company_id: int, message: InboundMessage) -> None:
-    """The default inbound handler until the assistant exists: the message is already logged."""
+async def record_only(company_id: int, message: InboundMessage | StaffMessage) -> None:
+    """The inbound handler of a node without the assistant: the message is already logged."""
 
 
 @dataclass
@@ -516,6 +520,9 @@ class CompanyActor(Actor):
                 )
             case InboundMessage():
                 await self._on_inbound(event)
+            case StaffMessage():
+                # Not logged: a row for it would look like an outbound message still to send.
+                self.nursery.start_soon(self._handle_inbound, event)
 
     async def _show_qr(self, code: str, expires: float) -> None:
         # Stored first (GET /marketplace/qr never lags the frame), then rendered and shown with
@@ -642,8 +649,10 @@ class CompanyActor(Actor):
         await self.deps.storage.messages.set_status(item.log_id, status)
 
     async def _on_inbound(self, message: InboundMessage) -> None:
+        # Media are logged by their caption, or by their kind when they have none.
+        text = message.text or f"[{message.kind}]"
         fresh = await self.deps.storage.messages.record_inbound(
-            self.company_id, message.message_id, message.sender_phone, message.text
+            self.company_id, message.message_id, message.sender_phone, text
         )
         if not fresh:
             return  # redelivered: already recorded and handled
@@ -658,7 +667,7 @@ class CompanyActor(Actor):
             return
         self.nursery.start_soon(self._handle_inbound, message)
 
-    async def _handle_inbound(self, message: InboundMessage) -> None:
+    async def _handle_inbound(self, message: InboundMessage | StaffMessage) -> None:
         try:
             await self.deps.inbound_handler(self.company_id, message)
         except Exception:

@@ -16,6 +16,7 @@ from ._errors import PairingUnavailable as PairingUnavailable
 from ._errors import SendFailed as SendFailed
 from ._errors import SessionNotConnected as SessionNotConnected
 from ._errors import WhatsAppError as WhatsAppError
+from ._events import MESSAGE_KINDS as MESSAGE_KINDS
 from ._events import Connected as Connected
 from ._events import ConnectFailed as ConnectFailed
 from ._events import Disconnected as Disconnected
@@ -28,6 +29,7 @@ from ._events import PairingFailed as PairingFailed
 from ._events import QrCode as QrCode
 from ._events import SessionEvent as SessionEvent
 from ._events import SessionLost as SessionLost
+from ._events import StaffMessage as StaffMessage
 from ._events import StreamReplaced as StreamReplaced
 from ._events import TemporaryBan as TemporaryBan
 from ._events import event_from_dict as event_from_dict
@@ -56,6 +58,7 @@ from ._world import WorldError as WorldError
 from ._world_server import serve_world as serve_world
 
 __all__ = [
+    "MESSAGE_KINDS",
     "BackendUnavailable",
     "CommandTimeout",
     "ConnectFailed",
@@ -88,6 +91,7 @@ __all__ = [
     "SimulatedGateway",
     "SimulatedSession",
     "SimulatedWorld",
+    "StaffMessage",
     "StreamReplaced",
     "TemporaryBan",
     "WhatsAppError",

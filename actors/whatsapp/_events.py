@@ -84,14 +84,33 @@ class KeepAliveRestored:
     """Keep-alive pings succeed again after a :class:`KeepAliveTimeout`."""
 
 
+#: What a message carries: text, or a kind of media the assistant cannot read (a voice note is
+#: ``audio``; a contact card or a location is ``other``). Media keep their caption as ``text``.
+MESSAGE_KINDS = ("text", "image", "audio", "video", "document", "sticker", "other")
+
+
 @dataclass(frozen=True, slots=True)
 class InboundMessage:
-    """A text message from a client (``timestamp`` in Unix seconds)."""
+    """A message from a client (``timestamp`` in Unix seconds); ``kind`` is one of
+    :data:`MESSAGE_KINDS` (``text`` unless it is media)."""
 
     message_id: str
     sender_phone: str
     text: str
     timestamp: float
+    kind: str = "text"
+
+
+@dataclass(frozen=True, slots=True)
+class StaffMessage:
+    """A message the salon's own staff sent to a client from the linked phone (not one we
+    sent): a person is talking to that client, so the assistant keeps quiet there."""
+
+    message_id: str
+    to_phone: str
+    text: str
+    timestamp: float
+    kind: str = "text"
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +139,7 @@ SessionEvent: TypeAlias = (
     | KeepAliveTimeout
     | KeepAliveRestored
     | InboundMessage
+    | StaffMessage
     | ConnectFailed
     | SessionLost
 )
@@ -138,6 +158,7 @@ EVENT_TYPES: dict[str, type[SessionEvent]] = {
         KeepAliveTimeout,
         KeepAliveRestored,
         InboundMessage,
+        StaffMessage,
         ConnectFailed,
         SessionLost,
     )

@@ -31,6 +31,7 @@ from its own threads, as neonize does from its Go threads. Tests drive sessions 
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import functools
@@ -68,6 +69,7 @@ from ._events import (
     PairingFailed,
     QrCode,
     SessionEvent,
+    StaffMessage,
     StreamReplaced,
     TemporaryBan,
 )
@@ -145,12 +147,56 @@ def _message_text(message: Any) -> str:
     return ""
 
 
+# Media a client can send, by the protobuf field that carries it; the value is our kind. Other
+# fields (reactions, receipts of edits, protocol and key-distribution messages, polls) are not
+# something a person wrote to the salon, so they are not messages for us at all.
+_MEDIA_KINDS = {
+    "imageMessage": "image",
+    "audioMessage": "audio",  # voice notes too (ptt)
+    "videoMessage": "video",
+    "ptvMessage": "video",  # round video notes
+    "documentMessage": "document",
+    "documentWithCaptionMessage": "document",
+    "stickerMessage": "sticker",
+    "contactMessage": "other",
+    "contactsArrayMessage": "other",
+    "locationMessage": "other",
+    "liveLocationMessage": "other",
+}
+_WRAPPERS = ("viewOnceMessage", "viewOnceMessageV2", "viewOnceMessageV2Extension")
+
+
+def _media(message: Any, depth: int = 0) -> tuple[str, str] | None:
+    """``(kind, caption)`` for a media message, or ``None`` when it is not one."""
+    for field in _MEDIA_KINDS:
+        if message.HasField(field):
+            inner = getattr(message, field)
+            if field == "documentWithCaptionMessage":
+                inner = inner.message.documentMessage
+            return _MEDIA_KINDS[field], str(getattr(inner, "caption", ""))
+    if depth == 0:  # "view once" media wrap the real message one level down
+        for wrapper in _WRAPPERS:
+            if message.HasField(wrapper):
+                return _media(getattr(message, wrapper).message, depth + 1)
+    return None
+
+
+def _content(message: Any) -> tuple[str, str] | None:
+    """``(kind, text)`` of a message a person wrote: text, or media with its caption."""
+    text = _message_text(message)
+    if text:
+        return "text", text
+    return _media(message)
+
+
 def map_event(ev: Any) -> SessionEvent | None:
     """Our event for a neonize protobuf event, or ``None`` for the ones we ignore.
 
-    Pure: dispatches on the protobuf type name, so it needs no neonize import. Inbound
-    messages: only 1:1 text (``conversation`` or ``extendedTextMessage.text``) not sent by us;
-    the sender's phone comes from ``SenderAlt`` when WhatsApp addresses the sender by LID.
+    Pure: dispatches on the protobuf type name, so it needs no neonize import. Messages: only
+    1:1, text (``conversation`` or ``extendedTextMessage.text``) or media (``kind`` says which,
+    the caption is the text); the sender's phone comes from ``SenderAlt`` when WhatsApp
+    addresses the sender by LID. Messages from the linked phone itself are
+    :class:`StaffMessage` (the session filters out the ones this device sent).
     """
     name = ev.DESCRIPTOR.full_name
     if name == "neonize.Connected":
@@ -182,22 +228,43 @@ def map_event(ev: Any) -> SessionEvent | None:
     if name == "neonize.ClientOutdated":
         return ConnectFailed("WhatsApp says the client is outdated: update neonize")
     if name == "neonize.Message":
-        source = ev.Info.MessageSource
-        if source.IsFromMe or source.IsGroup:
-            return None
-        text = _message_text(ev.Message)
-        if not text:
-            return None
-        sender = source.Sender
-        if sender.Server == "lid" and source.HasField("SenderAlt") and source.SenderAlt.User:
-            sender = source.SenderAlt
-        return InboundMessage(
+        return _map_message(ev)
+    return None
+
+
+def _map_message(ev: Any) -> InboundMessage | StaffMessage | None:
+    """A 1:1 message: from a client (:class:`InboundMessage`), or written on the linked phone
+    to a client (``IsFromMe``: :class:`StaffMessage`; the session drops the ones we sent)."""
+    source = ev.Info.MessageSource
+    if source.IsGroup or source.Chat.Server in ("g.us", "broadcast", "newsletter"):
+        return None
+    content = _content(ev.Message)
+    if content is None:
+        return None
+    kind, text = content
+    if source.IsFromMe:
+        chat = source.Chat
+        if chat.Server == "lid" and source.HasField("RecipientAlt") and source.RecipientAlt.User:
+            chat = source.RecipientAlt
+        if chat.Server != "s.whatsapp.net" or not chat.User:
+            return None  # a note to self, or a chat we cannot name by phone
+        return StaffMessage(
             message_id=str(ev.Info.ID),
-            sender_phone=str(sender.User),
+            to_phone=str(chat.User),
             text=text,
             timestamp=float(ev.Info.Timestamp),
+            kind=kind,
         )
-    return None
+    sender = source.Sender
+    if sender.Server == "lid" and source.HasField("SenderAlt") and source.SenderAlt.User:
+        sender = source.SenderAlt
+    return InboundMessage(
+        message_id=str(ev.Info.ID),
+        sender_phone=str(sender.User),
+        text=text,
+        timestamp=float(ev.Info.Timestamp),
+        kind=kind,
+    )
 
 
 _STOPPED_BY = (LoggedOut, StreamReplaced, TemporaryBan, ConnectFailed)
@@ -273,7 +340,11 @@ class NeonizeSession(SessionBase):
         self._connected = False
         self._qr_seen = False
         self._ledger: dict[str, str] | None = None
+        self._ours: set[str] = set()  # WhatsApp ids of the messages this session sent
         self._in_flight: dict[str, trio.Event] = {}  # message id → done, while it is being sent
+        # (phone, text) of sends whose WhatsApp id is not known yet, so an echo arriving
+        # before ``send_message`` returns is still recognised as ours
+        self._sending: collections.Counter[tuple[str, str]] = collections.Counter()
 
     @property
     def store_path(self) -> Path:
@@ -319,6 +390,8 @@ class NeonizeSession(SessionBase):
 
     def _on_event(self, client: Any, event: SessionEvent) -> None:
         if client is not self._client:
+            return
+        if isinstance(event, StaffMessage) and self._sent_by_us(event):
             return
         if isinstance(event, QrCode):
             lifetime = QR_LATER_LIFETIME if self._qr_seen else QR_FIRST_LIFETIME
@@ -403,6 +476,7 @@ class NeonizeSession(SessionBase):
             phone = normalise_phone(to_phone, region=None)
         except InvalidPhone as exc:
             raise SendFailed(self._company_id, message_id, str(exc)) from None
+        self._sending[(phone, text)] += 1
         try:
             response = await self._gateway._call(client.send_message, phone, text)
         except Exception as exc:
@@ -410,9 +484,18 @@ class NeonizeSession(SessionBase):
             if type(exc).__name__ == "SendMessageError" and "deadline" not in str(exc):
                 raise SendFailed(self._company_id, message_id, reason) from None
             raise OutcomeUnknown(f"company {self._company_id}: {reason}") from None
+        finally:
+            self._sending[(phone, text)] -= 1
+            if self._sending[(phone, text)] <= 0:
+                del self._sending[(phone, text)]
         wa_id = str(response.ID) or message_id
         self._record(message_id, wa_id)
         return wa_id
+
+    def _sent_by_us(self, event: StaffMessage) -> bool:
+        """Whether a message from this account is one this session sent (not the staff's)."""
+        self._load_ledger()
+        return event.message_id in self._ours or (event.to_phone, event.text) in self._sending
 
     def _load_ledger(self) -> dict[str, str]:
         if self._ledger is None:
@@ -422,12 +505,14 @@ class NeonizeSession(SessionBase):
                     ours, _, theirs = line.partition(" ")
                     if ours and theirs:
                         self._ledger[ours] = theirs
+                        self._ours.add(theirs)
             except FileNotFoundError:
                 pass
         return self._ledger
 
     def _record(self, message_id: str, wa_id: str) -> None:
         self._load_ledger()[message_id] = wa_id
+        self._ours.add(wa_id)
         with open(self._ledger_path, "a") as f:
             f.write(f"{message_id} {wa_id}\n")
 
@@ -459,6 +544,7 @@ class NeonizeSession(SessionBase):
                 with contextlib.suppress(FileNotFoundError):
                     path.unlink()
             self._ledger = None
+            self._ours = set()
 
     async def stop(self) -> None:
         """Stop the client (credentials kept). Idempotent."""

@@ -29,6 +29,7 @@ from ._events import (
     QrCode,
     SessionEvent,
     SessionLost,
+    StaffMessage,
     StreamReplaced,
     TemporaryBan,
 )
@@ -66,7 +67,7 @@ def next_state(state: SessionState, event: SessionEvent) -> SessionState:
         return SessionState.DISCONNECTED
     if isinstance(event, _STOPPING):
         return SessionState.IDLE
-    if isinstance(event, KeepAliveTimeout | KeepAliveRestored | InboundMessage):
+    if isinstance(event, KeepAliveTimeout | KeepAliveRestored | InboundMessage | StaffMessage):
         return state
     return state
 

@@ -28,6 +28,7 @@ import trio
 from .._phones import InvalidPhone, normalise_phone
 from ._errors import OutcomeUnknown, PairingUnavailable, SendFailed, SessionNotConnected
 from ._events import (
+    MESSAGE_KINDS,
     Connected,
     ConnectFailed,
     Disconnected,
@@ -37,6 +38,7 @@ from ._events import (
     Linked,
     LoggedOut,
     SessionEvent,
+    StaffMessage,
     StreamReplaced,
     TemporaryBan,
 )
@@ -145,7 +147,7 @@ class _Company:
     banned: TemporaryBan | None = None
     conn: WorldConnection | None = None
     pairing: dict[str, str] = field(default_factory=dict)
-    pending: list[InboundMessage] = field(default_factory=list)
+    pending: list[InboundMessage | StaffMessage] = field(default_factory=list)
     delivered: list[DeliveredMessage] = field(default_factory=list)
     delivered_ids: set[str] = field(default_factory=set)
     chats: ChatLog = field(default_factory=ChatLog)
@@ -327,26 +329,55 @@ class SimulatedWorld:
         return company.jid
 
     def send_inbound(
-        self, company_id: int, from_phone: str, text: str, *, message_id: str | None = None
+        self,
+        company_id: int,
+        from_phone: str,
+        text: str,
+        *,
+        message_id: str | None = None,
+        kind: str = "text",
     ) -> str:
-        """A client writes to the company; queued until the session is connected."""
+        """A client writes to the company (``kind``: ``text`` or a media kind of
+        :data:`MESSAGE_KINDS`, ``text`` its caption); queued until the session is connected."""
         company = self._company(company_id)
         if company.jid is None:
             raise WorldError(f"company {company_id} has no linked WhatsApp")
+        if kind not in MESSAGE_KINDS:
+            raise WorldError(f"not a message kind: {kind!r}")
         message = InboundMessage(
             message_id or new_message_id(),
             normalise_phone(from_phone, region=None),
             text,
             float(time.time()),
+            kind,
         )
         company.chats.add(message.sender_phone, "in", text)
+        self._deliver_to_session(company, message)
+        return message.message_id
+
+    def staff_send(self, company_id: int, to_phone: str, text: str) -> str:
+        """The salon's staff write to a client from the linked phone itself (not through our
+        session): the session sees a :class:`StaffMessage`. Returns its message id."""
+        company = self._company(company_id)
+        if company.jid is None:
+            raise WorldError(f"company {company_id} has no linked WhatsApp")
+        message = StaffMessage(
+            new_message_id(), normalise_phone(to_phone, region=None), text, float(time.time())
+        )
+        company.chats.add(message.to_phone, "out", text)
+        self._deliver_to_session(company, message)
+        return message.message_id
+
+    def _deliver_to_session(
+        self, company: _Company, message: InboundMessage | StaffMessage
+    ) -> None:
+        """Hand a message to the connected session, or keep it until one connects."""
         conn = company.conn
         if conn is not None and conn.connected:
             conn.sink(message)
         else:
             company.pending.append(message)
         self._touch()
-        return message.message_id
 
     def go_offline(self, company_id: int) -> None:
         """The network drops: a connected session sees ``Disconnected``; sends fail."""

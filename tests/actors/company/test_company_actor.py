@@ -517,6 +517,40 @@ async def test_inbound_messages_are_recorded_once_and_handled_once(
         assert handled == [(first, text), (second, "На завтра")]
 
 
+async def test_media_and_staff_messages_reach_the_handler(
+    autojump_clock: MockClock, world: SimulatedWorld
+) -> None:
+    """A voice note reaches the handler with its kind (logged by its kind, having no text);
+    what the staff write to a client from the linked phone reaches it too, unlogged (a row
+    would look like a message still to send)."""
+    from actors.whatsapp import InboundMessage, StaffMessage
+
+    handled: list[InboundMessage | StaffMessage] = []
+
+    async def handler(company_id: int, message: InboundMessage | StaffMessage) -> None:
+        handled.append(message)
+
+    async with (
+        open_storage(monotonic_clock=trio.current_time) as storage,
+        running_node(make_settings(), storage, world, inbound_handler=handler) as node,
+    ):
+        cid = await register(node)
+        await link(node, world, cid)
+        voice = world.send_inbound(cid, "79005550000", "", kind="audio")
+        await trio.sleep(1)
+        staff = world.staff_send(cid, "79005550000", "Добрый день! Это Анна")
+        await trio.sleep(1)
+        assert [(type(h).__name__, h.message_id, h.kind) for h in handled] == [
+            ("InboundMessage", voice, "audio"),
+            ("StaffMessage", staff, "text"),
+        ]
+        recent = await storage.messages.recent(cid)
+        assert [(r.direction, r.wa_message_id, r.text) for r in recent] == [
+            ("in", voice, "[audio]")
+        ]
+        assert await storage.messages.pending_outbound(cid) == []
+
+
 async def test_a_slow_viewer_is_dropped_and_never_slows_the_actor(
     autojump_clock: MockClock, node: Node, world: SimulatedWorld
 ) -> None:

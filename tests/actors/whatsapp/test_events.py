@@ -20,6 +20,7 @@ from actors.whatsapp import (
     SessionEvent,
     SessionLost,
     SessionState,
+    StaffMessage,
     StreamReplaced,
     TemporaryBan,
     event_from_dict,
@@ -39,6 +40,7 @@ ALL_EVENTS: list[SessionEvent] = [
     KeepAliveTimeout(),
     KeepAliveRestored(),
     InboundMessage("ABCDEF123456", "79005550000", "Привет", 1700000000.0),
+    StaffMessage("ABCDEF654321", "79005550000", "Это администратор", 1700000001.0, "image"),
     ConnectFailed("failed to dial"),
     SessionLost("host died"),
 ]
@@ -78,6 +80,7 @@ def test_qr_code_repr_hides_the_code() -> None:
         (SessionState.CONNECTED, Disconnected("x"), SessionState.DISCONNECTED),
         (SessionState.DISCONNECTED, Connected(), SessionState.CONNECTED),
         (SessionState.CONNECTED, InboundMessage("i", "p", "t", 0.0), SessionState.CONNECTED),
+        (SessionState.CONNECTED, StaffMessage("i", "p", "t", 0.0), SessionState.CONNECTED),
         (SessionState.CONNECTED, KeepAliveTimeout(), SessionState.CONNECTED),
         (SessionState.CONNECTED, LoggedOut("x"), SessionState.IDLE),
         (SessionState.CONNECTED, StreamReplaced(), SessionState.IDLE),

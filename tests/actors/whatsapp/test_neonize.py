@@ -41,6 +41,7 @@ from actors.whatsapp import (
     QrCode,
     SessionNotConnected,
     SessionState,
+    StaffMessage,
     StreamReplaced,
     TemporaryBan,
     check_neonize,
@@ -56,7 +57,7 @@ def jid(user: str, server: str = "s.whatsapp.net", device: int = 0) -> object:
 
 def message(text_message: object, **source: object) -> object:
     src = pb.MessageSource(
-        Chat=jid("79005550001"),
+        Chat=source.pop("Chat", jid("79005550001")),
         Sender=source.pop("Sender", jid("79005550001")),
         IsFromMe=source.pop("IsFromMe", False),
         IsGroup=source.pop("IsGroup", False),
@@ -118,11 +119,80 @@ def test_lid_sender_uses_the_phone_number() -> None:
 
 
 def test_ignored_messages_and_events() -> None:
-    assert map_event(message(e2e.Message(conversation="mine"), IsFromMe=True)) is None
     assert map_event(message(e2e.Message(conversation="group"), IsGroup=True)) is None
-    image = e2e.Message(imageMessage=e2e.ImageMessage(caption=""))
-    assert map_event(message(image)) is None
+    assert map_event(message(e2e.Message(conversation="status"), Chat=status_chat())) is None
+    reaction = e2e.Message(reactionMessage=e2e.ReactionMessage(text="👍"))
+    assert map_event(message(reaction)) is None
+    revoke = e2e.Message(protocolMessage=e2e.ProtocolMessage(type=e2e.ProtocolMessage.REVOKE))
+    assert map_event(message(revoke)) is None
+    assert map_event(message(e2e.Message())) is None
     assert map_event(pb.Receipt()) is None
+
+
+def status_chat() -> object:
+    return jid("status", server="broadcast")
+
+
+@pytest.mark.parametrize(
+    ("content", "kind", "text"),
+    [
+        (e2e.Message(imageMessage=e2e.ImageMessage(caption="")), "image", ""),
+        (e2e.Message(imageMessage=e2e.ImageMessage(caption="вот так")), "image", "вот так"),
+        (e2e.Message(audioMessage=e2e.AudioMessage(PTT=True, seconds=7)), "audio", ""),
+        (e2e.Message(videoMessage=e2e.VideoMessage(caption="видео")), "video", "видео"),
+        (e2e.Message(ptvMessage=e2e.VideoMessage()), "video", ""),
+        (e2e.Message(documentMessage=e2e.DocumentMessage(fileName="a.pdf")), "document", ""),
+        (
+            e2e.Message(
+                documentWithCaptionMessage=e2e.FutureProofMessage(
+                    message=e2e.Message(documentMessage=e2e.DocumentMessage(caption="прайс?"))
+                )
+            ),
+            "document",
+            "прайс?",
+        ),
+        (e2e.Message(stickerMessage=e2e.StickerMessage()), "sticker", ""),
+        (e2e.Message(locationMessage=e2e.LocationMessage(degreesLatitude=55.7)), "other", ""),
+        (e2e.Message(contactMessage=e2e.ContactMessage(displayName="Маша")), "other", ""),
+        (
+            e2e.Message(
+                viewOnceMessageV2=e2e.FutureProofMessage(
+                    message=e2e.Message(imageMessage=e2e.ImageMessage(caption="раз"))
+                )
+            ),
+            "image",
+            "раз",
+        ),
+    ],
+)
+def test_media_messages_carry_their_kind_and_caption(content: object, kind: str, text: str) -> None:
+    event = map_event(message(content))
+    assert event == InboundMessage("3A1B2C3D4E5F", "79005550001", text, 1.7e9, kind)
+
+
+def test_a_message_from_the_linked_phone_is_the_staffs() -> None:
+    """``IsFromMe`` in a 1:1 chat: the salon wrote to the client from the phone itself."""
+    event = map_event(message(e2e.Message(conversation="Добрый день, это Анна"), IsFromMe=True))
+    assert event == StaffMessage("3A1B2C3D4E5F", "79005550001", "Добрый день, это Анна", 1.7e9)
+    photo = e2e.Message(imageMessage=e2e.ImageMessage(caption="наш прайс"))
+    staff_photo = map_event(message(photo, IsFromMe=True))
+    assert staff_photo == StaffMessage("3A1B2C3D4E5F", "79005550001", "наш прайс", 1.7e9, "image")
+    lid = map_event(
+        message(
+            e2e.Message(conversation="hi"),
+            IsFromMe=True,
+            Chat=jid("123456789012345", server="lid"),
+            RecipientAlt=jid("79005550009"),
+        )
+    )
+    assert isinstance(lid, StaffMessage) and lid.to_phone == "79005550009"
+    # a LID chat with no phone to name it by, and staff messages in groups: not for us
+    anonymous = message(
+        e2e.Message(conversation="hi"), IsFromMe=True, Chat=jid("1234567890", server="lid")
+    )
+    assert map_event(anonymous) is None
+    group = message(e2e.Message(conversation="всем"), IsFromMe=True, IsGroup=True)
+    assert map_event(group) is None
 
 
 def test_library_is_present() -> None:
@@ -323,3 +393,60 @@ async def test_offline_connect_reports_connect_failed(
     await session.logout()
     assert not (tmp_path / "sessions" / "company_42.sqlite3").exists()
     assert gateway.ping()
+
+
+async def test_staff_messages_skip_the_ones_this_session_sent(
+    fake_gateway: NeonizeGateway, clients: FakeClients
+) -> None:
+    """whatsmeow may echo a message this device sent as ``IsFromMe``: only messages the
+    staff typed on the phone are :class:`StaffMessage` events."""
+    session = fake_gateway.open_session(45)
+    await session.start()
+    [client] = clients.made
+    await client.emit(pb.Connected(status=True))
+    assert await session.events.receive() == Connected()
+    wa_id = await session.send_text("79005550001", "Записала вас", new_message_id())
+    assert wa_id == "3EB01"
+
+    def from_phone(msg_id: str, text: str) -> object:
+        src = pb.MessageSource(Chat=jid("79005550001"), Sender=jid("79001234567"), IsFromMe=True)
+        info = pb.MessageInfo(MessageSource=src, ID=msg_id, Timestamp=1_700_000_000)
+        return pb.Message(Info=info, Message=e2e.Message(conversation=text))
+
+    await client.emit(from_phone(wa_id, "Записала вас"))  # our own send, echoed
+    await client.emit(from_phone("3A0000STAFF", "Я перезвоню"))  # typed on the phone
+    assert await session.events.receive() == StaffMessage(
+        "3A0000STAFF", "79005550001", "Я перезвоню", 1.7e9
+    )
+    assert session.events.statistics().current_buffer_used == 0
+
+
+async def test_an_echo_during_the_send_is_ours_too(tmp_path: Path) -> None:
+    """The echo of a send can arrive before ``send_message`` returns its id: recognised by
+    chat and text while that send is in flight."""
+    echoed = threading.Event()
+
+    class EchoingClient(FakeClient):
+        def send_message(self, to: str, text: str) -> object:
+            self.sent.append((to, text))
+            src = pb.MessageSource(Chat=jid(to), Sender=jid("79001234567"), IsFromMe=True)
+            info = pb.MessageInfo(MessageSource=src, ID="3EB0ECHO", Timestamp=1_700_000_000)
+            self._on_event(self, pb.Message(Info=info, Message=e2e.Message(conversation=text)))
+            echoed.set()
+            return types.SimpleNamespace(ID="3EB0ECHO")
+
+    clients = FakeClients(EchoingClient)
+    async with trio.open_nursery() as background:
+        gateway = NeonizeGateway(
+            background, sessions_path=tmp_path / "sessions", client_factory=clients
+        )
+        session = gateway.open_session(46)
+        await session.start()
+        [client] = clients.made
+        await client.emit(pb.Connected(status=True))
+        assert await session.events.receive() == Connected()
+        with trio.fail_after(10):
+            await session.send_text("79005550001", "Ждём вас", new_message_id())
+        assert echoed.is_set()
+        assert session.events.statistics().current_buffer_used == 0
+        await gateway.aclose()

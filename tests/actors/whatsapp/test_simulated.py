@@ -26,6 +26,7 @@ from actors.whatsapp import (
     SimulatedGateway,
     SimulatedSession,
     SimulatedWorld,
+    StaffMessage,
     StreamReplaced,
     TemporaryBan,
     WhatsAppGateway,
@@ -335,3 +336,38 @@ async def test_ten_thousand_idle_sessions_need_no_tasks(
         assert len(nursery.child_tasks) == 0
         assert gw.snapshot().sessions == 10_000
         await gw.aclose()
+
+
+async def test_media_and_staff_messages(
+    gateway: SimulatedGateway, world: SimulatedWorld, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A client's voice note reaches the session with its kind; what the salon's staff type
+    on the linked phone reaches it as a StaffMessage (queued while offline, like inbound)."""
+    session = await linked_session(gateway, world)
+    voice = world.send_inbound(1, CLIENT, "", kind="audio")
+    event = await session.events.receive()
+    assert isinstance(event, InboundMessage)
+    assert (event.message_id, event.kind, event.text) == (voice, "audio", "")
+    with pytest.raises(WorldError, match="not a message kind"):
+        world.send_inbound(1, CLIENT, "", kind="hologram")
+    staff = world.staff_send(1, CLIENT, "Здравствуйте, это Анна из салона")
+    event = await session.events.receive()
+    assert isinstance(event, StaffMessage)
+    assert (event.message_id, event.to_phone, event.text, event.kind) == (
+        staff,
+        CLIENT,
+        "Здравствуйте, это Анна из салона",
+        "text",
+    )
+    world.go_offline(1)
+    assert await session.events.receive() == Disconnected("connection lost")
+    later = world.staff_send(1, CLIENT, "Перезвоню")
+    world.go_online(1)
+    assert await session.events.receive() == Connected()
+    event = await session.events.receive()
+    assert isinstance(event, StaffMessage) and event.message_id == later
+    assert [(line.direction, line.text) for line in world.chat(1, CLIENT)][-3:] == [
+        ("in", ""),
+        ("out", "Здравствуйте, это Анна из салона"),
+        ("out", "Перезвоню"),
+    ]
