@@ -63,9 +63,18 @@ def create_app(node: Node) -> QuartTrio:
     register_error_handlers(app)
     _register_domain_errors(app)
 
-    from .routes import dev, health, marketplace, openapi, sync, websocket, yclients
+    from .routes import (
+        assistant,
+        dev,
+        health,
+        marketplace,
+        openapi,
+        sync,
+        websocket,
+        yclients,
+    )
 
-    for module in (health, marketplace, websocket, dev, openapi, sync, yclients):
+    for module in (health, marketplace, websocket, dev, openapi, sync, yclients, assistant):
         app.register_blueprint(module.blueprint)
 
     @app.before_request

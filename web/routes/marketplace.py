@@ -291,9 +291,15 @@ async def status(company_id: str) -> Any:
     cid = parse_id(company_id, "companyId")
     principal = await principal_from(request.headers, token=request.args.get("token"))
     require_company(principal, cid)
-    await company_or_404(cid)
+    company = await company_or_404(cid)
     view = await state().node.company(cid).ask(m.GetStatus())
-    return jsonify({**view_json(view), "sync": await sync_json(cid)})
+    return jsonify(
+        {
+            **view_json(view),
+            "sync": await sync_json(cid),
+            "assistant": {"enabled": company.ai_enabled},
+        }
+    )
 
 
 @blueprint.post("/callback")

@@ -10,7 +10,7 @@ from actors import MAX_PHONE_TEXT
 from storage import MAX_ID
 
 from .._openapi import RouteDoc, build_openapi
-from .._validation import EMAIL, PHONE, TEXT, object_schema
+from .._validation import BOOLEAN, EMAIL, PHONE, TEXT, object_schema
 from .._validation import ID as ID_FIELD
 
 blueprint = Blueprint("openapi", __name__)
@@ -22,6 +22,17 @@ SUCCESS = {
     "type": "object",
     "properties": {"success": {"type": "boolean"}},
     "required": ["success"],
+}
+ASSISTANT_STATE = {
+    "type": "object",
+    "description": "Whether the assistant answers the salon's clients (companies.ai_enabled)",
+    "properties": {"enabled": {"type": "boolean"}},
+    "required": ["enabled"],
+}
+ASSISTANT_SWITCHED = {
+    "type": "object",
+    "properties": {"success": {"type": "boolean"}, "company_id": ID, "assistant": ASSISTANT_STATE},
+    "required": ["success", "company_id", "assistant"],
 }
 STATUS = {
     "type": "object",
@@ -42,6 +53,7 @@ STATUS = {
                 "last_attempt_at": {"type": ["string", "null"], "format": "date-time"},
             },
         },
+        "assistant": ASSISTANT_STATE,
     },
 }
 REGISTER_BODY = object_schema(
@@ -51,6 +63,7 @@ COMPANY_OR_SALON = object_schema({}, {"company_id": ID_FIELD, "salon_id": ID_FIE
 TOKEN_BODY = object_schema({"company_id": ID_FIELD})
 INBOUND_BODY = object_schema({"phone": PHONE, "text": TEXT})
 ANY_OBJECT = {"type": "object"}
+ASSISTANT_BODY = object_schema({"enabled": BOOLEAN})
 PHONE_QUERY = {
     "type": "string",
     "maxLength": MAX_PHONE_TEXT,
@@ -174,6 +187,22 @@ ROUTES: tuple[RouteDoc, ...] = (
             410: "Uninstalled",
             503: "Sync not available (YClients not configured)",
         },
+    ),
+    *(
+        RouteDoc(
+            "/marketplace/company/{companyId}/assistant",
+            method,
+            "Switch the salon's assistant on or off (off: messages are recorded, not answered)",
+            auth="company",
+            request_schema=ASSISTANT_BODY,
+            response_schema=ASSISTANT_SWITCHED,
+            responses={
+                200: "Switched (or already so)",
+                404: "Unknown company",
+                410: "Uninstalled",
+            },
+        )
+        for method in ("PATCH", "POST")
     ),
     RouteDoc(
         "/marketplace/ws",
