@@ -43,6 +43,7 @@ from ._models import PoolStats as PoolStats
 from ._models import PutResult as PutResult
 from ._models import QrCode as QrCode
 from ._models import RateDecision as RateDecision
+from ._models import SalonCategory as SalonCategory
 from ._models import SalonDetails as SalonDetails
 from ._models import SalonRecord as SalonRecord
 from ._models import SalonService as SalonService
@@ -137,6 +138,7 @@ __all__ = [
     "RateDecision",
     "RateLimiter",
     "SalonCatalog",
+    "SalonCategory",
     "SalonDetails",
     "SalonRecord",
     "SalonRecords",

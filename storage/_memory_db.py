@@ -35,6 +35,7 @@ from ._models import (
     Catalog,
     Company,
     CompanyStatus,
+    Conversation,
     Direction,
     InboxEvent,
     InboxStatus,
@@ -44,6 +45,7 @@ from ._models import (
     OutboxItem,
     OutboxStatus,
     PutResult,
+    SalonCategory,
     SalonDetails,
     SalonRecord,
     SalonService,
@@ -77,6 +79,8 @@ class MemoryDatabase:
         self.staff: dict[int, dict[int, SalonStaff]] = {}
         self.sync: dict[int, SyncState] = {}
         self.records: dict[tuple[int, int], SalonRecord] = {}
+        self.categories: dict[int, dict[int, SalonCategory]] = {}
+        self.conversations: dict[tuple[int, str], Conversation] = {}
         self._ids: dict[str, int] = {}
 
     def next_id(self, table: str) -> int:

@@ -7,7 +7,7 @@ carries only the short display prefixes of its API key and webhook secret.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, time
 from enum import StrEnum
 from typing import Any
 
@@ -64,6 +64,11 @@ class Company:
     webhook_secret_version: int = 0
     #: The WhatsApp session was opened elsewhere; kept stopped until taken back (request-qr).
     whatsapp_replaced: bool = False
+    #: Opening hours as synced: the salon's own words (YClients' ``schedule``) and, when they
+    #: name one daily span, its local opening and closing time.
+    schedule: str | None = None
+    opens_at: time | None = None
+    closes_at: time | None = None
 
     @property
     def status(self) -> CompanyStatus:
@@ -203,6 +208,22 @@ class SalonService:
     duration: int | None = None  # seconds
     active: bool = True
     updated_at: datetime | None = None
+    #: YClients' ``comment``: what the service is, in the salon's words.
+    description: str | None = None
+    #: The masters who do it, in id order (empty: not known).
+    staff_ids: tuple[int, ...] = ()
+    #: The salon's own words for it ("шеллак"), in the order given.
+    synonyms: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SalonCategory:
+    """A YClients service category as synced (``salon_categories``)."""
+
+    category_id: int
+    title: str
+    active: bool = True
+    updated_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -227,6 +248,12 @@ class SalonDetails:
     email: str | None = None
     address: str | None = None
     timezone: str | None = None
+    #: Opening hours: the text (``schedule``) and the daily span it names (both or neither).
+    #: ``None`` leaves the stored value; refreshed together, so a schedule without a span
+    #: clears the span.
+    schedule: str | None = None
+    opens_at: time | None = None
+    closes_at: time | None = None
 
 
 @dataclass(frozen=True)
@@ -235,6 +262,7 @@ class Catalog:
 
     services: list[SalonService]
     staff: list[SalonStaff]
+    categories: list[SalonCategory] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

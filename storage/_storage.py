@@ -18,6 +18,7 @@ from ._protocols import (
     AuditLog,
     CompanyRepository,
     ConnectTokens,
+    Conversations,
     Leases,
     MessageLog,
     Outbox,
@@ -68,6 +69,8 @@ class Storage:
     messages: MessageLog
     catalog: SalonCatalog
     records: SalonRecords
+    #: The assistant's conversations, one per (company, client phone).
+    conversations: Conversations
     tokens: ConnectTokens
     qr: QrCodes
     rate_limiter: RateLimiter
@@ -156,6 +159,7 @@ async def open_storage(
             memory_db: MemoryDatabase | None = None
             if database_url:
                 from ._migrate import migrate
+                from ._pg_conversations import PgConversations
                 from ._pg_db import (
                     PgAuditLog,
                     PgCompanies,
@@ -184,7 +188,9 @@ async def open_storage(
                 messages: MessageLog = PgMessageLog(pg, wall_clock)
                 catalog: SalonCatalog = PgSalonCatalog(pg, wall_clock)
                 records: SalonRecords = PgSalonRecords(pg, wall_clock)
+                conversations: Conversations = PgConversations(pg, wall_clock)
             else:
+                from ._conversations import MemoryConversations
                 from ._memory_db import (
                     MemoryAuditLog,
                     MemoryCompanies,
@@ -204,6 +210,7 @@ async def open_storage(
                 messages = MemoryMessageLog(memory_db)
                 catalog = MemorySalonCatalog(memory_db)
                 records = MemorySalonRecords(memory_db)
+                conversations = MemoryConversations(memory_db)
 
             redis: RedisBackend | None = None
             memory_kv: MemoryKeyValue | None = None
@@ -255,6 +262,7 @@ async def open_storage(
                 messages=messages,
                 catalog=catalog,
                 records=records,
+                conversations=conversations,
                 tokens=tokens,
                 qr=qr,
                 rate_limiter=rate_limiter,
