@@ -6,7 +6,13 @@
         ...
         assert fake.max_requests_in_window(1.0) <= 5
 
-Local runs: ``python -m tests.fakes.yclients --port 8081``.
+Salons from a catalog file instead of the three built-in ones::
+
+    async with running_fake_yclients(catalog="catalog.example.json") as fake:
+        ...
+        assert fake.record_by_key(555100, "rustam-haircut")["deleted"]
+
+Local runs: ``python -m tests.fakes.yclients [--catalog FILE] --port 8081``.
 """
 
 from ._app import ACCEPT as ACCEPT
@@ -16,6 +22,8 @@ from ._app import USER_TOKEN as USER_TOKEN
 from ._app import YCLIENTS_LIMITS as YCLIENTS_LIMITS
 from ._app import FakeYClients as FakeYClients
 from ._app import SentWebhook as SentWebhook
+from ._catalog import CatalogError as CatalogError
+from ._catalog import load_catalog as load_catalog
 from ._data import BORODA_ID as BORODA_ID
 from ._data import LOTOS_ID as LOTOS_ID
 from ._data import ORCHID_ID as ORCHID_ID
@@ -35,11 +43,13 @@ __all__ = [
     "PARTNER_TOKEN",
     "USER_TOKEN",
     "YCLIENTS_LIMITS",
+    "CatalogError",
     "FakeSalon",
     "FakeYClients",
     "Fault",
     "RecordedRequest",
     "SentWebhook",
+    "load_catalog",
     "running_fake_yclients",
     "seed_salons",
     "serve_fake_yclients",

@@ -1,7 +1,10 @@
-"""``python -m tests.fakes.yclients --port 8081``: serve the fake YClients for local runs.
+"""``python -m tests.fakes.yclients [--catalog FILE] [--port N]``: serve the fake YClients.
 
-Point the server at it with ``YCLIENTS_BASE_URL=http://127.0.0.1:8081`` and
-``YCLIENTS_API_KEY`` / ``YCLIENTS_APPLICATION_ID`` set to the values printed at start.
+Without ``--catalog`` it serves its three built-in salons; with it, exactly the salons of FILE
+(the format of ``shared/assistant/catalog.example.json``). The first line on stdout is always
+``fake YClients on http://HOST:PORT`` (``--port 0`` picks a free port). Point the server at it
+with ``YCLIENTS_BASE_URL`` and ``YCLIENTS_API_KEY`` / ``YCLIENTS_APPLICATION_ID`` set to the
+values printed at start. A catalog it cannot read ends it at once with exit status 2.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from functools import partial
 import trio
 
 from ._app import APPLICATION_ID, PARTNER_TOKEN, YCLIENTS_LIMITS
+from ._catalog import CatalogError, load_catalog
 from ._server import serve_fake_yclients
 
 
@@ -24,7 +28,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--application-id", type=int, default=APPLICATION_ID)
     parser.add_argument("--user-token", default=None)
     parser.add_argument("--no-rate-limit", action="store_true", help="do not enforce 5/s, 200/min")
+    parser.add_argument("--catalog", default=None, help="serve exactly the salons of this file")
     args = parser.parse_args(argv)
+    salons = None
+    if args.catalog is not None:
+        try:
+            salons = load_catalog(args.catalog)
+        except CatalogError as exc:
+            parser.exit(2, f"{parser.prog}: bad catalog: {exc}\n")
 
     async def run() -> None:
         async with trio.open_nursery() as nursery:
@@ -37,14 +48,15 @@ def main(argv: list[str] | None = None) -> None:
                     application_id=args.application_id,
                     user_token=args.user_token,
                     rate_limits=None if args.no_rate_limit else YCLIENTS_LIMITS,
+                    salons=salons,
                 )
             )
-            salons = ", ".join(f"{s.id} {s.title}" for s in fake.salons.values())
-            print(f"fake YClients on {fake.base_url}")
+            served = ", ".join(f"{s.id} {s.title}" for s in fake.salons.values())
+            print(f"fake YClients on {fake.base_url}", flush=True)
             print(f"  YCLIENTS_BASE_URL={fake.base_url}")
             print(f"  YCLIENTS_APPLICATION_ID={args.application_id}")
             print("  YCLIENTS_API_KEY=<the --partner-token value>")
-            print(f"  salons: {salons}")
+            print(f"  salons: {served}", flush=True)
 
     with contextlib.suppress(KeyboardInterrupt):
         trio.run(run)

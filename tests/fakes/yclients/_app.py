@@ -17,6 +17,7 @@ import math
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -24,6 +25,8 @@ import httpx
 import trio
 
 from . import _booking as booking
+from . import _company as company
+from ._catalog import CatalogSource, load_catalog
 from ._data import FakeSalon, seed_salons
 from ._wire import Fault, RecordedRequest, Reply, error, ok
 
@@ -64,13 +67,19 @@ class SentWebhook:
 class FakeYClients:
     """State and ASGI entry point of the fake; see ``running_fake_yclients`` to serve it.
 
+    The salons are today's three (``seed_salons``), or ``salons``, or those of ``catalog`` (a
+    catalog file's path or its parsed JSON, see ``_catalog.py``; its relative days counted from
+    ``now``, the real clock if ``None``). ``now`` also fixes the fake's own "now" (free times,
+    the past) as ``state.now``.
+
     Controls (synchronous, call them from the test): ``fail``, ``hang``, ``close_connection``,
     ``release_hung``, ``clear_faults``, ``set_installation_status``, ``blacklist``; attributes
     ``rate_limits`` (``None`` disables), ``leak_other_clients``, ``user_token`` (when set,
-    records and clients need ``User <user_token>``), ``salons``, ``state.today``.
+    records and clients need ``User <user_token>``), ``salons``, ``state.today``, ``state.now``.
     Observing: ``requests``, ``requests_to``, ``max_requests_in_window``, ``all_records``,
-    ``installation``, ``await wait_until(predicate)``. Webhooks out: ``send_lifecycle_webhook``,
-    ``send_record_webhook`` (recorded in ``sent_webhooks``).
+    ``live_records``, ``record_by_key``, ``installation``, ``await wait_until(predicate)``.
+    Webhooks out: ``send_lifecycle_webhook``, ``send_record_webhook`` (recorded in
+    ``sent_webhooks``).
     """
 
     def __init__(
@@ -81,13 +90,20 @@ class FakeYClients:
         user_token: str | None = None,
         rate_limits: tuple[tuple[int, float], ...] | None = YCLIENTS_LIMITS,
         salons: dict[int, FakeSalon] | None = None,
+        catalog: CatalogSource | None = None,
+        now: datetime | None = None,
         clock: Callable[[], float] = trio.current_time,
     ) -> None:
+        if salons is not None and catalog is not None:
+            raise ValueError("give salons or a catalog, not both")
+        if catalog is not None:
+            salons = load_catalog(catalog, now=now)
         self.partner_token = partner_token
         self.application_id = application_id
         self.user_token = user_token
         self.rate_limits = rate_limits
         self.state = booking.BookingState(salons if salons is not None else seed_salons())
+        self.state.now = now
         self.requests: list[RecordedRequest] = []
         self.faults: list[Fault] = []
         self.sent_webhooks: list[SentWebhook] = []
@@ -132,6 +148,17 @@ class FakeYClients:
     def all_records(self, salon_id: int) -> list[dict[str, Any]]:
         """Every record of a salon, deleted ones included."""
         return list(self.salons[salon_id].records.values())
+
+    def live_records(self, salon_id: int) -> list[dict[str, Any]]:
+        """The salon's records as they stand now (not deleted), by time then id."""
+        live = [r for r in self.salons[salon_id].records.values() if not r["deleted"]]
+        return sorted(live, key=lambda r: (r["datetime"], r["id"]))
+
+    def record_by_key(self, salon_id: int, key: str) -> dict[str, Any]:
+        """The record a catalog named ``key`` (``"rustam-haircut"``), deleted or not, as it
+        stands now; ``KeyError`` if the catalog named none so."""
+        salon = self.salons[salon_id]
+        return salon.records[salon.record_keys[key]]
 
     # -- faults ------------------------------------------------------------------------------
 
@@ -281,6 +308,18 @@ class FakeYClients:
                 self._uninstall,
             ),
             r("GET", f"{api}/company/{{company_id}}", "booking", booking.company),
+            r(
+                "GET",
+                f"{api}/company/{{company_id}}/services",
+                "booking",
+                company.company_services,
+            ),
+            r(
+                "GET",
+                f"{api}/company/{{company_id}}/service_categories",
+                "booking",
+                company.service_categories,
+            ),
             r("GET", f"{api}/book_services/{{company_id}}", "booking", booking.book_services),
             r("GET", f"{api}/book_staff/{{company_id}}", "booking", booking.book_staff),
             r("GET", f"{api}/book_dates/{{company_id}}", "booking", booking.book_dates),
@@ -292,6 +331,18 @@ class FakeYClients:
             ),
             r("POST", f"{api}/book_check/{{company_id}}", "booking", booking.book_check),
             r("POST", f"{api}/book_record/{{company_id}}", "booking", booking.book_record),
+            r(
+                "PUT",
+                f"{api}/book_record/{{company_id}}/{{record_id}}",
+                "user",
+                booking.book_record_move,
+            ),
+            r(
+                "PUT",
+                f"{api}/visits/{{visit_id}}/{{record_id}}",
+                "user",
+                booking.visit_attendance,
+            ),
             r("GET", f"{api}/records/{{company_id}}", "user", booking.records),
             r("GET", f"{api}/record/{{company_id}}/{{record_id}}", "user", booking.record_get),
             r(
@@ -334,6 +385,10 @@ class FakeYClients:
             if problem is not None:
                 return problem
             params = m.groupdict()
+            if route.auth in ("booking", "user") and "company_id" not in params:
+                if not all(value.isdigit() for value in params.values()):
+                    return error(404, "Не найдено")
+                return route.handler(self.state, rec, **params)
             if route.auth in ("booking", "user"):
                 company_id = params.pop("company_id")
                 salon = self.salons.get(int(company_id)) if company_id.isdigit() else None

@@ -3,6 +3,12 @@
 Handlers are plain functions (no awaits), so each request's effect is atomic. Error codes
 follow the reference: 433 slot taken or not working, 436 no master, 437 overlap in one
 request, 438 service gone, 431 bad phone, 434 blacklisted (HTTP 403), 435 no name.
+
+Free times: a grid of the salon's step (30 minutes unless the catalog says otherwise) from the
+start of the master's working hours, the whole visit (all its services' durations summed)
+before the end of them, never before the salon's local "now", never overlapping a visit of
+that master. Moving a record (``PUT book_record``) runs the same checks, the record itself
+aside.
 """
 
 from __future__ import annotations
@@ -14,10 +20,11 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ._data import FakeSalon
+from ._data import PRIVATE_STAFF_KEYS, FakeSalon
 from ._wire import RecordedRequest, Reply, error, errors, ok
 
-SLOT_STEP = timedelta(minutes=30)
+#: Attendance values ``PUT visits`` accepts: no-show, waiting, arrived, confirmed.
+ATTENDANCE = frozenset({-1, 0, 1, 2})
 
 
 @dataclass
@@ -25,15 +32,35 @@ class BookingState:
     """Everything the booking API changes, plus the knobs tests turn."""
 
     salons: dict[int, FakeSalon]
+    #: Fixes "today" in every salon (its local "now" is then that day's midnight).
     today: date | None = None
+    #: Fixes "now" (an aware datetime; read in each salon's zone). Wins over ``today``.
+    now: datetime | None = None
     blacklist: set[str] = field(default_factory=set)
     leak_other_clients: bool = False
     next_record_id: int = 50_000_001
     next_client_id: int = 3_900
     next_visit_id: int = 70_000_001
 
+    def __post_init__(self) -> None:
+        # Ids go on after those the salons already hold (a catalog's records and clients).
+        records = [r for s in self.salons.values() for r in s.records.values()]
+        clients = [c for s in self.salons.values() for c in s.clients]
+        self.next_record_id = max([self.next_record_id, *(r["id"] + 1 for r in records)])
+        self.next_visit_id = max([self.next_visit_id, *(r["visit_id"] + 1 for r in records)])
+        self.next_client_id = max([self.next_client_id, *(c + 1 for c in clients)])
+
+    def salon_now(self, salon: FakeSalon) -> datetime:
+        """The salon's local time now (aware), as the knobs set it."""
+        tz = ZoneInfo(salon.timezone)
+        if self.now is not None:
+            return self.now.astimezone(tz)
+        if self.today is not None:
+            return datetime(self.today.year, self.today.month, self.today.day, tzinfo=tz)
+        return datetime.now(tz)
+
     def salon_today(self, salon: FakeSalon) -> date:
-        return self.today or datetime.now(ZoneInfo(salon.timezone)).date()
+        return self.salon_now(salon).date()
 
 
 def normalise_phone(raw: Any) -> str | None:
@@ -52,7 +79,8 @@ def normalise_phone(raw: Any) -> str | None:
     return None
 
 
-def _now(salon: FakeSalon) -> str:
+def _stamp(salon: FakeSalon) -> str:
+    """A change time: the real wall clock in the salon's zone (``changed_after`` compares it)."""
     return datetime.now(ZoneInfo(salon.timezone)).replace(microsecond=0).isoformat()
 
 
@@ -80,20 +108,32 @@ def _record_span(record: dict[str, Any]) -> tuple[datetime, datetime]:
     return start, start + timedelta(seconds=int(record["seance_length"]))
 
 
+def _day_start(salon: FakeSalon, day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(salon.timezone))
+
+
 def _is_free(
-    salon: FakeSalon, staff: dict[str, Any], start: datetime, length: int, today: date
+    state: BookingState,
+    salon: FakeSalon,
+    staff: dict[str, Any],
+    start: datetime,
+    length: int,
+    *,
+    ignore: int | None = None,
 ) -> bool:
-    """Whether the master works then, within hours, and has no visit overlapping."""
+    """Whether the master works then, within their hours, not in the past, and has no visit
+    overlapping (the record ``ignore`` aside: the one being moved)."""
+    start = start.astimezone(ZoneInfo(salon.timezone))
     day = start.date()
-    if day < today or day.weekday() in staff.get("days_off", []):
+    if start < state.salon_now(salon) or not salon.works_on(staff, day):
         return False
-    opens = start.replace(hour=salon.open_hour, minute=0, second=0, microsecond=0)
-    closes = start.replace(hour=salon.close_hour, minute=0, second=0, microsecond=0)
+    first, last = salon.working_minutes(staff)
+    midnight = _day_start(salon, day)
     end = start + timedelta(seconds=length)
-    if start < opens or end > closes:
+    if start < midnight + timedelta(minutes=first) or end > midnight + timedelta(minutes=last):
         return False
     for record in salon.records.values():
-        if record["deleted"] or record["staff_id"] != staff["id"]:
+        if record["deleted"] or record["staff_id"] != staff["id"] or record["id"] == ignore:
             continue
         r_start, r_end = _record_span(record)
         if start < r_end and r_start < end:
@@ -106,7 +146,7 @@ def _can_do(staff: dict[str, Any], service_ids: list[int]) -> bool:
 
 
 def _public_staff(staff: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in staff.items() if k not in ("services", "days_off")}
+    return {k: v for k, v in staff.items() if k not in PRIVATE_STAFF_KEYS}
 
 
 # -- reads ---------------------------------------------------------------------------------
@@ -151,14 +191,17 @@ def _days(state: BookingState, salon: FakeSalon, req: RecordedRequest) -> tuple[
 def _free_times(
     state: BookingState, salon: FakeSalon, staff: dict[str, Any], day: date, length: int
 ) -> list[datetime]:
-    tz = ZoneInfo(salon.timezone)
-    today = state.salon_today(salon)
-    start = datetime(day.year, day.month, day.day, salon.open_hour, tzinfo=tz)
+    if not salon.works_on(staff, day):
+        return []
+    first, last = salon.working_minutes(staff)
+    midnight = _day_start(salon, day)
+    step = timedelta(minutes=max(1, salon.step_minutes))
+    start, end = midnight + timedelta(minutes=first), midnight + timedelta(minutes=last)
     out: list[datetime] = []
-    while start + timedelta(seconds=length) <= start.replace(hour=salon.close_hour):
-        if _is_free(salon, staff, start, length, today):
+    while start + timedelta(seconds=length) <= end:
+        if _is_free(state, salon, staff, start, length):
             out.append(start)
-        start += SLOT_STEP
+        start += step
     return out
 
 
@@ -175,7 +218,7 @@ def book_dates(state: BookingState, salon: FakeSalon, req: RecordedRequest) -> R
     working: list[str] = []
     day = first
     while day <= last:
-        works = [m for m in masters if day.weekday() not in m["days_off"]]
+        works = [m for m in masters if salon.works_on(m, day)]
         if works:
             working.append(day.isoformat())
         if any(_free_times(state, salon, m, day, length) for m in works):
@@ -216,7 +259,6 @@ def _check(
     """Validate appointments: ``(plan, errors)``; the plan pairs each with master, time, length."""
     if not isinstance(appointments, list) or not appointments:
         return [], [(422, "Не указаны услуги или акции")]
-    today = state.salon_today(salon)
     plan: list[tuple[dict[str, Any], dict[str, Any], datetime, int]] = []
     problems: list[tuple[int, str]] = []
     for appt in appointments:
@@ -238,7 +280,7 @@ def _check(
         staff_id = appt.get("staff_id")
         if staff_id == 0:
             candidates = [m for m in salon.staff if m["bookable"] and _can_do(m, services)]
-            free = [m for m in candidates if _is_free(salon, m, when, length, today)]
+            free = [m for m in candidates if _is_free(state, salon, m, when, length)]
             if not free:
                 problems.append((436, "Нет сотрудников доступных для записи"))
                 continue
@@ -249,15 +291,8 @@ def _check(
                 problems.append((436, "Нет сотрудников доступных для записи"))
                 continue
             master = found
-            if not _is_free(salon, master, when, length, today):
-                stamp = when.strftime("%d.%m.%Y %H:%M")
-                problems.append(
-                    (
-                        433,
-                        f"Сотрудник {master['name']} ({master['id']}) не может быть записан "
-                        f"на {stamp}. Выбранное время уже занято или нерабочее.",
-                    )
-                )
+            if not _is_free(state, salon, master, when, length):
+                problems.append(_taken(master, when))
                 continue
         end = when + timedelta(seconds=length)
         for other, other_master, other_when, other_length in plan:
@@ -268,6 +303,15 @@ def _check(
         else:
             plan.append((appt, master, when, length))
     return plan, problems
+
+
+def _taken(master: dict[str, Any], when: datetime) -> tuple[int, str]:
+    stamp = when.strftime("%d.%m.%Y %H:%M")
+    return (
+        433,
+        f"Сотрудник {master['name']} ({master['id']}) не может быть записан "
+        f"на {stamp}. Выбранное время уже занято или нерабочее.",
+    )
 
 
 def book_check(state: BookingState, salon: FakeSalon, req: RecordedRequest) -> Reply:
@@ -291,6 +335,72 @@ def _find_or_create_client(
     return client
 
 
+def make_record(
+    state: BookingState,
+    salon: FakeSalon,
+    *,
+    master: dict[str, Any],
+    service_ids: list[int],
+    client: dict[str, Any],
+    when: datetime,
+    length: int,
+    api_id: str = "",
+    comment: str = "",
+    online: bool = True,
+) -> dict[str, Any]:
+    """Store a new record (a visit) in the salon and return it, shaped as ``GET record``."""
+    rid = state.next_record_id
+    state.next_record_id += 1
+    services = []
+    for sid in service_ids:
+        service = salon.service(sid)
+        if service is None:
+            raise ValueError(f"salon {salon.id} has no service {sid}")
+        services.append(
+            {
+                "id": sid,
+                "title": service["title"],
+                "cost": service["price_min"],
+                "first_cost": service["price_min"],
+                "amount": 1,
+            }
+        )
+    now = _stamp(salon)
+    record = {
+        "id": rid,
+        "company_id": salon.id,
+        "staff_id": master["id"],
+        "staff": {
+            "id": master["id"],
+            "name": master["name"],
+            "specialization": master["specialization"],
+        },
+        "services": services,
+        "client": {
+            "id": client["id"],
+            "name": client["name"],
+            "phone": client["phone"],
+            "email": client["email"],
+        },
+        "datetime": when.isoformat(),
+        "date": when.strftime("%Y-%m-%d %H:%M:%S"),
+        "seance_length": length,
+        "length": length,
+        "attendance": 0,
+        "confirmed": 1,
+        "visit_id": state.next_visit_id,
+        "deleted": False,
+        "online": online,
+        "api_id": api_id,
+        "comment": comment,
+        "create_date": now,
+        "last_change_date": now,
+    }
+    state.next_visit_id += 1
+    salon.records[rid] = record
+    return record
+
+
 def book_record(state: BookingState, salon: FakeSalon, req: RecordedRequest) -> Reply:
     body = req.json if isinstance(req.json, dict) else {}
     fullname = body.get("fullname")
@@ -307,58 +417,51 @@ def book_record(state: BookingState, salon: FakeSalon, req: RecordedRequest) -> 
     email = body.get("email") if isinstance(body.get("email"), str) else ""
     client = _find_or_create_client(state, salon, phone, fullname.strip(), email or "")
     api_id = body.get("api_id")
+    comment = body["comment"] if isinstance(body.get("comment"), str) else ""
     created: list[dict[str, Any]] = []
-    now = _now(salon)
     for appt, master, when, length in plan:
-        rid = state.next_record_id
-        state.next_record_id += 1
-        services = []
-        for sid in appt["services"]:
-            service = salon.service(sid)
-            assert service is not None
-            services.append(
-                {
-                    "id": sid,
-                    "title": service["title"],
-                    "cost": service["price_min"],
-                    "first_cost": service["price_min"],
-                    "amount": 1,
-                }
-            )
-        salon.records[rid] = {
-            "id": rid,
-            "company_id": salon.id,
-            "staff_id": master["id"],
-            "staff": {
-                "id": master["id"],
-                "name": master["name"],
-                "specialization": master["specialization"],
-            },
-            "services": services,
-            "client": {
-                "id": client["id"],
-                "name": client["name"],
-                "phone": client["phone"],
-                "email": client["email"],
-            },
-            "datetime": when.isoformat(),
-            "date": when.strftime("%Y-%m-%d %H:%M:%S"),
-            "seance_length": length,
-            "length": length,
-            "attendance": 0,
-            "confirmed": 1,
-            "visit_id": state.next_visit_id,
-            "deleted": False,
-            "online": True,
-            "api_id": str(api_id) if api_id is not None else "",
-            "comment": body.get("comment") if isinstance(body.get("comment"), str) else "",
-            "create_date": now,
-            "last_change_date": now,
-        }
-        state.next_visit_id += 1
-        digest = hashlib.sha256(f"{salon.id}:{rid}".encode()).hexdigest()[:32]
-        created.append({"id": appt.get("id"), "record_id": rid, "record_hash": digest})
+        record = make_record(
+            state,
+            salon,
+            master=master,
+            service_ids=appt["services"],
+            client=client,
+            when=when,
+            length=length,
+            api_id=str(api_id) if api_id is not None else "",
+            comment=comment,
+        )
+        digest = hashlib.sha256(f"{salon.id}:{record['id']}".encode()).hexdigest()[:32]
+        created.append({"id": appt.get("id"), "record_id": record["id"], "record_hash": digest})
     return ok(created, status=201)
+
+
+def book_record_move(
+    state: BookingState, salon: FakeSalon, req: RecordedRequest, record_id: str
+) -> Reply:
+    """``PUT book_record/{company_id}/{record_id}`` ``{datetime, comment}``: move a visit.
+
+    Same master, services and length; the new time must be free for that master (433
+    otherwise, nothing changes). The record keeps its id; ``last_change_date`` moves.
+    """
+    record = salon.records.get(int(record_id))
+    if record is None or record["deleted"]:
+        return error(404, "Запись не найдена")
+    body = req.json if isinstance(req.json, dict) else {}
+    when = _parse_when(salon, body.get("datetime"))
+    if when is None:
+        return error(422, "Неверный формат даты и времени")
+    master = salon.master(record["staff_id"])
+    if master is None:
+        return errors(422, [(436, "Нет сотрудников доступных для записи")])
+    if not _is_free(state, salon, master, when, int(record["seance_length"]), ignore=record["id"]):
+        return errors(422, [_taken(master, when)])
+    record["datetime"] = when.isoformat()
+    record["date"] = when.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(body.get("comment"), str):
+        record["comment"] = body["comment"]
+    record["last_change_date"] = _stamp(salon)
+    return ok(record)
 
 
 # -- records -------------------------------------------------------------------------------
@@ -401,8 +504,39 @@ def record_delete(
     if record is None or record["deleted"]:
         return error(404, "Запись не найдена")
     record["deleted"] = True
-    record["last_change_date"] = _now(salon)
+    record["last_change_date"] = _stamp(salon)
     return Reply(204)
+
+
+def visit_attendance(
+    state: BookingState, req: RecordedRequest, visit_id: str, record_id: str
+) -> Reply:
+    """``PUT visits/{visit_id}/{record_id}`` ``{attendance, comment}``: mark a visit.
+
+    ``attendance`` is 2 confirmed, 1 arrived, 0 waiting or -1 no-show.
+    """
+    found = next(
+        (
+            (salon, rec)
+            for salon in state.salons.values()
+            if (rec := salon.records.get(int(record_id))) is not None
+        ),
+        None,
+    )
+    if found is None or found[1]["deleted"] or found[1]["visit_id"] != int(visit_id):
+        return error(404, "Визит не найден")
+    salon, record = found
+    if salon.installation["status"] == "uninstalled":
+        return error(403, "Нет доступа к филиалу: приложение отключено")
+    body = req.json if isinstance(req.json, dict) else {}
+    attendance = body.get("attendance")
+    if isinstance(attendance, bool) or attendance not in ATTENDANCE:
+        return error(422, "Неверное значение attendance")
+    record["attendance"] = attendance
+    if isinstance(body.get("comment"), str):
+        record["comment"] = body["comment"]
+    record["last_change_date"] = _stamp(salon)
+    return ok(record)
 
 
 # -- clients -------------------------------------------------------------------------------
@@ -421,12 +555,14 @@ def clients_search(state: BookingState, salon: FakeSalon, req: RecordedRequest) 
             if isinstance(state_, dict) and isinstance(state_.get("value"), str):
                 value = state_["value"].strip()
     digits = re.sub(r"\D", "", value)
+    # A whole Russian number matches however it is written (+7 / 8 / without the code).
+    national = digits[-10:] if len(digits) >= 10 else digits
     found = []
     for client in salon.clients.values():
         if (
             not value
             or value.lower() in client["name"].lower()
-            or (len(digits) >= 4 and digits in client["phone"])
+            or (len(digits) >= 4 and (digits in client["phone"] or national in client["phone"]))
         ):
             found.append(client)
     chunk = found[(max(page, 1) - 1) * page_size : max(page, 1) * page_size]

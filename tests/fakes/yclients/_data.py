@@ -1,13 +1,23 @@
 """In-memory salons for the fake YClients: believable Russian data, fresh for every fake.
 
-Three salons keyed by their YClients id. Ids of services, staff and clients are distinct across
-salons (as in YClients, where they are global). Durations are in seconds, prices in RUB.
+Three salons keyed by their YClients id (``--catalog`` replaces them, see ``_catalog.py``). Ids
+of services, staff and clients are distinct across salons (as in YClients, where they are
+global). Durations are in seconds, prices in RUB.
+
+A master (a ``staff`` dict) carries, besides what YClients shows, the fake's own keys (never
+served): ``services`` (ids the master does), ``days_off`` (weekdays, 0 = Monday),
+``off_dates`` (ISO dates the master does not work) and ``work_minutes`` (``[start, end]`` in
+minutes from midnight, overriding the salon's opening hours).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
+
+#: The master's keys the fake keeps for itself (never in an answer).
+PRIVATE_STAFF_KEYS = frozenset({"services", "days_off", "off_dates", "work_minutes"})
 
 LOTOS_ID = 101001
 ORCHID_ID = 101002
@@ -32,6 +42,13 @@ class FakeSalon:
     open_hour: int = 10
     close_hour: int = 21
     installation: dict[str, Any] = field(default_factory=lambda: {"status": "pending"})
+    #: Minutes past ``open_hour`` / ``close_hour`` (a salon open 9:30–20:30).
+    open_minute: int = 0
+    close_minute: int = 0
+    #: Free times are offered on this grid, in minutes from opening.
+    step_minutes: int = 30
+    #: Catalog record keys (``"rustam-haircut"``) to record ids, for tests.
+    record_keys: dict[str, int] = field(default_factory=dict)
 
     def company(self) -> dict[str, Any]:
         """``GET company/{id}`` data."""
@@ -48,15 +65,42 @@ class FakeSalon:
             "timezone": self.timezone,
             "timezone_name": self.timezone,
             "currency_short_title": "₽",
-            "schedule": f"Ежедневно {self.open_hour}:00–{self.close_hour}:00",
+            "schedule": f"Ежедневно {_clock(self.opens)}–{_clock(self.closes)}",
             "active": 1,
         }
+
+    @property
+    def opens(self) -> int:
+        """Opening time, minutes from midnight."""
+        return self.open_hour * 60 + self.open_minute
+
+    @property
+    def closes(self) -> int:
+        """Closing time, minutes from midnight."""
+        return self.close_hour * 60 + self.close_minute
+
+    def working_minutes(self, staff: dict[str, Any]) -> tuple[int, int]:
+        """A master's working span on a working day, minutes from midnight."""
+        own = staff.get("work_minutes")
+        if own:
+            return int(own[0]), int(own[1])
+        return self.opens, self.closes
+
+    def works_on(self, staff: dict[str, Any], day: date) -> bool:
+        """Whether a master works that day (weekly days off and one-off days off)."""
+        if day.weekday() in staff.get("days_off", ()):
+            return False
+        return day.isoformat() not in staff.get("off_dates", ())
 
     def service(self, service_id: int) -> dict[str, Any] | None:
         return next((s for s in self.services if s["id"] == service_id), None)
 
     def master(self, staff_id: int) -> dict[str, Any] | None:
         return next((s for s in self.staff if s["id"] == staff_id), None)
+
+
+def _clock(minutes: int) -> str:
+    return f"{minutes // 60}:{minutes % 60:02d}"
 
 
 def _service(
