@@ -137,6 +137,9 @@ class SettleBooking:
     :class:`BookingPending` again when YClients still does not answer)."""
 
     api_id: str
+    #: When the booking was for (aware, salon zone): the lookup searches that day's records
+    #: only (``None``: the next 60 days, page by page — slower and more calls).
+    start: dt.datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -279,9 +282,14 @@ class VisitMoved:
 @dataclass(frozen=True)
 class ActionFailed:
     """An action (``Book``, ``SettleBooking``, ``CancelVisit``, ``MoveVisit``) did not
-    happen; ``alternatives`` are free times near the one asked when the kind is ``TAKEN``."""
+    happen; ``alternatives`` are free times near the one asked when the kind is ``TAKEN``.
 
-    action: str  # "book" | "settle" | "cancel" | "move"
+    A query that YClients did not answer (``LookupClient``, ``FindSlots``, ``FindVisits``)
+    also answers with this event, kind ``UNAVAILABLE``, action ``"lookup"``, ``"slots"`` or
+    ``"visits"``: nothing is known, so nothing may be claimed or offered.
+    """
+
+    action: str  # "book" | "settle" | "cancel" | "move" | "lookup" | "slots" | "visits"
     kind: FailureKind
     alternatives: tuple[Slot, ...] = ()
 
