@@ -74,11 +74,13 @@ class DeliveredMessage:
 @dataclass(frozen=True)
 class ChatLine:
     """One message as the client's phone shows it: ``in`` (the client sent it) or ``out``
-    (delivered to the client), at wall-clock ``at`` (Unix seconds)."""
+    (delivered to the client), at wall-clock ``at`` (Unix seconds); ``kind`` is ``text`` or a
+    media kind of :data:`MESSAGE_KINDS` (``text`` is then the caption)."""
 
     direction: str
     text: str
     at: float
+    kind: str = "text"
 
 
 class ChatLog:
@@ -90,7 +92,7 @@ class ChatLog:
             collections.OrderedDict()
         )
 
-    def add(self, phone: str, direction: str, text: str) -> None:
+    def add(self, phone: str, direction: str, text: str, kind: str = "text") -> None:
         """Append a line to ``phone``'s chat (canonical digits) and mark it most recent."""
         chat = self._chats.get(phone)
         if chat is None:
@@ -99,7 +101,7 @@ class ChatLog:
                 self._chats.popitem(last=False)
         else:
             self._chats.move_to_end(phone)
-        chat.append(ChatLine(direction, text, time.time()))
+        chat.append(ChatLine(direction, text, time.time(), kind))
 
     def lines(self, phone: str) -> list[ChatLine]:
         """``phone``'s chat, oldest first (empty for a phone never seen)."""
@@ -351,7 +353,7 @@ class SimulatedWorld:
             float(time.time()),
             kind,
         )
-        company.chats.add(message.sender_phone, "in", text)
+        company.chats.add(message.sender_phone, "in", text, kind)
         self._deliver_to_session(company, message)
         return message.message_id
 

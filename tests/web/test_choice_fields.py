@@ -1,5 +1,6 @@
-"""The field rules for booleans, fixed choices and bounded integers: each accepts exactly what
-its JSON schema allows (the one exception, shared with ids: floats like ``5.0``)."""
+"""The field rules for booleans, fixed choices, bounded integers and simulated messages' text:
+each accepts what its JSON schema allows (booleans, choices and integers exactly, bar floats
+like ``5.0`` as for ids)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from web._errors import BadRequest
+from web._message_fields import CAPTION, MAX_MESSAGE_TEXT, MESSAGE_TEXT
 from web._validation import BOOLEAN, FieldRule, integer_in, one_of
 
 JSON_VALUES = st.recursive(
@@ -34,7 +36,11 @@ def schema_allows(rule: FieldRule[Any], value: object) -> bool:
     return jsonschema.Draft202012Validator(dict(rule.schema)).is_valid(value)
 
 
-@pytest.mark.parametrize("rule", [BOOLEAN, MODE, MINUTES], ids=["bool", "choice", "int"])
+@pytest.mark.parametrize(
+    "rule",
+    [BOOLEAN, MODE, MINUTES, MESSAGE_TEXT, CAPTION],
+    ids=["bool", "choice", "int", "message", "caption"],
+)
 def test_the_schemas_are_valid_json_schemas(rule: FieldRule[Any]) -> None:
     jsonschema.Draft202012Validator.check_schema(dict(rule.schema))
 
@@ -73,3 +79,21 @@ def test_the_rules_on_plain_cases(rule: FieldRule[Any], good: list[Any], bad: li
             rule(value, "field")
         assert caught.value.code == "invalid_field"
         assert "field" in caught.value.message
+
+
+@given(st.one_of(JSON_VALUES, st.text(max_size=MAX_MESSAGE_TEXT + 5)))
+def test_every_accepted_message_text_or_caption_fits_the_schema(value: object) -> None:
+    for rule in (MESSAGE_TEXT, CAPTION):
+        if accepts(rule, value):
+            assert schema_allows(rule, value), value
+
+
+def test_a_message_text_may_be_long_but_not_endless() -> None:
+    longest = "ы" * MAX_MESSAGE_TEXT
+    assert MESSAGE_TEXT(longest, "text") == longest
+    assert CAPTION("", "text") == ""
+    for rule in (MESSAGE_TEXT, CAPTION):
+        with pytest.raises(BadRequest):
+            rule(longest + "ы", "text")
+    with pytest.raises(BadRequest):
+        MESSAGE_TEXT("  ", "text")

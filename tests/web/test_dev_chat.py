@@ -99,3 +99,60 @@ async def test_an_inbound_message_shows_even_before_the_session_takes_it(
     assert sent.status_code == 200
     body = await (await web.client.get(chat_path(cid), headers=web.admin)).get_json()
     assert [x["text"] for x in body["messages"]] == ["Вы тут?"]
+
+
+async def test_media_and_long_messages_and_the_staffs_own_messages_show_in_the_chat(
+    web: WebHarness,
+) -> None:
+    company = await register(web)
+    await link(web, company)
+    cid = company.company_id
+    long_text = "очень " * 680  # 4,080 characters: clients do write letters
+    sends = [
+        ("inbound", {"phone": CLIENT, "kind": "audio"}),
+        ("inbound", {"phone": CLIENT, "kind": "image", "text": "вот такую стрижку"}),
+        ("inbound", {"phone": CLIENT, "text": long_text}),
+        ("staff-message", {"phone": CLIENT, "text": "Это Марина, администратор"}),
+    ]
+    for route, body in sends:
+        response = await web.client.post(
+            f"/dev/simulator/{cid}/{route}", json=body, headers=web.admin
+        )
+        assert response.status_code == 200, await response.get_json()
+    body = await (await web.client.get(chat_path(cid), headers=web.admin)).get_json()
+    assert [(x["direction"], x["kind"], x["text"]) for x in body["messages"]] == [
+        ("in", "audio", ""),
+        ("in", "image", "вот такую стрижку"),
+        ("in", "text", long_text.strip()),
+        ("out", "text", "Это Марина, администратор"),
+    ]
+
+
+async def test_the_simulated_messages_are_validated(web: WebHarness) -> None:
+    company = await register(web)
+    await link(web, company)
+    cid = company.company_id
+    refused = [
+        ("inbound", {"phone": CLIENT}, "missing_field"),
+        ("inbound", {"phone": CLIENT, "kind": "text"}, "missing_field"),
+        ("inbound", {"phone": CLIENT, "kind": "hologram", "text": "x"}, "invalid_field"),
+        ("inbound", {"phone": CLIENT, "text": "x" * 4097}, "invalid_field"),
+        ("staff-message", {"phone": CLIENT}, "missing_field"),
+        ("staff-message", {"phone": "12", "text": "x"}, "invalid_field"),
+    ]
+    for route, body, code in refused:
+        response = await web.client.post(
+            f"/dev/simulator/{cid}/{route}", json=body, headers=web.admin
+        )
+        await error_of(response, 400, code)
+    assert web.world.chat(cid, CLIENT) == []
+
+
+async def test_the_staff_message_route_needs_a_linked_whatsapp_and_the_admin_key(
+    web: WebHarness,
+) -> None:
+    company = await register(web)
+    path = f"/dev/simulator/{company.company_id}/staff-message"
+    body = {"phone": CLIENT, "text": "Добрый день"}
+    await error_of(await web.client.post(path, json=body, headers=company.key_headers), 403)
+    await error_of(await web.client.post(path, json=body, headers=web.admin), 409, "not_connected")

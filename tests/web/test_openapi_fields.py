@@ -15,7 +15,8 @@ from actors import MAX_PHONE_TEXT
 from storage import MAX_ID
 from tests.web.conftest import WebHarness, register
 from web._errors import BadRequest
-from web._validation import EMAIL, ID, PHONE, TEXT, FieldRule, object_schema
+from web._message_fields import CAPTION, KIND, MESSAGE_TEXT
+from web._validation import BOOLEAN, EMAIL, ID, PHONE, TEXT, FieldRule, object_schema
 
 JSON_SCALARS = st.one_of(
     st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False), st.text()
@@ -131,7 +132,13 @@ ROUTE_FIELDS: list[tuple[str, str, str, FieldRule[Any], bool]] = [
     ("post", "/marketplace/callback", "company_id", ID, False),
     ("post", "/marketplace/callback", "salon_id", ID, False),
     ("post", "/dev/simulator/{companyId}/inbound", "phone", PHONE, True),
-    ("post", "/dev/simulator/{companyId}/inbound", "text", TEXT, True),
+    # text is required for a text message and the caption of media (the route checks which)
+    ("post", "/dev/simulator/{companyId}/inbound", "text", CAPTION, False),
+    ("post", "/dev/simulator/{companyId}/inbound", "kind", KIND, False),
+    ("post", "/dev/simulator/{companyId}/staff-message", "phone", PHONE, True),
+    ("post", "/dev/simulator/{companyId}/staff-message", "text", MESSAGE_TEXT, True),
+    ("post", "/marketplace/company/{companyId}/assistant", "enabled", BOOLEAN, True),
+    ("patch", "/marketplace/company/{companyId}/assistant", "enabled", BOOLEAN, True),
 ]
 
 

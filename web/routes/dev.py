@@ -15,7 +15,8 @@ from config import WhatsAppProvider
 from .._auth import require_admin
 from .._context import principal_from, state
 from .._errors import BadRequest, Conflict, NotFound
-from .._validation import bounded_text, parse_id, parse_phone, read_json_object, require_field
+from .._message_fields import CAPTION, KIND, MESSAGE_TEXT
+from .._validation import optional_field, parse_id, parse_phone, read_json_object, require_field
 
 blueprint = Blueprint("dev", __name__, url_prefix="/dev")
 
@@ -57,9 +58,29 @@ async def simulate_inbound(company_id: str) -> Any:
     cid = parse_id(company_id, "companyId")
     body = await read_json_object(request, max_bytes=state().settings.max_body_bytes)
     phone = require_field(body, "phone", parse_phone)
-    text = require_field(body, "text", bounded_text)
+    kind = optional_field(body, "kind", KIND) or "text"
+    if kind == "text":
+        text = require_field(body, "text", MESSAGE_TEXT)
+    else:
+        text = optional_field(body, "text", CAPTION) or ""
     try:
-        message_id = world.send_inbound(cid, phone, text)
+        message_id = world.send_inbound(cid, phone, text, kind=kind)
+    except WorldError as exc:
+        raise Conflict(str(exc), code="not_connected") from None
+    return jsonify({"success": True, "message_id": message_id})
+
+
+@blueprint.post("/simulator/<company_id>/staff-message")
+async def simulate_staff_message(company_id: str) -> Any:
+    """The salon's staff write to a client from the linked phone itself."""
+    world = _world()
+    require_admin(await principal_from(request.headers))
+    cid = parse_id(company_id, "companyId")
+    body = await read_json_object(request, max_bytes=state().settings.max_body_bytes)
+    phone = require_field(body, "phone", parse_phone)
+    text = require_field(body, "text", MESSAGE_TEXT)
+    try:
+        message_id = world.staff_send(cid, phone, text)
     except WorldError as exc:
         raise Conflict(str(exc), code="not_connected") from None
     return jsonify({"success": True, "message_id": message_id})
@@ -85,7 +106,12 @@ async def simulated_chat(company_id: str) -> Any:
             "company_id": cid,
             "phone": phone,
             "messages": [
-                {"direction": line.direction, "text": line.text, "at": _iso(line.at)}
+                {
+                    "direction": line.direction,
+                    "text": line.text,
+                    "at": _iso(line.at),
+                    "kind": line.kind,
+                }
                 for line in lines
             ],
         }

@@ -9,6 +9,7 @@ from quart import Blueprint, jsonify
 from actors import MAX_PHONE_TEXT
 from storage import MAX_ID
 
+from .._message_fields import INBOUND_BODY, STAFF_MESSAGE_BODY
 from .._openapi import RouteDoc, build_openapi
 from .._validation import BOOLEAN, EMAIL, PHONE, TEXT, object_schema
 from .._validation import ID as ID_FIELD
@@ -61,7 +62,6 @@ REGISTER_BODY = object_schema(
 )
 COMPANY_OR_SALON = object_schema({}, {"company_id": ID_FIELD, "salon_id": ID_FIELD})
 TOKEN_BODY = object_schema({"company_id": ID_FIELD})
-INBOUND_BODY = object_schema({"phone": PHONE, "text": TEXT})
 ANY_OBJECT = {"type": "object"}
 ASSISTANT_BODY = object_schema({"enabled": BOOLEAN})
 PHONE_QUERY = {
@@ -219,9 +219,19 @@ ROUTES: tuple[RouteDoc, ...] = (
     RouteDoc(
         "/dev/simulator/{companyId}/inbound",
         "POST",
-        "Development: the simulated client sends a message (404 in production)",
+        "Development: the simulated client sends a message, text or media (404 in production)",
         auth="admin",
         request_schema=INBOUND_BODY,
+        responses={409: "WhatsApp not linked"},
+    ),
+    RouteDoc(
+        "/dev/simulator/{companyId}/staff-message",
+        "POST",
+        "Development: the salon's staff write to a client from the linked phone itself "
+        "(the assistant keeps quiet in that chat for a while; 404 in production)",
+        auth="admin",
+        request_schema=STAFF_MESSAGE_BODY,
+        responses={409: "WhatsApp not linked"},
     ),
     RouteDoc(
         "/dev/simulator/{companyId}/chat",
