@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 
 import trio
@@ -53,6 +53,10 @@ from ._models import (
     SyncState,
 )
 from ._protocols import StatusLike
+
+#: Longest service description kept (YClients' comment), and most synonyms per service.
+MAX_DESCRIPTION = 10_000
+MAX_SYNONYMS = 50
 
 
 @dataclass
@@ -794,7 +798,26 @@ def check_service(service: SalonService) -> SalonService:
     ):
         raise ValidationError("service.duration", "must be a non-negative number of seconds")
     v.boolean("service.active", service.active)
-    return service
+    v.optional_text("service.description", service.description, MAX_DESCRIPTION)
+    staff_ids = tuple(service.staff_ids)
+    for staff_id in staff_ids:
+        v.positive_int("service.staff_ids", staff_id)
+    check_unique(staff_ids, "service.staff_ids")
+    synonyms = tuple(service.synonyms)
+    if len(synonyms) > MAX_SYNONYMS:
+        raise ValidationError("service.synonyms", f"must be at most {MAX_SYNONYMS}")
+    for word in synonyms:
+        if not v.text("service.synonyms", word, 255).strip():
+            raise ValidationError("service.synonyms", "must not hold empty words")
+    return replace(service, staff_ids=staff_ids, synonyms=synonyms)
+
+
+def check_category(category: SalonCategory) -> SalonCategory:
+    """Validate one category row (shared with the PostgreSQL adapter)."""
+    v.positive_int("category_id", category.category_id)
+    v.text("category.title", category.title, 255)
+    v.boolean("category.active", category.active)
+    return category
 
 
 def check_staff(member: SalonStaff) -> SalonStaff:
@@ -819,7 +842,24 @@ def details_fields(details: SalonDetails | None) -> dict[str, Any]:
         "address": details.address,
         "timezone": details.timezone,
     }
-    return clean_company_fields({k: val for k, val in given.items() if val is not None})
+    fields = clean_company_fields({k: val for k, val in given.items() if val is not None})
+    if details.schedule is not None:
+        fields.update(opening_fields(details))
+    elif details.opens_at is not None or details.closes_at is not None:
+        raise ValidationError("schedule", "is required with opening hours")
+    return fields
+
+
+def opening_fields(details: SalonDetails) -> dict[str, Any]:
+    """``schedule``, ``opens_at``, ``closes_at``: written together (the span may be unknown)."""
+    schedule = v.text("schedule", details.schedule, 500)
+    opens, closes = details.opens_at, details.closes_at
+    if (opens is None) != (closes is None):
+        raise ValidationError("opens_at", "must be given with closes_at")
+    for name, value in (("opens_at", opens), ("closes_at", closes)):
+        if value is not None and (not isinstance(value, time) or value.tzinfo is not None):
+            raise ValidationError(name, "must be a local time of day (no zone)")
+    return {"schedule": schedule, "opens_at": opens, "closes_at": closes}
 
 
 def check_unique(ids: Sequence[int], what: str) -> None:
@@ -839,12 +879,16 @@ class MemorySalonCatalog:
         details: SalonDetails | None,
         services: Sequence[SalonService],
         staff: Sequence[SalonStaff],
+        categories: Sequence[SalonCategory] | None = None,
     ) -> None:
         await trio.lowlevel.checkpoint()
         services = [check_service(s) for s in services]
         staff = [check_staff(s) for s in staff]
         check_unique([s.service_id for s in services], "services")
         check_unique([s.staff_id for s in staff], "staff")
+        groups = None if categories is None else [check_category(c) for c in categories]
+        if groups is not None:
+            check_unique([c.category_id for c in groups], "categories")
         fields = details_fields(details)
         row = self._db.require_company(company_id)
         now = self._db.clock()
@@ -860,6 +904,13 @@ class MemorySalonCatalog:
                 fresh_staff[sid] = replace(member, active=False, updated_at=now)
         self._db.services[company_id] = fresh_services
         self._db.staff[company_id] = fresh_staff
+        if groups is not None:
+            old_groups = self._db.categories.get(company_id, {})
+            fresh_groups = {c.category_id: replace(c, updated_at=now) for c in groups}
+            for gid, group in old_groups.items():
+                if gid not in fresh_groups:
+                    fresh_groups[gid] = replace(group, active=False, updated_at=now)
+            self._db.categories[company_id] = fresh_groups
         if fields:
             row.company = replace(row.company, **fields, updated_at=now)
 
@@ -869,10 +920,14 @@ class MemorySalonCatalog:
             self._db.services.get(company_id, {}).values(), key=lambda s: s.service_id
         )
         staff = sorted(self._db.staff.get(company_id, {}).values(), key=lambda s: s.staff_id)
+        groups = sorted(
+            self._db.categories.get(company_id, {}).values(), key=lambda c: c.category_id
+        )
         if active_only:
             services = [s for s in services if s.active]
             staff = [s for s in staff if s.active]
-        return Catalog(services=services, staff=staff)
+            groups = [c for c in groups if c.active]
+        return Catalog(services=services, staff=staff, categories=groups)
 
     async def record_sync(
         self, company_id: int, *, ok: bool, error: str | None = None

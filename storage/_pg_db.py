@@ -26,7 +26,14 @@ from ._fields import (
     status_value,
     status_values,
 )
-from ._memory_db import _message_status, check_service, check_staff, check_unique, details_fields
+from ._memory_db import (
+    _message_status,
+    check_category,
+    check_service,
+    check_staff,
+    check_unique,
+    details_fields,
+)
 from ._models import (
     LINKED_STATUSES,
     AttemptOutcome,
@@ -42,6 +49,7 @@ from ._models import (
     OutboxItem,
     OutboxStatus,
     PutResult,
+    SalonCategory,
     SalonDetails,
     SalonService,
     SalonStaff,
@@ -709,29 +717,44 @@ async def _replace_catalog(
     details: dict[str, Any],
     services: list[SalonService],
     staff: list[SalonStaff],
+    categories: list[SalonCategory] | None,
 ) -> None:
     locked = await conn.fetchval("SELECT id FROM companies WHERE id = $1 FOR UPDATE", company_id)
     if locked is None:
         raise NotFound(f"company {company_id}")
+    # One JSON array of rows: the array columns (staff_ids, synonyms) cannot go through
+    # unnest, which flattens nested arrays.
     await conn.execute(
         f"""INSERT INTO salon_services (company_id, service_id, title, category_id, price_min,
-                price_max, duration, active, updated_at)
-            SELECT $2, s.*, {NOW} FROM unnest($3::int[], $4::text[], $5::int[],
-                $6::numeric[], $7::numeric[], $8::int[], $9::bool[]) AS s
+                price_max, duration, active, description, staff_ids, synonyms, updated_at)
+            SELECT $2, s.service_id, s.title, s.category_id, s.price_min, s.price_max,
+                s.duration, s.active, s.description, s.staff_ids, s.synonyms, {NOW}
+            FROM jsonb_to_recordset($3::jsonb) AS s(service_id int, title text,
+                category_id int, price_min numeric, price_max numeric, duration int,
+                active bool, description text, staff_ids int[], synonyms text[])
             ON CONFLICT (company_id, service_id) DO UPDATE SET
                 title = EXCLUDED.title, category_id = EXCLUDED.category_id,
                 price_min = EXCLUDED.price_min, price_max = EXCLUDED.price_max,
                 duration = EXCLUDED.duration, active = EXCLUDED.active,
-                updated_at = EXCLUDED.updated_at""",
+                description = EXCLUDED.description, staff_ids = EXCLUDED.staff_ids,
+                synonyms = EXCLUDED.synonyms, updated_at = EXCLUDED.updated_at""",
         now,
         company_id,
-        [s.service_id for s in services],
-        [s.title for s in services],
-        [s.category_id for s in services],
-        [s.price_min for s in services],
-        [s.price_max for s in services],
-        [s.duration for s in services],
-        [s.active for s in services],
+        [
+            {
+                "service_id": s.service_id,
+                "title": s.title,
+                "category_id": s.category_id,
+                "price_min": s.price_min,
+                "price_max": s.price_max,
+                "duration": s.duration,
+                "active": s.active,
+                "description": s.description,
+                "staff_ids": list(s.staff_ids),
+                "synonyms": list(s.synonyms),
+            }
+            for s in services
+        ],
     )
     await conn.execute(
         f"""UPDATE salon_services SET active = false, updated_at = {NOW}
@@ -765,6 +788,27 @@ async def _replace_catalog(
         company_id,
         [s.staff_id for s in staff],
     )
+    if categories is not None:
+        await conn.execute(
+            f"""INSERT INTO salon_categories (company_id, category_id, title, active,
+                    updated_at)
+                SELECT $2, c.*, {NOW} FROM unnest($3::int[], $4::text[], $5::bool[]) AS c
+                ON CONFLICT (company_id, category_id) DO UPDATE SET
+                    title = EXCLUDED.title, active = EXCLUDED.active,
+                    updated_at = EXCLUDED.updated_at""",
+            now,
+            company_id,
+            [c.category_id for c in categories],
+            [c.title for c in categories],
+            [c.active for c in categories],
+        )
+        await conn.execute(
+            f"""UPDATE salon_categories SET active = false, updated_at = {NOW}
+                WHERE company_id = $2 AND active AND NOT (category_id = ANY($3::int[]))""",
+            now,
+            company_id,
+            [c.category_id for c in categories],
+        )
     if details:
         sets = ", ".join(f"{name} = ${i + 3}" for i, name in enumerate(details))
         await conn.execute(
@@ -777,10 +821,10 @@ async def _replace_catalog(
 
 async def _get_catalog(
     conn: asyncpg.Connection, company_id: int, active_only: bool
-) -> tuple[list[asyncpg.Record], list[asyncpg.Record]]:
+) -> tuple[list[asyncpg.Record], list[asyncpg.Record], list[asyncpg.Record]]:
     services = await conn.fetch(
         """SELECT service_id, title, category_id, price_min, price_max, duration, active,
-                  updated_at
+                  updated_at, description, staff_ids, synonyms
            FROM salon_services WHERE company_id = $1 AND (active OR NOT $2)
            ORDER BY service_id""",
         company_id,
@@ -792,7 +836,13 @@ async def _get_catalog(
         company_id,
         active_only,
     )
-    return services, staff
+    categories = await conn.fetch(
+        """SELECT category_id, title, active, updated_at FROM salon_categories
+           WHERE company_id = $1 AND (active OR NOT $2) ORDER BY category_id""",
+        company_id,
+        active_only,
+    )
+    return services, staff, categories
 
 
 class PgSalonCatalog(_Repo):
@@ -804,18 +854,28 @@ class PgSalonCatalog(_Repo):
         details: SalonDetails | None,
         services: Sequence[SalonService],
         staff: Sequence[SalonStaff],
+        categories: Sequence[SalonCategory] | None = None,
     ) -> None:
         checked_services = [check_service(s) for s in services]
         checked_staff = [check_staff(s) for s in staff]
         check_unique([s.service_id for s in checked_services], "services")
         check_unique([s.staff_id for s in checked_staff], "staff")
+        groups = None if categories is None else [check_category(c) for c in categories]
+        if groups is not None:
+            check_unique([c.category_id for c in groups], "categories")
         fields = details_fields(details)
         await self._pool.transaction(
-            _replace_catalog, self._now(), company_id, fields, checked_services, checked_staff
+            _replace_catalog,
+            self._now(),
+            company_id,
+            fields,
+            checked_services,
+            checked_staff,
+            groups,
         )
 
     async def get_catalog(self, company_id: int, *, active_only: bool = True) -> Catalog:
-        services, staff = await self._pool.run(_get_catalog, company_id, active_only)
+        services, staff, groups = await self._pool.run(_get_catalog, company_id, active_only)
         return Catalog(
             services=[
                 SalonService(
@@ -827,10 +887,14 @@ class PgSalonCatalog(_Repo):
                     duration=r["duration"],
                     active=r["active"],
                     updated_at=r["updated_at"],
+                    description=r["description"],
+                    staff_ids=tuple(r["staff_ids"]),
+                    synonyms=tuple(r["synonyms"]),
                 )
                 for r in services
             ],
             staff=[SalonStaff(**dict(r.items())) for r in staff],
+            categories=[SalonCategory(**dict(r.items())) for r in groups],
         )
 
     async def record_sync(

@@ -29,6 +29,7 @@ from ._models import (
     PutResult,
     QrCode,
     RateDecision,
+    SalonCategory,
     SalonDetails,
     SalonRecord,
     SalonService,
@@ -336,15 +337,21 @@ class SalonCatalog(Protocol):
         details: SalonDetails | None,
         services: Sequence[SalonService],
         staff: Sequence[SalonStaff],
+        categories: Sequence[SalonCategory] | None = None,
     ) -> None:
         """Store a complete fresh copy in one transaction.
 
         Upserts the given rows, marks rows missing from it inactive (never deletes), updates
-        the company's details. If anything fails the previous copy stays as it was.
+        the company's details (opening hours included). ``categories=None`` leaves the stored
+        categories as they are (a caller that does not fetch them). If anything fails the
+        previous copy stays as it was.
         """
         ...
 
-    async def get_catalog(self, company_id: int, *, active_only: bool = True) -> Catalog: ...
+    async def get_catalog(self, company_id: int, *, active_only: bool = True) -> Catalog:
+        """The stored copy ordered by id (services with their description, masters and
+        synonyms; categories); the salon's card and opening hours are on the company row."""
+        ...
 
     async def record_sync(
         self, company_id: int, *, ok: bool, error: str | None = None

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import UTC, time
+
 import pytest
 
-from storage import NotFound, SalonDetails, SalonService, SalonStaff, Storage, ValidationError
+from storage import (
+    NotFound,
+    SalonCategory,
+    SalonDetails,
+    SalonService,
+    SalonStaff,
+    Storage,
+    ValidationError,
+)
 from tests.support.clock import FakeWallClock
 
 SERVICES = [
@@ -78,3 +89,108 @@ async def test_sync_state(storage: Storage, wall: FakeWallClock) -> None:
     assert failed.last_success_at == success_at
     assert failed.last_error == "HTTP 429" and failed.last_attempt_at == wall()
     assert await storage.catalog.get_sync_state(cid) == failed
+
+
+async def test_what_the_assistant_needs_round_trips(storage: Storage, wall: FakeWallClock) -> None:
+    cid = (await storage.companies.create(1)).company.id
+    nails = SalonService(
+        7,
+        "Маникюр с покрытием гель-лак",
+        category_id=62,
+        price_min=1700,
+        duration=5400,
+        description="Снятие, маникюр и покрытие «гель-лак».",
+        staff_ids=(6203, 6201),
+        synonyms=("шеллак", "гелевое покрытие"),
+    )
+    details = SalonDetails(
+        title="Ромашка",
+        schedule="Ежедневно 10:00–21:00",
+        opens_at=time(10),
+        closes_at=time(21),
+    )
+    groups = [SalonCategory(62, "Ногтевой сервис"), SalonCategory(61, "Парикмахерский зал")]
+    await storage.catalog.replace_catalog(cid, details, [nails, SERVICES[0]], STAFF, groups)
+    catalog = await storage.catalog.get_catalog(cid)
+    stored = {s.service_id: s for s in catalog.services}
+    assert stored[7] == replace(nails, price_min=1700.0, updated_at=wall())
+    # Defaults for what a service does not say: no description, masters or synonyms known.
+    assert (stored[1].description, stored[1].staff_ids, stored[1].synonyms) == (None, (), ())
+    assert catalog.categories == [
+        SalonCategory(61, "Парикмахерский зал", updated_at=wall()),
+        SalonCategory(62, "Ногтевой сервис", updated_at=wall()),
+    ]
+    company = await storage.companies.get(cid)
+    assert company is not None
+    assert (company.schedule, company.opens_at, company.closes_at) == (
+        "Ежедневно 10:00–21:00",
+        time(10),
+        time(21),
+    )
+
+
+async def test_categories_and_hours_refresh_like_the_rest(storage: Storage) -> None:
+    cid = (await storage.companies.create(1)).company.id
+    hours = SalonDetails(schedule="Пн–Пт 09:00–20:00", opens_at=time(9), closes_at=time(20))
+    groups = [SalonCategory(1, "Стрижки"), SalonCategory(2, "Ногти")]
+    await storage.catalog.replace_catalog(cid, hours, SERVICES, STAFF, groups)
+    # A sync that does not fetch categories (None) leaves them; details without a schedule
+    # leave the hours.
+    changed = replace(SERVICES[0], synonyms=("постричься",), staff_ids=(5,))
+    await storage.catalog.replace_catalog(cid, SalonDetails(title="Новое"), [changed], STAFF)
+    catalog = await storage.catalog.get_catalog(cid)
+    assert [c.category_id for c in catalog.categories] == [1, 2]
+    assert (catalog.services[0].synonyms, catalog.services[0].staff_ids) == (("постричься",), (5,))
+    company = await storage.companies.get(cid)
+    assert company is not None
+    assert (company.title, company.schedule, company.opens_at) == ("Новое", hours.schedule, time(9))
+    # A category YClients no longer lists becomes inactive; a schedule without a daily span
+    # clears the span it replaces.
+    await storage.catalog.replace_catalog(
+        cid, SalonDetails(schedule="По записи"), SERVICES, STAFF, [SalonCategory(2, "Ногти!")]
+    )
+    assert [
+        (c.category_id, c.title) for c in (await storage.catalog.get_catalog(cid)).categories
+    ] == [(2, "Ногти!")]
+    everything = await storage.catalog.get_catalog(cid, active_only=False)
+    assert [(c.category_id, c.active) for c in everything.categories] == [(1, False), (2, True)]
+    company = await storage.companies.get(cid)
+    assert company is not None
+    assert (company.schedule, company.opens_at, company.closes_at) == ("По записи", None, None)
+    # An empty list is a fresh copy with no categories (not "leave them").
+    await storage.catalog.replace_catalog(cid, None, SERVICES, STAFF, [])
+    assert (await storage.catalog.get_catalog(cid)).categories == []
+
+
+@pytest.mark.parametrize(
+    ("services", "details", "groups"),
+    [
+        ([SalonService(9, "x", staff_ids=(0,))], None, None),
+        ([SalonService(9, "x", staff_ids=(5, 5))], None, None),
+        ([SalonService(9, "x", synonyms=("",))], None, None),
+        ([SalonService(9, "x", synonyms=("a\x00",))], None, None),
+        ([SalonService(9, "x", synonyms=("w",) * 51)], None, None),
+        ([SalonService(9, "x", description="d" * 10_001)], None, None),
+        ([], SalonDetails(schedule="s", opens_at=time(9)), None),
+        ([], SalonDetails(opens_at=time(9), closes_at=time(20)), None),
+        ([], SalonDetails(schedule="s" * 501), None),
+        ([], SalonDetails(schedule="s", opens_at=time(9, tzinfo=UTC), closes_at=time(20)), None),
+        ([], None, [SalonCategory(1, "a"), SalonCategory(1, "b")]),
+        ([], None, [SalonCategory(0, "a")]),
+        ([], None, [SalonCategory(1, "a" * 256)]),
+    ],
+)
+async def test_bad_assistant_fields_are_refused_and_change_nothing(
+    storage: Storage,
+    services: list[SalonService],
+    details: SalonDetails | None,
+    groups: list[SalonCategory] | None,
+) -> None:
+    cid = (await storage.companies.create(1)).company.id
+    await storage.catalog.replace_catalog(cid, None, SERVICES, STAFF, [SalonCategory(1, "a")])
+    before = await storage.catalog.get_catalog(cid, active_only=False)
+    company = await storage.companies.get(cid)
+    with pytest.raises(ValidationError):
+        await storage.catalog.replace_catalog(cid, details, services, STAFF, groups)
+    assert await storage.catalog.get_catalog(cid, active_only=False) == before
+    assert await storage.companies.get(cid) == company
