@@ -55,10 +55,12 @@ from ._marketplace import sign_user_data as sign_user_data
 from ._marketplace import verify_partner_token as verify_partner_token
 from ._marketplace import webhook_dedupe_key as webhook_dedupe_key
 from ._models import Appointment as Appointment
+from ._models import Attendance as Attendance
 from ._models import BookedRecord as BookedRecord
 from ._models import SalonDetails as SalonDetails
 from ._models import SalonService as SalonService
 from ._models import SalonStaff as SalonStaff
+from ._models import ServiceCategory as ServiceCategory
 from ._ratelimit import YCLIENTS_WINDOWS as YCLIENTS_WINDOWS
 from ._ratelimit import LimiterStatistics as LimiterStatistics
 from ._ratelimit import RateCounter as RateCounter
@@ -87,6 +89,7 @@ __all__ = [
     "ActivationDelivery",
     "ActivationPolicy",
     "Appointment",
+    "Attendance",
     "BookedRecord",
     "CatalogSync",
     "CompanyCredentials",
@@ -113,6 +116,7 @@ __all__ = [
     "SalonDetails",
     "SalonService",
     "SalonStaff",
+    "ServiceCategory",
     "SyncPolicy",
     "SyncResult",
     "SyncStatistics",

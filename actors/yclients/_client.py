@@ -49,7 +49,15 @@ from ._errors import (
     YClientsRejected,
     YClientsUnavailable,
 )
-from ._models import Appointment, BookedRecord, SalonDetails, SalonService, SalonStaff
+from ._models import (
+    Appointment,
+    Attendance,
+    BookedRecord,
+    SalonDetails,
+    SalonService,
+    SalonStaff,
+    ServiceCategory,
+)
 from ._ratelimit import YClientsRateLimiter
 
 log = logging.getLogger("actors.yclients")
@@ -423,6 +431,21 @@ class YClientsClient:
         items = data.get("services") if isinstance(data, dict) else data
         return [_parse(SalonService.from_api, item, "service") for item in _as_list(items)]
 
+    async def get_company_services(
+        self, company_id: int, *, category_id: int | None = None
+    ) -> list[SalonService]:
+        """Every service of the salon (inactive ones included, ``active`` says), with its
+        description (``comment``) and the masters who do it (``staff_ids``):
+        ``GET company/{id}/services``."""
+        params = _params(category_id=category_id)
+        env = await self._request("GET", f"{API}/company/{company_id}/services", params=params)
+        return [_parse(SalonService.from_api, item, "service") for item in _as_list(env.data)]
+
+    async def get_service_categories(self, company_id: int) -> list[ServiceCategory]:
+        """The salon's service categories: ``GET company/{id}/service_categories``."""
+        env = await self._request("GET", f"{API}/company/{company_id}/service_categories")
+        return [_parse(ServiceCategory.from_api, item, "category") for item in _as_list(env.data)]
+
     async def get_staff(
         self,
         company_id: int,
@@ -633,6 +656,45 @@ class YClientsClient:
     async def delete_record(self, company_id: int, record_id: int) -> None:
         """Cancel a visit (204). Not retried on an unknown outcome: read the record to know."""
         await self._request("DELETE", f"{API}/record/{company_id}/{record_id}")
+
+    async def move_record(
+        self, company_id: int, record_id: int, when: datetime, *, comment: str | None = None
+    ) -> dict[str, Any]:
+        """Move a visit to another time, same master and services:
+        ``PUT book_record/{company_id}/{record_id}`` ``{datetime, comment}``.
+
+        The record keeps its id; the answer is the record as it now stands. When the time is
+        taken or the master does not work then, ``YClientsRejected`` with code 433 and nothing
+        moved. A write: retried only on 429; when the outcome is unknown
+        (``YClientsUnavailable(outcome_unknown=True)``) read the record to know where it is.
+        """
+        if when.tzinfo is None:
+            raise ValueError("move_record needs a timezone-aware datetime")
+        body: dict[str, Any] = {"datetime": when.isoformat()}
+        if comment:
+            body["comment"] = comment
+        env = await self._request("PUT", f"{API}/book_record/{company_id}/{record_id}", body=body)
+        return env.data if isinstance(env.data, dict) else {}
+
+    async def set_visit_attendance(
+        self,
+        visit_id: int,
+        record_id: int,
+        attendance: Attendance,
+        *,
+        comment: str | None = None,
+    ) -> dict[str, Any]:
+        """Mark a visit confirmed, arrived, waiting or no-show:
+        ``PUT visits/{visit_id}/{record_id}`` ``{attendance, comment}``.
+
+        Never a way to cancel (that is ``delete_record``). A write: retried only on 429.
+        Returns what YClients answered (the record, for our fake).
+        """
+        body: dict[str, Any] = {"attendance": int(Attendance(attendance))}
+        if comment:
+            body["comment"] = comment
+        env = await self._request("PUT", f"{API}/visits/{visit_id}/{record_id}", body=body)
+        return env.data if isinstance(env.data, dict) else {}
 
     async def search_clients(
         self, company_id: int, query: str, *, page: int = 1, page_size: int = 50

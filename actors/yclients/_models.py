@@ -8,6 +8,7 @@ do without (an ``id``) raises ``ValueError``, which the client turns into
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -69,11 +70,14 @@ class SalonDetails:
     phone: str
     timezone: str
     city: str | None = None
+    #: The salon's opening hours in its own words ("Ежедневно 10:00–21:00"); "" if not given.
+    schedule: str = ""
 
     @classmethod
     def from_api(cls, raw: dict[str, Any]) -> SalonDetails:
         """Build from ``GET company/{id}`` ``data``."""
         city = raw.get("city")
+        schedule = raw.get("schedule")
         return cls(
             id=_int(raw.get("id"), "company id"),
             title=_text(raw.get("title")),
@@ -81,12 +85,50 @@ class SalonDetails:
             phone=_text(raw.get("phone")),
             timezone=_timezone_name(raw),
             city=city if isinstance(city, str) and city else None,
+            schedule=schedule.strip() if isinstance(schedule, str) else "",
         )
+
+
+def _ids(value: Any) -> tuple[int, ...]:
+    """Ids from a list of ids or of objects with an ``id`` (unreadable items skipped)."""
+    if not isinstance(value, list):
+        return ()
+    ids = (_opt_int(item.get("id") if isinstance(item, dict) else item) for item in value)
+    return tuple(dict.fromkeys(i for i in ids if i is not None))
+
+
+def _texts(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        return ()
+    return tuple(item.strip() for item in value if isinstance(item, str) and item.strip())
+
+
+def _duration(raw: dict[str, Any]) -> int | None:
+    """Seconds: ``seance_length`` (booking API), else ``duration``, else the masters' own."""
+    for key in ("seance_length", "duration"):
+        seconds = _opt_int(raw.get(key))
+        if seconds:
+            return seconds
+    staff = raw.get("staff")
+    if isinstance(staff, list):
+        lengths = [
+            length
+            for item in staff
+            if isinstance(item, dict) and (length := _opt_int(item.get("seance_length")))
+        ]
+        if lengths:
+            return max(lengths)
+    return None
 
 
 @dataclass(frozen=True)
 class SalonService:
-    """A bookable service: prices in the salon's currency (RUB), duration in seconds."""
+    """A service: prices in the salon's currency (RUB), duration in seconds.
+
+    ``comment`` is the salon's description of it, ``staff_ids`` the masters who do it (given by
+    ``company/{id}/services``; empty from ``book_services``), ``synonyms`` the salon's own
+    words for it (a field of our fake YClients only; empty from the real one).
+    """
 
     id: int
     title: str
@@ -95,10 +137,14 @@ class SalonService:
     price_max: Decimal | None
     duration_seconds: int | None
     active: bool
+    comment: str = ""
+    staff_ids: tuple[int, ...] = ()
+    synonyms: tuple[str, ...] = ()
 
     @classmethod
     def from_api(cls, raw: dict[str, Any]) -> SalonService:
-        """Build from one item of ``GET book_services`` ``data.services``."""
+        """Build from one item of ``GET book_services`` ``data.services`` or of
+        ``GET company/{id}/services`` ``data``."""
         active = raw.get("active", True)
         return cls(
             id=_int(raw.get("id"), "service id"),
@@ -106,9 +152,42 @@ class SalonService:
             category_id=_opt_int(raw.get("category_id")),
             price_min=_money(raw.get("price_min")),
             price_max=_money(raw.get("price_max")),
-            duration_seconds=_opt_int(raw.get("seance_length")),
+            duration_seconds=_duration(raw),
             active=bool(active) if not isinstance(active, str) else active not in {"0", ""},
+            comment=_text(raw.get("comment")).strip(),
+            staff_ids=_ids(raw.get("staff")),
+            synonyms=_texts(raw.get("synonyms")),
         )
+
+
+@dataclass(frozen=True)
+class ServiceCategory:
+    """A group of services («Парикмахерский зал»); ``staff_ids``: masters doing any of them."""
+
+    id: int
+    title: str
+    weight: int | None = None
+    staff_ids: tuple[int, ...] = ()
+
+    @classmethod
+    def from_api(cls, raw: dict[str, Any]) -> ServiceCategory:
+        """Build from one item of ``GET company/{id}/service_categories`` ``data`` (or of
+        ``book_services`` ``data.categories``)."""
+        return cls(
+            id=_int(raw.get("id"), "category id"),
+            title=_text(raw.get("title")),
+            weight=_opt_int(raw.get("weight")),
+            staff_ids=_ids(raw.get("staff")),
+        )
+
+
+class Attendance(enum.IntEnum):
+    """A visit's attendance as YClients counts it (``PUT visits``)."""
+
+    NO_SHOW = -1
+    WAITING = 0
+    ARRIVED = 1
+    CONFIRMED = 2
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import trio
 
 from actors.yclients import (
     Appointment,
+    Attendance,
     BookedRecord,
     RetryPolicy,
     YClientsAuthError,
@@ -288,3 +289,89 @@ async def test_book_record_validates_its_arguments(client: YClientsClient) -> No
         )
     with pytest.raises(ValueError, match="appointment"):
         await client.book_record(LOTOS_ID, phone="7", fullname="x", appointments=[], api_id="a")
+
+
+# -- moving a visit and marking attendance ---------------------------------------------------
+
+
+async def test_move_record_keeps_the_id_and_frees_the_old_time(
+    client: YClientsClient, fake: FakeYClients
+) -> None:
+    booked = await book(client, "m-1", hour=12)
+    record_id = booked[0].record_id
+    moved = await client.move_record(
+        LOTOS_ID, record_id, datetime(2030, 6, 4, 15, tzinfo=MSK), comment="перенос из WhatsApp"
+    )
+    assert moved["id"] == record_id
+    assert moved["datetime"] == "2030-06-04T15:00:00+03:00"
+    put = fake.requests_to(f"/api/v1/book_record/{LOTOS_ID}/{record_id}", method="PUT")
+    assert [r.json for r in put] == [
+        {"datetime": "2030-06-04T15:00:00+03:00", "comment": "перенос из WhatsApp"}
+    ]
+    assert [r["id"] for r in fake.live_records(LOTOS_ID)] == [record_id]
+    times = {
+        t["time"] for t in await client.get_book_times(LOTOS_ID, 2001, DAY, service_ids=[1001])
+    }
+    assert "12:00" in times and "15:00" not in times
+
+
+async def test_move_onto_a_taken_time_is_433_and_nothing_moves(
+    client: YClientsClient, fake: FakeYClients
+) -> None:
+    first = (await book(client, "m-2", hour=12))[0].record_id
+    await book(client, "m-3", hour=15)
+    with pytest.raises(YClientsRejected) as info:
+        await client.move_record(LOTOS_ID, first, datetime(2030, 6, 4, 15, 30, tzinfo=MSK))
+    assert info.value.codes == (433,)
+    assert (await client.get_record(LOTOS_ID, first))["datetime"] == "2030-06-04T12:00:00+03:00"
+
+
+async def test_move_with_a_lost_answer_is_not_repeated(
+    client: YClientsClient, fake: FakeYClients
+) -> None:
+    record_id = (await book(client, "m-4", hour=12))[0].record_id
+    path = f"/api/v1/book_record/{LOTOS_ID}/{record_id}"
+    fake.fail(path, 502, method="PUT", after_handler=True)
+    with pytest.raises(YClientsUnavailable) as info:
+        await client.move_record(LOTOS_ID, record_id, datetime(2030, 6, 4, 16, tzinfo=MSK))
+    assert info.value.outcome_unknown
+    assert len(fake.requests_to(path, method="PUT")) == 1
+    # Reading the record tells where it is.
+    assert (await client.get_record(LOTOS_ID, record_id))["datetime"].endswith("T16:00:00+03:00")
+
+
+async def test_move_after_429_is_sent_again(
+    client: YClientsClient, fake: FakeYClients, sleeps: SleepRecorder
+) -> None:
+    record_id = (await book(client, "m-5", hour=12))[0].record_id
+    path = f"/api/v1/book_record/{LOTOS_ID}/{record_id}"
+    fake.fail(path, 429, retry_after=2, method="PUT")
+    moved = await client.move_record(LOTOS_ID, record_id, datetime(2030, 6, 4, 17, tzinfo=MSK))
+    assert moved["datetime"] == "2030-06-04T17:00:00+03:00"
+    assert [r.status for r in fake.requests_to(path, method="PUT")] == [429, 200]
+    assert 2 <= sleeps.calls[-1] <= 2.2
+
+
+async def test_move_needs_an_aware_time(client: YClientsClient) -> None:
+    with pytest.raises(ValueError, match="timezone-aware"):
+        await client.move_record(LOTOS_ID, 1, datetime(2030, 6, 4, 17))
+
+
+async def test_visit_attendance_is_set_and_never_cancels(
+    client: YClientsClient, fake: FakeYClients
+) -> None:
+    record_id = (await book(client, "v-1", hour=12))[0].record_id
+    record = await client.get_record(LOTOS_ID, record_id)
+    answer = await client.set_visit_attendance(
+        record["visit_id"], record_id, Attendance.CONFIRMED, comment="подтвердила в WhatsApp"
+    )
+    assert answer["attendance"] == 2
+    sent = fake.requests_to(f"/api/v1/visits/{record['visit_id']}/{record_id}", method="PUT")
+    assert [r.json for r in sent] == [{"attendance": 2, "comment": "подтвердила в WhatsApp"}]
+    stored = await client.get_record(LOTOS_ID, record_id)
+    assert stored["attendance"] == 2 and not stored["deleted"]
+    with pytest.raises(YClientsRejected) as info:
+        await client.set_visit_attendance(record["visit_id"] + 1, record_id, Attendance.ARRIVED)
+    assert info.value.status == 404
+    with pytest.raises(ValueError):
+        await client.set_visit_attendance(record["visit_id"], record_id, 7)  # type: ignore[arg-type]

@@ -7,6 +7,7 @@ import random
 import socket
 from datetime import date, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 import trio
@@ -16,6 +17,7 @@ from actors.yclients import (
     SalonDetails,
     SalonService,
     SalonStaff,
+    ServiceCategory,
     YClientsAuthError,
     YClientsClient,
     YClientsRateLimited,
@@ -356,3 +358,68 @@ async def test_retry_waits_are_drawn_from_the_injected_generator() -> None:
     replica = random.Random(11)
     policy = RetryPolicy(attempts=4, backoff_initial=0.5, backoff_max=4.0)
     assert schedules[0] == [policy.backoff(n, replica) for n in (1, 2, 3)]
+
+
+# -- the salon's catalog (company services and categories) -----------------------------------
+
+
+async def test_company_services_carry_masters_and_inactive_ones(
+    client: YClientsClient, fake: FakeYClients
+) -> None:
+    services = {s.id: s for s in await client.get_company_services(LOTOS_ID)}
+    assert services[1001] == SalonService(
+        id=1001,
+        title="Стрижка женская",
+        category_id=10,
+        price_min=Decimal("1500"),
+        price_max=Decimal("2500"),
+        duration_seconds=3600,
+        active=True,
+        comment="",
+        staff_ids=(2001, 2003),
+    )
+    assert not services[1007].active  # listed, unlike in book_services
+    nails = await client.get_company_services(LOTOS_ID, category_id=11)
+    assert [s.id for s in nails] == [1005, 1006]
+    assert fake.requests[-1].query["category_id"] == ["11"]
+
+
+async def test_service_categories_are_typed(client: YClientsClient) -> None:
+    categories = await client.get_service_categories(LOTOS_ID)
+    assert [(c.id, c.title, c.staff_ids) for c in categories] == [
+        (10, "Парикмахерские услуги", (2001, 2003)),
+        (11, "Ногтевой сервис", (2002,)),
+        (12, "Брови и ресницы", ()),
+    ]
+    assert all(isinstance(c, ServiceCategory) and c.weight is not None for c in categories)
+
+
+async def test_catalog_description_and_synonyms_reach_the_service() -> None:
+    example = Path(__file__).parents[2] / "fakes" / "yclients" / "catalog.example.json"
+    async with (
+        running_fake_yclients(catalog=example, rate_limits=None) as fake,
+        YClientsClient(fake.base_url, PARTNER_TOKEN) as client,
+    ):
+        services = {s.id: s for s in await client.get_company_services(555100)}
+    assert services[6103].comment.startswith("Окрашивание отросших корней")
+    assert services[6103].duration_seconds == 90 * 60
+    assert services[6105].synonyms == ("шеллак", "гелевое покрытие")
+    assert services[6101].staff_ids == (6201, 6202, 6204)
+
+
+def test_service_parsing_is_lenient() -> None:
+    service = SalonService.from_api(
+        {
+            "id": "7",
+            "title": "Стрижка",
+            "staff": [5, {"id": "6", "seance_length": 2700}, {"name": "без id"}, 5],
+            "synonyms": ["  стрижечка ", 3, ""],
+            "comment": None,
+        }
+    )
+    assert service.staff_ids == (5, 6)
+    assert service.duration_seconds == 2700  # the masters' length when the service has none
+    assert service.synonyms == ("стрижечка",)
+    assert service.comment == ""
+    assert SalonService.from_api({"id": 8, "duration": 1800}).duration_seconds == 1800
+    assert ServiceCategory.from_api({"id": 3, "title": "Брови"}) == ServiceCategory(3, "Брови")
