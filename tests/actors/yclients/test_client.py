@@ -73,6 +73,7 @@ async def test_company_is_unwrapped_into_salon_details(client: YClientsClient) -
         phone="+7 495 123-45-67",
         timezone="Europe/Moscow",
         city="Москва",
+        schedule="Ежедневно 10:00–21:00",
     )
 
 
