@@ -65,6 +65,7 @@ def create_app(node: Node) -> QuartTrio:
 
     from .routes import (
         assistant,
+        conversations,
         dev,
         health,
         marketplace,
@@ -74,7 +75,17 @@ def create_app(node: Node) -> QuartTrio:
         yclients,
     )
 
-    for module in (health, marketplace, websocket, dev, openapi, sync, yclients, assistant):
+    for module in (
+        health,
+        marketplace,
+        websocket,
+        dev,
+        openapi,
+        sync,
+        yclients,
+        assistant,
+        conversations,
+    ):
         app.register_blueprint(module.blueprint)
 
     @app.before_request

@@ -80,6 +80,17 @@ def test_the_matrix_is_not_empty() -> None:
     assert ("GET", "/health/tree") in ADMIN_ROUTES
     assert ("POST", "/marketplace/register") in ADMIN_ROUTES
     assert ("GET", "/metrics") in ADMIN_ROUTES
+    # the assistant's surface (issue 10)
+    assert {
+        ("GET", "/marketplace/conversations/{companyId}"),
+        ("POST", "/marketplace/conversations/{companyId}/mode"),
+        ("PATCH", "/marketplace/company/{companyId}/assistant"),
+        ("POST", "/marketplace/company/{companyId}/assistant"),
+    } <= set(COMPANY_ROUTES)
+    assert {
+        ("GET", "/dev/simulator/{companyId}/chat"),
+        ("POST", "/dev/simulator/{companyId}/staff-message"),
+    } <= set(ADMIN_ROUTES)
 
 
 # ------------------------------------------------------------------- company-scoped HTTP
@@ -102,6 +113,24 @@ async def test_company_route_refuses_another_companys_credentials(
         fill(path, t.a.company_id), method=method, headers=t.headers("a", kind), json={}
     )
     assert own.status_code not in (401, 403), await own.get_json()
+
+
+@pytest.mark.parametrize("kind", CREDENTIALS)
+async def test_one_conversation_is_refused_to_another_companys_credentials(
+    any_web: WebHarness, kind: str
+) -> None:
+    """The ``?phone=`` form of the conversations route (one path, two answers in the table)."""
+    t = await two_tenants(any_web)
+    await any_web.storage.conversations.save(
+        t.a.company_id, "79005550001", state={}, expected_version=0, client_name="Анна"
+    )
+    path = f"/marketplace/conversations/{t.a.company_id}?phone=79005550001"
+    response = await any_web.client.get(path, headers=t.headers("b", kind))
+    body = await response.get_json()
+    assert response.status_code == 403, body
+    assert "79005550001" not in json.dumps(body) and "Анна" not in json.dumps(body)
+    own = await any_web.client.get(path, headers=t.headers("a", kind))
+    assert (await own.get_json())["client_name"] == "Анна"
 
 
 @pytest.mark.parametrize("kind", CREDENTIALS)

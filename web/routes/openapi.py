@@ -7,8 +7,9 @@ from typing import Any
 from quart import Blueprint, jsonify
 
 from actors import MAX_PHONE_TEXT
-from storage import MAX_ID
+from storage import MAX_ID, ConversationMode
 
+from .._conversations import MAX_LIMIT, MODE_BODY
 from .._message_fields import INBOUND_BODY, STAFF_MESSAGE_BODY
 from .._openapi import RouteDoc, build_openapi
 from .._validation import BOOLEAN, EMAIL, PHONE, TEXT, object_schema
@@ -34,6 +35,50 @@ ASSISTANT_SWITCHED = {
     "type": "object",
     "properties": {"success": {"type": "boolean"}, "company_id": ID, "assistant": ASSISTANT_STATE},
     "required": ["success", "company_id", "assistant"],
+}
+CONVERSATION_FIELDS: dict[str, Any] = {
+    "phone": {"type": "string", "description": "Digits, country code first"},
+    "client_name": {"type": ["string", "null"]},
+    "mode": {
+        "type": "string",
+        "enum": [mode.value for mode in ConversationMode],
+        "description": "assistant: it answers; handoff: a person answers, the assistant is "
+        "silent until mode_until or until given back; opted_out: the client asked us to "
+        "stop writing",
+    },
+    "mode_until": {"type": ["string", "null"], "format": "date-time"},
+    "needs_person": {
+        "type": "boolean",
+        "description": "Handed over by the assistant and not yet taken by the salon",
+    },
+    "last_message_at": {"type": ["string", "null"], "format": "date-time"},
+    "updated_at": {"type": "string", "format": "date-time"},
+    "created_at": {"type": "string", "format": "date-time"},
+}
+CONVERSATION_REQUIRED = ["phone", "client_name", "mode", "mode_until", "needs_person", "updated_at"]
+CONVERSATION = {
+    "type": "object",
+    "properties": CONVERSATION_FIELDS,
+    "required": CONVERSATION_REQUIRED,
+}
+CONVERSATION_ANSWER = {
+    "type": "object",
+    "properties": {"success": {"type": "boolean"}, "company_id": ID, **CONVERSATION_FIELDS},
+    "required": CONVERSATION_REQUIRED,
+}
+CONVERSATIONS_ANSWER = {
+    "type": "object",
+    "description": "With ?phone=P: that client's conversation (the fields of one list item, "
+    "at the top level); without: the list",
+    "properties": {
+        "success": {"type": "boolean"},
+        "company_id": ID,
+        "conversations": {"type": "array", "items": CONVERSATION},
+        "next_cursor": {
+            "type": ["string", "null"],
+            "description": "Pass as cursor for the next page; null on the last page",
+        },
+    },
 }
 STATUS = {
     "type": "object",
@@ -203,6 +248,43 @@ ROUTES: tuple[RouteDoc, ...] = (
             },
         )
         for method in ("PATCH", "POST")
+    ),
+    RouteDoc(
+        "/marketplace/conversations/{companyId}",
+        "GET",
+        "The salon's assistant conversations, newest first (or one client's, with phone)",
+        auth="company",
+        query={
+            "phone": PHONE_QUERY,
+            "limit": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 50},
+            "cursor": {"type": "string", "description": "next_cursor of the previous page"},
+            "mode": {"type": "string", "enum": [mode.value for mode in ConversationMode]},
+            "needs_person": {"type": "boolean"},
+            "q": {
+                "type": "string",
+                "maxLength": 255,
+                "description": "Part of the client's phone (digits) or name",
+            },
+        },
+        response_schema=CONVERSATIONS_ANSWER,
+        responses={
+            400: "Invalid query parameter",
+            404: "Unknown company, or no conversation with this phone",
+        },
+    ),
+    RouteDoc(
+        "/marketplace/conversations/{companyId}/mode",
+        "POST",
+        "Take a chat over (handoff, for minutes or the configured time) or give it back to "
+        "the assistant",
+        auth="company",
+        request_schema=MODE_BODY,
+        response_schema=CONVERSATION_ANSWER,
+        responses={
+            404: "Unknown company",
+            409: "The client opted out",
+            410: "Uninstalled",
+        },
     ),
     RouteDoc(
         "/marketplace/ws",
