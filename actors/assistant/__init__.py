@@ -6,8 +6,10 @@ date and time rules documented in ``_when``, ``_days`` and ``_clock``. Everythin
 """
 
 from ._days import DayKind as DayKind
+from ._understand import RuleUnderstander as RuleUnderstander
+from ._understand import understand_rules as understand_rules
 from ._when import TimeKind as TimeKind
 from ._when import When as When
 from ._when import parse_when as parse_when
 
-__all__ = ["DayKind", "TimeKind", "When", "parse_when"]
+__all__ = ["DayKind", "RuleUnderstander", "TimeKind", "When", "parse_when", "understand_rules"]
