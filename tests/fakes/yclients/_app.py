@@ -96,6 +96,8 @@ class FakeYClients:
     ) -> None:
         if salons is not None and catalog is not None:
             raise ValueError("give salons or a catalog, not both")
+        if now is not None and now.tzinfo is None:
+            raise ValueError("now must be timezone-aware")
         if catalog is not None:
             salons = load_catalog(catalog, now=now)
         self.partner_token = partner_token

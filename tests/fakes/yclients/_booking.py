@@ -112,6 +112,17 @@ def _day_start(salon: FakeSalon, day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(salon.timezone))
 
 
+def _busy(
+    salon: FakeSalon, staff: dict[str, Any], ignore: int | None = None
+) -> list[tuple[datetime, datetime]]:
+    """The spans of the master's live visits (the record ``ignore`` aside)."""
+    return [
+        _record_span(record)
+        for record in salon.records.values()
+        if not record["deleted"] and record["staff_id"] == staff["id"] and record["id"] != ignore
+    ]
+
+
 def _is_free(
     state: BookingState,
     salon: FakeSalon,
@@ -120,9 +131,11 @@ def _is_free(
     length: int,
     *,
     ignore: int | None = None,
+    busy: list[tuple[datetime, datetime]] | None = None,
 ) -> bool:
     """Whether the master works then, within their hours, not in the past, and has no visit
-    overlapping (the record ``ignore`` aside: the one being moved)."""
+    overlapping (the record ``ignore`` aside: the one being moved). ``busy``: the master's
+    visits, when the caller already gathered them (``_busy``)."""
     start = start.astimezone(ZoneInfo(salon.timezone))
     day = start.date()
     if start < state.salon_now(salon) or not salon.works_on(staff, day):
@@ -132,13 +145,8 @@ def _is_free(
     end = start + timedelta(seconds=length)
     if start < midnight + timedelta(minutes=first) or end > midnight + timedelta(minutes=last):
         return False
-    for record in salon.records.values():
-        if record["deleted"] or record["staff_id"] != staff["id"] or record["id"] == ignore:
-            continue
-        r_start, r_end = _record_span(record)
-        if start < r_end and r_start < end:
-            return False
-    return True
+    spans = busy if busy is not None else _busy(salon, staff, ignore)
+    return not any(start < r_end and r_start < end for r_start, r_end in spans)
 
 
 def _can_do(staff: dict[str, Any], service_ids: list[int]) -> bool:
@@ -197,9 +205,14 @@ def _free_times(
     midnight = _day_start(salon, day)
     step = timedelta(minutes=max(1, salon.step_minutes))
     start, end = midnight + timedelta(minutes=first), midnight + timedelta(minutes=last)
+    busy = [
+        (r_start, r_end)
+        for r_start, r_end in _busy(salon, staff)
+        if r_start < end and start < r_end  # only the visits of that working day
+    ]
     out: list[datetime] = []
     while start + timedelta(seconds=length) <= end:
-        if _is_free(state, salon, staff, start, length):
+        if _is_free(state, salon, staff, start, length, busy=busy):
             out.append(start)
         start += step
     return out
