@@ -7,7 +7,7 @@ import base64
 import binascii
 import json
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from storage import Conversation, ConversationMode
@@ -16,6 +16,8 @@ from ._errors import BadRequest
 from ._validation import PHONE, integer_in, object_schema, one_of
 
 _DIGITS = re.compile(r"[0-9]{5,15}")
+#: Longer than any cursor :func:`encode_cursor` writes (about 90 characters).
+MAX_CURSOR = 256
 
 #: Page sizes of the list: the default and the largest a caller may ask for.
 DEFAULT_LIMIT = 50
@@ -62,13 +64,15 @@ def encode_cursor(conversation: Conversation) -> str:
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
     """The place :func:`encode_cursor` wrote; 400 ``invalid_field`` for anything else."""
     try:
+        if len(cursor) > MAX_CURSOR:
+            raise ValueError("too long for a cursor")
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         at_text, phone = json.loads(raw)
         at = datetime.fromisoformat(at_text)
         if at.tzinfo is None or not isinstance(phone, str) or not _DIGITS.fullmatch(phone):
             raise ValueError("not a cursor")
-        return at, phone
-    except (binascii.Error, ValueError, TypeError, UnicodeDecodeError):
+        return at.astimezone(UTC), phone
+    except (binascii.Error, ValueError, TypeError, OverflowError, RecursionError):
         raise BadRequest(
             "cursor must be a next_cursor this list returned.", code="invalid_field", field="cursor"
         ) from None

@@ -3,15 +3,19 @@ filtered) and the salon taking a chat over or giving it back — on both storage
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from storage import ConversationMode
+from storage import Conversation, ConversationMode
 from tests.web.conftest import WebHarness, issue_jwt, register, uninstall
 from tests.web.test_routes import error_of
+from web._conversations import decode_cursor, encode_cursor
+from web._errors import BadRequest
 
 ANNA = "79005550001"
 T0 = datetime(2026, 3, 14, 9, 0, tzinfo=UTC)
@@ -323,3 +327,29 @@ async def test_each_salon_sees_only_its_own_conversations(any_web: WebHarness) -
     )
     stored = await web.storage.conversations.get(b.company_id, "79005550002")
     assert stored is not None and stored.mode is ConversationMode.ASSISTANT
+
+
+@given(
+    st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=10))])),
+    st.from_regex(r"[0-9]{5,15}", fullmatch=True),
+)
+def test_a_cursor_reads_back_as_the_place_it_was_written(at: datetime, phone: str) -> None:
+    row = Conversation(1, phone, ConversationMode.ASSISTANT, {}, 1, updated_at=at)
+    try:
+        expected = at.astimezone(UTC)
+    except OverflowError:
+        return  # beyond datetime's range in UTC: no stored row can be there
+    assert decode_cursor(encode_cursor(row)) == (expected, phone)
+
+
+@given(st.text(max_size=300))
+def test_any_other_cursor_is_a_400_never_a_crash(cursor: str) -> None:
+    try:
+        at, phone = decode_cursor(cursor)
+    except BadRequest as error:
+        refused: BadRequest | None = error
+    else:
+        refused = None
+        assert at.tzinfo is UTC and phone.isdigit()
+    if refused is not None:
+        assert (refused.status, refused.code) == (400, "invalid_field")
