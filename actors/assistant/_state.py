@@ -118,6 +118,7 @@ class ConversationState:
     - ``flow`` / ``wish`` / ``chosen``: what the client wants and the offered time they picked;
     - ``client_name`` / ``name_from_crm`` / ``client_id`` / ``looked_up``: who they are (a CRM
       name is never replaced by what the client types);
+    - ``service_choices``: the services offered when the one named fitted several;
     - ``offered`` / ``searched``: the numbered free times last offered, exactly as YClients
       gave them, and the search they answer;
     - ``visits`` (``None``: not looked up in this flow) / ``listed_visits`` / ``chosen_visit``
@@ -142,6 +143,7 @@ class ConversationState:
     client_id: int | None = None
     looked_up: bool = False
     greeted: bool = False
+    service_choices: tuple[int, ...] = ()
     offered: tuple[Slot, ...] = ()
     searched: FindSlots | None = None
     visits: tuple[Visit, ...] | None = None

@@ -42,6 +42,7 @@ __all__ = [
     "category_list",
     "confirm_cancel",
     "confirm_move",
+    "day_passed",
     "deny_booking",
     "display_name",
     "goodbye",
@@ -52,6 +53,7 @@ __all__ = [
     "masters_list",
     "move_failed",
     "move_kept",
+    "move_taken",
     "moved",
     "no_free_time",
     "no_such_option",
@@ -69,11 +71,15 @@ __all__ = [
     "salon_phone",
     "service_info",
     "slot_passed",
+    "slots_unavailable",
     "thanks",
+    "time_just_taken",
     "time_taken",
     "unknown_service",
     "visit_gone",
     "visits_list",
+    "visits_unavailable",
+    "which_service",
     "which_visit",
 ]
 
@@ -147,7 +153,10 @@ def greeting(name: str | None) -> str:
 
 
 def how_can_i_help() -> str:
-    return "Чем могу помочь?"
+    return (
+        "Чем могу помочь? Могу записать вас, перенести или отменить запись, подсказать цены "
+        "и адрес."
+    )
 
 
 def capabilities() -> str:
@@ -196,6 +205,10 @@ def bad_date() -> str:
     return "Такой даты нет. Напишите, пожалуйста, день иначе — например, «завтра» или «14 марта»."
 
 
+def day_passed() -> str:
+    return "Этот день уже прошёл."
+
+
 def no_such_option(count: int) -> str:
     if count <= 1:
         return "Такого варианта нет — есть только один, напишите «1» или «да»."
@@ -209,6 +222,25 @@ def ask_service(master: str | None) -> str:
     if master:
         return f"На какую услугу вас записать к {decline_name(master, 'datv')}?"
     return "На какую услугу вас записать?"
+
+
+def which_service(services: Sequence[Service]) -> str:
+    lines = "\n".join(f"{n}) {_price_line(x)}" for n, x in enumerate(services, start=1))
+    return f"Какую именно услугу?\n{lines}\nНапишите номер или название."
+
+
+def slots_unavailable() -> str:
+    return (
+        "Не получается сейчас посмотреть свободное время: система записи салона не "
+        "отвечает. Попробуйте, пожалуйста, через несколько минут."
+    )
+
+
+def visits_unavailable() -> str:
+    return (
+        "Не получается сейчас посмотреть ваши записи: система записи салона не отвечает. "
+        "Попробуйте, пожалуйста, через несколько минут."
+    )
 
 
 def ask_day(time: dt.time | None) -> str:
@@ -365,6 +397,10 @@ def slot_passed() -> str:
     return "Это время уже прошло."
 
 
+def time_just_taken() -> str:
+    return "Это время только что заняли."
+
+
 def deny_booking() -> str:
     return "Хорошо, не записываю. Если подобрать другой день или время — напишите."
 
@@ -444,6 +480,10 @@ def moved(catalog: AssistantCatalog, visit: Visit, slot: Slot, today: dt.date) -
 
 def move_kept() -> str:
     return "Хорошо, запись остаётся как была."
+
+
+def move_taken() -> str:
+    return "Это время уже занято, запись осталась как была."
 
 
 def move_failed() -> str:
