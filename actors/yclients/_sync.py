@@ -1,12 +1,15 @@
-"""Salon data sync: YClients' salon details, services and staff into our catalog tables.
+"""Salon data sync: YClients' salon details, services, categories and staff into our catalog.
 
-A sync of one company (:func:`sync_company`) reads everything first — ``GET company``,
-``GET book_services``, ``GET book_staff``, each through the node's one rate-limited client —
-and only then writes, with one ``storage.catalog.replace_catalog`` transaction (rows upserted,
-rows YClients no longer lists marked inactive, never deleted). A sync that fails halfway
-therefore leaves the previous complete copy untouched. Every attempt is recorded with
-``record_sync`` (last success kept, last error replaced), which ``/marketplace/status/:id``
-shows.
+A sync of one company (:func:`sync_company`) reads everything first — ``GET company`` (the
+card and its ``schedule``, read into opening hours by :func:`opening_hours`),
+``GET company/{id}/services`` (services with their description, the masters who do each and
+the salon's synonyms; inactive ones left out, as ``book_services`` leaves them out),
+``GET company/{id}/service_categories`` and ``GET book_staff``: four requests, each through
+the node's one rate-limited client — and only then writes, with one
+``storage.catalog.replace_catalog`` transaction (rows upserted, rows YClients no longer lists
+marked inactive, never deleted). A sync that fails halfway therefore leaves the previous
+complete copy untouched. Every attempt is recorded with ``record_sync`` (last success kept,
+last error replaced), which ``/marketplace/status/:id`` shows.
 
 :class:`CatalogSync` is the node's :class:`runtime.Service` that decides *when*:
 
@@ -38,11 +41,13 @@ import trio
 
 from metrics import MetricsRegistry
 from storage import (
+    MAX_ID,
     Company,
     Storage,
     StorageError,
     utc_now,
 )
+from storage import SalonCategory as StoredCategory
 from storage import SalonDetails as StoredDetails
 from storage import SalonService as StoredService
 from storage import SalonStaff as StoredStaff
@@ -50,7 +55,8 @@ from storage import SalonStaff as StoredStaff
 from .._phones import find_phone
 from ._client import YClientsClient
 from ._errors import YClientsError
-from ._models import SalonDetails, SalonService, SalonStaff
+from ._hours import opening_hours
+from ._models import SalonDetails, SalonService, SalonStaff, ServiceCategory
 
 log = logging.getLogger("actors.yclients.sync")
 
@@ -91,6 +97,7 @@ class SyncResult:
     services: int = 0
     staff: int = 0
     error: str | None = None
+    categories: int = 0
 
 
 @dataclass(frozen=True)
@@ -113,31 +120,55 @@ def _clip(text: str | None, limit: int) -> str | None:
 
 def stored_details(details: SalonDetails) -> StoredDetails:
     """The company columns a sync refreshes, fitted to their lengths; the phone in the one
-    canonical form (:func:`actors.find_phone`, as registration stores it) or ``None``."""
+    canonical form (:func:`actors.find_phone`, as registration stores it) or ``None``; the
+    schedule text ("" when YClients gives none) with the daily span it names, if any."""
+    schedule = _clip(details.schedule, 500) or ""
+    span = opening_hours(schedule)
     return StoredDetails(
         title=_clip(details.title, 255),
         phone=find_phone(details.phone),
         address=_clip(details.address, 1000),
         timezone=_clip(details.timezone, 50),
+        schedule=schedule,
+        opens_at=None if span is None else span[0],
+        closes_at=None if span is None else span[1],
     )
+
+
+MAX_SYNONYMS = 50
+MAX_DESCRIPTION = 10_000
 
 
 def stored_services(services: Sequence[SalonService]) -> list[StoredService]:
     """Catalog rows for the services (first of duplicate ids kept)."""
     rows: dict[int, StoredService] = {}
     for s in services:
-        if s.id <= 0 or s.id in rows:
+        if not 0 < s.id <= MAX_ID or s.id in rows:
             continue
         duration = s.duration_seconds
+        words = dict.fromkeys(w for w in (_clip(w, 255) for w in s.synonyms) if w)
         rows[s.id] = StoredService(
             service_id=s.id,
             title=_clip(s.title, 255) or f"#{s.id}",
-            category_id=s.category_id if s.category_id and s.category_id > 0 else None,
+            category_id=s.category_id if s.category_id and 0 < s.category_id <= MAX_ID else None,
             price_min=None if s.price_min is None else float(s.price_min),
             price_max=None if s.price_max is None else float(s.price_max),
             duration=duration if duration is not None and duration >= 0 else None,
             active=s.active,
+            description=_clip(s.comment, MAX_DESCRIPTION),
+            staff_ids=tuple(i for i in s.staff_ids if 0 < i <= MAX_ID),
+            synonyms=tuple(words)[:MAX_SYNONYMS],
         )
+    return list(rows.values())
+
+
+def stored_categories(categories: Sequence[ServiceCategory]) -> list[StoredCategory]:
+    """Catalog rows for the categories (first of duplicate ids kept)."""
+    rows: dict[int, StoredCategory] = {}
+    for c in categories:
+        if not 0 < c.id <= MAX_ID or c.id in rows:
+            continue
+        rows[c.id] = StoredCategory(category_id=c.id, title=_clip(c.title, 255) or f"#{c.id}")
     return list(rows.values())
 
 
@@ -158,7 +189,8 @@ def stored_staff(staff: Sequence[SalonStaff]) -> list[StoredStaff]:
 
 
 async def sync_company(storage: Storage, client: YClientsClient, company: Company) -> SyncResult:
-    """Fetch the salon's details, services and staff, then store them in one transaction.
+    """Fetch the salon's details, services, categories and staff, then store them in one
+    transaction.
 
     Records the attempt (``record_sync``) either way and returns its result; never raises
     for YClients or storage errors (when even recording fails, that is logged).
@@ -167,12 +199,16 @@ async def sync_company(storage: Storage, client: YClientsClient, company: Compan
     salon = company.yclients_id
     try:
         details = await client.get_company(salon)
-        services = await client.get_services(salon)
+        services = await client.get_company_services(salon)
+        categories = await client.get_service_categories(salon)
         staff = await client.get_staff(salon)
-        service_rows = stored_services(services)
+        # Only what clients can book, as book_services lists it: a service switched off is
+        # then missing from the copy, and the write marks it inactive.
+        service_rows = stored_services([s for s in services if s.active])
+        category_rows = stored_categories(categories)
         staff_rows = stored_staff(staff)
         await storage.catalog.replace_catalog(
-            company.id, stored_details(details), service_rows, staff_rows
+            company.id, stored_details(details), service_rows, staff_rows, category_rows
         )
     except (YClientsError, StorageError) as exc:
         error = f"{type(exc).__name__}: {exc}"
@@ -187,13 +223,20 @@ async def sync_company(storage: Storage, client: YClientsClient, company: Compan
     except StorageError as exc:
         log.warning("sync of company %s: stored, but cannot record success: %s", company.id, exc)
     log.info(
-        "synced company %s (salon %s): %d services, %d staff",
+        "synced company %s (salon %s): %d services, %d categories, %d staff",
         company.id,
         salon,
         len(service_rows),
+        len(category_rows),
         len(staff_rows),
     )
-    return SyncResult(company.id, ok=True, services=len(service_rows), staff=len(staff_rows))
+    return SyncResult(
+        company.id,
+        ok=True,
+        services=len(service_rows),
+        staff=len(staff_rows),
+        categories=len(category_rows),
+    )
 
 
 class CatalogSync:

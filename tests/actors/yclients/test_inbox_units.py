@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -24,11 +24,17 @@ from actors.yclients import (
     SalonDetails,
     SalonService,
     SalonStaff,
+    ServiceCategory,
     YClientsClient,
     record_from_api,
 )
 from actors.yclients._records import is_complete
-from actors.yclients._sync import stored_details, stored_services, stored_staff
+from actors.yclients._sync import (
+    stored_categories,
+    stored_details,
+    stored_services,
+    stored_staff,
+)
 from storage import Storage, open_storage
 from tests.fakes.yclients import LOTOS_ID, ORCHID_ID, PARTNER_TOKEN, FakeYClients
 from tests.support.clock import FakeWallClock
@@ -225,3 +231,38 @@ def test_catalog_rows_fit_the_columns() -> None:
     )
     assert details.phone == "74951234567"  # canonical, the extension dropped
     assert details.title == "Салон" and details.timezone == "Europe/Moscow"
+
+
+def test_catalog_rows_carry_what_the_assistant_reads() -> None:
+    service = SalonService(
+        9,
+        "Маникюр",
+        62,
+        None,
+        None,
+        3600,
+        True,
+        comment="  " + "о" * 10_050,
+        staff_ids=(5, 0, 2**31, 6),
+        synonyms=("шеллак", " " * 3, "шеллак", "x" * 300, *(f"w{n}" for n in range(60))),
+    )
+    (row,) = stored_services([service])
+    assert row.description is not None and len(row.description) == 10_000
+    assert row.staff_ids == (5, 6)  # ids our integer columns cannot hold are dropped
+    assert row.synonyms[:2] == ("шеллак", "x" * 255) and len(row.synonyms) == 50
+    (bare,) = stored_services([SalonService(10, "Стрижка", None, None, None, None, True)])
+    assert (bare.description, bare.staff_ids, bare.synonyms) == (None, (), ())
+    categories = stored_categories(
+        [ServiceCategory(1, "  Волосы "), ServiceCategory(1, "again"), ServiceCategory(2, "")]
+    )
+    assert [(c.category_id, c.title) for c in categories] == [(1, "Волосы"), (2, "#2")]
+    hours = stored_details(
+        SalonDetails(1, "С", "", "", "Europe/Moscow", schedule="Пн–Пт 9:00–20:00, Сб 10:00–18:00")
+    )
+    assert (hours.schedule, hours.opens_at, hours.closes_at) == (
+        "Пн–Пт 9:00–20:00, Сб 10:00–18:00",
+        time(9),
+        time(20),
+    )
+    unknown = stored_details(SalonDetails(1, "С", "", "", "Europe/Moscow"))
+    assert (unknown.schedule, unknown.opens_at, unknown.closes_at) == ("", None, None)

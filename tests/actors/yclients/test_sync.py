@@ -11,7 +11,7 @@ in ``/metrics``; the route's auth.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, time
 
 import trio
 
@@ -77,11 +77,30 @@ async def test_a_company_is_synced_when_it_becomes_active(stack: Stack) -> None:
         (2002, "Елена Кузнецова"),
         (2003, "Ольга Иванова"),
     ]
+    # What the assistant reads: who does each service, categories, the opening hours.
+    assert {sid: s.staff_ids for sid, s in services.items()} == {
+        1001: (2001, 2003),
+        1002: (2001,),
+        1003: (2003,),
+        1004: (2001, 2003),
+        1005: (2002,),
+        1006: (2002,),
+    }
+    assert [(c.category_id, c.title) for c in catalog.categories] == [
+        (10, "Парикмахерские услуги"),
+        (11, "Ногтевой сервис"),
+        (12, "Брови и ресницы"),
+    ]
     company = await stack.storage.companies.get(waiting.company.id)
     assert company is not None
     assert company.title == "Салон красоты «Лотос»"
     assert company.address == "г. Москва, ул. Тверская, д. 12, стр. 1"
     assert company.phone == "74951234567" and company.timezone == "Europe/Moscow"
+    assert (company.schedule, company.opens_at, company.closes_at) == (
+        "Ежедневно 10:00–21:00",
+        time(10),
+        time(21),
+    )
 
     response = await stack.http.get(
         f"/marketplace/status/{waiting.company.id}", headers={"X-API-Key": waiting.api_key}
@@ -115,11 +134,14 @@ async def test_a_sync_failing_halfway_keeps_the_previous_copy(stack: Stack) -> N
         failed = await _synced(stack, cid, after=first.last_attempt_at)
     assert failed.last_error is not None and "YClientsUnavailable" in failed.last_error
     assert failed.last_success_at == first.last_success_at
-    # Services and details were fetched before staff failed, yet nothing of them was stored.
+    # Services, categories and details were fetched before staff failed, yet nothing of them
+    # was stored.
     assert await stack.storage.catalog.get_catalog(cid, active_only=False) == before
     company = await stack.storage.companies.get(cid)
     assert company is not None and company.title == "Студия красоты «Орхидея»"
-    assert stack.fake.requests_to(f"/api/v1/book_services/{ORCHID_ID}")[-1].status == 200
+    assert stack.fake.requests_to(f"/api/v1/company/{ORCHID_ID}/services")[-1].status == 200
+    fetched = stack.fake.requests_to(f"/api/v1/company/{ORCHID_ID}/service_categories")
+    assert fetched[-1].status == 200
 
     status = await stack.http.get(f"/marketplace/status/{cid}", headers=own_key)
     assert status.json()["sync"]["last_error"] == failed.last_error
