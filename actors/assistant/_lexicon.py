@@ -88,7 +88,7 @@ FEATURES: dict[str, tuple[str, ...]] = _table(
 
 # A title's words that describe rather than name ("с покрытием": "с" is read as a joiner).
 IGNORED: frozenset[str] = _set(
-    "и или с со в во на по для до от за к у из а но + услуга процедура сеанс запись "
+    "и или с со в во на по под для до от за к у из а но + услуга процедура сеанс запись "
     "салон мастер мастера"
 )
 

@@ -16,12 +16,13 @@ cut matched only "стрижка"); those left with the same matched features ar
 several readings, an ambiguity ("стрижка" → мужская | женская); different feature sets are
 different mentions ("стрижка и борода").
 
-``ServiceIndex.of(catalog)`` builds the index once per catalog object (kept while the
-catalog lives). Nothing here returns an id that is not in the catalog.
+``ServiceIndex.of(catalog)`` builds the index once per catalog (equal catalogs share one;
+it is kept while the catalog lives). Nothing here returns an id that is not in the catalog.
 """
 
 from __future__ import annotations
 
+import re
 import threading
 import weakref
 from collections.abc import Iterable, Sequence
@@ -44,6 +45,8 @@ __all__ = [
 
 FUZZY_CUTOFF = 82.0
 _QUALIFIER_POS = frozenset({"ADJF", "ADJS", "PRTF", "PRTS"})
+_VERB_POS = frozenset({"INFN", "VERB"})
+_COMBO = re.compile(r"\+|\s и\s|,")
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +57,7 @@ class Feature:
     head: bool  # a noun or verb that can name a service on its own
     start: int
     end: int
+    verb: bool = False  # said as a verb ("подстричь"), which may govern the next feature
 
 
 def _word_features(word: Word, vocabulary: frozenset[str]) -> tuple[tuple[str, ...], bool]:
@@ -97,10 +101,12 @@ def features(ws: Sequence[Word], vocabulary: frozenset[str] = frozenset()) -> li
             if plain and part.low not in FEATURES:
                 continue
             found, head = _word_features(part, vocabulary)
+            verb = part.info.pos in _VERB_POS
             for key in found:
                 if key in IGNORED:
                     continue
-                out.append(Feature(f"-{key}" if negate else key, head, part.start, part.end))
+                key = f"-{key}" if negate else key
+                out.append(Feature(key, head, part.start, part.end, verb))
             negate = False
     return out
 
@@ -122,6 +128,7 @@ class _Alt:
     positive: frozenset[str]
     negative: frozenset[str]
     heads: frozenset[str]
+    combo: bool  # "Стрижка + борода": two services in one, named only by nouns
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,8 +175,8 @@ class ServiceIndex:
         )
         alts: list[_Alt] = []
         for service in catalog.services:
-            for name in (service.title, *service.synonyms):
-                alt = self._alt(service, name)
+            for k, name in enumerate((service.title, *service.synonyms)):
+                alt = self._alt(service, name, synonym=k > 0)
                 if alt is not None:
                     alts.append(alt)
         self.vocabulary |= frozenset(k for a in alts for k in a.positive | a.negative)
@@ -187,14 +194,18 @@ class ServiceIndex:
                 _INDEXES[catalog] = index
             return index
 
-    def _alt(self, service: Service, name: str) -> _Alt | None:
+    def _alt(self, service: Service, name: str, *, synonym: bool) -> _Alt | None:
+        """One name of a service as features; every word of a salon's own synonym names
+        the service ("налысо"), while a title's qualifiers ("мужская") do not alone."""
         found = features(words(name), frozenset(FEATURES))
         if not found:
             return None
         positive = frozenset(f.key for f in found if not f.key.startswith("-"))
         negative = frozenset(f.key[1:] for f in found if f.key.startswith("-"))
-        heads = frozenset(f.key for f in found if f.head and not f.key.startswith("-"))
-        return _Alt(service.id, positive, negative, heads)
+        heads = frozenset(
+            f.key for f in found if (f.head or synonym) and f.key in positive and f.key not in WEAK
+        )
+        return _Alt(service.id, positive, negative, heads, bool(_COMBO.search(name)))
 
     def _service_families(self) -> dict[int, frozenset[str]]:
         out: dict[int, set[str]] = {}
@@ -218,10 +229,13 @@ class ServiceIndex:
         """``ids`` (known ones only) in catalog order, without repeats."""
         return tuple(sorted({i for i in ids if i in self._order}, key=self._order.__getitem__))
 
-    def closest(self, feature: str, text: str) -> tuple[int, ...]:
+    def closest(self, feature: str, text: str, context: Iterable[str] = ()) -> tuple[int, ...]:
         """The salon's services nearest to one it does not offer: same family first
-        ("педикюр" → manicures), else by title similarity (at most three)."""
-        family = FAMILIES.get(feature)
+        ("педикюр" → manicures; else the family of a word said with it: "нарастить
+        ресницы" → brows), else by title similarity (at most three)."""
+        family = FAMILIES.get(feature) or next(
+            (FAMILIES[k] for k in context if k in FAMILIES), None
+        )
         if family is not None:
             same = [sid for sid, fams in self._families.items() if family in fams]
             if same:
@@ -233,16 +247,18 @@ class ServiceIndex:
     def match(self, ws: Sequence[Word], *, qualifiers_alone: bool = False) -> ServiceMatch:
         """What ``ws`` names (rules: module docstring). ``qualifiers_alone`` lets a bare
         qualifier ("женскую", "без покрытия") pick among services (after "Какой именно?")."""
-        found = features(ws, self.vocabulary)
+        found = self._governed(features(ws, self.vocabulary))
         if not found:
             return ServiceMatch()
         positive = {f.key for f in found if not f.key.startswith("-")}
+        nouns = {f.key for f in found if not f.key.startswith("-") and not f.verb}
         negative = {f.key[1:] for f in found if f.key.startswith("-")}
         best: dict[int, frozenset[str]] = {}
         for alt in self._alts:
             if alt.negative & positive or alt.positive & negative:
                 continue
-            matched = (alt.positive & positive) | {f"-{k}" for k in alt.negative & negative}
+            said = nouns if alt.combo else positive
+            matched = (alt.positive & said) | {f"-{k}" for k in alt.negative & negative}
             if not matched:
                 continue
             if not (alt.heads & positive) and not qualifiers_alone:
@@ -272,7 +288,8 @@ class ServiceIndex:
         offered = frozenset(k for alt in self._alts for k in alt.positive)
         for f in found:
             if f.key in SERVICE_TERMS and f.key not in used and f.head and f.key not in offered:
-                unknown.append((_text_of(ws, [f]), self.closest(f.key, f.key)))
+                said_with = [g.key for g in found if g is not f]
+                unknown.append((_text_of(ws, [f]), self.closest(f.key, f.key, said_with)))
                 spans.append((f.start, f.end))
         categories = self._named_categories(found, used)
         for f in found:
@@ -282,6 +299,22 @@ class ServiceIndex:
             ):
                 spans.append((f.start, f.end))
         return ServiceMatch(tuple(mentions), tuple(unknown), categories, tuple(spans))
+
+    def _governed(self, found: list[Feature]) -> list[Feature]:
+        """Drop a verb's feature when it only acts on the next one: "подстричь бороду" is
+        the beard, unless the salon has a service named by both ("Стрижка бороды")."""
+        out: list[Feature] = []
+        for k, f in enumerate(found):
+            nxt = found[k + 1] if k + 1 < len(found) else None
+            if f.verb and nxt is not None and not nxt.verb and nxt.head and nxt.start > f.end:
+                both = any(
+                    not a.combo and f.key in a.positive and nxt.key in a.positive
+                    for a in self._alts
+                )
+                if not both and any(nxt.key in a.positive for a in self._alts):
+                    continue
+            out.append(f)
+        return out
 
     def _named_categories(self, found: list[Feature], used: set[str]) -> tuple[int, ...]:
         """Categories a word names that picked no service: its title word ("брови") or a

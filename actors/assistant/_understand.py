@@ -88,6 +88,7 @@ _BLANK_FOR_WHEN = re.compile(
     re.IGNORECASE,
 )
 _CONSONANTS = frozenset("бвгджзклмнпрстфхцчшщ")
+_QUESTION_OPENERS = frozenset({"какие", "какой", "какая", "какую", "что", "есть", "делаете"})
 
 
 def understand_rules(
@@ -212,8 +213,10 @@ def read_message(
         visit_day, when = when.date, When()
     if not asks:
         out.extend(_service_commands(r, picking_visit, visit_day))
-    elif visit_day is not None and picking_visit:
-        out.append(ChooseVisit(day=visit_day))
+    else:
+        if visit_day is not None and picking_visit:
+            out.append(ChooseVisit(day=visit_day))
+        out.extend(UnknownService(text, closest) for text, closest in r.services.unknown)
     if picked is not None:
         out.append(picked)
         by_time = isinstance(picked, ChooseOption) and picked.time is not None
@@ -270,8 +273,10 @@ def _flow(r: _Reading) -> Flow | None:
         return min(request, key=request.__getitem__)
     if Flow.BOOK in s.flows:
         return Flow.BOOK
+    if s.wish and r.when.has_day and not s.topics and ctx.flow is None:
+        return Flow.BOOK  # "сегодня в 10 можно?"
     if r.services.mentions or r.services.unknown or r.masters:
-        asking = bool(s.topics) and not s.explicit_book
+        asking = (bool(s.topics) or _asks_what_there_is(r)) and not s.explicit_book
         if asking:
             return None
         wants = s.wish or not r.when.is_empty or bool(r.masters) or _service_verb(r)
@@ -308,7 +313,7 @@ def _asks(r: _Reading, flow: Flow | None) -> list[Ask]:
     category = r.services.categories[0] if r.services.categories else None
     named = bool(ids) or category is not None or bool(r.services.unknown)
     unasked = not topics and flow is None and r.context.flow is None
-    if unasked and named and _is_question(r) and not s.wish:
+    if unasked and named and _asks_what_there_is(r):
         topics = [Topic.SERVICES]
     if Topic.PRICE_LIST in topics and Topic.PRICE in topics:
         topics.remove(Topic.PRICE if not ids and category is None else Topic.PRICE_LIST)
@@ -329,7 +334,17 @@ def _asks(r: _Reading, flow: Flow | None) -> list[Ask]:
 
 def _is_question(r: _Reading) -> bool:
     first = r.ws[0].low if r.ws else ""
-    return "?" in r.text or first in {"какие", "какой", "какая", "что", "есть", "а", "делаете"}
+    return "?" in r.text or first in _QUESTION_OPENERS
+
+
+def _asks_what_there_is(r: _Reading) -> bool:
+    """ "какие стрижки есть?", "маникюр делаете?": a question about services, no wish, no
+    day, no master — so no booking starts."""
+    s = r.signals
+    if s.wish or s.explicit_book or r.masters or not r.when.is_empty:
+        return False
+    opener = bool(r.ws) and r.ws[0].low in _QUESTION_OPENERS
+    return opener or ("?" in r.text and r.context.expecting is Expecting.NOTHING)
 
 
 def _service_commands(r: _Reading, picking_visit: bool, visit_day: dt.date | None) -> list[Command]:
