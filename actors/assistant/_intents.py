@@ -97,6 +97,9 @@ _CANCEL_PHRASES = _phrases(
     "не успеваю прийти",
     "не смогу сходить",
 )
+# Said with nothing on the table, these are a visit that cannot happen ("я не смогу завтра");
+# as an answer to a summary or a list of times they are a no.
+_CANNOT = _phrases("не смогу", "не получится", "не успею", "не могу")
 _MOVE_LEMMAS = _set(
     "перенести переносить перенос перезаписать перезаписаться передвинуть сдвинуть "
     "подвинуть перенесение"
@@ -263,6 +266,9 @@ _MASTERS_PHRASES = _phrases(
     "какой мастер",
     "кто сегодня работает",
     "кто завтра работает",
+    "к какому мастеру",
+    "какого мастера",
+    "какой мастер лучше",
 )
 _CAPABILITY_PHRASES = _phrases(
     "что ты умеешь",
@@ -331,6 +337,8 @@ _GOODBYE_PHRASES = _phrases(
     "до связи",
     "пока пока",
 )
+# An acknowledgement ("понятно") is answered like thanks: never a "not understood".
+_ACK_PHRASES = _phrases("понятно", "ясно", "понял", "поняла", "понятненько", "принято")
 
 _YES_WORDS = _set(
     "да ага угу давайте давай записывайте записывай подтверждаю подтверждаем ок окей ok "
@@ -407,6 +415,7 @@ class Signals:
     no: bool = False
     contrast: bool = False
     any_master: bool = False
+    cannot: bool = False  # "не смогу": a cancel when nothing is asked, else a no
     taken: set[int] = field(default_factory=set)  # word indexes used by the above
 
 
@@ -480,6 +489,9 @@ def _read_flows(text: _Text, s: Signals) -> None:
     cancel = text.has(_CANCEL_PHRASES, s)
     if cancel is None:
         cancel = text.word(_CANCEL_LEMMAS, negatable=True)
+    cannot = text.has(_CANNOT)
+    if cannot is not None:
+        s.cannot = True
     move = text.has(_MOVE_PHRASES, s)
     moved_word = text.word(_MOVE_LEMMAS, negatable=True)
     if moved_word is not None:
@@ -544,8 +556,9 @@ def _read_small_talk(text: _Text, s: Signals) -> None:
         (SmallTalkKind.GREETING, _GREETING_PHRASES),
         (SmallTalkKind.THANKS, _THANKS_PHRASES),
         (SmallTalkKind.GOODBYE, _GOODBYE_PHRASES),
+        (SmallTalkKind.THANKS, _ACK_PHRASES),
     ):
-        if text.has(phrases, s) is not None:
+        if text.has(phrases, s) is not None and kind not in s.small_talk:
             s.small_talk.append(kind)
     # "пока" is goodbye only at the end of a short message ("ну всё, пока").
     if text.lows and text.lows[-1] == "пока" and len(text.lows) <= 4:

@@ -146,6 +146,10 @@ def read_client_name(
     message's first word if it is a first name or the message is one or two plain words.
     Words at indexes in ``not_a_name`` (a service, a master, a day, yes/no) never are."""
     n = len(ws)
+    for k in range(n - 2):  # "меня Оксана зовут"
+        cued = ws[k].low == "меня" and ws[k + 2].low == "зовут" and k + 1 not in not_a_name
+        if cued and ws[k + 1].cyrillic and not ws[k + 1].low.isdigit():
+            return _with_surname(ws, k + 1, not_a_name)
     for k in range(n):
         for cue in _NAME_CUES:
             end = k + len(cue)

@@ -267,6 +267,10 @@ def _flow(r: _Reading) -> Flow | None:
             else:
                 continue
             del request[said]
+    nothing_asked = ctx.expecting is Expecting.NOTHING and ctx.flow in (None, Flow.CANCEL)
+    if s.cannot and not request and Flow.BOOK not in s.flows and nothing_asked:
+        request[Flow.CANCEL] = 0  # "я не смогу завтра"
+        s.no = False
     if Flow.CANCEL in request or Flow.MOVE in request:
         request.pop(Flow.VISITS, None)
     if request:
