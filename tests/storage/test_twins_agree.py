@@ -1,20 +1,29 @@
 """The in-memory twins behave like PostgreSQL: random operation sequences, same observations.
 
-Hypothesis draws sequences of inbox and outbox operations (with clock moves); each is applied
-to a memory storage and a PostgreSQL storage sharing one fake wall clock, and every result is
-compared in a backend-neutral form (keys and states rather than ids, which PostgreSQL's
-sequences may skip).
+Hypothesis draws sequences of inbox and outbox operations, and of conversation operations
+(with clock moves); each is applied to a memory storage and a PostgreSQL storage sharing one
+fake wall clock, and every result is compared in a backend-neutral form (keys and states
+rather than ids, which PostgreSQL's sequences may skip).
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 import trio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from storage import AttemptOutcome, Storage, open_storage
+from storage import (
+    AttemptOutcome,
+    Conflict,
+    Conversation,
+    ConversationMode,
+    Storage,
+    ValidationError,
+    open_storage,
+)
 from tests.support.clock import FakeWallClock
 from tests.support.databases import open_real_storage
 
@@ -113,3 +122,126 @@ async def test_memory_and_postgres_agree(database_url: str, ops: list[tuple[Any,
             seen_real = await _apply(real, companies["real"], op)
             assert seen_memory == seen_real, op
             assert await _observe(memory) == await _observe(real)
+
+
+PHONES = st.sampled_from(["79000000001", "79000000002", "74950000003"])
+CONVERSATION_OPS = st.one_of(
+    st.tuples(
+        st.just("save"),
+        PHONES,
+        # The version read, mostly right, sometimes off by one (a stale or a future read).
+        st.sampled_from([0, 0, 0, -1, 1]),
+        st.sampled_from([None, "Анна", "АННА Петрова"]),
+        st.sampled_from([None, 0.0, 30.0]),  # last message: seconds before now
+    ),
+    st.tuples(
+        st.just("mode"),
+        PHONES,
+        st.sampled_from(list(ConversationMode)),
+        st.sampled_from([None, True, False]),
+        st.sampled_from([None, 600.0]),
+    ),
+    st.tuples(
+        st.just("list"),
+        st.integers(1, 3),
+        st.sampled_from([None, ConversationMode.HANDOFF, ConversationMode.ASSISTANT]),
+        st.sampled_from([None, True]),
+        st.sampled_from([None, "анн", "петрова", "7900", "+7 495"]),
+    ),
+    st.tuples(st.just("expire"), st.sampled_from([0.0, 45.0, 300.0]), st.integers(1, 2)),
+    st.tuples(st.just("advance"), st.sampled_from([1.0, 20.0, 120.0])),
+)
+
+
+def _seen(c: Conversation | None) -> Any:
+    """A conversation without its company id (ids may differ between backends)."""
+    if c is None:
+        return None
+    return (
+        c.phone,
+        c.mode,
+        c.state,
+        c.version,
+        c.client_name,
+        c.mode_until,
+        c.needs_person,
+        c.last_message_at,
+        c.created_at,
+        c.updated_at,
+    )
+
+
+async def _apply_conversation(
+    st_: Storage, company: int, op: tuple[Any, ...], now: datetime
+) -> Any:
+    kind = op[0]
+    if kind == "save":
+        _, phone, off, name, ago = op
+        stored = await st_.conversations.get(company, phone)
+        version = (0 if stored is None else stored.version) + off
+        at = None if ago is None else now - timedelta(seconds=ago)
+        try:
+            saved = await st_.conversations.save(
+                company,
+                phone,
+                state={"v": version, "name": name},
+                expected_version=version,
+                client_name=name,
+                last_message_at=at,
+            )
+        except Conflict:
+            return "conflict"
+        except ValidationError:
+            return "invalid"
+        return _seen(saved)
+    if kind == "mode":
+        _, phone, mode, person, until = op
+        ends = None if until is None else now + timedelta(seconds=until)
+        return _seen(
+            await st_.conversations.set_mode(company, phone, mode, until=ends, needs_person=person)
+        )
+    if kind == "list":
+        _, size, mode, person, search = op
+        pages: list[Any] = []
+        cursor: tuple[datetime, str] | None = None
+        while True:
+            page = await st_.conversations.list(
+                company, limit=size, before=cursor, mode=mode, needs_person=person, search=search
+            )
+            if not page:
+                return pages
+            pages.append([_seen(c) for c in page])
+            stamp = page[-1].last_message_at or page[-1].updated_at
+            assert stamp is not None
+            cursor = (stamp, page[-1].phone)
+    if kind == "expire":
+        count = await st_.conversations.expire_idle(now - timedelta(seconds=op[1]), limit=op[2])
+        return count, sorted(
+            _seen(c) for c in await st_.conversations.list(company) if c is not None
+        )
+    raise AssertionError(kind)
+
+
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(ops=st.lists(CONVERSATION_OPS, min_size=1, max_size=25))
+async def test_conversations_agree(database_url: str, ops: list[tuple[Any, ...]]) -> None:
+    wall = FakeWallClock()
+    async with (
+        open_storage(wall_clock=wall, monotonic_clock=trio.current_time) as memory,
+        open_real_storage(database_url, redis_url=None, wall_clock=wall) as real,
+    ):
+        company = {
+            name: (await st_.companies.create(1)).company.id
+            for name, st_ in (("memory", memory), ("real", real))
+        }
+        for op in ops:
+            if op[0] == "advance":
+                wall.advance(op[1])
+                continue
+            seen_memory = await _apply_conversation(memory, company["memory"], op, wall())
+            seen_real = await _apply_conversation(real, company["real"], op, wall())
+            assert seen_memory == seen_real, op
