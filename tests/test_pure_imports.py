@@ -29,6 +29,8 @@ CASES = [
     # their pure parts load no database, Redis or QR code at import.
     ("actors.whatsapp._events", BACKENDS + HTTP),
     ("actors.yclients._marketplace", BACKENDS),
+    # The assistant's dialogue core (decide, its state and the reply templates) is pure.
+    ("actors.assistant._decide", BACKENDS + HTTP + EVENT_LOOP),
     # Understanding a client's message (issue 10) is pure: pymorphy3 and rapidfuzz only.
     ("actors.assistant._understand", BACKENDS + HTTP + EVENT_LOOP),
     ("actors.assistant", BACKENDS + HTTP + EVENT_LOOP),
