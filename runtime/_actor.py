@@ -129,10 +129,11 @@ async def run_actor(
     """Run one incarnation: ``on_start``, the message loop, ``on_stop`` on a graceful end.
 
     Returns the crash (``None`` after a normal end or a stop). The incarnation's nursery scope is
-    shielded and published as the cell's scope (``Cell.enter_scope``): it is this incarnation's
-    one cancel scope, and only the supervisor cancels it. Either way the mailbox is closed and
-    every pending ask is failed before this returns. (The loop is inline: every coroutine frame
-    on an idle actor's stack costs memory.)
+    its one cancel scope, and only the supervisor cancels it: shielded, published to the cell as
+    it opens (``Cell.enter_scope``, so a stop reaches an actor still in ``on_start``), and handed
+    back by ``status.started(scope)`` once ``on_start`` returned. Either way the mailbox is closed
+    and every pending ask is failed before this returns. (The loop is inline: every coroutine
+    frame on an idle actor's stack costs memory.)
     """
     error: BaseException | None = None
     mailbox = cell.mailbox
@@ -144,7 +145,7 @@ async def run_actor(
             cell.enter_scope(scope)
             actor._rt_nursery = nursery
             await actor.on_start()
-            status.started()
+            status.started(scope)
             next_envelope = receive.receive
             handle = actor.receive
             expected = actor.expected_errors

@@ -176,12 +176,13 @@ class Cell:
 
     @property
     def finished(self) -> bool:
-        """No task runs this child (never started, or its runner ended)."""
+        """No task runs this child (never started, or its run ended)."""
         return self._finished
 
     @property
     def generation(self) -> int:
-        """Counts runner tasks, so a stale runner never ends its successor's run."""
+        """Counts runs (an incarnation task and the ones its restarts start), so a stale run
+        never ends its successor's."""
         return self._generation
 
     @property
@@ -312,9 +313,10 @@ class Cell:
     # -- scopes: the one the child waits in is the one a stop cancels -------------------------
 
     def enter_scope(self, scope: trio.CancelScope) -> None:
-        """Publish the scope the child waits in now (an actor's incarnation nursery, a guard
-        around a service or a backoff); cancel it at once if a stop is already pending, so no
-        stop request can fall between two scopes."""
+        """Publish the scope the child waits in now: its incarnation's one scope (an actor's
+        nursery scope, the scope around a service), which ``nursery.start`` also hands back
+        once it is ready, or a guard around a wait between incarnations. Cancel it at once if
+        a stop is already pending, so no stop request can fall between two scopes."""
         self._scope = scope
         if self._halt is Halt.STOP or self._halt is Halt.RESTART:
             scope.cancel()
@@ -481,16 +483,17 @@ class Cell:
     # -- the runner task ------------------------------------------------------------------------
 
     def begin_runner(self) -> None:
-        """A runner task is about to run this cell. Its first wait publishes its own scope;
-        until then cancelling this placeholder only needs to be seen (``halt`` is checked on
-        entry)."""
+        """A run of this cell is about to start (its first incarnation task). Each incarnation
+        publishes its own scope before its first wait; until then cancelling this placeholder
+        only needs to be seen (``halt`` is checked on entry)."""
         self._scope = trio.CancelScope(shield=True)
         self._generation += 1
         self._finished = False
         self._done = None
 
     def runner_ended(self) -> bool:
-        """The runner returned: settle the state, wake waiters; ``True`` if stopped for good."""
+        """The run ended (no incarnation follows): settle the state, wake waiters; ``True`` if
+        stopped for good."""
         if self._mailbox is not None:
             self.close_incarnation(None)
         if self._halt is Halt.STOP:

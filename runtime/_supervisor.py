@@ -75,6 +75,7 @@ Errors out of ``run()``
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import logging
 import math
@@ -136,25 +137,61 @@ class _RestartRest:
 _Command = _Escalate | _RestartRest
 
 
-class _Status:
-    """The ``task_status`` handed to an incarnation: marks the cell running on every
-    incarnation and reports readiness to the starter once."""
+class _Mode(enum.Enum):
+    """How an incarnation was started: what an end before it was ready means."""
 
-    __slots__ = ("cell", "outer", "reported")
+    NOWAIT = enum.auto()  # ``start_soon``, nobody waits (registry activation, a nowait child)
+    AWAITED = enum.auto()  # ``nursery.start``: the starter gets the scope, or ``_NotReady``
+    BOOT = enum.auto()  # a static child at boot: ``_NotReady`` and no retry (a config error)
 
-    def __init__(self, cell: Cell, outer: trio.TaskStatus[BaseException | None]) -> None:
+
+class _NotReady(Exception):
+    """Raised out of ``nursery.start`` by an incarnation that ended before it was ready;
+    ``error`` is its crash (``None``: it was stopped or ended normally first)."""
+
+    def __init__(self, error: BaseException | None) -> None:
+        super().__init__("ended before it was ready" if error is None else describe(error))
+        self.error = error
+
+
+class _Ready:
+    """The ``task_status`` an incarnation's actor or service sees. ``started()`` marks the cell
+    running and hands the incarnation's cancel scope back to the starter, then drops trio's
+    status object (it holds the starter's nursery, which an idle actor must not keep)."""
+
+    __slots__ = ("cell", "outer", "ready")
+
+    def __init__(self, cell: Cell, outer: trio.TaskStatus[trio.CancelScope]) -> None:
         self.cell = cell
-        self.outer = outer
-        self.reported = False
+        self.outer: trio.TaskStatus[trio.CancelScope] | None = outer
+        self.ready = False
 
     def started(self, value: object = None) -> None:
+        self.ready = True
         self.cell.mark_running()
-        self.report(None)
+        outer, self.outer = self.outer, None
+        if outer is not None:
+            outer.started(self._scope(value))
 
-    def report(self, error: BaseException | None) -> None:
-        if not self.reported:
-            self.reported = True
-            self.outer.started(error)
+    def _scope(self, value: object) -> trio.CancelScope:
+        assert isinstance(value, trio.CancelScope), "run_actor hands back its nursery scope"
+        return value
+
+
+class _ServiceReady(_Ready):
+    """:class:`_Ready` for a service, which calls ``started()`` with its own value (or none):
+    the scope handed back is the one the supervisor runs the service in."""
+
+    __slots__ = ("scope",)
+
+    def __init__(
+        self, cell: Cell, outer: trio.TaskStatus[trio.CancelScope], scope: trio.CancelScope
+    ) -> None:
+        super().__init__(cell, outer)
+        self.scope = scope
+
+    def _scope(self, value: object) -> trio.CancelScope:
+        return self.scope
 
 
 _Prepared = tuple[Actor | Service, trio.MemoryReceiveChannel[Envelope] | None] | BaseException
@@ -254,17 +291,19 @@ class Supervisor:
         quarantined per its spec), ``ActorUnavailable`` if the supervisor is not running or the
         child was stopped while starting, ``ValueError`` if the id is taken.
         """
-        nursery = self._require_running()
+        self._require_running()
         cell = self._add(spec, dynamic=True)
         prepared = self._prepare(cell)
         cell.begin_runner()
         try:
-            error = await nursery.start(self._run_child, cell, False, prepared, None)
-        except RuntimeError:  # ended (stopped) before it was ready
-            raise ActorUnavailable(cell.path, cell.state.value, "stopped while starting") from None
-        if error is not None:
-            raise ActorCrashed(cell.path, error)
-        return self.ref(spec.id)
+            await self._start(cell, prepared, _Mode.AWAITED)
+        except _NotReady as failed:
+            error = failed.error
+        else:
+            return self.ref(spec.id)
+        if error is None:
+            raise ActorUnavailable(cell.path, cell.state.value, "stopped while starting")
+        raise ActorCrashed(cell.path, error)
 
     def start_child_nowait(self, spec: ChildSpec) -> ActorRef:
         """Add a dynamic child without waiting: its mailbox accepts messages at once and they
@@ -336,7 +375,7 @@ class Supervisor:
         cell = self._add(spec, dynamic=True, tag=tag, ref=ref)
         prepared = self._prepare(cell)
         cell.begin_runner()
-        nursery.start_soon(self._run_child, cell, False, prepared, after)
+        nursery.start_soon(self._run_incarnation, cell, prepared, after, _Mode.NOWAIT)
         return cell
 
     async def stop_dynamic(self, cell: Cell) -> None:
@@ -416,12 +455,16 @@ class Supervisor:
             if cell.dynamic:
                 continue
             cell.begin_runner()
-            error = await self._nursery.start(self._run_child, cell, True, None, None)
-            if error is not None:
+            try:
+                await self._start(cell, self._prepare(cell), _Mode.BOOT)
+            except _NotReady as failed:
+                error = failed.error or RuntimeError(f"child {cell.path} failed to start")
                 self._failure = error
                 self._last_error = ErrorInfo.from_exception(error)
                 log.error("supervisor %s: child %s failed to start", self.id, cell.path)
                 return False
+            # ``_start`` is shielded: a cancellation of ``run()`` ends the boot here
+            await trio.lowlevel.checkpoint_if_cancelled()
         return True
 
     async def _serve(self) -> None:
@@ -502,119 +545,167 @@ class Supervisor:
                 continue
             child.restart_by_sibling()
             child.begin_runner()
-            await self._nursery.start(self._run_child, child, False, None, None)
+            with contextlib.suppress(_NotReady):  # crashed on start: its aftermath decides
+                await self._start(child, self._prepare(child), _Mode.AWAITED)
 
     _handlers: ClassVar[dict[type[_Command], Callable[[Supervisor, Any], Awaitable[bool]]]] = {
         _Escalate: _handle_escalate,
         _RestartRest: _handle_restart_rest,
     }
 
-    # -- one child's task ---------------------------------------------------------------------
+    # -- one incarnation's task ---------------------------------------------------------------
 
-    async def _run_child(
+    async def _start(self, cell: Cell, prepared: _Prepared, mode: _Mode) -> trio.CancelScope:
+        """Start ``cell``'s next incarnation and wait until it serves; return its cancel scope
+        (STYLE 4: a restartable child is a cancel scope handed back on start).
+
+        ``_NotReady`` if it ended first. Shielded: the new task runs under this call until it
+        is ready, and a cancelled starter would leave it there instead of in the nursery; the
+        starter waits for the child's start (a stop reaches the child through its cell).
+        """
+        assert self._nursery is not None
+        with trio.CancelScope(shield=True):
+            scope: trio.CancelScope = await self._nursery.start(
+                self._run_incarnation, cell, prepared, None, mode
+            )
+        return scope
+
+    async def _run_incarnation(
         self,
         cell: Cell,
-        strict: bool,
-        prepared: _Prepared | None,
+        prepared: _Prepared,
         predecessor: Cell | None,
+        mode: _Mode,
         *,
-        task_status: trio.TaskStatus[BaseException | None] = trio.TASK_STATUS_IGNORED,
+        task_status: trio.TaskStatus[trio.CancelScope] = trio.TASK_STATUS_IGNORED,
     ) -> None:
-        """The child's task: incarnations, restart decisions and backoff, until it ends.
+        """The task of one incarnation: run it in its one cancel scope, then its aftermath.
 
-        Every wait runs inside a shielded scope the cell publishes (``Cell.enter_scope``): an
-        incarnation's one scope (an actor's own nursery scope, so an idle actor costs one
-        scope; a guard around a service's ``run``), or a guard around a backoff. A parent's
-        cancellation never reaches the child directly; the supervisor stops it with
-        ``Cell.cancel``. Crash restarts happen in this task (the first one synchronously, so
-        senders see no gap); a sibling restart cancels it and starts a new one. One flat frame
-        on purpose: each coroutine frame costs memory per idle actor.
+        The scope is an actor's own nursery scope (so an idle actor pays for no other) or a
+        scope around a service's ``run``; it is shielded (a parent's cancellation never
+        reaches the child directly: the supervisor stops it) and handed back through
+        ``task_status.started(scope)`` once the child is ready. The incarnation also publishes
+        it to its cell as it opens it (``Cell.enter_scope``), before its first wait: a stop may
+        come while it is still starting, and a nowait start has no caller to hand it back to.
+
+        Ending before it was ready under ``nursery.start`` raises :class:`_NotReady` to the
+        starter (the aftermath then goes on in a task of its own); otherwise this task carries
+        on with the aftermath, which starts the next incarnation with ``nursery.start`` (the
+        first restart of a streak in the same scheduling step) and ends once it serves.
         """
         generation = cell.generation
-        status = _Status(cell, task_status)
-        policy = self.policy
+        ready: _Ready
+        if isinstance(prepared, tuple) and prepared[1] is None:
+            ready = _ServiceReady(cell, task_status, trio.CancelScope(shield=True))
+        else:
+            ready = _Ready(cell, task_status)
+        del task_status  # ``ready`` drops it once started: an idle actor keeps no status
+        error: BaseException | None = None
         try:
             if predecessor is not None:
                 with cell.guard():
                     await predecessor.wait_finished()
-            while not cell.halted:
-                if prepared is None:
-                    prepared = self._prepare(cell)
-                # -- one incarnation
-                error: BaseException | None
-                if isinstance(prepared, BaseException):
-                    error = prepared
+            if cell.halted:
+                pass  # stopped before it could start
+            elif isinstance(prepared, BaseException):
+                error = prepared  # the factory failed
+            else:
+                instance, receive = prepared
+                del prepared  # one tuple less per idle actor
+                if receive is not None:
+                    assert isinstance(instance, Actor)
+                    error = await run_actor(cell, instance, receive, ready)
                 else:
-                    instance, receive = prepared
-                    if receive is not None:
-                        assert isinstance(instance, Actor)
-                        error = await run_actor(cell, instance, receive, status)
-                    else:
-                        assert not isinstance(instance, Actor)
-                        error = None
-                        with cell.guard():
-                            try:
-                                await instance.run(task_status=status)
-                            except Exception as exc:
-                                error = unwrap(exc)
-                prepared = None
-                if error is not None:
-                    self._log_crash(cell, error)
-                    cell.crashed(error)
-                if not status.reported:
-                    if strict and error is None:
-                        error = RuntimeError(f"child {cell.path} ended before it was ready")
-                    status.report(error)
-                    if strict:
-                        if error is not None:
-                            cell.mark_failed()
-                        else:
-                            cell.mark_stopped()
-                        return
-                if cell.halted:
-                    return
-                # -- the restart decision
-                action, delay = self._decide(cell, error)
-                now = trio.current_time()
-                if action is _Action.STOP:
-                    cell.mark_stopped()
-                    return
-                if action is _Action.ESCALATE:
-                    cell.mark_failed()
-                    cause = error if error is not None else RuntimeError("exited too often")
-                    self._commands_send.send_nowait(_Escalate(cell, cause))
-                    return
-                if action is _Action.REST:
-                    cell.wait_restart(now + delay)
-                    self._commands_send.send_nowait(_RestartRest(cell, cell.incarnation, delay))
-                    return
-                if action is _Action.QUARANTINE:
-                    cell.quarantine(now + policy.quarantine_retry)
-                    log.error(
-                        "child %s quarantined for %g s after %d restarts in %g s",
-                        cell.path,
-                        policy.quarantine_retry,
-                        policy.max_restarts,
-                        policy.period,
-                    )
-                    with cell.guard():
-                        await trio.sleep(policy.quarantine_retry)
-                    cell.end_quarantine()
-                elif delay > 0:
-                    cell.wait_restart(now + delay)
-                    with cell.guard():
-                        await trio.sleep(delay)
-                # else: the first restart of a streak is immediate and synchronous: the new
-                # mailbox opens in the same scheduling step as the crash, so no sender sees a gap.
-                if not cell.halted:
-                    cell.count_restart()
+                    assert isinstance(ready, _ServiceReady)
+                    assert not isinstance(instance, Actor)
+                    cell.enter_scope(ready.scope)
+                    with ready.scope:
+                        try:
+                            await instance.run(task_status=ready)
+                        except Exception as exc:
+                            error = unwrap(exc)
         except Exception as exc:  # a crash that raced with cancellation; the scope ate the rest
             error = unwrap(exc)
             self._log_crash(cell, error)
             cell.record_error(error)
+            self._end_runner(cell, generation)
+            if not ready.ready and mode is not _Mode.NOWAIT:
+                raise _NotReady(error) from None
+            return
+        if error is not None:
+            self._log_crash(cell, error)
+            cell.crashed(error)
+        if not ready.ready and mode is not _Mode.NOWAIT:
+            if mode is _Mode.BOOT:
+                if error is None:
+                    error = RuntimeError(f"child {cell.path} ended before it was ready")
+                cell.mark_failed()
+                self._end_runner(cell, generation)
+            else:
+                assert self._nursery is not None
+                self._nursery.start_soon(self._aftermath, cell, error, generation)
+            raise _NotReady(error)
+        await self._aftermath(cell, error, generation)
+
+    async def _aftermath(self, cell: Cell, error: BaseException | None, generation: int) -> None:
+        """After an incarnation ended with ``error`` (None: normally): the restart decision, a
+        backoff or quarantine wait (in a guard the cell publishes), and the next incarnation,
+        which takes the child over; or the end of the child's run.
+
+        The first restart of a streak is immediate: the new instance and its mailbox are made
+        synchronously, in the scheduling step of the crash, so no sender sees a gap.
+        """
+        policy = self.policy
+        handed_over = False
+        try:
+            if cell.halted:
+                return
+            action, delay = self._decide(cell, error)
+            now = trio.current_time()
+            if action is _Action.STOP:
+                cell.mark_stopped()
+                return
+            if action is _Action.ESCALATE:
+                cell.mark_failed()
+                cause = error if error is not None else RuntimeError("exited too often")
+                self._commands_send.send_nowait(_Escalate(cell, cause))
+                return
+            if action is _Action.REST:
+                cell.wait_restart(now + delay)
+                self._commands_send.send_nowait(_RestartRest(cell, cell.incarnation, delay))
+                return
+            if action is _Action.QUARANTINE:
+                cell.quarantine(now + policy.quarantine_retry)
+                log.error(
+                    "child %s quarantined for %g s after %d restarts in %g s",
+                    cell.path,
+                    policy.quarantine_retry,
+                    policy.max_restarts,
+                    policy.period,
+                )
+                with cell.guard():
+                    await trio.sleep(policy.quarantine_retry)
+                cell.end_quarantine()
+            elif delay > 0:
+                cell.wait_restart(now + delay)
+                with cell.guard():
+                    await trio.sleep(delay)
+            if cell.halted:
+                return
+            cell.count_restart()
+            prepared = self._prepare(cell)
+            handed_over = True
+            with contextlib.suppress(_NotReady):  # its own aftermath took over
+                await self._start(cell, prepared, _Mode.AWAITED)
         finally:
-            if cell.generation == generation and cell.runner_ended() and cell.dynamic:
-                self._remove(cell)
+            if not handed_over:
+                self._end_runner(cell, generation)
+
+    def _end_runner(self, cell: Cell, generation: int) -> None:
+        """The child's run ended (no incarnation follows): settle the cell; a dynamic child
+        stopped for good is removed. A stale run never ends its successor's."""
+        if cell.generation == generation and cell.runner_ended() and cell.dynamic:
+            self._remove(cell)
 
     def _decide(self, cell: Cell, error: BaseException | None) -> tuple[_Action, float]:
         """The restart decision for an incarnation that ended with ``error`` (None: normal)."""

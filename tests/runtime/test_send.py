@@ -53,7 +53,7 @@ async def fill(ref: Any, *messages: Any) -> None:
 
 
 async def test_send_with_room_queues_at_once(autojump_clock: trio.abc.Clock) -> None:
-    gate, seen = trio.Event(), []
+    gate, seen = trio.Event(), list[Any]()
     gate.set()
     sup = gated(gate, seen)
     async with running(sup):
@@ -65,7 +65,7 @@ async def test_send_with_room_queues_at_once(autojump_clock: trio.abc.Clock) -> 
 
 
 async def test_send_waits_for_room_then_delivers_in_order(autojump_clock: trio.abc.Clock) -> None:
-    gate, seen = trio.Event(), []
+    gate, seen = trio.Event(), list[Any]()
     sup = gated(gate, seen)
     done: list[str] = []
 
@@ -94,7 +94,7 @@ async def test_send_waits_for_room_then_delivers_in_order(autojump_clock: trio.a
 async def test_each_message_taken_lets_one_waiting_sender_in(
     autojump_clock: trio.abc.Clock,
 ) -> None:
-    gate, seen = trio.Event(), []
+    gate, seen = trio.Event(), list[Any]()
     sup = gated(gate, seen, capacity=1)
     async with running(sup) as nursery:
         ref = sup.ref("g")
@@ -109,7 +109,7 @@ async def test_each_message_taken_lets_one_waiting_sender_in(
 
 
 async def test_a_stop_while_waiting_raises_at_once(autojump_clock: trio.abc.Clock) -> None:
-    gate, seen = trio.Event(), []
+    gate, seen = trio.Event(), list[Any]()
     sup = gated(gate, seen)
     outcome: list[tuple[str, float]] = []
 
@@ -136,7 +136,7 @@ async def test_a_stop_while_waiting_raises_at_once(autojump_clock: trio.abc.Cloc
 async def test_a_crash_while_waiting_delivers_to_the_restarted_actor_or_raises(
     autojump_clock: trio.abc.Clock,
 ) -> None:
-    gate, seen = trio.Event(), []
+    gate, seen = trio.Event(), list[Any]()
     sup = gated(gate, seen, backoff_initial=10.0, jitter=0.0)
     results: list[object] = []
 
@@ -169,7 +169,7 @@ async def test_a_crash_while_waiting_delivers_to_the_restarted_actor_or_raises(
 async def test_cancelling_a_waiting_send_leaves_the_message_unsent(
     autojump_clock: trio.abc.Clock,
 ) -> None:
-    gate, seen = trio.Event(), []
+    gate, seen = trio.Event(), list[Any]()
     sup = gated(gate, seen)
     async with running(sup):
         ref = sup.ref("g")
@@ -186,7 +186,7 @@ async def test_cancelling_a_waiting_send_leaves_the_message_unsent(
 
 
 async def test_send_is_a_checkpoint(autojump_clock: trio.abc.Clock) -> None:
-    gate, seen = trio.Event(), []
+    gate, seen = trio.Event(), list[Any]()
     gate.set()
     sup = gated(gate, seen)
     async with running(sup):
@@ -199,7 +199,7 @@ async def test_send_is_a_checkpoint(autojump_clock: trio.abc.Clock) -> None:
 
 
 async def test_send_to_a_gone_actor_raises(autojump_clock: trio.abc.Clock) -> None:
-    gate, seen = trio.Event(), []
+    gate, seen = trio.Event(), list[Any]()
     sup = gated(gate, seen)
     async with running(sup):
         ref = sup.ref("g")
@@ -210,7 +210,7 @@ async def test_send_to_a_gone_actor_raises(autojump_clock: trio.abc.Clock) -> No
 async def test_send_through_a_registry_activates_and_waits(
     autojump_clock: trio.abc.Clock,
 ) -> None:
-    gate, seen = trio.Event(), []
+    gate, seen = trio.Event(), list[Any]()
     reg: Registry[int] = Registry(
         "reg", lambda key: Gated(gate, seen), mailbox_capacity=1, rng=random.Random(1)
     )
@@ -239,7 +239,7 @@ async def test_send_through_a_registry_activates_and_waits(
 async def test_a_passivated_key_lets_its_waiting_sender_reach_the_successor(
     autojump_clock: trio.abc.Clock,
 ) -> None:
-    gate, seen = trio.Event(), []
+    gate, seen = trio.Event(), list[Any]()
     reg: Registry[int] = Registry(
         "reg", lambda key: Gated(gate, seen), mailbox_capacity=1, rng=random.Random(1)
     )
