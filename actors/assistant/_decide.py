@@ -667,7 +667,12 @@ def _advance_book(s: ConversationState, cx: _Ctx, effects: list[Effect]) -> _Ste
         choices = [x for i in s.service_choices if (x := cx.catalog.service(i)) is not None]
         if choices:
             return _ask(s, t.which_service(choices), Expecting.SERVICE), effects
-        return _ask(s, t.ask_service(_master_name(cx, wish.master_id)), Expecting.SERVICE), effects
+        master = _master_name(cx, wish.master_id)
+        theirs = [x for x in cx.catalog.services if wish.master_id in x.staff_ids]
+        if master and 0 < len(theirs) <= cx.policy.max_options:  # "к Олегу": what he does
+            s = replace(s, service_choices=tuple(x.id for x in theirs))
+            return _ask(s, t.which_service_of(master, theirs), Expecting.SERVICE), effects
+        return _ask(s, t.ask_service(master), Expecting.SERVICE), effects
     if wish.master_id is not None:
         able = cx.catalog.masters_for(wish.service_ids)
         if all(m.id != wish.master_id for m in able):

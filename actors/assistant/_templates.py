@@ -80,6 +80,7 @@ __all__ = [
     "visits_list",
     "visits_unavailable",
     "which_service",
+    "which_service_of",
     "which_visit",
 ]
 
@@ -227,6 +228,14 @@ def ask_service(master: str | None) -> str:
 def which_service(services: Sequence[Service]) -> str:
     lines = "\n".join(f"{n}) {_price_line(x)}" for n, x in enumerate(services, start=1))
     return f"Какую именно услугу?\n{lines}\nНапишите номер или название."
+
+
+def which_service_of(master: str, services: Sequence[Service]) -> str:
+    lines = "\n".join(f"{n}) {_price_line(x)}" for n, x in enumerate(services, start=1))
+    return (
+        f"На какую услугу вас записать к {decline_name(master, 'datv')}?\n{lines}\n"
+        "Напишите номер или название."
+    )
 
 
 def slots_unavailable() -> str:

@@ -516,3 +516,17 @@ def test_a_day_in_the_past_is_not_searched() -> None:
     assert "уже прошёл" in reply
     assert chat.of(FindSlots) == []
     assert chat.state.context().expecting is Expecting.DAY
+
+
+def test_a_master_named_first_is_asked_which_of_their_services() -> None:
+    chat = Chat()
+    reply = chat.say(StartFlow(Flow.BOOK), SetMaster(OLEG))
+    assert reply.endswith(
+        "На какую услугу вас записать к Олегу?\n1) Стрижка мужская — 1 200 ₽\n"
+        "Напишите номер или название."
+    )
+    chat.say(when("в воскресенье в 12"))  # context kept while the service is still asked
+    chat.say(ChooseOption(number=1))
+    [search] = chat.of(FindSlots)
+    assert isinstance(search, FindSlots)
+    assert (search.service_ids, search.staff_ids, search.wanted) == ((MEN,), (OLEG,), dt.time(12))
