@@ -303,7 +303,8 @@ def offered_times(
 
 def time_taken(start: dt.datetime, master: str | None, today: dt.date) -> str:
     who = f" у {decline_name(master, 'gent')}" if master else ""
-    return f"{_at(start, today).capitalize()}{who} уже занято."
+    when = _at(start, today)
+    return f"{when[:1].upper()}{when[1:]}{who} уже занято."
 
 
 def no_free_time(
