@@ -18,7 +18,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -43,9 +43,14 @@ from ._services import NO_SERVICES, Services
 from .company import CompanyActor, CompanyDeps, CompanyMetrics, InboundHandler, record_only
 from .whatsapp import SimulatedWorld, WhatsAppGateway
 
+if TYPE_CHECKING:
+    from .assistant import Assistant, AssistantOptions
+
 log = logging.getLogger(__name__)
 
 COMPANY_MAILBOX = 256
+#: How long the assistant waits for the company actor to queue a reply.
+REPLY_QUEUE_TIMEOUT = 10.0
 
 
 def supervisor_policy(settings: Settings) -> RestartPolicy:
@@ -82,6 +87,8 @@ class Node:
     #: Lease-based placement of company actors between processes (``cluster=True``), or
     #: ``None`` when the node runs alone and every company's actor is local.
     placement: Placement | None = None
+    #: The assistant (its registry of conversation actors), when the node runs one.
+    assistant: Assistant | None = None
 
     def company(self, company_id: int) -> ActorRef:
         """A ref to the company's actor (activated on the first message)."""
@@ -203,6 +210,9 @@ class Companies:
     rng: random.Random
     node_id: str
     placement: Placement | None
+    #: The assistant answering the salons' clients, or ``None`` (inbound messages are only
+    #: logged).
+    assistant: Assistant | None = None
 
     async def ask(self, company_id: int, message: Any, timeout: float) -> Any:
         """Ask the company's actor (activated on the first message) and wait for its reply;
@@ -222,6 +232,9 @@ class Companies:
         :class:`Companies`: its registry can run under one supervisor only.
         """
         children = [ChildSpec("companies", lambda: self.registry, shutdown=math.inf)]
+        if self.assistant is not None:
+            conversations = self.assistant.registry
+            children.append(ChildSpec("conversations", lambda: conversations, shutdown=math.inf))
         for name, service in services.children():
             children.append(ChildSpec(name, _same(service)))
         supervisor = Supervisor("node", children, policy=self.policy, rng=self.rng)
@@ -236,6 +249,7 @@ class Companies:
             services=services,
             node_id=self.node_id,
             placement=self.placement,
+            assistant=self.assistant,
         )
         async with trio.open_nursery() as nursery:
             await nursery.start(
@@ -268,10 +282,16 @@ def build_companies(
     rng: random.Random | None = None,
     cluster: bool = False,
     node_id: str | None = None,
+    assistant: AssistantOptions | None = None,
 ) -> Companies:
     """The company side of a node, not running yet: the registry of company actors (over
     ``storage`` and ``gateway``), their metrics in ``metrics``, and lease-based placement
-    between processes when ``cluster``."""
+    between processes when ``cluster``.
+
+    With ``assistant`` the node also runs the assistant: a registry of conversation actors
+    (one per salon and client phone) that the company actors hand every client message to
+    (instead of ``inbound_handler``), and whose replies go out through the company actors'
+    outbound queues."""
     rng = rng or random.Random()
     metrics = metrics or MetricsRegistry()
     company_metrics = CompanyMetrics(metrics)
@@ -298,6 +318,18 @@ def build_companies(
     if placement is not None:
         deps.publish = placement.publish_frame
         deps.place = placement.place
+    helper: Assistant | None = None
+    if assistant is not None:
+        from .assistant import Assistant
+        from .company import messages as m
+
+        async def send_reply(company_id: int, phone: str, text: str) -> None:
+            await registry.ref(company_id).ask(m.SendText(phone, text), REPLY_QUEUE_TIMEOUT)
+
+        helper = Assistant.build(
+            settings, storage, send_reply, assistant, metrics=metrics, policy=policy, rng=rng
+        )
+        deps.inbound_handler = helper.handle_inbound
     return Companies(
         settings,
         storage,
@@ -309,6 +341,7 @@ def build_companies(
         rng,
         node_id,
         placement,
+        helper,
     )
 
 
@@ -324,9 +357,10 @@ async def open_node(
     restore: bool = True,
     cluster: bool = False,
     node_id: str | None = None,
+    assistant: AssistantOptions | None = None,
 ) -> AsyncIterator[Node]:
     """A node without services: :func:`build_companies` then :meth:`Companies.open_node`
-    (tests and tools that need only the company actors)."""
+    (tests and tools that need only the company actors, and the assistant if asked)."""
     companies = build_companies(
         settings,
         storage,
@@ -336,6 +370,7 @@ async def open_node(
         rng=rng,
         cluster=cluster,
         node_id=node_id,
+        assistant=assistant,
     )
     async with companies.open_node(restore=restore) as node:
         yield node

@@ -64,7 +64,14 @@ from ._effects import (
 )
 from ._slot_cache import SlotCache, SlotKey
 
-__all__ = ["BookingApi", "Party", "QueryEffect", "YClientsOperations"]
+__all__ = [
+    "QUERY_EFFECTS",
+    "BookingApi",
+    "Party",
+    "QueryEffect",
+    "YClientsOperations",
+    "unanswered",
+]
 
 log = logging.getLogger(__name__)
 
@@ -494,6 +501,15 @@ _ACTION: dict[type, str] = {
     CancelVisit: "cancel",
     MoveVisit: "move",
 }
+
+
+#: The effects :meth:`YClientsOperations.carry_out` answers (for ``isinstance``).
+QUERY_EFFECTS = tuple(_ACTION)
+
+
+def unanswered(effect: QueryEffect) -> ActionFailed:
+    """The outcome of an effect no YClients could be asked about (none is configured)."""
+    return ActionFailed(_ACTION[type(effect)], FailureKind.UNAVAILABLE)
 
 
 def _failure(exc: YClientsError) -> FailureKind:

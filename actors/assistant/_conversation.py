@@ -1,0 +1,569 @@
+"""The conversation actor: one per (salon, client phone), a virtual actor in its own registry.
+
+What a turn is. A client's messages are collected while they keep typing: the turn starts
+once ``AIADMIN_ASSISTANT_WAIT`` seconds pass with no new message (at most four waits after
+the first), so a burst of short messages is answered once, joined. Turns run one at a time
+(the actor handles one message at a time), and each one:
+
+1. reads the company row (the assistant may have been switched off: ``ai_enabled``) and the
+   stored conversation (state, mode, version: the salon may have taken the chat over through
+   the API since the last turn) — the actor itself keeps nothing between turns but the burst;
+2. stays silent when a person answers (``handoff`` until ``mode_until``; a handoff past its
+   time gives the chat back) or the client opted out (unless the new message asks to book);
+3. understands the text (``Understander``, the rules by default), or notes a media message;
+4. runs ``decide`` and its effects in order: a query or an action goes to YClients
+   (``YClientsOperations``) and its outcome back into ``decide`` at once; replies go through
+   the company actor's outbound queue (pacing, our message ids, exactly once); ``SetMode`` is
+   stored, audited and counted; ``ArmSettle`` arms a timer in this actor;
+5. stores the new state with the version it read (``Conversations.save``).
+
+A booking survives a crash: the state holding the booking and its ``api_id`` is stored
+*before* ``Book`` is sent, and an actor that starts with such a state settles it by
+``api_id`` first (``ConversationState.settle_due_on_start``), so a second record is never
+made and "записал" is said only after YClients returned the record.
+
+A crash affects only this conversation (the registry restarts it, then quarantines it, as
+for companies); an idle conversation is passivated, holding nothing but its key.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import datetime as dt
+import logging
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from config import Settings
+from metrics import MetricsRegistry
+from runtime import Actor, ActorUnavailable, Registry, Restart, RestartPolicy
+from storage import Conflict, Conversation, ConversationMode, Storage, StorageError
+
+from .._phones import InvalidPhone, normalise_phone
+from ..whatsapp import InboundMessage, StaffMessage
+from ._catalog import AssistantCatalog
+from ._catalog_source import CatalogSource
+from ._commands import Flow, StartFlow, Understander
+from ._effects import (
+    ArmSettle,
+    Audit,
+    Book,
+    ClientTurn,
+    Effect,
+    Event,
+    NonTextTurn,
+    Reply,
+    SetMode,
+    SettleDue,
+)
+from ._operations import Party, QueryEffect, YClientsOperations, unanswered
+from ._policy import Policy
+from ._state import ConversationState
+
+__all__ = [
+    "Assistant",
+    "AssistantOptions",
+    "ClientWrote",
+    "ConversationActor",
+    "ConversationDeps",
+    "ConversationMetrics",
+    "DecideFn",
+    "SendReply",
+    "StaffWrote",
+]
+
+log = logging.getLogger(__name__)
+
+#: ``decide(state, event, catalog, policy, now) → (state, effects)`` (``_decide.decide``).
+DecideFn = Callable[
+    [ConversationState, Event, AssistantCatalog, Policy, dt.datetime],
+    tuple[ConversationState, Sequence[Effect]],
+]
+#: Queue a reply in the company's outbound queue: ``send(company_id, phone, text)``.
+SendReply = Callable[[int, str, str], Awaitable[None]]
+
+CONVERSATION_MAILBOX = 64
+#: A burst is answered at the latest this many waits after its first message.
+MAX_BURST_WAITS = 4
+#: Messages joined into one turn, at most (the rest start the next turn).
+MAX_BURST_MESSAGES = 20
+#: Decisions in one turn, at most: more means ``decide`` loops, a bug (the actor crashes).
+MAX_STEPS = 64
+#: An idle conversation actor is passivated after this long (it holds nothing but its key).
+IDLE_SECONDS = 120.0
+REPLY_TIMEOUT = 10.0
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+@dataclass(frozen=True)
+class ClientWrote:
+    """A message from the client (text, or media with its caption), as the company actor got
+    it; ``received`` is the trio time it reached us (for the reply latency)."""
+
+    message_id: str
+    text: str
+    kind: str
+    received: float
+
+
+@dataclass(frozen=True)
+class StaffWrote:
+    """The salon's staff wrote to this client from the linked phone."""
+
+
+@dataclass(frozen=True)
+class _TurnDue:
+    generation: int
+
+
+@dataclass(frozen=True)
+class _SettleDue:
+    generation: int
+
+
+@dataclass
+class ConversationMetrics:
+    """What the conversation actors count (registered once per node)."""
+
+    registry: MetricsRegistry
+
+    def __post_init__(self) -> None:
+        r = self.registry
+        self.turns = r.counter(
+            "aiadmin_assistant_turns_total", "Client turns the assistant handled", ("outcome",)
+        )
+        self.replies = r.counter("aiadmin_assistant_replies_total", "Replies the assistant queued")
+        self.reply_seconds = r.histogram(
+            "aiadmin_assistant_reply_seconds",
+            "From a client's last message of a turn to the reply being queued",
+        )
+        self.handoffs = r.counter(
+            "aiadmin_assistant_handoffs_total", "Chats handed to a person", ("reason",)
+        )
+        self.send_failures = r.counter(
+            "aiadmin_assistant_send_failures_total", "Replies the outbound queue refused"
+        )
+
+
+@dataclass
+class ConversationDeps:
+    """What every conversation actor of a node shares."""
+
+    settings: Settings
+    storage: Storage
+    catalogs: CatalogSource
+    operations: YClientsOperations | None
+    understander: Understander
+    decide: DecideFn
+    send: SendReply
+    metrics: ConversationMetrics
+    wall_clock: Callable[[], dt.datetime] = utc_now
+
+
+@dataclass
+class _Turn:
+    """What one turn works with (read at its start)."""
+
+    catalog: AssistantCatalog
+    state: ConversationState
+    version: int
+    now: dt.datetime  # aware, the salon's zone
+    received: float | None = None  # trio time of the turn's last message
+
+
+class ConversationActor(Actor):
+    """One client's conversation with one salon (see the module docstring)."""
+
+    def __init__(self, key: tuple[int, str], deps: ConversationDeps) -> None:
+        self.company_id, self.phone = key
+        self.deps = deps
+        self._burst: list[ClientWrote] = []
+        self._burst_started = 0.0
+        self._turn_generation = 0
+        self._turn_timer: trio.CancelScope | None = None
+        self._settle_generation = 0
+        self._settle_timer: trio.CancelScope | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def on_start(self) -> None:
+        row = await self.deps.storage.conversations.get(self.company_id, self.phone)
+        if row is not None and ConversationState.from_json(row.state).settle_due_on_start:
+            # A booking was sent and its outcome never came back (a crash, a restart): settle
+            # it by api_id before anything else is said.
+            self._arm_settle(0.0)
+
+    def keep_alive(self) -> bool:
+        return bool(self._burst) or self._settle_timer is not None
+
+    async def receive(self, message: Any) -> Any:
+        match message:
+            case ClientWrote():
+                self._collect(message)
+            case _TurnDue(generation=generation):
+                if generation == self._turn_generation and self._burst:
+                    await self._client_turn()
+            case _SettleDue(generation=generation):
+                if generation == self._settle_generation:
+                    self._settle_timer = None
+                    await self._settle()
+            case StaffWrote():
+                await self._staff_wrote()
+            case _:
+                raise TypeError(f"conversation actor got {type(message).__name__}")
+        return None
+
+    # -- the burst ---------------------------------------------------------------------------
+
+    def _collect(self, message: ClientWrote) -> None:
+        wait = self.deps.settings.assistant.wait
+        now = trio.current_time()
+        if not self._burst:
+            self._burst_started = now
+        self._burst.append(message)
+        if len(self._burst) >= MAX_BURST_MESSAGES:
+            self._arm_turn(0.0)
+            return
+        latest = self._burst_started + MAX_BURST_WAITS * wait
+        self._arm_turn(max(0.0, min(wait, latest - now)))
+
+    def _arm_turn(self, delay: float) -> None:
+        if self._turn_timer is not None:
+            self._turn_timer.cancel()
+        self._turn_generation += 1
+        scope = self._turn_timer = trio.CancelScope()
+        self.nursery.start_soon(self._fire, scope, delay, _TurnDue(self._turn_generation))
+
+    def _arm_settle(self, delay: float) -> None:
+        if self._settle_timer is not None:
+            self._settle_timer.cancel()
+        self._settle_generation += 1
+        scope = self._settle_timer = trio.CancelScope()
+        self.nursery.start_soon(self._fire, scope, delay, _SettleDue(self._settle_generation))
+
+    async def _fire(self, scope: trio.CancelScope, delay: float, message: object) -> None:
+        with scope:
+            await trio.sleep(delay)
+            with contextlib.suppress(ActorUnavailable):  # stopping: it dies with the actor
+                await self.ref.send(message)
+
+    # -- turns -------------------------------------------------------------------------------
+
+    async def _begin(self) -> tuple[_Turn, Conversation | None] | None:
+        """The turn's company, catalog and stored conversation; ``None`` when the assistant
+        does not run for this company."""
+        storage = self.deps.storage
+        company = await storage.companies.get(self.company_id)
+        if company is None or not company.ai_enabled or company.integration_status == "uninstalled":
+            return None
+        catalog = await self.deps.catalogs.get(company)
+        now = self.deps.wall_clock().astimezone(catalog.salon.zone)
+        row = await storage.conversations.get(self.company_id, self.phone)
+        state, version = ConversationState(), 0
+        if row is not None:
+            version = row.version
+            idle = dt.timedelta(days=self.deps.settings.assistant.idle_days)
+            touched = row.updated_at or row.last_message_at
+            if touched is None or now - touched < idle:
+                state = ConversationState.from_json(row.state)
+        return _Turn(catalog, state, version, now), row
+
+    async def _client_turn(self) -> None:
+        burst, self._burst = self._burst, []
+        self._turn_timer = None
+        begun = await self._begin()
+        if begun is None:
+            self.deps.metrics.turns.inc(1.0, "assistant_off")
+            return
+        turn, row = begun
+        turn.received = burst[-1].received
+        texts = [m.text.strip() for m in burst if m.text.strip()]
+        text = "\n".join(texts)
+        event: Event
+        if texts:
+            commands = await self.deps.understander.understand(
+                text, turn.state.context(), turn.catalog, turn.now
+            )
+            event = ClientTurn(text, commands, turn.now)
+        else:
+            event = NonTextTurn(turn.now, burst[-1].kind)
+        mode = row.mode if row is not None else ConversationMode.ASSISTANT
+        if mode is ConversationMode.HANDOFF:
+            until = row.mode_until if row is not None else None
+            if until is None or until > turn.now:
+                self.deps.metrics.turns.inc(1.0, "handoff")
+                await self._touch(turn)
+                return
+            turn.version = await self._set_mode(turn, ConversationMode.ASSISTANT, None, "expired")
+        elif mode is ConversationMode.OPTED_OUT:
+            asks_to_book = isinstance(event, ClientTurn) and any(
+                isinstance(c, StartFlow) and c.flow is Flow.BOOK for c in event.commands
+            )
+            if not asks_to_book:
+                self.deps.metrics.turns.inc(1.0, "opted_out")
+                await self._touch(turn)
+                return
+            turn.version = await self._set_mode(turn, ConversationMode.ASSISTANT, None, "rebook")
+        self.deps.metrics.turns.inc(1.0, "answered")
+        await self._run(turn, event)
+
+    async def _settle(self) -> None:
+        begun = await self._begin()
+        if begun is None:
+            return
+        turn, _ = begun
+        if turn.state.booking is None:
+            return  # settled meanwhile
+        await self._run(turn, SettleDue())
+
+    async def _staff_wrote(self) -> None:
+        """A person from the salon is writing to this client: keep quiet for a while."""
+        minutes = self.deps.settings.assistant.staff_silence_minutes
+        if minutes <= 0:
+            return
+        storage = self.deps.storage
+        row = await storage.conversations.get(self.company_id, self.phone)
+        if row is not None and row.mode is ConversationMode.OPTED_OUT:
+            return
+        until = utc_now() + dt.timedelta(minutes=minutes)
+        if (
+            row is not None
+            and row.mode is ConversationMode.HANDOFF
+            and (row.mode_until is None or row.mode_until >= until)
+        ):
+            return  # already silent for at least that long
+        await storage.conversations.set_mode(
+            self.company_id, self.phone, ConversationMode.HANDOFF, until=until
+        )
+        await storage.audit.append(
+            self.company_id,
+            "assistant.staff_silence",
+            {"phone": self.phone, "until": until.isoformat()},
+        )
+
+    # -- decide and its effects --------------------------------------------------------------
+
+    def _policy(self) -> Policy:
+        return Policy(
+            handoff_for=dt.timedelta(minutes=self.deps.settings.assistant.handoff_minutes),
+            conversation_key=f"{self.company_id}:{self.phone}",
+        )
+
+    async def _run(self, turn: _Turn, event: Event) -> None:
+        """Feed ``event`` to ``decide`` and carry out the effects, outcomes fed back at once;
+        then store the state."""
+        policy = self._policy()
+        decide = self.deps.decide
+        state, effects = decide(turn.state, event, turn.catalog, policy, turn.now)
+        turn.state = state
+        pending = collections.deque(effects)
+        steps = 0
+        while pending:
+            effect = pending.popleft()
+            if isinstance(effect, QueryEffect):
+                steps += 1
+                if steps > MAX_STEPS:
+                    raise RuntimeError(f"decide asked for more than {MAX_STEPS} queries in a turn")
+                if isinstance(effect, Book):
+                    await self._save(turn)  # the booking and its api_id first: see the docstring
+                outcome = await self._carry_out(effect, turn)
+                turn.state, more = decide(turn.state, outcome, turn.catalog, policy, turn.now)
+                pending.extendleft(reversed(more))
+            else:
+                await self._apply(effect, turn)
+        await self._save(turn)
+
+    async def _carry_out(self, effect: QueryEffect, turn: _Turn) -> Event:
+        operations = self.deps.operations
+        if operations is None:
+            return unanswered(effect)
+        party = Party(turn.catalog, self.phone, turn.state.client_id)
+        return await operations.carry_out(effect, party, turn.now)
+
+    async def _apply(self, effect: Effect, turn: _Turn) -> None:
+        match effect:
+            case Reply(text=text):
+                await self._reply(text, turn)
+            case SetMode(mode=mode, until=until, reason=reason):
+                turn.version = await self._set_mode(turn, mode, until, reason)
+            case Audit(kind=kind, data=data):
+                await self.deps.storage.audit.append(
+                    self.company_id, kind, {**data, "phone": self.phone}
+                )
+            case ArmSettle(delay=delay):
+                self._arm_settle(delay)
+            case _:
+                raise TypeError(f"unhandled assistant effect {effect!r}")
+
+    async def _reply(self, text: str, turn: _Turn) -> None:
+        try:
+            await self.deps.send(self.company_id, self.phone, text)
+        except Exception as exc:  # the company cannot send now (not linked, queue full ...)
+            self.deps.metrics.send_failures.inc()
+            log.warning(
+                "company %s: reply to a client not queued: %s", self.company_id, type(exc).__name__
+            )
+            return
+        self.deps.metrics.replies.inc()
+        if turn.received is not None:
+            self.deps.metrics.reply_seconds.observe(trio.current_time() - turn.received)
+            turn.received = None  # the latency is to the turn's first reply
+
+    async def _set_mode(
+        self, turn: _Turn, mode: ConversationMode, until: dt.datetime | None, reason: str
+    ) -> int:
+        """Store who answers now (the salon is told through the audit log, the metric and the
+        conversations API); returns the row's new version."""
+        row = await self.deps.storage.conversations.set_mode(
+            self.company_id,
+            self.phone,
+            mode,
+            until=until,
+            needs_person=mode is ConversationMode.HANDOFF,
+        )
+        data: dict[str, Any] = {"phone": self.phone, "mode": mode.value, "reason": reason}
+        if until is not None:
+            data["until"] = until.isoformat()
+        await self.deps.storage.audit.append(self.company_id, f"assistant.{mode.value}", data)
+        if mode is ConversationMode.HANDOFF:
+            self.deps.metrics.handoffs.inc(1.0, reason or "unknown")
+        return row.version
+
+    async def _save(self, turn: _Turn) -> None:
+        """Store the state with the version read; someone else's write in between (the salon
+        switching the mode) only bumps the version, so the state is written on top of it."""
+        conversations = self.deps.storage.conversations
+        for _ in range(3):
+            try:
+                row = await conversations.save(
+                    self.company_id,
+                    self.phone,
+                    state=turn.state.to_json(),
+                    expected_version=turn.version,
+                    client_name=turn.state.client_name,
+                    last_message_at=turn.now,
+                )
+            except Conflict:
+                current = await conversations.get(self.company_id, self.phone)
+                turn.version = current.version if current is not None else 0
+                continue
+            turn.version = row.version
+            return
+        raise StorageError(f"conversation {self.company_id}/{self.phone}: save kept conflicting")
+
+    async def _touch(self, turn: _Turn) -> None:
+        """Note the client's message on a conversation the assistant stays silent in."""
+        await self._save(turn)
+
+
+@dataclass(frozen=True)
+class AssistantOptions:
+    """How a node's assistant is made: the YClients client it books through (``None``:
+    answers from the catalog only), and, for tests, the understanding, the decisions and
+    the wall clock."""
+
+    yclients: Any = None  # a BookingApi (actors.yclients.YClientsClient in production)
+    understander: Understander | None = None
+    decide: DecideFn | None = None
+    wall_clock: Callable[[], dt.datetime] = utc_now
+    catalog_ttl: float = 120.0
+    slots_ttl: float = 60.0
+
+
+@dataclass
+class Assistant:
+    """The node's assistant: the registry of conversation actors (a node child) and the
+    inbound handler that routes each client's messages to their conversation."""
+
+    registry: Registry[tuple[int, str]]
+    deps: ConversationDeps
+    _dropped: int = field(default=0)
+
+    @classmethod
+    def build(
+        cls,
+        settings: Settings,
+        storage: Storage,
+        send: SendReply,
+        options: AssistantOptions,
+        *,
+        metrics: MetricsRegistry,
+        policy: RestartPolicy,
+        rng: random.Random,
+    ) -> Assistant:
+        """An assistant whose replies go out through ``send``."""
+        from ._slot_cache import SlotCache
+
+        understander = options.understander
+        if understander is None:
+            from ._understand import RuleUnderstander
+
+            understander = RuleUnderstander()
+        decide = options.decide
+        if decide is None:
+            from ._decide import decide as rules_decide
+
+            decide = rules_decide
+        operations = None
+        if options.yclients is not None:
+            cache = SlotCache(ttl=options.slots_ttl, clock=trio.current_time)
+            operations = YClientsOperations(options.yclients, cache, metrics=metrics)
+        deps = ConversationDeps(
+            settings=settings,
+            storage=storage,
+            catalogs=CatalogSource(storage, ttl=options.catalog_ttl, clock=trio.current_time),
+            operations=operations,
+            understander=understander,
+            decide=decide,
+            send=send,
+            metrics=ConversationMetrics(metrics),
+            wall_clock=options.wall_clock,
+        )
+        registry: Registry[tuple[int, str]] = Registry(
+            "conversations",
+            lambda key: ConversationActor(key, deps),
+            idle_timeout=IDLE_SECONDS,
+            policy=policy,
+            restart=Restart.TRANSIENT,
+            mailbox_capacity=CONVERSATION_MAILBOX,
+            rng=rng,
+        )
+        return cls(registry, deps)
+
+    async def handle_inbound(self, company_id: int, message: InboundMessage | StaffMessage) -> None:
+        """The company actors' inbound handler: the message to its conversation's actor."""
+        phone_text = (
+            message.sender_phone if isinstance(message, InboundMessage) else message.to_phone
+        )
+        try:
+            phone = normalise_phone(phone_text, region=None)
+        except InvalidPhone:
+            log.info("company %s: a message from a number we cannot read, ignored", company_id)
+            return
+        note: ClientWrote | StaffWrote
+        if isinstance(message, InboundMessage):
+            note = ClientWrote(message.message_id, message.text, message.kind, trio.current_time())
+        else:
+            note = StaffWrote()
+        try:
+            await self.registry.ref((company_id, phone)).send(note)
+        except ActorUnavailable as exc:  # quarantined or stopping: this chat only
+            self._dropped += 1
+            log.warning("company %s: conversation unavailable: %s", company_id, exc)
+
+    def record_changed(self, salon_id: int) -> None:
+        """A record of the salon changed in YClients (webhook): drop its cached free times."""
+        if self.deps.operations is not None:
+            self.deps.operations.record_changed(salon_id)
+
+    def catalog_synced(self, company_id: int) -> None:
+        """The company's catalog was synced: the next turn reads the new one."""
+        self.deps.catalogs.invalidate(company_id)
