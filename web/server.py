@@ -25,6 +25,7 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
 from actors import Companies, Node, Services, build_companies
+from actors.assistant import AssistantOptions
 from actors.whatsapp import open_gateway
 from actors.yclients import YClientsClient, YClientsRateLimiter, yclients_services
 from config import Settings
@@ -127,7 +128,13 @@ async def serve(
             open_gateway(settings) as gateway,
             open_yclients(settings, storage) as yclients,
         ):
-            companies = build_companies(settings, storage, gateway, cluster=settings.cluster)
+            companies = build_companies(
+                settings,
+                storage,
+                gateway,
+                cluster=settings.cluster,
+                assistant=AssistantOptions(yclients=yclients),
+            )
             services = node_services(companies, yclients)
             async with companies.open_node(services) as node:
                 await _serve_node(node, settings, trigger, task_status)

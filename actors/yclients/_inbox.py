@@ -38,6 +38,7 @@ from __future__ import annotations
 import enum
 import logging
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -166,7 +167,11 @@ class RecordInboxWorker:
         policy: InboxPolicy | None = None,
         metrics: MetricsRegistry | None = None,
         rng: random.Random | None = None,
+        on_record: Callable[[int], None] | None = None,
     ) -> None:
+        #: Told the salon's YClients id after each record event applied (the assistant drops
+        #: its cached free times of that salon).
+        self._on_record = on_record
         self._storage = storage
         self._client = client
         self._policy = policy or InboxPolicy()
@@ -297,7 +302,10 @@ class RecordInboxWorker:
     async def _handle(self, event: InboxEvent, company: Company | None) -> InboxOutcome:
         """Decide and apply one event; raises ``_Retry`` or ``_Dead``."""
         try:
-            return await self._handle_record(event, company)
+            outcome = await self._handle_record(event, company)
+            if self._on_record is not None and company is not None:
+                self._on_record(company.yclients_id)
+            return outcome
         except (_Retry, _Dead):
             raise
         except (ValidationError, ValueError) as exc:  # data we can never store

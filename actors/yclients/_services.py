@@ -42,8 +42,16 @@ def company_teller(companies: Companies, timeout: float) -> CompanyTeller:
 def record_inbox_worker(
     companies: Companies, client: YClientsClient | None, *, policy: InboxPolicy | None = None
 ) -> RecordInboxWorker:
-    """The record-webhook worker over the node's storage, counting into its metrics."""
-    return RecordInboxWorker(companies.storage, client, policy=policy, metrics=companies.metrics)
+    """The record-webhook worker over the node's storage, counting into its metrics (and
+    telling the node's assistant, if any, that a salon's records changed)."""
+    assistant = companies.assistant
+    return RecordInboxWorker(
+        companies.storage,
+        client,
+        policy=policy,
+        metrics=companies.metrics,
+        on_record=assistant.record_changed if assistant is not None else None,
+    )
 
 
 def catalog_sync(
@@ -51,7 +59,14 @@ def catalog_sync(
 ) -> CatalogSync:
     """The catalog sync over the node's storage; by default every ``settings.sync_interval``."""
     chosen = policy or SyncPolicy(interval=companies.settings.sync_interval)
-    return CatalogSync(companies.storage, client, policy=chosen, metrics=companies.metrics)
+    assistant = companies.assistant
+    return CatalogSync(
+        companies.storage,
+        client,
+        policy=chosen,
+        metrics=companies.metrics,
+        on_synced=assistant.catalog_synced if assistant is not None else None,
+    )
 
 
 def data_services(

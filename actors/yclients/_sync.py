@@ -255,7 +255,10 @@ class CatalogSync:
         policy: SyncPolicy | None = None,
         metrics: MetricsRegistry | None = None,
         wall_clock: Callable[[], datetime] = utc_now,
+        on_synced: Callable[[int], None] | None = None,
     ) -> None:
+        #: Told the company id after each successful sync (the assistant rereads its catalog).
+        self._on_synced = on_synced
         self._storage = storage
         self._client = client
         self._policy = policy or SyncPolicy()
@@ -332,6 +335,8 @@ class CatalogSync:
         if result.ok:
             self._succeeded += 1
             self._runs.inc(1.0, "ok")
+            if self._on_synced is not None:
+                self._on_synced(result.company_id)
         else:
             self._failed += 1
             self._runs.inc(1.0, "failed")

@@ -266,3 +266,17 @@ def test_catalog_rows_carry_what_the_assistant_reads() -> None:
     )
     unknown = stored_details(SalonDetails(1, "С", "", "", "Europe/Moscow"))
     assert (unknown.schedule, unknown.opens_at, unknown.closes_at) == ("", None, None)
+
+
+async def test_each_record_event_tells_the_salon_whose_records_changed(
+    memory: Storage, yclients: YClientsClient
+) -> None:
+    """The assistant's cached free times of the salon are dropped on every record event."""
+    cid = (await memory.companies.create(LOTOS_ID)).company.id
+    complete = fake_record(91, changed="2026-01-15T12:00:00+03:00")
+    await put(memory, cid, "a", "record:create", event(91, "create", complete))
+    await put(memory, cid, "b", "record:delete", event(91, "delete"))
+    told: list[int] = []
+    worker = RecordInboxWorker(memory, yclients, policy=POLICY, on_record=told.append)
+    assert await worker.drain_company(cid) == 2
+    assert told == [LOTOS_ID, LOTOS_ID]
