@@ -333,7 +333,7 @@ class ConversationActor(Actor):
         row = await storage.conversations.get(self.company_id, self.phone)
         if row is not None and row.mode is ConversationMode.OPTED_OUT:
             return
-        until = utc_now() + dt.timedelta(minutes=minutes)
+        until = self.deps.wall_clock() + dt.timedelta(minutes=minutes)
         if (
             row is not None
             and row.mode is ConversationMode.HANDOFF
