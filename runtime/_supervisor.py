@@ -36,9 +36,10 @@ Exhausted children (:class:`OnExhausted`; default by placement)
     (300 s); a retried child that crashes before it is stable goes straight back.
 
 Child spec (:class:`ChildSpec`)
-    ``id`` (unique, no ``/``), ``factory`` (sync, a new instance per incarnation), ``restart``
-    (``permanent``), ``shutdown`` (5 s; ``math.inf`` for supervisors), ``on_exhausted``
-    (``None`` = by placement), ``mailbox_capacity`` (64, actors only).
+    ``id`` (unique, no ``/``), ``factory`` (sync, called per incarnation: a new actor, or a
+    long-lived service whose ``run`` is entered again), ``restart`` (``permanent``),
+    ``shutdown`` (5 s; ``math.inf`` for supervisors), ``on_exhausted`` (``None`` = by
+    placement), ``mailbox_capacity`` (64, actors only).
 
 Start order
     ``run()`` starts static children one at a time, each ready (``Actor.on_start`` returned /
@@ -61,11 +62,18 @@ Stop order and shutdown timeouts
     joins its task before ``run()`` returns.
 
 Internals
-    A child's task restarts it in place after a crash (the first restart of a streak in the same
-    scheduling step, so senders see no gap) and talks to the supervisor's own task with small
-    frozen commands (escalate, rest_for_one restart) handled by type. A child waits only in
-    shielded scopes its cell publishes, one per incarnation (an actor's nursery scope) or per
-    backoff wait; stopping cancels that scope, a sibling restart then starts a new task.
+    Every incarnation is a task of its own, started with ``scope = await nursery.start(...)``
+    (hypercorn's restartable task): it hands back its one cancel scope (an actor's own nursery
+    scope, or the scope around a service's ``run``) when it is ready; a restart cancels that
+    scope if it is still live and starts a new incarnation. Registry activations and
+    ``start_child_nowait`` start it with ``start_soon`` instead (they must return at once), so
+    an incarnation also publishes its scope to its cell as it opens it, which is also how a
+    stop reaches a child still starting. A scope is shielded: a parent's cancellation never
+    reaches a child, the supervisor stops it. After a crash the ended incarnation's task makes
+    the restart decision, waits out a backoff in a guard the cell publishes, and starts the
+    next incarnation (the first restart of a streak in the same scheduling step, so senders
+    see no gap); escalation and rest_for_one restarts go to the supervisor's own task as small
+    frozen commands handled by type.
 
 Errors out of ``run()``
     ``RestartIntensityExceeded`` (escalation) or a static child's start error; never a child's
@@ -172,6 +180,13 @@ class _Ready:
         outer, self.outer = self.outer, None
         if outer is not None:
             outer.started(self._scope(value))
+
+    @staticmethod
+    def for_(cell: Cell, prepared: _Prepared, outer: trio.TaskStatus[trio.CancelScope]) -> _Ready:
+        """The status for running ``prepared``: a service's comes with the scope it runs in."""
+        if isinstance(prepared, tuple) and prepared[1] is None:
+            return _ServiceReady(cell, outer, trio.CancelScope(shield=True))
+        return _Ready(cell, outer)
 
     def _scope(self, value: object) -> trio.CancelScope:
         assert isinstance(value, trio.CancelScope), "run_actor hands back its nursery scope"
@@ -590,90 +605,100 @@ class Supervisor:
 
         Ending before it was ready under ``nursery.start`` raises :class:`_NotReady` to the
         starter (the aftermath then goes on in a task of its own); otherwise this task carries
-        on with the aftermath, which starts the next incarnation with ``nursery.start`` (the
-        first restart of a streak in the same scheduling step) and ends once it serves.
+        on with the aftermath. A restart after a wait starts the next incarnation with
+        ``nursery.start`` and ends once it serves; the immediate first restart of a crash streak
+        runs the next incarnation in this very task, in the scheduling step of the crash (a new
+        task there doubled the restart latency, see BENCHMARKS.md).
         """
         generation = cell.generation
-        ready: _Ready
-        if isinstance(prepared, tuple) and prepared[1] is None:
-            ready = _ServiceReady(cell, task_status, trio.CancelScope(shield=True))
-        else:
-            ready = _Ready(cell, task_status)
+        ready = _Ready.for_(cell, prepared, task_status)
         del task_status  # ``ready`` drops it once started: an idle actor keeps no status
-        error: BaseException | None = None
-        try:
-            if predecessor is not None:
-                with cell.guard():
-                    await predecessor.wait_finished()
-            if cell.halted:
-                pass  # stopped before it could start
-            elif isinstance(prepared, BaseException):
-                error = prepared  # the factory failed
-            else:
-                instance, receive = prepared
-                del prepared  # one tuple less per idle actor
-                if receive is not None:
-                    assert isinstance(instance, Actor)
-                    error = await run_actor(cell, instance, receive, ready)
+        if predecessor is not None:
+            with cell.guard():
+                await predecessor.wait_finished()
+            predecessor = None  # do not keep the old incarnation's cell alive
+        while True:
+            error: BaseException | None = None
+            try:
+                if cell.halted:
+                    pass  # stopped before it could start
+                elif isinstance(prepared, BaseException):
+                    error = prepared  # the factory failed
                 else:
-                    assert isinstance(ready, _ServiceReady)
-                    assert not isinstance(instance, Actor)
-                    cell.enter_scope(ready.scope)
-                    with ready.scope:
-                        try:
-                            await instance.run(task_status=ready)
-                        except Exception as exc:
-                            error = unwrap(exc)
-        except Exception as exc:  # a crash that raced with cancellation; the scope ate the rest
-            error = unwrap(exc)
-            self._log_crash(cell, error)
-            cell.record_error(error)
-            self._end_runner(cell, generation)
-            if not ready.ready and mode is not _Mode.NOWAIT:
-                raise _NotReady(error) from None
-            return
-        if error is not None:
-            self._log_crash(cell, error)
-            cell.crashed(error)
-        if not ready.ready and mode is not _Mode.NOWAIT:
-            if mode is _Mode.BOOT:
-                if error is None:
-                    error = RuntimeError(f"child {cell.path} ended before it was ready")
-                cell.mark_failed()
+                    instance, receive = prepared
+                    del prepared  # one tuple less per idle actor
+                    if receive is not None:
+                        assert isinstance(instance, Actor)
+                        error = await run_actor(cell, instance, receive, ready)
+                    else:
+                        assert isinstance(ready, _ServiceReady)
+                        assert not isinstance(instance, Actor)
+                        cell.enter_scope(ready.scope)
+                        with ready.scope:
+                            try:
+                                await instance.run(task_status=ready)
+                            except Exception as exc:
+                                error = unwrap(exc)
+            except Exception as exc:  # a crash that raced with cancellation: the scope ate it
+                error = unwrap(exc)
+                self._log_crash(cell, error)
+                cell.record_error(error)
                 self._end_runner(cell, generation)
-            else:
-                assert self._nursery is not None
-                self._nursery.start_soon(self._aftermath, cell, error, generation)
-            raise _NotReady(error)
-        await self._aftermath(cell, error, generation)
+                if not ready.ready and mode is not _Mode.NOWAIT:
+                    raise _NotReady(error) from None
+                return
+            if error is not None:
+                self._log_crash(cell, error)
+                cell.crashed(error)
+            if not ready.ready and mode is not _Mode.NOWAIT:
+                if mode is _Mode.BOOT:
+                    if error is None:
+                        error = RuntimeError(f"child {cell.path} ended before it was ready")
+                    cell.mark_failed()
+                    self._end_runner(cell, generation)
+                else:
+                    assert self._nursery is not None
+                    self._nursery.start_soon(self._aftermath_apart, cell, error, generation)
+                raise _NotReady(error)
+            following = await self._aftermath(cell, error, generation)
+            if following is None:
+                return
+            prepared = following
+            ready = _Ready.for_(cell, prepared, trio.TASK_STATUS_IGNORED)
+            mode = _Mode.NOWAIT
 
-    async def _aftermath(self, cell: Cell, error: BaseException | None, generation: int) -> None:
+    async def _aftermath(
+        self, cell: Cell, error: BaseException | None, generation: int
+    ) -> _Prepared | None:
         """After an incarnation ended with ``error`` (None: normally): the restart decision, a
-        backoff or quarantine wait (in a guard the cell publishes), and the next incarnation,
-        which takes the child over; or the end of the child's run.
+        backoff or quarantine wait (in a guard the cell publishes) and the next incarnation, or
+        the end of the child's run.
 
-        The first restart of a streak is immediate: the new instance and its mailbox are made
-        synchronously, in the scheduling step of the crash, so no sender sees a gap.
+        Returns the next incarnation when it is the immediate first restart of a streak, for the
+        caller to run in the same task: the new instance and its mailbox are made synchronously,
+        in the scheduling step of the crash, so no sender sees a gap. After a wait, it starts the
+        next incarnation with ``nursery.start`` (which takes the child over) and returns None.
         """
         policy = self.policy
         handed_over = False
         try:
             if cell.halted:
-                return
+                return None
             action, delay = self._decide(cell, error)
             now = trio.current_time()
             if action is _Action.STOP:
                 cell.mark_stopped()
-                return
+                return None
             if action is _Action.ESCALATE:
                 cell.mark_failed()
                 cause = error if error is not None else RuntimeError("exited too often")
                 self._commands_send.send_nowait(_Escalate(cell, cause))
-                return
+                return None
             if action is _Action.REST:
                 cell.wait_restart(now + delay)
                 self._commands_send.send_nowait(_RestartRest(cell, cell.incarnation, delay))
-                return
+                return None
+            waited = True
             if action is _Action.QUARANTINE:
                 cell.quarantine(now + policy.quarantine_retry)
                 log.error(
@@ -690,16 +715,31 @@ class Supervisor:
                 cell.wait_restart(now + delay)
                 with cell.guard():
                     await trio.sleep(delay)
+            else:
+                waited = False
             if cell.halted:
-                return
+                return None
             cell.count_restart()
             prepared = self._prepare(cell)
             handed_over = True
+            if not waited:
+                return prepared
             with contextlib.suppress(_NotReady):  # its own aftermath took over
                 await self._start(cell, prepared, _Mode.AWAITED)
+            return None
         finally:
             if not handed_over:
                 self._end_runner(cell, generation)
+
+    async def _aftermath_apart(
+        self, cell: Cell, error: BaseException | None, generation: int
+    ) -> None:
+        """:meth:`_aftermath` in a task of its own (the incarnation raised to its starter); an
+        immediate restart gets a new task too (its mailbox is open already)."""
+        following = await self._aftermath(cell, error, generation)
+        if following is not None:
+            assert self._nursery is not None
+            self._nursery.start_soon(self._run_incarnation, cell, following, None, _Mode.NOWAIT)
 
     def _end_runner(self, cell: Cell, generation: int) -> None:
         """The child's run ended (no incarnation follows): settle the cell; a dynamic child

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import random
+import weakref
 from typing import Any
 
 import pytest
@@ -160,6 +162,31 @@ async def test_message_during_passivation_starts_a_successor_after_on_stop(
         assert await reg.ref(1).ask("y") == ("y", 1)
         assert events(record) == ["start c1", "stop c1", "start c1"]
         assert record[1][2] == record[2][2] == 14.0
+
+
+async def test_a_successor_does_not_keep_its_predecessor_alive(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    built: list[weakref.ref[Company]] = []
+
+    class SlowStop(Company):
+        async def on_stop(self) -> None:
+            await trio.sleep(3)
+
+    def factory(key: int) -> Actor:
+        actor = SlowStop(key, [])
+        built.append(weakref.ref(actor))
+        return actor
+
+    reg: Registry[int] = Registry("companies", factory, idle_timeout=10.0, sweep_interval=1.0)
+    async with running(reg):
+        await reg.ref(1).ask("x")
+        await trio.sleep(11.5)  # passivating: a message now starts a successor after on_stop
+        assert await reg.ref(1).ask("y") == ("y", 1)
+        gc.collect()
+        assert len(built) == 2
+        assert built[0]() is None  # the first incarnation (and its cell) are gone
+        assert built[1]() is not None
 
 
 async def test_stop_deactivates_now_ignoring_keep_alive(autojump_clock: trio.abc.Clock) -> None:
