@@ -31,8 +31,8 @@ Contract:
 - "let it crash": any exception from ``on_start``, ``receive`` or a task in ``self.nursery``
   that is not an instance of ``expected_errors`` crashes the incarnation. The message being
   handled (if an ask) and every ask still queued fail at once with ``ActorCrashed`` (cause
-  chained); queued tells are dropped; the supervisor restarts a *new instance* from the factory
-  (state is not carried over: reload it in ``on_start``);
+  chained); queued tells are dropped; the supervisor calls the factory again for the next
+  incarnation (have it build a new actor: state is not carried over, reload it in ``on_start``);
 - ``on_stop`` runs after a graceful end (``stop()``, ``stop_child``, passivation, supervisor
   shutdown) within the child's shutdown budget, not after a crash; cleanup that must also run
   after a crash belongs in ``try/finally`` or ``async with`` inside the nursery's tasks, which are

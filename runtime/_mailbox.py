@@ -140,16 +140,11 @@ class Mailbox:
         return receive is self._recv
 
     def send_nowait(self, envelope: Envelope) -> None:
-        """Queue ``envelope``; ``trio.WouldBlock`` if full, ``ClosedResourceError`` if closed."""
-        send = self._send
-        if send is None:
-            raise trio.ClosedResourceError
-        try:
-            send.send_nowait(envelope)
-        except trio.WouldBlock:
+        """Queue ``envelope``; ``trio.WouldBlock`` if full (counted as rejected),
+        ``ClosedResourceError`` if closed."""
+        if not self.offer(envelope):
             self._rejected += 1
-            raise
-        self._accepted += 1
+            raise trio.WouldBlock
 
     def offer(self, envelope: Envelope) -> bool:
         """Queue ``envelope`` if there is room (``False`` if full: not counted as rejected, the

@@ -105,8 +105,11 @@ class RestartPolicy:
 class ChildSpec:
     """How a supervisor starts and restarts one child.
 
-    ``factory`` builds a fresh :class:`Actor` or :class:`Service` for every incarnation (a
-    synchronous constructor; slow work goes in ``Actor.on_start``). ``shutdown`` is the graceful
+    ``factory`` is called (synchronously) for every incarnation: it may build a fresh
+    :class:`Actor` (the usual case; slow work goes in ``Actor.on_start``) or hand back a
+    long-lived :class:`Service` (a nested supervisor, a registry, a node service) whose ``run``
+    is then entered again; such a service keeps its state across restarts and must be able to
+    run again after ``run`` returned or raised. ``shutdown`` is the graceful
     stop budget in seconds (use ``math.inf`` for a nested supervisor, as OTP does).
     ``on_exhausted`` ``None`` means "by placement": children listed when the supervisor is built
     (static, infrastructure) escalate, children added with ``start_child`` (dynamic, tenants)
