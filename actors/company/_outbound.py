@@ -22,14 +22,15 @@ from dataclasses import dataclass
 import trio
 
 from config import SendPacing
-from runtime import RestartPolicy
+from runtime import Backoff, Jitter
 
 from ..whatsapp import SendFailed, SessionNotConnected, WhatsAppError
 
 log = logging.getLogger(__name__)
 
-# Pauses before retrying a send that failed without a final answer: 1, 2, 4 ... 60 s ± 30 %.
-RETRY_POLICY = RestartPolicy(backoff_initial=1.0, backoff_max=60.0, jitter=0.3)
+# Pauses before retrying a send that failed without a final answer: 1, 2, 4 ... 60 s ± 30 %,
+# drawn from the pacer's injected random generator.
+RETRY_BACKOFF = Backoff(initial=1.0, maximum=60.0, jitter=0.3, mode=Jitter.SPREAD)
 MAX_UNCERTAIN_SENDS = 8  # ~3 minutes of retries, then the message is marked unconfirmed
 
 
@@ -111,7 +112,7 @@ class OutboundQueue:
     async def _pause_after_failure(self) -> None:
         """Wait before retrying the head of the queue: the retry delay, or until the session
         reconnects (also during the failed send), whichever comes first."""
-        with trio.move_on_after(RETRY_POLICY.backoff(max(1, self._failures), self.pacer.rng)):
+        with trio.move_on_after(RETRY_BACKOFF.delay(self._failures, self.pacer.rng)):
             await self._reopened.wait()
 
     async def run(self, send: SendFn, done: DoneFn) -> None:

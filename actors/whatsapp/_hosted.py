@@ -9,9 +9,10 @@ Supervision: each host runs in a loop: spawn ``python -m actors.whatsapp.host``,
 ``hello``, serve; when the process dies, every command in flight on it raises
 :class:`HostCrashed` (outcome unknown: resend with the same message id), every session on it
 gets ``SessionLost`` and becomes unplaced (the session object stays usable: call ``start()``
-again), and the host is restarted after a capped exponential backoff with jitter that resets
-after ``stable_after`` seconds of good running. ``snapshot()`` shows each host's pid, state,
-sessions and restarts.
+again), and the host is restarted after a capped exponential backoff (``runtime.Backoff``:
+the supervisor limits' ``backoff_initial`` doubling up to ``backoff_max``, ± 25 %, drawn from the
+gateway's injected ``random.Random``) that resets after ``stable_after`` seconds of good
+running. ``snapshot()`` shows each host's pid, state, sessions and restarts.
 
 Shutdown (``aclose``): stop every session within the deadline, close each host's stdin (the
 host stops its sessions and exits), then kill what is left.
@@ -33,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from config import SupervisorLimits
+from runtime import Backoff, Jitter
 
 from ._errors import (
     BackendUnavailable,
@@ -50,6 +52,9 @@ if TYPE_CHECKING:
     from ._world import SimulatedWorld
 
 log = logging.getLogger(__name__)
+
+#: Host restart delays are spread ± this fraction (``Jitter.SPREAD``), capped at ``backoff_max``.
+HOST_RESTART_JITTER = 0.25
 
 _PROJECT_ROOT = str(Path(__file__).resolve().parents[2])
 
@@ -211,16 +216,19 @@ class _Host:
     async def run(self) -> None:
         """Keep a host process alive until the gateway closes (restart with backoff)."""
         limits = self.gateway.limits
-        backoff = limits.backoff_initial
+        backoff = Backoff(
+            limits.backoff_initial, limits.backoff_max, HOST_RESTART_JITTER, Jitter.SPREAD
+        )
+        attempt = 0  # restarts since the host last ran stably
         while not self.gateway.closing:
             started = trio.current_time()
             await self._run_once()
             if self.gateway.closing:
                 break
             if trio.current_time() - started >= limits.stable_after:
-                backoff = limits.backoff_initial
-            delay = min(backoff, limits.backoff_max) * random.uniform(0.75, 1.25)
-            backoff = min(backoff * 2, limits.backoff_max)
+                attempt = 0
+            attempt += 1
+            delay = backoff.delay(attempt, self.gateway.rng)
             self._set_state("backoff")
             log.warning(
                 "session host %d (pid %s) ended: %s; restarting in %.2f s",
@@ -333,12 +341,14 @@ class HostedGateway:
         limits: SupervisorLimits | None = None,
         command_timeout: float = 30.0,
         place_timeout: float = 30.0,
+        rng: random.Random | None = None,
     ) -> None:
         self._nursery = nursery
         self.backend = backend
         self.host_config = {**host_config, "backend": backend}
         self.per_host = per_host
         self.limits = limits or SupervisorLimits()
+        self.rng = rng if rng is not None else random.Random()  # host restart jitter
         self.command_timeout = command_timeout
         self.place_timeout = place_timeout
         self.closing = False
