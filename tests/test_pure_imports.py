@@ -34,6 +34,8 @@ CASES = [
     # Understanding a client's message (issue 10) is pure: pymorphy3 and rapidfuzz only.
     ("actors.assistant._understand", BACKENDS + HTTP + EVENT_LOOP),
     ("actors.assistant", BACKENDS + HTTP + EVENT_LOOP),
+    # The free-times cache the conversation actors share is plain Python.
+    ("actors.assistant._slot_cache", BACKENDS + HTTP + EVENT_LOOP),
 ]
 
 
