@@ -115,3 +115,25 @@ async def test_rows_are_cached_until_the_ttl_or_a_sync(autojump_clock: MockClock
         renamed = await storage.companies.update(company.id, title="Ромашка-2")
         assert (await source.get(renamed)).salon.title == "Ромашка-2"
         assert source.loads == 3
+
+
+async def test_a_completed_sync_is_told_to_the_assistant() -> None:
+    """The catalog sync tells who was synced (the node passes the assistant's
+    ``catalog_synced``, which drops that company's cached catalog); a failed sync does not."""
+    from actors.yclients import CatalogSync, YClientsClient
+    from tests.fakes.yclients import PARTNER_TOKEN, running_fake_yclients
+
+    from .example_catalog import EXAMPLE_CATALOG, ROMASHKA
+
+    async with (
+        running_fake_yclients(rate_limits=None, catalog=EXAMPLE_CATALOG) as fake,
+        YClientsClient(fake.base_url, PARTNER_TOKEN) as client,
+        open_storage() as storage,
+    ):
+        good = (await storage.companies.create(ROMASHKA)).company.id
+        bad = (await storage.companies.create(999001)).company.id  # not in the fake
+        told: list[int] = []
+        sync = CatalogSync(storage, client, on_synced=told.append)
+        assert (await sync.sync_now(good)).ok
+        assert not (await sync.sync_now(bad)).ok
+        assert told == [good]
