@@ -1,8 +1,12 @@
-"""The assistant that answers a salon's clients on WhatsApp (issue 10), built up in pure parts.
+"""The assistant that answers a salon's clients on WhatsApp: books, moves and cancels visits in
+YClients and answers questions, in Russian as clients write it.
 
-So far: reading WHEN a client wants a visit from Russian free text (``parse_when``), with the
-date and time rules documented in ``_when``, ``_days`` and ``_clock``. Everything here is pure
-(standard library and pymorphy3, no trio, no storage) and safe to call from any thread.
+Pure parts (standard library and pymorphy3/rapidfuzz; no trio, storage backend or HTTP, safe
+from any thread): ``parse_when`` (dates and times, ``_when``/``_days``/``_clock``),
+``understand_rules`` (text → typed commands, ``_understand``), ``decide`` (state + event →
+state + effects, ``_decide``) and the reply wording (``_templates``). Running parts, loaded on
+first use: the conversation actor (``Assistant``, ``_conversation``) and the YClients
+operations that carry out the effects (``YClientsOperations``, ``_operations``).
 """
 
 import importlib
