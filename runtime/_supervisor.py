@@ -62,18 +62,24 @@ Stop order and shutdown timeouts
     joins its task before ``run()`` returns.
 
 Internals
-    Every incarnation is a task of its own, started with ``scope = await nursery.start(...)``
-    (hypercorn's restartable task): it hands back its one cancel scope (an actor's own nursery
-    scope, or the scope around a service's ``run``) when it is ready; a restart cancels that
-    scope if it is still live and starts a new incarnation. Registry activations and
-    ``start_child_nowait`` start it with ``start_soon`` instead (they must return at once), so
-    an incarnation also publishes its scope to its cell as it opens it, which is also how a
-    stop reaches a child still starting. A scope is shielded: a parent's cancellation never
-    reaches a child, the supervisor stops it. After a crash the ended incarnation's task makes
-    the restart decision, waits out a backoff in a guard the cell publishes, and starts the
-    next incarnation (the first restart of a streak in the same scheduling step, so senders
-    see no gap); escalation and rest_for_one restarts go to the supervisor's own task as small
-    frozen commands handled by type.
+    An incarnation is a task (``_run_incarnation``) that runs the child in its one cancel scope
+    (an actor's own nursery scope, or the scope around a service's ``run``), shielded so a
+    parent's cancellation never reaches a child: the supervisor stops it. Boot, ``start_child``,
+    rest_for_one restarts and restarts after a backoff or quarantine start it as STYLE 4 and
+    hypercorn's restartable task do, ``scope = await nursery.start(...)``: it hands the scope
+    back once ready (``_NotReady`` if it ended first), and a restart cancels a live scope
+    (``_stop_cell``) and starts a new incarnation. Registry activations and
+    ``start_child_nowait`` use ``start_soon`` (they must return at once), so an incarnation also
+    publishes its scope to its cell as it opens it; that is also how a stop reaches a child
+    still starting. After a crash the ended incarnation's task makes the restart decision and
+    waits out a backoff in a guard the cell publishes; escalation and rest_for_one go to the
+    supervisor's own task as small frozen commands handled by type.
+
+    Exception, measured: the immediate first restart of a crash streak runs the next
+    incarnation in the same task, in the scheduling step of the crash (no sender sees a gap).
+    Starting a new task there with ``nursery.start`` doubled the restart latency (median
+    0.024 to 0.050 ms, p99 ratio to a bare task respawn 0.38-0.65 to 0.13-2.05 over three
+    interleaved runs; BENCHMARKS.md), so that one path keeps the cheaper design.
 
 Errors out of ``run()``
     ``RestartIntensityExceeded`` (escalation) or a static child's start error; never a child's
@@ -209,6 +215,14 @@ class _ServiceReady(_Ready):
         return self.scope
 
 
+@dataclass(frozen=True, slots=True)
+class _Later:
+    """A restart that waits ``delay`` seconds first (a backoff, or a quarantine)."""
+
+    delay: float
+    quarantine: bool
+
+
 _Prepared = tuple[Actor | Service, trio.MemoryReceiveChannel[Envelope] | None] | BaseException
 
 
@@ -304,7 +318,8 @@ class Supervisor:
 
         Raises ``ActorCrashed`` if its first start fails (it stays supervised: restarted or
         quarantined per its spec), ``ActorUnavailable`` if the supervisor is not running or the
-        child was stopped while starting, ``ValueError`` if the id is taken.
+        child was stopped while starting, ``ValueError`` if the id is taken. Cancelling the
+        caller does not cut the child's start short: it waits until the child is ready or ended.
         """
         self._require_running()
         cell = self._add(spec, dynamic=True)
@@ -660,73 +675,80 @@ class Supervisor:
                     assert self._nursery is not None
                     self._nursery.start_soon(self._aftermath_apart, cell, error, generation)
                 raise _NotReady(error)
-            following = await self._aftermath(cell, error, generation)
+            following = self._after(cell, error, generation)
             if following is None:
                 return
+            if isinstance(following, _Later):
+                await self._restart_later(cell, following, generation)
+                return
             prepared = following
-            ready = _Ready.for_(cell, prepared, trio.TASK_STATUS_IGNORED)
+            if type(ready) is _Ready and not (isinstance(prepared, tuple) and prepared[1] is None):
+                ready.ready = False  # an actor's status, reused (its outer is spent or ignored)
+            else:
+                ready = _Ready.for_(cell, prepared, trio.TASK_STATUS_IGNORED)
             mode = _Mode.NOWAIT
 
-    async def _aftermath(
+    def _after(
         self, cell: Cell, error: BaseException | None, generation: int
-    ) -> _Prepared | None:
-        """After an incarnation ended with ``error`` (None: normally): the restart decision, a
-        backoff or quarantine wait (in a guard the cell publishes) and the next incarnation, or
-        the end of the child's run.
+    ) -> _Prepared | _Later | None:
+        """After an incarnation ended with ``error`` (None: normally): the restart decision.
 
         Returns the next incarnation when it is the immediate first restart of a streak, for the
         caller to run in the same task: the new instance and its mailbox are made synchronously,
-        in the scheduling step of the crash, so no sender sees a gap. After a wait, it starts the
-        next incarnation with ``nursery.start`` (which takes the child over) and returns None.
+        in the scheduling step of the crash, so no sender sees a gap. Returns a :class:`_Later`
+        when the restart waits (:meth:`_restart_later`), None when the child's run ended.
+        Synchronous and allocation-light on purpose: it is on the restart latency's path.
         """
-        policy = self.policy
+        if cell.halted:
+            self._end_runner(cell, generation)
+            return None
+        action, delay = self._decide(cell, error)
+        now = trio.current_time()
+        if action is _Action.RESTART and delay <= 0:
+            cell.count_restart()
+            return self._prepare(cell)
+        if action is _Action.STOP:
+            cell.mark_stopped()
+        elif action is _Action.ESCALATE:
+            cell.mark_failed()
+            cause = error if error is not None else RuntimeError("exited too often")
+            self._commands_send.send_nowait(_Escalate(cell, cause))
+        elif action is _Action.REST:
+            cell.wait_restart(now + delay)
+            self._commands_send.send_nowait(_RestartRest(cell, cell.incarnation, delay))
+        elif action is _Action.QUARANTINE:
+            policy = self.policy
+            cell.quarantine(now + policy.quarantine_retry)
+            log.error(
+                "child %s quarantined for %g s after %d restarts in %g s",
+                cell.path,
+                policy.quarantine_retry,
+                policy.max_restarts,
+                policy.period,
+            )
+            return _Later(policy.quarantine_retry, quarantine=True)
+        else:
+            cell.wait_restart(now + delay)
+            return _Later(delay, quarantine=False)
+        self._end_runner(cell, generation)
+        return None
+
+    async def _restart_later(self, cell: Cell, later: _Later, generation: int) -> None:
+        """Wait out a backoff or quarantine in a guard the cell publishes (a stop cancels it),
+        then start the next incarnation with ``nursery.start``; it takes the child over."""
         handed_over = False
         try:
-            if cell.halted:
-                return None
-            action, delay = self._decide(cell, error)
-            now = trio.current_time()
-            if action is _Action.STOP:
-                cell.mark_stopped()
-                return None
-            if action is _Action.ESCALATE:
-                cell.mark_failed()
-                cause = error if error is not None else RuntimeError("exited too often")
-                self._commands_send.send_nowait(_Escalate(cell, cause))
-                return None
-            if action is _Action.REST:
-                cell.wait_restart(now + delay)
-                self._commands_send.send_nowait(_RestartRest(cell, cell.incarnation, delay))
-                return None
-            waited = True
-            if action is _Action.QUARANTINE:
-                cell.quarantine(now + policy.quarantine_retry)
-                log.error(
-                    "child %s quarantined for %g s after %d restarts in %g s",
-                    cell.path,
-                    policy.quarantine_retry,
-                    policy.max_restarts,
-                    policy.period,
-                )
-                with cell.guard():
-                    await trio.sleep(policy.quarantine_retry)
+            with cell.guard():
+                await trio.sleep(later.delay)
+            if later.quarantine:
                 cell.end_quarantine()
-            elif delay > 0:
-                cell.wait_restart(now + delay)
-                with cell.guard():
-                    await trio.sleep(delay)
-            else:
-                waited = False
             if cell.halted:
-                return None
+                return
             cell.count_restart()
             prepared = self._prepare(cell)
             handed_over = True
-            if not waited:
-                return prepared
             with contextlib.suppress(_NotReady):  # its own aftermath took over
                 await self._start(cell, prepared, _Mode.AWAITED)
-            return None
         finally:
             if not handed_over:
                 self._end_runner(cell, generation)
@@ -734,10 +756,12 @@ class Supervisor:
     async def _aftermath_apart(
         self, cell: Cell, error: BaseException | None, generation: int
     ) -> None:
-        """:meth:`_aftermath` in a task of its own (the incarnation raised to its starter); an
+        """The aftermath in a task of its own (the incarnation raised to its starter); an
         immediate restart gets a new task too (its mailbox is open already)."""
-        following = await self._aftermath(cell, error, generation)
-        if following is not None:
+        following = self._after(cell, error, generation)
+        if isinstance(following, _Later):
+            await self._restart_later(cell, following, generation)
+        elif following is not None:
             assert self._nursery is not None
             self._nursery.start_soon(self._run_incarnation, cell, following, None, _Mode.NOWAIT)
 
