@@ -17,17 +17,20 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import asyncpg
 import trio
 
 from . import _validate as v
 from ._errors import ValidationError
 from ._fields import Clock, limit_value
-from ._memory_db import MemoryDatabase
 from ._models import SalonRecord
-from ._pg_pool import PgPool
+
+if TYPE_CHECKING:  # annotations only: the in-memory twin loads no PostgreSQL driver
+    import asyncpg
+
+    from ._memory_db import MemoryDatabase
+    from ._pg_pool import PgPool
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NOW = "COALESCE($1::timestamptz, now())"

@@ -34,6 +34,9 @@ CASES = [
     # Understanding a client's message (issue 10) is pure: pymorphy3 and rapidfuzz only.
     ("actors.assistant._understand", BACKENDS + HTTP + EVENT_LOOP),
     ("actors.assistant", BACKENDS + HTTP + EVENT_LOOP),
+    # The in-memory storage (the embedded default) loads no PostgreSQL or Redis driver.
+    ("storage._records", ("asyncpg", "coredis", "trio_asyncio")),
+    ("storage._memory_db", ("asyncpg", "coredis", "trio_asyncio")),
     # The free-times cache the conversation actors share is plain Python.
     ("actors.assistant._slot_cache", BACKENDS + HTTP + EVENT_LOOP),
 ]
