@@ -54,7 +54,7 @@ from storage import SalonStaff as StoredStaff
 
 from .._phones import find_phone
 from ._client import YClientsClient
-from ._errors import YClientsError
+from ._errors import YClientsAuthError, YClientsError
 from ._hours import opening_hours
 from ._models import SalonDetails, SalonService, SalonStaff, ServiceCategory
 
@@ -188,6 +188,29 @@ def stored_staff(staff: Sequence[SalonStaff]) -> list[StoredStaff]:
     return list(rows.values())
 
 
+async def _services_and_categories(
+    client: YClientsClient, salon: int
+) -> tuple[list[SalonService], list[ServiceCategory] | None]:
+    """The salon's services with descriptions and masters, and its categories.
+
+    Whether the partner token alone may read ``company/{id}/services`` for a marketplace salon
+    is unverified (the reference): when YClients refuses it (401/403), the public booking list
+    (``book_services``: no descriptions, no masters per service) is used instead, and the
+    stored categories are left as they are (``None``) when those are refused too.
+    """
+    try:
+        services = await client.get_company_services(salon)
+    except YClientsAuthError as exc:
+        log.warning("salon %s: company services refused (%s); using book_services", salon, exc)
+        services = await client.get_services(salon)
+    try:
+        categories: list[ServiceCategory] | None = await client.get_service_categories(salon)
+    except YClientsAuthError as exc:
+        log.warning("salon %s: service categories refused (%s); stored ones kept", salon, exc)
+        categories = None
+    return services, categories
+
+
 async def sync_company(storage: Storage, client: YClientsClient, company: Company) -> SyncResult:
     """Fetch the salon's details, services, categories and staff, then store them in one
     transaction.
@@ -199,13 +222,12 @@ async def sync_company(storage: Storage, client: YClientsClient, company: Compan
     salon = company.yclients_id
     try:
         details = await client.get_company(salon)
-        services = await client.get_company_services(salon)
-        categories = await client.get_service_categories(salon)
+        services, categories = await _services_and_categories(client, salon)
         staff = await client.get_staff(salon)
         # Only what clients can book, as book_services lists it: a service switched off is
         # then missing from the copy, and the write marks it inactive.
         service_rows = stored_services([s for s in services if s.active])
-        category_rows = stored_categories(categories)
+        category_rows = None if categories is None else stored_categories(categories)
         staff_rows = stored_staff(staff)
         await storage.catalog.replace_catalog(
             company.id, stored_details(details), service_rows, staff_rows, category_rows
@@ -227,7 +249,7 @@ async def sync_company(storage: Storage, client: YClientsClient, company: Compan
         company.id,
         salon,
         len(service_rows),
-        len(category_rows),
+        len(category_rows or ()),
         len(staff_rows),
     )
     return SyncResult(
@@ -235,7 +257,7 @@ async def sync_company(storage: Storage, client: YClientsClient, company: Compan
         ok=True,
         services=len(service_rows),
         staff=len(staff_rows),
-        categories=len(category_rows),
+        categories=len(category_rows or ()),
     )
 
 

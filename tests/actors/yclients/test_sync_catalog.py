@@ -90,3 +90,26 @@ async def test_the_sync_stores_what_the_assistant_reads() -> None:
                 (63, False),
             ]
             assert {s.service_id: s.active for s in everything.services}[6106] is False
+
+
+async def test_refused_company_services_fall_back_to_the_booking_list() -> None:
+    """Whether the partner token alone reads ``company/{id}/services`` is unverified: when
+    YClients refuses it (and the categories), the sync still stores the bookable services
+    from ``book_services`` and keeps the categories it had."""
+    with trio.fail_after(20):
+        async with (
+            running_fake_yclients(catalog=CATALOG, rate_limits=None) as fake,
+            open_storage() as storage,
+            YClientsClient(fake.base_url, PARTNER_TOKEN) as client,
+        ):
+            company = (await storage.companies.create(SALON)).company
+            assert (await sync_company(storage, client, company)).ok
+            fake.fail(f"*/company/{SALON}/services", 403, times=None)
+            fake.fail(f"*/company/{SALON}/service_categories", 401, times=None)
+            result = await sync_company(storage, client, company)
+            assert result.ok, result.error
+            assert result.services == 6
+            catalog = await storage.catalog.get_catalog(company.id)
+            assert {s.service_id for s in catalog.services} == {6101, 6102, 6103, 6104, 6105, 6106}
+            assert [c.category_id for c in catalog.categories] == [61, 62, 63]
+            assert fake.requests_to(f"*/book_services/{SALON}")
