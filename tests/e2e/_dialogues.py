@@ -118,7 +118,7 @@ class Turn:
     @property
     def is_plain_yes(self) -> bool:
         """A short "да" (no negation): skipped once the booking it would confirm exists."""
-        if self.kind != "text":
+        if self.kind != "text" or any(c.isdigit() for c in self.text):
             return False
         words = _WORD.findall(self.text.lower())
         return 0 < len(words) <= 3 and words[0] in YES_WORDS and not {"не", "нет"} & set(words)

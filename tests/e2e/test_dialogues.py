@@ -1,0 +1,108 @@
+"""The acceptance dialogues, end to end: a client's phone on the simulated WhatsApp → our
+server (for real, on loopback, PostgreSQL + Redis) → the assistant → the fake YClients.
+
+One test per dialogue, ids = the dialogue's name: the shared sample
+(``shared/assistant/dialogues.sample.json`` on ``catalog.example.json``) and this repository's
+corpus (``tests/assistant_corpus/``). They play once per module, on one stand, only the
+dialogues selected (``-k`` works); each test then checks its own dialogue, and a failure shows
+the dialogue's transcript and what YClients shows. Another set (a held-back one) plays the same
+way on a stand of its own: ``ASSISTANT_DIALOGUES=CATALOG.json:DIALOGUES.json pytest
+tests/e2e/test_dialogues.py -k extra``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+import trio
+
+from ._dialogues import Dialogue, DialogueSet
+from ._expectations import Played, problems
+from ._stand import play
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "assistant"
+CORPUS = Path(__file__).resolve().parents[1] / "assistant_corpus"
+
+SAMPLE_SET = DialogueSet.load(
+    "sample", SHARED / "catalog.example.json", SHARED / "dialogues.sample.json"
+)
+CORPUS_SET = DialogueSet.load("corpus", CORPUS / "catalog.json", CORPUS / "dialogues.json")
+
+
+def _extra_sets() -> list[DialogueSet]:
+    raw = os.environ.get("ASSISTANT_DIALOGUES", "").strip()
+    if not raw:
+        return []
+    catalog, _, dialogues = raw.partition(":")
+    return [DialogueSet.load("extra", Path(catalog), Path(dialogues))]
+
+
+EXTRA_SETS = _extra_sets()
+#: Sets played on one stand together (their salons must differ).
+GROUPS: tuple[tuple[DialogueSet, ...], ...] = (
+    (SAMPLE_SET, CORPUS_SET),
+    *((s,) for s in EXTRA_SETS),
+)
+
+
+class Outcomes:
+    """Plays a group of sets the first time one of its dialogues is asked for."""
+
+    def __init__(self, selected: set[tuple[str, str]]) -> None:
+        self.selected = selected
+        self.played: dict[tuple[str, str], Played] = {}
+
+    def of(self, dialogue: Dialogue) -> Played:
+        if dialogue.key not in self.played:
+            group = next(g for g in GROUPS if any(s.name == dialogue.set_name for s in g))
+            keys = {d.key for s in group for d in s.dialogues} & self.selected
+            self.played.update(trio.run(play, group, keys))
+        return self.played[dialogue.key]
+
+
+@pytest.fixture(scope="module")
+def outcomes(request: pytest.FixtureRequest) -> Outcomes:
+    """The module's dialogues, played on demand (only those pytest selected)."""
+    selected: set[tuple[str, str]] = set()
+    for item in request.session.items:
+        callspec = getattr(item, "callspec", None)
+        if getattr(item, "module", None) is request.module and callspec is not None:
+            dialogue = callspec.params.get("dialogue")
+            if isinstance(dialogue, Dialogue):
+                selected.add(dialogue.key)
+    return Outcomes(selected)
+
+
+def _check(outcomes: Outcomes, dialogue: Dialogue) -> None:
+    played = outcomes.of(dialogue)
+    found = problems(played)
+    if found:
+        listed = "\n".join(f"  - {p}" for p in found)
+        pytest.fail(f"{listed}\n{played.transcript()}", pytrace=False)
+
+
+def _params(dialogues: Sequence[Dialogue]) -> list[object]:
+    return [pytest.param(d, id=d.name) for d in dialogues]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dialogue", _params(SAMPLE_SET.dialogues))
+def test_sample_dialogue(outcomes: Outcomes, dialogue: Dialogue) -> None:
+    _check(outcomes, dialogue)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("dialogue", _params(CORPUS_SET.dialogues))
+def test_corpus_dialogue(outcomes: Outcomes, dialogue: Dialogue) -> None:
+    _check(outcomes, dialogue)
+
+
+if EXTRA_SETS:  # defined only when a set is given, so no empty parameter set is skipped
+
+    @pytest.mark.slow
+    @pytest.mark.parametrize("dialogue", _params([d for s in EXTRA_SETS for d in s.dialogues]))
+    def test_extra_dialogue(outcomes: Outcomes, dialogue: Dialogue) -> None:
+        _check(outcomes, dialogue)
