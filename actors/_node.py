@@ -49,6 +49,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 COMPANY_MAILBOX = 256
+#: The child id of the assistant's housekeeping (``actors.assistant._sweep``).
+SWEEP_CHILD = "conversations.sweep"
 #: How long the assistant waits for the company actor to queue a reply.
 REPLY_QUEUE_TIMEOUT = 10.0
 
@@ -165,18 +167,25 @@ class Node:
 
         Companies a previous node left in ``linking`` (it died mid-scan) are activated too, not
         counted: the actor's start resets them to ``pending`` (``logged_out`` if they hold a
-        device), so the stored status never claims a QR round that no longer runs.
+        device), so the stored status never claims a QR round that no longer runs. With the
+        assistant, the conversations of these companies that hold an unsettled booking are
+        woken too (``ConversationSweep.wake_pending``).
         """
         count = 0
+        owned: list[int] = []
         for company in await self.storage.companies.list_linked():
             try:
                 if await self.place(company.id) is not None:
                     continue  # another node owns it and restores it
+                owned.append(company.id)
                 await self.registry.activate(company.id)
                 count += 1
             except ActorUnavailable as exc:
                 log.warning("company %s could not be restored: %s", company.id, exc)
         self.restored = count
+        if self.assistant is not None:
+            # bookings a stopped node left unsettled: their conversations settle them now
+            await self.assistant.sweep.wake_pending(owned)
         after = 0
         while page := await self.storage.companies.list_by_status(
             CompanyStatus.LINKING, limit=500, after_id=after
@@ -225,8 +234,9 @@ class Companies:
     ) -> AsyncIterator[Node]:
         """Run the node's supervision tree for the block's lifetime; stop it in reverse on exit.
 
-        Children, in start order: the company registry, then each of ``services`` (see
-        :meth:`Services.children`). A service is an infrastructure child: restarted on a
+        Children, in start order: the company registry, with the assistant its conversations
+        registry and their housekeeping (``conversations.sweep``), then each of ``services``
+        (see :meth:`Services.children`). A service is an infrastructure child: restarted on a
         crash (``run`` again on the same object), escalating when it keeps crashing.
         ``restore`` activates the linked companies once the tree runs. One node per
         :class:`Companies`: its registry can run under one supervisor only.
@@ -235,6 +245,7 @@ class Companies:
         if self.assistant is not None:
             conversations = self.assistant.registry
             children.append(ChildSpec("conversations", lambda: conversations, shutdown=math.inf))
+            children.append(ChildSpec(SWEEP_CHILD, _same(self.assistant.sweep)))
         for name, service in services.children():
             children.append(ChildSpec(name, _same(service)))
         supervisor = Supervisor("node", children, policy=self.policy, rng=self.rng)

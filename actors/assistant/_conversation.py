@@ -64,6 +64,7 @@ from ._effects import (
 from ._operations import Party, QueryEffect, YClientsOperations, unanswered
 from ._policy import Policy
 from ._state import ConversationState
+from ._sweep import ConversationSweep
 
 __all__ = [
     "Assistant",
@@ -480,11 +481,14 @@ class AssistantOptions:
 
 @dataclass
 class Assistant:
-    """The node's assistant: the registry of conversation actors (a node child) and the
-    inbound handler that routes each client's messages to their conversation."""
+    """The node's assistant: the registry of conversation actors and its housekeeping (node
+    children), and the inbound handler that routes each client's messages to their
+    conversation."""
 
     registry: Registry[tuple[int, str]]
     deps: ConversationDeps
+    #: Idle state cleared on a schedule (a node child), unsettled bookings woken at start.
+    sweep: ConversationSweep
     _dropped: int = field(default=0)
 
     @classmethod
@@ -536,7 +540,13 @@ class Assistant:
             mailbox_capacity=CONVERSATION_MAILBOX,
             rng=rng,
         )
-        return cls(registry, deps)
+        sweep = ConversationSweep(
+            storage,
+            registry,
+            idle=dt.timedelta(days=settings.assistant.idle_days),
+            wall_clock=options.wall_clock,
+        )
+        return cls(registry, deps, sweep)
 
     async def handle_inbound(self, company_id: int, message: InboundMessage | StaffMessage) -> None:
         """The company actors' inbound handler: the message to its conversation's actor."""
