@@ -514,7 +514,8 @@ def understand_cpu(passes: int) -> None:
 
     def when(case: tuple[str, AssistantCatalog, dt.datetime]) -> object:
         text, catalog, now = case
-        return parse_when(text, now, opening=catalog.salon.opening)
+        opening = catalog.salon.opening
+        return parse_when(text, now, opening=opening) if opening else parse_when(text, now)
 
     cold = _cpu_per_call(understand, cases, passes=1)  # the first pass fills the word caches
     ours = _cpu_per_call(understand, cases, passes=passes)
@@ -701,7 +702,7 @@ def rss_bytes() -> int:
     return pages * os.sysconf("SC_PAGE_SIZE")
 
 
-async def memory_child(measure: str, conversations: int) -> dict[str, float]:
+async def memory_child(measure: str, conversations: int) -> dict[str, Any]:
     """In a fresh interpreter: the bytes per live conversation (``rss`` or ``heap``)."""
     sets = dialogue_sets()
     async with (
@@ -725,6 +726,7 @@ async def memory_child(measure: str, conversations: int) -> dict[str, float]:
         if measure == "heap":
             tracemalloc.start()
         base_rss, base_heap = rss_bytes(), _heap()
+        base_snapshot = tracemalloc.take_snapshot() if measure == "heap" else None
         plan = []
         for i in range(conversations):
             salon = stand.salons[i % len(stand.salons)]
@@ -735,9 +737,14 @@ async def memory_child(measure: str, conversations: int) -> dict[str, float]:
         live = len(registry)
         gc.collect()
         rss, heap = rss_bytes() - base_rss, _heap() - base_heap
-        if measure == "heap":
+        top: dict[str, float] = {}
+        if base_snapshot is not None:
+            grown = tracemalloc.take_snapshot().compare_to(base_snapshot, "filename")
+            for stat in grown[:6]:
+                where = stat.traceback[0].filename.replace(str(ROOT) + "/", "")
+                top[where.replace(sys.prefix, "<venv>")] = stat.size_diff / conversations
             tracemalloc.stop()
-        return {"live": live, "rss": rss / conversations, "heap": heap / conversations}
+        return {"live": live, "rss": rss / conversations, "heap": heap / conversations, "top": top}
 
 
 def _heap() -> int:
@@ -765,9 +772,11 @@ def memory(conversations: int) -> None:
         f"interpreter; Python heap (tracemalloc, another fresh run, {heap['live']:,.0f} alive) "
         f"{heap['heap']:,.0f} bytes per conversation)"
     )
+    grown = ", ".join(f"{where} {size:,.0f}" for where, size in heap["top"].items())
+    print(f"  heap per conversation by allocating file: {grown}")
 
 
-def _run_child(measure: str, conversations: int) -> dict[str, float]:
+def _run_child(measure: str, conversations: int) -> dict[str, Any]:
     command = [
         sys.executable,
         str(Path(__file__).resolve()),
