@@ -91,7 +91,7 @@ class Played:
         for e in self.exchanges:
             mark = "  (skipped: the booking already exists)" if e.skipped else ""
             lines.append(f"  > {e.said}{mark}" if e.client_turn else f"  * {e.said}")
-            lines.extend(f"  < {r}" for r in e.replies)
+            lines.extend("  < " + r.replace("\n", "\n    ") for r in e.replies)
         for r in self.created:
             lines.append(f"  + created {describe_record(r, self.zone)}")
         for rid in self.deleted:

@@ -50,7 +50,7 @@ ASSISTANT_WAIT = 0.4
 #: calls may wait behind the other salons'.
 REPLY_TIMEOUT = 25.0
 #: A reply is complete once the chat has been quiet this long (a reply may be several messages).
-QUIET = 0.8
+QUIET = 0.5
 #: How long to watch for a reply that may not come (``reply_optional``, ``silent``, staff turns).
 SILENCE = 3.0
 POLL = 0.15
