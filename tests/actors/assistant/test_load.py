@@ -1,0 +1,119 @@
+"""Fifty clients of one salon booking at once, through the shared YClients limit.
+
+Every client asks for a men's haircut the day after tomorrow at one of five hours (ten clients
+per hour, two barbers working that day), confirms the summary it gets, and, when told the time
+was just taken, picks one of the times offered instead (clients pick different ones) and
+confirms again, up to eight times. So many clients are shown the same free time and say "да"
+to it at nearly the same moment.
+
+What must hold: no two records of one master overlap; a client hears "записала" exactly when
+a record of theirs exists (once); every client gets an answer; and YClients never sees more
+than 5 requests in any second or 200 in any minute (the shared limiter in front of our client,
+the fake counting arrival times), so it never answers 429.
+
+Runs on ``booking_stand``: the fake YClients in process and trio's mock clock, so the limiter's
+pace (one request per 0.31 s) costs virtual time only.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import re
+from collections import Counter
+from typing import Any
+
+import trio
+from trio.testing import MockClock
+
+from tests.fakes.yclients import YCLIENTS_LIMITS
+
+from .booking_stand import CLAIM, FRIDAY, IGOR, MSK, OLEG, Stand, open_stand, to_summary
+
+CLIENTS = 50
+HOURS = (12, 13, 14, 15, 16)
+NAMES = ("Тимур", "Ильдар", "Марат", "Артур", "Руслан")
+#: Confirmations and picks one client makes at most.
+ROUNDS = 8
+#: A numbered option in a reply ("2) 10:30").
+OPTION = re.compile(r"^\d+\) ", re.MULTILINE)
+
+
+def phone(n: int) -> str:
+    return f"7999100{n:04d}"
+
+
+async def book(stand: Stand, n: int, outcomes: dict[str, list[str]]) -> None:
+    """One client's attempts: ask, confirm, and whenever times are offered instead (the time
+    was just taken) pick one of them — clients pick different ones — and confirm again."""
+    me = phone(n)
+    hour = HOURS[n % len(HOURS)]
+    reply = await to_summary(
+        stand, me, f"Мужская стрижка послезавтра в {hour}:00", name=NAMES[n % len(NAMES)]
+    )
+    for attempt in range(ROUNDS):
+        if "Записать" in reply:
+            reply = await stand.say(me, "да")
+            if CLAIM in reply:
+                break
+            continue
+        offered = len(OPTION.findall(reply))
+        if not offered:
+            break  # nothing to confirm, nothing offered
+        reply = await stand.say(me, str(1 + (n + attempt) % offered))
+    outcomes[me] = stand.said(me)
+
+
+def overlapping(records: list[dict[str, Any]]) -> list[tuple[int, int]]:
+    """Pairs of record ids of one master whose spans overlap."""
+    spans: dict[int, list[tuple[dt.datetime, dt.datetime, int]]] = {}
+    for r in records:
+        start = dt.datetime.fromisoformat(r["datetime"])
+        end = start + dt.timedelta(seconds=int(r["seance_length"]))
+        spans.setdefault(int(r["staff_id"]), []).append((start, end, int(r["id"])))
+    clashes: list[tuple[int, int]] = []
+    for items in spans.values():
+        items.sort()
+        for (_, end, a), (start, _, b) in itertools.pairwise(items):
+            if start < end:
+                clashes.append((a, b))
+    return clashes
+
+
+async def test_fifty_clients_booking_at_once_never_double_book_nor_break_the_limit(
+    autojump_clock: MockClock,
+) -> None:
+    async with open_stand(rate_limits=YCLIENTS_LIMITS, shared_limit=True) as stand:
+        outcomes: dict[str, list[str]] = {}
+        async with trio.open_nursery() as nursery:
+            for n in range(CLIENTS):
+                nursery.start_soon(book, stand, n, outcomes)
+        await stand.quiet(60)  # any late reply (a settle) would be in by now
+
+        records = stand.records()
+        # no double booking: no two visits of one master overlap
+        assert overlapping(stand.fake.live_records(555100)) == []
+        # told "записала" exactly when the record exists, and only once
+        booked = Counter(str(r["client"]["phone"]) for r in records)
+        for n in range(CLIENTS):
+            me = phone(n)
+            texts = stand.said(me)
+            assert texts, f"{me} got no answer"
+            claims = sum(CLAIM in text for text in texts)
+            assert claims == booked[me] <= 1, (me, texts, booked[me])
+        # the contention was real and resolved: every asked hour was booked on both barbers
+        # (the clients who lost a time took another one)
+        taken = {
+            (int(r["staff_id"]), dt.datetime.fromisoformat(r["datetime"]).astimezone(MSK))
+            for r in records
+        }
+        for hour in HOURS:
+            for master in (IGOR, OLEG):
+                assert (master, dt.datetime.combine(FRIDAY, dt.time(hour), tzinfo=MSK)) in taken
+        assert sum(1 for n in range(CLIENTS) if booked[phone(n)]) == len(records) >= 2 * len(HOURS)
+        assert len({r["api_id"] for r in records}) == len(records)
+        # the shared limit held, so YClients never refused us
+        assert stand.fake.max_requests_in_window(1.0) <= 5
+        assert stand.fake.max_requests_in_window(60.0) <= 200
+        assert [r.status for r in stand.fake.requests].count(429) == 0
+        assert len(outcomes) == CLIENTS
