@@ -68,7 +68,7 @@ async def handoffs(web: WebHarness, reason: str) -> float:
     """The counter's value on ``/metrics`` for ``reason`` (0 when not shown yet)."""
     response = await web.client.get("/metrics", headers=web.admin)
     assert response.status_code == 200
-    text = (await response.get_data()).decode()
+    text = await response.get_data(as_text=True)
     found = re.search(
         rf'^aiadmin_assistant_handoffs_total\{{reason="{reason}"\}} (\S+)$', text, re.MULTILINE
     )
