@@ -29,11 +29,11 @@ from collections.abc import Callable, Iterable
 import trio
 
 from runtime import ActorUnavailable, Registry
-from storage import Storage
+from storage import Storage, StorageError
 
 from ._state import ConversationState
 
-__all__ = ["SWEEP_BATCH", "SWEEP_INTERVAL", "ConversationSweep"]
+__all__ = ["SWEEP_BATCH", "SWEEP_INTERVAL", "WAKE_PAGE", "ConversationSweep"]
 
 log = logging.getLogger(__name__)
 
@@ -108,32 +108,36 @@ class ConversationSweep:
         cutoff = self.wall_clock() - self.idle
         woken = 0
         for company_id in company_ids:
-            before: tuple[dt.datetime, str] | None = None
-            while True:
-                page = await self.storage.conversations.list(
-                    company_id, limit=WAKE_PAGE, before=before
-                )
-                recent = True
-                for row in page:
-                    touched = row.last_message_at or row.updated_at
-                    if touched is None or touched < cutoff:
-                        recent = False
-                        break
-                    if not ConversationState.from_json(row.state).settle_due_on_start:
-                        continue
-                    try:
-                        await self.registry.activate((company_id, row.phone))
-                    except ActorUnavailable as exc:  # quarantined: this chat only
-                        log.warning("company %s: a pending booking not woken: %s", company_id, exc)
-                        continue
-                    woken += 1
-                if not recent or len(page) < WAKE_PAGE:
-                    break
-                last = page[-1]
-                last_touched = last.last_message_at or last.updated_at
-                assert last_touched is not None  # checked in the loop above
-                before = (last_touched, last.phone)
+            try:
+                woken += await self._wake_company(company_id, cutoff)
+            except StorageError as exc:  # the node starts anyway; the client's next message
+                # activates the conversation, which settles the booking then
+                log.warning("company %s: pending bookings not looked for: %s", company_id, exc)
         self.woken += woken
         if woken:
             log.info("assistant: woke %d conversations to settle their bookings", woken)
         return woken
+
+    async def _wake_company(self, company_id: int, cutoff: dt.datetime) -> int:
+        woken = 0
+        before: tuple[dt.datetime, str] | None = None
+        while True:
+            page = await self.storage.conversations.list(company_id, limit=WAKE_PAGE, before=before)
+            for row in page:
+                touched = row.last_message_at or row.updated_at
+                if touched is None or touched < cutoff:
+                    return woken  # newest first: the rest are older still
+                if not ConversationState.from_json(row.state).settle_due_on_start:
+                    continue
+                try:
+                    await self.registry.activate((company_id, row.phone))
+                except ActorUnavailable as exc:  # quarantined: this chat only
+                    log.warning("company %s: a pending booking not woken: %s", company_id, exc)
+                    continue
+                woken += 1
+            if len(page) < WAKE_PAGE:
+                return woken
+            last = page[-1]
+            last_touched = last.last_message_at or last.updated_at
+            assert last_touched is not None  # checked in the loop above
+            before = (last_touched, last.phone)

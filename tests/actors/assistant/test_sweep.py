@@ -26,7 +26,7 @@ from actors.assistant._commands import Flow
 from actors.assistant._effects import Effect, Event, SettleDue, Slot
 from actors.assistant._policy import Policy
 from actors.assistant._state import Booking, ConversationState, Wish
-from actors.assistant._sweep import SWEEP_INTERVAL, ConversationSweep
+from actors.assistant._sweep import SWEEP_INTERVAL, WAKE_PAGE, ConversationSweep
 from actors.whatsapp import SimulatedWorld, open_gateway
 from runtime import Registry
 from storage import ConversationMode, Storage, open_storage
@@ -170,11 +170,14 @@ async def test_a_starting_node_wakes_the_conversations_holding_an_unsettled_book
             cid = (await node.storage.companies.create(555100, title="Ромашка")).company.id
             await link(node, world, cid)
         # what a node stopped mid-booking leaves: a booking older than the idle time (its state
-        # counts as fresh), then one recent booking and one recent chat without a booking
+        # counts as fresh), then one recent booking, and recent chats without one
         await save(storage, cid, OLD_BOOKING, booking_sent())
         await trio.sleep(3 * DAY)
         await save(storage, cid, BOOKING, booking_sent())
         await save(storage, cid, PLAIN, talking())
+        for n in range(WAKE_PAGE + 5):  # newer chats: the booking is on the second page
+            await trio.sleep(1)
+            await save(storage, cid, f"7999200{n:04d}", talking())
         second = RecordingDecide()
         async with assistant_node(storage, world, second, idle_days=2.0) as node:
             assert node.assistant is not None
