@@ -11,7 +11,7 @@ YClients does not show.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -287,11 +287,3 @@ def _claims(played: Played) -> list[str]:
             if not happened[what] and claim.search(reply.casefold()):
                 found.append(f"a reply claims {what} but YClients shows none: {reply!r}")
     return found
-
-
-def summary_table(rows: Sequence[tuple[str, list[str]]]) -> str:
-    """A plain-text table of dialogues and their first problem (for the run's report)."""
-    lines = []
-    for name, found in rows:
-        lines.append(f"{'ok  ' if not found else 'FAIL'} {name}: {found[0] if found else ''}")
-    return "\n".join(lines)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import json
-import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -39,8 +38,6 @@ from web.server import ServerInfo, serve
 
 from ._dialogues import Dialogue, DialogueSet, Turn, merged_catalog, render
 from ._expectations import Exchange, Played
-
-log = logging.getLogger(__name__)
 
 ADMIN_KEY = "adm_dialogues_0123456789abcdef"
 JWT_SECRET = "dialogues-jwt-secret-0123456789abcdef-0123"
@@ -106,7 +103,6 @@ def stand_settings(yclients_url: str, database_url: str, redis_prefix: str) -> S
         "AIADMIN_SEND_PER_MINUTE": "10000",
         "AIADMIN_API_RATE_LIMIT": "100000/60",
         "AIADMIN_WS_RATE_LIMIT": "1000/60",
-        "AIADMIN_SYNC_INTERVAL": "3600",
     }
     settings = settings_from_env(env, dotenv=None)
     return replace(settings, host="127.0.0.1", port=0)
