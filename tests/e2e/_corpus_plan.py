@@ -127,6 +127,8 @@ def _book(
         days = [booked["day"]]
     elif "day_any" in booked:
         days = list(booked["day_any"])
+    elif booked.get("weekend"):
+        days = [d for d in range(1, 8) if (today + d) % 7 >= 5]
     elif "weekday" in booked:
         days = [(WEEKDAYS.index(w) - today - 1) % 7 + 1 for w in weekdays(booked["weekday"])]
     else:

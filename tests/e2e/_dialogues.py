@@ -18,7 +18,9 @@ Beyond the sample's format (used by ``tests/assistant_corpus/dialogues.json``, d
 * dates written relative to the run, since the run's date is arbitrary: ``{+N:dd.mm}`` in a
   turn becomes the date N days after the salon's today as ``14.03``, ``{+N:d mmmm}`` as
   ``14 марта`` (:func:`render`);
-* ``booked.weekday`` may be a list (any of those weekdays, each the nearest after today);
+* ``booked.weekday`` may be a list (any of those weekdays, each the nearest after today), and
+  ``booked.weekend: true`` means a Saturday or Sunday of the coming eight days, today included
+  ("на выходных" said on a Saturday may mean today);
 * expectations ``silent`` (no reply to the last turn) and ``burst_answered_once`` (the burst
   gets exactly one reply message).
 """
@@ -54,7 +56,18 @@ EXPECT_KEYS = frozenset(
     }
 )
 BOOKED_KEYS = frozenset(
-    {"services", "services_any", "staff", "staff_any", "day", "day_any", "weekday", "time", "name"}
+    {
+        "services",
+        "services_any",
+        "staff",
+        "staff_any",
+        "day",
+        "day_any",
+        "weekday",
+        "weekend",
+        "time",
+        "name",
+    }
 )
 DIALOGUE_KEYS = frozenset({"name", "turns", "burst", "expect", "client", "salon", "topics", "note"})
 MEDIA_KINDS = frozenset({"image", "audio", "video", "document", "sticker", "other"})

@@ -226,6 +226,8 @@ def _matches(record: Mapping[str, Any], booked: Mapping[str, Any], played: Playe
         wanted = [nearest_weekday_offset(played.today, w) for w in weekdays(booked["weekday"])]
         if offset not in wanted:
             misses.append(f"day +{offset} is not the next {booked['weekday']} (+{wanted})")
+    if booked.get("weekend") and not (offset <= 7 and at.weekday() >= 5):
+        misses.append(f"day +{offset} ({at:%a}) is not in the coming weekend")
     if "time" in booked and not _time_ok(at, booked["time"]):
         misses.append(f"time {at:%H:%M} is not {booked['time']}")
     if "name" in booked:

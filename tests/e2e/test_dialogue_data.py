@@ -389,6 +389,15 @@ def test_windows_weekdays_and_any_of() -> None:
     assert problems(_played({"booked": ok}, after=after)) == []
     late = {**ok, "time": {"from": "17:00", "to": "18:00"}}
     assert problems(_played({"booked": late}, after=after)) != []
+    weekend = {"weekend": True}
+    saturday, sunday, friday = (
+        _record(2, 1, "10:00"),
+        _record(2, 2, "10:00"),
+        _record(2, 7, "10:00"),
+    )
+    for record, fits in ((saturday, True), (sunday, True), (friday, False)):
+        found = problems(_played({"booked": weekend}, after=[_record(1, 2, "12:00"), record]))
+        assert (found == []) is fits, found
     assert nearest_weekday_offset(TODAY, "fri") == 7
     assert nearest_weekday_offset(TODAY, "sat") == 1
 
