@@ -74,6 +74,7 @@ if Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
     sys.path.pop(0)
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import actors.assistant._conversation as conversation_module
 from actors import Companies, Node, build_companies, normalise_phone
 from actors.assistant import AssistantOptions, parse_when, understand_rules
 from actors.assistant._catalog import AssistantCatalog
@@ -705,6 +706,9 @@ def rss_bytes() -> int:
 async def memory_child(measure: str, conversations: int) -> dict[str, Any]:
     """In a fresh interpreter: the bytes per live conversation (``rss`` or ``heap``)."""
     sets = dialogue_sets()
+    # All of them must stay alive until measured: the run under tracemalloc takes longer than
+    # the idle time after which a conversation actor is passivated.
+    conversation_module.IDLE_SECONDS = 3600.0
     async with (
         open_stand(merged_catalog(sets), wait=WAIT, world=QuietWorld()) as stand,
         running_node(stand, assistant=True) as (node, stamps),
@@ -722,18 +726,20 @@ async def memory_child(measure: str, conversations: int) -> dict[str, Any]:
         await _turns(stand, stamps, [(p, s, first_message(s, k, 0)) for p, s, k in warm])
         for key in list(registry.active_keys()):
             await registry.stop(key)
+        plan = []  # made before the baseline: the bench's own list is not counted
+        for i in range(conversations):
+            salon = stand.salons[i % len(stand.salons)]
+            kind = ("book", "price")[(i // len(stand.salons)) % 2]
+            plan.append((phones.take(), salon, first_message(salon, kind, i)))
+        stamps.at = {}
         gc.collect()
         if measure == "heap":
             tracemalloc.start()
         base_rss, base_heap = rss_bytes(), _heap()
         base_snapshot = tracemalloc.take_snapshot() if measure == "heap" else None
-        plan = []
-        for i in range(conversations):
-            salon = stand.salons[i % len(stand.salons)]
-            kind = ("book", "price")[(i // len(stand.salons)) % 2]
-            plan.append((phones.take(), salon, first_message(salon, kind, i)))
         for start in range(0, conversations, 200):
             await _turns(stand, stamps, plan[start : start + 200])
+            stamps.at = {}  # the bench's stamps are not the node's memory
         live = len(registry)
         gc.collect()
         rss, heap = rss_bytes() - base_rss, _heap() - base_heap
