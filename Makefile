@@ -44,6 +44,7 @@ bench: setup services
 	$(PY) bench/storage.py
 	$(PY) bench/actors.py
 	$(PY) bench/http.py
+	$(PY) bench/assistant.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache test-artifacts
