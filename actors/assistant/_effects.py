@@ -121,13 +121,18 @@ class FindVisits:
 class Book:
     """Create the record: ``book_check`` then ``book_record`` carrying ``api_id`` (ours,
     decided before the call so a retry or a restart can look it up). Answer: :class:`Booked`,
-    :class:`BookingPending` (outcome unknown, settle later) or :class:`ActionFailed`."""
+    :class:`BookingPending` (outcome unknown, settle later) or :class:`ActionFailed`.
+
+    ``any_master``: the client named no master, so when the time is taken the alternatives
+    come from every master who does the services (the same time with another master first),
+    not only from ``staff_id``."""
 
     api_id: str
     service_ids: tuple[int, ...]
     staff_id: int
     start: dt.datetime
     client_name: str
+    any_master: bool = False
 
 
 @dataclass(frozen=True)
@@ -282,7 +287,8 @@ class VisitMoved:
 @dataclass(frozen=True)
 class ActionFailed:
     """An action (``Book``, ``SettleBooking``, ``CancelVisit``, ``MoveVisit``) did not
-    happen; ``alternatives`` are free times near the one asked when the kind is ``TAKEN``.
+    happen; ``alternatives`` are free times near the one asked when the kind is ``TAKEN``
+    (for a ``Book`` with ``any_master``, the same time with another master comes first).
 
     A query that YClients did not answer (``LookupClient``, ``FindSlots``, ``FindVisits``)
     also answers with this event, kind ``UNAVAILABLE``, action ``"lookup"``, ``"slots"`` or
