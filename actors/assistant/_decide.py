@@ -34,7 +34,9 @@ in the same reply), then the name; then one summary ending "Записать …
 that summary sends ``Book``, with an ``api_id`` decided when the summary was made (stable if
 the "да" is replayed after a restart). "записала" is said only on ``Booked``;
 ``BookingPending`` says it is being checked and arms ``SettleBooking``; a second "да" never
-books again.
+books again. A time taken meanwhile (``ActionFailed(TAKEN)``) offers the alternatives in the
+same reply; when the client named no master and another master is free at that very time,
+that is proposed instead (same time with another master beats another time).
 
 **Cancelling and moving** find the client's visits (``FindVisits``), ask which one when there
 are several (numbered, or matched by service or day), and act only after ``Confirm``; a move
@@ -603,6 +605,7 @@ def _confirm(s: ConversationState, cx: _Ctx, effects: list[Effect]) -> _Step:
             staff_id=slot.staff_id,
             start=slot.start,
             client_name=pending.client_name,
+            any_master=s.wish.master_id is None,
         )
         return replace(s, booking=booking, awaiting=Awaiting.BOOK), [*effects, book]
     if pending.kind is ConfirmKind.CANCEL and pending.visit is not None:
@@ -975,8 +978,18 @@ def _booking_failed(s: ConversationState, ev: ActionFailed, cx: _Ctx) -> _Step:
             ),
         )
     if ev.kind is FailureKind.TAKEN:
+        taken = booking.slot
+        same = [
+            a for a in ev.alternatives if a.start == taken.start and a.staff_id != taken.staff_id
+        ]
+        if same and s.wish.master_id is None:
+            # any master will do: the same time with another master beats another time
+            master = _master_name(cx, taken.staff_id)
+            s = _say(s, t.time_taken(cx.local(taken.start), master, cx.today))
+            return _book_ready(replace(s, chosen=same[0]), cx, [audit])
         s = _say(s, t.time_just_taken())
-        offer = _distinct(list(ev.alternatives), ())[: cx.policy.max_options]
+        offer = _distinct([a for a in ev.alternatives if a.start != taken.start], ())
+        offer = offer[: cx.policy.max_options]
         if offer:
             return _offer(s, cx, tuple(offer)), [audit]
     else:

@@ -400,6 +400,55 @@ def test_a_time_taken_at_booking_offers_the_alternatives() -> None:
     assert chat.state.offered == alternatives
 
 
+def test_a_book_says_whether_any_master_will_do() -> None:
+    named = Chat()
+    book_everything(named)
+    named.say(Confirm())
+    anyone = Chat()
+    anyone.say(StartFlow(Flow.BOOK), SetServices((MEN,)), when("послезавтра в 15:00"), SetName("Т"))
+    anyone.say(Confirm())
+    assert [b.any_master for b in named.of(Book) if isinstance(b, Book)] == [False]
+    assert [b.any_master for b in anyone.of(Book) if isinstance(b, Book)] == [True]
+
+
+def test_a_time_taken_when_any_master_will_do_proposes_it_with_another_master() -> None:
+    """The client named no master: the same time with another master beats another time."""
+    alternatives = (Slot(OLEG, at(2, 15)), Slot(IGOR, at(2, 14)), Slot(IGOR, at(2, 16)))
+    outcomes = iter([ActionFailed("book", FailureKind.TAKEN, alternatives)])
+
+    def on_book(book: Book) -> ActionFailed | Booked:
+        return next(outcomes, Booked(book.api_id, 951, book.staff_id, book.start))
+
+    chat = Chat(Salon(on_book=on_book))
+    summary = chat.say(
+        StartFlow(Flow.BOOK), SetServices((MEN,)), when("послезавтра в 15:00"), SetName("Тимур")
+    )
+    assert "у Игоря" in summary and "Записать" in summary
+    reply = chat.say(Confirm())
+    assert reply == (
+        "Пт 14 марта в 15:00 у Игоря уже занято.\n"
+        "Стрижка мужская у Олега, пт 14 марта в 15:00, 1 200 ₽. Записать на имя Тимур?"
+    )
+    assert "записала" not in reply
+    chat.say(Confirm())
+    first, second = chat.of(Book)
+    assert isinstance(first, Book) and isinstance(second, Book)
+    assert (first.staff_id, second.staff_id) == (IGOR, OLEG)
+    assert first.start == second.start == at(2, 15)
+    assert first.api_id != second.api_id
+    assert "записала" in chat.replies[-1] and "к Олегу" in chat.replies[-1]
+
+
+def test_a_time_taken_with_the_master_asked_for_never_switches_the_master() -> None:
+    alternatives = (Slot(OLEG, at(2, 15)), Slot(IGOR, at(2, 14)), Slot(IGOR, at(2, 16)))
+    chat = Chat(Salon(on_book=lambda b: ActionFailed("book", FailureKind.TAKEN, alternatives)))
+    book_everything(chat)
+    reply = chat.say(Confirm())
+    assert reply.startswith("Это время только что заняли.")
+    assert chat.state.offered == (Slot(IGOR, at(2, 14)), Slot(IGOR, at(2, 16)))
+    assert "Записать" not in reply and "Олег" not in reply
+
+
 def test_yclients_down_at_booking_asks_to_retry_with_the_same_api_id() -> None:
     outcomes = iter([ActionFailed("book", FailureKind.UNAVAILABLE)])
 
