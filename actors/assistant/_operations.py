@@ -12,21 +12,41 @@ Facts are YClients' own: a free time is one ``book_times`` returned, a booking i
 only when YClients returned (or, after a lost answer, listed) the record with our ``api_id``.
 A booking whose outcome stays unknown is :class:`BookingPending`, settled later by ``api_id``.
 
-Calls are few, because the limit is shared by every salon: free times are cached briefly
-(``SlotCache``), masters come from the synced catalog when it knows who does a service, the
-following days are found with one ``book_dates`` call rather than a day-by-day walk. The
-calls each effect made are counted (``calls``, and the metric
+Calls are few, because the limit is shared by every salon (the figure watched is requests
+per completed booking: 4 for a lone client — the lookup, one ``book_times`` per master who
+may work that day, ``book_check``, ``book_record``):
+
+- free times are cached briefly (``SlotCache``), and clients asking the same question at once
+  share one request (a change meanwhile is not cached: see ``SlotCache.begin``);
+- masters come from the synced catalog when it knows who does a service;
+- the following days are found with one ``book_dates`` call rather than a day-by-day walk;
+  for one master it covers the whole search window and is kept, so a later question skips
+  the days that master has no free time (a booking keeps these lists: it only takes time);
+- who works on a day is not asked for on its own: one ``book_dates`` per master (or one
+  ``book_staff`` with ``datetime``, which the fake YClients does not filter by) cost as much
+  as the ``book_times`` of the master who is off, and measured over the dialogues they only
+  added requests (``tests/actors/assistant/test_calls_per_booking.py``, BENCHMARKS.md);
+- a master's bookings on this node are checked and made one at a time, so when two of our
+  clients say "да" to the same time the second's ``book_check`` says it is taken (one
+  request) rather than passing and its ``book_record`` being refused (two);
+- when a time is taken and the client named no master, the alternatives come from every
+  master who does the services, the same time with another master first.
+
+The calls each effect made are counted (``calls``, and the metric
 ``aiadmin_assistant_yclients_calls_total{effect}``).
 """
 
 from __future__ import annotations
 
 import collections
+import contextlib
 import datetime as dt
 import logging
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+import trio
 
 from metrics import MetricsRegistry
 
@@ -62,7 +82,7 @@ from ._effects import (
     VisitMoved,
     VisitsFound,
 )
-from ._slot_cache import SlotCache, SlotKey
+from ._slot_cache import CacheKey, DaysKey, SlotCache, SlotKey, Ticket
 
 __all__ = [
     "QUERY_EFFECTS",
@@ -155,6 +175,16 @@ class BookingApi(Protocol):
     ) -> dict[str, Any]: ...
 
 
+@dataclass(eq=False)
+class _Flight:
+    """One fetch in flight, shared by the concurrent askers of the same question."""
+
+    ticket: Ticket
+    done: trio.Event = field(default_factory=trio.Event)
+    answer: tuple[Any, ...] | None = None
+    error: YClientsError | None = None
+
+
 @dataclass(frozen=True)
 class Party:
     """Who the effect is for: the salon (its catalog: YClients id, zone, who does what), the
@@ -180,8 +210,11 @@ class YClientsOperations:
         metrics: MetricsRegistry | None = None,
     ) -> None:
         self.api = api
-        self.cache = cache or SlotCache()
+        # not "cache or ...": an empty cache is falsy (it has a length)
+        self.cache = cache if cache is not None else SlotCache()
         self.calls: collections.Counter[str] = collections.Counter()
+        self._flights: dict[CacheKey, _Flight] = {}
+        self._locks: dict[tuple[int, int], trio.Lock] = {}
         registry = metrics or MetricsRegistry()
         self._calls = registry.counter(
             "aiadmin_assistant_yclients_calls_total",
@@ -247,6 +280,41 @@ class YClientsOperations:
 
     # -- free times -------------------------------------------------------------------------
 
+    async def _shared(
+        self, key: CacheKey, fetch: Callable[[], Awaitable[tuple[Any, ...]]]
+    ) -> tuple[Any, ...]:
+        """The cached answer to ``key``, else one fetch shared by every concurrent asker of
+        the same question (a fetch an invalidation made stale is not joined, nor cached).
+        A YClients error of the fetch is every waiter's; a cancelled fetch is asked again."""
+        while True:
+            cached = self.cache.get(key)
+            if cached is not None:
+                return cached
+            flight = self._flights.get(key)
+            if flight is None or flight.ticket.stale:
+                break
+            await flight.done.wait()
+            if flight.error is not None:
+                raise flight.error
+            if flight.answer is not None:
+                return flight.answer
+        flight = _Flight(self.cache.begin(key))
+        self._flights[key] = flight
+        try:
+            answer = await fetch()
+            flight.answer = answer
+            self.cache.put(key, answer, ticket=flight.ticket)
+            return answer
+        except YClientsError as exc:
+            flight.error = exc
+            raise
+        finally:
+            if flight.answer is None:
+                self.cache.end(flight.ticket)
+            flight.done.set()
+            if self._flights.get(key) is flight:
+                del self._flights[key]
+
     async def _masters(self, party: Party, service_ids: tuple[int, ...]) -> tuple[int, ...]:
         """Who can do all the services: the catalog's answer, or YClients' when the catalog
         does not say who does them."""
@@ -262,26 +330,78 @@ class YClientsOperations:
     ) -> tuple[Slot, ...]:
         """A master's free starts on a day (cached briefly), as aware salon-zone slots."""
         key = SlotKey.of(party.salon_id, staff_id, day, services)
-        cached = self.cache.get(key)
-        if cached is None:
+
+        async def fetch() -> tuple[Slot, ...]:
             self._count("slots")
             raw = await self.api.get_book_times(
                 party.salon_id, staff_id, day, service_ids=key.service_ids
             )
             zone = party.catalog.salon.zone
-            cached = tuple(
+            return tuple(
                 Slot(staff_id, start)
                 for item in raw
                 if (start := _start(item, day, zone)) is not None
             )
-            self.cache.put(key, cached)
-        return cached
+
+        return await self._shared(key, fetch)
+
+    async def _free_days(
+        self, party: Party, staff_id: int, services: tuple[int, ...], first: dt.date, last: dt.date
+    ) -> tuple[dt.date, ...]:
+        """The days from ``first`` to ``last`` on which the master has free time (one
+        ``book_dates``, cached like the free times)."""
+        key = DaysKey.of(party.salon_id, staff_id, services, first, last)
+
+        async def fetch() -> tuple[dt.date, ...]:
+            self._count("slots")
+            days = await self.api.get_book_dates(
+                party.salon_id,
+                service_ids=key.service_ids,
+                staff_id=staff_id,
+                date_from=first,
+                date_to=last,
+            )
+            return tuple(sorted({d for d in days if first <= d <= last}))
+
+        return tuple(await self._shared(key, fetch))
+
+    def _window(self, request: FindSlots, today: dt.date) -> tuple[dt.date, dt.date]:
+        """The days a master's days list covers: the days a client may ask for and the
+        nearest free days after them, so one ``book_dates`` answers both."""
+        return today, today + dt.timedelta(days=2 * max(request.search_days, 0))
+
+    def _may_work(
+        self,
+        party: Party,
+        masters: Sequence[int],
+        day: dt.date,
+        request: FindSlots,
+        today: dt.date,
+    ) -> list[int]:
+        """``masters`` less those whose days list (cached: fetched for a nearest-days search)
+        says they have no free time on ``day``. No list is fetched for this alone: one
+        ``book_dates`` per master costs as much as the ``book_times`` it could save (see the
+        module docstring)."""
+        first, last = self._window(request, today)
+        if not first <= day <= last:
+            return list(masters)
+        out = []
+        for m in masters:
+            known = self.cache.get(DaysKey.of(party.salon_id, m, request.service_ids, first, last))
+            if known is None or day in known:
+                out.append(m)
+        return out
 
     async def _day_slots(
-        self, party: Party, masters: Sequence[int], day: dt.date, request: FindSlots
+        self,
+        party: Party,
+        masters: Sequence[int],
+        day: dt.date,
+        request: FindSlots,
+        today: dt.date,
     ) -> list[Slot]:
         slots: list[Slot] = []
-        for staff_id in masters:
+        for staff_id in self._may_work(party, masters, day, request, today):
             slots.extend(await self._times(party, staff_id, day, request.service_ids))
         return sorted(slots, key=lambda s: (s.start, masters.index(s.staff_id)))
 
@@ -296,7 +416,9 @@ class YClientsOperations:
             if day < today:
                 continue
             slots.extend(
-                s for s in await self._day_slots(party, masters, day, request) if _fits(s, request)
+                s
+                for s in await self._day_slots(party, masters, day, request, today)
+                if _fits(s, request)
             )
         wanted_free = request.wanted is None or any(
             s.start.time().replace(tzinfo=None) == request.wanted for s in slots
@@ -304,26 +426,55 @@ class YClientsOperations:
         nearest: tuple[Slot, ...] = ()
         if (not slots or not wanted_free) and request.search_days > 0:
             after = max([today - dt.timedelta(days=1), *request.dates])
-            nearest = await self._nearest(party, masters, after, request)
+            nearest = await self._nearest(party, masters, after, request, today)
         return SlotsFound(request, tuple(slots), nearest)
 
-    async def _nearest(
-        self, party: Party, masters: Sequence[int], after: dt.date, request: FindSlots
-    ) -> tuple[Slot, ...]:
-        """Free times on the first days after ``after`` that have any (in the window when
-        one was asked; the first free day's times otherwise), found with one ``book_dates``."""
-        first = after + dt.timedelta(days=1)
+    async def _next_days(
+        self,
+        party: Party,
+        masters: Sequence[int],
+        after: dt.date,
+        request: FindSlots,
+        today: dt.date,
+    ) -> list[dt.date]:
+        """The days after ``after`` (within the search) with free time for any of the
+        masters: from their days lists when known (one ``book_dates`` for one master, cached
+        for the whole window so later questions reuse it), else one ``book_dates`` for all."""
+        first, last = self._window(request, today)
+        until = after + dt.timedelta(days=request.search_days)
+        if until <= last:
+            lists = [
+                self.cache.get(DaysKey.of(party.salon_id, m, request.service_ids, first, last))
+                for m in masters
+            ]
+            if len(masters) == 1 and lists[0] is None:
+                lists = [await self._free_days(party, masters[0], request.service_ids, first, last)]
+            if all(days is not None for days in lists):
+                return sorted({d for days in lists if days for d in days if after < d <= until})
         self._count("slots")
-        days = await self.api.get_book_dates(
+        found = await self.api.get_book_dates(
             party.salon_id,
             service_ids=request.service_ids,
             staff_id=masters[0] if len(masters) == 1 else None,
-            date_from=first,
-            date_to=after + dt.timedelta(days=request.search_days),
+            date_from=after + dt.timedelta(days=1),
+            date_to=until,
         )
+        return sorted({d for d in found if after < d <= until})
+
+    async def _nearest(
+        self,
+        party: Party,
+        masters: Sequence[int],
+        after: dt.date,
+        request: FindSlots,
+        today: dt.date,
+    ) -> tuple[Slot, ...]:
+        """Free times on the first days after ``after`` that have any (in the window when
+        one was asked; the first free day's times otherwise)."""
         fallback: list[Slot] = []
-        for day in [d for d in days if d >= first][:NEAREST_DAYS_PROBED]:
-            free = await self._day_slots(party, masters, day, request)
+        days = await self._next_days(party, masters, after, request, today)
+        for day in days[:NEAREST_DAYS_PROBED]:
+            free = await self._day_slots(party, masters, day, request, today)
             fitting = [s for s in free if _fits(s, request)]
             if fitting:
                 return tuple(fitting)
@@ -333,15 +484,36 @@ class YClientsOperations:
 
     # -- booking ----------------------------------------------------------------------------
 
+    @contextlib.asynccontextmanager
+    async def _booking(self, salon_id: int, staff_id: int) -> AsyncIterator[None]:
+        """One booking of a master at a time on this node: a client who said "да" to a time
+        another client of ours is booking right now has it checked after that booking, so the
+        check says it is taken (one call) instead of passing and the record failing (two)."""
+        key = (salon_id, staff_id)
+        lock = self._locks.setdefault(key, trio.Lock())
+        try:
+            async with lock:
+                yield
+        finally:
+            idle = not lock.locked() and lock.statistics().tasks_waiting == 0
+            if idle and self._locks.get(key) is lock:
+                del self._locks[key]
+
     async def _book(self, effect: Book, party: Party) -> Event:
+        async with self._booking(party.salon_id, effect.staff_id):
+            outcome = await self._check_and_record(effect, party)
+        if isinstance(outcome, YClientsRejected):
+            return await self._refused("book", outcome, party, effect)
+        return outcome
+
+    async def _check_and_record(self, effect: Book, party: Party) -> Event | YClientsRejected:
+        """``book_check`` then ``book_record``: the outcome, or YClients' no."""
         appointment = Appointment(effect.service_ids, effect.staff_id, effect.start)
         try:
             self._count("book")
             await self.api.book_check(party.salon_id, [appointment])
         except YClientsRejected as exc:
-            return await self._refused(
-                "book", exc, party, effect.staff_id, effect.start, effect.service_ids
-            )
+            return exc
         try:
             self._count("book")
             records = await self.api.book_record(
@@ -352,9 +524,7 @@ class YClientsOperations:
                 api_id=effect.api_id,
             )
         except YClientsRejected as exc:
-            return await self._refused(
-                "book", exc, party, effect.staff_id, effect.start, effect.service_ids
-            )
+            return exc
         except (YClientsUnavailable, YClientsRateLimited):
             # The client already looked for our api_id after each lost answer; the record
             # may still appear (YClients slow): one more look, then settle later.
@@ -362,7 +532,13 @@ class YClientsOperations:
                 SettleBooking(effect.api_id, effect.start), party, effect.start
             )
         finally:
-            self.cache.invalidate(party.salon_id, staff_id=effect.staff_id, day=effect.start.date())
+            # a booking only takes time away: the master's days lists stay a safe superset
+            self.cache.invalidate(
+                party.salon_id,
+                staff_id=effect.staff_id,
+                day=effect.start.astimezone(party.catalog.salon.zone).date(),
+                times_only=True,
+            )
         if not records:
             return BookingPending(effect.api_id)
         return Booked(effect.api_id, records[0].record_id, effect.staff_id, effect.start)
@@ -390,13 +566,7 @@ class YClientsOperations:
         return ActionFailed("settle", FailureKind.NOT_FOUND)
 
     async def _refused(
-        self,
-        action: str,
-        exc: YClientsRejected,
-        party: Party,
-        staff_id: int,
-        start: dt.datetime,
-        service_ids: tuple[int, ...],
+        self, action: str, exc: YClientsRejected, party: Party, effect: Book | MoveVisit
     ) -> Event:
         """A no from YClients: ``TAKEN`` with free times near the asked one when the time is
         gone, ``NOT_FOUND`` for a record that is gone, ``REFUSED`` otherwise."""
@@ -404,22 +574,44 @@ class YClientsOperations:
             return ActionFailed(action, FailureKind.NOT_FOUND)
         if not TAKEN_CODES.intersection(exc.codes):
             return ActionFailed(action, FailureKind.REFUSED)
-        self.cache.invalidate(party.salon_id, staff_id=staff_id)
-        near = await self._alternatives(party, staff_id, start, service_ids)
+        local = effect.start.astimezone(party.catalog.salon.zone)
+        # someone took the time: what we knew of that master's day is out of date
+        self.cache.invalidate(
+            party.salon_id, staff_id=effect.staff_id, day=local.date(), times_only=True
+        )
+        masters: tuple[int, ...] = (effect.staff_id,)
+        if isinstance(effect, Book) and effect.any_master:
+            try:
+                able = await self._masters(party, effect.service_ids)
+            except YClientsError:
+                able = ()
+            masters += tuple(m for m in able if m != effect.staff_id)
+        near = await self._alternatives(party, masters, local, effect.service_ids)
         return ActionFailed(action, FailureKind.TAKEN, near)
 
     async def _alternatives(
-        self, party: Party, staff_id: int, start: dt.datetime, service_ids: tuple[int, ...]
+        self,
+        party: Party,
+        masters: tuple[int, ...],
+        start: dt.datetime,
+        service_ids: tuple[int, ...],
     ) -> tuple[Slot, ...]:
-        """The master's free times that day nearest to ``start`` (in time order)."""
-        zone = party.catalog.salon.zone
-        local = start.astimezone(zone)
-        try:
-            free = await self._times(party, staff_id, local.date(), service_ids)
-        except YClientsError:
-            return ()
-        nearest = sorted(free, key=lambda s: abs((s.start - local).total_seconds()))
-        return tuple(sorted(nearest[:ALTERNATIVES], key=lambda s: s.start))
+        """Free times that day nearest to ``start`` with ``masters`` (the one tried first):
+        the same time with another master first, then the nearest other times (one per
+        start, at most ``ALTERNATIVES``) in time order."""
+        free: list[Slot] = []
+        for staff_id in masters:
+            try:
+                free.extend(await self._times(party, staff_id, start.date(), service_ids))
+            except YClientsError:
+                continue
+        same = [s for s in free if s.start == start]
+        by_start: dict[dt.datetime, Slot] = {}
+        for slot in sorted(free, key=lambda s: masters.index(s.staff_id)):
+            if slot.start != start:
+                by_start.setdefault(slot.start, slot)
+        nearest = sorted(by_start.values(), key=lambda s: abs((s.start - start).total_seconds()))
+        return (*same, *sorted(nearest[:ALTERNATIVES], key=lambda s: s.start))
 
     # -- visits -----------------------------------------------------------------------------
 
@@ -482,9 +674,7 @@ class YClientsOperations:
             self._count("move")
             moved = await self.api.move_record(party.salon_id, effect.record_id, start)
         except YClientsRejected as exc:
-            return await self._refused(
-                "move", exc, party, effect.staff_id, start, effect.service_ids
-            )
+            return await self._refused("move", exc, party, effect)
         finally:
             self.cache.invalidate(party.salon_id)
         when = _record_start(moved, zone) if moved else None

@@ -186,6 +186,111 @@ async def test_a_time_taken_meanwhile_is_refused_with_nearby_times(
     assert fake.requests_to("/api/v1/book_record/*") == []
 
 
+async def test_a_time_taken_when_any_master_will_do_brings_the_same_time_with_another_first(
+    ops: YClientsOperations, fake: FakeYClients
+) -> None:
+    """Rustam has Igor at 17:00 on day 3 (Saturday: Ekaterina and Oleg work too)."""
+    failed = await ops.carry_out(
+        Book("ai-any-1", (HAIRCUT,), IGOR, at(3, 17), "Тимур", any_master=True),
+        party(NEWCOMER),
+        NOW,
+    )
+    assert isinstance(failed, ActionFailed) and failed.kind is FailureKind.TAKEN
+    same = [s for s in failed.alternatives if s.start == at(3, 17)]
+    assert {s.staff_id for s in same} == {KATYA, OLEG}  # both free then: Igor is not
+    assert failed.alternatives[: len(same)] == tuple(same)
+    rest = failed.alternatives[len(same) :]
+    assert rest and len(rest) <= 6
+    assert all(s.start.date() == day(3) and s.start != at(3, 17) for s in rest)
+    assert [s.start for s in rest] == sorted({s.start for s in rest})  # one per time, in order
+    assert fake.requests_to("/api/v1/book_record/*") == []
+
+
+async def test_a_time_taken_with_the_master_asked_for_brings_only_that_masters_times(
+    ops: YClientsOperations, fake: FakeYClients
+) -> None:
+    failed = await ops.carry_out(
+        Book("ai-named-1", (HAIRCUT,), IGOR, at(3, 17), "Тимур"), party(NEWCOMER), NOW
+    )
+    assert isinstance(failed, ActionFailed) and failed.alternatives
+    assert {s.staff_id for s in failed.alternatives} == {IGOR}
+    assert {r.path.split("/")[-2] for r in fake.requests_to("/api/v1/book_times/*")} == {str(IGOR)}
+
+
+async def test_clients_asking_the_same_at_once_share_one_request_per_master(
+    ops: YClientsOperations, fake: FakeYClients
+) -> None:
+    request = FindSlots((HAIRCUT,), (day(1),))
+    found: list[object] = []
+
+    async def ask() -> None:
+        found.append(await ops.carry_out(request, party(), NOW))
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(5):
+            nursery.start_soon(ask)
+    assert len(found) == 5 and all(f == found[0] for f in found)
+    assert isinstance(found[0], SlotsFound) and found[0].slots
+    assert times_requests(fake) == 3  # Igor, Ekaterina, Oleg: once each
+
+
+async def test_a_failed_shared_request_fails_every_asker_once(
+    ops: YClientsOperations, fake: FakeYClients
+) -> None:
+    fake.fail("/api/v1/book_times/*", 503, times=None)
+    request = FindSlots((HAIRCUT,), (day(1),), staff_ids=(IGOR,))
+    found: list[object] = []
+
+    async def ask() -> None:
+        found.append(await ops.carry_out(request, party(), NOW))
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(4):
+            nursery.start_soon(ask)
+    assert found == [ActionFailed("slots", FailureKind.UNAVAILABLE)] * 4
+    assert times_requests(fake) == 2  # one request, retried once by the client: not four
+
+
+async def test_a_change_while_a_request_is_on_its_way_is_not_cached(
+    ops: YClientsOperations, fake: FakeYClients
+) -> None:
+    """A record webhook arriving while book_times is being answered: that answer may predate
+    the change, so the next question asks again."""
+    request = FindSlots((HAIRCUT,), (day(1),), staff_ids=(IGOR,))
+    fake.hang("/api/v1/book_times/*")
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(ops.carry_out, request, party(), NOW)
+        with trio.fail_after(5):
+            await fake.wait_until(lambda: bool(fake.requests_to("/api/v1/book_times/*")))
+        ops.record_changed(ROMASHKA)
+        fake.release_hung()
+    await ops.carry_out(request, party(), NOW)
+    assert times_requests(fake) == 2
+
+
+async def test_a_masters_free_days_are_reused_and_a_booking_keeps_them(
+    ops: YClientsOperations, fake: FakeYClients
+) -> None:
+    """Ekaterina does not work on day 2: the nearest days come from her free days (one
+    book_dates for the whole window); after a booking drops the cached times, a question
+    about day 2 asks neither book_times for that day nor book_dates again."""
+    request = FindSlots((WOMENS,), (day(2),), staff_ids=(KATYA,))
+    first = await ops.carry_out(request, party(), NOW)
+    assert isinstance(first, SlotsFound) and first.slots == () and first.nearest
+    assert len(fake.requests_to("/api/v1/book_dates/*")) == 1
+    day2 = f"/api/v1/book_times/*/{KATYA}/{day(2).isoformat()}"
+    assert len(fake.requests_to(day2)) == 1
+    booked = await ops.carry_out(
+        Book("ai-days-1", (WOMENS,), KATYA, first.nearest[0].start, "Лилия"), party(NEWCOMER), NOW
+    )
+    assert isinstance(booked, Booked)
+    again = await ops.carry_out(request, party(), NOW)
+    assert isinstance(again, SlotsFound) and again.slots == () and again.nearest
+    assert first.nearest[0] not in again.nearest  # the times were asked again
+    assert len(fake.requests_to(day2)) == 1
+    assert len(fake.requests_to("/api/v1/book_dates/*")) == 1
+
+
 async def test_a_lost_booking_answer_is_settled_by_api_id(
     ops: YClientsOperations, fake: FakeYClients
 ) -> None:
