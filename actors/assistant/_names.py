@@ -11,6 +11,7 @@ same first name need the surname; otherwise neither is picked.
 
 from __future__ import annotations
 
+import functools
 import threading
 import weakref
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ from rapidfuzz import fuzz, process
 
 from ._catalog import AssistantCatalog
 from ._lexicon import DIMINUTIVES
+from ._morph import analyzer
 from ._words import Word, analyse
 
 __all__ = ["MASTER_CUTOFF", "MasterHit", "MasterIndex", "read_client_name"]
@@ -138,14 +140,63 @@ def _title(raw: str) -> str:
     return "-".join(part[:1].upper() + part[1:].lower() for part in raw.split("-"))
 
 
+@functools.lru_cache(maxsize=4096)
+def _nominative_name(low: str) -> bool:
+    """Whether ``low`` is a first name as itself, in the nominative ("анна", not "анне")."""
+    return any(
+        "Name" in p.tag
+        and p.tag.case == "nomn"
+        and p.tag.number != "plur"
+        and "Fixd" not in p.tag
+        and p.normal_form.replace("ё", "е") == low
+        for p in analyzer().parse(low)
+    )
+
+
+def _signed(ws: Sequence[Word], k: int, not_a_name: frozenset[int]) -> bool:
+    """A first name in the nominative standing on its own at ``k``, as a client signs a
+    message: not a master cue before it ("к", "у", "мастер"), not part of anything else."""
+    word = ws[k]
+    if k in not_a_name or not word.cyrillic or not _nominative_name(word.low):
+        return False
+    return not (k > 0 and ws[k - 1].low in _BEFORE_MASTER)
+
+
+def _comma_between(text: str, left: Word, right: Word) -> bool:
+    return any(ch in ",.!;—–" for ch in text[left.end : right.start])
+
+
 def read_client_name(
-    ws: Sequence[Word], *, asked: bool, not_a_name: frozenset[int]
+    ws: Sequence[Word],
+    *,
+    asked: bool,
+    not_a_name: frozenset[int],
+    text: str = "",
+    signed: bool = False,
 ) -> tuple[str, int, int] | None:
-    """The client's own name and its span: after "меня зовут" / "моё имя" / "зовут", or after
-    "я" / "это" when the word is a first name; when a name was ``asked`` for, also the
-    message's first word if it is a first name or the message is one or two plain words.
+    """The client's own name and its span: after "меня зовут" / "моё имя" / "зовут" / "меня",
+    or after "я" / "это" when the word is a first name; when a name was ``asked`` for, also
+    the message's first word if it is a first name or the message is one or two plain words.
+    With ``signed`` (the message asks for something and no master is being asked for), a
+    nominative first name that opens the message before a comma ("Анна, запишите …") or
+    closes it ("… в 15:00, Анна") is the client's too (``text`` shows the commas).
     Words at indexes in ``not_a_name`` (a service, a master, a day, yes/no) never are."""
     n = len(ws)
+    for k in range(n - 1):  # "меня Анна" (no "зовут")
+        nxt = ws[k + 1]
+        if ws[k].low == "меня" and _signed(ws, k + 1, not_a_name) and nxt.info.name_first:
+            return _with_surname(ws, k + 1, not_a_name)
+    if signed and n >= 3:
+        last = n - 1
+        surname = n >= 4 and bool(ws[last].info.surnames) and ws[last].capitalised
+        if surname and _signed(ws, last - 1, not_a_name) and ws[last - 1].capitalised:
+            last -= 1  # "…, Анна Петрова"
+        if _signed(ws, last, not_a_name) and (
+            _comma_between(text, ws[last - 1], ws[last]) or ws[last].capitalised
+        ):
+            return _with_surname(ws, last, not_a_name)
+        if _signed(ws, 0, not_a_name) and _comma_between(text, ws[0], ws[1]):
+            return _with_surname(ws, 0, not_a_name)
     for k in range(n - 2):  # "меня Оксана зовут"
         cued = ws[k].low == "меня" and ws[k + 2].low == "зовут" and k + 1 not in not_a_name
         if cued and ws[k + 1].cyrillic and not ws[k + 1].low.isdigit():

@@ -31,7 +31,16 @@ from dataclasses import dataclass
 from rapidfuzz import fuzz, process
 
 from ._catalog import AssistantCatalog, Service
-from ._lexicon import FAMILIES, FEATURES, IGNORED, QUALIFIER_NEGATION, SERVICE_TERMS, WEAK
+from ._lexicon import (
+    FAMILIES,
+    FEATURES,
+    IGNORED,
+    PART_FAMILIES,
+    PLAIN_ADJECTIVES,
+    QUALIFIER_NEGATION,
+    SERVICE_TERMS,
+    WEAK,
+)
 from ._words import Word, analyse, words
 
 __all__ = [
@@ -45,6 +54,10 @@ __all__ = [
 
 FUZZY_CUTOFF = 82.0
 _QUALIFIER_POS = frozenset({"ADJF", "ADJS", "PRTF", "PRTS"})
+# A title's noun made from a verb ("снятие", "осветление", "чистка"): a verb of the same stem
+# in a message names it ("снять", "осветлить", "чистить").
+_VERBAL_NOUN_ENDINGS = ("ние", "тие", "ка", "ция")
+_VOWELS = frozenset("аеиоуыэюя")
 _VERB_POS = frozenset({"INFN", "VERB"})
 _COMBO = re.compile(r"\+|\s и\s|,")
 
@@ -181,6 +194,10 @@ class ServiceIndex:
                     alts.append(alt)
         self.vocabulary |= frozenset(k for a in alts for k in a.positive | a.negative)
         self._alts = tuple(alts)
+        self._title_words = frozenset(k for a in alts for k in a.positive | a.negative)
+        self._verbal_nouns = frozenset(
+            k for a in alts for k in a.heads if k.endswith(_VERBAL_NOUN_ENDINGS) and len(k) > 4
+        )
         self._families = self._service_families()
         self._category_families = self._categories()
 
@@ -229,25 +246,38 @@ class ServiceIndex:
         """``ids`` (known ones only) in catalog order, without repeats."""
         return tuple(sorted({i for i in ids if i in self._order}, key=self._order.__getitem__))
 
-    def closest(self, feature: str, text: str, context: Iterable[str] = ()) -> tuple[int, ...]:
-        """The salon's services nearest to one it does not offer: same family first
-        ("педикюр" → manicures; else the family of a word said with it: "нарастить
-        ресницы" → brows), else by title similarity (at most three)."""
-        family = FAMILIES.get(feature) or next(
-            (FAMILIES[k] for k in context if k in FAMILIES), None
-        )
+    def closest(
+        self,
+        feature: str,
+        text: str,
+        context: Iterable[str] = (),
+        *,
+        near: Iterable[str] = (),
+    ) -> tuple[int, ...]:
+        """The salon's services nearest to one it does not offer: of the area of the words
+        said with it in its own phrase (``near``: "тонировка бороды" → the beard's), else of
+        its own family ("педикюр" → manicures), else, for a word of no known family, of a
+        word said elsewhere in the message ("нарастить ресницы" → brows), else by title
+        similarity (at most three)."""
+        said, close = list(context), list(near)
+        own = FAMILIES.get(feature)
+        families = [*(FAMILIES.get(k) or PART_FAMILIES.get(k) for k in close), own]
+        if own is None:
+            families += [*(FAMILIES.get(k) for k in said), *(PART_FAMILIES.get(k) for k in said)]
+        offered = {fam for fams in self._families.values() for fam in fams}
+        family = next((f for f in families if f is not None and f in offered), None)
         if family is not None:
             same = [sid for sid, fams in self._families.items() if family in fams]
             if same:
                 return self.sort(same)[:6]
         titles = {s.id: s.title.lower() for s in self.catalog.services}
-        near = process.extract(text.lower(), titles, scorer=fuzz.partial_ratio, limit=3)
-        return self.sort(int(key) for _, score, key in near if score >= 60)
+        similar = process.extract(text.lower(), titles, scorer=fuzz.partial_ratio, limit=3)
+        return self.sort(int(key) for _, score, key in similar if score >= 60)
 
     def match(self, ws: Sequence[Word], *, qualifiers_alone: bool = False) -> ServiceMatch:
         """What ``ws`` names (rules: module docstring). ``qualifiers_alone`` lets a bare
         qualifier ("женскую", "без покрытия") pick among services (after "Какой именно?")."""
-        found = self._governed(features(ws, self.vocabulary))
+        found = self._governed(self._derived(features(ws, self.vocabulary)))
         if not found:
             return ServiceMatch()
         positive = {f.key for f in found if not f.key.startswith("-")}
@@ -278,19 +308,32 @@ class ServiceIndex:
         used = set().union(*kept.values()) if kept else set()
         mentions = []
         spans: list[tuple[int, int]] = []
+        unknown: list[tuple[str, tuple[int, ...]]] = []
         for matched, ids in groups.items():
             mine = [f for f in found if f.key in matched]
             start, end = min(f.start for f in mine), max(f.end for f in mine)
             spans.extend((f.start, f.end) for f in mine)
+            kind = self._unknown_kind(ws, mine)
+            if kind is not None:  # "тайский массаж": no massage of the salon is Thai
+                words_said = sorted([*mine, kind], key=lambda f: f.start)
+                unknown.append((_text_of(ws, words_said), self.sort(ids)[:6]))
+                spans.append((kind.start, kind.end))
+                continue
             mentions.append(Mention(self.sort(ids), _text_of(ws, mine), start, end))
         mentions.sort(key=lambda m: m.start)
-        unknown: list[tuple[str, tuple[int, ...]]] = []
         offered = frozenset(k for alt in self._alts for k in alt.positive)
         for f in found:
             if f.key in SERVICE_TERMS and f.key not in used and f.head and f.key not in offered:
+                start, end = _phrase(ws, f)
+                inside = [g for g in found if g is not f and start <= g.start < end]
+                # "тонировку бороды": the beard's services are the closest, not a mention
+                absorbed = [m for m in mentions if start <= m.start and m.end <= end]
+                mentions = [m for m in mentions if m not in absorbed]
                 said_with = [g.key for g in found if g is not f]
-                unknown.append((_text_of(ws, [f]), self.closest(f.key, f.key, said_with)))
-                spans.append((f.start, f.end))
+                near = self.closest(f.key, f.key, said_with, near=[g.key for g in inside])
+                closest = self.sort([i for m in absorbed for i in m.ids] + list(near))[:6]
+                unknown.append((_text_between(ws, start, end), closest))
+                spans.append((start, end))
         categories = self._named_categories(found, used)
         for f in found:
             if f.key not in used and any(
@@ -299,6 +342,44 @@ class ServiceIndex:
             ):
                 spans.append((f.start, f.end))
         return ServiceMatch(tuple(mentions), tuple(unknown), categories, tuple(spans))
+
+    def _derived(self, found: list[Feature]) -> list[Feature]:
+        """A verb no title names, read as the title noun made from it ("снять" → снятие,
+        "осветлить" → осветление, "почистить" → чистка) when the catalog has exactly one."""
+        out: list[Feature] = []
+        for f in found:
+            if f.verb and f.key not in self._title_words:
+                nouns = {n for n in self._verbal_nouns if _made_from(n, f.key)}
+                if len(nouns) == 1:
+                    f = Feature(nouns.pop(), True, f.start, f.end, verb=True)
+            out.append(f)
+        return out
+
+    def _unknown_kind(self, ws: Sequence[Word], mine: Sequence[Feature]) -> Feature | None:
+        """An adjective said right by a service's noun that no service of the salon has and
+        that names a kind ("тайский" массаж, "японский" маникюр), or None."""
+        heads = [f for f in mine if f.head and not f.verb]
+        if not heads:
+            return None
+        at = {w.start: k for k, w in enumerate(ws)}
+        for head in heads:
+            k = at.get(head.start)
+            if k is None:
+                continue
+            for j in (k - 1, k + 1):
+                if not 0 <= j < len(ws):
+                    continue
+                word = ws[j]
+                info = word.info
+                plain = info.grammemes & {"Apro", "Anum", "Supr"} or "-" in word.low
+                if info.pos != "ADJF" or plain or not word.cyrillic:
+                    continue
+                lemma = info.lemma
+                known = lemma in self._title_words or lemma in FEATURES
+                if known or lemma in PLAIN_ADJECTIVES or any(f.start == word.start for f in mine):
+                    continue
+                return Feature(lemma, False, word.start, word.end)
+        return None
 
     def _governed(self, found: list[Feature]) -> list[Feature]:
         """Drop a verb's feature when it only acts on the next one: "подстричь бороду" is
@@ -330,6 +411,43 @@ class ServiceIndex:
                 if named and cid not in out:
                     out.append(cid)
         return tuple(out)
+
+
+def _made_from(noun: str, verb: str) -> bool:
+    """Whether ``noun`` is the action noun of ``verb`` by its stem: снять → снятие, удалить →
+    удаление, осветлить → осветление, чистить → чистка (a stem of three letters or more)."""
+    stem = verb.removesuffix("ся").removesuffix("сь")
+    for ending in ("ть", "ти", "чь"):
+        if stem.endswith(ending):
+            stem = stem[: -len(ending)]
+            break
+    else:
+        return False
+    if len(stem) >= 3 and noun.startswith(stem) and len(noun) > len(stem) + 1:
+        return True
+    short = stem[:-1] if stem[-1:] in _VOWELS else ""
+    return len(short) >= 4 and noun.startswith(short) and len(noun) > len(short) + 1
+
+
+def _phrase(ws: Sequence[Word], f: Feature) -> tuple[int, int]:
+    """The span of the phrase around a service word: an adjective before it, and what
+    follows it naming what it is for ("для рук") or of ("бороды")."""
+    at = next((k for k, w in enumerate(ws) if w.start <= f.start < w.end), None)
+    if at is None:
+        return f.start, f.end
+    first = last = at
+    if at > 0 and ws[at - 1].info.pos == "ADJF" and not ws[at - 1].info.grammemes & {"Apro"}:
+        first = at - 1
+    nxt = ws[at + 1] if at + 1 < len(ws) else None
+    if nxt is not None and nxt.low == "для" and at + 2 < len(ws) and ws[at + 2].cyrillic:
+        last = at + 2
+    elif nxt is not None and nxt.info.pos == "NOUN" and "gent" in nxt.info.cases:
+        last = at + 1
+    return ws[first].start, ws[last].end
+
+
+def _text_between(ws: Sequence[Word], start: int, end: int) -> str:
+    return " ".join(w.raw for w in ws if start <= w.start and w.end <= end)
 
 
 def _text_of(ws: Sequence[Word], found: Sequence[Feature]) -> str:

@@ -149,8 +149,14 @@ class _Reading:
             if any(s < w.end and w.start < e for s, e in self.services.spans)
         )
         not_a_name = self.in_when | in_services | frozenset(self.signals.taken)
+        sig = self.signals
+        asking = bool(sig.flows or sig.wish or sig.topics) or not self.when.is_empty
         self.name = read_client_name(
-            self.ws, asked=context.expecting is Expecting.NAME, not_a_name=not_a_name
+            self.ws,
+            asked=context.expecting is Expecting.NAME,
+            not_a_name=not_a_name,
+            text=text,
+            signed=asking and context.expecting is not Expecting.MASTER,
         )
         if self.name is not None and not _pronounceable(self.name[0]):
             self.name = None
@@ -158,12 +164,36 @@ class _Reading:
         if self.name is not None:
             skip |= {k for k, w in enumerate(self.ws) if self.name[1] <= w.start < self.name[2]}
         self.masters = MasterIndex.of(catalog).find(self.ws, frozenset(skip))
+        if _asks_availability(self):
+            # "на бритьё завтра что есть?", "какие есть на пятницу": free times, not a list
+            self.signals.topics.remove(Topic.SERVICES)
+            if context.flow in (None, Flow.BOOK):
+                self.signals.flows.setdefault(Flow.BOOK, 0)
+                self.signals.explicit_book = True
         self.master_words = frozenset(
             k
             for k, w in enumerate(self.ws)
             if any(h.start <= w.start < h.end for h in self.masters)
         )
         self.used = not_a_name | self.master_words | frozenset(skip)
+
+
+def _asks_availability(r: _Reading) -> bool:
+    """ "что есть" / "какие есть" / "у вас есть" said with a day or a time, or right after a
+    service asked for with "на": a question about free times, not about what is offered."""
+    s = r.signals
+    if Topic.SERVICES not in s.topics or Topic.PRICE in s.topics or Topic.PRICE_LIST in s.topics:
+        return False
+    if not r.when.is_empty:
+        return True
+    starts = {w.start: k for k, w in enumerate(r.ws)}
+    for mention in r.services.mentions:
+        k = starts.get(mention.start)
+        if k is not None and k > 0 and r.ws[k - 1].low in {"на", "к"}:
+            return True
+        if k is not None and k > 1 and r.ws[k - 2].low == "на" and r.ws[k - 1].info.pos == "ADJF":
+            return True
+    return False
 
 
 def _pronounceable(name: str) -> bool:

@@ -35,6 +35,8 @@ class Analysis:
     surnames: frozenset[str]  # normal forms of parses tagged as a surname
     known: bool  # a dictionary word (not guessed by the predictor)
     name_first: bool  # the most likely parse is a first name
+    grammemes: frozenset[str] = frozenset()  # the most likely parse's tags ("Apro", "gent" …)
+    cases: frozenset[str] = frozenset()  # every case a parse with this lemma's POS allows
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +86,7 @@ def analyse(low: str) -> Analysis:
     top = parses[0] if parses else None
     lemma = _plain(top.normal_form) if top is not None else low
     pos = str(top.tag.POS or "") if top is not None else ""
+    cases = frozenset(str(p.tag.case) for p in parses if p.tag.case and str(p.tag.POS or "") == pos)
     return Analysis(
         lemma=lemma,
         lemmas=frozenset(lemmas),
@@ -92,6 +95,8 @@ def analyse(low: str) -> Analysis:
         surnames=frozenset(surnames),
         known=bool(morph.word_is_known(low)),
         name_first=top is not None and "Name" in top.tag,
+        grammemes=frozenset(str(g) for g in top.tag.grammemes) if top is not None else frozenset(),
+        cases=cases,
     )
 
 

@@ -16,6 +16,7 @@ from actors.assistant._commands import (
     AmbiguousService,
     Confirm,
     Expecting,
+    Flow,
     NotUnderstood,
     SetMaster,
     SetName,
@@ -23,6 +24,7 @@ from actors.assistant._commands import (
     StartFlow,
     TurnContext,
     Understander,
+    UnknownService,
 )
 from actors.assistant._names import MasterIndex
 from actors.assistant._services_match import ServiceIndex
@@ -143,3 +145,66 @@ def test_times_of_an_offer_on_another_day_are_not_picked_by_a_time_alone() -> No
     context = TurnContext(Expecting.OPTION, 1, (tomorrow_17,))
     commands = _understand.read_message("сегодня в 17", context, ROMASHKA, NOW)
     assert not any(type(c).__name__ == "ChooseOption" for c in commands)
+
+
+def _salon(*titles: str) -> AssistantCatalog:
+    return AssistantCatalog(
+        SalonCard(company_id=4, salon_id=4, title="Салон"),
+        services=tuple(Service(k, title) for k, title in enumerate(titles, start=1)),
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("хочу осветлить волосы", 1),  # осветлить → Осветление
+        ("можно отбелить зубы завтра?", 2),  # отбелить → Отбеливание
+        ("хочу почистить лицо", 3),  # почистить → чистка (the lexicon)
+        ("надо удалить бородавку", 4),  # удалить → Удаление
+    ],
+)
+def test_a_verb_names_the_service_made_from_it(text: str, expected: int) -> None:
+    catalog = _salon("Осветление волос", "Отбеливание зубов", "Чистка лица", "Удаление бородавок")
+    commands = _understand.read_message(text, TurnContext(), catalog, NOW)
+    assert SetServices((expected,)) in commands, commands
+
+
+def test_a_verb_that_names_no_title_picks_nothing() -> None:
+    catalog = _salon("Осветление волос", "Окрашивание волос")
+    commands = _understand.read_message("хочу сделать что-нибудь", TurnContext(), catalog, NOW)
+    assert not any(isinstance(c, (SetServices, AmbiguousService)) for c in commands), commands
+
+
+def test_a_kind_the_salon_lacks_is_unknown_and_a_plain_word_is_not() -> None:
+    catalog = _salon("Массаж спины", "Общий массаж")
+    read = _understand.read_message
+    lacks = [c for c in read("хочу тайский массаж", TurnContext(), catalog, NOW)]
+    assert UnknownService("тайский массаж", (1, 2)) in lacks
+    assert not any(isinstance(c, (SetServices, AmbiguousService)) for c in lacks)
+    plain = read("хочу хороший общий массаж", TurnContext(), catalog, NOW)
+    assert SetServices((2,)) in plain
+    assert not any(isinstance(c, UnknownService) for c in plain)
+
+
+def test_a_name_signing_a_message_is_the_client_even_when_a_master_has_it() -> None:
+    catalog = AssistantCatalog(
+        SalonCard(company_id=5, salon_id=5, title="Спа"),
+        services=(Service(1, "Массаж спины"),),
+        masters=(Master(31, "Анна Ли"),),
+    )
+    read = _understand.read_message
+    for text in (
+        "запишите на массаж спины завтра в 15:00, Анна",
+        "Анна, запишите на массаж спины завтра",
+        "меня Анна, хочу на массаж спины",
+    ):
+        commands = read(text, TurnContext(), catalog, NOW)
+        assert SetName("Анна") in commands, (text, commands)
+        assert not any(isinstance(c, SetMaster) for c in commands), (text, commands)
+    for text in ("хочу к Анне на массаж спины", "на массаж спины к мастеру Анна"):
+        commands = read(text, TurnContext(), catalog, NOW)
+        assert SetMaster(31) in commands, (text, commands)
+        assert not any(isinstance(c, SetName) for c in commands), (text, commands)
+    asked_master = TurnContext(expecting=Expecting.MASTER, flow=Flow.BOOK)
+    commands = read("давайте завтра, Анна", asked_master, catalog, NOW)
+    assert SetMaster(31) in commands and not any(isinstance(c, SetName) for c in commands)

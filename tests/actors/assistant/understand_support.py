@@ -14,6 +14,7 @@ A command as a string: ``book`` / ``cancel`` / ``move`` / ``visits`` (StartFlow)
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from actors.assistant._catalog import AssistantCatalog
@@ -41,15 +42,23 @@ from actors.assistant._days import DayKind
 from .barbershop_catalog import barbershop_catalog
 from .example_catalog import assistant_catalog
 
+#: The acceptance corpus's salons (``tests/assistant_corpus/catalog.json``).
+CORPUS_CATALOG = Path(__file__).resolve().parents[2] / "assistant_corpus" / "catalog.json"
+
 CATALOGS: dict[str, AssistantCatalog] = {
     "romashka": assistant_catalog(),
     "barber": barbershop_catalog(),
+    "nails": assistant_catalog(777301, path=CORPUS_CATALOG),
+    "spa": assistant_catalog(777501, path=CORPUS_CATALOG),
 }
 # Romashka: a Wednesday morning in Moscow. The barbershop: 00:30 on the last day of March in
-# Yekaterinburg (UTC+5), when UTC is still the day before.
+# Yekaterinburg (UTC+5), when UTC is still the day before. The corpus's nail studio: a Friday
+# evening in Novosibirsk; its spa: ten to midnight on the last day of April in Vladivostok.
 NOWS: dict[str, dt.datetime] = {
     "romashka": dt.datetime(2025, 3, 12, 10, 0, tzinfo=ZoneInfo("Europe/Moscow")),
     "barber": dt.datetime(2025, 3, 31, 0, 30, tzinfo=ZoneInfo("Asia/Yekaterinburg")),
+    "nails": dt.datetime(2025, 3, 14, 18, 0, tzinfo=ZoneInfo("Asia/Novosibirsk")),
+    "spa": dt.datetime(2025, 4, 30, 23, 50, tzinfo=ZoneInfo("Asia/Vladivostok")),
 }
 
 
