@@ -23,16 +23,21 @@ one ``Reply`` when the turn ends (a burst of messages is answered once).
    ``Audit`` entry.
 3. Details (flow, services, master, day, time, an option or a visit picked, the name) are
    applied; what was already known stays (a new day keeps the service, master and time).
-   Questions (``Ask``) are answered from the catalog. If the details changed, a pending
-   confirmation is dropped (a "да" in the same message was about the old proposal) and the
-   flow advances; otherwise ``Confirm`` / ``Deny`` act on the pending confirmation.
+   Questions (``Ask``) are answered from the catalog (not with the whole price list when a
+   service the salon lacks was just answered with its closest ones); outside a flow, the one
+   service a question was about is kept for a booking that follows. If the details changed,
+   a pending confirmation is dropped (a "да" in the same message was about the old
+   proposal) and the flow advances; otherwise ``Confirm`` / ``Deny`` act on the pending
+   confirmation.
 
 **Booking** asks only for what is missing, one question at a time: service, day, then free
 times (``FindSlots``; at most ``policy.max_options`` offered, numbered, exactly as YClients
-gave them; when the asked time is taken or the day is full the nearest free times are offered
-in the same reply), then the name; then one summary ending "Записать …?". Only ``Confirm`` of
-that summary sends ``Book``, with an ``api_id`` decided when the summary was made (stable if
-the "да" is replayed after a restart). "записала" is said only on ``Booked``;
+gave them, never a time already gone by; when the asked time is taken or the day is full the
+nearest free times are offered in the same reply; an option picked after its time passed is
+said to have passed and the times are looked up again), then the name; then one summary
+ending "Записать …?". Only ``Confirm`` of that summary sends ``Book``, with an ``api_id``
+decided when the summary was made (stable if the "да" is replayed after a restart).
+"записала" is said only on ``Booked``;
 ``BookingPending`` says it is being checked and arms ``SettleBooking``; a second "да" never
 books again. A time taken meanwhile (``ActionFailed(TAKEN)``) offers the alternatives in the
 same reply; when the client named no master and another master is free at that very time,
@@ -78,6 +83,7 @@ from ._commands import (
     SmallTalk,
     SmallTalkKind,
     StartFlow,
+    Topic,
     UnknownService,
 )
 from ._effects import (
@@ -340,6 +346,7 @@ def _apply_turn(
     answered = False  # something was said in reply already
     confirm = deny = False
     asks: list[Ask] = []
+    named_closest = False  # a service not offered was answered with the closest ones
     for command in commands:
         match command:
             case StartFlow(flow=flow):
@@ -357,6 +364,7 @@ def _apply_turn(
                 services = [x for i in closest if (x := cx.catalog.service(i)) is not None]
                 s = _say(s, t.unknown_service(text, services))
                 answered = True
+                named_closest |= bool(services)
             case SetMaster(staff_id=staff_id):
                 s, did = _set_master(s, staff_id, cx)
                 changed |= did
@@ -387,8 +395,11 @@ def _apply_turn(
                 s, said = _small_talk(s, kind, greeted_now=greeted_now)
                 answered |= said
     for ask in asks:
+        if named_closest and _whole_list(ask):
+            continue  # "делаете тайский массаж?": the closest ones answer it, not every price
         s = _say(s, answer(ask, cx.catalog))
         answered = True
+    s = _remember_asked(s, asks)
     if asks and s.service_choices and not s.wish.service_ids:
         # "сколько стоит стрижка?" with two haircuts: the prices of both answer it
         choices = [x for i in s.service_choices if (x := cx.catalog.service(i)) is not None]
@@ -408,6 +419,21 @@ def _apply_turn(
     if s.flow is not None:
         return _advance(s, cx, effects)
     return _say(s, t.how_can_i_help()), effects
+
+
+def _whole_list(ask: Ask) -> bool:
+    """A question answered with the whole price list (no service or category named)."""
+    unnamed = not ask.service_ids and ask.category_id is None
+    return unnamed and ask.topic in (Topic.PRICE, Topic.SERVICES)
+
+
+def _remember_asked(s: ConversationState, asks: Sequence[Ask]) -> ConversationState:
+    """Outside a flow, the one service a question was about is kept as the wish, so "давайте
+    завтра в 16" after "сколько стоит бритьё?" books that service."""
+    asked = {i for a in asks for i in a.service_ids}
+    if s.flow is not None or len(asked) != 1:
+        return s
+    return replace(s, wish=replace(s.wish, service_ids=tuple(asked)))
 
 
 def _small_talk(
@@ -545,6 +571,9 @@ def _choose_option(
         if not matches:  # a time not offered: look for it on the same days
             return _cleared(s, replace(s.wish, time=c.time, window=None)), True, False
         slot = matches[0]
+    if slot.start <= cx.now:  # offered a while ago: look again from now
+        s = _say(s, t.slot_passed())
+        return replace(s, chosen=None, offered=(), searched=None), True, True
     if s.chosen == slot:
         return s, False, False
     return replace(s, chosen=slot), True, False
@@ -657,8 +686,9 @@ def _staff_for(cx: _Ctx, service_ids: tuple[int, ...], master_id: int | None) ->
 
 
 def _search(s: ConversationState, cx: _Ctx, effects: list[Effect], request: FindSlots) -> _Step:
-    if s.searched == request and s.offered:
-        return _offer(s, cx, s.offered), effects
+    ahead = tuple(o for o in s.offered if o.start > cx.now)  # never re-offer a time gone by
+    if s.searched == request and ahead:
+        return _offer(s, cx, ahead), effects
     return replace(s, awaiting=Awaiting.SLOTS, searched=request), [*effects, request]
 
 
@@ -758,7 +788,10 @@ def _on_slots(s: ConversationState, ev: SlotsFound, cx: _Ctx) -> _Step:
         if x is not None
     )
     limit = max(1, cx.policy.max_options)
-    slots = _distinct([o for o in ev.slots if cx.local(o.start).date() in request.dates], prefer)
+    slots = _distinct(
+        [o for o in ev.slots if cx.local(o.start).date() in request.dates and o.start > cx.now],
+        prefer,
+    )
     master = _master_name(cx, request.staff_ids[0]) if len(request.staff_ids) == 1 else None
     if request.wanted is not None:
         exact = [o for o in slots if cx.local(o.start).time() == request.wanted]
@@ -785,7 +818,7 @@ def _on_slots(s: ConversationState, ev: SlotsFound, cx: _Ctx) -> _Step:
         if not offer:
             s = _say(s, t.no_free_time(request.dates, master, cx.today, window=window))
     if not offer:
-        offer = tuple(_distinct(list(ev.nearest), prefer)[:limit])
+        offer = tuple(_distinct([o for o in ev.nearest if o.start > cx.now], prefer)[:limit])
     if offer:
         return _offer(s, cx, offer), []
     s = _say(s, t.nothing_soon(request.search_days))

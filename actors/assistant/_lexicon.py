@@ -14,6 +14,7 @@ into the same canonical features before they are compared (``_services_match``):
 - ``SERVICE_TERMS``: features that name a service on their own, so a message naming one the
   salon lacks gets ``UnknownService`` rather than nothing.
 - ``PART_FAMILIES``: body parts ("для рук") → the area of a service said with them.
+- ``GENERAL_NOUNS``: nouns said with a booking or a price that never name a service.
 - ``PLAIN_ADJECTIVES``: adjectives that never name a kind of service ("хороший").
 - ``WEAK``: nouns too general to pick a service alone ("волосы", "услуга").
 - ``DIMINUTIVES``: short and pet forms of first names → the full names (lemmas).
@@ -25,6 +26,7 @@ __all__ = [
     "DIMINUTIVES",
     "FAMILIES",
     "FEATURES",
+    "GENERAL_NOUNS",
     "IGNORED",
     "PART_FAMILIES",
     "PLAIN_ADJECTIVES",
@@ -145,6 +147,17 @@ PLAIN_ADJECTIVES: frozenset[str] = _set(
     "удобный лучший профессиональный полноценный срочный отличный классный аккуратный "
     "легкий нежный любимый очередной ближний сегодняшний завтрашний утренний дневной "
     "вечерний ранний поздний повторный приятный"
+)
+
+# Nouns a client books "на" or asks the price of that are no service ("на приём", "на
+# завтра", "сколько стоит парковка" is not ours to answer): never an unknown service.
+GENERAL_NOUNS: frozenset[str] = _set(
+    "запись время окошко окно мастер мастерица день неделя утро вечер ночь раз число месяц "
+    "год час минута услуга процедура цена стоимость прайс салон номер телефон адрес "
+    "человек администратор админ имя место очередь прием визит сеанс вопрос информация "
+    "подруга друг мама дочь сын муж жена ребенок карта оплата скидка акция парковка бот "
+    "помощь сегодня завтра выходной понедельник вторник среда четверг пятница суббота "
+    "воскресенье праздник деньга рубль сумма сертификат подарок абонемент"
 )
 
 # Parts of the body said with a service ("для рук", "лица"): the area a service the salon

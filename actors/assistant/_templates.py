@@ -19,6 +19,7 @@ from decimal import Decimal
 from ._catalog import AssistantCatalog, Master, SalonCard, Service
 from ._effects import Slot, Visit
 from ._format import decline_name, format_day, format_price, format_time
+from ._morph import analyzer
 
 __all__ = [
     "already_booked",
@@ -272,8 +273,40 @@ def master_does_not_do(
     return f"{master} не делает «{titles}». Эту услугу делает: {names}."
 
 
+def _as_named(phrase: str) -> str:
+    """The client's words for a service in the nominative, as a name is quoted: "на
+    лазерную эпиляцию" said → «лазерная эпиляция» (the first noun and the adjectives before
+    it; what follows, "для рук", stays as written; a word the dictionary cannot inflect too)."""
+    words = phrase.split()
+    morph = analyzer()
+    parsed = [morph.parse(w.lower())[0] if w.isalpha() else None for w in words]
+    head = next(
+        (k for k, p in enumerate(parsed) if p is not None and p.tag.POS == "NOUN"),
+        None,
+    )
+    if head is None:
+        return phrase
+    noun = parsed[head]
+    assert noun is not None
+    number = noun.tag.number or "sing"
+    out = list(words)
+    for k in range(head + 1):
+        p = parsed[k]
+        if p is None or p.tag.POS not in ("NOUN", "ADJF", "PRTF"):
+            continue
+        wanted = {"nomn", number}
+        if p.tag.POS != "NOUN" and number == "sing" and noun.tag.gender:
+            wanted.add(noun.tag.gender)
+        form = p.inflect(wanted)
+        if form is not None:
+            word = form.word
+            out[k] = word[:1].upper() + word[1:] if words[k][:1].isupper() else word
+    return " ".join(out)
+
+
 def unknown_service(text: str, closest: Sequence[Service]) -> str:
-    what = f"«{text.strip()}»" if text.strip() else "такой услуги"
+    text = _as_named(text.strip())
+    what = f"«{text}»" if text else "такой услуги"
     head = (
         f"К сожалению, {what} у нас нет."
         if text.strip()

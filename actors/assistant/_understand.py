@@ -35,6 +35,7 @@ import datetime as dt
 import logging
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 
 from ._catalog import AssistantCatalog
 from ._commands import (
@@ -61,6 +62,7 @@ from ._commands import (
     UnknownService,
 )
 from ._intents import ORDINALS, read_signals
+from ._lexicon import GENERAL_NOUNS
 from ._names import MasterIndex, read_client_name
 from ._services_match import ServiceIndex, ServiceMatch
 from ._when import When, parse_when
@@ -88,6 +90,8 @@ _BLANK_FOR_WHEN = re.compile(
     re.IGNORECASE,
 )
 _CONSONANTS = frozenset("бвгджзклмнпрстфхцчшщ")
+_PROCEDURE_ENDINGS = ("терапия", "пластика", "ция", "инг", "аж", "ание", "ение")
+_WISH_VERBS = frozenset({"хотеть", "хотеться", "нужный", "нужно", "надо", "можно", "сделать"})
 _QUESTION_OPENERS = frozenset({"какие", "какой", "какая", "какую", "что", "есть", "делаете"})
 
 
@@ -176,6 +180,53 @@ class _Reading:
             if any(h.start <= w.start < h.end for h in self.masters)
         )
         self.used = not_a_name | self.master_words | frozenset(skip)
+        unknown = _unknown_object(self)
+        if unknown is not None:
+            self.services = replace(self.services, unknown=(*self.services.unknown, unknown))
+
+
+def _unknown_object(r: _Reading) -> tuple[str, tuple[int, ...]] | None:
+    """A thing asked for that the catalog does not name, as a service the salon lacks:
+    "хочу на парафинотерапию", "запишите на консультацию", "сколько стоит мезотерапия?".
+    Only when nothing in the message names a service or a master, and only a
+    noun booked "на" it, or one shaped like a procedure's name (-терапия, -ция, -инг, -аж,
+    -ние) right after a wish or in a question about prices or services."""
+    s, found = r.signals, r.services
+    if found.mentions or found.unknown or r.masters:
+        return None
+    asking = Topic.PRICE in s.topics or Topic.SERVICES in s.topics
+    asking |= _is_question(r) and any(w.lemma in {"делать", "есть"} for w in r.ws)
+    if not (asking or s.wish or Flow.BOOK in s.flows):
+        return None
+    for k, w in enumerate(r.ws):
+        info = w.info
+        if k in r.used or info.pos != "NOUN" or not w.cyrillic or len(w.low) < 4:
+            continue
+        if info.name_first or info.lemma in GENERAL_NOUNS or not info.cases & {"nomn", "accs"}:
+            continue
+        before = r.ws[k - 1].low if k > 0 else ""
+        booked_on = before in {"на", "за"}
+        shaped = info.lemma.endswith(_PROCEDURE_ENDINGS)
+        after_wish = k > 0 and r.ws[k - 1].lemma in _WISH_VERBS
+        if booked_on or (shaped and (asking or after_wish or Flow.BOOK in s.flows)):
+            return _unknown_phrase(r, k)
+    return None
+
+
+def _unknown_phrase(r: _Reading, k: int) -> tuple[str, tuple[int, ...]]:
+    """The words of the thing at ``k`` (an adjective before, "для рук" after) and the
+    catalog's closest services (by the area of the words around it, else by spelling)."""
+    first, last = k, k
+    if k > 0 and r.ws[k - 1].info.pos == "ADJF" and k - 1 not in r.used:
+        first = k - 1
+    if k + 2 < len(r.ws) and r.ws[k + 1].low == "для" and r.ws[k + 2].cyrillic:
+        last = k + 2
+    elif k + 1 < len(r.ws) and r.ws[k + 1].info.pos == "NOUN" and k + 1 not in r.in_when:
+        last = k + 1
+    text = " ".join(w.raw for w in r.ws[first : last + 1])
+    around = [w.lemma for w in r.ws[first : last + 1] if w is not r.ws[k]]
+    closest = r.index.closest(r.ws[k].lemma, r.ws[k].lemma, around, near=around)
+    return text, closest
 
 
 def _asks_availability(r: _Reading) -> bool:
