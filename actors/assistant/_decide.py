@@ -310,11 +310,31 @@ def _handle_turn(s: ConversationState, turn: ClientTurn, cx: _Ctx) -> _Step:
     meaningful = [c for c in commands if not isinstance(c, NotUnderstood)]
     if not meaningful:
         return _not_understood(s, cx, effects)
+    if not cx.catalog.services and any(map(_needs_catalog, meaningful)):
+        # Never synced (or YClients gave nothing): we cannot say what the salon offers or
+        # costs, and must not claim it lacks something; a person answers instead.
+        return _hand_over(s, cx, effects, "no_catalog", t.catalog_unavailable())
     s = replace(s, not_understood=0)
     greeted_now = not s.greeted
     if greeted_now:
         s = _say(replace(s, greeted=True), t.greeting(s.client_name))
     return _apply_turn(s, meaningful, cx, effects, greeted_now=greeted_now)
+
+
+#: Questions answered from the salon card alone (no services needed).
+_CARD_TOPICS = frozenset({Topic.ADDRESS, Topic.HOURS, Topic.PHONE, Topic.CAPABILITIES})
+
+
+def _needs_catalog(command: Command) -> bool:
+    """Whether answering ``command`` needs the salon's services (a booking, a price, ...)."""
+    match command:
+        case StartFlow(flow=flow):
+            return flow is Flow.BOOK
+        case SetServices() | UnknownService() | AmbiguousService():
+            return True
+        case Ask(topic=topic):
+            return topic not in _CARD_TOPICS
+    return False
 
 
 def _not_understood(s: ConversationState, cx: _Ctx, effects: list[Effect]) -> _Step:

@@ -190,6 +190,14 @@ def non_text() -> str:
     return "Я читаю только текст. Напишите, пожалуйста, словами, чем могу помочь."
 
 
+def catalog_unavailable() -> str:
+    """The salon's services are not known to us yet (never synced): no claim, a person."""
+    return (
+        "Сейчас я не вижу список услуг и цен салона. Передаю ваш вопрос администратору — "
+        "вам ответят здесь, в этом чате."
+    )
+
+
 def handoff(complaint: bool) -> str:
     if complaint:
         return (

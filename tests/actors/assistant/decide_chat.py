@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
+from actors.assistant._catalog import AssistantCatalog
 from actors.assistant._commands import Command, SetWhen
 from actors.assistant._decide import QUERY_EFFECTS, decide
 from actors.assistant._effects import (
@@ -152,6 +153,7 @@ class Chat:
     salon: Salon = field(default_factory=Salon)
     policy: Policy = field(default_factory=lambda: Policy(conversation_key="555100:79170000000"))
     now: dt.datetime = NOW
+    catalog: AssistantCatalog = CATALOG
     state: ConversationState = field(default_factory=ConversationState)
     effects: list[Effect] = field(default_factory=list)
     replies: list[str] = field(default_factory=list)
@@ -166,7 +168,9 @@ class Chat:
         said: list[str] = []
         next_event: Event | None = event
         while next_event is not None:
-            self.state, effects = decide(self.state, next_event, CATALOG, self.policy, self.now)
+            self.state, effects = decide(
+                self.state, next_event, self.catalog, self.policy, self.now
+            )
             check_decision(effects)
             check_roundtrip(self.state)
             self.effects.extend(effects)

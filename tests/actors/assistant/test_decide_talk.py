@@ -4,6 +4,7 @@ opting out, media, small talk and messages it does not understand."""
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 from actors.assistant._commands import (
     Ask,
@@ -18,6 +19,7 @@ from actors.assistant._commands import (
     SmallTalkKind,
     StartFlow,
     Topic,
+    UnknownService,
 )
 from actors.assistant._effects import (
     Audit,
@@ -217,3 +219,21 @@ def test_every_turn_gets_a_reply() -> None:
         before = len(chat.replies)
         chat.say(*commands)
         assert len(chat.replies) == before + 1
+
+
+def test_a_salon_whose_services_are_unknown_claims_nothing_and_hands_over() -> None:
+    """Never synced: no "we don't have it", no price; the address still answers from the card."""
+    empty = replace(Chat().catalog, services=(), categories=())
+    chat = Chat(catalog=empty)
+    first_turn_done(chat)
+    address = chat.say(Ask(Topic.ADDRESS))
+    assert "Баумана" in address and chat.of(SetMode) == []
+    reply = chat.say(StartFlow(Flow.BOOK), UnknownService("стрижка"), when("завтра"))
+    assert "у нас нет" not in reply and "администратор" in reply
+    assert chat.of(SetMode)[-1] == SetMode(
+        ConversationMode.HANDOFF, until=NOW + Policy().handoff_for, reason="no_catalog"
+    )
+    assert not chat.of(FindSlots) and not chat.of(Book)
+    chat2 = Chat(catalog=empty)
+    first_turn_done(chat2)
+    assert "₽" not in chat2.say(Ask(Topic.PRICE_LIST)) and chat2.of(SetMode)
