@@ -35,7 +35,7 @@ from trio.testing import MockClock
 
 from tests.fakes.yclients import YCLIENTS_LIMITS
 
-from .booking_stand import CLAIM, FRIDAY, IGOR, MSK, OLEG, Stand, open_stand, to_summary
+from .booking_stand import CLAIM, FRIDAY, MSK, Stand, open_stand, to_summary
 from .example_catalog import ROMASHKA
 
 #: Ekaterina, who also cuts men's hair, does not work that Friday.
@@ -117,15 +117,13 @@ async def test_fifty_clients_booking_at_once_never_double_book_nor_break_the_lim
             assert texts, f"{me} got no answer"
             claims = sum(CLAIM in text for text in texts)
             assert claims == booked[me] <= 1, (me, texts, booked[me])
-        # the contention was real and resolved: every asked hour was booked on both barbers
-        # (the clients who lost a time took another one)
-        taken = {
-            (int(r["staff_id"]), dt.datetime.fromisoformat(r["datetime"]).astimezone(MSK))
-            for r in records
-        }
+        # the contention was real and resolved: clients lost times to each other, were told
+        # so, and each asked hour ended up booked. (Which master holds an hour is not fixed:
+        # a loser who picked 15:30 with Oleg, a 45-minute cut, rightly blocks his 16:00.)
+        assert any("уже занято" in text for n in range(CLIENTS) for text in stand.said(phone(n)))
+        starts = {dt.datetime.fromisoformat(r["datetime"]).astimezone(MSK) for r in records}
         for hour in HOURS:
-            for master in (IGOR, OLEG):
-                assert (master, dt.datetime.combine(FRIDAY, dt.time(hour), tzinfo=MSK)) in taken
+            assert dt.datetime.combine(FRIDAY, dt.time(hour), tzinfo=MSK) in starts
         assert sum(1 for n in range(CLIENTS) if booked[phone(n)]) == len(records) >= 2 * len(HOURS)
         assert len({r["api_id"] for r in records}) == len(records)
         # the shared limit held, so YClients never refused us
