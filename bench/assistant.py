@@ -86,13 +86,21 @@ from actors.yclients._ratelimit import YCLIENTS_WINDOWS
 from config import AssistantPolicy, SendPacing, Settings, settings_from_env
 from storage import ConversationMode, Storage, open_storage
 from tests.actors.assistant.example_catalog import assistant_catalog
-from tests.e2e._dialogues import Dialogue, DialogueSet, Turn, merged_catalog, render
+from tests.e2e._dialogues import (
+    CORPUS_CATALOG,
+    CORPUS_DIALOGUES,
+    SAMPLE_CATALOG,
+    SAMPLE_DIALOGUES,
+    Dialogue,
+    DialogueSet,
+    Turn,
+    merged_catalog,
+    render,
+)
 from tests.fakes.yclients import PARTNER_TOKEN, FakeYClients, running_fake_yclients
 from tests.support.databases import REDIS_URL, delete_redis_prefix, new_redis_prefix, temp_database
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared" / "assistant"
-CORPUS = ROOT / "tests" / "assistant_corpus"
 WAIT = 0.05  # AIADMIN_ASSISTANT_WAIT for the reply and memory figures
 REPLY_TIMEOUT = 30.0  # a client's turn must be answered within this (the dialogues)
 QUIET = 0.4  # a reply is complete once the chat has been quiet this long
@@ -121,15 +129,11 @@ def base_settings(database_url: str | None, redis_prefix: str, wait: float) -> S
 
 
 def dialogue_sets() -> list[DialogueSet]:
-    """The shared sample and, when present, this repository's corpus."""
-    sets = [
-        DialogueSet.load(
-            "sample", SHARED / "catalog.example.json", SHARED / "dialogues.sample.json"
-        )
+    """The shared sample (the repository's copy) and this repository's corpus."""
+    return [
+        DialogueSet.load("sample", SAMPLE_CATALOG, SAMPLE_DIALOGUES),
+        DialogueSet.load("corpus", CORPUS_CATALOG, CORPUS_DIALOGUES),
     ]
-    if (CORPUS / "catalog.json").exists() and (CORPUS / "dialogues.json").exists():
-        sets.append(DialogueSet.load("corpus", CORPUS / "catalog.json", CORPUS / "dialogues.json"))
-    return sets
 
 
 def p99(values: Sequence[float]) -> float:
@@ -500,7 +504,7 @@ def understand_cpu(passes: int) -> None:
     catalogs: dict[int, AssistantCatalog] = {}
     cases: list[tuple[str, AssistantCatalog, dt.datetime]] = []
     for s in sets:
-        path = SHARED / "catalog.example.json" if s.name == "sample" else CORPUS / "catalog.json"
+        path = SAMPLE_CATALOG if s.name == "sample" else CORPUS_CATALOG
         for d in s.dialogues:
             if d.salon_id not in catalogs:
                 catalogs[d.salon_id] = assistant_catalog(d.salon_id, path=path)

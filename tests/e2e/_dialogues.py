@@ -1,8 +1,8 @@
 """Acceptance dialogues as data: the files' format, read into typed values.
 
 A dialogue set is a catalog file (the fake YClients' ``--catalog`` format, see
-``tests/fakes/yclients/_catalog.py``) and a dialogues file
-(``shared/assistant/dialogues.sample.json``'s format; its ``about`` says what each key means).
+``tests/fakes/yclients/_catalog.py``) and a dialogues file (the shared sample's format, copied
+in ``tests/assistant_corpus/sample/``; its ``about`` says what each key means).
 Every key is checked when the file is read, so a typo in the data fails loudly instead of
 leaving an expectation unchecked.
 
@@ -34,6 +34,15 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
+
+_TESTS = Path(__file__).resolve().parents[1]
+#: The shared sample (salon 555100), read from the repository's copies: the dialogues in
+#: ``tests/assistant_corpus/sample/``, the catalog the fake YClients' ``catalog.example.json``.
+SAMPLE_CATALOG = _TESTS / "fakes" / "yclients" / "catalog.example.json"
+SAMPLE_DIALOGUES = _TESTS / "assistant_corpus" / "sample" / "dialogues.sample.json"
+#: This repository's corpus (other salons, other time zones).
+CORPUS_CATALOG = _TESTS / "assistant_corpus" / "catalog.json"
+CORPUS_DIALOGUES = _TESTS / "assistant_corpus" / "dialogues.json"
 
 #: Keys of ``expect`` (the sample's, then this corpus's additions).
 EXPECT_KEYS = frozenset(

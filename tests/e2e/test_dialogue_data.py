@@ -15,11 +15,18 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from ._corpus_plan import plan_problems
-from ._dialogues import Dialogue, DialogueError, DialogueSet, Turn, render
+from ._dialogues import (
+    CORPUS_CATALOG,
+    CORPUS_DIALOGUES,
+    SAMPLE_CATALOG,
+    SAMPLE_DIALOGUES,
+    Dialogue,
+    DialogueError,
+    DialogueSet,
+    Turn,
+    render,
+)
 from ._expectations import Exchange, Played, nearest_weekday_offset, normalise, problems
-
-CORPUS = Path(__file__).resolve().parents[1] / "assistant_corpus"
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "assistant"
 
 #: The issue's "What a client experiences", one topic per bullet (and per listed phrasing).
 REQUIRED_TOPICS = frozenset(
@@ -109,7 +116,7 @@ REQUIRED_TOPICS = frozenset(
 
 @pytest.fixture(scope="module")
 def corpus() -> DialogueSet:
-    return DialogueSet.load("corpus", CORPUS / "catalog.json", CORPUS / "dialogues.json")
+    return DialogueSet.load("corpus", CORPUS_CATALOG, CORPUS_DIALOGUES)
 
 
 def test_the_corpus_is_big_and_spread_over_salons_in_other_zones(corpus: DialogueSet) -> None:
@@ -141,9 +148,7 @@ def test_the_corpus_writes_as_clients_do(corpus: DialogueSet) -> None:
 
 
 def test_the_sample_loads_with_its_salon() -> None:
-    sample = DialogueSet.load(
-        "sample", SHARED / "catalog.example.json", SHARED / "dialogues.sample.json"
-    )
+    sample = DialogueSet.load("sample", SAMPLE_CATALOG, SAMPLE_DIALOGUES)
     assert len(sample.dialogues) == 18
     assert {d.salon_id for d in sample.dialogues} == {555100}
     assert plan_problems(sample) == []

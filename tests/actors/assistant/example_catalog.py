@@ -10,9 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from actors.assistant._catalog import AssistantCatalog, Category, Master, SalonCard, Service
+from tests.e2e._dialogues import SAMPLE_CATALOG
 
-#: ``../shared/assistant/catalog.example.json`` next to the repository.
-EXAMPLE_CATALOG = Path(__file__).resolve().parents[4] / "shared/assistant/catalog.example.json"
+#: The example catalog: the repository's copy of the shared ``catalog.example.json``
+#: (``tests/fakes/yclients/catalog.example.json``), the shared sample's salon among its own.
+EXAMPLE_CATALOG = SAMPLE_CATALOG
 ROMASHKA = 555100
 
 

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 import trio
 from trio.testing import MockClock
 
+from tests.e2e._dialogues import SAMPLE_DIALOGUES as SAMPLE
 from tests.e2e._dialogues import Dialogue, DialogueSet, render
 
 from .booking_stand import CLAIM, FRIDAY, NOW, Stand, open_stand
 from .example_catalog import EXAMPLE_CATALOG
 
-SAMPLE = EXAMPLE_CATALOG.parent / "dialogues.sample.json"
 #: The issue's target for the average.
 TARGET = 6.0
 #: Virtual seconds between dialogues: longer than the free-times cache lives, so every
