@@ -86,7 +86,8 @@ class Played:
 
     def transcript(self) -> str:
         lines = [
-            f"dialogue {self.dialogue.name!r} (salon {self.dialogue.salon_id}, phone {self.phone})"
+            f"dialogue {self.dialogue.name!r} (salon {self.dialogue.salon_id}, phone "
+            f"{self.phone}, the salon's today {self.today:%a %Y-%m-%d} in {self.zone.key})"
         ]
         for e in self.exchanges:
             mark = "  (skipped: the booking already exists)" if e.skipped else ""

@@ -1,23 +1,29 @@
-"""The acceptance stand: the fake YClients serving a catalog, our server for real, and the
+"""The acceptance stands: the fake YClients serving a catalog, our server for real, and the
 dialogues played through the simulated WhatsApp.
 
-:func:`play` runs in one ``trio.run``: the fake YClients (``running_fake_yclients(catalog=)``,
-the same loader as ``--catalog``) and ``web.server.serve`` on loopback sockets, on a throwaway
-PostgreSQL database and Redis key prefix, in development with the simulated WhatsApp,
-``AIADMIN_ASSISTANT_WAIT=0.4`` and ``AIADMIN_SEND_MIN_GAP=0``. Each salon is registered,
-linked (WebSocket ``request-qr``, ``POST /dev/simulator/{id}/scan``) and synced
+:func:`play` runs in one ``trio.run`` a few stands at once (``_stand_plan.py`` deals the
+salons out; each stand is its own partner, with its own limit). A stand is the fake YClients
+(``running_fake_yclients(catalog=)``, the same loader as ``--catalog``, with YClients' 5/s and
+200/min) and ``web.server.serve`` on loopback sockets, on a throwaway PostgreSQL database and
+Redis key prefix (so our client's shared limiter is the stand's own), in development with the
+simulated WhatsApp, ``AIADMIN_ASSISTANT_WAIT=0.4`` and ``AIADMIN_SEND_MIN_GAP=0``. Each salon
+is registered, linked (WebSocket ``request-qr``, ``POST /dev/simulator/{id}/scan``) and synced
 (``POST /marketplace/sync/{id}`` until ``sync.last_success_at``). Then the dialogues play:
 one salon's in file order, one after another (so each dialogue's changes in YClients are its
 own), the salons at the same time. Everything goes through HTTP, as a client's phone and the
 salon would: ``POST /dev/simulator/{id}/inbound``, ``GET /dev/simulator/{id}/chat?phone=P``,
 ``GET /marketplace/conversations/{id}?phone=P``.
+
+Nothing waits unbounded: a reply within :data:`REPLY_TIMEOUT`, setting up within its own
+timeouts, and each stand as a whole within :attr:`StandPlan.bound` (``trio.fail_after``); a
+stand that overruns or fails tells each dialogue it did not finish why, with what it played.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-from collections import defaultdict
+import traceback
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -36,21 +42,23 @@ from tests.fakes.yclients import APPLICATION_ID, PARTNER_TOKEN, FakeYClients, ru
 from tests.support.databases import REDIS_URL, delete_redis_prefix, new_redis_prefix, temp_database
 from web.server import ServerInfo, serve
 
-from ._dialogues import Dialogue, DialogueSet, Turn, merged_catalog, render
+from ._dialogues import Dialogue, DialogueSet, Turn, render
 from ._expectations import Exchange, Played
+from ._stand_plan import DEFAULT_STANDS, StandPlan, plan_stands
 
 ADMIN_KEY = "adm_dialogues_0123456789abcdef"
 JWT_SECRET = "dialogues-jwt-secret-0123456789abcdef-0123"
 ASSISTANT_WAIT = 0.4
-#: How long a client waits for the assistant's first reply to a turn. Generous: every salon's
-#: YClients calls share one partner limit (about 3 a second), so a turn that needs several
-#: calls may wait behind the other salons'.
+#: How long a client waits for the assistant's first reply to a turn (and at most how long a
+#: reply may go on). Generous: a stand's salons share one partner limit (about 3 calls a
+#: second), so a turn that needs several calls may wait behind the other salons'.
 REPLY_TIMEOUT = 25.0
 #: A reply is complete once the chat has been quiet this long (a reply may be several messages).
 QUIET = 0.5
 #: How long to watch for a reply that may not come (``reply_optional``, ``silent``, staff turns).
 SILENCE = 3.0
-POLL = 0.15
+#: How often the chat is read while a reply is awaited.
+POLL = 0.1
 START_TIMEOUT = 30.0
 LINK_TIMEOUT = 30.0
 SYNC_TIMEOUT = 90.0
@@ -191,42 +199,90 @@ async def _frame(ws: Any, event: str) -> dict[str, Any]:
 
 
 async def play(
-    sets: Sequence[DialogueSet], selected: Collection[tuple[str, str]] | None = None
+    sets: Sequence[DialogueSet],
+    selected: Collection[tuple[str, str]] | None = None,
+    *,
+    stands: int = DEFAULT_STANDS,
 ) -> dict[tuple[str, str], Played]:
-    """Play the sets' dialogues (only ``selected`` keys when given) on one stand."""
-    dialogues = [d for s in sets for d in s.dialogues if selected is None or d.key in selected]
-    catalog = merged_catalog(sets)
-    raw_salons = {int(s["id"]): s for s in catalog["salons"]}
-    chains: dict[int, list[Dialogue]] = defaultdict(list)
-    for d in dialogues:
-        chains[d.salon_id].append(d)
-    results: dict[tuple[str, str], Played] = {}
+    """Play the sets' dialogues (only ``selected`` keys when given) on ``stands`` stands at
+    once (:func:`plan_stands` deals the salons out). Never raises for what happens on a stand:
+    a stand that cannot be set up, fails or overruns its bound gives each of its dialogues not
+    played to the end a :class:`Played` whose errors say so."""
     now = datetime.now(UTC)
-    async with open_stand(catalog, now) as stand:
-        salons: dict[int, Salon] = {}
-
-        async def link(sid: int) -> None:
-            salons[sid] = await link_salon(stand, raw_salons[sid])
-
-        async with trio.open_nursery() as nursery:
-            for sid in chains:
-                nursery.start_soon(link, sid)
-        async with trio.open_nursery() as nursery:
-            for number, (sid, chain) in enumerate(sorted(chains.items())):
-                nursery.start_soon(_play_chain, stand, salons[sid], number, chain, results)
+    results: dict[tuple[str, str], Played] = {}
+    async with trio.open_nursery() as nursery:
+        for plan in plan_stands(sets, selected, stands):
+            nursery.start_soon(play_stand, plan, now, results)
     return results
+
+
+async def play_stand(
+    plan: StandPlan, now: datetime, results: dict[tuple[str, str], Played]
+) -> None:
+    """Set a stand up and play its salons' dialogues, the salons at the same time, each
+    salon's in file order; all of it within :attr:`StandPlan.bound`."""
+    players: dict[tuple[str, str], DialoguePlayer] = {}
+    try:
+        with trio.fail_after(plan.bound):
+            async with open_stand(plan.catalog, now) as stand:
+                salons: dict[int, Salon] = {}
+
+                async def link(sid: int) -> None:
+                    salons[sid] = await link_salon(stand, plan.salons[sid])
+
+                async with trio.open_nursery() as nursery:
+                    for sid in plan.chains:
+                        nursery.start_soon(link, sid)
+                async with trio.open_nursery() as nursery:
+                    for sid, chain in plan.chains.items():
+                        number = plan.salon_numbers[sid]
+                        nursery.start_soon(
+                            _play_chain, stand, salons[sid], number, chain, results, players
+                        )
+        return
+    except trio.TooSlowError:
+        problem = f"{plan.describe()} did not finish within its bound of {plan.bound:g} s"
+        detail = ""
+    except Exception as exc:  # every dialogue not finished is told, nothing re-raised
+        leaves = _leaves(exc)
+        problem = f"{plan.describe()} failed: " + "; ".join(
+            str(e) if isinstance(e, StandError) else f"{type(e).__name__}: {e}" for e in leaves
+        )
+        detail = "".join(
+            "\n" + "".join(traceback.format_exception(e)).rstrip()
+            for e in leaves
+            if not isinstance(e, StandError)
+        )
+    for d in plan.dialogues:
+        if d.key in results:
+            continue
+        player = players.get(d.key)
+        if player is not None:
+            results[d.key] = player.cut_short(problem, detail)
+        else:
+            error = f"{problem}; this dialogue was not played{detail}"
+            results[d.key] = Played(d, "", errors=[error])
+
+
+def _leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions a (possibly nested) exception group holds, or ``exc`` itself."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for e in exc.exceptions for leaf in _leaves(e)]
+    return [exc]
 
 
 async def _play_chain(
     stand: Stand,
     salon: Salon,
     number: int,
-    chain: list[Dialogue],
+    chain: Sequence[Dialogue],
     results: dict[tuple[str, str], Played],
+    players: dict[tuple[str, str], DialoguePlayer],
 ) -> None:
     for d in chain:
         phone = salon.phones[d.client_id] if d.client_id is not None else new_phone(number, d.index)
-        results[d.key] = await DialoguePlayer(stand, salon, d, phone).run()
+        player = players[d.key] = DialoguePlayer(stand, salon, d, phone)
+        results[d.key] = await player.run()
 
 
 class DialoguePlayer:
@@ -276,11 +332,25 @@ class DialoguePlayer:
             played.errors.append(
                 f"no reply to {exc.args[0]!r} within {REPLY_TIMEOUT:g} s; the dialogue stopped"
             )
+        except _NeverQuiet as exc:
+            played.errors.append(
+                f"the assistant sent {exc.args[0]} messages and kept writing for "
+                f"{REPLY_TIMEOUT:g} s after a turn; the dialogue stopped"
+            )
         except (httpx.HTTPError, _HttpProblem) as exc:
             played.errors.append(f"the stand failed mid-dialogue: {type(exc).__name__}: {exc}")
         played.after = self._snapshot()
         played.today_at_end = datetime.now(UTC).astimezone(self.salon.zone).date()
         played.mode = await self._mode()
+        return played
+
+    def cut_short(self, problem: str, detail: str = "") -> Played:
+        """What the dialogue played before its stand stopped (``problem`` says why, ``detail``
+        may add a traceback): the exchanges so far and what YClients shows now (the fake's
+        records stay readable after it stopped)."""
+        played = self.played
+        played.after = self._snapshot()
+        played.errors.append(f"{problem}; this dialogue was cut short{detail}")
         return played
 
     async def _turn(self, turn: Turn, optional: bool, *, last: bool) -> None:
@@ -325,8 +395,10 @@ class DialoguePlayer:
             )
 
     async def _replies(self, may_be_silent: bool) -> tuple[str, ...]:
-        """The assistant's messages after what was sent: wait for the first (bounded), then
-        until the chat has been quiet for :data:`QUIET`."""
+        """The assistant's messages after what was sent: wait for the first (polled every
+        :data:`POLL`, bounded), then until no new line has come for :data:`QUIET` since the
+        last one was seen (one look when that time is up: a line that came meanwhile starts
+        the quiet over, from when it was seen, so the wait is never shorter than polling's)."""
         wait = SILENCE if may_be_silent else REPLY_TIMEOUT
         deadline = trio.current_time() + wait
         lines = await self._chat()
@@ -334,12 +406,16 @@ class DialoguePlayer:
             await trio.sleep(POLL)
             lines = await self._chat()
         if self._outs(lines):
-            quiet_since, count = trio.current_time(), len(lines)
-            while trio.current_time() - quiet_since < QUIET:
-                await trio.sleep(POLL)
+            seen_at, count = trio.current_time(), len(lines)
+            give_up = seen_at + REPLY_TIMEOUT
+            while True:
+                await trio.sleep_until(seen_at + QUIET)
                 lines = await self._chat()
-                if len(lines) != count:
-                    quiet_since, count = trio.current_time(), len(lines)
+                if len(lines) == count:
+                    break
+                seen_at, count = trio.current_time(), len(lines)
+                if seen_at > give_up:
+                    raise _NeverQuiet(len(self._outs(lines)))
         replies = self._outs(lines)
         self.seen = len(lines)
         return tuple(replies)
@@ -395,6 +471,11 @@ class DialoguePlayer:
 
 class _NoReply(Exception):
     """A client turn got no reply in time (``args[0]``: the turn)."""
+
+
+class _NeverQuiet(Exception):
+    """The assistant kept writing for :data:`REPLY_TIMEOUT` after a turn (``args[0]``: how
+    many messages by then)."""
 
 
 class _HttpProblem(Exception):

@@ -1,17 +1,22 @@
 """The acceptance dialogues, end to end: a client's phone on the simulated WhatsApp → our
 server (for real, on loopback, PostgreSQL + Redis) → the assistant → the fake YClients.
 
-One test per dialogue, ids = the dialogue's name: the shared sample
-(``shared/assistant/dialogues.sample.json`` on ``catalog.example.json``) and this repository's
-corpus (``tests/assistant_corpus/``). They play once per module, on one stand, only the
-dialogues selected (``-k`` works); each test then checks its own dialogue, and a failure shows
-the dialogue's transcript and what YClients shows. Another set (a held-back one) plays the same
-way on a stand of its own: ``ASSISTANT_DIALOGUES=CATALOG.json:DIALOGUES.json pytest
-tests/e2e/test_dialogues.py -k extra``.
+One test per dialogue, ids = the dialogue's name: the shared sample (the repository's copy,
+``tests/assistant_corpus/sample/`` on ``tests/fakes/yclients/catalog.example.json``) and this
+repository's corpus (``tests/assistant_corpus/``). They play once per module, on a few stands
+at once (``_stand_plan.py``), only the dialogues selected (``-k`` works); each test then checks
+its own dialogue, and a failure shows what was expected, the dialogue's transcript and what
+changed in YClients. Another set (a held-back one) plays the same way on stands of its own::
+
+    ASSISTANT_DIALOGUES=path/catalog.json:path/dialogues.json .venv/bin/pytest -q \
+        tests/e2e/test_dialogues.py
+
+(``-k extra`` plays that set alone).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,17 +24,19 @@ from pathlib import Path
 import pytest
 import trio
 
-from ._dialogues import Dialogue, DialogueSet
+from ._dialogues import (
+    CORPUS_CATALOG,
+    CORPUS_DIALOGUES,
+    SAMPLE_CATALOG,
+    SAMPLE_DIALOGUES,
+    Dialogue,
+    DialogueSet,
+)
 from ._expectations import Played, problems
 from ._stand import play
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "assistant"
-CORPUS = Path(__file__).resolve().parents[1] / "assistant_corpus"
-
-SAMPLE_SET = DialogueSet.load(
-    "sample", SHARED / "catalog.example.json", SHARED / "dialogues.sample.json"
-)
-CORPUS_SET = DialogueSet.load("corpus", CORPUS / "catalog.json", CORPUS / "dialogues.json")
+SAMPLE_SET = DialogueSet.load("sample", SAMPLE_CATALOG, SAMPLE_DIALOGUES)
+CORPUS_SET = DialogueSet.load("corpus", CORPUS_CATALOG, CORPUS_DIALOGUES)
 
 
 def _extra_sets() -> list[DialogueSet]:
@@ -41,7 +48,7 @@ def _extra_sets() -> list[DialogueSet]:
 
 
 EXTRA_SETS = _extra_sets()
-#: Sets played on one stand together (their salons must differ).
+#: Sets played together, on the same stands (their salons must differ).
 GROUPS: tuple[tuple[DialogueSet, ...], ...] = (
     (SAMPLE_SET, CORPUS_SET),
     *((s,) for s in EXTRA_SETS),
@@ -59,7 +66,14 @@ class Outcomes:
         if dialogue.key not in self.played:
             group = next(g for g in GROUPS if any(s.name == dialogue.set_name for s in g))
             keys = {d.key for s in group for d in s.dialogues} & self.selected
-            self.played.update(trio.run(play, group, keys))
+            try:
+                self.played.update(trio.run(play, group, keys))
+            except Exception as exc:  # each test of the group reports it once
+                problem = f"the dialogues could not be played: {type(exc).__name__}: {exc}"
+                for s in group:
+                    for d in s.dialogues:
+                        if d.key in keys and d.key not in self.played:
+                            self.played[d.key] = Played(d, "", errors=[problem])
         return self.played[dialogue.key]
 
 
@@ -81,7 +95,11 @@ def _check(outcomes: Outcomes, dialogue: Dialogue) -> None:
     found = problems(played)
     if found:
         listed = "\n".join(f"  - {p}" for p in found)
-        pytest.fail(f"{listed}\n{played.transcript()}", pytrace=False)
+        expected = json.dumps(dialogue.expect, ensure_ascii=False)
+        pytest.fail(
+            f"{len(found)} problem(s):\n{listed}\nexpected: {expected}\n{played.transcript()}",
+            pytrace=False,
+        )
 
 
 def _params(dialogues: Sequence[Dialogue]) -> list[object]:
