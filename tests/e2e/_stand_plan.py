@@ -24,9 +24,9 @@ from ._dialogues import Dialogue, DialogueSet, merged_catalog
 #: stand's time on this corpus, and a few salons still sharing each stand's limit.
 DEFAULT_STANDS = 3
 #: A stand's bound (:attr:`StandPlan.bound`): setting it up, then this much per client turn of
-#: its dialogues (about eight times what a turn takes on a quiet machine).
+#: its dialogues (a stand plays about one a second on a quiet machine, its salons at once).
 SETUP_BOUND = 180.0
-TURN_BOUND = 8.0
+TURN_BOUND = 4.0
 
 
 @dataclass(frozen=True)
