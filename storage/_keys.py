@@ -37,8 +37,11 @@ def channel_name(prefix: str, channel: str) -> str:
 
 
 def check_token(token: object) -> str | None:
-    """A token as given by a client: text without NUL, ≤ 255 chars; ``None`` if malformed."""
+    """A token as given by a client: text without NUL, ≤ 255 chars, encodable as UTF-8;
+    ``None`` if malformed."""
     if not isinstance(token, str) or not token or len(token) > 255 or "\x00" in token:
+        return None
+    if not v.encodable(token):
         return None
     return token
 

@@ -2,11 +2,15 @@
 
 PostgreSQL refuses NUL characters in ``text`` and ``jsonb`` and our columns have lengths; a
 bad value must become a :class:`ValidationError` (a 400 upstream), never a driver error.
+Text that UTF-8 cannot encode (a lone surrogate such as ``"\\ud800"``, which ``json.loads``
+produces from an escape) is refused here too, so the in-memory twins refuse exactly what
+PostgreSQL and Redis would, and nothing stored can break a page or a hash later.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -24,12 +28,23 @@ MAX_ID = MAX_INT32
 MAX_BIGINT = 2**63 - 1
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+UNENCODABLE = "must be valid Unicode text (no unpaired surrogates)"
+
+
+def encodable(value: str) -> bool:
+    """Whether ``value`` can be encoded as UTF-8 (holds no lone surrogate)."""
+    return _SURROGATE.search(value) is None
+
+
 def text(field: str, value: object, max_len: int) -> str:
-    """A ``str`` of at most ``max_len`` characters without NUL."""
+    """A ``str`` of at most ``max_len`` characters without NUL or lone surrogates."""
     if not isinstance(value, str):
         raise ValidationError(field, f"must be text, got {type(value).__name__}")
     if "\x00" in value:
         raise ValidationError(field, "must not contain NUL characters")
+    if _SURROGATE.search(value):
+        raise ValidationError(field, UNENCODABLE)
     if len(value) > max_len:
         raise ValidationError(field, f"must be at most {max_len} characters, got {len(value)}")
     return value
@@ -45,7 +60,7 @@ def clipped(field: str, value: object, max_len: int) -> str | None:
         return None
     if not isinstance(value, str):
         raise ValidationError(field, f"must be text, got {type(value).__name__}")
-    return value.replace("\x00", "\ufffd")[:max_len]
+    return _SURROGATE.sub("\ufffd", value.replace("\x00", "\ufffd"))[:max_len]
 
 
 def positive_int(field: str, value: object, *, high: int = MAX_INT32) -> int:
@@ -97,6 +112,8 @@ def _check_json(field: str, value: object, depth: int) -> None:
     if isinstance(value, str):
         if "\x00" in value:
             raise ValidationError(field, "must not contain NUL characters")
+        if _SURROGATE.search(value):
+            raise ValidationError(field, UNENCODABLE)
     elif isinstance(value, Mapping):
         for key, item in value.items():
             if not isinstance(key, str):

@@ -192,7 +192,13 @@ def _register_domain_errors(app: QuartTrio) -> None:
         )
 
     async def invalid_value(error: StorageValidationError) -> Response:
-        return error_response(400, "invalid_field", str(error))
+        # Our own checks word the problem without the value; a refusal the driver made (raised
+        # ``from`` its error) may quote the value and the query, so it is never echoed.
+        if error.__cause__ is not None:
+            message = "A value in the request cannot be stored."
+        else:
+            message = str(error)
+        return error_response(400, "invalid_field", message)
 
     busy_errors: tuple[type[Exception], ...] = (
         MailboxFull,

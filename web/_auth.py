@@ -11,6 +11,7 @@ A company credential never reaches another company: :func:`require_company` refu
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from config import Settings
@@ -33,8 +34,16 @@ class Principal:
         return self.kind == "admin"
 
 
+# Every token we issue is URL-safe base64 (connect tokens) or three such parts joined by dots
+# (JWTs): anything else (a lone surrogate, a space, a quote) is refused before it reaches
+# Redis, PostgreSQL or the JWT library, none of which may see text they cannot encode.
+_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]*){0,2}")
+
+
 async def resolve_token(token: str, settings: Settings, storage: Storage) -> int | None:
     """The company a JWT or connect token speaks for, or ``None`` when it is not valid."""
+    if not isinstance(token, str) or not _TOKEN_SHAPE.fullmatch(token):
+        return None
     if token.count(".") == 2:
         try:
             return verify_company_token(token, settings.jwt_secret)

@@ -48,6 +48,7 @@ __all__ = [
     "FieldRule",
     "JsonRequest",
     "bounded_text",
+    "has_lone_surrogate",
     "integer_in",
     "object_schema",
     "one_of",
@@ -100,10 +101,37 @@ def _unique_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+# A ``\uD800``–``\uDFFF`` escape: the only way a surrogate gets into a body that decoded as
+# strict UTF-8 (a pair becomes one code point in ``json.loads``; a lone one stays a surrogate).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def has_lone_surrogate(value: object) -> bool:
+    """Whether any string (value or object key) inside the JSON ``value`` holds a surrogate.
+
+    Such text cannot be encoded as UTF-8: Redis, PostgreSQL, hashing and templates all fail on
+    it, so it must be refused where it enters. Iterative, so depth costs no recursion.
+    """
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 def parse_json_object(raw: bytes) -> dict[str, Any]:
     """Parse ``raw`` (UTF-8 JSON) into a dict; :class:`BadRequest` if it is not one.
 
-    Strict: UTF-8 only, no ``NaN``/``Infinity``, no duplicate keys, bounded nesting.
+    Strict: UTF-8 only, no ``NaN``/``Infinity``, no duplicate keys, bounded nesting, and no
+    lone surrogate (``"\\ud800"``) in any string or key: 400 ``invalid_unicode``.
     """
     try:
         text = raw.decode("utf-8")
@@ -112,6 +140,12 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
         value = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_unique_object)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise BadRequest("The request body is not valid JSON.", code="malformed_json") from exc
+    if _SURROGATE_ESCAPE.search(text) and has_lone_surrogate(value):
+        raise BadRequest(
+            "The request body holds text that is not valid Unicode (an unpaired surrogate); "
+            "send well-formed UTF-8 text.",
+            code="invalid_unicode",
+        )
     if not isinstance(value, dict):
         raise BadRequest("The request body must be a JSON object.", code="invalid_body")
     return value

@@ -245,3 +245,58 @@ async def test_conversations_agree(database_url: str, ops: list[tuple[Any, ...]]
             seen_memory = await _apply_conversation(memory, company["memory"], op, wall())
             seen_real = await _apply_conversation(real, company["real"], op, wall())
             assert seen_memory == seen_real, op
+
+
+# Text that cannot be encoded as UTF-8 (a lone surrogate, as ``json.loads("\"\\ud800\"")``
+# gives it). PostgreSQL refuses it; the in-memory twin once stored it, and a connect page
+# rendering that title then answered 500 forever. Both must refuse it the same way.
+UNENCODABLE = ["\ud800", "Salon \udfff", "\udc00\ud800", "ok \U0001f600 \ud83d"]
+
+
+async def _outcome(call: Any) -> str:
+    try:
+        await call()
+    except ValidationError as exc:
+        return f"refused: {exc.field}"
+    return "stored"
+
+
+async def _unencodable_outcomes(st_: Storage) -> list[str]:
+    """What each write of unencodable text does on ``st_`` (all should be refused)."""
+    company = (await st_.companies.create(1, title="Fine \U0001f600")).company.id
+    outcomes = []
+    for bad in UNENCODABLE:
+        outcomes += [
+            await _outcome(lambda b=bad: st_.companies.create(2, title=b)),
+            await _outcome(lambda b=bad: st_.companies.update(company, title=b)),
+            await _outcome(lambda b=bad: st_.companies.update(company, address=b)),
+            await _outcome(lambda b=bad: st_.inbox.put(company, "k" + b, "t", {})),
+            await _outcome(lambda b=bad: st_.inbox.put(company, "k", "t", {"x": b})),
+            await _outcome(lambda b=bad: st_.inbox.put(company, "k2", "t", {b: 1})),
+            await _outcome(lambda b=bad: st_.audit.append(company, "e", {"x": b})),
+        ]
+    stored = await st_.companies.get(company)
+    assert stored is not None and stored.title == "Fine \U0001f600"
+    assert await st_.companies.get_by_salon(2) is None
+    return outcomes
+
+
+async def test_twins_refuse_unencodable_text_alike(database_url: str) -> None:
+    wall = FakeWallClock()
+    async with (
+        open_storage(wall_clock=wall, monotonic_clock=trio.current_time) as memory,
+        open_real_storage(database_url, redis_url=None, wall_clock=wall) as real,
+    ):
+        seen_memory = await _unencodable_outcomes(memory)
+        seen_real = await _unencodable_outcomes(real)
+        assert seen_memory == seen_real
+        assert all(o.startswith("refused") for o in seen_memory), seen_memory
+
+
+async def test_unencodable_token_resolves_to_nothing(storage: Storage) -> None:
+    """A client's token with a lone surrogate is simply not a token, on Redis as in memory."""
+    company = (await storage.companies.create(3)).company.id
+    token = await storage.tokens.issue(company)
+    for bad in ("\ud800" * 20, token[:-1] + "\udfff"):
+        assert await storage.tokens.resolve(bad) is None
+    assert await storage.tokens.resolve(token) == company

@@ -56,7 +56,7 @@ from .._auth import resolve_token
 from .._context import remote_ip, state
 from .._errors import BadRequest
 from .._security import origin_allowed
-from .._validation import parse_phone
+from .._validation import has_lone_surrogate, parse_phone
 
 log = logging.getLogger(__name__)
 
@@ -113,8 +113,10 @@ async def authenticate() -> tuple[int | None, str | None]:
             raw = await websocket.receive()
             try:
                 frame = json.loads(raw) if isinstance(raw, str) and len(raw) <= MAX_FRAME else None
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 frame = None
+            if has_lone_surrogate(frame):
+                frame = None  # text nothing downstream can encode: no credential in it
             if isinstance(frame, dict) and frame.get("event") == "auth":
                 data = frame.get("data")
                 if isinstance(data, dict) and isinstance(data.get("token"), str):
@@ -289,8 +291,13 @@ async def _read_commands(ask: Callable[[Any], Awaitable[object]], company_id: in
             continue
         try:
             frame = json.loads(raw)
-        except json.JSONDecodeError:
+        except (json.JSONDecodeError, RecursionError):
             await send_frame("error", {"message": "Malformed JSON", "code": "bad_frame"})
+            continue
+        if has_lone_surrogate(frame):
+            await send_frame(
+                "error", {"message": "Frames must be valid Unicode text", "code": "bad_frame"}
+            )
             continue
         event = frame.get("event") if isinstance(frame, dict) else None
         data = frame.get("data") if isinstance(frame, dict) else None
