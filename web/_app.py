@@ -105,7 +105,7 @@ def create_app(node: Node) -> QuartTrio:
             f"api:{request.method}:{rule}:{g.client_ip}", limit.limit, limit.window
         )
         if not decision.allowed:
-            web_state.metrics.rate_limited.inc(1.0, "api")
+            web_state.metrics.rate_limited.labels("api").inc()
             raise TooManyRequests(max(1.0, decision.retry_after))
         return None
 
@@ -136,8 +136,8 @@ def create_app(node: Node) -> QuartTrio:
         rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
         if started is not None:
             elapsed = time.perf_counter() - started
-            web_state.metrics.requests.observe(elapsed, rule, request.method)
-            web_state.metrics.responses.inc(1.0, rule, str(response.status_code))
+            web_state.metrics.requests.labels(rule, request.method).observe(elapsed)
+            web_state.metrics.responses.labels(rule, str(response.status_code)).inc()
             log.info(
                 "%s %s %d %.1fms ip=%s",
                 request.method,

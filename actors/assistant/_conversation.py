@@ -282,7 +282,7 @@ class ConversationActor(Actor):
         self._turn_timer = None
         begun = await self._begin()
         if begun is None:
-            self.deps.metrics.turns.inc(1.0, "assistant_off")
+            self.deps.metrics.turns.labels("assistant_off").inc()
             return
         turn, row = begun
         turn.received = burst[-1].received
@@ -300,7 +300,7 @@ class ConversationActor(Actor):
         if mode is ConversationMode.HANDOFF:
             until = row.mode_until if row is not None else None
             if until is None or until > turn.now:
-                self.deps.metrics.turns.inc(1.0, "handoff")
+                self.deps.metrics.turns.labels("handoff").inc()
                 await self._touch(turn)
                 return
             turn.version = await self._set_mode(turn, ConversationMode.ASSISTANT, None, "expired")
@@ -309,11 +309,11 @@ class ConversationActor(Actor):
                 isinstance(c, StartFlow) and c.flow is Flow.BOOK for c in event.commands
             )
             if not asks_to_book:
-                self.deps.metrics.turns.inc(1.0, "opted_out")
+                self.deps.metrics.turns.labels("opted_out").inc()
                 await self._touch(turn)
                 return
             turn.version = await self._set_mode(turn, ConversationMode.ASSISTANT, None, "rebook")
-        self.deps.metrics.turns.inc(1.0, "answered")
+        self.deps.metrics.turns.labels("answered").inc()
         await self._run(turn, event)
 
     async def _settle(self) -> None:
@@ -435,7 +435,7 @@ class ConversationActor(Actor):
             data["until"] = until.isoformat()
         await self.deps.storage.audit.append(self.company_id, f"assistant.{mode.value}", data)
         if mode is ConversationMode.HANDOFF:
-            self.deps.metrics.handoffs.inc(1.0, reason or "unknown")
+            self.deps.metrics.handoffs.labels(reason or "unknown").inc()
         return row.version
 
     async def _save(self, turn: _Turn) -> None:

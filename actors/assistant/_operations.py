@@ -224,7 +224,7 @@ class YClientsOperations:
 
     def _count(self, effect: str) -> None:
         self.calls[effect] += 1
-        self._calls.inc(1.0, effect)
+        self._calls.labels(effect).inc()
 
     def record_changed(self, salon_id: int) -> None:
         """A record of the salon changed in YClients (a webhook): forget its free times."""

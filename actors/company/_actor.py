@@ -641,7 +641,7 @@ class CompanyActor(Actor):
 
     async def _send_done(self, item: Outgoing, status: str, error: str | None) -> None:
         if status == "sent":
-            self.deps.metrics.messages.inc(1.0, "out")
+            self.deps.metrics.messages.labels("out").inc()
         else:
             log.warning(
                 "company %s: message %s %s: %s", self.company_id, item.wa_message_id, status, error
@@ -656,7 +656,7 @@ class CompanyActor(Actor):
         )
         if not fresh:
             return  # redelivered: already recorded and handled
-        self.deps.metrics.messages.inc(1.0, "in")
+        self.deps.metrics.messages.labels("in").inc()
         now = trio.current_time()
         start, count = self._flood.get(message.sender_phone, (now, 0))
         if now - start >= 60.0:

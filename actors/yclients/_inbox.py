@@ -294,7 +294,7 @@ class RecordInboxWorker:
 
     def _count(self, event: InboxEvent, outcome: InboxOutcome) -> None:
         kind = event.event_type if event.event_type in RECORD_EVENTS else "other"
-        self._handled.inc(1.0, kind, outcome.value)
+        self._handled.labels(kind, outcome.value).inc()
         self._outcomes[outcome.value] = self._outcomes.get(outcome.value, 0) + 1
 
     # -- one event -------------------------------------------------------------------------

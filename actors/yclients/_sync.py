@@ -356,12 +356,12 @@ class CatalogSync:
         self._last_ok[result.company_id] = result.ok
         if result.ok:
             self._succeeded += 1
-            self._runs.inc(1.0, "ok")
+            self._runs.labels("ok").inc()
             if self._on_synced is not None:
                 self._on_synced(result.company_id)
         else:
             self._failed += 1
-            self._runs.inc(1.0, "failed")
+            self._runs.labels("failed").inc()
             self._failures.inc(1.0)
 
     # -- the loop --------------------------------------------------------------------------

@@ -754,7 +754,13 @@ async def test_metrics_in_prometheus_text(web: WebHarness) -> None:
     assert metric_value(text, "aiadmin_outbox_backlog") == 1  # the activation callback
     assert metric_value(text, "aiadmin_actor_restarts") == 0
     assert "# TYPE aiadmin_http_request_duration_seconds histogram" in text
-    assert 'aiadmin_http_request_duration_seconds_bucket{route="/marketplace/test"' in text
+    # prometheus_client writes labels sorted by name (``le`` first)
+    assert re.search(
+        r'^aiadmin_http_request_duration_seconds_bucket\{le="0\.005",method="GET",'
+        r'route="/marketplace/test"\} ',
+        text,
+        re.MULTILINE,
+    )
     await error_of(await web.client.get("/metrics"), 401)
     await error_of(await web.client.get("/metrics", headers=linked.key_headers), 403)
 

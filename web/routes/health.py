@@ -8,6 +8,7 @@ from typing import Any
 import trio
 from quart import Blueprint, Response, jsonify, request
 
+from metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from storage import StorageError
 
 from .._auth import require_admin
@@ -120,6 +121,8 @@ async def metrics() -> Response:
         stored["inbox_pending"] = await s.storage.inbox.pending_count()
     except StorageError:
         stored.update(companies={}, outbox_backlog=-1, inbox_pending=-1)
-    return Response(
-        s.node.metrics.render(), content_type="text/plain; version=0.0.4; charset=utf-8"
-    )
+    except Exception as exc:  # a bug in a storage read: counted and shown like a failed gauge
+        s.node.metrics.record_scrape_error("storage", exc)
+        stored.update(companies={}, outbox_backlog=-1, inbox_pending=-1)
+    # render() never raises: a collector that does is left out and counted (metrics/).
+    return Response(s.node.metrics.render(), content_type=METRICS_CONTENT_TYPE)

@@ -349,7 +349,7 @@ async def _webhook(company_id: int, secret: str | None) -> Any:
     if company.integration_status == "uninstalled":
         raise Gone("The app was uninstalled for this salon", code="uninstalled")
     if not secret or not await s.storage.companies.verify_webhook_secret(company_id, secret):
-        s.metrics.webhooks.inc(1.0, "record", "unauthorized")
+        s.metrics.webhooks.labels("record", "unauthorized").inc()
         raise Unauthorized("The webhook secret is not valid", code="invalid_webhook_secret")
     body = await read_json_object(request, max_bytes=s.settings.max_body_bytes)
     try:
@@ -357,7 +357,7 @@ async def _webhook(company_id: int, secret: str | None) -> Any:
     except MalformedWebhook as exc:
         # Neither a record event nor a lifecycle event (or a field of the wrong type): the
         # sender's mistake, so 400 — never stored, never a 500.
-        s.metrics.webhooks.inc(1.0, "record", "malformed")
+        s.metrics.webhooks.labels("record", "malformed").inc()
         raise BadRequest(str(exc), code="invalid_webhook") from None
     event_type = str(body.get("resource") or body.get("type") or body.get("event") or "unknown")
     status = str(body.get("status") or "")
@@ -365,10 +365,10 @@ async def _webhook(company_id: int, secret: str | None) -> Any:
     if full_type.startswith(LIFECYCLE_PREFIX) or event_type == LIFECYCLE_PREFIX.rstrip(":"):
         # Lifecycle events (freeze, uninstall) come only through the partner-token-checked
         # /marketplace/yclients/webhook: a record-webhook secret must never uninstall a salon.
-        s.metrics.webhooks.inc(1.0, "record", "malformed")
+        s.metrics.webhooks.labels("record", "malformed").inc()
         raise BadRequest("Lifecycle events are not accepted here", code="invalid_webhook")
     result = await s.storage.inbox.put(company_id, key, full_type, body)
-    s.metrics.webhooks.inc(1.0, "record", result.value)
+    s.metrics.webhooks.labels("record", result.value).inc()
     worker = s.services.record_inbox
     if result is PutResult.NEW and worker is not None:
         worker.poke()  # handle it now rather than at the next poll

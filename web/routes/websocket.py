@@ -151,15 +151,15 @@ async def _serve_socket() -> None:
     metrics = s.metrics
     origin = websocket.headers.get("Origin")
     if s.settings.production and not origin_allowed(origin, s.settings.allowed_origins):
-        metrics.ws_connections.inc(1.0, "bad_origin")
+        metrics.ws_connections.labels("bad_origin").inc()
         await refuse(CLOSE_POLICY, "Origin not allowed", "origin_not_allowed")
         return
     ip = remote_ip(websocket.remote_addr, websocket.headers)
     limit = s.settings.ws_rate_limit
     decision = await s.storage.rate_limiter.hit(f"ws:{ip}", limit.limit, limit.window)
     if not decision.allowed:
-        metrics.ws_connections.inc(1.0, "rate_limited")
-        metrics.rate_limited.inc(1.0, "websocket")
+        metrics.ws_connections.labels("rate_limited").inc()
+        metrics.rate_limited.labels("websocket").inc()
         await refuse(
             CLOSE_RATE, "Too many connections; wait a minute and try again", "rate_limited"
         )
@@ -167,20 +167,20 @@ async def _serve_socket() -> None:
     await websocket.accept()
     company_id, claimed = await authenticate()
     if company_id is None or await s.storage.companies.get(company_id) is None:
-        metrics.ws_connections.inc(1.0, "unauthorized")
+        metrics.ws_connections.labels("unauthorized").inc()
         await send_frame(
             "error", {"message": "The link has expired or is invalid", "code": "invalid_token"}
         )
         await websocket.close(CLOSE_AUTH, "unauthorized")
         return
     if claimed is not None and claimed != str(company_id):
-        metrics.ws_connections.inc(1.0, "forbidden")
+        metrics.ws_connections.labels("forbidden").inc()
         await send_frame(
             "error", {"message": "These credentials belong to another company", "code": "forbidden"}
         )
         await websocket.close(CLOSE_POLICY, "forbidden")
         return
-    metrics.ws_connections.inc(1.0, "accepted")
+    metrics.ws_connections.labels("accepted").inc()
     owner = await s.node.place(company_id)
     if owner is not None:
         await _serve_remote(company_id, owner)

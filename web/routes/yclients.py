@@ -260,10 +260,10 @@ async def lifecycle_webhook() -> Any:
             application_id=s.settings.yclients_application_id,
         )
     except LifecycleUnauthorized:
-        s.metrics.webhooks.inc(1.0, "lifecycle", "unauthorized")
+        s.metrics.webhooks.labels("lifecycle", "unauthorized").inc()
         raise Unauthorized("The partner token is not valid", code="invalid_partner_token") from None
     except LifecycleForbidden:
-        s.metrics.webhooks.inc(1.0, "lifecycle", "forbidden")
+        s.metrics.webhooks.labels("lifecycle", "forbidden").inc()
         raise Forbidden(
             "The webhook is for another application", code="wrong_application"
         ) from None
@@ -275,7 +275,7 @@ async def lifecycle_webhook() -> Any:
     stored = event.stored_payload()
     key = webhook_dedupe_key(stored, datetime.now(UTC))
     result = await s.storage.inbox.put(company.id, key, event.event_type, stored)
-    s.metrics.webhooks.inc(1.0, "lifecycle", result.value)
+    s.metrics.webhooks.labels("lifecycle", result.value).inc()
     worker = s.services.lifecycle
     if worker is not None:
         worker.wake()
