@@ -28,7 +28,7 @@ from storage import ValidationError as StorageValidationError
 
 from ._context import WebMetrics, WebState, install_state, remote_ip, state
 from ._errors import TooManyRequests, error_response, register_error_handlers
-from ._logging import request_id_var
+from ._logging import register_secrets, request_id_var
 from ._security import cors_headers, redact_url, security_headers
 
 log = logging.getLogger("aiadmin.access")
@@ -44,6 +44,8 @@ PAGE_ENDPOINTS = frozenset(
 def create_app(node: Node) -> QuartTrio:
     """Build the app for ``node``; it serves until the node closes."""
     settings = node.settings
+    # Redacted from every log line by value, whatever name or shape they arrive under.
+    register_secrets(settings.admin_api_key, settings.jwt_secret, settings.yclients_api_key)
     app = QuartTrio(
         __name__,
         static_folder=str(PACKAGE_DIR / "static"),
