@@ -120,12 +120,20 @@ class Settings:
     passivate_after: float = 600.0
     sync_interval: float = 3600.0
     max_body_bytes: int = 64 * 1024
+    #: The longest an HTTP request (hooks and handler) may take: then 503 with Retry-After.
+    request_timeout: float = 5.0
+    #: The longest one storage operation may take (a PostgreSQL unit, waiting for a pooled
+    #: connection included, or a Redis command): then StorageTimeout / StorageUnavailable.
+    storage_timeout: float = 4.0
     demo: bool = False
     cluster: bool = False
     supervisor: SupervisorLimits = field(default_factory=SupervisorLimits)
     qr: QrPolicy = field(default_factory=QrPolicy)
     api_rate_limit: RateLimit = field(default_factory=lambda: RateLimit(30, 60.0))
     ws_rate_limit: RateLimit = field(default_factory=lambda: RateLimit(5, 60.0))
+    #: Salons looked up through YClients' install redirect per IP per window (each salon id of a
+    #: redirect counts once): every one costs calls to YClients under our shared partner limit.
+    redirect_rate_limit: RateLimit = field(default_factory=lambda: RateLimit(10, 60.0))
     pacing: SendPacing = field(default_factory=SendPacing)
     assistant: AssistantPolicy = field(default_factory=AssistantPolicy)
 
@@ -173,6 +181,8 @@ AIADMIN_KEYS = frozenset(
         "AIADMIN_PASSIVATE_AFTER",
         "AIADMIN_SYNC_INTERVAL",
         "AIADMIN_MAX_BODY_BYTES",
+        "AIADMIN_REQUEST_TIMEOUT",
+        "AIADMIN_STORAGE_TIMEOUT",
         "AIADMIN_DEMO",
         "AIADMIN_CLUSTER",
         "AIADMIN_WHATSAPP_STORE",
@@ -367,6 +377,11 @@ def settings_from_env(
             r.problems.append("YCLIENTS_API_KEY (the partner token) is required in production")
         if app_id is None and app_id_raw is None:
             r.problems.append("YCLIENTS_APPLICATION_ID is required in production")
+        if r.text("PUBLIC_BASE_URL") is None:
+            r.problems.append(
+                "PUBLIC_BASE_URL is required in production (the https:// address YClients and "
+                "salon admins reach us at; it goes into connect links and webhook URLs)"
+            )
 
     store = WhatsAppStore(r.choice("AIADMIN_WHATSAPP_STORE", WhatsAppStore, "files"))
     if store is WhatsAppStore.POSTGRES and database_url is None and r.text("DATABASE_URL") is None:
@@ -377,6 +392,15 @@ def settings_from_env(
         r.problems.append("AIADMIN_CLUSTER=true needs REDIS_URL (leases and pub/sub are shared)")
     yclients_base = r.url("YCLIENTS_BASE_URL", ("http", "https")) or "https://api.yclients.com"
     public_base = r.url("PUBLIC_BASE_URL", ("http", "https")) or f"http://127.0.0.1:{port}"
+    # Production neonize sessions run in session-host processes (a Go panic kills only its
+    # host): one host by default, more are started as sessions fill them.
+    hosted_default = 1 if production and provider is WhatsAppProvider.NEONIZE else 0
+    session_hosts = r.integer("AIADMIN_SESSION_HOSTS", hosted_default, low=0, high=256)
+    if hosted_default and session_hosts == 0:
+        r.problems.append(
+            "AIADMIN_SESSION_HOSTS=0 would run WhatsApp (neonize) inside the server process, "
+            "where one Go panic stops the whole server; use 1 or more in production"
+        )
     extra_origins = r.csv("ALLOWED_ORIGINS")
     for origin in extra_origins:
         if not re.fullmatch(r"https?://[^/\s]+", origin):
@@ -406,7 +430,7 @@ def settings_from_env(
         whatsapp_provider=provider,
         whatsapp_sessions_path=Path(r.text("WHATSAPP_SESSIONS_PATH") or "./sessions"),
         whatsapp_store=store,
-        session_hosts=r.integer("AIADMIN_SESSION_HOSTS", 0, low=0, high=256),
+        session_hosts=session_hosts,
         sessions_per_host=r.integer("AIADMIN_SESSIONS_PER_HOST", 50, low=1, high=10_000),
         public_base_url=public_base.rstrip("/"),
         allowed_origins=DEFAULT_ORIGINS + extra_origins,
@@ -414,10 +438,17 @@ def settings_from_env(
         passivate_after=r.seconds("AIADMIN_PASSIVATE_AFTER", 600.0),
         sync_interval=r.seconds("AIADMIN_SYNC_INTERVAL", 3600.0),
         max_body_bytes=r.integer("AIADMIN_MAX_BODY_BYTES", 64 * 1024, low=1024, high=16 * 2**20),
+        request_timeout=r.bounded(
+            "AIADMIN_REQUEST_TIMEOUT", 5.0, low=0.1, high=300.0, unit="seconds"
+        ),
+        storage_timeout=r.bounded(
+            "AIADMIN_STORAGE_TIMEOUT", 4.0, low=0.1, high=300.0, unit="seconds"
+        ),
         demo=r.boolean("AIADMIN_DEMO", False),
         cluster=cluster,
         api_rate_limit=r.rate("AIADMIN_API_RATE_LIMIT", RateLimit(30, 60.0)),
         ws_rate_limit=r.rate("AIADMIN_WS_RATE_LIMIT", RateLimit(5, 60.0)),
+        redirect_rate_limit=r.rate("AIADMIN_REDIRECT_RATE_LIMIT", RateLimit(10, 60.0)),
         pacing=SendPacing(
             min_gap=min_gap,
             # The jitter scales with the gap (1 s gap: up to 2 s more), so a gap of 0 (tests,

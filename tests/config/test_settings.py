@@ -26,6 +26,7 @@ PRODUCTION_OK = {
     "WHATSAPP_PROVIDER": "neonize",
     "YCLIENTS_API_KEY": "partner-token",
     "YCLIENTS_APPLICATION_ID": "123",
+    "PUBLIC_BASE_URL": "https://ai-admin.app",
 }
 
 
