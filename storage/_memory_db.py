@@ -300,8 +300,19 @@ class MemoryCompanies:
             row.company,
             api_key_prefix=None,
             webhook_secret_prefix=None,
+            credentials_version=row.company.credentials_version + 1,
             updated_at=self._db.clock(),
         )
+
+    async def bump_credentials_version(self, company_id: int) -> int:
+        await trio.lowlevel.checkpoint()
+        row = self._db.require_company(company_id)
+        row.company = replace(
+            row.company,
+            credentials_version=row.company.credentials_version + 1,
+            updated_at=self._db.clock(),
+        )
+        return row.company.credentials_version
 
     async def find_by_api_key(self, api_key: str) -> Company | None:
         await trio.lowlevel.checkpoint()

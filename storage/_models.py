@@ -62,6 +62,9 @@ class Company:
     #: not secret: without the server secret they derive nothing.
     api_key_version: int = 0
     webhook_secret_version: int = 0
+    #: Version of the web credentials (connect link, company JWTs): bumped when the connect URL
+    #: is re-issued and on uninstall; a JWT issued at an older version is refused.
+    credentials_version: int = 0
     #: The WhatsApp session was opened elsewhere; kept stopped until taken back (request-qr).
     whatsapp_replaced: bool = False
     #: Opening hours as synced: the salon's own words (YClients' ``schedule``) and, when they

@@ -277,9 +277,18 @@ class PgCompanies(_Repo):
     async def revoke_credentials(self, company_id: int) -> None:
         sql = f"""UPDATE companies SET api_key_hash = NULL, api_key_prefix = NULL,
                   webhook_secret_hash = NULL, webhook_secret_prefix = NULL,
+                  credentials_version = credentials_version + 1,
                   updated_at = {NOW} WHERE id = $2 RETURNING id"""
         if await self._pool.run(_fetchval, sql, self._now(), company_id) is None:
             raise NotFound(f"company {company_id}")
+
+    async def bump_credentials_version(self, company_id: int) -> int:
+        sql = f"""UPDATE companies SET credentials_version = credentials_version + 1,
+                  updated_at = {NOW} WHERE id = $2 RETURNING credentials_version"""
+        version: int | None = await self._pool.run(_fetchval, sql, self._now(), company_id)
+        if version is None:
+            raise NotFound(f"company {company_id}")
+        return version
 
     async def find_by_api_key(self, api_key: str) -> Company | None:
         if not isinstance(api_key, str) or not api_key or len(api_key) > 255:

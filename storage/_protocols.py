@@ -139,7 +139,15 @@ class CompanyRepository(Protocol):
         ...
 
     async def revoke_credentials(self, company_id: int) -> None:
-        """Drop the API key and webhook secret (uninstall): nothing verifies afterwards."""
+        """Drop the API key and webhook secret (uninstall): nothing verifies afterwards.
+
+        Also bumps ``credentials_version``, so the company's JWTs stop working too.
+        """
+        ...
+
+    async def bump_credentials_version(self, company_id: int) -> int:
+        """Move ``credentials_version`` on by one (the connect URL was re-issued) and return
+        the new version: JWTs issued before are refused from now on. :class:`NotFound`."""
         ...
 
     async def find_by_api_key(self, api_key: str) -> Company | None:
