@@ -6,6 +6,7 @@ Open everything with :func:`open_storage` (an async context manager yielding a
 Errors (see ``_errors``)::
 
     StorageError → StorageUnavailable | StorageTimeout | Conflict | NotFound | ValidationError
+                 | StaleEpoch
 
 A refused status transition is not an error: ``CompanyRepository.transition`` returns ``None``.
 """
@@ -15,6 +16,7 @@ import typing
 
 from ._errors import Conflict as Conflict
 from ._errors import NotFound as NotFound
+from ._errors import StaleEpoch as StaleEpoch
 from ._errors import StorageError as StorageError
 from ._errors import StorageTimeout as StorageTimeout
 from ._errors import StorageUnavailable as StorageUnavailable
@@ -53,6 +55,7 @@ from ._protocols import AuditLog as AuditLog
 from ._protocols import CompanyRepository as CompanyRepository
 from ._protocols import ConnectTokens as ConnectTokens
 from ._protocols import Conversations as Conversations
+from ._protocols import LeaseEpochs as LeaseEpochs
 from ._protocols import Leases as Leases
 from ._protocols import MessageLog as MessageLog
 from ._protocols import Outbox as Outbox
@@ -119,6 +122,7 @@ __all__ = [
     "Direction",
     "InboxEvent",
     "InboxStatus",
+    "LeaseEpochs",
     "Leases",
     "MemoryKeyValue",
     "Message",
@@ -144,6 +148,7 @@ __all__ = [
     "SalonRecords",
     "SalonService",
     "SalonStaff",
+    "StaleEpoch",
     "Storage",
     "StorageError",
     "StorageHealth",

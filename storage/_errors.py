@@ -5,7 +5,8 @@
     ├── StorageTimeout            the backend answered too slowly (statement / read timeout)
     ├── Conflict                  a unique rule was broken (e.g. a second company per salon)
     ├── NotFound                  the row the call is about does not exist
-    └── ValidationError           a value cannot be stored (NUL byte, too long, wrong type)
+    ├── ValidationError           a value cannot be stored (NUL byte, too long, wrong type)
+    └── StaleEpoch                a fenced write whose lease epoch is no longer the current one
 
 Nothing from asyncpg or coredis leaves the package: adapters wrap every call in
 :func:`map_exceptions` and raise ours ``from`` the original.
@@ -60,6 +61,20 @@ class ValidationError(StorageError):
         self.field = field
         self.problem = problem
         super().__init__(f"{field}: {problem}")
+
+
+class StaleEpoch(StorageError):
+    """A write fenced by a company's lease epoch came after another node took the lease
+    (the epoch moved on): it was refused and changed nothing."""
+
+    def __init__(self, company_id: int, epoch: int, current: int) -> None:
+        self.company_id = company_id
+        self.epoch = epoch
+        self.current = current
+        super().__init__(
+            f"company {company_id}: lease epoch {epoch} is stale (now {current}); "
+            "another node owns it"
+        )
 
 
 ErrorFactory = Callable[[BaseException], StorageError]

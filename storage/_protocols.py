@@ -504,6 +504,24 @@ class Leases(Protocol):
         ...
 
 
+class LeaseEpochs(Protocol):
+    """Fencing tokens of company leases (``lease_epochs``): one increasing number per company.
+
+    A node that takes a company's lease calls :meth:`take` and hands the result to its actor,
+    which writes through ``Storage.fenced(company_id, epoch)``: once another node took the
+    lease (a higher epoch), every write with the old epoch is refused with
+    :class:`StaleEpoch`, so a paused or partitioned old owner cannot overwrite the new one.
+    """
+
+    async def take(self, company_id: int) -> int:
+        """Bump the company's epoch and return it (1 the first time). :class:`NotFound`."""
+        ...
+
+    async def current(self, company_id: int) -> int:
+        """The company's epoch now (0 before its lease was ever taken)."""
+        ...
+
+
 class Conversations(Protocol):
     """The assistant's conversations (``conversations``): one row per (company, client phone).
 

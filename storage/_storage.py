@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from ._groups import BodyError, unwrap_single
@@ -19,6 +19,7 @@ from ._protocols import (
     CompanyRepository,
     ConnectTokens,
     Conversations,
+    LeaseEpochs,
     Leases,
     MessageLog,
     Outbox,
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     # ``storage`` for its models loads neither asyncpg, trio-asyncio nor coredis.
     from config import Settings
 
+    from ._fencing import MemoryLeaseEpochs, OnRefused
     from ._fields import Clock
     from ._memory_db import MemoryDatabase
     from ._memory_kv import MemoryKeyValue
@@ -52,6 +54,12 @@ class StorageHealth:
     @property
     def ok(self) -> bool:
         return self.database.ok and self.redis.ok
+
+
+#: Builds a company's fenced repositories (companies, audit, outbox, messages) for an epoch.
+FenceFactory = Callable[
+    [int, int, "OnRefused"], tuple[CompanyRepository, AuditLog, Outbox, MessageLog]
+]
 
 
 @dataclass
@@ -77,12 +85,30 @@ class Storage:
     pubsub: PubSub
     #: Company-actor ownership between nodes (``owner:{id}``); see :class:`Leases`.
     leases: Leases
+    #: Fencing tokens of those leases (``lease_epochs``); see :meth:`fenced`.
+    epochs: LeaseEpochs
     database_kind: str
     redis_kind: str
     pg: PgPool | None = field(default=None, repr=False)
     redis: RedisBackend | None = field(default=None, repr=False)
     memory_db: MemoryDatabase | None = field(default=None, repr=False)
     memory_kv: MemoryKeyValue | None = field(default=None, repr=False)
+    fence_factory: FenceFactory | None = field(default=None, repr=False)
+
+    def fenced(self, company_id: int, epoch: int, on_refused: OnRefused | None = None) -> Storage:
+        """This storage as a company's actor holding lease ``epoch`` writes through it.
+
+        Every call of its ``companies``, ``audit``, ``outbox`` and ``messages`` first checks,
+        atomically with its work, that ``epoch`` is still the company's current one
+        (:meth:`LeaseEpochs.take`); otherwise it changes nothing, calls ``on_refused(company_id,
+        epoch)`` and raises :class:`StaleEpoch`. The other repositories are shared as they are.
+        """
+        if self.fence_factory is None:
+            raise RuntimeError("this Storage was not built by open_storage: no fencing")
+        companies, audit, outbox, messages = self.fence_factory(
+            company_id, epoch, on_refused or _ignore_refusal
+        )
+        return replace(self, companies=companies, audit=audit, outbox=outbox, messages=messages)
 
     async def ping_database(self) -> BackendHealth:
         """PostgreSQL (or the in-memory twin) answers? Never raises."""
@@ -158,6 +184,7 @@ async def open_storage(
             pg: PgPool | None = None
             memory_db: MemoryDatabase | None = None
             if database_url:
+                from ._fencing import PgLeaseEpochs
                 from ._migrate import migrate
                 from ._pg_conversations import PgConversations
                 from ._pg_db import (
@@ -189,8 +216,11 @@ async def open_storage(
                 catalog: SalonCatalog = PgSalonCatalog(pg, wall_clock)
                 records: SalonRecords = PgSalonRecords(pg, wall_clock)
                 conversations: Conversations = PgConversations(pg, wall_clock)
+                epochs: LeaseEpochs = PgLeaseEpochs(pg)
+                fence_factory = _pg_fence(pg, wall_clock)
             else:
                 from ._conversations import MemoryConversations
+                from ._fencing import MemoryLeaseEpochs
                 from ._memory_db import (
                     MemoryAuditLog,
                     MemoryCompanies,
@@ -211,6 +241,9 @@ async def open_storage(
                 catalog = MemorySalonCatalog(memory_db)
                 records = MemorySalonRecords(memory_db)
                 conversations = MemoryConversations(memory_db)
+                memory_epochs = MemoryLeaseEpochs(memory_db)
+                epochs = memory_epochs
+                fence_factory = _memory_fence(memory_db, memory_epochs)
 
             redis: RedisBackend | None = None
             memory_kv: MemoryKeyValue | None = None
@@ -268,14 +301,58 @@ async def open_storage(
                 rate_limiter=rate_limiter,
                 pubsub=pubsub,
                 leases=leases,
+                epochs=epochs,
                 database_kind="postgres" if pg else "memory",
                 redis_kind="redis" if redis else "memory",
                 pg=pg,
                 redis=redis,
                 memory_db=memory_db,
                 memory_kv=memory_kv,
+                fence_factory=fence_factory,
             )
             yield storage
         except BaseException as exc:
             body.error = exc  # setup failures too: never let a nursery wrap them
             raise
+
+
+def _ignore_refusal(company_id: int, epoch: int) -> None:
+    """No hook: the caller learns of the refusal from :class:`StaleEpoch` alone."""
+
+
+def _pg_fence(pg: PgPool, wall_clock: Clock | None) -> FenceFactory:
+    """Fenced PostgreSQL repositories: each unit checks the epoch in its own transaction."""
+    from ._fencing import fenced_pg_pool
+    from ._pg_db import PgAuditLog, PgCompanies, PgMessageLog, PgOutbox
+
+    def build(
+        company_id: int, epoch: int, on_refused: OnRefused
+    ) -> tuple[CompanyRepository, AuditLog, Outbox, MessageLog]:
+        pool = fenced_pg_pool(pg, company_id, epoch, on_refused)
+        return (
+            PgCompanies(pool, wall_clock),
+            PgAuditLog(pool, wall_clock),
+            PgOutbox(pool, wall_clock),
+            PgMessageLog(pool, wall_clock),
+        )
+
+    return build
+
+
+def _memory_fence(db: MemoryDatabase, epochs: MemoryLeaseEpochs) -> FenceFactory:
+    """Fenced in-memory repositories: every table access checks the epoch."""
+    from ._fencing import fenced_memory_db
+    from ._memory_db import MemoryAuditLog, MemoryCompanies, MemoryMessageLog, MemoryOutbox
+
+    def build(
+        company_id: int, epoch: int, on_refused: OnRefused
+    ) -> tuple[CompanyRepository, AuditLog, Outbox, MessageLog]:
+        view = fenced_memory_db(db, epochs, company_id, epoch, on_refused)
+        return (
+            MemoryCompanies(view),
+            MemoryAuditLog(view),
+            MemoryOutbox(view),
+            MemoryMessageLog(view),
+        )
+
+    return build
