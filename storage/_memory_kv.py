@@ -13,6 +13,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
 import trio
@@ -132,10 +133,14 @@ class MemoryQrCodes:
         *,
         ttl: float = _keys.QR_TTL,
         generated_at: float | None = None,
+        incarnation: str = "",
     ) -> QrCode:
         await trio.lowlevel.checkpoint()
         v.positive_int("company_id", company_id)
-        code = _keys.new_qr_code(qr, ttl, generated_at)
+        code = replace(
+            _keys.new_qr_code(qr, ttl, generated_at),
+            incarnation=v.text("incarnation", incarnation, 255),
+        )
         self._kv.set(_keys.qr_key(self._kv.prefix, company_id), code, code.lifetime)
         return code
 

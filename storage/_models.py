@@ -311,6 +311,9 @@ class QrCode:
     qr: str
     generated_at: float  # unix seconds
     lifetime: float = 20.0  # seconds the code stays valid (whatsmeow: 60 for the first, then 20)
+    #: The company actor incarnation that showed it: a later incarnation (a restart, a crash, or
+    #: another process) never serves it, since the session behind the code is gone.
+    incarnation: str = ""
 
 
 @dataclass(frozen=True)

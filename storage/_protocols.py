@@ -437,10 +437,17 @@ class ConnectTokens(Protocol):
 
 
 class QrCodes(Protocol):
-    """The current QR of a linking session (``marketplace:qr:{id}``, 20 s)."""
+    """The current QR of a linking session (``marketplace:qr:{id}``, 20 s), tagged with the
+    incarnation of the company actor that showed it (readers compare it with the live one)."""
 
     async def put(
-        self, company_id: int, qr: str, *, ttl: float = 20.0, generated_at: float | None = None
+        self,
+        company_id: int,
+        qr: str,
+        *,
+        ttl: float = 20.0,
+        generated_at: float | None = None,
+        incarnation: str = "",
     ) -> QrCode: ...
 
     async def get(self, company_id: int) -> QrCode | None: ...

@@ -16,6 +16,7 @@ import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import coredis
@@ -249,8 +250,8 @@ class RedisConnectTokens:
 
 
 class RedisQrCodes:
-    """:class:`QrCodes` on Redis: ``marketplace:qr:{id}`` → ``{"qr", "generated_at", "lifetime"}``
-    with the lifetime as the key's TTL."""
+    """:class:`QrCodes` on Redis: ``marketplace:qr:{id}`` → ``{"qr", "generated_at", "lifetime",
+    "incarnation"}`` with the lifetime as the key's TTL."""
 
     def __init__(self, backend: RedisBackend) -> None:
         self._b = backend
@@ -262,11 +263,20 @@ class RedisQrCodes:
         *,
         ttl: float = _keys.QR_TTL,
         generated_at: float | None = None,
+        incarnation: str = "",
     ) -> QrCode:
         v.positive_int("company_id", company_id)
-        code = _keys.new_qr_code(qr, ttl, generated_at)
+        code = replace(
+            _keys.new_qr_code(qr, ttl, generated_at),
+            incarnation=v.text("incarnation", incarnation, 255),
+        )
         body = json.dumps(
-            {"qr": code.qr, "generated_at": code.generated_at, "lifetime": code.lifetime}
+            {
+                "qr": code.qr,
+                "generated_at": code.generated_at,
+                "lifetime": code.lifetime,
+                "incarnation": code.incarnation,
+            }
         )
         ttl_ms = int(code.lifetime * 1000)
         key = _keys.qr_key(self._b.prefix, company_id)
@@ -282,6 +292,7 @@ class RedisQrCodes:
             qr=str(data["qr"]),
             generated_at=float(data["generated_at"]),
             lifetime=float(data.get("lifetime", _keys.QR_TTL)),  # older records: 20 s
+            incarnation=str(data.get("incarnation", "")),  # older records: no live actor's
         )
 
     async def clear(self, company_id: int) -> None:

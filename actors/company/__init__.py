@@ -12,6 +12,7 @@ from ._errors import SendingUnavailable as SendingUnavailable
 from ._messages import ACTIVATION_KIND as ACTIVATION_KIND
 from ._messages import CommandResult as CommandResult
 from ._messages import CompanyView as CompanyView
+from ._messages import CurrentQr as CurrentQr
 from ._messages import Viewer as Viewer
 
 # The actor runs on trio with the WhatsApp backends and the QR renderer: it loads on first
@@ -53,6 +54,7 @@ __all__ = [
     "CompanyMetrics",
     "CompanyNotFound",
     "CompanyView",
+    "CurrentQr",
     "InboundHandler",
     "OutboundQueueFull",
     "OwnedElsewhere",

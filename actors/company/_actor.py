@@ -14,8 +14,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
+import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -190,6 +191,8 @@ class CompanyActor(Actor):
         self._rules = t.Rules(qr=deps.settings.qr, reconnect=RECONNECT_BACKOFF)
         self._timers: dict[t.Timer, tuple[int, trio.CancelScope]] = {}
         self._timer_generation = 0
+        #: Tags the QR codes this incarnation caches (a new actor object per incarnation).
+        self.incarnation = uuid.uuid4().hex
         self._qr_frame: dict[str, Any] | None = None
         self._qr_valid_until = 0.0  # trio time the shown code expires (for late viewers)
         self._pending_pairing: str | None = None
@@ -266,6 +269,8 @@ class CompanyActor(Actor):
                 return None
             case m.GetStatus():
                 return self.view()
+            case m.GetQr():
+                return await self._current_qr()
             case m.RequestQr():
                 return await self._apply(t.RequestQr())
             case m.RequestPairingCode(phone=phone):
@@ -524,13 +529,29 @@ class CompanyActor(Actor):
                 # Not logged: a row for it would look like an outbound message still to send.
                 self.nursery.start_soon(self._handle_inbound, event)
 
+    async def _current_qr(self) -> m.CurrentQr:
+        """The cached code if this incarnation's round showed it (never another's: see
+        :class:`~._messages.CurrentQr`); a read with no effect on the round."""
+        linking = self.state.session is t.Session.LINKING
+        reply = m.CurrentQr(status=self.state.status.value, linking=linking)
+        if not linking:
+            return reply
+        cached = await self.deps.storage.qr.get(self.company_id)
+        if cached is None or cached.incarnation != self.incarnation:
+            return reply
+        return replace(
+            reply, qr=cached.qr, generated_at=cached.generated_at, lifetime=cached.lifetime
+        )
+
     async def _show_qr(self, code: str, expires: float) -> None:
         # Stored first (GET /marketplace/qr never lags the frame), then rendered and shown with
         # no await in between, one company at a time through the node's QR lane: when many
         # companies rotate at once each one's viewers get the frame right after its own image
         # (not after every company's), and the event loop polls I/O between two images instead
         # of being held for all of them (~0.1 ms each, but a burst can be a hundred).
-        await self.deps.storage.qr.put(self.company_id, code, ttl=expires)
+        await self.deps.storage.qr.put(
+            self.company_id, code, ttl=expires, incarnation=self.incarnation
+        )
         async with self.deps.qr_lane:
             image = qr_png_data_url(code)
             self.deps.metrics.qr_issued.inc()

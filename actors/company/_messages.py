@@ -1,6 +1,7 @@
 """What the web layer and the node send to a company actor (its public protocol).
 
-Replies: ``GetStatus`` → :class:`CompanyView`; ``RequestQr``/``RequestPairingCode`` and the
+Replies: ``GetStatus`` → :class:`CompanyView`; ``GetQr`` → :class:`CurrentQr`;
+``RequestQr``/``RequestPairingCode`` and the
 lifecycle commands → :class:`CommandResult`; ``Subscribe`` → a list of initial frames;
 ``SendText`` → the queued message's WhatsApp id. Errors an asker may get are listed in
 ``CompanyActor.expected_errors``.
@@ -40,6 +41,31 @@ class Viewer(Protocol):
 @dataclass(frozen=True)
 class GetStatus:
     pass
+
+
+@dataclass(frozen=True)
+class GetQr:
+    """The QR code this incarnation of the actor shows now, if any (``GET /marketplace/qr``).
+
+    A read: it never starts a linking round (only ``RequestQr``, the WebSocket's ``request-qr``,
+    does), so polling cannot keep a session rotating codes for a page nobody watches.
+    """
+
+
+@dataclass(frozen=True)
+class CurrentQr:
+    """Reply to :class:`GetQr`: the status, and the code shown by this very incarnation.
+
+    ``qr`` is ``None`` when no round runs here, when its first code has not come yet
+    (``linking`` is then true), or when the cached code is another incarnation's (a crashed or
+    restarted actor's, or another process's): the session behind such a code is gone.
+    """
+
+    status: str
+    linking: bool
+    qr: str | None = None
+    generated_at: float = 0.0  # unix seconds
+    lifetime: float = 0.0  # seconds the code stays valid from ``generated_at``
 
 
 @dataclass(frozen=True, eq=False)

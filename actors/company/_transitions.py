@@ -400,8 +400,8 @@ def _watch(state: CompanyState) -> Effect:
     """A linking round nobody watches ends after ``UNWATCHED_LINKING`` seconds.
 
     Sessions left rotating QR codes for closed pages cost a WhatsApp connection each (the
-    gateways' "stuck connecting" memory growth). A viewer or a new ``request-qr`` (e.g. a
-    client polling ``GET /marketplace/qr``) keeps the round alive.
+    gateways' "stuck connecting" memory growth). A viewer or a new ``request-qr`` keeps the
+    round alive (``GET /marketplace/qr`` is a read: polling it does not).
     """
     if state.viewers or state.session is not Session.LINKING:
         return CancelTimer(Timer.UNWATCHED)

@@ -53,6 +53,16 @@ async def test_qr_roundtrip(storage: Storage) -> None:
         await storage.qr.put(3, "bad\x00")
 
 
+async def test_qr_carries_the_incarnation_that_showed_it(storage: Storage) -> None:
+    """Readers tell a code of the live actor from one a dead or restarted actor left behind."""
+    shown = await storage.qr.put(3, "2@live", incarnation="a1b2")
+    assert shown.incarnation == "a1b2"
+    assert await storage.qr.get(3) == shown
+    assert (await storage.qr.put(3, "2@untagged")).incarnation == ""
+    with pytest.raises(ValidationError):
+        await storage.qr.put(3, "2@x", incarnation="\ud800")
+
+
 async def test_rate_limit_window(storage: Storage) -> None:
     decisions = [await storage.rate_limiter.hit("ws:1.2.3.4", 3, 60) for _ in range(5)]
     assert [d.allowed for d in decisions] == [True, True, True, False, False]

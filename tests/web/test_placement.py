@@ -151,6 +151,14 @@ async def test_no_second_actor_for_a_company_owned_elsewhere(
         assert (await response.get_json())["error"]["code"] == "served_elsewhere"
         assert b.world.live_qr(cid) is None
         assert await a.storage.leases.holder(cid) == "node-a"
-        response = await a.client.get(f"/marketplace/qr/{company.token}")
-        assert response.status_code == 200
+        # The owner's round (started by A's request-qr) is served by A; B still refuses.
+        await a.node.company(cid).ask(m.RequestQr())
+
+        async def served_by_a() -> bool:
+            response = await a.client.get(f"/marketplace/qr/{company.token}")
+            return response.status_code == 200
+
+        await eventually(served_by_a)
         assert a.world.live_qr(cid) is not None
+        response = await b.client.get(f"/marketplace/qr/{company.token}")
+        assert (await response.get_json())["error"]["code"] == "served_elsewhere"

@@ -13,6 +13,7 @@ import pytest
 import trio
 from quart import Response
 
+from actors.company import messages as m
 from actors.whatsapp import GatewaySnapshot
 from runtime import ActorRef, MailboxFull
 from storage import BackendHealth, MemoryKeyValue, StorageUnavailable
@@ -49,8 +50,16 @@ async def error_of(response: Response, status: int, code: str | None = None) -> 
 
 
 async def show_qr(web: WebHarness, company: Registered) -> dict[str, Any]:
-    response = await web.client.get(f"/marketplace/qr/{company.token}")
-    body = await response.get_json()
+    """Start a linking round as the connect page does (its WebSocket's ``request-qr``: the
+    HTTP read starts none), then read its first code through ``GET /marketplace/qr``."""
+    await web.node.company(company.company_id).ask(m.RequestQr())
+    with trio.fail_after(10):
+        while True:
+            response = await web.client.get(f"/marketplace/qr/{company.token}")
+            body = await response.get_json()
+            if response.status_code != 503:  # 503: the round's first code is not there yet
+                break
+            await trio.sleep(0.01)
     assert response.status_code == 200, body
     assert isinstance(body, dict)
     return body

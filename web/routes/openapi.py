@@ -183,9 +183,13 @@ ROUTES: tuple[RouteDoc, ...] = (
     RouteDoc(
         "/marketplace/qr/{token}",
         "GET",
-        "The current QR code of a linking session",
+        "The current QR code of a linking session (a read: request-qr starts a round)",
         auth="token",
-        responses={401: "Invalid token", 409: "Already linked", 503: "Not ready yet"},
+        responses={
+            401: "Invalid token",
+            409: "Already linked, or no linking round runs",
+            503: "Not ready yet",
+        },
     ),
     RouteDoc(
         "/marketplace/status/{companyId}",
