@@ -18,7 +18,7 @@ from config import Settings
 from storage import Storage
 
 from ._errors import Forbidden, Unauthorized
-from ._jwt import InvalidToken, verify_company_token
+from ._jwt import InvalidToken, verify_company_claims
 from ._security import HeaderSource, constant_time_equals
 
 
@@ -40,15 +40,32 @@ class Principal:
 _TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_\-]+(?:\.[A-Za-z0-9_\-]*){0,2}")
 
 
+UNINSTALLED = "uninstalled"
+
+
 async def resolve_token(token: str, settings: Settings, storage: Storage) -> int | None:
-    """The company a JWT or connect token speaks for, or ``None`` when it is not valid."""
+    """The company a JWT or connect token speaks for, or ``None`` when it is not valid.
+
+    A JWT must also carry the company's current ``credentials_version`` and the company must
+    not be uninstalled; a connect token is valid while it is the company's current one.
+    """
     if not isinstance(token, str) or not _TOKEN_SHAPE.fullmatch(token):
         return None
     if token.count(".") == 2:
         try:
-            return verify_company_token(token, settings.jwt_secret)
+            claims = verify_company_claims(token, settings.jwt_secret)
         except InvalidToken:
             return None
+        # Revocation: a JWT issued before the connect URL was re-issued, or before uninstall,
+        # carries an older credentials version than the company's.
+        company = await storage.companies.get(claims.company_id)
+        if (
+            company is None
+            or company.integration_status == UNINSTALLED
+            or company.credentials_version != claims.version
+        ):
+            return None
+        return claims.company_id
     if not 16 <= len(token) <= 256:
         return None
     return await storage.tokens.resolve(token)

@@ -12,7 +12,14 @@ from typing import Any
 import jwt
 import pytest
 
-from web._jwt import TOKEN_TTL, InvalidToken, issue_company_token, verify_company_token
+from web._jwt import (
+    TOKEN_TTL,
+    CompanyClaims,
+    InvalidToken,
+    issue_company_token,
+    verify_company_claims,
+    verify_company_token,
+)
 
 SECRET = "s" * 64
 OTHER_SECRET = "o" * 64
@@ -52,7 +59,22 @@ def test_payload_and_header() -> None:
     token = issue_company_token(7, SECRET, now=NOW)
     assert jwt.get_unverified_header(token)["alg"] == "HS256"
     claims = jwt.decode(token, SECRET, algorithms=["HS256"], options={"verify_exp": False})
-    assert claims == payload()
+    assert claims == payload(ver=0)  # the credentials version it was issued at
+
+
+def test_the_credentials_version_travels_in_the_token() -> None:
+    token = issue_company_token(7, SECRET, now=NOW, version=5)
+    assert verify_company_claims(token, SECRET, now=NOW) == CompanyClaims(7, 5)
+    # issued before the claim existed: version 0
+    old = jwt.encode(payload(), SECRET, algorithm="HS256")
+    assert verify_company_claims(old, SECRET, now=NOW) == CompanyClaims(7, 0)
+
+
+@pytest.mark.parametrize("ver", ["1", 1.0, True, -1, 2**31, None, [1]])
+def test_a_malformed_version_is_refused(ver: object) -> None:
+    claims = {**payload(), "ver": ver}
+    token = jwt.encode(claims, SECRET, algorithm="HS256")
+    assert reason_of(token) == "invalid_claim"
 
 
 def test_default_now_is_wall_clock() -> None:

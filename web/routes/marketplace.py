@@ -7,7 +7,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from quart import Blueprint, jsonify, render_template, request
+from quart import Blueprint, current_app, jsonify, render_template, request
 
 from actors.company import ACTIVATION_KIND, CompanyView, CurrentQr
 from actors.company import messages as m
@@ -36,6 +36,7 @@ from .._errors import (
     Unauthorized,
 )
 from .._jwt import issue_company_token
+from .._revocation import revoke_sessions, socket_registry
 from .._sync_view import sync_json
 from .._urls import YCLIENTS_RETURN_URL, connect_url, yclients_return_url
 from .._validation import (
@@ -179,7 +180,16 @@ async def reissue_connect_url() -> Any:
     )
     if company.integration_status == "uninstalled":
         raise Gone("The app was uninstalled for this salon", code="uninstalled")
+    # Revocation reaches live sessions: the company's JWTs are refused from now on (a new
+    # credentials version), the old token stops resolving, and its open sockets close (4001).
+    await s.storage.companies.bump_credentials_version(company.id)
     token = await s.storage.tokens.issue(company.id)
+    await revoke_sessions(
+        socket_registry(current_app),
+        s.storage,
+        company.id,
+        cluster=s.node.placement is not None,
+    )
     await s.storage.audit.append(company.id, "connect_url_issued", {})
     return jsonify(
         {
@@ -201,12 +211,16 @@ async def issue_jwt() -> Any:
     if principal.is_admin:
         body = await read_json_object(request, max_bytes=s.settings.max_body_bytes)
         company_id = require_field(body, "company_id", parse_id)
-        await company_or_404(company_id)
     elif principal.kind == "company_key" and principal.company_id is not None:
         company_id = principal.company_id
     else:
         raise Forbidden("A JWT is issued for an API key only")
-    token = issue_company_token(company_id, s.settings.jwt_secret)
+    company = await company_or_404(company_id)
+    # The token carries the credentials version: a re-issued connect URL or an uninstall
+    # moves the version on and the token is refused from then on.
+    token = issue_company_token(
+        company_id, s.settings.jwt_secret, version=company.credentials_version
+    )
     return jsonify({"success": True, "company_id": company_id, "token": token, "expires_in": 86400})
 
 

@@ -15,6 +15,11 @@ Limits: 5 connections per IP per 60 s (the 6th gets an ``error`` frame and close
 in production the ``Origin`` must be allowed (else close 4003). A viewer that cannot keep up
 is dropped by the actor and the socket is closed with 4008.
 
+Revocation reaches open sockets (:mod:`web._revocation`): when the company's connect URL is
+re-issued or the app uninstalled, every socket of the company gets an ``error`` frame
+(``invalid_token``, or ``uninstalled``) and close code 4001 — in this process at once, in
+other processes through ``company:{id}:events``, which every cluster socket follows.
+
 Several processes (a node built with ``cluster=True``): the socket asks its node where the
 company's actor runs (:meth:`actors.Node.place`). Here (the lease was free or ours): as above.
 Owned by another node: the socket subscribes to ``company:{id}:events``, forwards the frames
@@ -36,7 +41,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
-from quart import Blueprint, websocket
+from quart import Blueprint, current_app, websocket
 
 from actors import (
     WATCH_EVERY,
@@ -55,6 +60,13 @@ from storage import StorageError
 from .._auth import resolve_token
 from .._context import remote_ip, state
 from .._errors import BadRequest
+from .._revocation import (
+    UNINSTALLED,
+    LiveSocket,
+    is_revocation,
+    is_uninstalled_status,
+    socket_registry,
+)
 from .._security import origin_allowed
 from .._validation import has_lone_surrogate, parse_phone
 
@@ -98,9 +110,10 @@ async def refuse(code: int, message: str, error_code: str) -> None:
     await websocket.close(code, message[:120])
 
 
-async def authenticate() -> tuple[int | None, str | None]:
-    """The company the credential speaks for (``None`` if none or invalid), and the company id
-    the client named (``companyId`` in the query or the auth frame; ``None`` if it named none).
+async def authenticate() -> tuple[int | None, str | None, str | None]:
+    """The company the credential speaks for (``None`` if none or invalid), the company id
+    the client named (``companyId`` in the query or the auth frame; ``None`` if it named none),
+    and the credential itself (checked again once the socket is registered).
     """
     s = state()
     header = websocket.headers.get("Authorization", "")
@@ -125,8 +138,8 @@ async def authenticate() -> tuple[int | None, str | None]:
                     if isinstance(named, (int, str)) and not isinstance(named, bool):
                         claimed = str(named)
     if not token:
-        return None, claimed
-    return await resolve_token(token, s.settings, s.storage), claimed
+        return None, claimed, None
+    return await resolve_token(token, s.settings, s.storage), claimed, token
 
 
 @blueprint.websocket("/marketplace/ws")
@@ -165,8 +178,8 @@ async def _serve_socket() -> None:
         )
         return
     await websocket.accept()
-    company_id, claimed = await authenticate()
-    if company_id is None or await s.storage.companies.get(company_id) is None:
+    company_id, claimed, token = await authenticate()
+    if company_id is None or token is None or await s.storage.companies.get(company_id) is None:
         metrics.ws_connections.labels("unauthorized").inc()
         await send_frame(
             "error", {"message": "The link has expired or is invalid", "code": "invalid_token"}
@@ -181,9 +194,37 @@ async def _serve_socket() -> None:
         await websocket.close(CLOSE_POLICY, "forbidden")
         return
     metrics.ws_connections.labels("accepted").inc()
+    async with contextlib.AsyncExitStack() as stack:
+        live = stack.enter_context(socket_registry(current_app).open(company_id))
+        events: trio.MemoryReceiveChannel[Any] | None = None
+        if s.node.placement is not None:
+            # Cluster mode: revocations made in other processes arrive on this channel.
+            events = await stack.enter_async_context(
+                s.storage.pubsub.subscribe(events_channel(company_id))
+            )
+        # Registered (and following the channel) now: a revocation between the check above
+        # and here is seen by this second check, one after it reaches the socket.
+        if await resolve_token(token, s.settings, s.storage) != company_id:
+            live.revoke()
+        else:
+            with live.scope:
+                await _serve_company(company_id, live, events)
+        if live.reason is not None:
+            metrics.ws_connections.labels("revoked").inc()
+            await send_frame("error", live.reason)
+            await websocket.close(CLOSE_AUTH, "revoked")
+
+
+async def _serve_company(
+    company_id: int, live: LiveSocket, events: trio.MemoryReceiveChannel[Any] | None
+) -> None:
+    """Serve an authenticated socket: through the actor here, or the owner's (cluster)."""
+    s = state()
+    metrics = s.metrics
     owner = await s.node.place(company_id)
     if owner is not None:
-        await _serve_remote(company_id, owner)
+        assert events is not None  # an owner elsewhere means cluster mode
+        await _serve_remote(company_id, owner, live, events)
         return
     ref = s.node.company(company_id)
     viewer = SocketViewer()
@@ -200,7 +241,9 @@ async def _serve_socket() -> None:
         for frame in initial:
             await websocket.send(json.dumps(frame, ensure_ascii=False))
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_pump_to_socket, viewer, nursery.cancel_scope)
+            nursery.start_soon(_pump_to_socket, viewer, live, nursery.cancel_scope)
+            if events is not None:
+                nursery.start_soon(_follow_revocations, events, live)
             await _read_commands(ref.ask, company_id)
             nursery.cancel_scope.cancel()
     finally:
@@ -209,15 +252,29 @@ async def _serve_socket() -> None:
             ref.tell(m.Unsubscribe(viewer))
 
 
-async def _pump_to_socket(viewer: SocketViewer, scope: trio.CancelScope) -> None:
+async def _pump_to_socket(viewer: SocketViewer, live: LiveSocket, scope: trio.CancelScope) -> None:
     async for frame in viewer.receive:
         await websocket.send(json.dumps(frame, ensure_ascii=False))
+        if is_uninstalled_status(frame):
+            live.revoke(UNINSTALLED)
+            return
     if viewer.dropped:
         await websocket.close(CLOSE_SLOW, "too slow")
     scope.cancel()
 
 
-async def _serve_remote(company_id: int, owner: str) -> None:
+async def _follow_revocations(events: trio.MemoryReceiveChannel[Any], live: LiveSocket) -> None:
+    """A local socket in cluster mode: close when another process revokes the company."""
+    async for raw in events:
+        event = ViewerEvent.decode(raw)
+        if event is not None and is_revocation(event):
+            live.revoke()
+            return
+
+
+async def _serve_remote(
+    company_id: int, owner: str, live: LiveSocket, events: trio.MemoryReceiveChannel[Any]
+) -> None:
     """A viewer of a company whose actor runs in node ``owner`` (see the module docstring)."""
     s = state()
     viewer_id = uuid.uuid4().hex
@@ -234,26 +291,25 @@ async def _serve_remote(company_id: int, owner: str) -> None:
             await command(ViewerOp.REQUEST_PAIRING_CODE, message.phone)
         # Refusals come back as ``error`` frames addressed to this viewer.
 
-    async with s.storage.pubsub.subscribe(events_channel(company_id)) as events:
-        if await command(ViewerOp.WATCH) == 0:
-            await send_frame(
-                "error", {"message": "Service is busy, reconnecting", "code": "unavailable"}
-            )
-            await websocket.close(CLOSE_TRY_LATER, "try again later")
-            return
-        s.metrics.viewers += 1
-        try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(_pump_remote, events, viewer_id, nursery.cancel_scope)
-                nursery.start_soon(_keep_watching, command)
-                await _read_commands(ask, company_id)
-                nursery.cancel_scope.cancel()
-        finally:
-            s.metrics.viewers -= 1
-            with trio.move_on_after(2.0) as scope:
-                scope.shield = True
-                with contextlib.suppress(StorageError):
-                    await command(ViewerOp.UNWATCH)
+    if await command(ViewerOp.WATCH) == 0:
+        await send_frame(
+            "error", {"message": "Service is busy, reconnecting", "code": "unavailable"}
+        )
+        await websocket.close(CLOSE_TRY_LATER, "try again later")
+        return
+    s.metrics.viewers += 1
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_pump_remote, events, viewer_id, live, nursery.cancel_scope)
+            nursery.start_soon(_keep_watching, command)
+            await _read_commands(ask, company_id)
+            nursery.cancel_scope.cancel()
+    finally:
+        s.metrics.viewers -= 1
+        with trio.move_on_after(2.0) as scope:
+            scope.shield = True
+            with contextlib.suppress(StorageError):
+                await command(ViewerOp.UNWATCH)
 
 
 async def _keep_watching(command: Callable[[ViewerOp], Awaitable[int]]) -> None:
@@ -265,14 +321,23 @@ async def _keep_watching(command: Callable[[ViewerOp], Awaitable[int]]) -> None:
 
 
 async def _pump_remote(
-    events: trio.MemoryReceiveChannel[Any], viewer_id: str, scope: trio.CancelScope
+    events: trio.MemoryReceiveChannel[Any],
+    viewer_id: str,
+    live: LiveSocket,
+    scope: trio.CancelScope,
 ) -> None:
     async for raw in events:
         event = ViewerEvent.decode(raw)
+        if event is not None and is_revocation(event):
+            live.revoke()
+            return
         if event is None or not event.is_for(viewer_id):
             continue
         if event.frame is not None:
             await websocket.send(json.dumps(event.frame, ensure_ascii=False))
+            if is_uninstalled_status(event.frame):
+                live.revoke(UNINSTALLED)
+                return
         if event.close:
             await websocket.close(CLOSE_TRY_LATER, "try again later")
             break
