@@ -50,7 +50,9 @@ from ._lifecycle import LifecycleUnauthorized as LifecycleUnauthorized
 from ._lifecycle import LifecycleWorker as LifecycleWorker
 from ._lifecycle import check_lifecycle as check_lifecycle
 from ._marketplace import LIFECYCLE_DEDUPE_BUCKET as LIFECYCLE_DEDUPE_BUCKET
+from ._marketplace import WebhookSource as WebhookSource
 from ._marketplace import decode_user_data as decode_user_data
+from ._marketplace import record_event_type as record_event_type
 from ._marketplace import sign_user_data as sign_user_data
 from ._marketplace import verify_partner_token as verify_partner_token
 from ._marketplace import webhook_dedupe_key as webhook_dedupe_key
@@ -121,6 +123,7 @@ __all__ = [
     "SyncResult",
     "SyncStatistics",
     "SyncUnavailable",
+    "WebhookSource",
     "YClientsAuthError",
     "YClientsClient",
     "YClientsError",
@@ -136,6 +139,7 @@ __all__ = [
     "decode_user_data",
     "derive_api_key",
     "derive_webhook_secret",
+    "record_event_type",
     "record_from_api",
     "record_inbox_worker",
     "sign_user_data",

@@ -7,7 +7,9 @@
 - ``verify_partner_token``: lifecycle webhooks carry our partner token; compare it in constant
   time.
 - ``webhook_dedupe_key``: YClients may deliver a webhook more than once, and its bodies carry no
-  delivery id. See the function for what makes two deliveries "the same event".
+  delivery id. See the function for what makes two deliveries "the same event". Keys are
+  namespaced by the route the delivery came through (:class:`WebhookSource`), so a record
+  webhook can never carry, or block, a lifecycle event.
 - ``sign_user_data``: the inverse of ``decode_user_data``, for tests, demos and the dev tools.
 """
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import enum
 import hashlib
 import hmac
 import json
@@ -26,6 +29,21 @@ from ._errors import InvalidSignature, MalformedUserData, MalformedWebhook
 
 #: How long redeliveries of a lifecycle event (which has no change time) are merged.
 LIFECYCLE_DEDUPE_BUCKET = timedelta(minutes=10)
+
+#: The resource name a record webhook may never use: lifecycle events have their own route.
+LIFECYCLE_RESOURCE = "lifecycle"
+
+
+class WebhookSource(enum.StrEnum):
+    """The route a webhook came through; the first segment of its dedupe key."""
+
+    #: ``POST /marketplace/webhook/{company}/{secret}``: record events, authenticated by the
+    #: company's webhook secret (which anyone holding the URL knows).
+    RECORD = "record"
+    #: ``POST /marketplace/yclients/webhook``: ``freeze`` / ``uninstall``, authenticated by
+    #: our partner token.
+    LIFECYCLE = "lifecycle"
+
 
 #: Record fields that carry the record's change time, in order of preference.
 CHANGE_TIME_FIELDS = ("last_change_date", "last_change", "changed_at", "updated_at")
@@ -149,36 +167,66 @@ def _body_digest(data: Any) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:16]
 
 
+def record_event_type(payload: dict[str, Any]) -> str:
+    """The inbox event type of a record webhook: ``<resource>:<status>``, lower case.
+
+    Raises ``MalformedWebhook`` unless ``payload`` is a record event (see
+    :func:`webhook_dedupe_key`), so the type can never name a lifecycle event.
+    """
+    resource = _record_resource(payload)
+    return f"{resource}:{_key_word(payload, 'status')}"
+
+
+def _record_resource(payload: Any) -> str:
+    if not isinstance(payload, dict):
+        raise MalformedWebhook("webhook body is not a JSON object")
+    if "resource" not in payload:
+        raise MalformedWebhook("a record webhook needs 'resource'")
+    resource = _key_word(payload, "resource")
+    if resource == LIFECYCLE_RESOURCE:
+        raise MalformedWebhook("lifecycle events are not accepted as record webhooks")
+    return resource
+
+
 def webhook_dedupe_key(
     payload: dict[str, Any],
     received_at: datetime,
     *,
+    source: WebhookSource | str,
     bucket: timedelta = LIFECYCLE_DEDUPE_BUCKET,
 ) -> str:
     """Name a webhook delivery so that redeliveries of one event share a name.
 
-    - **Record events** (``{company_id, resource, resource_id, status, data}``):
-      ``yclients:<resource>:<company>:<id>:<status>:changed:<UTC change time>`` when ``data``
-      carries the record's change time (``last_change_date`` ...). The change time identifies
-      the change, so a redelivery days later is still recognised, and two different updates
-      are two events even if their bodies happen to be equal.
+    The name starts with ``source`` (``record/`` or ``lifecycle/``): the two routes' names can
+    never be equal, so a delivery to the record-webhook URL can never make a genuine lifecycle
+    event look like a duplicate. Each source accepts only its own kind of body:
+
+    - **Record events** (``source="record"``; ``{company_id, resource, resource_id, status,
+      data}``; ``resource`` never ``lifecycle``):
+      ``record/yclients:<resource>:<company>:<id>:<status>:changed:<UTC change time>`` when
+      ``data`` carries the record's change time (``last_change_date`` ...). The change time
+      identifies the change, so a redelivery days later is still recognised, and two different
+      updates are two events even if their bodies happen to be equal.
       Without a change time: ``...:<status>:body:<digest of data>:<bucket>``, so only an
       identical body within the same time bucket counts as a redelivery.
-    - **Lifecycle events** (``{salon_id, application_id, event, partner_token}``) have no change
-      time and no id: ``yclients:lifecycle:<application>:<salon>:<event>:<bucket>``. Two
-      identical ``freeze`` events in different buckets (a day apart, or ten minutes apart with
-      the default bucket) are two events; redeliveries inside one bucket merge. A redelivery
-      that straddles a bucket edge is handled twice, which is harmless because handling a
-      lifecycle event is idempotent for the state it leads to (freezing a frozen salon does
-      nothing); merging two genuine events would not be harmless, hence a short bucket.
+    - **Lifecycle events** (``source="lifecycle"``; ``{salon_id, application_id, event,
+      partner_token}``) have no change time and no id:
+      ``lifecycle/yclients:lifecycle:<application>:<salon>:<event>:<bucket>``. Two identical
+      ``freeze`` events in different buckets (a day apart, or ten minutes apart with the
+      default bucket) are two events; redeliveries inside one bucket merge. A redelivery that
+      straddles a bucket edge is handled twice, which is harmless because handling a lifecycle
+      event is idempotent for the state it leads to (freezing a frozen salon does nothing);
+      merging two genuine events would not be harmless, hence a short bucket.
 
     The partner token is never part of the key. ``received_at`` must be timezone-aware.
-    Raises ``MalformedWebhook`` when the payload is neither kind.
+    Raises ``MalformedWebhook`` when the payload is not the source's kind of event, and
+    ``ValueError`` for an unknown ``source``.
     """
+    kind = WebhookSource(source)
     if not isinstance(payload, dict):
         raise MalformedWebhook("webhook body is not a JSON object")
-    if "resource" in payload:
-        resource = _key_word(payload, "resource")
+    if kind is WebhookSource.RECORD:
+        resource = _record_resource(payload)
         company_id = _key_int(payload, "company_id")
         resource_id = _key_int(payload, "resource_id")
         status = _key_word(payload, "status")
@@ -186,11 +234,12 @@ def webhook_dedupe_key(
         marker = _change_marker(data)
         if marker is None:
             marker = f"body:{_body_digest(data)}:{_bucket(received_at, bucket)}"
-        return f"yclients:{resource}:{company_id}:{resource_id}:{status}:{marker}"
-    if "event" in payload:
-        salon_id = _key_int(payload, "salon_id")
-        event = _key_word(payload, "event")
-        app = payload.get("application_id")
-        application = _key_int(payload, "application_id") if app is not None else 0
-        return f"yclients:lifecycle:{application}:{salon_id}:{event}:{_bucket(received_at, bucket)}"
-    raise MalformedWebhook("webhook body has neither 'resource' nor 'event'")
+        return f"{kind}/yclients:{resource}:{company_id}:{resource_id}:{status}:{marker}"
+    if "event" not in payload:
+        raise MalformedWebhook("a lifecycle webhook needs 'event'")
+    salon_id = _key_int(payload, "salon_id")
+    event = _key_word(payload, "event")
+    app = payload.get("application_id")
+    application = _key_int(payload, "application_id") if app is not None else 0
+    stamp = _bucket(received_at, bucket)
+    return f"{kind}/yclients:lifecycle:{application}:{salon_id}:{event}:{stamp}"

@@ -518,10 +518,11 @@ async def test_webhook_errors(web: WebHarness) -> None:
         401,
         "invalid_webhook_secret",
     )
+    # A company that does not exist answers like a wrong secret (no id enumeration).
     await error_of(
         await web.client.post(f"/marketplace/webhook/{cid + 100}/{secret}", json=RECORD_EVENT),
-        404,
-        "company_not_found",
+        401,
+        "invalid_webhook_secret",
     )
     await error_of(
         await web.client.post(f"/marketplace/webhook/x/{secret}", json=RECORD_EVENT), 400

@@ -263,8 +263,8 @@ async def test_link_delivers_one_callback_and_unsigned_redirect_cannot_touch_it(
     assert hook.status_code == 200
     token_before = await stack.node.storage.tokens.current(company_id)
     again = await stack.client.get(f"/marketplace/yclients/redirect?salon_id={LOTOS_ID}")
-    assert again.status_code == 409
-    assert (await again.get_json())["error"]["code"] == "already_connected"
+    assert again.status_code == 403  # the same answer whatever the salon's state
+    assert (await again.get_json())["error"]["code"] == "open_from_yclients"
     assert await stack.node.storage.tokens.current(company_id) == token_before
     after = await stack.node.storage.companies.get(company_id)
     assert after is not None and after.api_key_version == 1
@@ -355,15 +355,21 @@ async def test_freeze_reinstall_and_uninstall(stack: Stack) -> None:
     assert await stack.node.storage.tokens.current(company_id) is None
 
     # Re-installed (YClients shows it pending again): back to pending, a new scan is needed.
+    # The state follows YClients whoever asks, but only a signed redirect gets a connect link.
     stack.fake.set_installation_status(LOTOS_ID, "pending")
-    again_id, _ = await install(stack, LOTOS_ID, signed=False)
-    assert again_id == company_id
+    unsigned = await _redirect(stack, LOTOS_ID, signed=False)
+    assert unsigned.status_code == 403
+    assert (await unsigned.get_json())["error"]["code"] == "open_from_yclients"
     await stack.wait_status(company_id, "pending")
+    assert await stack.node.storage.tokens.current(company_id) is None
+    again_id, _ = await install(stack, LOTOS_ID, signed=True)
+    assert again_id == company_id
 
 
 async def test_a_redirect_cannot_take_over_an_existing_salons_connect_link(stack: Stack) -> None:
     """Knowing a salon id — or holding another salon's signed user_data — is not enough to
-    get a connect link for a salon that already exists: YClients must confirm the install."""
+    get a connect link for a salon that already exists: the redirect must be signed and
+    YClients must confirm the install."""
     company_id, token = await install(stack, ORCHID_ID)  # registered by this redirect
     stack.fake.set_installation_status(ORCHID_ID, "uninstalled")  # YClients does not confirm
 
@@ -375,9 +381,13 @@ async def test_a_redirect_cannot_take_over_an_existing_salons_connect_link(stack
     assert await stack.node.storage.tokens.current(company_id) == token
     assert (await stack.status(company_id))["integration_status"] == "pending"
 
-    # once YClients shows the app installed there, the install flow hands out a fresh link
+    # YClients showing the app installed proves only that, not who is asking: an unsigned
+    # redirect still gets no link; a signed one (the admin coming from YClients) gets a fresh one
     stack.fake.set_installation_status(ORCHID_ID, "pending")
-    again_id, fresh = await install(stack, ORCHID_ID, signed=False)
+    unsigned = await _redirect(stack, ORCHID_ID, signed=False)
+    assert unsigned.status_code == 403
+    assert await stack.node.storage.tokens.current(company_id) == token
+    again_id, fresh = await install(stack, ORCHID_ID, signed=True)
     assert again_id == company_id
     assert fresh != token
 

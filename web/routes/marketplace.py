@@ -14,10 +14,11 @@ from actors.company import messages as m
 from actors.qr import qr_png_data_url
 from actors.yclients import (
     FIRST_KEY_VERSION,
-    LIFECYCLE_PREFIX,
     MalformedWebhook,
+    WebhookSource,
     derive_api_key,
     derive_webhook_secret,
+    record_event_type,
     webhook_dedupe_key,
 )
 from config import WhatsAppProvider
@@ -361,32 +362,34 @@ async def resend_callback() -> Any:
 
 
 async def _webhook(company_id: int, secret: str | None) -> Any:
+    """A record webhook: stored in the inbox (deduplicated under the ``record`` namespace).
+
+    A missing company and a wrong secret get the same 401 after the same work (one lookup of
+    the stored hash), so the route does not tell which company ids exist. Only record events
+    are accepted: a lifecycle-shaped body (``event``, or ``resource: lifecycle``) is a 400 and
+    is never stored, so it can neither act as nor shadow a lifecycle event.
+    """
     s = state()
-    company = await s.storage.companies.get(company_id)
-    if company is None:
-        raise NotFound("No company with this id exists", code="company_not_found")
-    if company.integration_status == "uninstalled":
-        raise Gone("The app was uninstalled for this salon", code="uninstalled")
     if not secret or not await s.storage.companies.verify_webhook_secret(company_id, secret):
         s.metrics.webhooks.labels("record", "unauthorized").inc()
         raise Unauthorized("The webhook secret is not valid", code="invalid_webhook_secret")
+    company = await s.storage.companies.get(company_id)
+    if company is None:  # deleted between the two reads: the secret is no longer valid
+        s.metrics.webhooks.labels("record", "unauthorized").inc()
+        raise Unauthorized("The webhook secret is not valid", code="invalid_webhook_secret")
+    if company.integration_status == "uninstalled":
+        raise Gone("The app was uninstalled for this salon", code="uninstalled")
     body = await read_json_object(request, max_bytes=s.settings.max_body_bytes)
     try:
-        key = webhook_dedupe_key(body, datetime.now(UTC))
+        key = webhook_dedupe_key(body, datetime.now(UTC), source=WebhookSource.RECORD)
+        event_type = record_event_type(body)
     except MalformedWebhook as exc:
-        # Neither a record event nor a lifecycle event (or a field of the wrong type): the
-        # sender's mistake, so 400 — never stored, never a 500.
+        # Not a record event (a lifecycle event, or a field of the wrong type): the sender's
+        # mistake, so 400 — never stored, never a 500. Lifecycle events (freeze, uninstall)
+        # come only through the partner-token-checked /marketplace/yclients/webhook.
         s.metrics.webhooks.labels("record", "malformed").inc()
         raise BadRequest(str(exc), code="invalid_webhook") from None
-    event_type = str(body.get("resource") or body.get("type") or body.get("event") or "unknown")
-    status = str(body.get("status") or "")
-    full_type = f"{event_type}:{status}" if status else event_type
-    if full_type.startswith(LIFECYCLE_PREFIX) or event_type == LIFECYCLE_PREFIX.rstrip(":"):
-        # Lifecycle events (freeze, uninstall) come only through the partner-token-checked
-        # /marketplace/yclients/webhook: a record-webhook secret must never uninstall a salon.
-        s.metrics.webhooks.labels("record", "malformed").inc()
-        raise BadRequest("Lifecycle events are not accepted here", code="invalid_webhook")
-    result = await s.storage.inbox.put(company_id, key, full_type, body)
+    result = await s.storage.inbox.put(company_id, key, event_type, body)
     s.metrics.webhooks.labels("record", result.value).inc()
     worker = s.services.record_inbox
     if result is PutResult.NEW and worker is not None:

@@ -213,14 +213,22 @@ ROUTES: tuple[RouteDoc, ...] = (
         "POST",
         "YClients record webhook (secret in X-Webhook-Secret)",
         request_schema=ANY_OBJECT,
-        responses={401: "Bad secret", 404: "Unknown company", 410: "Uninstalled"},
+        responses={
+            400: "Not a record event (lifecycle events have their own URL)",
+            401: "Bad secret or unknown company (the same answer)",
+            410: "Uninstalled",
+        },
     ),
     RouteDoc(
         "/marketplace/webhook/{companyId}/{secret}",
         "POST",
         "YClients record webhook (secret in the registered URL)",
         request_schema=ANY_OBJECT,
-        responses={401: "Bad secret", 404: "Unknown company", 410: "Uninstalled"},
+        responses={
+            400: "Not a record event (lifecycle events have their own URL)",
+            401: "Bad secret or unknown company (the same answer)",
+            410: "Uninstalled",
+        },
     ),
     RouteDoc("/marketplace/companies", "GET", "Connection statistics", auth="admin"),
     RouteDoc(
@@ -335,8 +343,9 @@ EXTRA_ROUTES: list[RouteDoc] = [
     RouteDoc(
         "/marketplace/yclients/redirect",
         "GET",
-        "YClients install redirect: registers the salon (or re-installs it) and sends the "
-        "browser to the connect page; user_data must carry a valid user_data_sign",
+        "YClients install redirect: registers the salon (signed, or confirmed installed by "
+        "YClients) and sends the browser to the connect page; an existing salon's connect page "
+        "needs a valid user_data_sign and YClients' confirmation",
         query={
             "salon_id": ID,
             "salon_ids[]": {"type": "array", "items": ID},
@@ -347,8 +356,11 @@ EXTRA_ROUTES: list[RouteDoc] = [
         responses={
             302: "To the connect page",
             400: "No or invalid salon id",
-            403: "user_data signature refused",
-            409: "Already connected (unsigned redirect) or uninstalled",
+            403: "Signature refused, unsigned redirect for an existing salon, or not confirmed",
+            404: "YClients does not know the salon (or our app in it)",
+            409: "Already connected or uninstalled (signed redirect)",
+            429: "Too many salons looked up from this address",
+            503: "YClients could not be asked (unsigned redirect)",
         },
     ),
     RouteDoc(

@@ -2,36 +2,48 @@
 
 ``GET /marketplace/yclients/redirect?salon_id=…`` (or ``salon_ids[]=…``), optionally with
 ``user_data`` + ``user_data_sign``: the salon admin's browser arriving from the marketplace.
+Anyone can forge this request: it carries no credential except the optional signature, and
+the signature covers the admin's data, not the salon (YClients' ``user_data`` has no salon id).
 
+- Rate limit: each salon id of a redirect counts against ``redirect_rate_limit`` per client IP
+  (every one may cost calls to YClients under our shared partner limit); over it, 429.
 - ``user_data`` present → its signature must check out (constant time) or nothing happens:
   403 (an HTML page for browsers, JSON otherwise). ``user_data_sign`` without ``user_data`` is
   refused the same way.
-- A new salon is registered with derived credentials (``actors/yclients/_keys.py``); its title,
-  address, phone and time zone come from ``GET company/{id}`` when YClients answers within
-  ``DETAILS_TIMEOUT`` (otherwise we register what we have; the catalog sync fills it in later).
+- Every salon is looked up in YClients (``GET …/salon/{id}/application/{app}``: is our app
+  installed there?). A salon YClients does not know (404) is never registered.
+- A new salon is registered when the redirect is signed, or when YClients confirms our app is
+  installed there (``pending`` / ``active``); its title, address, phone and time zone come from
+  ``GET company/{id}`` within ``DETAILS_TIMEOUT``. An unsigned redirect that YClients does not
+  confirm registers nothing (403; 503 when YClients cannot be asked).
 - A frozen or uninstalled salon coming back gets ``Reinstall()`` (frozen with working WhatsApp
-  credentials → active again without a new scan) — when the redirect is signed, or when YClients
-  confirms the installation is no longer frozen/uninstalled. An unsigned redirect that YClients
-  does not confirm changes nothing.
-- A salon that is linked already (``active``, ``reconnecting``) is never changed by an unsigned
-  redirect: no new connect token (which would revoke the admin's), no new key. The page says it
-  is connected and links back to YClients.
-- Otherwise: a connect token is issued and the browser is sent (302) to the connect page.
+  credentials → active again without a new scan) only when YClients confirms the installation
+  is no longer frozen/uninstalled: the state then follows YClients, whoever asked.
+- A salon that exists already never gets a connect token from an unsigned redirect — not a new
+  one (which would revoke the admin's and let the caller link its own phone), not the current
+  one. The page says to open AI Admin from YClients or use the link already given (403
+  ``open_from_yclients``, whatever the salon's state, so the answer tells nothing about it).
+  A signed redirect gets one only when YClients confirms the installation too.
+- A salon this redirect registered: a connect token is issued and the browser is sent (302) to
+  the connect page.
 
 ``POST /marketplace/yclients/webhook``: lifecycle events (see ``actors/yclients/_lifecycle.py``):
 401 bad partner token, 403 another application, 404 unknown salon, 400 malformed; otherwise the
-event is stored in the webhook inbox (deduplicated), answered 200, and the lifecycle worker is
-woken to handle it.
+event is stored in the webhook inbox (deduplicated under the ``lifecycle`` namespace, apart
+from record webhooks), answered 200, and the lifecycle worker is woken to handle it.
 """
 
 from __future__ import annotations
 
+import enum
 import logging
+import math
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import trio
-from quart import Blueprint, jsonify, redirect, render_template, request
+from quart import Blueprint, g, jsonify, redirect, render_template, request
 
 from actors.company import messages as m
 from actors.yclients import (
@@ -41,8 +53,10 @@ from actors.yclients import (
     MalformedWebhook,
     MarketplaceDataError,
     SalonDetails,
+    WebhookSource,
     YClientsClient,
     YClientsError,
+    YClientsRejected,
     check_lifecycle,
     decode_user_data,
     derive_api_key,
@@ -77,8 +91,16 @@ def _wants_html() -> bool:
     return best == "text/html"
 
 
-async def _refuse(status: int, code: str, title: str, message: str, salon_id: int | None) -> Any:
-    """An error for the browser (the error page) or for a program (JSON)."""
+async def _refuse(
+    status: int,
+    code: str,
+    title: str,
+    message: str,
+    salon_id: int | None,
+    *,
+    headers: dict[str, str] | None = None,
+) -> Any:
+    """An error for the browser (the Russian error page, escaped) or for a program (JSON)."""
     if _wants_html():
         page = await render_template(
             "error.html",
@@ -87,8 +109,8 @@ async def _refuse(status: int, code: str, title: str, message: str, salon_id: in
             error_message=message,
             yclients_return_url=yclients_return_url(salon_id),
         )
-        return page, status
-    raise ApiError(status, code, message)
+        return page, status, headers or {}
+    raise ApiError(status, code, message, headers=headers)
 
 
 def _salon_ids() -> list[int]:
@@ -100,6 +122,36 @@ def _salon_ids() -> list[int]:
     if len(ids) > MAX_SALONS_PER_REDIRECT:
         raise BadRequest("Too many salons in one redirect", code="invalid_field", field="salon_id")
     return ids
+
+
+class Install(enum.Enum):
+    """What YClients says about our app in a salon."""
+
+    CONFIRMED = "confirmed"  # installed: pending or active
+    NOT_CONFIRMED = "not_confirmed"  # known, but frozen or refused for another reason
+    UNKNOWN = "unknown"  # 404: no such salon, or our app is not installed there
+    UNAVAILABLE = "unavailable"  # YClients not configured, unreachable, slow or refusing us
+
+
+async def _install_status(salon_id: int) -> Install:
+    """Ask YClients whether our app is installed in ``salon_id`` (bounded by the timeout)."""
+    client = _client()
+    app_id = state().settings.yclients_application_id
+    if client is None or app_id is None:
+        return Install.UNAVAILABLE
+    with trio.move_on_after(DETAILS_TIMEOUT):
+        try:
+            installation = await client.get_installation(salon_id, app_id)
+        except YClientsRejected as exc:
+            return Install.UNKNOWN if exc.status == 404 else Install.NOT_CONFIRMED
+        except YClientsError as exc:
+            log.info("salon %s: installation not checked (%s)", salon_id, type(exc).__name__)
+            return Install.UNAVAILABLE
+        status = installation.get("connection_status")
+        if isinstance(status, dict) and status.get("status") in ("pending", "active"):
+            return Install.CONFIRMED
+        return Install.NOT_CONFIRMED
+    return Install.UNAVAILABLE
 
 
 async def _details(salon_id: int) -> SalonDetails | None:
@@ -152,20 +204,53 @@ def _short(value: str | None, limit: int) -> str | None:
     return value if value is None or len(value) <= limit else None
 
 
-async def _yclients_confirms_install(salon_id: int) -> bool:
-    """Whether YClients shows our app installed and not frozen in this salon."""
-    client = _client()
-    app_id = state().settings.yclients_application_id
-    if client is None or app_id is None:
-        return False
-    with trio.move_on_after(DETAILS_TIMEOUT):
-        try:
-            installation = await client.get_installation(salon_id, app_id)
-        except YClientsError:
-            return False
-        status = installation.get("connection_status")
-        return isinstance(status, dict) and status.get("status") in ("pending", "active")
-    return False
+async def _within_rate_limit(salon_ids: list[int]) -> float | None:
+    """Count the redirect's salons against the client's budget; seconds to wait if over."""
+    s = state()
+    limit = s.settings.redirect_rate_limit
+    key = f"redirect:{getattr(g, 'client_ip', None) or 'unknown'}"
+    for _ in salon_ids:
+        decision = await s.storage.rate_limiter.hit(key, limit.limit, limit.window)
+        if not decision.allowed:
+            s.metrics.rate_limited.labels("redirect").inc()
+            return max(1.0, decision.retry_after)
+    return None
+
+
+@dataclass
+class _Salon:
+    """One salon of a redirect: its company (if any), what YClients said, and what we did."""
+
+    salon_id: int
+    company: Company | None = None
+    install: Install | None = None
+    created: bool = False
+    reinstalled: bool = False
+
+
+async def _settle(salon_id: int, admin: dict[str, Any] | None) -> _Salon:
+    """Look the salon up and register or re-install it as the rules above allow."""
+    s = state()
+    salon = _Salon(salon_id, await s.storage.companies.get_by_salon(salon_id))
+    company = salon.company
+    if company is not None and admin is None and company.status not in RETURNING:
+        return salon  # nothing an unsigned redirect may do here: YClients need not be asked
+    salon.install = await _install_status(salon_id)
+    if company is None:
+        if salon.install is Install.CONFIRMED or (
+            admin is not None and salon.install is not Install.UNKNOWN
+        ):
+            salon.company, salon.created = await _register(salon_id, admin)
+        else:
+            log.warning("install redirect: salon %s not registered (%s)", salon_id, salon.install)
+    elif company.status in RETURNING and salon.install is Install.CONFIRMED:
+        await s.node.company(company.id).ask(m.Reinstall())
+        await s.storage.audit.append(
+            company.id, "reinstall_redirect", {"signed": admin is not None}
+        )
+        salon.company = await s.storage.companies.get(company.id) or company
+        salon.reinstalled = True
+    return salon
 
 
 @blueprint.get("/redirect")
@@ -173,6 +258,17 @@ async def install_redirect() -> Any:
     s = state()
     salon_ids = _salon_ids()
     first = salon_ids[0]
+    wait = await _within_rate_limit(salon_ids)
+    if wait is not None:
+        return await _refuse(
+            429,
+            "rate_limited",
+            "Слишком много попыток",
+            "Слишком много запросов с этого адреса. Подождите минуту и откройте AI Admin из "
+            "YClients ещё раз.",
+            first,
+            headers={"Retry-After": str(math.ceil(wait))},
+        )
     user_data = request.args.get("user_data")
     sign = request.args.get("user_data_sign")
     admin: dict[str, Any] | None = None
@@ -189,64 +285,105 @@ async def install_redirect() -> Any:
                 "YClients ещё раз.",
                 first,
             )
-    signed = admin is not None
-    # The signature covers the admin's data only, not the salon: it proves nothing about an
-    # existing salon. So a redirect may act on a salon that exists already (re-activate it,
-    # hand out its connect link) only when YClients itself confirms our app is installed
-    # there; otherwise anyone who knows a salon id could take over its connect link.
-    target: Company | None = None
-    target_created = False
-    confirmed: dict[int, bool] = {}
-    for salon_id in salon_ids:
-        company = await s.storage.companies.get_by_salon(salon_id)
-        created = False
-        if company is None:
-            company, created = await _register(salon_id, admin)
-        elif company.status in RETURNING:
-            confirmed[salon_id] = await _yclients_confirms_install(salon_id)
-            if confirmed[salon_id]:
-                await s.node.company(company.id).ask(m.Reinstall())
-                await s.storage.audit.append(company.id, "reinstall_redirect", {"signed": signed})
-                company = await s.storage.companies.get(company.id) or company
-        if target is None:
-            target, target_created = company, created
-    assert target is not None
-    if target.status is CompanyStatus.UNINSTALLED:
+    salons = [await _settle(salon_id, admin) for salon_id in salon_ids]
+    target = salons[0]
+    company = target.company
+    if company is None:
+        return await _refuse_unregistered(target)
+    if not target.created:
+        refusal = await _refuse_existing(target, signed=admin is not None)
+        if refusal is not None:
+            return refusal
+    token = await s.storage.tokens.issue(company.id)
+    await s.storage.audit.append(
+        company.id,
+        "connect_url_issued",
+        {"via": "yclients_redirect", "signed": admin is not None, "new": target.created},
+    )
+    return redirect(connect_url(token, company), 302)
+
+
+async def _refuse_unregistered(salon: _Salon) -> Any:
+    """The answer for a salon this redirect did not register (and that did not exist)."""
+    if salon.install is Install.UNKNOWN:
+        return await _refuse(
+            404,
+            "salon_not_found",
+            "Салон не найден в YClients",
+            "YClients не нашёл этот салон или приложение AI Admin в нём не установлено. "
+            "Установите AI Admin из маркетплейса YClients.",
+            None,
+        )
+    if salon.install is Install.UNAVAILABLE:
+        return await _refuse(
+            503,
+            "yclients_unavailable",
+            "Не удалось проверить установку",
+            "YClients сейчас не отвечает, и мы не можем проверить установку AI Admin. "
+            "Попробуйте открыть приложение из YClients через минуту.",
+            salon.salon_id,
+            headers={"Retry-After": "60"},
+        )
+    return await _refuse(
+        403,
+        "not_confirmed",
+        "Откройте AI Admin из YClients",
+        "YClients не подтвердил установку AI Admin в этом салоне. Откройте приложение из "
+        "маркетплейса YClients.",
+        salon.salon_id,
+    )
+
+
+async def _refuse_existing(salon: _Salon, *, signed: bool) -> Any | None:
+    """Why a salon that existed before this redirect gets no connect token (``None``: it may).
+
+    Unsigned: never, whatever its state (the answer is the same for every state). Signed:
+    not when uninstalled, not when linked (unless YClients just re-activated it), and only
+    when YClients confirms the installation.
+    """
+    company = salon.company
+    assert company is not None
+    if not signed:
+        log.warning("install redirect for existing salon %s without a signature", salon.salon_id)
+        return await _refuse(
+            403,
+            "open_from_yclients",
+            "Откройте AI Admin из YClients",
+            "Этот салон уже подключён к AI Admin. Чтобы получить новую ссылку для подключения "
+            "WhatsApp, откройте AI Admin из личного кабинета YClients (Маркетплейс → AI Admin) "
+            "или воспользуйтесь ссылкой, которую вы уже получили.",
+            salon.salon_id,
+        )
+    if company.status is CompanyStatus.UNINSTALLED:
         return await _refuse(
             409,
             "uninstalled",
             "Приложение удалено",
             "YClients ещё не подтвердил повторную установку AI Admin. Установите приложение "
             "в маркетплейсе YClients заново.",
-            target.yclients_id,
+            salon.salon_id,
         )
-    if target.status in LINKED and not confirmed.get(target.yclients_id):
-        # (A salon this very redirect re-activated, confirmed by YClients, goes on to its
-        # connect page, which shows it connected.)
+    if company.status in LINKED and not salon.reinstalled:
+        # (A salon this very redirect re-activated goes on to its connect page, which shows it
+        # connected.)
         return await _refuse(
             409,
             "already_connected",
             "WhatsApp уже подключён",
             "AI Admin уже работает в этом салоне. Управлять подключением можно из YClients.",
-            target.yclients_id,
+            salon.salon_id,
         )
-    if not target_created:
-        salon = target.yclients_id
-        if salon not in confirmed:
-            confirmed[salon] = await _yclients_confirms_install(salon)
-        if not confirmed[salon]:
-            log.warning("install redirect for existing salon %s not confirmed by YClients", salon)
-            return await _refuse(
-                403,
-                "not_confirmed",
-                "Откройте AI Admin из YClients",
-                "YClients не подтвердил установку AI Admin в этом салоне. Откройте приложение "
-                "из маркетплейса YClients или попросите ссылку у поддержки.",
-                salon,
-            )
-    token = await s.storage.tokens.issue(target.id)
-    await s.storage.audit.append(target.id, "connect_url_issued", {"via": "yclients_redirect"})
-    return redirect(connect_url(token, target), 302)
+    if salon.install is not Install.CONFIRMED:
+        log.warning("install redirect for salon %s not confirmed by YClients", salon.salon_id)
+        return await _refuse(
+            403,
+            "not_confirmed",
+            "Откройте AI Admin из YClients",
+            "YClients не подтвердил установку AI Admin в этом салоне. Откройте приложение "
+            "из маркетплейса YClients или попросите ссылку у поддержки.",
+            salon.salon_id,
+        )
+    return None
 
 
 @blueprint.post("/webhook")
@@ -269,11 +406,14 @@ async def lifecycle_webhook() -> Any:
         ) from None
     except MalformedWebhook as exc:
         raise BadRequest(str(exc), code="invalid_body") from None
+    stored = event.stored_payload()
+    try:
+        key = webhook_dedupe_key(stored, datetime.now(UTC), source=WebhookSource.LIFECYCLE)
+    except MalformedWebhook as exc:  # an event name that is not a plain word
+        raise BadRequest(str(exc), code="invalid_body") from None
     company = await s.storage.companies.get_by_salon(event.salon_id)
     if company is None:
         raise NotFound("No company for this salon", code="company_not_found")
-    stored = event.stored_payload()
-    key = webhook_dedupe_key(stored, datetime.now(UTC))
     result = await s.storage.inbox.put(company.id, key, event.event_type, stored)
     s.metrics.webhooks.labels("lifecycle", result.value).inc()
     worker = s.services.lifecycle

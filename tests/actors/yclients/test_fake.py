@@ -144,7 +144,8 @@ async def test_lifecycle_and_record_webhooks_reach_our_url(fake: FakeYClients) -
     assert fake.installation(LOTOS_ID)["status"] == "freezed"
     assert received[1]["resource"] == "record" and received[1]["status"] == "update"
     # The bodies are what the dedupe helper expects.
-    assert webhook_dedupe_key(received[1], datetime.now(UTC)).endswith("20300604T090000.000000Z")
+    key = webhook_dedupe_key(received[1], datetime.now(UTC), source="record")
+    assert key.endswith("20300604T090000.000000Z")
 
 
 async def test_webhook_to_a_dead_url_is_recorded_not_raised(fake: FakeYClients) -> None:

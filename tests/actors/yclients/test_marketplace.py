@@ -14,7 +14,9 @@ from actors.yclients import (
     InvalidSignature,
     MalformedUserData,
     MalformedWebhook,
+    WebhookSource,
     decode_user_data,
+    record_event_type,
     sign_user_data,
     verify_partner_token,
     webhook_dedupe_key,
@@ -110,6 +112,8 @@ def test_verify_partner_token() -> None:
 # -- dedupe keys -----------------------------------------------------------------------------
 
 T0 = datetime(2025, 3, 10, 9, 0, 5, tzinfo=UTC)
+RECORD = WebhookSource.RECORD
+LIFECYCLE = WebhookSource.LIFECYCLE
 
 
 def _freeze(token: str = TOKEN) -> dict[str, object]:
@@ -117,33 +121,35 @@ def _freeze(token: str = TOKEN) -> dict[str, object]:
 
 
 def test_lifecycle_redelivery_within_minutes_is_the_same_event() -> None:
-    first = webhook_dedupe_key(_freeze(), T0)
-    assert webhook_dedupe_key(_freeze(), T0 + timedelta(minutes=3)) == first
-    assert first.startswith("yclients:lifecycle:9001:101001:freeze:")
+    first = webhook_dedupe_key(_freeze(), T0, source=LIFECYCLE)
+    assert webhook_dedupe_key(_freeze(), T0 + timedelta(minutes=3), source=LIFECYCLE) == first
+    assert first.startswith("lifecycle/yclients:lifecycle:9001:101001:freeze:")
 
 
 def test_identical_freeze_a_day_apart_is_two_events() -> None:
-    assert webhook_dedupe_key(_freeze(), T0) != webhook_dedupe_key(
-        _freeze(), T0 + timedelta(days=1)
+    assert webhook_dedupe_key(_freeze(), T0, source=LIFECYCLE) != webhook_dedupe_key(
+        _freeze(), T0 + timedelta(days=1), source=LIFECYCLE
     )
     # Any two deliveries at least one bucket apart are distinct.
-    assert webhook_dedupe_key(_freeze(), T0) != webhook_dedupe_key(
-        _freeze(), T0 + timedelta(minutes=10)
+    assert webhook_dedupe_key(_freeze(), T0, source=LIFECYCLE) != webhook_dedupe_key(
+        _freeze(), T0 + timedelta(minutes=10), source=LIFECYCLE
     )
 
 
 def test_lifecycle_key_ignores_the_token_and_the_received_zone() -> None:
-    key = webhook_dedupe_key(_freeze(), T0)
+    key = webhook_dedupe_key(_freeze(), T0, source=LIFECYCLE)
     assert TOKEN not in key
-    assert webhook_dedupe_key(_freeze("other"), T0) == key
+    assert webhook_dedupe_key(_freeze("other"), T0, source=LIFECYCLE) == key
     moscow = T0.astimezone(timezone(timedelta(hours=3)))
-    assert webhook_dedupe_key(_freeze(), moscow) == key
+    assert webhook_dedupe_key(_freeze(), moscow, source=LIFECYCLE) == key
 
 
 def test_lifecycle_events_differ_by_event_and_salon() -> None:
     uninstall = {**_freeze(), "event": "uninstall"}
     other_salon = {**_freeze(), "salon_id": 101002}
-    keys = {webhook_dedupe_key(p, T0) for p in (_freeze(), uninstall, other_salon)}
+    keys = {
+        webhook_dedupe_key(p, T0, source=LIFECYCLE) for p in (_freeze(), uninstall, other_salon)
+    }
     assert len(keys) == 3
 
 
@@ -162,36 +168,37 @@ def _record_event(status: str, changed: str | None, **data: object) -> dict[str,
 
 def test_record_event_with_change_time_dedupes_across_days() -> None:
     event = _record_event("update", "2025-03-10T12:00:00+0300")
-    key = webhook_dedupe_key(event, T0)
-    assert webhook_dedupe_key(event, T0 + timedelta(days=2)) == key
-    assert key == "yclients:record:101001:50000001:update:changed:20250310T090000.000000Z"
+    key = webhook_dedupe_key(event, T0, source=RECORD)
+    assert webhook_dedupe_key(event, T0 + timedelta(days=2), source=RECORD) == key
+    assert key == "record/yclients:record:101001:50000001:update:changed:20250310T090000.000000Z"
     # The same instant written in another offset is the same change.
     same = _record_event("update", "2025-03-10T09:00:00+00:00")
-    assert webhook_dedupe_key(same, T0) == key
+    assert webhook_dedupe_key(same, T0, source=RECORD) == key
 
 
 def test_two_updates_with_equal_bodies_but_different_change_times_are_two_events() -> None:
     a = _record_event("update", "2025-03-10T12:00:00+03:00")
     b = _record_event("update", "2025-03-10T12:05:00+03:00")
-    assert webhook_dedupe_key(a, T0) != webhook_dedupe_key(b, T0)
+    assert webhook_dedupe_key(a, T0, source=RECORD) != webhook_dedupe_key(b, T0, source=RECORD)
 
 
 def test_status_is_part_of_the_key() -> None:
     changed = "2025-03-10T12:00:00+03:00"
     keys = {
-        webhook_dedupe_key(_record_event(s, changed), T0) for s in ("create", "update", "delete")
+        webhook_dedupe_key(_record_event(s, changed), T0, source=RECORD)
+        for s in ("create", "update", "delete")
     }
     assert len(keys) == 3
 
 
 def test_record_event_without_change_time_uses_body_and_bucket() -> None:
     event = _record_event("delete", None)
-    key = webhook_dedupe_key(event, T0)
+    key = webhook_dedupe_key(event, T0, source=RECORD)
     assert ":body:" in key
-    assert webhook_dedupe_key(event, T0 + timedelta(minutes=2)) == key
-    assert webhook_dedupe_key(event, T0 + timedelta(days=1)) != key
+    assert webhook_dedupe_key(event, T0 + timedelta(minutes=2), source=RECORD) == key
+    assert webhook_dedupe_key(event, T0 + timedelta(days=1), source=RECORD) != key
     changed_body = _record_event("delete", None, comment="другой")
-    assert webhook_dedupe_key(changed_body, T0) != key
+    assert webhook_dedupe_key(changed_body, T0, source=RECORD) != key
 
 
 @pytest.mark.parametrize(
@@ -207,10 +214,32 @@ def test_record_event_without_change_time_uses_body_and_bucket() -> None:
     ],
 )
 def test_malformed_webhooks_are_refused(payload: dict[str, object]) -> None:
+    for source in WebhookSource:
+        with pytest.raises(MalformedWebhook):
+            webhook_dedupe_key(payload, T0, source=source)
+
+
+def test_each_source_takes_only_its_own_kind_and_keys_never_meet() -> None:
+    """A record-webhook delivery can neither be a lifecycle event nor share its key."""
+    record = _record_event("update", "2025-03-10T12:00:00+03:00")
     with pytest.raises(MalformedWebhook):
-        webhook_dedupe_key(payload, T0)
+        webhook_dedupe_key(_freeze(), T0, source=RECORD)
+    with pytest.raises(MalformedWebhook):
+        webhook_dedupe_key(record, T0, source=LIFECYCLE)
+    disguised = {**record, "resource": "Lifecycle", "status": "freeze"}
+    with pytest.raises(MalformedWebhook):
+        webhook_dedupe_key(disguised, T0, source=RECORD)
+    with pytest.raises(MalformedWebhook):
+        record_event_type(disguised)
+    # a body carrying both shapes is keyed by the route it came through, apart from the other
+    both = {**record, **_freeze()}
+    assert webhook_dedupe_key(both, T0, source=RECORD).startswith("record/")
+    assert webhook_dedupe_key(both, T0, source=LIFECYCLE).startswith("lifecycle/")
+    assert record_event_type({**record, "resource": "Record"}) == "record:update"
+    with pytest.raises(ValueError, match="webhook"):
+        webhook_dedupe_key(record, T0, source="webhook")
 
 
 def test_naive_received_at_is_refused() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
-        webhook_dedupe_key(_freeze(), datetime(2025, 3, 10, 9, 0))
+        webhook_dedupe_key(_freeze(), datetime(2025, 3, 10, 9, 0), source=LIFECYCLE)
