@@ -58,6 +58,12 @@ def test_development_defaults_need_nothing() -> None:
     assert s.public_base_url == "http://127.0.0.1:3000"
     assert s.api_rate_limit == RateLimit(30, 60.0)
     assert s.ws_rate_limit == RateLimit(5, 60.0)
+    assert s.redirect_rate_limit == RateLimit(10, 60.0)
+
+
+def test_redirect_rate_limit_is_read() -> None:
+    """The install redirect's own budget (salons looked up per IP per window)."""
+    assert load({"AIADMIN_REDIRECT_RATE_LIMIT": "3/30"}).redirect_rate_limit == RateLimit(3, 30.0)
 
 
 def test_seed_names_are_read() -> None:
