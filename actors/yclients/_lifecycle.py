@@ -2,8 +2,11 @@
 
 The web route (``POST /marketplace/yclients/webhook``) calls :func:`check_lifecycle` (partner
 token and application id), stores the event in the webhook inbox with event type
-``lifecycle:<event>`` and the dedupe key of :func:`webhook_dedupe_key` (the partner token is
-dropped from the stored body), answers 2xx, and calls :meth:`LifecycleWorker.wake`.
+``lifecycle:<event>`` and the dedupe key of :func:`webhook_dedupe_key` with
+``source="lifecycle"`` (the partner token is dropped from the stored body), answers 2xx, and
+calls :meth:`LifecycleWorker.wake`. Only that route stores ``lifecycle:`` events, under keys of
+their own namespace: the record-webhook route refuses lifecycle-shaped bodies, so a holder of a
+record-webhook secret can neither act as nor shadow a lifecycle event.
 
 :class:`LifecycleWorker` (a service of the node) handles ``lifecycle:`` events — the record-
 webhook worker leaves that prefix alone — one company at a time, in order:
