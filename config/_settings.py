@@ -125,6 +125,9 @@ class Settings:
     #: The longest one storage operation may take (a PostgreSQL unit, waiting for a pooled
     #: connection included, or a Redis command): then StorageTimeout / StorageUnavailable.
     storage_timeout: float = 4.0
+    #: A connection must send a complete request head within this many seconds of opening or
+    #: of its previous response (also the keep-alive idle limit); slow clients are dropped.
+    header_timeout: float = 10.0
     demo: bool = False
     cluster: bool = False
     supervisor: SupervisorLimits = field(default_factory=SupervisorLimits)
@@ -183,6 +186,7 @@ AIADMIN_KEYS = frozenset(
         "AIADMIN_MAX_BODY_BYTES",
         "AIADMIN_REQUEST_TIMEOUT",
         "AIADMIN_STORAGE_TIMEOUT",
+        "AIADMIN_HEADER_TIMEOUT",
         "AIADMIN_DEMO",
         "AIADMIN_CLUSTER",
         "AIADMIN_WHATSAPP_STORE",
@@ -444,6 +448,9 @@ def settings_from_env(
         ),
         storage_timeout=r.bounded(
             "AIADMIN_STORAGE_TIMEOUT", 4.0, low=0.1, high=300.0, unit="seconds"
+        ),
+        header_timeout=r.bounded(
+            "AIADMIN_HEADER_TIMEOUT", 10.0, low=0.1, high=600.0, unit="seconds"
         ),
         demo=r.boolean("AIADMIN_DEMO", False),
         cluster=cluster,

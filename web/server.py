@@ -32,13 +32,18 @@ from config import Settings
 from storage import Conflict, Storage, open_storage
 
 from ._app import create_app
+from ._connection_guard import ConnectionGuard
 from ._urls import connect_url
+from .routes.websocket import MAX_FRAME
 
 log = logging.getLogger("aiadmin.server")
 
 SHUTDOWN_GRACE = 10.0
 LISTEN_BACKLOG = 2048
 DEMO_SALON_ID = 962302
+#: Hypercorn's WebSocket message limit (characters of a text message, bytes of a binary one):
+#: twice the largest frame the connect page's socket reads.
+WEBSOCKET_MAX_MESSAGE = 2 * MAX_FRAME
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,7 @@ class ServerInfo:
 
 
 def hypercorn_config(settings: Settings) -> HypercornConfig:
+    """Hypercorn's settings: bind, backlog, our own logs, and the limits on slow clients."""
     config = HypercornConfig()
     config.bind = [f"{settings.host}:{settings.port}"]
     # Hypercorn's default listen backlog (100) drops SYNs when many connect pages open at once
@@ -59,7 +65,13 @@ def hypercorn_config(settings: Settings) -> HypercornConfig:
     config.accesslog = None  # our own access log redacts tokens; Hypercorn's would not
     config.errorlog = logging.getLogger("hypercorn.error")
     config.graceful_timeout = 5.0
-    config.keep_alive_timeout = 30.0
+    # A connection must deliver a complete request head within this many seconds of opening
+    # or of its previous response (Hypercorn's idle timer; ConnectionGuard keeps it running
+    # after every response), so a client dribbling header lines is dropped.
+    config.keep_alive_timeout = settings.header_timeout
+    # Hypercorn buffers a whole WebSocket message before the app sees it: refuse (close 1009)
+    # anything far above the connect page's own limit instead of buffering up to 16 MiB.
+    config.websocket_max_message_size = WEBSOCKET_MAX_MESSAGE
     # No server pings: Hypercorn's ping task outlives a closed socket by up to one interval,
     # which holds up a graceful shutdown; a dead viewer is dropped by its full queue anyway.
     config.websocket_ping_interval = None
@@ -155,7 +167,9 @@ async def _serve_node(
     config = hypercorn_config(settings)
 
     async def serve_http(task_status: trio.TaskStatus[list[str]]) -> None:
-        await hypercorn_serve(app, config, shutdown_trigger=trigger, task_status=task_status)
+        await hypercorn_serve(
+            ConnectionGuard(app), config, shutdown_trigger=trigger, task_status=task_status
+        )
 
     async with trio.open_nursery() as nursery:
         urls = await nursery.start(serve_http)
