@@ -325,10 +325,13 @@ def build_companies(
         mailbox_capacity=COMPANY_MAILBOX,
         rng=rng,
     )
-    placement = Placement(node_id, storage, registry) if cluster else None
+    placement = (
+        Placement(node_id, storage, registry, lease_ttl=settings.lease_seconds) if cluster else None
+    )
     if placement is not None:
         deps.publish = placement.publish_frame
         deps.place = placement.place
+        deps.fence = placement.storage_for
     helper: Assistant | None = None
     if assistant is not None:
         from .assistant import Assistant

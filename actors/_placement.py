@@ -2,10 +2,20 @@
 
 A node built with ``cluster=True`` has a :class:`Placement`. A company's actor (and so its
 WhatsApp session) runs only in the node holding the lease ``owner:{company_id}``
-(:class:`storage.Leases`, TTL :data:`LEASE_TTL`), taken with :meth:`Placement.place` before
-the actor is activated, renewed every :data:`LEASE_RENEW` seconds while the actor is active and
-released once it passivated (or when the node stops). A node that dies loses its leases when
-they expire.
+(:class:`storage.Leases`, TTL ``lease_ttl``, :data:`LEASE_TTL` by default,
+``AIADMIN_LEASE_SECONDS``), taken with :meth:`Placement.place` before the actor is activated,
+renewed every quarter of the TTL while the actor is active and released once it passivated (or
+when the node stops). A node that dies loses its leases when they expire.
+
+No split brain: an owner that cannot renew (Redis unreachable, too slow) counts the lease as
+lost **before** it can expire: once ``2/3`` of the TTL passed since the last renewal that
+succeeded (timed from when it was *sent*, on trio's clock), it stops the company's actor, which
+closes the WhatsApp session, with a third of the TTL to spare before another node may take
+the lease. And since a process can be paused past its lease without noticing (SIGSTOP, a long
+GC, a VM migration), every take of a lease bumps the company's epoch in the database
+(:meth:`storage.LeaseEpochs.take`) and the actor writes through
+``storage.fenced(company_id, epoch)`` (:meth:`Placement.storage_for`): an old owner's writes
+are refused with :class:`storage.StaleEpoch`, and a refused actor is stopped.
 
 Messages between nodes go through ``storage.pubsub``, in the wire format that
 :mod:`actors._viewer_wire` defines: every viewer frame of a company's actor is published as a
@@ -25,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import trio
@@ -46,10 +57,22 @@ from .company import messages as m
 
 log = logging.getLogger(__name__)
 
+#: The default lease TTL (seconds); ``Settings.lease_seconds`` sets it per node.
 LEASE_TTL = 30.0
-LEASE_RENEW = 10.0
 PUBLISH_QUEUE = 1024
 RELEASE_TIMEOUT = 2.0
+#: Leases renewed at once (each renewal is one Redis call).
+RENEW_CONCURRENCY = 16
+
+
+@dataclass
+class OwnedLease:
+    """A lease this node holds: its fencing epoch, and when (trio time) it was taken and last
+    renewed (the time a renewal that succeeded was sent, never later)."""
+
+    epoch: int
+    taken: float
+    renewed: float
 
 
 class RemoteViewer:
@@ -75,43 +98,141 @@ class RemoteViewer:
 class Placement:
     """A node's leases, its outgoing event frames and its command channel (see module doc)."""
 
-    def __init__(self, node_id: str, storage: Storage, registry: Registry[int]) -> None:
+    def __init__(
+        self,
+        node_id: str,
+        storage: Storage,
+        registry: Registry[int],
+        *,
+        lease_ttl: float = LEASE_TTL,
+    ) -> None:
+        if lease_ttl <= 0:
+            raise ValueError("lease_ttl must be > 0")
         self.node_id = node_id
         self.storage = storage
         self.registry = registry
-        #: Companies whose lease this node holds → when it was (re)taken.
-        self.owned: dict[int, float] = {}
+        self.lease_ttl = lease_ttl
+        #: Renew every quarter of the TTL: two renewals may fail before giving up.
+        self.renew_every = lease_ttl / 4
+        #: Stop the actor once this long passed without a renewal: a third of the TTL is left
+        #: for it to stop (and its session to close) before another node may take the lease.
+        self.give_up_after = lease_ttl * 2 / 3
+        #: How often the guard looks for leases to give up.
+        self.check_every = lease_ttl / 30
+        #: Companies whose lease this node holds.
+        self.owned: dict[int, OwnedLease] = {}
         #: Remote viewers subscribed to local actors: viewer id → (company, viewer, last seen).
         self.remote: dict[str, tuple[int, RemoteViewer, float]] = {}
         self._send, self._receive = trio.open_memory_channel[tuple[int, ViewerEvent]](PUBLISH_QUEUE)
         self.dropped_frames = 0
+        #: Actors stopped because their lease was lost or not renewed in time, or fenced out.
+        self.stopped_owners = 0
+        self._nursery: trio.Nursery | None = None
 
     # -- ownership -------------------------------------------------------------------------
 
     async def place(self, company_id: int) -> str | None:
         """Take (or keep) the company's lease: ``None`` if its actor belongs here, else the
-        id of the node that holds it."""
-        holder = await self.storage.leases.acquire(company_id, self.node_id, LEASE_TTL)
+        id of the node that holds it. A lease newly taken here gets a new epoch (its fencing
+        token, see :meth:`storage_for`); raises :class:`StorageError` when Redis or the
+        database cannot be reached (the actor must not run here then)."""
+        sent = trio.current_time()
+        holder = await self.storage.leases.acquire(company_id, self.node_id, self.lease_ttl)
         if holder != self.node_id:
+            if self.owned.pop(company_id, None) is not None:
+                log.warning("company %s: lease taken by %s; stopping its actor", company_id, holder)
+                self._stop_soon(company_id)
             return holder
-        self.owned[company_id] = trio.current_time()
+        lease = self.owned.get(company_id)
+        if lease is not None:
+            lease.renewed = max(lease.renewed, sent)
+            return None
+        try:
+            epoch = await self.storage.epochs.take(company_id)
+        except BaseException:
+            with trio.move_on_after(RELEASE_TIMEOUT) as scope:
+                scope.shield = True
+                with contextlib.suppress(StorageError):
+                    await self.storage.leases.release(company_id, self.node_id)
+            raise
+        lease = self.owned.get(company_id)  # another place() may have raced us to a take
+        if lease is None or lease.epoch < epoch:
+            self.owned[company_id] = OwnedLease(epoch, taken=sent, renewed=sent)
+        else:
+            lease.renewed = max(lease.renewed, sent)
         return None
+
+    def storage_for(self, company_id: int) -> Storage:
+        """The storage a company's actor starting here writes through: fenced by the epoch of
+        the lease this node holds (:attr:`CompanyDeps.fence`). Once another node took the
+        lease every write is refused, and the actor is stopped."""
+        lease = self.owned.get(company_id)
+        # Not held (cannot happen right after place()): an epoch no take ever returns.
+        epoch = lease.epoch if lease is not None else -1
+        return self.storage.fenced(company_id, epoch, self._refused)
+
+    def _refused(self, company_id: int, epoch: int) -> None:
+        """A fenced write of the actor holding ``epoch`` was refused: another node took the
+        lease. Forget the lease and stop the actor (unless it was retaken since)."""
+        lease = self.owned.get(company_id)
+        if lease is not None and lease.epoch > epoch:
+            return  # an older incarnation's write; the actor restarts with the newer epoch
+        self.owned.pop(company_id, None)
+        log.warning(
+            "company %s: a write with lease epoch %d was refused (another node owns it); "
+            "stopping its actor",
+            company_id,
+            epoch,
+        )
+        self._stop_soon(company_id)
+
+    def _stop_soon(self, company_id: int) -> None:
+        """Stop the company's actor from the placement's own task (never inline: the caller
+        may be that actor)."""
+        if self._nursery is None:
+            return  # not running: the node is stopping, and its actors with it
+        self.stopped_owners += 1
+        self._nursery.start_soon(self._stop_actor, company_id)
+
+    async def _stop_actor(self, company_id: int) -> None:
+        if company_id in self.owned:
+            return  # retaken since: the actor now runs under a new epoch
+        await self.registry.stop(company_id)
+
+    async def _renew_one(self, company_id: int, lease: OwnedLease) -> None:
+        sent = trio.current_time()
+        try:
+            with trio.fail_after(self.renew_every):
+                kept = await self.storage.leases.renew(company_id, self.node_id, self.lease_ttl)
+        except (StorageError, trio.TooSlowError) as exc:
+            log.warning("company %s: lease not renewed: %s", company_id, exc or "too slow")
+            return
+        if self.owned.get(company_id) is not lease:
+            return  # given up, lost or retaken meanwhile
+        if kept:
+            lease.renewed = max(lease.renewed, sent)
+        else:
+            log.warning("company %s: lease lost; stopping its actor here", company_id)
+            del self.owned[company_id]
+            self._stop_soon(company_id)
 
     async def _renew_once(self) -> None:
         now = trio.current_time()
         active = set(self.registry.active_keys())
-        for company_id, since in list(self.owned.items()):
-            try:
-                if company_id not in active:
-                    if now - since >= LEASE_RENEW:  # give a fresh lease time to activate
-                        del self.owned[company_id]
-                        await self.storage.leases.release(company_id, self.node_id)
-                elif not await self.storage.leases.renew(company_id, self.node_id, LEASE_TTL):
-                    log.warning("company %s: lease lost; stopping its actor here", company_id)
+        limiter = trio.CapacityLimiter(RENEW_CONCURRENCY)
+
+        async def renew(company_id: int, lease: OwnedLease) -> None:
+            async with limiter:
+                await self._renew_one(company_id, lease)
+
+        async with trio.open_nursery() as nursery:
+            for company_id, lease in list(self.owned.items()):
+                if company_id in active:
+                    nursery.start_soon(renew, company_id, lease)
+                elif now - lease.taken >= self.renew_every:  # a fresh lease has time to activate
                     del self.owned[company_id]
-                    await self.registry.stop(company_id)
-            except StorageError as exc:
-                log.warning("company %s: lease not renewed: %s", company_id, exc)
+                    with contextlib.suppress(StorageError), trio.move_on_after(RELEASE_TIMEOUT):
+                        await self.storage.leases.release(company_id, self.node_id)
         for viewer_id, (company_id, viewer, seen) in list(self.remote.items()):
             if now - seen > REMOTE_VIEWER_TTL:
                 self.remote.pop(viewer_id, None)
@@ -120,8 +241,29 @@ class Placement:
 
     async def _renew(self) -> None:
         while True:
-            await trio.sleep(LEASE_RENEW)
+            await trio.sleep(self.renew_every)
             await self._renew_once()
+
+    def _give_up_unrenewed(self) -> None:
+        """Count a lease not renewed for ``give_up_after`` seconds as lost: stop its actor."""
+        now = trio.current_time()
+        for company_id, lease in list(self.owned.items()):
+            unrenewed = now - lease.renewed
+            if unrenewed > self.give_up_after:
+                del self.owned[company_id]
+                log.warning(
+                    "company %s: lease not renewed for %.1f s (TTL %g s); stopping its actor "
+                    "before the lease can expire",
+                    company_id,
+                    unrenewed,
+                    self.lease_ttl,
+                )
+                self._stop_soon(company_id)
+
+    async def _guard(self) -> None:
+        while True:
+            await trio.sleep(self.check_every)
+            self._give_up_unrenewed()
 
     async def release_all(self) -> None:
         """Give every lease back (the node is stopping); best effort, bounded."""
@@ -239,9 +381,12 @@ class Placement:
         """Publish frames, renew leases and serve commands until cancelled; then release."""
         try:
             async with trio.open_nursery() as nursery:
+                self._nursery = nursery
                 nursery.start_soon(self._publisher)
                 nursery.start_soon(self._renew)
+                nursery.start_soon(self._guard)
                 await nursery.start(self._listen)
                 task_status.started()
         finally:
+            self._nursery = None
             await self.release_all()

@@ -125,11 +125,11 @@ class Settings:
     #: The longest one storage operation may take (a PostgreSQL unit, waiting for a pooled
     #: connection included, or a Redis command): then StorageTimeout / StorageUnavailable.
     storage_timeout: float = 4.0
-    #: A connection must send a complete request head within this many seconds of opening or
-    #: of its previous response (also the keep-alive idle limit); slow clients are dropped.
-    header_timeout: float = 10.0
     demo: bool = False
     cluster: bool = False
+    #: Cluster mode: a company lease's time to live. Its owner renews it every quarter of
+    #: this and stops the company's actor once a third of it is left unrenewed.
+    lease_seconds: float = 30.0
     supervisor: SupervisorLimits = field(default_factory=SupervisorLimits)
     qr: QrPolicy = field(default_factory=QrPolicy)
     api_rate_limit: RateLimit = field(default_factory=lambda: RateLimit(30, 60.0))
@@ -186,9 +186,9 @@ AIADMIN_KEYS = frozenset(
         "AIADMIN_MAX_BODY_BYTES",
         "AIADMIN_REQUEST_TIMEOUT",
         "AIADMIN_STORAGE_TIMEOUT",
-        "AIADMIN_HEADER_TIMEOUT",
         "AIADMIN_DEMO",
         "AIADMIN_CLUSTER",
+        "AIADMIN_LEASE_SECONDS",
         "AIADMIN_WHATSAPP_STORE",
         "AIADMIN_API_RATE_LIMIT",
         "AIADMIN_WS_RATE_LIMIT",
@@ -449,11 +449,11 @@ def settings_from_env(
         storage_timeout=r.bounded(
             "AIADMIN_STORAGE_TIMEOUT", 4.0, low=0.1, high=300.0, unit="seconds"
         ),
-        header_timeout=r.bounded(
-            "AIADMIN_HEADER_TIMEOUT", 10.0, low=0.1, high=600.0, unit="seconds"
-        ),
         demo=r.boolean("AIADMIN_DEMO", False),
         cluster=cluster,
+        lease_seconds=r.bounded(
+            "AIADMIN_LEASE_SECONDS", 30.0, low=1.0, high=3600.0, unit="seconds"
+        ),
         api_rate_limit=r.rate("AIADMIN_API_RATE_LIMIT", RateLimit(30, 60.0)),
         ws_rate_limit=r.rate("AIADMIN_WS_RATE_LIMIT", RateLimit(5, 60.0)),
         redirect_rate_limit=r.rate("AIADMIN_REDIRECT_RATE_LIMIT", RateLimit(10, 60.0)),

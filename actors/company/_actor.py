@@ -116,6 +116,10 @@ class CompanyDeps:
     #: Cluster mode: takes the company's lease, returning ``None`` if the actor may run here,
     #: else the owning node's id (the actor then refuses every message and stops).
     place: Callable[[int], Awaitable[str | None]] | None = None
+    #: Cluster mode: the storage an actor writes through once ``place`` let it run here, every
+    #: write fenced by its lease's epoch (``Placement.storage_for``): after another node took
+    #: the lease, the old actor's writes are refused (``StaleEpoch``) and it is stopped.
+    fence: Callable[[int], Storage] | None = None
 
 
 @dataclass(frozen=True)
@@ -207,6 +211,8 @@ class CompanyActor(Actor):
             self.elsewhere = await self.deps.place(self.company_id)
             if self.elsewhere is not None:
                 return  # another node runs this company: no session, no state, no writes
+            if self.deps.fence is not None:
+                self.deps = replace(self.deps, storage=self.deps.fence(self.company_id))
         self.company = await self.deps.storage.companies.get(self.company_id)
         if self.company is None:
             return
