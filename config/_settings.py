@@ -125,6 +125,9 @@ class Settings:
     #: The longest one storage operation may take (a PostgreSQL unit, waiting for a pooled
     #: connection included, or a Redis command): then StorageTimeout / StorageUnavailable.
     storage_timeout: float = 4.0
+    #: A connection must send a complete request head within this many seconds of opening or
+    #: of its previous response (also the keep-alive idle limit); slow clients are dropped.
+    header_timeout: float = 10.0
     demo: bool = False
     cluster: bool = False
     #: Cluster mode: a company lease's time to live. Its owner renews it every quarter of
@@ -186,6 +189,7 @@ AIADMIN_KEYS = frozenset(
         "AIADMIN_MAX_BODY_BYTES",
         "AIADMIN_REQUEST_TIMEOUT",
         "AIADMIN_STORAGE_TIMEOUT",
+        "AIADMIN_HEADER_TIMEOUT",
         "AIADMIN_DEMO",
         "AIADMIN_CLUSTER",
         "AIADMIN_LEASE_SECONDS",
@@ -448,6 +452,9 @@ def settings_from_env(
         ),
         storage_timeout=r.bounded(
             "AIADMIN_STORAGE_TIMEOUT", 4.0, low=0.1, high=300.0, unit="seconds"
+        ),
+        header_timeout=r.bounded(
+            "AIADMIN_HEADER_TIMEOUT", 10.0, low=0.1, high=600.0, unit="seconds"
         ),
         demo=r.boolean("AIADMIN_DEMO", False),
         cluster=cluster,
