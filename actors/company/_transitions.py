@@ -380,6 +380,8 @@ def status_notice(state: CompanyState, message: str = "") -> Notify:
         data["message"] = message
     if state.banned:
         data["banned"] = True
+    if state.replaced:  # stopped here, opened elsewhere: request-qr takes it back
+        data["replaced"] = True
     return Notify("status", data)
 
 

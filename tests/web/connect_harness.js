@@ -28,9 +28,12 @@ const IDS = [
   'qr-panel', 'qr-image', 'qr-placeholder', 'qr-countdown', 'new-qr-button', 'pairing-panel',
   'pairing-form', 'pairing-phone', 'pairing-submit', 'pairing-result', 'pairing-code',
   'success-panel', 'success-phone', 'return-link', 'dev-panel', 'simulate-scan',
+  'reconnecting-panel', 'reconnecting-title', 'reconnecting-text', 'reconnecting-phone-line',
+  'reconnecting-phone', 'resume-button', 'reconnecting-return-link',
 ];
 const INITIALLY_HIDDEN = new Set([
   'error-banner', 'expired-panel', 'qr-image', 'new-qr-button', 'pairing-result', 'success-panel',
+  'reconnecting-panel', 'resume-button',
 ]);
 
 function main() {

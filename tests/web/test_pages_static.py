@@ -467,11 +467,13 @@ def test_connected_shows_success_and_stops_reconnecting() -> None:
         ("frozen", "Интеграция приостановлена в YClients"),
         ("uninstalled", "Приложение AI Admin удалено из YClients"),
         ("activation_failed", "Не удалось завершить подключение"),
-        ("something_new", "something_new"),
+        ("something_new", "Проверяем состояние подключения…"),  # never the server's word
     ],
 )
 def test_status_texts(status: str, expected: str) -> None:
-    report = run_page([OPEN, frame("status", status=status, whatsapp_connected=False)])
+    report = run_page(
+        [OPEN, frame("status", status=status, whatsapp_connected=False, message="English")]
+    )
     assert report["final"]["text"]["status-text"].startswith(expected)
 
 
@@ -528,8 +530,9 @@ def test_rate_limited_waits_a_minute() -> None:
 
 
 def test_generic_error_banner() -> None:
-    report = run_page([OPEN, frame("error", message="Сервис временно недоступен")])
-    assert report["final"]["text"]["error-banner"] == "Сервис временно недоступен"
+    """An error without a code we know gets our generic text, never the server's message."""
+    report = run_page([OPEN, frame("error", message="Something broke")])
+    assert report["final"]["text"]["error-banner"] == "Произошла ошибка. Попробуйте ещё раз."
     assert report["final"]["visible"]["qr-panel"]
 
 
@@ -604,5 +607,5 @@ def test_hostile_or_broken_frames_are_ignored() -> None:
     final = report["final"]
     assert final["qrSrc"] is None
     assert not final["visible"]["success-panel"]
-    assert final["text"]["error-banner"] == "Номер заблокирован"
+    assert final["text"]["error-banner"] == "Не удалось подключить WhatsApp. Попробуйте ещё раз."
     assert final["text"]["pairing-code"] == "IMGSRCX"

@@ -12,7 +12,13 @@
  *                    simulate-scan {} (dev only; the server refuses it otherwise)
  *   server → client: qr-update {qr, qr_image, expiresIn}, qr-expired {}, pairing-code {code},
  *                    whatsapp-connected {success, phone, companyId, message},
- *                    status {status, whatsapp_connected, phone, message?}, error {message, code?}
+ *                    status {status, whatsapp_connected, phone, banned?, replaced?, message?},
+ *                    error {message, code?}
+ *
+ * Every text shown is our own Russian text, chosen by status or error code: the server's
+ * (English) messages are never shown. A linked salon whose session is not connected right now
+ * (status active or reconnecting without whatsapp_connected) gets the reconnecting panel,
+ * never a QR code: its request-qr is refused with "already_linked", which is not an error here.
  *
  * A lost connection is re-opened by itself with exponential backoff (1 s, 2 s, 4 s … 30 s;
  * at least 60 s after "rate_limited") and re-authenticates with the in-memory token.
@@ -62,7 +68,62 @@
     genericError: 'Произошла ошибка. Попробуйте ещё раз.',
     connectFailed: 'Не удалось подключить WhatsApp. Попробуйте ещё раз.',
     qrRefreshing: 'Обновляем код…',
-    qrExpiredHint: 'QR-код устарел. Нажмите кнопку, чтобы получить новый.'
+    qrExpiredHint: 'QR-код устарел. Нажмите кнопку, чтобы получить новый.',
+    unknownStatus: 'Проверяем состояние подключения…',
+    resuming: 'Возвращаем WhatsApp на эту страницу…'
+  };
+
+  // The panel a linked salon sees while its WhatsApp session is not connected, by cause.
+  var LINKED_VIEW = {
+    reconnecting: {
+      status: 'Восстанавливаем связь с WhatsApp…',
+      title: 'Восстанавливаем связь с WhatsApp',
+      text: 'WhatsApp салона уже подключен, но связь с ним временно прервалась. Мы восстанавливаем её автоматически — сканировать QR-код заново не нужно.'
+    },
+    banned: {
+      status: 'WhatsApp временно ограничил номер',
+      title: 'WhatsApp временно ограничил номер',
+      text: 'WhatsApp салона подключен, но WhatsApp временно ограничил этот номер, и отправка сообщений приостановлена. Связь восстановится автоматически, когда ограничение снимут.'
+    },
+    replaced: {
+      status: 'WhatsApp открыт в другом месте',
+      title: 'WhatsApp открыт в другом месте',
+      text: 'WhatsApp салона подключен, но его сеанс открыли в другом месте, поэтому здесь он остановлен. Нажмите кнопку ниже, чтобы вернуть его сюда — сканировать QR-код заново не нужно.'
+    }
+  };
+
+  // Errors that leave a pending QR request alone: a busy server closes the socket and the
+  // reconnect asks again; the others answer a pairing-code request or a malformed frame.
+  var NOT_ABOUT_THE_QR = {
+    unavailable: true,
+    service_unavailable: true,
+    served_elsewhere: true,
+    rate_limited: true,
+    invalid_field: true,
+    missing_field: true,
+    pairing_failed: true,
+    bad_frame: true,
+    unknown_event: true
+  };
+
+  // Our text for every error code the server sends (its own message is never shown).
+  var ERROR_TEXT = {
+    unavailable: 'Сервис временно недоступен. Подождите, мы переподключаемся…',
+    service_unavailable: 'Сервис временно недоступен. Подождите, мы переподключаемся…',
+    served_elsewhere: 'Сервис временно недоступен. Подождите, мы переподключаемся…',
+    frozen: 'Интеграция приостановлена в YClients. Возобновите её в YClients, чтобы подключить WhatsApp.',
+    uninstalled: 'Приложение AI Admin удалено из YClients. Установите его заново в маркетплейсе YClients.',
+    forbidden: 'Эта ссылка относится к другому салону. Откройте страницу подключения из YClients своего салона.',
+    origin_not_allowed: 'Страницу подключения нужно открыть из YClients или по ссылке из письма.',
+    no_qr: 'QR-код ещё не готов. Нажмите «Получить новый код».',
+    pairing_failed: 'Не удалось получить код привязки. Проверьте номер и попробуйте ещё раз.',
+    session_failed: 'Не удалось связаться с WhatsApp. Нажмите «Получить новый код», чтобы попробовать ещё раз.',
+    invalid_field: 'Введите номер телефона с кодом страны, например +7 900 123-45-67',
+    missing_field: 'Введите номер телефона с кодом страны, например +7 900 123-45-67',
+    bad_frame: 'Страница отправила неверный запрос. Обновите страницу.',
+    unknown_event: 'Страница отправила неверный запрос. Обновите страницу.',
+    refused: 'Сейчас это действие недоступно. Попробуйте ещё раз позже.',
+    rate_limited: 'Слишком много попыток, подождите минуту'
   };
 
   function byId(id) {
@@ -88,6 +149,13 @@
     pairingCode: byId('pairing-code'),
     successPanel: byId('success-panel'),
     successPhone: byId('success-phone'),
+    reconnectingPanel: byId('reconnecting-panel'),
+    reconnectingTitle: byId('reconnecting-title'),
+    reconnectingText: byId('reconnecting-text'),
+    reconnectingPhoneLine: byId('reconnecting-phone-line'),
+    reconnectingPhone: byId('reconnecting-phone'),
+    resumeButton: byId('resume-button'),
+    reconnectingReturnLink: byId('reconnecting-return-link'),
     returnLink: byId('return-link'),
     devPanel: byId('dev-panel'),
     simulateScan: byId('simulate-scan')
@@ -110,7 +178,9 @@
   };
 
   // mode: 'qr' (want/showing a QR) | 'qr-expired' (waiting for the button) |
-  //       'pairing' (a pairing code is shown) | 'done' (linked) | 'dead' (link unusable)
+  //       'pairing' (a pairing code is shown) | 'done' (linked and connected) |
+  //       'linked' (linked, the session not connected now: the reconnecting panel) |
+  //       'dead' (link unusable)
   var state = {
     token: null,
     ws: null,
@@ -121,6 +191,8 @@
     pairingTimer: null,
     rateLimited: false,
     everOpened: false,
+    connected: false,
+    phone: '',
     leaving: false
   };
 
@@ -264,6 +336,7 @@
     show(el.pairingPanel, false);
     show(el.devPanel, false);
     show(el.expiredPanel, false);
+    show(el.reconnectingPanel, false);
     setText(el.successPhone, formatPhone(phone) || '—');
     show(el.successPanel, true);
     reveal(el.successPanel);
@@ -283,6 +356,7 @@
     show(el.pairingPanel, false);
     show(el.devPanel, false);
     show(el.successPanel, false);
+    show(el.reconnectingPanel, false);
     if (text) {
       setText(el.expiredText, text);
     }
@@ -309,9 +383,56 @@
     setStatus(TEXT.qrExpired, 'warn');
   }
 
+  function showLinked(cause, phone) {
+    // Linked, but the session is not connected now: no QR code, no error, what happens next.
+    var view = LINKED_VIEW[cause] || LINKED_VIEW.reconnecting;
+    var firstTime = state.mode !== 'linked';
+    state.mode = 'linked';
+    hideQr();
+    clearError();
+    enablePairingButton();
+    show(el.qrPanel, false);
+    show(el.pairingPanel, false);
+    show(el.devPanel, false);
+    show(el.expiredPanel, false);
+    show(el.successPanel, false);
+    setText(el.reconnectingTitle, view.title);
+    setText(el.reconnectingText, view.text);
+    var shown = formatPhone(phone);
+    setText(el.reconnectingPhone, shown);
+    show(el.reconnectingPhoneLine, !!shown);
+    show(el.resumeButton, cause === 'replaced');
+    if (el.resumeButton) {
+      el.resumeButton.disabled = false;
+    }
+    show(el.reconnectingPanel, true);
+    if (firstTime) {
+      reveal(el.reconnectingPanel);
+    }
+    setStatus(view.status, 'warn');
+    if (el.reconnectingReturnLink && /^https?:\/\//i.test(config.returnUrl)) {
+      el.reconnectingReturnLink.setAttribute('href', config.returnUrl);
+    }
+  }
+
+  function linkedCause(data) {
+    if (data.banned) {
+      return 'banned';
+    }
+    return data.replaced ? 'replaced' : 'reconnecting';
+  }
+
+  function stopWaitingForQr() {
+    // A refused or failed request-qr: no endless spinner, a button to try again instead.
+    if (state.mode === 'qr' && el.qrImage && el.qrImage.hidden) {
+      offerNewQr();
+    }
+  }
+
   function backToQr() {
     // After an unlink from the phone: the linking panels come back with a "new code" button.
     show(el.successPanel, false);
+    show(el.reconnectingPanel, false);
     show(el.qrPanel, true);
     show(el.pairingPanel, true);
     show(el.pairingResult, false);
@@ -403,6 +524,9 @@
       send('auth', { token: state.token });
       if (state.mode === 'qr') {
         requestQr();
+      } else if (state.mode === 'linked') {
+        // Linked already: the status frame that follows says whether it is connected.
+        setStatus(LINKED_VIEW.reconnecting.status, 'warn');
       } else if (state.mode === 'pairing') {
         // Keep the shown pairing code (it may still be valid), but offer a fresh QR too.
         hideQr();
@@ -496,7 +620,8 @@
 
     'whatsapp-connected': function (data) {
       if (data.success === false) {
-        showError(typeof data.message === 'string' && data.message ? data.message : TEXT.connectFailed);
+        showError(TEXT.connectFailed);
+        stopWaitingForQr();
         return;
       }
       showSuccess(data.phone);
@@ -504,25 +629,33 @@
 
     status: function (data) {
       var status = typeof data.status === 'string' ? data.status : '';
-      if (status === 'active' && data.whatsapp_connected) {
+      var linked = status === 'active' || status === 'reconnecting';
+      state.connected = linked && data.whatsapp_connected === true;
+      state.phone = typeof data.phone === 'string' ? data.phone : '';
+      if (state.mode === 'dead') {
+        return;
+      }
+      if (state.connected && !data.banned) {
         showSuccess(data.phone);
         return;
       }
-      if (state.mode === 'done' && status === 'logged_out') {
+      if (linked) {
+        showLinked(linkedCause(data), data.phone);
+        return;
+      }
+      if ((state.mode === 'done' || state.mode === 'linked') && status === 'logged_out') {
         backToQr();
       }
-      if (state.mode === 'done') {
+      if (state.mode === 'done' || state.mode === 'linked') {
         return;
       }
       var text = Object.prototype.hasOwnProperty.call(STATUS_TEXT, status)
         ? STATUS_TEXT[status]
-        : (typeof data.message === 'string' && data.message) || status;
-      if (text) {
-        var tone = status === 'activation_failed' || status === 'uninstalled' ? 'error'
-          : status === 'reconnecting' || status === 'frozen' || status === 'logged_out' ? 'warn'
-          : '';
-        setStatus(text, tone);
-      }
+        : TEXT.unknownStatus;
+      var tone = status === 'activation_failed' || status === 'uninstalled' ? 'error'
+        : status === 'frozen' || status === 'logged_out' ? 'warn'
+        : '';
+      setStatus(text, tone);
     },
 
     error: function (data) {
@@ -532,12 +665,33 @@
         showExpired();
         return;
       }
-      if (code === 'rate_limited') {
-        state.rateLimited = true;
-        showError(TEXT.rateLimited);
+      if (code === 'forbidden' || code === 'uninstalled') {
+        showExpired(ERROR_TEXT[code]);
         return;
       }
-      showError(typeof data.message === 'string' && data.message ? data.message : TEXT.genericError);
+      if (code === 'already_linked') {
+        // Not an error: the salon is linked (its request-qr is refused). Show which state.
+        if (state.connected) {
+          showSuccess(state.phone);
+        } else if (state.mode !== 'linked') {
+          showLinked('reconnecting', state.phone);
+        }
+        return;
+      }
+      if (state.mode === 'linked' && code !== 'rate_limited' && code !== 'unavailable') {
+        if (el.resumeButton) {
+          el.resumeButton.disabled = false;
+        }
+      }
+      if (code === 'rate_limited') {
+        state.rateLimited = true;
+      }
+      showError(Object.prototype.hasOwnProperty.call(ERROR_TEXT, code)
+        ? ERROR_TEXT[code]
+        : TEXT.genericError);
+      if (!Object.prototype.hasOwnProperty.call(NOT_ABOUT_THE_QR, code)) {
+        stopWaitingForQr();
+      }
     }
   };
 
@@ -567,6 +721,19 @@
         show(el.newQrButton, true);
         show(el.qrPlaceholder, false);
       }
+    });
+  }
+
+  if (el.resumeButton) {
+    el.resumeButton.addEventListener('click', function () {
+      // request-qr takes a session stopped here (opened elsewhere) back: no QR code needed.
+      if (!send('request-qr', {})) {
+        showError(TEXT.noConnection);
+        return;
+      }
+      clearError();
+      el.resumeButton.disabled = true;
+      setStatus(TEXT.resuming, 'warn');
     });
   }
 

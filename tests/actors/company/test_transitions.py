@@ -206,6 +206,17 @@ def test_the_replaced_mark_is_stored_and_cleared_only_by_a_session_running_here(
     assert any(isinstance(e, Persist) and e.replaced is False for e in connected.effects)
 
 
+def test_the_status_frame_tells_the_page_a_session_was_replaced() -> None:
+    """The connect page says "opened elsewhere" (with a button to take it back), not
+    "reconnecting", for a session stopped here because it was opened elsewhere."""
+    d = decide(ACTIVE, StreamReplaced())
+    status = next(e for e in d.effects if isinstance(e, Notify) and e.event == "status")
+    assert status.data["replaced"] is True and status.data["whatsapp_connected"] is False
+    back = decide(d.state, RequestQr())
+    status = next(e for e in back.effects if isinstance(e, Notify) and e.event == "status")
+    assert "replaced" not in status.data
+
+
 def test_request_qr_takes_a_replaced_session_back_and_only_that() -> None:
     replaced = decide(ACTIVE, StreamReplaced()).state
     d = decide(replaced, RequestQr())
