@@ -39,6 +39,8 @@ CASES = [
     ("storage._memory_db", ("asyncpg", "coredis", "trio_asyncio")),
     # The free-times cache the conversation actors share is plain Python.
     ("actors.assistant._slot_cache", BACKENDS + HTTP + EVENT_LOOP),
+    # Reminders' clock, settings, plan and texts (issue 11) are plain Python.
+    ("actors.reminders", BACKENDS + HTTP + EVENT_LOOP),
 ]
 
 
