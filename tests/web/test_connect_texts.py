@@ -211,6 +211,21 @@ def test_every_server_error_code_has_a_russian_text(code: str) -> None:
         }, code
 
 
+@pytest.mark.parametrize(
+    ("code", "status"),
+    [
+        ("uninstalled", "Приложение AI Admin удалено из YClients"),
+        ("forbidden", "Ссылка от другого салона"),
+    ],
+)
+def test_a_link_that_cannot_work_says_why(code: str, status: str) -> None:
+    report = run_page([OPEN, frame("error", code=code, message=ENGLISH_MESSAGE), {"close": True}])
+    final = report["final"]
+    assert final["visible"]["expired-panel"] and not final["visible"]["qr-panel"]
+    assert final["text"]["status-text"] == status
+    assert final["sockets"] == 1  # no reconnecting with a link that cannot work
+
+
 def test_unknown_error_code_gets_the_generic_text() -> None:
     report = run_page([OPEN, frame("error", code="brand_new", message=ENGLISH_MESSAGE)])
     assert report["final"]["text"]["error-banner"] == "Произошла ошибка. Попробуйте ещё раз."

@@ -70,6 +70,7 @@
     qrRefreshing: 'Обновляем код…',
     qrExpiredHint: 'QR-код устарел. Нажмите кнопку, чтобы получить новый.',
     unknownStatus: 'Проверяем состояние подключения…',
+    otherSalon: 'Ссылка от другого салона',
     resuming: 'Возвращаем WhatsApp на эту страницу…'
   };
 
@@ -346,7 +347,7 @@
     }
   }
 
-  function showExpired(text) {
+  function showExpired(text, status) {
     state.mode = 'dead';
     hideQr();
     enablePairingButton();
@@ -362,7 +363,7 @@
     }
     show(el.expiredPanel, true);
     reveal(el.expiredPanel);
-    setStatus(TEXT.expired, 'error');
+    setStatus(status || TEXT.expired, 'error');
     var ws = state.ws;
     state.ws = null;
     if (ws) {
@@ -666,7 +667,7 @@
         return;
       }
       if (code === 'forbidden' || code === 'uninstalled') {
-        showExpired(ERROR_TEXT[code]);
+        showExpired(ERROR_TEXT[code], code === 'uninstalled' ? STATUS_TEXT.uninstalled : TEXT.otherSalon);
         return;
       }
       if (code === 'already_linked') {
