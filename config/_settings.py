@@ -128,6 +128,9 @@ class Settings:
     #: A connection must send a complete request head within this many seconds of opening or
     #: of its previous response (also the keep-alive idle limit); slow clients are dropped.
     header_timeout: float = 10.0
+    #: SIGINT/SIGTERM: the whole shutdown (open requests, the supervision tree, storage) ends
+    #: within this many seconds; a signalled process that is still not done then exits anyway.
+    shutdown_grace: float = 10.0
     demo: bool = False
     cluster: bool = False
     #: Cluster mode: a company lease's time to live. Its owner renews it every quarter of
@@ -190,6 +193,7 @@ AIADMIN_KEYS = frozenset(
         "AIADMIN_REQUEST_TIMEOUT",
         "AIADMIN_STORAGE_TIMEOUT",
         "AIADMIN_HEADER_TIMEOUT",
+        "AIADMIN_SHUTDOWN_GRACE",
         "AIADMIN_DEMO",
         "AIADMIN_CLUSTER",
         "AIADMIN_LEASE_SECONDS",
@@ -455,6 +459,9 @@ def settings_from_env(
         ),
         header_timeout=r.bounded(
             "AIADMIN_HEADER_TIMEOUT", 10.0, low=0.1, high=600.0, unit="seconds"
+        ),
+        shutdown_grace=r.bounded(
+            "AIADMIN_SHUTDOWN_GRACE", 10.0, low=0.5, high=600.0, unit="seconds"
         ),
         demo=r.boolean("AIADMIN_DEMO", False),
         cluster=cluster,

@@ -175,6 +175,11 @@ class Registry(Generic[K]):
         await self._supervisor.stop_dynamic(cell)
         return True
 
+    def stop_by(self, deadline: float) -> None:
+        """Bound the registry's next stop: every actor's stop ends by ``deadline`` (trio time),
+        cancelled then if it is still stopping (see ``Supervisor.stop_by``)."""
+        self._supervisor.stop_by(deadline)
+
     def active_keys(self) -> list[K]:
         """Keys with an activated actor (starting, running, restarting or quarantined)."""
         return [key for key, cell in self._cells.items() if cell.halt is not Halt.STOP]

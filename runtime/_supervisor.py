@@ -61,6 +61,16 @@ Stop order and shutdown timeouts
     in the snapshot and not waited for by the stop sequence; trio's structured concurrency still
     joins its task before ``run()`` returns.
 
+Stop deadline (the bound of the whole stop)
+    ``stop(deadline=...)`` or :meth:`Supervisor.stop_by` bounds the whole stop, not one child:
+    every child's budget is cut to what is left until the deadline (``math.inf`` budgets too),
+    so children still running at the deadline are cancelled then (an actor skips ``on_stop``
+    if its turn comes after the deadline). A service child that offers ``stop_by`` (a nested
+    supervisor, a registry) is told the deadline of its own budget before it is cancelled, so
+    the bound reaches the leaves; a service cancelled early by the deadline gets
+    :data:`CANCEL_GRACE` more, as a cancelled actor does. Without a deadline (the default) the
+    budgets apply as they are.
+
 Internals
     An incarnation is a task (``_run_incarnation``) that runs the child in its one cancel scope
     (an actor's own nursery scope, or the scope around a service's ``run``), shielded so a
@@ -97,7 +107,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import trio
 
@@ -121,6 +131,13 @@ log = logging.getLogger("runtime.supervisor")
 
 #: Seconds a child gets to end after being cancelled at the end of its shutdown budget.
 CANCEL_GRACE = 1.0
+
+
+@runtime_checkable
+class _BoundedStop(Protocol):
+    """A service whose next stop can be bounded (a nested supervisor, a registry)."""
+
+    def stop_by(self, deadline: float) -> None: ...
 
 
 class _Action(enum.Enum):
@@ -267,6 +284,7 @@ class Supervisor:
         self._started_at_wall: float | None = None
         self._closed = trio.Event()
         self._on_removed = on_removed
+        self._stop_deadline = math.inf
 
     # -- public API ---------------------------------------------------------------------------
 
@@ -288,6 +306,7 @@ class Supervisor:
         self._serve_scope = trio.CancelScope()
         self._commands_send, self._commands = trio.open_memory_channel[_Command](math.inf)
         self._closed = trio.Event()
+        self._stop_deadline = math.inf
         for cell in self._cells.values():  # a re-run (restart by the parent) starts afresh
             cell.reset_for_run()
         self._state = ChildState.STARTING
@@ -359,14 +378,24 @@ class Supervisor:
         """Children in start order."""
         return list(self._cells)
 
-    def stop(self) -> None:
-        """Ask ``run()`` to stop its children and return (no-op when not running)."""
+    def stop(self, *, deadline: float | None = None) -> None:
+        """Ask ``run()`` to stop its children and return (no-op when not running); with a
+        ``deadline`` (trio time) the whole stop ends by then (see :meth:`stop_by`)."""
+        if deadline is not None:
+            self.stop_by(deadline)
         self._serve_scope.cancel()
 
-    async def aclose(self) -> None:
+    def stop_by(self, deadline: float) -> None:
+        """Bound this run's stop, whoever starts it (a cancellation, :meth:`stop`, a parent):
+        every child's budget ends by ``deadline`` (trio time), nested supervisors and
+        registries included, and children still running then are cancelled (see the module
+        docstring). Stops nothing by itself; an earlier deadline wins; a new run forgets it."""
+        self._stop_deadline = min(self._stop_deadline, deadline)
+
+    async def aclose(self, *, deadline: float | None = None) -> None:
         """:meth:`stop` and wait until ``run()`` has finished (idempotent). Do not call it from
         a task this supervisor owns: it would wait for itself."""
-        self.stop()
+        self.stop(deadline=deadline)
         if self._running:
             await self._closed.wait()
 
@@ -527,29 +556,37 @@ class Supervisor:
             await self._stop_cell(cell, Halt.STOP)
 
     async def _stop_cell(self, cell: Cell, halt: Halt) -> None:
-        """Stop one child within its budget (graceful, then cancel, then give up waiting)."""
+        """Stop one child within its budget (graceful, then cancel, then give up waiting); the
+        budget is cut to what is left of the stop deadline, if one is set."""
         cell.request_halt(halt)
         if cell.finished:
             if halt is Halt.STOP:
                 cell.stopped_while_idle()
             return
+        budget = min(cell.spec.shutdown, max(0.0, self._stop_deadline - trio.current_time()))
         if cell.begin_stopping():
-            with trio.move_on_after(cell.spec.shutdown):
+            with trio.move_on_after(budget):
                 await cell.wait_finished()
             if not cell.finished:
                 cell.cancel()
                 with trio.move_on_after(CANCEL_GRACE):
                     await cell.wait_finished()
         else:
+            instance = cell.instance
+            if isinstance(instance, _BoundedStop) and not isinstance(instance, Actor):
+                instance.stop_by(trio.current_time() + budget)
             cell.cancel()
-            with trio.move_on_after(cell.spec.shutdown):
+            with trio.move_on_after(budget):
                 await cell.wait_finished()
+            if not cell.finished and budget < cell.spec.shutdown:
+                with trio.move_on_after(CANCEL_GRACE):  # cut short by the deadline
+                    await cell.wait_finished()
         if not cell.finished:
             cell.mark_stop_timed_out()
             log.error(
                 "child %s ignored cancellation past its %g s shutdown budget; not waiting",
                 cell.path,
-                cell.spec.shutdown,
+                budget,
             )
 
     async def _restart_rest(self, cell: Cell, incarnation: int, delay: float) -> None:

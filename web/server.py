@@ -7,8 +7,9 @@ the app serves the same services object (``node.services``).
 
 Everything runs inside one ``trio_asyncio.open_loop()`` (asyncpg is asyncio-only) and is
 served by ``hypercorn.trio.serve``. SIGINT/SIGTERM start a graceful shutdown bounded by
-``SHUTDOWN_GRACE`` seconds: Hypercorn stops accepting, open requests finish, the supervision
-tree stops in reverse order.
+``AIADMIN_SHUTDOWN_GRACE`` seconds (``settings.shutdown_grace``): Hypercorn stops accepting,
+open requests finish, the supervision tree stops in reverse order, storage closes; how the
+grace is shared, and what happens when a step overruns, is in :mod:`web._shutdown`.
 """
 
 from __future__ import annotations
@@ -33,12 +34,12 @@ from storage import Conflict, Storage, open_storage
 
 from ._app import create_app
 from ._connection_guard import ConnectionGuard
+from ._shutdown import ShutdownBound, http_grace
 from ._urls import connect_url
 from .routes.websocket import MAX_FRAME
 
 log = logging.getLogger("aiadmin.server")
 
-SHUTDOWN_GRACE = 10.0
 LISTEN_BACKLOG = 2048
 DEMO_SALON_ID = 962302
 #: Hypercorn's WebSocket message limit (characters of a text message, bytes of a binary one):
@@ -64,7 +65,7 @@ def hypercorn_config(settings: Settings) -> HypercornConfig:
     config.backlog = LISTEN_BACKLOG
     config.accesslog = None  # our own access log redacts tokens; Hypercorn's would not
     config.errorlog = logging.getLogger("hypercorn.error")
-    config.graceful_timeout = 5.0
+    config.graceful_timeout = http_grace(settings.shutdown_grace)
     # A connection must deliver a complete request head within this many seconds of opening
     # or of its previous response (Hypercorn's idle timer; ConnectionGuard keeps it running
     # after every response), so a client dribbling header lines is dropped.
@@ -132,25 +133,40 @@ async def serve(
     shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
     task_status: trio.TaskStatus[ServerInfo] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run the whole server until ``shutdown_trigger`` returns (default: SIGINT/SIGTERM)."""
-    trigger = shutdown_trigger or wait_for_signal
-    async with trio_asyncio.open_loop():
-        async with (
-            open_storage(settings) as storage,
-            open_gateway(settings) as gateway,
-            open_yclients(settings, storage) as yclients,
-        ):
-            companies = build_companies(
-                settings,
-                storage,
-                gateway,
-                cluster=settings.cluster,
-                assistant=AssistantOptions(yclients=yclients),
-            )
-            services = node_services(companies, yclients)
-            async with companies.open_node(services) as node:
-                await _serve_node(node, settings, trigger, task_status)
-        log.info("stopped")
+    """Run the whole server until ``shutdown_trigger`` returns (default: SIGINT/SIGTERM),
+    then shut down within ``settings.shutdown_grace`` seconds (see :mod:`web._shutdown`).
+
+    Past the grace, whatever still closes is cancelled; a process stopped by a signal (no
+    ``shutdown_trigger``) that is still alive at the end of the grace exits at once.
+    """
+    bound = ShutdownBound(settings.shutdown_grace, hard_exit=shutdown_trigger is None)
+    trigger = bound.trigger(shutdown_trigger or wait_for_signal)
+    with bound.scope:
+        async with trio_asyncio.open_loop():
+            async with (
+                open_storage(settings) as storage,
+                open_gateway(settings) as gateway,
+                open_yclients(settings, storage) as yclients,
+            ):
+                companies = build_companies(
+                    settings,
+                    storage,
+                    gateway,
+                    cluster=settings.cluster,
+                    assistant=AssistantOptions(yclients=yclients),
+                )
+                services = node_services(companies, yclients)
+                async with companies.open_node(services) as node:
+                    bound.bound_tree(node.supervisor)
+                    await _serve_node(node, settings, trigger, task_status)
+                    bound.enter("stopping the supervision tree")
+                bound.enter("closing WhatsApp, YClients and storage")
+    if bound.scope.cancelled_caught:
+        log.warning(
+            "shutdown overran %g s (AIADMIN_SHUTDOWN_GRACE): what was still closing was cancelled",
+            settings.shutdown_grace,
+        )
+    log.info("stopped")
 
 
 async def _serve_node(
