@@ -119,8 +119,13 @@ class PgPool:
         connect_timeout: float = 5.0,
         command_timeout: float = 30.0,
         acquire_timeout: float = 10.0,
+        op_timeout: float | None = None,
     ) -> PgPool:
         """Create the pool inside the current trio-asyncio loop (trio-flavoured).
+
+        ``op_timeout`` bounds one unit as a whole, waiting for a connection included (a
+        server that stops answering fails the unit with :class:`StorageTimeout` then); by
+        default ``command_timeout + acquire_timeout + 1`` seconds.
 
         Raises :class:`StorageUnavailable` if PostgreSQL cannot be reached within
         ``connect_timeout`` and ``RuntimeError`` when no trio-asyncio loop is running.
@@ -153,6 +158,9 @@ class PgPool:
         self = cls(pool, loop)
         self._acquire_timeout = acquire_timeout
         self._deadline = command_timeout + acquire_timeout + 1.0
+        if op_timeout is not None:
+            self._acquire_timeout = min(acquire_timeout, op_timeout)
+            self._deadline = op_timeout
         return self
 
     # -- running units ------------------------------------------------------------------
@@ -265,7 +273,7 @@ class PgPool:
         """Run ``SELECT 1``; never raises (the error goes into the result)."""
         started = time.perf_counter()
         try:
-            with trio.fail_after(5):
+            with trio.fail_after(min(5.0, self._deadline)):
                 await self.run(_select_one)
         except (StorageError, trio.TooSlowError) as exc:
             return BackendHealth(name="database", kind="postgres", ok=False, error=str(exc))

@@ -147,6 +147,7 @@ async def open_storage(
     connect_timeout: float = 5.0,
     command_timeout: float = 30.0,
     redis_op_timeout: float = 3.0,
+    storage_timeout: float | None = None,
     wall_clock: Clock | None = None,
     monotonic_clock: Callable[[], float] = time.monotonic,
 ) -> AsyncIterator[Storage]:
@@ -155,8 +156,10 @@ async def open_storage(
     Values come from ``settings`` unless given as keywords. PostgreSQL runs in the caller's
     trio-asyncio loop (the server opens ``trio_asyncio.open_loop()`` around everything); when
     none is running, one is opened for the storage's lifetime. Migrations are applied at open
-    unless ``apply_migrations=False``. ``wall_clock`` overrides the database's ``now()``
-    (tests move time with it); ``monotonic_clock`` drives in-memory expiry.
+    unless ``apply_migrations=False``. ``storage_timeout`` (default: ``settings.storage_timeout``
+    when settings are given) bounds every PostgreSQL unit and Redis command. ``wall_clock``
+    overrides the database's ``now()`` (tests move time with it); ``monotonic_clock`` drives
+    in-memory expiry.
 
     Raises :class:`StorageUnavailable` if PostgreSQL cannot be reached at open. Redis may be
     down at open: its calls fail with ``StorageUnavailable`` until it comes back.
@@ -166,6 +169,10 @@ async def open_storage(
         redis_url = redis_url or settings.redis_url
         redis_password = redis_password or settings.redis_password
         redis_prefix = redis_prefix if redis_prefix is not None else settings.redis_prefix
+        if storage_timeout is None:
+            storage_timeout = settings.storage_timeout
+    if storage_timeout is not None:
+        redis_op_timeout = storage_timeout
     prefix = redis_prefix if redis_prefix is not None else "aiadmin:"
 
     body = BodyError()
@@ -206,6 +213,7 @@ async def open_storage(
                     max_size=pool_max_size,
                     connect_timeout=connect_timeout,
                     command_timeout=command_timeout,
+                    op_timeout=storage_timeout,
                 )
                 stack.push_async_callback(pg.aclose)
                 companies: CompanyRepository = PgCompanies(pg, wall_clock)

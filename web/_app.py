@@ -8,11 +8,17 @@ and in the node's typed services (``node.services``, built by the composition ro
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import trio
 from quart import Response, g, request
+from quart.ctx import RequestContext
+from quart.typing import ResponseReturnValue
 from quart_trio import QuartTrio
 
 from actors import Node
@@ -41,12 +47,51 @@ PAGE_ENDPOINTS = frozenset(
 )
 
 
+class RequestTimedOut(Exception):
+    """An HTTP request outlived ``AIADMIN_REQUEST_TIMEOUT`` (a backend slow or hanging)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        super().__init__(f"the request took longer than {seconds:g}s")
+
+
+class BoundedQuartTrio(QuartTrio):
+    """QuartTrio with one deadline per HTTP request over its before-request hooks and its view
+    (``request_timeout`` seconds from the first hook): past it, whatever the request waits
+    for is cancelled and :class:`RequestTimedOut` answers 503 with ``Retry-After``, so a hung
+    backend never holds a client. After-request hooks and WebSockets are not bounded here."""
+
+    request_timeout: float = math.inf
+
+    @contextmanager
+    def _within_deadline(self) -> Iterator[None]:
+        deadline: float = g.get("request_deadline", math.inf)
+        try:
+            with trio.fail_at(deadline):
+                yield
+        except trio.TooSlowError:
+            raise RequestTimedOut(self.request_timeout) from None
+
+    async def preprocess_request(
+        self, request_context: RequestContext | None = None
+    ) -> ResponseReturnValue | None:
+        g.request_deadline = trio.current_time() + self.request_timeout
+        with self._within_deadline():
+            return await super().preprocess_request(request_context)
+
+    async def dispatch_request(
+        self, request_context: RequestContext | None = None
+    ) -> ResponseReturnValue:
+        with self._within_deadline():
+            return await super().dispatch_request(request_context)
+
+
 def create_app(node: Node) -> QuartTrio:
     """Build the app for ``node``; it serves until the node closes."""
     settings = node.settings
     # Redacted from every log line by value, whatever name or shape they arrive under.
     register_secrets(settings.admin_api_key, settings.jwt_secret, settings.yclients_api_key)
-    app = QuartTrio(
+    app = BoundedQuartTrio(
         __name__,
         static_folder=str(PACKAGE_DIR / "static"),
         static_url_path="/static",
@@ -58,6 +103,7 @@ def create_app(node: Node) -> QuartTrio:
         JSON_SORT_KEYS=False,
         PROVIDE_AUTOMATIC_OPTIONS=True,
     )
+    app.request_timeout = settings.request_timeout
     web_state = WebState(
         node=node, settings=settings, metrics=WebMetrics(node), services=node.services
     )
@@ -174,6 +220,15 @@ def _register_domain_errors(app: QuartTrio) -> None:
             headers={"Retry-After": "5"},
         )
 
+    async def too_slow(error: RequestTimedOut) -> Response:
+        log.warning("request timed out after %gs", error.seconds)
+        return error_response(
+            503,
+            "request_timeout",
+            "The service is answering too slowly right now; try again shortly.",
+            headers={"Retry-After": "5"},
+        )
+
     async def not_found(error: CompanyNotFound) -> Response:
         return error_response(404, "company_not_found", "No company with this id exists.")
 
@@ -213,6 +268,7 @@ def _register_domain_errors(app: QuartTrio) -> None:
     storage_errors: tuple[type[Exception], ...] = (StorageUnavailable, StorageTimeout)
     for exc_type in storage_errors:
         app.register_error_handler(exc_type, storage_down)
+    app.register_error_handler(RequestTimedOut, too_slow)
     app.register_error_handler(CompanyNotFound, not_found)
     app.register_error_handler(OutboundQueueFull, queue_full)
     app.register_error_handler(SendingUnavailable, cannot_send)

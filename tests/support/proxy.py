@@ -6,10 +6,15 @@
         proxy.cut()             # drop every live connection now
         proxy.block()           # also drop new connections at once (backend "down")
         proxy.stall()           # keep connections open but forward nothing (a hung server)
+        proxy.black_hole()      # accept and forward nothing, never deliver it (see below)
         proxy.allow()           # pass traffic again
         proxy.cut_after(n)      # trip wire: cut everything once n more client bytes passed
 
-Everything stays on loopback. ``statistics()`` counts connections and bytes.
+``stall`` holds what arrives and delivers it on ``allow`` (a paused server catching up);
+``black_hole`` swallows it: new connections are accepted and hang too, and on ``allow`` every
+connection that lived through the black hole is cut (its stream lost bytes), so a client must
+replace them — the harder recovery. Everything stays on loopback. ``statistics()`` counts
+connections and bytes.
 """
 
 from __future__ import annotations
@@ -44,6 +49,8 @@ class TcpProxy:
         self._trip_at: int | None = None
         self._flowing = trio.Event()
         self._flowing.set()
+        self._holes = 0  # black holes begun so far: a connection older than the last is cut
+        self._holed = False
 
     def statistics(self) -> ProxyStatistics:
         return ProxyStatistics(
@@ -69,9 +76,20 @@ class TcpProxy:
         if self._flowing.is_set():
             self._flowing = trio.Event()
 
+    def black_hole(self) -> None:
+        """Accept connections and forward nothing until :meth:`allow`, which then cuts every
+        connection that lived through it (nothing swallowed is ever delivered)."""
+        self.stall()
+        if not self._holed:
+            self._holed = True
+            self._holes += 1
+
     def allow(self) -> None:
         self.blocked = False
         self._trip_at = None
+        if self._holed:
+            self._holed = False
+            self.cut()  # before the flow resumes: what they sent is never delivered
         self._flowing.set()
 
     def cut_after(self, upstream_bytes: int) -> None:
@@ -99,8 +117,11 @@ class TcpProxy:
 
     async def _handle(self, client: trio.SocketStream) -> None:
         self._accepted += 1
+        holes, holed = self._holes, self._holed
         await self._flowing.wait()
-        if self.blocked:
+        swallowed = holed or holes != self._holes  # lived through a black hole
+        if self.blocked or swallowed:
+            self._cut += swallowed
             await client.aclose()
             return
         scope = trio.CancelScope()
