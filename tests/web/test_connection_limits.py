@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+import httpx
 import pytest
 import trio
 from trio_websocket import CloseReason, ConnectionClosed, WebSocketConnection, open_websocket_url
@@ -125,6 +126,21 @@ async def test_a_rejected_large_body_closes_its_connection_instead_of_hanging(
             await fresh.send_all(get("/health"))
             response, _ = await read_response(fresh, bytearray())
             assert response.status == 200
+
+
+async def test_an_http_client_gets_its_413_and_its_next_answer_at_once(server: Running) -> None:
+    """The reporter's case through httpx (one keep-alive pool, a 10 s timeout): a 2 MiB body
+    is answered 413 and the next request is answered at once (it used to time out)."""
+    async with httpx.AsyncClient(base_url=server.base, timeout=BOUND) as http:
+        with trio.fail_after(BOUND):
+            rejected = await http.post(
+                "/marketplace/register",
+                content=b" " * (2 * 2**20),
+                headers={"X-API-Key": ADMIN_KEY, "Content-Type": "application/json"},
+            )
+            assert rejected.status_code == 413
+            assert rejected.json()["error"]["code"] == "payload_too_large"
+            assert (await http.get("/health")).status_code == 200
 
 
 async def test_keep_alive_still_serves_one_request_after_another(server: Running) -> None:
