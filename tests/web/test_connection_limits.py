@@ -13,6 +13,7 @@ from trio_websocket import CloseReason, ConnectionClosed, WebSocketConnection, o
 
 from tests.web.conftest import ADMIN_KEY, make_web_settings
 from tests.web.test_server import Running, free_port, running_server
+from web.routes.websocket import MAX_FRAME
 from web.server import WEBSOCKET_MAX_MESSAGE
 
 HEADER_TIMEOUT = 1.0
@@ -214,6 +215,10 @@ async def test_a_huge_websocket_message_is_refused_by_the_server(server: Running
             # The server ends the TCP connection once the handler's 5 s auth wait is over; the
             # close code is what matters here, so do not wait for that.
             leave.cancel()
+
+
+def test_the_server_websocket_limit_stays_near_our_frame_limit() -> None:
+    assert WEBSOCKET_MAX_MESSAGE == 2 * MAX_FRAME
 
 
 async def test_a_websocket_message_under_the_server_limit_reaches_our_own_check(
