@@ -70,6 +70,9 @@ def hypercorn_config(settings: Settings) -> HypercornConfig:
     # or of its previous response (Hypercorn's idle timer; ConnectionGuard keeps it running
     # after every response), so a client dribbling header lines is dropped.
     config.keep_alive_timeout = settings.header_timeout
+    # No read_timeout: Hypercorn applies it to every read, WebSockets included, and a connect
+    # page listens for minutes without sending; slow request bodies are bounded where they are
+    # read (web._validation.BODY_TIMEOUT).
     # Hypercorn buffers a whole WebSocket message before the app sees it: refuse (close 1009)
     # anything far above the connect page's own limit instead of buffering up to 16 MiB.
     config.websocket_max_message_size = WEBSOCKET_MAX_MESSAGE
