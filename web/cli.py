@@ -35,14 +35,19 @@ def _settings(demo: bool = False) -> Settings:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    from ._startup import check_redis_at_start, explain_startup_failure
     from .server import serve
 
     settings = _settings(demo=args.demo)
     configure_logging(settings.log_level, json_lines=settings.production)
+    started = False
 
     async def main() -> None:
+        nonlocal started
+        await check_redis_at_start(settings)
         async with trio.open_nursery() as nursery:
             info = await nursery.start(serve, settings)
+            started = True
             base = settings.public_base_url
             print(f"AI Admin is serving on {', '.join(info.urls)}  ({settings!r})", flush=True)
             if settings.admin_api_key_generated:
@@ -51,8 +56,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 print(f"  demo salon connect page: {info.demo_connect_url}", flush=True)
             print(f"  health: {base}/health   tree: {base}/health/tree   api: {base}/openapi.json")
 
-    with contextlib.suppress(KeyboardInterrupt):
-        trio.run(main)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            trio.run(main)
+    except Exception as exc:
+        # A known reason the server could not start is one line (what, where, what to check)
+        # and exit code 1; anything else, or a failure once serving, keeps its traceback.
+        line = None if started else explain_startup_failure(exc, settings)
+        if line is None:
+            raise
+        print(f"aiadmin: {line}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -70,7 +84,16 @@ def cmd_migrate(args: argparse.Namespace) -> int:
         async with trio_asyncio.open_loop():
             return await migrate(url)
 
-    applied = trio.run(run, settings.database_url)
+    try:
+        applied = trio.run(run, settings.database_url)
+    except Exception as exc:
+        from ._startup import explain_startup_failure
+
+        line = explain_startup_failure(exc, settings)
+        if line is None:
+            raise
+        print(f"aiadmin migrate: {line}", file=sys.stderr)
+        return 1
     print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
     return 0
 
