@@ -9,7 +9,10 @@ Requests (all but ``hello`` and ``ping`` carry ``sid``, the parent's session key
 ``hello {config}`` → ``{"pid"}`` builds the backend; ``open {sid, company_id, jid}``;
 ``start``; ``send {to_phone, text, message_id}`` → id; ``pair {phone}`` → code; ``logout``;
 ``stop``; ``close``; ``ping`` → ``{"pid", "sessions"}``. Events go up as notes
-``{"sid": n, "event": {...}}`` in the order each session produced them.
+``{"sid": n, "event": {...}}`` in the order each session produced them, at most
+:data:`WIRE_WINDOW` per session ahead of the parent, which grants credits back as notes
+``{"sid": n, "credit": k}``; without credit a session's events wait in it (its backend then
+waits too: backpressure down to WhatsApp, never a drop).
 The host exits when its stdin closes (the parent is gone or asked it to stop).
 """
 
@@ -27,8 +30,8 @@ from config import QrPolicy
 
 from ._errors import BackendUnavailable, WhatsAppError
 from ._events import event_to_dict
-from ._rpc import FrameStream, RpcPeer
-from ._session import WhatsAppGateway, WhatsAppSession
+from ._rpc import CreditWindow, FrameStream, RpcPeer
+from ._session import WIRE_WINDOW, WhatsAppGateway, WhatsAppSession
 
 log = logging.getLogger("actors.whatsapp.host")
 
@@ -40,7 +43,21 @@ class _HostService:
         self._nursery = nursery
         self._gateway: WhatsAppGateway | None = None
         self._sessions: dict[int, WhatsAppSession] = {}
+        self._windows: dict[int, CreditWindow] = {}
         self.peer: RpcPeer | None = None
+
+    def on_note(self, note: dict[str, Any]) -> None:
+        """The parent's credit for a session's events (``{"sid", "credit"}``)."""
+        window = self._windows.get(int(note.get("sid", -1)))
+        credit = note.get("credit")
+        if window is not None and isinstance(credit, int):
+            window.grant(credit)
+
+    def _forget(self, sid: int) -> None:
+        self._sessions.pop(sid, None)
+        window = self._windows.pop(sid, None)
+        if window is not None:
+            window.close()
 
     def _build_gateway(self, config: dict[str, Any]) -> WhatsAppGateway:
         backend = config.get("backend")
@@ -79,12 +96,15 @@ class _HostService:
             raise BackendUnavailable("host not configured (no hello)")
         if op == "open":
             sid = int(args["sid"])
-            old = self._sessions.pop(sid, None)
+            old = self._sessions.get(sid)
+            self._forget(sid)
             if old is not None:
                 await old.aclose()
             session = self._gateway.open_session(int(args["company_id"]), jid=args.get("jid"))
+            window = CreditWindow(WIRE_WINDOW)
             self._sessions[sid] = session
-            self._nursery.start_soon(self._forward, sid, session)
+            self._windows[sid] = window
+            self._nursery.start_soon(self._forward, sid, session, window)
             return None
         session = self._session(args)
         if op == "start":
@@ -103,13 +123,16 @@ class _HostService:
             await session.stop()
             return None
         if op == "close":
-            self._sessions.pop(int(args["sid"]), None)
+            self._forget(int(args["sid"]))
             await session.aclose()
             return None
         raise WhatsAppError(f"unknown host request {op!r}")
 
-    async def _forward(self, sid: int, session: WhatsAppSession) -> None:
+    async def _forward(self, sid: int, session: WhatsAppSession, window: CreditWindow) -> None:
+        """Send the session's events up in order, each only with credit from the parent."""
         async for event in session.events:
+            if not await window.acquire():
+                return  # the parent closed this session: nobody reads its events any more
             if self.peer is not None:
                 self.peer.notify_nowait({"sid": sid, "event": event_to_dict(event)})
 
@@ -125,7 +148,12 @@ async def _serve(frames_fd: int) -> None:
     send = trio.lowlevel.FdStream(frames_fd)
     async with trio.open_nursery() as nursery:
         service = _HostService(nursery)
-        peer = RpcPeer(FrameStream(receive, send), on_request=service.handle, name="parent")
+        peer = RpcPeer(
+            FrameStream(receive, send),
+            on_request=service.handle,
+            on_note=service.on_note,
+            name="parent",
+        )
         service.peer = peer
         await peer.run()
         log.info("parent closed the pipe; shutting down")

@@ -14,6 +14,11 @@ the supervisor limits' ``backoff_initial`` doubling up to ``backoff_max``, ± 25
 gateway's injected ``random.Random``) that resets after ``stable_after`` seconds of good
 running. ``snapshot()`` shows each host's pid, state, sessions and restarts.
 
+Backpressure: a host sends a session's events only with credit (:data:`WIRE_WINDOW` in flight);
+the session grants it back as events enter its buffer, so a session whose reader lags makes
+its host wait (and the host's backend, down to WhatsApp), while the pipe keeps carrying the
+other sessions' events and every reply. Nothing is dropped.
+
 Shutdown (``aclose``): stop every session within the deadline, close each host's stdin (the
 host stops its sessions and exits), then kill what is left.
 """
@@ -27,7 +32,7 @@ import random
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,9 +49,16 @@ from ._errors import (
     SessionNotConnected,
     WhatsAppError,
 )
-from ._events import SessionLost, event_from_dict
+from ._events import SessionEvent, SessionLost, event_from_dict
 from ._rpc import FrameStream, PeerLost, RpcPeer
-from ._session import GatewaySnapshot, HostSnapshot, SessionBase, SessionSnapshot, SessionState
+from ._session import (
+    WIRE_CREDIT_BATCH,
+    GatewaySnapshot,
+    HostSnapshot,
+    SessionBase,
+    SessionSnapshot,
+    SessionState,
+)
 
 if TYPE_CHECKING:
     from ._world import SimulatedWorld
@@ -74,11 +86,24 @@ class HostedSession(SessionBase):
     """A session whose backend runs in a session host; same contract as every session."""
 
     def __init__(self, gateway: HostedGateway, sid: int, company_id: int, jid: str | None) -> None:
-        super().__init__(company_id)
+        super().__init__(company_id, gateway._spawn)
         self._gateway = gateway
         self._sid = sid
         self._jid = jid
         self._host: _Host | None = None
+        self._credit = 0  # events taken into the buffer, not yet granted back to the host
+
+    def _from_host(self, event: SessionEvent) -> None:
+        """An event from the host: into the buffer (credit back) or the overflow."""
+        if self._emit(event):
+            self._taken()
+
+    def _taken(self) -> None:
+        self._credit += 1
+        host = self._host
+        if self._credit >= WIRE_CREDIT_BATCH and host is not None:
+            host.notify({"sid": self._sid, "credit": self._credit})
+            self._credit = 0
 
     @property
     def host_pid(self) -> int | None:
@@ -166,9 +191,7 @@ class HostedSession(SessionBase):
 
     def snapshot(self) -> SessionSnapshot:
         base = super().snapshot()
-        return SessionSnapshot(
-            base.company_id, base.state, base.queued_events, base.dropped_events, self.host_pid
-        )
+        return SessionSnapshot(base.company_id, base.state, base.queued_events, self.host_pid)
 
 
 class _Host:
@@ -299,9 +322,15 @@ class _Host:
         if session is None:
             return
         try:
-            session._emit(event_from_dict(note["event"]))
+            session._from_host(event_from_dict(note["event"]))
         except (KeyError, ValueError) as exc:
             log.error("session host %d sent a bad event: %s", self.index, exc)
+
+    def notify(self, note: dict[str, Any]) -> None:
+        """Send a one-way note to the host (dropped if it is not running)."""
+        peer = self._peer
+        if peer is not None and not peer.lost:
+            peer.notify_nowait(note)
 
     async def close(self) -> None:
         """Close the host's stdin: it stops its sessions and exits."""
@@ -370,6 +399,10 @@ class HostedGateway:
         if self.closing:
             raise BackendUnavailable("the WhatsApp gateway is closed")
 
+    def _spawn(self, fn: Callable[[], Awaitable[None]]) -> None:
+        """Run a session's background task (its event drain) in the gateway's nursery."""
+        self._nursery.start_soon(fn)
+
     async def _place(self, session: HostedSession, jid: str | None) -> None:
         try:
             with trio.fail_after(self.place_timeout):
@@ -390,6 +423,7 @@ class HostedGateway:
             ) from None
         host.sessions[session._sid] = session
         session._host = host
+        session._credit = 0  # the host opens the session with a full window
         try:
             await host.call(
                 "open",

@@ -13,6 +13,12 @@ Threads: ``connect()`` blocks for the life of the session, so each runs in its o
 (under a limiter sized for thousands, not trio's default 40); short calls (send, pair,
 logout, stop) run in threads under a separate limiter. neonize callbacks run on the
 session's Go thread and only map the event (:func:`map_event`, pure) and hand it to trio.
+
+Backpressure: a callback returns once its event is in the session's buffer. When the reader
+lags and the buffer is full, the callback blocks its Go thread (``trio.from_thread.run`` of a
+waiting put), so whatsmeow stops taking events and WhatsApp holds the backlog: a burst of
+thousands of queued messages is never dropped. Stopping the session releases a blocked
+callback (the client is being stopped; its late events are not for us any more).
 We track "connected" ourselves and never call into neonize in a state where it would panic
 (``get_me`` is never called; ``send_message``/``PairPhone``/``logout`` only when allowed).
 
@@ -333,7 +339,7 @@ class NeonizeSession(SessionBase):
     """One company's neonize client (see the module docstring)."""
 
     def __init__(self, gateway: NeonizeGateway, company_id: int, jid: str | None) -> None:
-        super().__init__(company_id)
+        super().__init__(company_id, gateway._spawn)
         self._gateway = gateway
         self._jid = jid
         self._client: Any = None
@@ -370,7 +376,7 @@ class NeonizeSession(SessionBase):
             functools.partial(self._qr_callback, token),
         )
 
-    # -- callbacks: on neonize's thread; map, hand to trio, return at once --
+    # -- callbacks: on neonize's thread; map, hand to trio, return once it is taken --
 
     def _callback(self, token: trio.lowlevel.TrioToken, client: Any, ev: Any) -> None:
         try:
@@ -385,11 +391,13 @@ class NeonizeSession(SessionBase):
         self._hand_over(token, client, QrCode(data.decode(errors="replace")))
 
     def _hand_over(self, token: trio.lowlevel.TrioToken, client: Any, event: SessionEvent) -> None:
-        with contextlib.suppress(trio.RunFinishedError):
-            trio.from_thread.run_sync(self._on_event, client, event, trio_token=token)
+        """Give ``event`` to trio and wait (blocking this thread) until the session took it."""
+        with contextlib.suppress(trio.RunFinishedError, trio.Cancelled):
+            trio.from_thread.run(self._on_event, client, event, trio_token=token)
 
-    def _on_event(self, client: Any, event: SessionEvent) -> None:
+    async def _on_event(self, client: Any, event: SessionEvent) -> None:
         if client is not self._client:
+            await trio.lowlevel.checkpoint()
             return
         if isinstance(event, StaffMessage) and self._sent_by_us(event):
             return
@@ -405,7 +413,7 @@ class NeonizeSession(SessionBase):
             self._connected = False
             self._client = None
             self._gateway._spawn(functools.partial(self._stop_client, client))
-        self._emit(event)
+        await self._put(event)
 
     # -- lifecycle --
 
@@ -552,6 +560,7 @@ class NeonizeSession(SessionBase):
         self._connected = False
         if self._state is not SessionState.CLOSED:
             self._state = SessionState.IDLE
+        self._release()  # a callback blocked on a full buffer must not hold up the stop
         if client is not None:
             with trio.CancelScope(shield=True), trio.move_on_after(10):
                 await self._stop_client(client)

@@ -9,8 +9,11 @@ UTF-8 JSON (an object). Three kinds of frame travel:
 * ``{"note": {...}}``  a one-way notification (session events)
 
 :class:`RpcPeer` runs one reader and one writer task; every send goes through a bounded
-outgoing queue, so ``notify_nowait`` can be called from synchronous code. Requests are handled
-each in their own task. When the stream ends, every pending ``call`` raises :class:`PeerLost`.
+outgoing queue, so ``notify_nowait`` can be called from synchronous code. The reader never
+waits on a handler, so replies are never stuck behind notes: notes that must not outrun their
+receiver (session events) are flow-controlled above this layer with a :class:`CreditWindow`.
+Requests are handled each in their own task. When the stream ends, every pending ``call``
+raises :class:`PeerLost`.
 Errors of this package cross the wire by class name and attributes (see :func:`error_to_dict`).
 """
 
@@ -129,6 +132,45 @@ def error_from_dict(data: dict[str, Any]) -> WhatsAppError:
     if isinstance(attrs, dict):
         exc.__dict__.update(attrs)
     return exc
+
+
+class CreditWindow:
+    """Credit-based flow control for one stream of notes on a wire.
+
+    The sender may have ``size`` notes out that the receiver has not granted back: it calls
+    :meth:`acquire` before each (waits while none is left) and the receiver's ``credit`` notes
+    feed :meth:`grant`. :meth:`close` ends the stream: waiting and later ``acquire`` calls
+    return ``False`` at once (send nothing more).
+    """
+
+    def __init__(self, size: int) -> None:
+        self._available = size
+        self._closed = False
+        self._lot = trio.lowlevel.ParkingLot()
+
+    @property
+    def available(self) -> int:
+        return self._available
+
+    async def acquire(self) -> bool:
+        """Take one credit, waiting for it; ``False`` once the window is closed."""
+        await trio.lowlevel.checkpoint_if_cancelled()
+        while self._available <= 0 and not self._closed:
+            await self._lot.park()
+        if self._closed:
+            return False
+        self._available -= 1
+        return True
+
+    def grant(self, credits: int) -> None:
+        """The receiver took ``credits`` more notes."""
+        if credits > 0:
+            self._available += credits
+            self._lot.unpark_all()
+
+    def close(self) -> None:
+        self._closed = True
+        self._lot.unpark_all()
 
 
 class RpcPeer:

@@ -5,11 +5,20 @@ A *session* is one company's link to WhatsApp. It is created idle by a *gateway*
 :mod:`events <._events>` on one ``events`` channel that lives as long as the session object
 (across stop/start and lost hosts). The session state is a pure function of the events
 (:func:`next_state`), so callers and health views can read ``state`` without asking anyone.
+
+Backpressure: no event is ever dropped. ``events`` holds :data:`EVENT_BUFFER` events; when the
+reader falls behind, what a backend hands over waits in the session's *overflow* (in order)
+and is put into the buffer as room appears. A backend whose producer can wait is told so:
+the simulated world keeps its backlog until the session takes more (``_taken``), the session
+hosts' pipes and the world's socket grant credits (:data:`WIRE_WINDOW` events in flight), and
+a neonize callback blocks its Go thread (``_put``), so WhatsApp holds the rest.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
@@ -37,6 +46,13 @@ from ._events import (
 log = logging.getLogger(__name__)
 
 EVENT_BUFFER = 1024
+#: Events a sender may have on a wire (session-host pipe, world socket) that the receiving
+#: session has not put into its buffer yet; the receiver grants credits in batches of
+#: :data:`WIRE_CREDIT_BATCH` (at most the window, so a full window is always answered).
+WIRE_WINDOW = 256
+WIRE_CREDIT_BATCH = 64
+
+Spawn = Callable[[Callable[[], Awaitable[None]]], None]
 
 
 class SessionState(StrEnum):
@@ -78,8 +94,8 @@ class SessionSnapshot:
 
     company_id: int
     state: str
+    #: Events waiting for the reader: in the buffer plus those held in the overflow.
     queued_events: int
-    dropped_events: int
     host_pid: int | None = None
 
 
@@ -172,16 +188,23 @@ class WhatsAppGateway(Protocol):
 class SessionBase:
     """What every backend's session shares: the event channel and the state it implies.
 
-    ``_emit`` never blocks (backends call it from event callbacks): when the caller does not
-    read ``events`` and the buffer of ``EVENT_BUFFER`` fills, further events are dropped,
-    counted in ``snapshot().dropped_events`` and logged.
+    Events go in through :meth:`_emit` (never blocks, never drops: a full buffer sends the
+    event to the overflow, which a drain task empties in order with blocking sends) or
+    :meth:`_put` (waits until the event is in the buffer: for producers that can wait).
+    ``spawn`` starts the drain task in the backend's nursery; after each event it moves, the
+    drain task calls :meth:`_taken`, the backend's cue that there is room for more.
     """
 
-    def __init__(self, company_id: int) -> None:
+    def __init__(self, company_id: int, spawn: Spawn) -> None:
         self._company_id = company_id
         self._state = SessionState.IDLE
         self._send, self._recv = trio.open_memory_channel[SessionEvent](EVENT_BUFFER)
-        self._dropped = 0
+        self._spawn_task = spawn
+        self._overflow: collections.deque[SessionEvent] = collections.deque()
+        self._draining = False
+        self._moved = 0  # events the drain task has put into the buffer (or given up on)
+        self._queued = 0  # events that ever went to the overflow
+        self._progress = trio.Event()
 
     @property
     def company_id(self) -> int:
@@ -195,21 +218,77 @@ class SessionBase:
     def events(self) -> trio.MemoryReceiveChannel[SessionEvent]:
         return self._recv
 
-    def _emit(self, event: SessionEvent) -> None:
+    @property
+    def held(self) -> int:
+        """Events waiting in the overflow for room in the buffer."""
+        return len(self._overflow)
+
+    def _emit(self, event: SessionEvent) -> bool:
+        """Hand ``event`` over in order without blocking; ``True`` when it is in the buffer
+        now, ``False`` when it waits in the overflow (it is never dropped while the session
+        is open; after ``aclose`` nobody reads, and events are discarded)."""
         self._state = next_state(self._state, event)
+        if not self._overflow:
+            try:
+                self._send.send_nowait(event)
+                return True
+            except trio.WouldBlock:
+                pass
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return True
+        self._overflow.append(event)
+        self._queued += 1
+        if not self._draining:
+            self._draining = True
+            self._spawn_task(self._drain)
+        return False
+
+    async def _put(self, event: SessionEvent) -> None:
+        """Hand ``event`` over in order and wait until it is in the buffer (or the session is
+        closed, or :meth:`_release` gives up waiting): backpressure for a producer that can
+        wait, such as a neonize callback blocking its Go thread."""
+        if self._emit(event):
+            await trio.lowlevel.checkpoint()
+            return
+        ticket = self._queued
+        while self._moved < ticket:
+            await self._progress.wait()
+
+    def _release(self) -> None:
+        """Let every :meth:`_put` waiting now return (their events stay in the overflow, in
+        order): a session that stops must not wait for a reader that may be gone."""
+        self._moved = max(self._moved, self._queued)
+        self._wake()
+
+    def _wake(self) -> None:
+        self._progress.set()
+        self._progress = trio.Event()
+
+    async def _drain(self) -> None:
+        """Move the overflow into the buffer, in order, waiting for room."""
         try:
-            self._send.send_nowait(event)
-        except trio.WouldBlock:
-            self._dropped += 1
-            log.error(
-                "company %s: event buffer full, dropped %s", self._company_id, type(event).__name__
-            )
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass
+            while self._overflow:
+                try:
+                    await self._send.send(self._overflow[0])
+                except (trio.BrokenResourceError, trio.ClosedResourceError):
+                    self._moved += len(self._overflow)
+                    self._overflow.clear()
+                    break
+                self._overflow.popleft()
+                self._moved += 1
+                self._wake()
+                self._taken()
+        finally:
+            self._draining = False
+            self._wake()
+
+    def _taken(self) -> None:
+        """Called after the drain task put an event into the buffer: room for more."""
 
     def _close_events(self) -> None:
         self._state = SessionState.CLOSED
         self._send.close()
+        self._release()
 
     def snapshot(self) -> SessionSnapshot:
         """This session for health views."""
@@ -217,8 +296,7 @@ class SessionBase:
         return SessionSnapshot(
             company_id=self._company_id,
             state=self._state.value,
-            queued_events=stats.current_buffer_used,
-            dropped_events=self._dropped,
+            queued_events=stats.current_buffer_used + len(self._overflow),
         )
 
     def __repr__(self) -> str:

@@ -6,7 +6,13 @@ socket (:class:`_RemoteLink`, used inside session hosts). Like whatsmeow, a sess
 not linked shows QR codes: the first at once, then a new one every ``rotate_every`` seconds,
 at most ``max_codes``, after which nothing is live and nothing is said; the caller keeps its
 own deadline and calls ``stop()``/``start()``. The only task a session owns is that QR loop,
-and only while linking. Every timer runs on trio's clock.
+and only while linking (and, while its reader lags, the task that drains its overflow). Every
+timer runs on trio's clock.
+
+Backpressure: in process, a session that already holds an event in its overflow answers the
+world's sink with "no room" and the world keeps the rest until the drain task makes room
+(``resume``). Over the socket, the world sends at most :data:`WIRE_WINDOW` events the session
+has not taken into its buffer; the session grants credits as it does.
 """
 
 from __future__ import annotations
@@ -42,18 +48,32 @@ from ._events import (
 )
 from ._ids import fake_qr_code, valid_message_id
 from ._rpc import FrameStream, PeerLost, RpcPeer
-from ._session import GatewaySnapshot, SessionBase, SessionState
+from ._session import (
+    WIRE_CREDIT_BATCH,
+    GatewaySnapshot,
+    SessionBase,
+    SessionState,
+)
 from ._world import SimulatedWorld, WorldConnection
 
 log = logging.getLogger(__name__)
 
-Sink = Callable[[SessionEvent], None]
+#: Takes one event from the world; ``False``: no room now (the world holds it, see ``room``).
+Sink = Callable[[SessionEvent], bool]
 _TERMINAL = (LoggedOut, StreamReplaced, TemporaryBan, ConnectFailed, SessionLost)
 
 
 class _Link(Protocol):
-    """One session's connection to the world (see :class:`WorldConnection`)."""
+    """One session's connection to the world (see :class:`WorldConnection`).
 
+    ``holds_backlog``: the world keeps what the sink refuses (in process); otherwise the
+    sender's credit window bounds what is in flight. ``room()``: one event from this link
+    entered the session's buffer (resume the world, or grant a credit).
+    """
+
+    holds_backlog: bool
+
+    def room(self) -> None: ...
     async def attach(self, company_id: int, sink: Sink) -> bool: ...
     async def show_qr(self, code: str | None) -> None: ...
     async def send(self, to_phone: str, text: str, message_id: str) -> str: ...
@@ -66,9 +86,15 @@ class _Link(Protocol):
 class _LocalLink:
     """Talks to a world object in this process: plain method calls."""
 
+    holds_backlog = True
+
     def __init__(self, world: SimulatedWorld) -> None:
         self._world = world
         self._conn: WorldConnection | None = None
+
+    def room(self) -> None:
+        if self._conn is not None:
+            self._conn.resume()
 
     def _live(self) -> WorldConnection:
         if self._conn is None:
@@ -102,11 +128,20 @@ class _LocalLink:
 class _RemoteLink:
     """Talks to the world over its Unix socket; one socket per running session."""
 
+    holds_backlog = False
+
     def __init__(self, path: str, spawn: Callable[[Callable[[], Awaitable[None]]], None]) -> None:
         self._path = path
         self._spawn = spawn
         self._peer: RpcPeer | None = None
         self._closing = False
+        self._credit = 0  # events taken into the buffer, not yet granted back to the world
+
+    def room(self) -> None:
+        self._credit += 1
+        if self._credit >= WIRE_CREDIT_BATCH and self._peer is not None:
+            self._peer.notify_nowait({"credit": self._credit})
+            self._credit = 0
 
     async def _open(self, on_note: Callable[[dict[str, Any]], None] | None = None) -> RpcPeer:
         try:
@@ -178,7 +213,7 @@ class SimulatedSession(SessionBase):
     """A session of the simulated backend (see the module docstring)."""
 
     def __init__(self, gateway: SimulatedGateway, company_id: int) -> None:
-        super().__init__(company_id)
+        super().__init__(company_id, gateway._spawn)
         self._gateway = gateway
         self._link: _Link | None = None
         self._rotation: trio.CancelScope | None = None
@@ -204,16 +239,25 @@ class SimulatedSession(SessionBase):
         if needs_qr and self._link is link:
             self._start_rotation(link)
 
-    def _on_event(self, link: _Link, event: SessionEvent) -> None:
+    def _on_event(self, link: _Link, event: SessionEvent) -> bool:
         if link is not self._link:
-            return  # a late event of a connection this session already left
+            return True  # a late event of a connection this session already left
+        if link.holds_backlog and self.held:
+            return False  # no room: the world keeps it until ``_taken`` resumes it
         if isinstance(event, Linked):
             self._stop_rotation()
         if isinstance(event, _TERMINAL):
             self._stop_rotation()
             self._link = None
             self._gateway._spawn(link.detach)
-        self._emit(event)
+        if self._emit(event) and not link.holds_backlog:
+            link.room()
+        return True
+
+    def _taken(self) -> None:
+        link = self._link
+        if link is not None:
+            link.room()
 
     def _start_rotation(self, link: _Link) -> None:
         scope = self._rotation = trio.CancelScope()

@@ -12,6 +12,11 @@ Sessions talk to it through :class:`WorldConnection` (in process) or over a sock
 (``scan``, ``enter_pairing_code``, ``send_inbound``, ``go_offline``, ``unlink``, ...).
 Everything is synchronous and event-driven: no timers live here, so it runs under MockClock.
 
+Backpressure, like WhatsApp's servers: a connection's ``sink`` may answer ``False`` ("no room
+now"); the world then holds that event and every later one for the connection, in order, until
+the session calls :meth:`WorldConnection.resume`. Messages held for a connection that closes go
+back to the front of the company's queue, for the next session: nothing is lost.
+
 Errors: :class:`WorldError` (a control that cannot happen now, e.g. scanning with no live QR).
 """
 
@@ -49,7 +54,9 @@ from ._ids import (
     normalise_pairing_code,
 )
 
-Sink = Callable[[SessionEvent], None]
+#: Takes one event for a session; ``False`` means "no room now: hold it until ``resume()``"
+#: (``None`` or ``True``: taken).
+Sink = Callable[[SessionEvent], bool | None]
 
 #: Lines kept per client phone in a company's chat log (the oldest are dropped first).
 CHAT_LINES_PER_PHONE = 500
@@ -119,6 +126,13 @@ class WorldConnection:
     qr: str | None = None
     qr_shown: bool = False
     closed: bool = False
+    #: Events the session had no room for yet, in order (see the module docstring).
+    backlog: collections.deque[SessionEvent] = field(default_factory=collections.deque)
+
+    def resume(self) -> None:
+        """The session has room again: hand over what the world held for it, in order, until
+        it says "no room" again. Safe to call at any time."""
+        self.world._resume(self)
 
     def show_qr(self, code: str | None) -> None:
         """The session put ``code`` on screen (``None``: the QR loop ended, nothing is live)."""
@@ -190,20 +204,31 @@ class SimulatedWorld:
         if company.conn is not None:
             old = company.conn
             self._close(old)
-            old.sink(StreamReplaced())
+            self._push(old, StreamReplaced())
         conn = WorldConnection(self, company_id, sink)
         company.conn = conn
         if not company.reachable:
             self._close(conn)
-            sink(ConnectFailed("could not connect to WhatsApp: no route (simulated)"))
+            self._push(conn, ConnectFailed("could not connect to WhatsApp: no route (simulated)"))
         elif company.jid is not None:
             if company.banned is not None:
                 self._close(conn)
-                sink(company.banned)
+                self._push(conn, company.banned)
             elif company.online:
                 self._connect(company, conn)
         self._touch()
         return conn
+
+    def _push(self, conn: WorldConnection, event: SessionEvent) -> None:
+        """Hand ``event`` to the connection's session, or hold it (behind anything held)."""
+        if conn.backlog or conn.sink(event) is False:
+            conn.backlog.append(event)
+
+    def _resume(self, conn: WorldConnection) -> None:
+        while conn.backlog:
+            if conn.sink(conn.backlog[0]) is False:
+                return
+            conn.backlog.popleft()
 
     def needs_qr(self, conn: WorldConnection) -> bool:
         """Whether this connection must link first (its company has no credentials)."""
@@ -211,16 +236,24 @@ class SimulatedWorld:
 
     def _connect(self, company: _Company, conn: WorldConnection) -> None:
         conn.connected = True
-        conn.sink(Connected())
+        self._push(conn, Connected())
         pending, company.pending = company.pending, []
         for message in pending:
-            conn.sink(message)
+            self._push(conn, message)
 
     def _close(self, conn: WorldConnection) -> None:
         conn.closed = True
         conn.connected = False
         conn.qr = None
         company = self._company(conn.company_id)
+        # Messages the session never took go back to the front of the queue, in order; the
+        # connection's other events (its own fate) stay for the session to read.
+        held = [e for e in conn.backlog if isinstance(e, InboundMessage | StaffMessage)]
+        if held:
+            company.pending[:0] = held
+            conn.backlog = collections.deque(
+                e for e in conn.backlog if not isinstance(e, InboundMessage | StaffMessage)
+            )
         if company.conn is conn:
             company.conn = None
             company.pairing.clear()
@@ -324,7 +357,7 @@ class SimulatedWorld:
         company.phone = phone
         company.pairing.clear()
         conn.qr = None
-        conn.sink(Linked(company.jid, phone))
+        self._push(conn, Linked(company.jid, phone))
         if company.online and company.banned is None:
             self._connect(company, conn)
         self._touch()
@@ -376,7 +409,7 @@ class SimulatedWorld:
         """Hand a message to the connected session, or keep it until one connects."""
         conn = company.conn
         if conn is not None and conn.connected:
-            conn.sink(message)
+            self._push(conn, message)
         else:
             company.pending.append(message)
         self._touch()
@@ -388,7 +421,7 @@ class SimulatedWorld:
         conn = company.conn
         if conn is not None and conn.connected:
             conn.connected = False
-            conn.sink(Disconnected("connection lost"))
+            self._push(conn, Disconnected("connection lost"))
         self._touch()
 
     def go_online(self, company_id: int) -> None:
@@ -412,7 +445,7 @@ class SimulatedWorld:
         conn = company.conn
         if conn is None or company.jid is None or company.phone is None:
             raise WorldError(f"company {company_id} has no linked, attached session")
-        conn.sink(Linked(company.jid, company.phone))
+        self._push(conn, Linked(company.jid, company.phone))
         self._touch()
 
     def go_unreachable(self, company_id: int) -> None:
@@ -424,7 +457,7 @@ class SimulatedWorld:
         conn = company.conn
         if conn is not None and not conn.closed:
             self._close(conn)
-            conn.sink(ConnectFailed("connection to WhatsApp lost and not re-established"))
+            self._push(conn, ConnectFailed("connection to WhatsApp lost and not re-established"))
         self._touch()
 
     def go_reachable(self, company_id: int) -> None:
@@ -443,7 +476,7 @@ class SimulatedWorld:
         conn = company.conn
         if conn is not None:
             self._close(conn)
-            conn.sink(LoggedOut("device_removed"))
+            self._push(conn, LoggedOut("device_removed"))
         self._touch()
 
     def replace_stream(self, company_id: int) -> None:
@@ -451,7 +484,7 @@ class SimulatedWorld:
         conn = self._company(company_id).conn
         if conn is not None:
             self._close(conn)
-            conn.sink(StreamReplaced())
+            self._push(conn, StreamReplaced())
         self._touch()
 
     def lose_send_replies(self, company_id: int, count: int = 1) -> None:
@@ -469,7 +502,7 @@ class SimulatedWorld:
         conn = company.conn
         if conn is not None:
             self._close(conn)
-            conn.sink(company.banned)
+            self._push(conn, company.banned)
         self._touch()
 
     def lift_ban(self, company_id: int) -> None:
@@ -481,13 +514,13 @@ class SimulatedWorld:
         """Keep-alive pings start failing (``KeepAliveTimeout``)."""
         conn = self._company(company_id).conn
         if conn is not None and conn.connected:
-            conn.sink(KeepAliveTimeout())
+            self._push(conn, KeepAliveTimeout())
 
     def keepalive_restored(self, company_id: int) -> None:
         """Keep-alive pings succeed again (``KeepAliveRestored``)."""
         conn = self._company(company_id).conn
         if conn is not None and conn.connected:
-            conn.sink(KeepAliveRestored())
+            self._push(conn, KeepAliveRestored())
 
     # ---- observation -----------------------------------------------------------------------
 

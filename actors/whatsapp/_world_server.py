@@ -5,6 +5,10 @@ process holds one socket connection to :func:`serve_world` for as long as it run
 process dies the socket closes and the world drops that connection (credentials stay).
 Frames are those of :mod:`._rpc`; requests: ``attach``, ``show_qr``, ``send``, ``pair``,
 ``logout``, ``detach``, ``forget``; the world pushes ``{"event": {...}}`` notes.
+
+Flow control: at most :data:`WIRE_WINDOW` event notes are in flight that the session has not
+taken into its buffer; the session grants credits back as ``{"credit": n}`` notes. Without
+credit the world holds the connection's events itself (its sink answers "no room").
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import trio
 from ._errors import BackendUnavailable, SessionNotConnected
 from ._events import SessionEvent, event_to_dict
 from ._rpc import FrameStream, RpcPeer
+from ._session import WIRE_WINDOW
 from ._world import SimulatedWorld, WorldConnection
 
 log = logging.getLogger(__name__)
@@ -56,9 +61,23 @@ async def serve_world(
 async def _serve_connection(world: SimulatedWorld, stream: trio.SocketStream) -> None:
     conn: WorldConnection | None = None
     peer: RpcPeer
+    in_flight = 0  # event notes sent that the session has not granted credit for
 
-    def sink(event: SessionEvent) -> None:
+    def sink(event: SessionEvent) -> bool:
+        nonlocal in_flight
+        if in_flight >= WIRE_WINDOW:
+            return False  # the world holds it until credit comes back
+        in_flight += 1
         peer.notify_nowait({"event": event_to_dict(event)})
+        return True
+
+    def on_note(note: dict[str, Any]) -> None:
+        nonlocal in_flight
+        credit = note.get("credit")
+        if isinstance(credit, int) and credit > 0:
+            in_flight = max(0, in_flight - credit)
+            if conn is not None:
+                conn.resume()
 
     def live() -> WorldConnection:
         if conn is None:
@@ -91,7 +110,9 @@ async def _serve_connection(world: SimulatedWorld, stream: trio.SocketStream) ->
             return None
         raise BackendUnavailable(f"unknown world request {op!r}")
 
-    peer = RpcPeer(FrameStream(stream, stream), on_request=handle, name="world-client")
+    peer = RpcPeer(
+        FrameStream(stream, stream), on_request=handle, on_note=on_note, name="world-client"
+    )
     try:
         await peer.run()
     finally:
