@@ -189,6 +189,10 @@ async def test_hung_redis_fails_fast_names_redis_and_recovers(
         assert_unavailable(status, elapsed)
         await assert_ready_names(stand, ["redis"])
 
+        frame, elapsed = await first_ws_frame(stand)
+        assert frame["event"] == "error" and frame["data"]["code"] == "unavailable", frame
+        assert elapsed < FAIL_FAST, f"first frame after {elapsed:.1f}s"
+
         stand.proxy.allow()
         await recovers(stand)
 
