@@ -29,6 +29,10 @@ _RUNNING_NAMES = {
     "ConversationState": "._state",
     "Policy": "._policy",
     "decide": "._decide",
+    # reminders and review requests as the conversation keeps them (issue 11)
+    "Prompt": "._prompts",
+    "PromptKind": "._prompts",
+    "may_prompt": "._prompts",
 }
 
 if typing.TYPE_CHECKING:
@@ -37,6 +41,9 @@ if typing.TYPE_CHECKING:
     from ._decide import decide as decide
     from ._operations import YClientsOperations as YClientsOperations
     from ._policy import Policy as Policy
+    from ._prompts import Prompt as Prompt
+    from ._prompts import PromptKind as PromptKind
+    from ._prompts import may_prompt as may_prompt
     from ._state import ConversationState as ConversationState
 else:
 
@@ -58,11 +65,14 @@ __all__ = [
     "ConversationState",
     "DayKind",
     "Policy",
+    "Prompt",
+    "PromptKind",
     "RuleUnderstander",
     "TimeKind",
     "When",
     "YClientsOperations",
     "decide",
+    "may_prompt",
     "parse_when",
     "understand_rules",
 ]

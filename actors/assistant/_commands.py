@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ._catalog import AssistantCatalog
+from ._prompts import PromptKind
 from ._when import When
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "ChooseOption",
     "ChooseVisit",
     "Command",
+    "Comment",
     "Confirm",
     "Deny",
     "Expecting",
@@ -36,6 +38,7 @@ __all__ = [
     "HandOverReason",
     "NotUnderstood",
     "OptOut",
+    "Rate",
     "SetMaster",
     "SetName",
     "SetServices",
@@ -108,13 +111,16 @@ class TurnContext:
 
     ``offered_times`` are the local start times of the numbered options, in their order
     (option 1 first), so "давайте на 17:00" can pick one; ``offered_count`` is how many
-    numbered items (times, days or visits) the last reply listed.
+    numbered items (times, days or visits) the last reply listed. ``prompt`` is the reminder or
+    review request the salon sent last, when the message may answer it (nothing else is under
+    way): "буду" confirms a reminded visit, "5" rates a visit after a review request.
     """
 
     expecting: Expecting = Expecting.NOTHING
     offered_count: int = 0
     offered_times: tuple[dt.datetime, ...] = ()
     flow: Flow | None = None
+    prompt: PromptKind | None = None
 
 
 @dataclass(frozen=True)
@@ -227,6 +233,22 @@ class SmallTalk:
 
 
 @dataclass(frozen=True)
+class Rate:
+    """A 1–5 rating of the visit a review request asked about ("5", "на 4", "⭐⭐⭐⭐",
+    "отлично"), with the rest of the message as its comment ("" for none)."""
+
+    rating: int
+    comment: str = ""
+
+
+@dataclass(frozen=True)
+class Comment:
+    """Words about the visit just rated, sent after the rating (no request in them)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
 class NotUnderstood:
     """Nothing usable in the message (gibberish, digits out of context, another language)."""
 
@@ -247,6 +269,8 @@ Command = (
     | HandOver
     | OptOut
     | SmallTalk
+    | Rate
+    | Comment
     | NotUnderstood
 )
 

@@ -17,6 +17,13 @@ the first), so a burst of short messages is answered once, joined. Turns run one
    stored, audited and counted; ``ArmSettle`` arms a timer in this actor;
 5. stores the new state with the version it read (``Conversations.save``).
 
+Reminders and review requests are sent by the reminder scheduler, which then tells the
+conversation (``Assistant.note_sent_prompt``): the prompt is kept in the state, so the client's
+next replies are read in its light (``_prompts``, ``_decide``). A chat the client opted out of
+or a person has taken over gets none (``may_prompt``). A rating is stored through
+``storage.reviews``; a low one (1–3) is audited and counted
+(``aiadmin_assistant_low_ratings_total``) and shows in the conversations API.
+
 A booking survives a crash: the state holding the booking and its ``api_id`` is stored
 *before* ``Book`` is sent, and an actor that starts with such a state settles it by
 ``api_id`` first (``ConversationState.settle_due_on_start``), so a second record is never
@@ -34,7 +41,7 @@ import datetime as dt
 import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import trio
@@ -45,6 +52,7 @@ from runtime import Actor, ActorUnavailable, Registry, Restart, RestartPolicy
 from storage import Conflict, Conversation, ConversationMode, Storage, StorageError
 
 from .._phones import InvalidPhone, normalise_phone
+from ..reminders._settings import InvalidReminderSettings, ReminderSettings
 from ..whatsapp import InboundMessage, StaffMessage
 from ._catalog import AssistantCatalog
 from ._catalog_source import CatalogSource
@@ -58,11 +66,13 @@ from ._effects import (
     Event,
     NonTextTurn,
     Reply,
+    SaveRating,
     SetMode,
     SettleDue,
 )
 from ._operations import Party, QueryEffect, YClientsOperations, unanswered
 from ._policy import Policy
+from ._prompts import Prompt, PromptKind, may_prompt
 from ._state import ConversationState
 from ._sweep import ConversationSweep
 
@@ -74,6 +84,7 @@ __all__ = [
     "ConversationDeps",
     "ConversationMetrics",
     "DecideFn",
+    "PromptSent",
     "SendReply",
     "StaffWrote",
 ]
@@ -121,6 +132,14 @@ class StaffWrote:
 
 
 @dataclass(frozen=True)
+class PromptSent:
+    """The salon sent this client a reminder or a review request (``Assistant.note_sent_prompt``);
+    the actor answers whether it was noted."""
+
+    prompt: Prompt
+
+
+@dataclass(frozen=True)
 class _TurnDue:
     generation: int
 
@@ -151,6 +170,10 @@ class ConversationMetrics:
         )
         self.send_failures = r.counter(
             "aiadmin_assistant_send_failures_total", "Replies the outbound queue refused"
+        )
+        self.low_ratings = r.counter(
+            "aiadmin_assistant_low_ratings_total",
+            "Visits clients rated 1-3 after a review request (the salon is told)",
         )
 
 
@@ -218,6 +241,8 @@ class ConversationActor(Actor):
                     await self._settle()
             case StaffWrote():
                 await self._staff_wrote()
+            case PromptSent(prompt=prompt):
+                return await self._note_prompt(prompt)
             case _:
                 raise TypeError(f"conversation actor got {type(message).__name__}")
         return None
@@ -350,18 +375,42 @@ class ConversationActor(Actor):
             {"phone": self.phone, "until": until.isoformat()},
         )
 
+    async def _note_prompt(self, prompt: Prompt) -> bool:
+        """Keep ``prompt`` in the stored state (see ``PromptSent``); ``False`` when the chat
+        takes none (opted out, handed to a person, the assistant is off)."""
+        begun = await self._begin()
+        if begun is None:
+            return False
+        turn, row = begun
+        if not may_prompt(row, turn.now):
+            return False
+        turn.state = turn.state.noted(prompt)
+        await self._save(turn)
+        return True
+
     # -- decide and its effects --------------------------------------------------------------
 
-    def _policy(self) -> Policy:
-        return Policy(
+    async def _policy(self, state: ConversationState) -> Policy:
+        """The knobs of this turn; the salon's reminder settings when a rating may come."""
+        policy = Policy(
             handoff_for=dt.timedelta(minutes=self.deps.settings.assistant.handoff_minutes),
             conversation_key=f"{self.company_id}:{self.phone}",
         )
+        if state.prompt is not None and state.prompt.kind is PromptKind.REVIEW:
+            stored = await self.deps.storage.reminder_settings.get(self.company_id)
+            if stored is not None:
+                try:
+                    policy = replace(policy, reminders=ReminderSettings.from_json(stored))
+                except InvalidReminderSettings as exc:  # written by an older version: defaults
+                    log.warning(
+                        "company %s: reminder settings unreadable: %s", self.company_id, exc
+                    )
+        return policy
 
     async def _run(self, turn: _Turn, event: Event) -> None:
         """Feed ``event`` to ``decide`` and carry out the effects, outcomes fed back at once;
         then store the state."""
-        policy = self._policy()
+        policy = await self._policy(turn.state)
         decide = self.deps.decide
         state, effects = decide(turn.state, event, turn.catalog, policy, turn.now)
         turn.state = state
@@ -401,6 +450,17 @@ class ConversationActor(Actor):
                 )
             case ArmSettle(delay=delay):
                 self._arm_settle(delay)
+            case SaveRating():
+                await self.deps.storage.reviews.save_rating(
+                    self.company_id,
+                    effect.record_id,
+                    effect.visit_id,
+                    self.phone,
+                    effect.rating,
+                    effect.comment or None,
+                )
+                if effect.notify:
+                    self.deps.metrics.low_ratings.inc()
             case _:
                 raise TypeError(f"unhandled assistant effect {effect!r}")
 
@@ -568,6 +628,25 @@ class Assistant:
         except ActorUnavailable as exc:  # quarantined or stopping: this chat only
             self._dropped += 1
             log.warning("company %s: conversation unavailable: %s", company_id, exc)
+
+    async def note_sent_prompt(self, company_id: int, phone: str, prompt: Prompt) -> bool:
+        """The reminder scheduler handed ``prompt`` (a reminder or a review request) to the
+        company's outbound queue: the client's conversation keeps it, so their next reply is
+        read in its light. ``False`` when not noted (the chat is opted out or handed over, the
+        assistant is off for the company, or the conversation is unavailable)."""
+        key = (company_id, normalise_phone(phone, region=None))
+        try:
+            noted = await self.registry.ref(key).ask(PromptSent(prompt))
+        except ActorUnavailable as exc:
+            log.warning("company %s: prompt not noted: %s", company_id, exc)
+            return False
+        return bool(noted)
+
+    async def may_prompt(self, company_id: int, phone: str, now: dt.datetime | None = None) -> bool:
+        """Whether a reminder or review request may go to this client now (``may_prompt``)."""
+        number = normalise_phone(phone, region=None)
+        row = await self.deps.storage.conversations.get(company_id, number)
+        return may_prompt(row, now if now is not None else self.deps.wall_clock())
 
     def record_changed(self, salon_id: int) -> None:
         """A record of the salon changed in YClients (webhook): drop its cached free times."""

@@ -43,6 +43,16 @@ books again. A time taken meanwhile (``ActionFailed(TAKEN)``) offers the alterna
 same reply; when the client named no master and another master is free at that very time,
 that is proposed instead (same time with another master beats another time).
 
+**After a reminder** (``state.prompt``, noted by ``Assistant.note_sent_prompt``; nothing else
+under way and the visit still ahead): a plain yes ("да", "буду", "👍", "да, спасибо") sends
+``ConfirmVisit`` (attendance 2) and says "Ждём вас!"; a no, "не смогу" or "отмените" starts the
+cancel flow and "перенесите на …" the move flow, both for the reminded visit, each with its
+usual confirmation; "да, но хочу перенести" and a question are no yes. **After a review
+request**: a rating (``Rate``) is stored (``SaveRating``) and answered from the salon's texts,
+with its review link when the salon sends it after that rating; 1–3 also tells the salon
+(``Audit`` ``assistant.low_rating``, counted). Words sent after the rating are its comment.
+Anything else is an ordinary message.
+
 **Cancelling and moving** find the client's visits (``FindVisits``), ask which one when there
 are several (numbered, or matched by service or day), and act only after ``Confirm``; a move
 first finds the new time free (``FindSlots`` with the visit's services and master) and nothing
@@ -56,9 +66,12 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from storage import ConversationMode
 
+from ..reminders._plan import VisitFacts
+from ..reminders._texts import render_rating_reply
 from . import _templates as t
 from ._answers import answer
 from ._catalog import AssistantCatalog
@@ -68,6 +81,7 @@ from ._commands import (
     ChooseOption,
     ChooseVisit,
     Command,
+    Comment,
     Confirm,
     Deny,
     Expecting,
@@ -76,6 +90,7 @@ from ._commands import (
     HandOverReason,
     NotUnderstood,
     OptOut,
+    Rate,
     SetMaster,
     SetName,
     SetServices,
@@ -96,6 +111,7 @@ from ._effects import (
     CancelVisit,
     ClientFound,
     ClientTurn,
+    ConfirmVisit,
     Effect,
     Event,
     FailureKind,
@@ -105,6 +121,7 @@ from ._effects import (
     MoveVisit,
     NonTextTurn,
     Reply,
+    SaveRating,
     SetMode,
     SettleBooking,
     SettleDue,
@@ -112,10 +129,12 @@ from ._effects import (
     SlotsFound,
     Visit,
     VisitCancelled,
+    VisitConfirmed,
     VisitMoved,
     VisitsFound,
 )
 from ._policy import Policy
+from ._prompts import Prompt, PromptKind, Rating
 from ._state import Awaiting, Booking, ConfirmKind, ConversationState, Pending, VisitHint, Wish
 from ._when import When
 
@@ -132,6 +151,7 @@ QUERY_EFFECTS: tuple[type, ...] = (
     SettleBooking,
     CancelVisit,
     MoveVisit,
+    ConfirmVisit,
 )
 
 NAME_LIMIT = 60  # characters of a client's name kept
@@ -307,6 +327,9 @@ def _handle_turn(s: ConversationState, turn: ClientTurn, cx: _Ctx) -> _Step:
     if handover is not None:
         complaint = handover.reason is HandOverReason.COMPLAINT
         return _hand_over(s, cx, effects, handover.reason.value, t.handoff(complaint))
+    s, commands, step = _answer_prompt(s, commands, cx, effects)
+    if step is not None:
+        return step
     meaningful = [c for c in commands if not isinstance(c, NotUnderstood)]
     if not meaningful:
         return _not_understood(s, cx, effects)
@@ -319,6 +342,144 @@ def _handle_turn(s: ConversationState, turn: ClientTurn, cx: _Ctx) -> _Step:
     if greeted_now:
         s = _say(replace(s, greeted=True), t.greeting(s.client_name))
     return _apply_turn(s, meaningful, cx, effects, greeted_now=greeted_now)
+
+
+# --------------------------------------------------------------------------- reminders, reviews
+
+
+def _prompt(s: ConversationState, cx: _Ctx, *kinds: PromptKind) -> Prompt | None:
+    """The salon's last prompt when it is one of ``kinds`` and still answered (see
+    ``Prompt.active``)."""
+    p = s.prompt
+    if p is None or p.kind not in kinds or not p.active(cx.now):
+        return None
+    return p
+
+
+def _reminder(s: ConversationState, cx: _Ctx) -> Prompt | None:
+    return _prompt(s, cx, PromptKind.DAY_BEFORE, PromptKind.TWO_HOURS)
+
+
+def _answer_prompt(
+    s: ConversationState, commands: tuple[Command, ...], cx: _Ctx, effects: list[Effect]
+) -> tuple[ConversationState, tuple[Command, ...], _Step | None]:
+    """A reply to the salon's reminder or review request, when it is one: ``(state, commands,
+    step)`` with the step taken, or with the commands to handle as an ordinary message."""
+    if s.prompt is not None and not s.prompt.active(cx.now):
+        s = replace(s, prompt=None)  # its visit began, or the review request is old
+    rate = next((c for c in commands if isinstance(c, Rate)), None)
+    comment = next((c for c in commands if isinstance(c, Comment)), None)
+    if rate is not None and _prompt(s, cx, PromptKind.REVIEW) is not None:
+        return s, commands, _rated(s, rate, cx, effects)
+    if comment is not None and _prompt(s, cx, PromptKind.REVIEW_COMMENT) is not None:
+        return s, commands, _commented(s, comment, cx, effects)
+    commands = tuple(c for c in commands if not isinstance(c, (Rate, Comment)))
+    if _reminder(s, cx) is None or s.flow is not None or s.pending is not None:
+        return s, commands, None
+    said = {type(c) for c in commands} - {SmallTalk, NotUnderstood}
+    if said == {Confirm}:
+        return s, commands, _confirm_attendance(s, cx, effects)
+    if said == {Deny}:  # "нет" to "всё в силе?": the visit will not happen
+        return s, (StartFlow(Flow.CANCEL),), None
+    return s, commands, None
+
+
+def _confirm_attendance(s: ConversationState, cx: _Ctx, effects: list[Effect]) -> _Step:
+    p = s.prompt
+    assert p is not None
+    s = replace(s, greeted=True, not_understood=0)
+    if p.visit_id is None:  # YClients' visit id unknown: the salon is told, nothing is marked
+        audit = Audit("assistant.visit_confirmed", {"record_id": p.record_id, "marked": False})
+        return _say(replace(s, prompt=None), t.see_you()), [*effects, audit]
+    confirm = ConfirmVisit(p.record_id, p.visit_id)
+    return replace(s, awaiting=Awaiting.CONFIRM_VISIT), [*effects, confirm]
+
+
+def _on_visit_confirmed(s: ConversationState, ev: VisitConfirmed, cx: _Ctx) -> _Step:
+    p = s.prompt
+    if s.awaiting is not Awaiting.CONFIRM_VISIT or p is None or p.record_id != ev.record_id:
+        return s, []
+    s = replace(s, awaiting=Awaiting.NOTHING, prompt=None)
+    audit = Audit("assistant.visit_confirmed", {"record_id": ev.record_id, "marked": True})
+    return _say(s, t.see_you()), [audit]
+
+
+def _confirm_failed(s: ConversationState, ev: ActionFailed) -> _Step:
+    p = s.prompt
+    s = replace(s, awaiting=Awaiting.NOTHING, prompt=None)
+    if ev.kind is FailureKind.NOT_FOUND:
+        return _say(s, t.visit_gone()), []
+    # The client will come; YClients did not take the mark: the salon sees it in the log.
+    record_id = p.record_id if p is not None else 0
+    audit = Audit("assistant.visit_not_marked", {"record_id": record_id, "kind": ev.kind.value})
+    return _say(s, t.see_you()), [audit]
+
+
+def _rated(s: ConversationState, rate: Rate, cx: _Ctx, effects: list[Effect]) -> _Step:
+    """A rating after a review request: stored, answered from the salon's texts (with its
+    review link when the salon sends it after this rating), a low one told to the salon."""
+    p = s.prompt
+    assert p is not None
+    zone = cx.zone if isinstance(cx.zone, ZoneInfo) else ZoneInfo("UTC")
+    start = p.start.astimezone(dt.UTC)
+    facts = VisitFacts(
+        company_id=cx.catalog.salon.company_id,
+        record_id=p.record_id,
+        visit_id=p.visit_id,
+        client_phone="",
+        client_name=s.client_name or "",
+        service_titles=p.service_titles,
+        master_name=p.master_name,
+        starts_at=start,
+        ends_at=start,
+        booked_at=start,
+    )
+    salon = cx.catalog.salon
+    reply = render_rating_reply(
+        rate.rating,
+        facts,
+        cx.policy.reminders,
+        zone,
+        now=cx.now,
+        salon=salon.title,
+        address=salon.address,
+    )
+    rating = Rating(p.record_id, rate.rating, rate.comment, cx.now)
+    # Without a comment, the next message may be one (unless it asks for something).
+    after = None if rate.comment else replace(p, kind=PromptKind.REVIEW_COMMENT)
+    s = replace(s, prompt=after, rating=rating, greeted=True, not_understood=0)
+    out: list[Effect] = [
+        *effects,
+        SaveRating(p.record_id, p.visit_id, rate.rating, rate.comment, notify=rating.low),
+    ]
+    if rating.low:
+        data = {
+            "record_id": p.record_id,
+            "visit_id": p.visit_id,
+            "rating": rate.rating,
+            "comment": rate.comment,
+        }
+        out.append(Audit("assistant.low_rating", data))
+    return _say(s, reply.text), out
+
+
+def _commented(s: ConversationState, comment: Comment, cx: _Ctx, effects: list[Effect]) -> _Step:
+    """Words after a rating: the rating's comment (stored with it)."""
+    p, rating = s.prompt, s.rating
+    assert p is not None
+    s = replace(s, prompt=None, not_understood=0)
+    if rating is None or rating.record_id != p.record_id:
+        return _say(s, t.review_comment_thanks()), effects
+    rating = replace(rating, comment=comment.text)
+    s = replace(s, rating=rating)
+    out: list[Effect] = [
+        *effects,
+        SaveRating(p.record_id, p.visit_id, rating.rating, comment.text, notify=False),
+    ]
+    if rating.low:
+        data = {"record_id": p.record_id, "rating": rating.rating, "comment": comment.text}
+        out.append(Audit("assistant.low_rating_comment", data))
+    return _say(s, t.review_comment_thanks()), out
 
 
 #: Questions answered from the salon card alone (no services needed).
@@ -875,6 +1036,9 @@ def _advance_visits(s: ConversationState, cx: _Ctx, effects: list[Effect]) -> _S
             on_days = [v for v in candidates if cx.local(v.start).date() in s.wish.dates]
             if len(on_days) == 1 and len(s.wish.dates) > 1:
                 candidates = on_days
+        reminded = _reminder(s, cx)
+        if reminded is not None and s.hint is None:  # a reply to a reminder: that visit
+            candidates = [v for v in candidates if v.record_id == reminded.record_id] or candidates
         if len(candidates) == 1:
             visit = candidates[0]
             s = replace(s, chosen_visit=visit)
@@ -987,6 +1151,8 @@ def _on_failed(s: ConversationState, ev: ActionFailed, cx: _Ctx) -> _Step:
     if ev.action == "cancel" and s.awaiting is Awaiting.CANCEL:
         text = t.visit_gone() if ev.kind is FailureKind.NOT_FOUND else t.cancel_failed()
         return _say(replace(_end_flow(s), awaiting=Awaiting.NOTHING), text), []
+    if ev.action == "confirm" and s.awaiting is Awaiting.CONFIRM_VISIT:
+        return _confirm_failed(s, ev)
     if ev.action == "move" and s.awaiting is Awaiting.MOVE:
         s = replace(s, awaiting=Awaiting.NOTHING)
         if ev.kind is FailureKind.TAKEN:
@@ -1057,6 +1223,8 @@ def _on_cancelled(s: ConversationState, ev: VisitCancelled, cx: _Ctx) -> _Step:
         return s, []
     s = _say(s, t.cancelled(cx.catalog, visit, cx.today))
     s = replace(_end_flow(s), awaiting=Awaiting.NOTHING)
+    if s.prompt is not None and s.prompt.record_id == ev.record_id:
+        s = replace(s, prompt=None)
     return s, [Audit("assistant.cancelled", {"record_id": ev.record_id})]
 
 
@@ -1067,6 +1235,8 @@ def _on_moved(s: ConversationState, ev: VisitMoved, cx: _Ctx) -> _Step:
     slot = Slot(ev.staff_id, ev.start)
     s = _say(s, t.moved(cx.catalog, visit, slot, cx.today))
     s = replace(_end_flow(s), awaiting=Awaiting.NOTHING)
+    if s.prompt is not None and s.prompt.record_id == ev.record_id:
+        s = replace(s, prompt=None)
     audit = Audit(
         "assistant.moved",
         {"record_id": ev.record_id, "staff_id": ev.staff_id, "start": ev.start.isoformat()},
@@ -1086,4 +1256,5 @@ _HANDLERS: dict[type, Callable[[ConversationState, Any, _Ctx], _Step]] = {
     ActionFailed: _on_failed,
     VisitCancelled: _on_cancelled,
     VisitMoved: _on_moved,
+    VisitConfirmed: _on_visit_confirmed,
 }

@@ -3,9 +3,10 @@ the actor feeds back (a client's turn, and each effect's outcome).
 
 ``decide(state, event) → (state, effects)`` is pure. The actor runs the effects in order:
 queries to YClients (``LookupClient``, ``FindSlots``, ``FindVisits``) and actions (``Book``,
-``SettleBooking``, ``CancelVisit``, ``MoveVisit``) each answer with exactly one outcome event,
-which goes back into ``decide`` before the next effect; ``Reply``, ``SetMode``, ``Audit`` and
-``ArmSettle`` are carried out with no answer. A turn ends when no query or action is left.
+``SettleBooking``, ``CancelVisit``, ``MoveVisit``, ``ConfirmVisit``) each answer with exactly one
+outcome event, which goes back into ``decide`` before the next effect; ``Reply``, ``SetMode``,
+``Audit``, ``ArmSettle`` and ``SaveRating`` are carried out with no answer. A turn ends when no
+query or action is left.
 
 Times are aware datetimes in the salon's zone (``Slot.start``); ids are YClients' ids.
 """
@@ -32,6 +33,7 @@ __all__ = [
     "CancelVisit",
     "ClientFound",
     "ClientTurn",
+    "ConfirmVisit",
     "Effect",
     "Event",
     "FailureKind",
@@ -41,6 +43,7 @@ __all__ = [
     "MoveVisit",
     "NonTextTurn",
     "Reply",
+    "SaveRating",
     "SetMode",
     "SettleBooking",
     "SettleDue",
@@ -48,6 +51,7 @@ __all__ = [
     "SlotsFound",
     "Visit",
     "VisitCancelled",
+    "VisitConfirmed",
     "VisitMoved",
     "VisitsFound",
 ]
@@ -167,6 +171,28 @@ class MoveVisit:
 
 
 @dataclass(frozen=True)
+class ConfirmVisit:
+    """The client confirmed a reminded visit: ``PUT visits/{visit_id}/{record_id}`` with
+    attendance 2 (never a cancel). Answer: :class:`VisitConfirmed` or :class:`ActionFailed`
+    (action ``"confirm"``)."""
+
+    record_id: int
+    visit_id: int
+
+
+@dataclass(frozen=True)
+class SaveRating:
+    """Store the client's rating (and comment) of a visit as its review, replacing an earlier
+    one of the same visit; ``notify``: a new low rating (1–3), counted for the salon."""
+
+    record_id: int
+    visit_id: int | None
+    rating: int
+    comment: str = ""
+    notify: bool = False
+
+
+@dataclass(frozen=True)
 class Reply:
     """Send ``text`` to the client through the company's outbound queue."""
 
@@ -205,10 +231,12 @@ Effect = (
     | SettleBooking
     | CancelVisit
     | MoveVisit
+    | ConfirmVisit
     | Reply
     | SetMode
     | Audit
     | ArmSettle
+    | SaveRating
 )
 
 
@@ -278,6 +306,13 @@ class VisitCancelled:
 
 
 @dataclass(frozen=True)
+class VisitConfirmed:
+    """YClients marked the visit confirmed (attendance 2)."""
+
+    record_id: int
+
+
+@dataclass(frozen=True)
 class VisitMoved:
     record_id: int
     staff_id: int
@@ -295,7 +330,7 @@ class ActionFailed:
     ``"visits"``: nothing is known, so nothing may be claimed or offered.
     """
 
-    action: str  # "book" | "settle" | "cancel" | "move" | "lookup" | "slots" | "visits"
+    action: str  # "book" | "settle" | "cancel" | "move" | "confirm" | "lookup" | "slots" | "visits"
     kind: FailureKind
     alternatives: tuple[Slot, ...] = ()
 
@@ -317,6 +352,7 @@ Event = (
     | BookingPending
     | VisitCancelled
     | VisitMoved
+    | VisitConfirmed
     | ActionFailed
     | SettleDue
 )

@@ -1,7 +1,8 @@
 """Carrying out the assistant's queries and actions against YClients.
 
 ``decide`` (pure) asks for ``LookupClient``, ``FindSlots``, ``FindVisits``, ``Book``,
-``SettleBooking``, ``CancelVisit`` and ``MoveVisit``; :meth:`YClientsOperations.carry_out`
+``SettleBooking``, ``CancelVisit``, ``MoveVisit`` and ``ConfirmVisit`` (a reminded visit
+confirmed: ``PUT visits`` with attendance 2); :meth:`YClientsOperations.carry_out`
 does one of them through the node's YClients client (its shared 5/s, 200/min limit) and
 answers with exactly one event of ``_effects``. It never raises for YClients' sake: every
 error of the client becomes :class:`ActionFailed` (``UNAVAILABLE`` when YClients did not
@@ -53,6 +54,7 @@ from metrics import MetricsRegistry
 from .._phones import find_phone
 from ..yclients import (
     Appointment,
+    Attendance,
     BookedRecord,
     SalonStaff,
     YClientsError,
@@ -68,6 +70,7 @@ from ._effects import (
     BookingPending,
     CancelVisit,
     ClientFound,
+    ConfirmVisit,
     Event,
     FailureKind,
     FindSlots,
@@ -79,6 +82,7 @@ from ._effects import (
     SlotsFound,
     Visit,
     VisitCancelled,
+    VisitConfirmed,
     VisitMoved,
     VisitsFound,
 )
@@ -107,7 +111,16 @@ SETTLE_HORIZON_DAYS = 60
 #: Records of one client read per visit lookup (upcoming visits are few).
 VISITS_PAGE = 50
 
-QueryEffect = LookupClient | FindSlots | FindVisits | Book | SettleBooking | CancelVisit | MoveVisit
+QueryEffect = (
+    LookupClient
+    | FindSlots
+    | FindVisits
+    | Book
+    | SettleBooking
+    | CancelVisit
+    | MoveVisit
+    | ConfirmVisit
+)
 
 
 class BookingApi(Protocol):
@@ -172,6 +185,15 @@ class BookingApi(Protocol):
 
     async def move_record(
         self, company_id: int, record_id: int, when: dt.datetime, *, comment: str | None = None
+    ) -> dict[str, Any]: ...
+
+    async def set_visit_attendance(
+        self,
+        visit_id: int,
+        record_id: int,
+        attendance: Attendance,
+        *,
+        comment: str | None = None,
     ) -> dict[str, Any]: ...
 
 
@@ -249,6 +271,8 @@ class YClientsOperations:
                     return await self._cancel(effect, party)
                 case MoveVisit():
                     return await self._move(effect, party)
+                case ConfirmVisit():
+                    return await self._confirm(effect)
         except YClientsError as exc:
             log.warning(
                 "salon %s: %s failed: %s", party.salon_id, type(effect).__name__, type(exc).__name__
@@ -681,6 +705,12 @@ class YClientsOperations:
         staff_id = _int(moved.get("staff_id")) if moved else None
         return VisitMoved(effect.record_id, staff_id or effect.staff_id, when or start)
 
+    async def _confirm(self, effect: ConfirmVisit) -> Event:
+        """Attendance 2 on the visit; a 404 (no such visit or record) is ``NOT_FOUND``."""
+        self._count("confirm")
+        await self.api.set_visit_attendance(effect.visit_id, effect.record_id, Attendance.CONFIRMED)
+        return VisitConfirmed(effect.record_id)
+
 
 _ACTION: dict[type, str] = {
     LookupClient: "lookup",
@@ -690,6 +720,7 @@ _ACTION: dict[type, str] = {
     SettleBooking: "settle",
     CancelVisit: "cancel",
     MoveVisit: "move",
+    ConfirmVisit: "confirm",
 }
 
 

@@ -10,7 +10,11 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from ..reminders._settings import ReminderSettings
+
 __all__ = ["Policy"]
+
+_DEFAULT_REMINDERS = ReminderSettings()
 
 
 @dataclass(frozen=True)
@@ -24,7 +28,9 @@ class Policy:
     - ``not_understood_limit``: consecutive messages not understood before handing over;
     - ``settle_delays``: seconds before each look-up of a booking whose outcome is unknown;
       when they are used up the booking is handed to a person (never claimed);
-    - ``conversation_key``: mixed into each booking's ``api_id`` (e.g. "company:phone").
+    - ``conversation_key``: mixed into each booking's ``api_id`` (e.g. "company:phone");
+    - ``reminders``: the salon's reminder and review settings (the answer to a rating: its
+      texts, the review link and who gets it).
     """
 
     max_options: int = 6
@@ -34,3 +40,4 @@ class Policy:
     not_understood_limit: int = 2
     settle_delays: tuple[float, ...] = (20.0, 60.0, 180.0, 600.0)
     conversation_key: str = ""
+    reminders: ReminderSettings = _DEFAULT_REMINDERS

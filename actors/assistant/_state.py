@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ._codec import CodecError, decode, encode
 from ._commands import Expecting, Flow, TurnContext
 from ._effects import ClientTurn, FindSlots, Slot, Visit
+from ._prompts import Prompt, Rating
 
 __all__ = [
     "STATE_VERSION",
@@ -50,6 +51,7 @@ class Awaiting(enum.StrEnum):
     SETTLE = "settle"  # SettleBooking → Booked | BookingPending | ActionFailed
     CANCEL = "cancel"  # CancelVisit → VisitCancelled | ActionFailed
     MOVE = "move"  # MoveVisit → VisitMoved | ActionFailed
+    CONFIRM_VISIT = "confirm_visit"  # ConfirmVisit → VisitConfirmed | ActionFailed
 
 
 class ConfirmKind(enum.StrEnum):
@@ -132,7 +134,9 @@ class ConversationState:
     - ``awaiting`` / ``draft`` / ``deferred``: within a turn, the outcome waited for, the reply
       parts not yet sent (one reply per turn), and the first turn held while the client is
       looked up; ``greeted``: the first reply greeted the client;
-    - ``seq``: bookings prepared so far (part of each ``api_id``).
+    - ``seq``: bookings prepared so far (part of each ``api_id``);
+    - ``prompt``: the reminder or review request the salon sent last (``_prompts``), read
+      into the client's next replies; ``rating``: the client's last rating of a visit.
     """
 
     flow: Flow | None = None
@@ -161,9 +165,15 @@ class ConversationState:
     draft: tuple[str, ...] = ()
     deferred: ClientTurn | None = None
     seq: int = 0
+    prompt: Prompt | None = None
+    rating: Rating | None = None
 
     def context(self) -> TurnContext:
-        """What understanding is told about the last reply (what it asked, what it listed)."""
+        """What understanding is told about the last reply (what it asked, what it listed),
+        and the salon's last reminder or review request when nothing else is under way."""
+        quiet = self.flow is None and self.pending is None and self.booking is None
+        if self.prompt is not None and quiet and self.expecting is Expecting.NOTHING:
+            return TurnContext(prompt=self.prompt.kind)
         if self.expecting is Expecting.VISIT:
             return TurnContext(
                 expecting=self.expecting, offered_count=len(self.listed_visits), flow=self.flow
@@ -175,6 +185,12 @@ class ConversationState:
             offered_times=tuple(slot.start for slot in offered),
             flow=self.flow,
         )
+
+    def noted(self, prompt: Prompt) -> ConversationState:
+        """This state after the salon sent ``prompt`` (a reminder or a review request): the
+        client's next replies are read in its light, and the conversation is under way (the
+        next reply greets no one)."""
+        return replace(self, prompt=prompt, greeted=True)
 
     @property
     def settle_due_on_start(self) -> bool:

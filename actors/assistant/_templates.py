@@ -501,6 +501,16 @@ def cancel_failed() -> str:
     )
 
 
+def see_you() -> str:
+    """The answer to a yes after a reminder (the visit is confirmed)."""
+    return "Ждём вас!"
+
+
+def review_comment_thanks() -> str:
+    """The answer to words about a visit sent after its rating."""
+    return "Спасибо, что написали! Мы передали ваш отзыв салону."
+
+
 def visit_gone() -> str:
     return "Этой записи уже нет в системе салона — возможно, её уже отменили."
 

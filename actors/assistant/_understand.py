@@ -27,6 +27,11 @@ message once the word caches are warm. How one message is read:
      ``Deny`` for a no, unless the no comes with a correction ("нет, давайте завтра" is the
      correction alone) or a request (a cancel, a move);
    - nothing usable → ``NotUnderstood``.
+4. After a reminder or a review request (``context.prompt``, nothing else under way): "буду",
+   "приду", "всё в силе", "подтверждаю запись" are a yes (``Confirm``; the conversation
+   confirms the reminded visit); a 1–5 rating is ``Rate`` (``_ratings``), read before a
+   complaint (the low rating tells the salon); after a rating, a message with no request in
+   it is its ``Comment``.
 """
 
 from __future__ import annotations
@@ -44,13 +49,16 @@ from ._commands import (
     ChooseOption,
     ChooseVisit,
     Command,
+    Comment,
     Confirm,
     Deny,
     Expecting,
     Flow,
     HandOver,
+    HandOverReason,
     NotUnderstood,
     OptOut,
+    Rate,
     SetMaster,
     SetName,
     SetServices,
@@ -64,6 +72,8 @@ from ._commands import (
 from ._intents import ORDINALS, read_signals
 from ._lexicon import GENERAL_NOUNS
 from ._names import MasterIndex, read_client_name
+from ._prompts import PromptKind
+from ._ratings import COMMENT_LIMIT, read_rating
 from ._services_match import ServiceIndex, ServiceMatch
 from ._when import When, parse_when
 from ._words import Word, words
@@ -268,6 +278,14 @@ def read_message(
     s = r.signals
     if s.opt_out:
         return (OptOut(),)
+    if context.prompt is PromptKind.REVIEW and not _requests(r):
+        rated = read_rating(r.text)
+        if rated is not None:
+            return (Rate(*rated),)
+    if context.prompt is PromptKind.REVIEW_COMMENT and _is_comment(r):
+        return (Comment(" ".join(r.text.split())[:COMMENT_LIMIT]),)
+    if context.prompt is not None and context.prompt.is_reminder:
+        _read_attendance(r)
     if s.handover is not None:
         return (HandOver(s.handover),)
     out: list[Command] = []
@@ -329,6 +347,71 @@ def read_message(
     if not out:
         return (NotUnderstood(),)
     return tuple(out)
+
+
+#: Said after a reminder, these confirm the visit ("буду", "обязательно приду", "всё в силе").
+_ATTEND_WORDS = frozenset(
+    [
+        "буду",
+        "будем",
+        "приду",
+        "придем",
+        "придём",
+        "придет",
+        "придёт",
+        "подойду",
+        "подойдем",
+        "подойдём",
+        "обязательно",
+        "непременно",
+        "жду",
+        "ждите",
+    ]
+)
+_ATTEND_PHRASES = ("в силе", "до встречи", "до завтра", "увидимся")
+
+
+def _read_attendance(r: _Reading) -> None:
+    """After a reminder: a word of coming is a yes (never when negated: "не буду" is a no);
+    "подтверждаю запись" / "запись в силе" confirm the visit, they book nothing new."""
+    s = r.signals
+    lows = [w.low.replace("ё", "е") for w in r.ws]
+    for k, low in enumerate(lows):
+        if (low in _ATTEND_WORDS or low.replace("е", "ё") in _ATTEND_WORDS) and not (
+            k > 0 and lows[k - 1] == "не"
+        ):
+            s.yes = True
+            s.taken.add(k)
+            if any(w in {"но", "только", "однако", "хотя"} for w in lows[k + 1 :]):
+                s.contrast = True
+    joined = " " + " ".join(lows) + " "
+    if any(f" {p} " in joined for p in _ATTEND_PHRASES) and " не " not in joined:
+        s.yes = True
+    book_at = s.flows.get(Flow.BOOK)
+    if (
+        s.yes
+        and book_at is not None
+        and r.ws[book_at].lemma == "запись"
+        and not (r.services.mentions or r.services.unknown or r.masters)
+        and r.when.is_empty
+    ):
+        del s.flows[Flow.BOOK]
+        s.explicit_book = False
+
+
+def _requests(r: _Reading) -> bool:
+    """The message asks for something (a booking, a cancel, a move, a question)."""
+    s = r.signals
+    return bool(s.flows or s.topics or s.handover is HandOverReason.ASKED)
+
+
+def _is_comment(r: _Reading) -> bool:
+    """After a rating: words about the visit, with no request in them ("мастер опоздал"),
+    not only thanks, a yes or a no."""
+    if _requests(r):
+        return False
+    free = [w for k, w in enumerate(r.ws) if k not in r.signals.taken and w.cyrillic]
+    return len(free) >= 2 or (len(free) == 1 and len(r.ws) == 1 and len(free[0].low) > 3)
 
 
 def _flow(r: _Reading) -> Flow | None:
