@@ -10,6 +10,7 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from actors.assistant._prompts import rating_json
 from storage import Conversation, ConversationMode
 
 from ._errors import BadRequest
@@ -47,6 +48,8 @@ def conversation_json(conversation: Conversation) -> dict[str, Any]:
         "last_message_at": iso(conversation.last_message_at),
         "updated_at": iso(conversation.updated_at),
         "created_at": iso(conversation.created_at),
+        # the client's last rating after a review request; "low" (1-3) tells the salon
+        "last_rating": rating_json(conversation.state),
     }
 
 

@@ -54,6 +54,19 @@ CONVERSATION_FIELDS: dict[str, Any] = {
     "last_message_at": {"type": ["string", "null"], "format": "date-time"},
     "updated_at": {"type": "string", "format": "date-time"},
     "created_at": {"type": "string", "format": "date-time"},
+    "last_rating": {
+        "type": ["object", "null"],
+        "description": "The client's last rating of a visit after a review request (null: "
+        "none); low is a rating of 1-3, which the salon is told of",
+        "properties": {
+            "record_id": {"type": "integer"},
+            "rating": {"type": "integer", "minimum": 1, "maximum": 5},
+            "comment": {"type": ["string", "null"]},
+            "low": {"type": "boolean"},
+            "at": {"type": ["string", "null"], "format": "date-time"},
+        },
+        "required": ["record_id", "rating", "comment", "low", "at"],
+    },
 }
 CONVERSATION_REQUIRED = ["phone", "client_name", "mode", "mode_until", "needs_person", "updated_at"]
 CONVERSATION = {
