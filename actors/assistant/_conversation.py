@@ -634,7 +634,11 @@ class Assistant:
         company's outbound queue: the client's conversation keeps it, so their next reply is
         read in its light. ``False`` when not noted (the chat is opted out or handed over, the
         assistant is off for the company, or the conversation is unavailable)."""
-        key = (company_id, normalise_phone(phone, region=None))
+        try:
+            key = (company_id, normalise_phone(phone, region=None))
+        except InvalidPhone:
+            log.info("company %s: a prompt to a number we cannot read, not noted", company_id)
+            return False
         try:
             noted = await self.registry.ref(key).ask(PromptSent(prompt))
         except ActorUnavailable as exc:
@@ -643,8 +647,12 @@ class Assistant:
         return bool(noted)
 
     async def may_prompt(self, company_id: int, phone: str, now: dt.datetime | None = None) -> bool:
-        """Whether a reminder or review request may go to this client now (``may_prompt``)."""
-        number = normalise_phone(phone, region=None)
+        """Whether a reminder or review request may go to this client now (``may_prompt``);
+        never to a number we cannot read."""
+        try:
+            number = normalise_phone(phone, region=None)
+        except InvalidPhone:
+            return False
         row = await self.deps.storage.conversations.get(company_id, number)
         return may_prompt(row, now if now is not None else self.deps.wall_clock())
 

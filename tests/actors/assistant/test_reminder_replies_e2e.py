@@ -6,23 +6,42 @@ Each client has a visit on Friday in the fake YClients; the reminder scheduler's
 (``Assistant.note_sent_prompt``) is made for it, then the client answers. A confirmation sets
 the visit's attendance to 2 in the fake (``PUT visits/{visit_id}/{record_id}``) and is answered
 "Ждём вас!"; anything else leaves the attendance as it was and cancels nothing without its own
-"да". A chat handed to a person or opted out takes no prompt.
+"да". A chat handed to a person or opted out takes no prompt. A reminder noted by one node is
+confirmed through a new node on the same PostgreSQL (the prompt is kept with the state).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import random
+from dataclasses import replace
 from typing import Any
 
+import trio
 from trio.testing import MockClock
 
-from actors.assistant import Prompt, PromptKind
+from actors import open_node
+from actors.assistant import AssistantOptions, Prompt, PromptKind
 from actors.assistant._state import ConversationState
-from actors.yclients import Appointment
+from actors.whatsapp import SimulatedWorld, open_gateway
+from actors.yclients import Appointment, RetryPolicy, YClientsClient, sync_company
 from storage import ConversationMode
+from tests.fakes.yclients import PARTNER_TOKEN, running_fake_yclients
+from tests.support.databases import open_real_storage
 
-from .booking_stand import FRIDAY, HAIRCUT, IGOR, MSK, OLEG, Stand, open_stand, wall
-from .example_catalog import ROMASHKA
+from ..company.test_company_actor import link
+from .booking_stand import (
+    FRIDAY,
+    HAIRCUT,
+    IGOR,
+    MSK,
+    OLEG,
+    Stand,
+    open_stand,
+    stand_settings,
+    wall,
+)
+from .example_catalog import EXAMPLE_CATALOG, ROMASHKA
 
 #: (phrase, confirms)
 PHRASES = [
@@ -133,3 +152,74 @@ async def test_a_handed_over_or_opted_out_chat_takes_no_prompt(autojump_clock: M
             await stand.quiet()
             assert stand.said(phone) == []  # a person answers, or nobody: the assistant is silent
             assert attendance(stand, int(record["id"])) == 0
+        # a number we cannot read takes none either (and nothing breaks)
+        assert not await assistant.may_prompt(stand.company_id, "не номер")
+        assert not await assistant.note_sent_prompt(
+            stand.company_id, "не номер", prompt_for(record, start)
+        )
+
+
+async def test_a_reminder_noted_before_a_restart_is_confirmed_after_it(
+    database_url: str, redis_prefix: str
+) -> None:
+    """The reminder is noted by one node; the client answers "да" to a new node on the same
+    PostgreSQL (the first is gone): the visit is confirmed all the same."""
+    settings = stand_settings()
+    world = SimulatedWorld()
+    phone = "79991110200"
+    today = dt.datetime.now(MSK).date()
+    retry = RetryPolicy(attempts=2, backoff_initial=0.05, backoff_max=0.1)
+    now = dt.datetime.combine(today, dt.time(9), tzinfo=MSK)
+    day = today + dt.timedelta(days=2)
+    async with running_fake_yclients(rate_limits=None, catalog=EXAMPLE_CATALOG, now=now) as fake:
+        async with (
+            open_real_storage(database_url, redis_prefix=redis_prefix) as storage,
+            YClientsClient(fake.base_url, PARTNER_TOKEN, timeout=5.0, retry=retry) as client,
+            open_gateway(settings, world=world) as gateway,
+            open_node(
+                settings,
+                storage,
+                gateway,
+                rng=random.Random(1),
+                assistant=AssistantOptions(yclients=client),
+            ) as node,
+        ):
+            company = (await storage.companies.create(ROMASHKA, title="Ромашка")).company
+            cid = company.id
+            assert (await sync_company(storage, client, company)).ok
+            with trio.fail_after(20):
+                await link(node, world, cid)
+            for staff in (IGOR, OLEG):
+                times = await client.get_book_times(ROMASHKA, staff, day, service_ids=[HAIRCUT])
+                if times:
+                    break
+            free = times[0]
+            start = dt.datetime.fromisoformat(free["datetime"])
+            [booked] = await client.book_record(
+                ROMASHKA,
+                phone=phone,
+                fullname="Анна Смирнова",
+                appointments=[Appointment(services=(HAIRCUT,), staff_id=staff, datetime=start)],
+                api_id="visit-restart",
+            )
+            record = await client.get_record(ROMASHKA, booked.record_id)
+            prompt = replace(prompt_for(record, start), sent_at=dt.datetime.now(dt.UTC))
+            assert node.assistant is not None
+            assert await node.assistant.note_sent_prompt(cid, phone, prompt)
+        # -- a new node on the same database --
+        async with (
+            open_real_storage(database_url, redis_prefix=redis_prefix, truncate=False) as storage,
+            YClientsClient(fake.base_url, PARTNER_TOKEN, timeout=5.0, retry=retry) as client,
+            open_gateway(settings, world=world) as gateway,
+            open_node(
+                settings,
+                storage,
+                gateway,
+                rng=random.Random(2),
+                assistant=AssistantOptions(yclients=client),
+            ) as node,
+        ):
+            stand = Stand(fake, storage, node, world, client, cid)
+            with trio.fail_after(20):
+                assert await stand.say(phone, "Да, буду") == "Ждём вас!"
+            assert attendance(stand, booked.record_id) == 2
