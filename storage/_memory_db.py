@@ -691,6 +691,29 @@ class MemoryMessageLog:
         self._insert(company_id, Direction.INBOUND, wa_id, peer, body, MessageStatus.RECEIVED)
         return True
 
+    async def record_inbound_many(
+        self, company_id: int, messages: Sequence[tuple[str, str, str]]
+    ) -> list[bool]:
+        await trio.lowlevel.checkpoint()
+        rows = [
+            (
+                key_text("wa_message_id", wa_id),
+                v.text("peer_phone", peer, 32),
+                v.text("text", text, 65536),
+            )
+            for wa_id, peer, text in messages
+        ]  # every row is checked before any is stored: all or none
+        self._db.require_company(company_id)
+        fresh: list[bool] = []
+        for wa_id, peer, body in rows:
+            new = (company_id, wa_id) not in self._db.message_keys
+            if new:
+                self._insert(
+                    company_id, Direction.INBOUND, wa_id, peer, body, MessageStatus.RECEIVED
+                )
+            fresh.append(new)
+        return fresh
+
     def _insert(
         self,
         company_id: int,

@@ -645,6 +645,29 @@ class PgMessageLog(_Repo):
         new_id = await self._pool.run(_fetchval, sql, self._now(), company_id, wa_id, peer, body)
         return new_id is not None
 
+    async def record_inbound_many(
+        self, company_id: int, messages: Sequence[tuple[str, str, str]]
+    ) -> list[bool]:
+        if not messages:
+            return []
+        wa_ids = [key_text("wa_message_id", wa_id) for wa_id, _, _ in messages]
+        peers = [v.text("peer_phone", peer, 32) for _, peer, _ in messages]
+        bodies = [v.text("text", text, 65536) for _, _, text in messages]
+        # One statement: atomic, and ids are drawn in the order of ``n`` (the burst's order).
+        sql = f"""INSERT INTO messages (company_id, direction, wa_message_id, peer_phone, text,
+                      status, created_at, updated_at)
+                  SELECT $2, 'in', w, p, t, 'received', {NOW}, {NOW}
+                  FROM unnest($3::text[], $4::text[], $5::text[]) WITH ORDINALITY AS b(w, p, t, n)
+                  ORDER BY n
+                  ON CONFLICT (company_id, wa_message_id) DO NOTHING RETURNING wa_message_id"""
+        recs = await self._pool.run(_fetch, sql, self._now(), company_id, wa_ids, peers, bodies)
+        stored = {r["wa_message_id"] for r in recs}
+        fresh: list[bool] = []
+        for wa_id in wa_ids:
+            fresh.append(wa_id in stored)
+            stored.discard(wa_id)  # a repeat later in the burst is not new
+        return fresh
+
     async def record_outbound(
         self,
         company_id: int,

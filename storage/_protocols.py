@@ -300,6 +300,14 @@ class MessageLog(Protocol):
         """Store an incoming message; ``False`` when this WhatsApp id was already recorded."""
         ...
 
+    async def record_inbound_many(
+        self, company_id: int, messages: Sequence[tuple[str, str, str]]
+    ) -> list[bool]:
+        """Store incoming messages ``(wa_message_id, peer_phone, text)`` in one atomic step,
+        in the given order (a burst: all or none, never a gap or a reordering); one flag per
+        message, ``False`` for a WhatsApp id already recorded (or earlier in ``messages``)."""
+        ...
+
     async def record_outbound(
         self,
         company_id: int,

@@ -69,6 +69,10 @@ OUTBOUND_QUEUE_LIMIT = 500
 # attempt, so thousands of sessions dropped by one outage do not all dial back at once.
 RECONNECT_BACKOFF = Backoff(initial=1.0, maximum=60.0, jitter=0.3)
 INBOUND_FLOOD_LIMIT = 20  # messages per client phone per minute handed to the handler
+#: Inbound messages waiting back to back in the session are recorded in one write of at most
+#: this many (a backlog of 10,000 delivered at once is 50 writes, not 10,000; each write is
+#: atomic and keeps the order, so a crash never leaves a gap or a reordering).
+INBOUND_BATCH = 200
 
 #: Gets every message of a client's chat that the assistant must know of: what the client
 #: wrote (text or media, already in the message log), and what the salon's staff wrote to the
@@ -126,6 +130,12 @@ class CompanyDeps:
 class _SessionEvent:
     generation: int
     event: SessionEvent
+
+
+@dataclass(frozen=True)
+class _InboundBurst:
+    generation: int
+    messages: tuple[InboundMessage, ...]
 
 
 @dataclass(frozen=True)
@@ -265,6 +275,10 @@ class CompanyActor(Actor):
             case _SessionEvent(generation=gen, event=event):
                 if gen == self._generation:
                     await self._on_session_event(event)
+                return None
+            case _InboundBurst(generation=gen, messages=messages):
+                if gen == self._generation:
+                    await self._on_inbound_burst(messages)
                 return None
             case _StartFailed(generation=gen, reason=reason):
                 if gen == self._generation:
@@ -444,11 +458,31 @@ class CompanyActor(Actor):
     async def _pump(
         self, session: WhatsAppSession, generation: int, scope: trio.CancelScope
     ) -> None:
-        """Hand the session's events to the mailbox, in order; close the session on any exit."""
+        """Hand the session's events to the mailbox, in order; close the session on any exit.
+
+        Waits while the mailbox is full (the session then holds its events, and its backend
+        waits in turn: nothing is dropped). Inbound messages already waiting back to back go
+        as one :class:`_InboundBurst` of up to :data:`INBOUND_BATCH`, recorded in one write."""
         try:
             with scope:
                 async for event in session.events:
-                    await self._post(_SessionEvent(generation, event))
+                    if not isinstance(event, InboundMessage):
+                        await self._post(_SessionEvent(generation, event))
+                        continue
+                    burst = [event]
+                    follow: SessionEvent | None = None
+                    while len(burst) < INBOUND_BATCH:
+                        try:
+                            more = session.events.receive_nowait()
+                        except (trio.WouldBlock, trio.EndOfChannel):
+                            break
+                        if not isinstance(more, InboundMessage):
+                            follow = more
+                            break
+                        burst.append(more)
+                    await self._post(_InboundBurst(generation, tuple(burst)))
+                    if follow is not None:
+                        await self._post(_SessionEvent(generation, follow))
         finally:
             with trio.CancelScope(shield=True) as cleanup:
                 cleanup.deadline = trio.current_time() + 5.0
@@ -676,13 +710,19 @@ class CompanyActor(Actor):
         await self.deps.storage.messages.set_status(item.log_id, status)
 
     async def _on_inbound(self, message: InboundMessage) -> None:
+        await self._on_inbound_burst((message,))
+
+    async def _on_inbound_burst(self, messages: tuple[InboundMessage, ...]) -> None:
+        """Record the messages in one write (in order, all or none), then hand each one that
+        is new (not a redelivery) on, subject to the per-client flood limit."""
         # Media are logged by their caption, or by their kind when they have none.
-        text = message.text or f"[{message.kind}]"
-        fresh = await self.deps.storage.messages.record_inbound(
-            self.company_id, message.message_id, message.sender_phone, text
-        )
-        if not fresh:
-            return  # redelivered: already recorded and handled
+        rows = [(m.message_id, m.sender_phone, m.text or f"[{m.kind}]") for m in messages]
+        fresh = await self.deps.storage.messages.record_inbound_many(self.company_id, rows)
+        for message, new in zip(messages, fresh, strict=True):
+            if new:  # a redelivered one is already recorded and handled
+                self._after_recorded(message)
+
+    def _after_recorded(self, message: InboundMessage) -> None:
         self.deps.metrics.messages.labels("in").inc()
         now = trio.current_time()
         start, count = self._flood.get(message.sender_phone, (now, 0))
