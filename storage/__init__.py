@@ -41,10 +41,15 @@ from ._models import MessageStatus as MessageStatus
 from ._models import NewCompany as NewCompany
 from ._models import OutboxItem as OutboxItem
 from ._models import OutboxStatus as OutboxStatus
+from ._models import PlannedReminder as PlannedReminder
 from ._models import PoolStats as PoolStats
 from ._models import PutResult as PutResult
 from ._models import QrCode as QrCode
 from ._models import RateDecision as RateDecision
+from ._models import Reminder as Reminder
+from ._models import ReminderKey as ReminderKey
+from ._models import ReminderStatus as ReminderStatus
+from ._models import Review as Review
 from ._models import SalonCategory as SalonCategory
 from ._models import SalonDetails as SalonDetails
 from ._models import SalonRecord as SalonRecord
@@ -62,6 +67,9 @@ from ._protocols import Outbox as Outbox
 from ._protocols import PubSub as PubSub
 from ._protocols import QrCodes as QrCodes
 from ._protocols import RateLimiter as RateLimiter
+from ._protocols import Reminders as Reminders
+from ._protocols import ReminderSettingsStore as ReminderSettingsStore
+from ._protocols import Reviews as Reviews
 from ._protocols import SalonCatalog as SalonCatalog
 from ._protocols import SalonRecords as SalonRecords
 from ._protocols import WebhookInbox as WebhookInbox
@@ -134,6 +142,7 @@ __all__ = [
     "OutboxItem",
     "OutboxStatus",
     "PgPool",
+    "PlannedReminder",
     "PoolStats",
     "PubSub",
     "PutResult",
@@ -141,6 +150,13 @@ __all__ = [
     "QrCodes",
     "RateDecision",
     "RateLimiter",
+    "Reminder",
+    "ReminderKey",
+    "ReminderSettingsStore",
+    "ReminderStatus",
+    "Reminders",
+    "Review",
+    "Reviews",
     "SalonCatalog",
     "SalonCategory",
     "SalonDetails",

@@ -45,6 +45,9 @@ from ._models import (
     OutboxItem,
     OutboxStatus,
     PutResult,
+    Reminder,
+    ReminderKey,
+    Review,
     SalonCategory,
     SalonDetails,
     SalonRecord,
@@ -85,6 +88,11 @@ class MemoryDatabase:
         self.records: dict[tuple[int, int], SalonRecord] = {}
         self.categories: dict[int, dict[int, SalonCategory]] = {}
         self.conversations: dict[tuple[int, str], Conversation] = {}
+        # Reminders and reviews (``_reminders``): rows by id, and the unique key's index.
+        self.reminders: dict[int, Reminder] = {}
+        self.reminder_keys: dict[tuple[int, ReminderKey], int] = {}
+        self.reviews: dict[tuple[int, int], Review] = {}
+        self.reminder_settings: dict[int, dict[str, Any]] = {}
         self._ids: dict[str, int] = {}
 
     def next_id(self, table: str) -> int:

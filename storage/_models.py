@@ -379,3 +379,102 @@ class Conversation:
     last_message_at: datetime | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+
+
+class ReminderStatus(StrEnum):
+    """Where one planned message (``reminders`` row) stands.
+
+    ``planned`` → ``claimed`` (a scheduler holds it until ``claim_until``) → ``sent`` or
+    ``skipped``; ``planned`` → ``dropped`` (the visit was cancelled or moved) or ``skipped``
+    (planning decided against it). A claimed row whose lease ran out is claimable again.
+    """
+
+    PLANNED = "planned"
+    CLAIMED = "claimed"
+    SENT = "sent"
+    SKIPPED = "skipped"
+    DROPPED = "dropped"
+
+
+@dataclass(frozen=True)
+class ReminderKey:
+    """What makes a planned message unique within its company: at most one message per
+    ``(record_id, kind, visit_time)``, ever. ``visit_time`` is the visit's start (UTC)."""
+
+    record_id: int
+    kind: str
+    visit_time: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlannedReminder:
+    """One message planning wants sent (the input of ``Reminders.plan``).
+
+    ``kind`` is ``day_before`` / ``two_hours`` / ``review`` (storage only checks its shape);
+    ``send_by`` the last moment it is still worth sending (``None``: no limit); ``phone`` the
+    client's canonical digits; ``details`` what the sender needs to word it (service, master,
+    …), opaque JSON to storage, refreshed by every re-plan while the row is still planned.
+    """
+
+    record_id: int
+    kind: str
+    visit_time: datetime
+    due_at: datetime
+    send_by: datetime | None = None
+    visit_id: int | None = None
+    phone: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> ReminderKey:
+        return ReminderKey(self.record_id, self.kind, self.visit_time)
+
+
+@dataclass(frozen=True)
+class Reminder:
+    """One planned message (``reminders``), unique per ``(company_id, record_id, kind,
+    visit_time)``.
+
+    ``due_at`` is ``None`` only for a row that was skipped before it was ever planned.
+    ``message_id`` is decided at the first claim and kept on every later claim, so a send
+    retried after a crash carries the same id and the outbound queue deduplicates it.
+    ``attempts`` counts claims. ``reason`` says why a row was skipped or dropped.
+    """
+
+    id: int
+    company_id: int
+    record_id: int
+    kind: str
+    visit_time: datetime
+    status: ReminderStatus
+    due_at: datetime | None = None
+    send_by: datetime | None = None
+    visit_id: int | None = None
+    phone: str | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    reason: str | None = None
+    message_id: str | None = None
+    claimed_by: str | None = None
+    claim_until: datetime | None = None
+    attempts: int = 0
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+    @property
+    def key(self) -> ReminderKey:
+        return ReminderKey(self.record_id, self.kind, self.visit_time)
+
+
+@dataclass(frozen=True)
+class Review:
+    """A client's rating of one visit (``reviews``), one per ``(company_id, record_id)``:
+    a later rating of the same visit replaces the rating and the comment."""
+
+    company_id: int
+    record_id: int
+    visit_id: int | None
+    phone: str
+    rating: int
+    comment: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None

@@ -26,9 +26,13 @@ from ._models import (
     Message,
     NewCompany,
     OutboxItem,
+    PlannedReminder,
     PutResult,
     QrCode,
     RateDecision,
+    Reminder,
+    ReminderKey,
+    Review,
     SalonCategory,
     SalonDetails,
     SalonRecord,
@@ -595,4 +599,123 @@ class Conversations(Protocol):
     async def expire_idle(self, idle_before: datetime, *, limit: int = 500) -> int:
         """Clear the state (keep mode and name) of conversations not updated since
         ``idle_before``; returns how many."""
+        ...
+
+
+class Reminders(Protocol):
+    """The durable schedule of reminders and review requests (``reminders``): one row per
+    ``(company, record, kind, visit_time)``, so a visit gets at most one message of a kind for
+    one visit time, ever (see ``storage/_reminders.py`` for the rules).
+
+    Company-scoped calls raise :class:`NotFound` for an unknown company and never see or
+    change another company's rows. ``claim_due``, ``next_due`` and ``backlog`` span all
+    companies (the scheduler's view). Times are timezone-aware; rows come back in UTC.
+    """
+
+    async def plan(self, company_id: int, rows: Sequence[PlannedReminder]) -> bool:
+        """Upsert planned messages by key. A row already claimed or sent stays as it is; a
+        planned, skipped or dropped one takes the new due time and details. Planning a
+        ``(record, kind)`` at a visit time drops (reason ``moved``) its still-planned rows at
+        other visit times. ``True`` when the earliest due time went earlier (wake the
+        scheduler)."""
+        ...
+
+    async def skip(self, company_id: int, key: ReminderKey, reason: str) -> Reminder:
+        """Record that planning skipped ``key`` (with ``reason``), for visibility; a claimed
+        or sent row stays as it is. Other visit times of the same ``(record, kind)`` that are
+        still planned are dropped as ``moved``, as in :meth:`plan`."""
+        ...
+
+    async def drop_visit(self, company_id: int, record_id: int, reason: str) -> int:
+        """A cancelled or deleted visit: its planned rows (and claimed ones whose lease ran
+        out) become ``dropped`` with ``reason``; in-flight and sent ones stay. Returns how
+        many."""
+        ...
+
+    async def next_due(self) -> datetime | None:
+        """When the earliest row becomes claimable (a planned row's ``due_at`` or a claimed
+        row's ``claim_until``), across companies; ``None`` when nothing is pending."""
+        ...
+
+    async def backlog(self, now: datetime) -> int:
+        """How many rows are claimable at ``now`` (due planned rows and expired claims)."""
+        ...
+
+    async def claim_due(
+        self, now: datetime, owner: str, lease: float, limit: int = 100
+    ) -> list[Reminder]:
+        """Atomically claim up to ``limit`` claimable rows, earliest due first, for ``owner``
+        until ``now + lease`` seconds; each claim bumps ``attempts`` and keeps (or, the first
+        time, decides) ``message_id``. Two claimers never get the same row while its lease
+        holds (PostgreSQL: ``FOR UPDATE SKIP LOCKED``)."""
+        ...
+
+    async def mark_sent(self, company_id: int, reminder_id: int, owner: str) -> bool:
+        """The message went to the outbound queue. ``False`` (nothing changed) unless the row
+        is claimed by ``owner``."""
+        ...
+
+    async def mark_skipped(
+        self, company_id: int, reminder_id: int, owner: str, reason: str
+    ) -> bool:
+        """The claimer decided not to send (opted out, too late, …). ``False`` (nothing
+        changed) unless the row is claimed by ``owner``."""
+        ...
+
+    async def release(
+        self, company_id: int, reminder_id: int, owner: str, *, retry_at: datetime | None = None
+    ) -> bool:
+        """Give a claimed row back (planned again, due at ``retry_at`` when given), keeping its
+        ``message_id``. ``False`` (nothing changed) unless the row is claimed by ``owner``."""
+        ...
+
+    async def get(self, company_id: int, reminder_id: int) -> Reminder | None: ...
+
+    async def for_visit(self, company_id: int, record_id: int) -> list[Reminder]:
+        """A visit's rows, by visit time then kind."""
+        ...
+
+
+class Reviews(Protocol):
+    """Clients' ratings of their visits (``reviews``), one per ``(company, record)``.
+
+    Every call raises :class:`NotFound` for an unknown company.
+    """
+
+    async def save_rating(
+        self,
+        company_id: int,
+        record_id: int,
+        visit_id: int | None,
+        phone: str,
+        rating: int,
+        comment: str | None,
+    ) -> Review:
+        """Store a 1–5 rating (and an optional comment of at most 2,000 characters); a second
+        call for the same visit replaces rating and comment. :class:`ValidationError` for a
+        rating outside 1–5, a non-canonical phone or an unstorable comment."""
+        ...
+
+    async def get(self, company_id: int, record_id: int) -> Review | None: ...
+
+    async def list_low(
+        self, company_id: int, since: datetime, *, max_rating: int = 3, limit: int = 100
+    ) -> list[Review]:
+        """Ratings of at most ``max_rating`` given (or changed) at or after ``since``, newest
+        first (the salon's attention list)."""
+        ...
+
+
+class ReminderSettingsStore(Protocol):
+    """Each salon's reminder settings as JSON (``reminder_settings``). Storage only checks
+    that the value is storable JSON; what it means is ``actors.reminders.ReminderSettings``'s
+    business (``ReminderSettings.from_json``). Both calls raise :class:`NotFound` for an
+    unknown company."""
+
+    async def get(self, company_id: int) -> dict[str, Any] | None:
+        """The stored settings, or ``None`` (the defaults apply)."""
+        ...
+
+    async def put(self, company_id: int, settings: dict[str, Any]) -> None:
+        """Replace the company's settings."""
         ...

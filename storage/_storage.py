@@ -26,6 +26,9 @@ from ._protocols import (
     PubSub,
     QrCodes,
     RateLimiter,
+    Reminders,
+    ReminderSettingsStore,
+    Reviews,
     SalonCatalog,
     SalonRecords,
     WebhookInbox,
@@ -79,6 +82,11 @@ class Storage:
     records: SalonRecords
     #: The assistant's conversations, one per (company, client phone).
     conversations: Conversations
+    #: Reminders and review requests (the durable schedule), clients' ratings, and each
+    #: salon's reminder settings (issue 11).
+    reminders: Reminders
+    reviews: Reviews
+    reminder_settings: ReminderSettingsStore
     tokens: ConnectTokens
     qr: QrCodes
     rate_limiter: RateLimiter
@@ -203,6 +211,7 @@ async def open_storage(
                     PgWebhookInbox,
                 )
                 from ._pg_pool import PgPool
+                from ._pg_reminders import PgReminders, PgReminderSettings, PgReviews
                 from ._records import PgSalonRecords
 
                 if apply_migrations:
@@ -224,6 +233,9 @@ async def open_storage(
                 catalog: SalonCatalog = PgSalonCatalog(pg, wall_clock)
                 records: SalonRecords = PgSalonRecords(pg, wall_clock)
                 conversations: Conversations = PgConversations(pg, wall_clock)
+                reminders: Reminders = PgReminders(pg, wall_clock)
+                reviews: Reviews = PgReviews(pg, wall_clock)
+                reminder_settings: ReminderSettingsStore = PgReminderSettings(pg, wall_clock)
                 epochs: LeaseEpochs = PgLeaseEpochs(pg)
                 fence_factory = _pg_fence(pg, wall_clock)
             else:
@@ -239,6 +251,7 @@ async def open_storage(
                     MemoryWebhookInbox,
                 )
                 from ._records import MemorySalonRecords
+                from ._reminders import MemoryReminders, MemoryReminderSettings, MemoryReviews
 
                 memory_db = MemoryDatabase(wall_clock) if wall_clock else MemoryDatabase()
                 companies = MemoryCompanies(memory_db)
@@ -249,6 +262,9 @@ async def open_storage(
                 catalog = MemorySalonCatalog(memory_db)
                 records = MemorySalonRecords(memory_db)
                 conversations = MemoryConversations(memory_db)
+                reminders = MemoryReminders(memory_db)
+                reviews = MemoryReviews(memory_db)
+                reminder_settings = MemoryReminderSettings(memory_db)
                 memory_epochs = MemoryLeaseEpochs(memory_db)
                 epochs = memory_epochs
                 fence_factory = _memory_fence(memory_db, memory_epochs)
@@ -304,6 +320,9 @@ async def open_storage(
                 catalog=catalog,
                 records=records,
                 conversations=conversations,
+                reminders=reminders,
+                reviews=reviews,
+                reminder_settings=reminder_settings,
                 tokens=tokens,
                 qr=qr,
                 rate_limiter=rate_limiter,
