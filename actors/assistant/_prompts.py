@@ -18,8 +18,10 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from storage import Conversation, ConversationMode
+if TYPE_CHECKING:  # understanding imports this module and must load no storage package
+    from storage import Conversation
 
 __all__ = [
     "REVIEW_WINDOW",
@@ -32,6 +34,8 @@ __all__ = [
 
 #: How long after a review request a bare rating ("5") is read as the visit's rating.
 REVIEW_WINDOW = dt.timedelta(days=3)
+#: ``storage.ConversationMode``'s values (a StrEnum), compared without importing storage.
+_OPTED_OUT, _HANDOFF = "opted_out", "handoff"
 #: Ratings up to this one notify the salon (audit, metric, the conversations API).
 LOW_RATING_MAX = 3
 
@@ -95,9 +99,9 @@ def may_prompt(row: Conversation | None, now: dt.datetime) -> bool:
     nor while a person answers them (a handoff with no end, or one not yet over)."""
     if row is None:
         return True
-    if row.mode is ConversationMode.OPTED_OUT:
+    if row.mode == _OPTED_OUT:
         return False
-    if row.mode is ConversationMode.HANDOFF:
+    if row.mode == _HANDOFF:
         return row.mode_until is not None and row.mode_until <= now
     state = row.state if isinstance(row.state, dict) else {}
     return state.get("opted_out") is not True
