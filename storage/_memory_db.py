@@ -91,6 +91,7 @@ class MemoryDatabase:
         # Reminders and reviews (``_reminders``): rows by id, and the unique key's index.
         self.reminders: dict[int, Reminder] = {}
         self.reminder_keys: dict[tuple[int, ReminderKey], int] = {}
+        self.reminder_visits: dict[tuple[int, int], list[int]] = {}  # (company, record) → ids
         self.reviews: dict[tuple[int, int], Review] = {}
         self.reminder_settings: dict[int, dict[str, Any]] = {}
         self._ids: dict[str, int] = {}

@@ -11,6 +11,7 @@ lock, so a row just claimed, dropped or sent elsewhere is never taken again.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -80,18 +81,22 @@ async def _require_company(conn: asyncpg.Connection, company_id: int) -> None:
 
 
 async def _drop_moved(
-    conn: asyncpg.Connection, now: Any, company_id: int, key: ReminderKey
+    conn: asyncpg.Connection, now: Any, company_id: int, keys: Sequence[ReminderKey]
 ) -> None:
+    """Other visit times of each key's ``(record, kind)``, still planned (or a lapsed
+    claim), become ``dropped`` as ``moved`` (one statement for all keys)."""
     await conn.execute(
-        f"""UPDATE reminders SET status = 'dropped', reason = $6, claimed_by = NULL,
+        f"""UPDATE reminders r SET status = 'dropped', reason = $6, claimed_by = NULL,
                 claim_until = NULL, updated_at = {NOW}
-            WHERE company_id = $2 AND record_id = $3 AND kind = $4 AND visit_time <> $5
-              AND (status = 'planned' OR {LAPSED})""",
+            FROM unnest($3::bigint[], $4::text[], $5::timestamptz[]) AS k(record_id, kind, at)
+            WHERE r.company_id = $2 AND r.record_id = k.record_id AND r.kind = k.kind
+              AND r.visit_time <> k.at
+              AND (r.status = 'planned' OR (r.status = 'claimed' AND r.claim_until <= {NOW}))""",
         now,
         company_id,
-        key.record_id,
-        key.kind,
-        key.visit_time,
+        [k.record_id for k in keys],
+        [k.kind for k in keys],
+        [k.visit_time for k in keys],
         MOVED,
     )
 
@@ -99,35 +104,46 @@ async def _drop_moved(
 async def _plan(
     conn: asyncpg.Connection, now: Any, company_id: int, rows: list[PlannedReminder]
 ) -> bool:
+    """All rows in one statement (keys are unique within ``rows``: ``check_plan``)."""
     await _require_company(conn, company_id)
+    if not rows:
+        return False
     before: datetime | None = await conn.fetchval(f"SELECT {NEXT_DUE}")
-    written: list[datetime] = []
-    for row in rows:
-        due = await conn.fetchval(
+    written: list[datetime] = [
+        rec["due_at"]
+        for rec in await conn.fetch(
             f"""INSERT INTO reminders AS r (company_id, record_id, kind, visit_time, status,
                     due_at, send_by, visit_id, phone, details, created_at, updated_at)
-                VALUES ($2, $3, $4, $5, 'planned', $6, $7, $8, $9, $10, {NOW}, {NOW})
+                SELECT $2, t.record_id, t.kind, t.visit_time, 'planned', t.due_at, t.send_by,
+                    t.visit_id, t.phone, t.details::jsonb, {NOW}, {NOW}
+                FROM unnest($3::bigint[], $4::text[], $5::timestamptz[], $6::timestamptz[],
+                    $7::timestamptz[], $8::bigint[], $9::text[], $10::text[])
+                    AS t(record_id, kind, visit_time, due_at, send_by, visit_id, phone, details)
                 ON CONFLICT (company_id, record_id, kind, visit_time) DO UPDATE SET
                     status = 'planned', due_at = EXCLUDED.due_at, send_by = EXCLUDED.send_by,
-                    visit_id = EXCLUDED.visit_id, phone = EXCLUDED.phone,
+                    visit_id = COALESCE(EXCLUDED.visit_id, r.visit_id),
+                    phone = COALESCE(EXCLUDED.phone, r.phone),
                     details = EXCLUDED.details, reason = NULL, updated_at = EXCLUDED.updated_at
                 WHERE r.status IN {OPEN}
-                RETURNING due_at""",
+                RETURNING r.due_at""",
             now,
             company_id,
-            row.record_id,
-            row.kind,
-            row.visit_time,
-            row.due_at,
-            row.send_by,
-            row.visit_id,
-            row.phone,
-            row.details,
+            [r.record_id for r in rows],
+            [r.kind for r in rows],
+            [r.visit_time for r in rows],
+            [r.due_at for r in rows],
+            [r.send_by for r in rows],
+            [r.visit_id for r in rows],
+            [r.phone for r in rows],
+            [_dumps(r.details) for r in rows],
         )
-        if due is not None:
-            written.append(due)
-        await _drop_moved(conn, now, company_id, row.key)
+    ]
+    await _drop_moved(conn, now, company_id, [r.key for r in rows])
     return bool(written) and (before is None or min(written) < before)
+
+
+def _dumps(value: dict[str, Any]) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 async def _skip(
@@ -160,7 +176,7 @@ async def _skip(
             key.kind,
             key.visit_time,
         )
-    await _drop_moved(conn, now, company_id, key)
+    await _drop_moved(conn, now, company_id, [key])
     return rec
 
 

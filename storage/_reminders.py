@@ -227,18 +227,22 @@ class MemoryReminders:
         moments = [m for r in self._db.reminders.values() if (m := becomes_due(r)) is not None]
         return min(moments, default=None)
 
+    def _visit(self, company_id: int, record_id: int) -> list[Reminder]:
+        ids = self._db.reminder_visits.get((company_id, record_id), [])
+        return [self._db.reminders[i] for i in ids]
+
     def _drop_moved(self, company_id: int, key: ReminderKey, now: datetime) -> None:
-        for row in list(self._db.reminders.values()):
+        for row in self._visit(company_id, key.record_id):
             if (
-                row.company_id == company_id
-                and row.record_id == key.record_id
-                and row.kind == key.kind
+                row.kind == key.kind
                 and row.visit_time != key.visit_time
                 and lapsed_or_open(row, now, (ReminderStatus.PLANNED,))
             ):
                 self._put(_dropped(row, MOVED, now))
 
     def _put(self, row: Reminder) -> Reminder:
+        if row.id not in self._db.reminders:
+            self._db.reminder_visits.setdefault((row.company_id, row.record_id), []).append(row.id)
         self._db.reminders[row.id] = row
         self._db.reminder_keys[(row.company_id, row.key)] = row.id
         return row
@@ -281,6 +285,9 @@ class MemoryReminders:
                 self._put(self._new(company_id, want.key, now, **fields))
                 written.append(want.due_at)
             elif old.status in OPEN_STATUSES:
+                # A re-plan that does not know the visit id or phone keeps the known ones.
+                fields["visit_id"] = want.visit_id or old.visit_id
+                fields["phone"] = want.phone or old.phone
                 self._put(replace(old, **fields, updated_at=now))
                 written.append(want.due_at)
             self._drop_moved(company_id, want.key, now)
@@ -320,12 +327,8 @@ class MemoryReminders:
         self._db.require_company(check_company(company_id))
         now = self._db.clock()
         dropped = 0
-        for row in list(self._db.reminders.values()):
-            if (
-                row.company_id == company_id
-                and row.record_id == record
-                and lapsed_or_open(row, now, (ReminderStatus.PLANNED,))
-            ):
+        for row in self._visit(company_id, record):
+            if lapsed_or_open(row, now, (ReminderStatus.PLANNED,)):
                 self._put(_dropped(row, why, now))
                 dropped += 1
         return dropped
@@ -442,12 +445,7 @@ class MemoryReminders:
         await trio.lowlevel.checkpoint()
         record = check_record_id("record_id", record_id)
         self._db.require_company(check_company(company_id))
-        rows = [
-            r
-            for r in self._db.reminders.values()
-            if r.company_id == company_id and r.record_id == record
-        ]
-        return sorted(rows, key=visit_order)
+        return sorted(self._visit(company_id, record), key=visit_order)
 
 
 def _dropped(row: Reminder, reason: str, now: datetime) -> Reminder:

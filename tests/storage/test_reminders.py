@@ -102,6 +102,10 @@ async def test_plan_stores_rows_and_a_replan_updates_them(
         wall(),
     )
     assert await storage.reminders.get(cid, first.id) == again[0]
+    # A re-plan that does not know the visit id or the phone keeps the known ones.
+    await storage.reminders.plan(cid, [_row(due=later_due)])
+    kept = await storage.reminders.get(cid, first.id)
+    assert kept is not None and (kept.visit_id, kept.phone, kept.details) == (77, PHONE, {})
 
 
 async def test_plan_says_when_the_earliest_due_time_went_earlier(storage: Storage) -> None:
@@ -492,3 +496,60 @@ async def test_deleting_a_company_removes_its_rows(real_storage: Storage) -> Non
     assert real_storage.pg is not None
     assert await real_storage.pg.run(delete) == [1, 1, 1]
     assert len(await real_storage.reminders.for_visit(keep, 501)) == 1
+
+
+async def test_the_planners_skip_catches_a_lapsed_claim_but_not_a_live_one(
+    storage: Storage, wall: FakeWallClock
+) -> None:
+    cid = await _company(storage)
+    await storage.reminders.plan(cid, [_row(due=wall()), _row(record=502, due=wall())])
+    live, lapsed = sorted(
+        await storage.reminders.claim_due(wall(), OWNER, 60), key=lambda r: r.record_id
+    )
+    assert await storage.reminders.release(cid, live.id, OWNER)  # due as before
+    (live,) = await storage.reminders.claim_due(wall(), OWNER, 600)
+    wall.advance(61)
+    assert (await storage.reminders.skip(cid, live.key, "disabled")) == live
+    skipped = await storage.reminders.skip(cid, lapsed.key, "disabled")
+    assert (skipped.status, skipped.claimed_by, skipped.message_id) == (
+        ReminderStatus.SKIPPED,
+        None,
+        lapsed.message_id,
+    )
+    assert await storage.reminders.claim_due(wall() + timedelta(minutes=5), "b", 60) == []
+
+
+async def test_a_sync_plans_many_visits_in_one_call(storage: Storage, wall: FakeWallClock) -> None:
+    cid = await _company(storage)
+    rows = [
+        _row(kind, record=r, due=wall() + timedelta(minutes=r))
+        for r in range(1, 301)
+        for kind in ("day_before", "two_hours")
+    ]
+    with trio.fail_after(5):
+        assert await storage.reminders.plan(cid, rows)
+        assert not await storage.reminders.plan(cid, rows)  # nothing new, nothing earlier
+    assert await storage.reminders.backlog(wall() + timedelta(minutes=300)) == 600
+    claimed = await storage.reminders.claim_due(wall() + timedelta(minutes=10), OWNER, 60)
+    assert [r.record_id for r in claimed] == [
+        1,
+        1,
+        2,
+        2,
+        3,
+        3,
+        4,
+        4,
+        5,
+        5,
+        6,
+        6,
+        7,
+        7,
+        8,
+        8,
+        9,
+        9,
+        10,
+        10,
+    ]
