@@ -131,18 +131,20 @@ async def test_a_backlog_of_ten_thousand_is_recorded_once_in_order_on_postgres(
         await backlog_on(storage, seed=4)
 
 
-async def test_a_backlog_through_a_session_host_is_recorded_once_in_order() -> None:
-    """The same burst through a real session-host process: the world's socket, the host and
-    its pipe all wait for room instead of dropping."""
+async def test_a_backlog_through_a_session_host_is_recorded_once_in_order(
+    database_url: str, redis_prefix: str
+) -> None:
+    """The same burst through a real session-host process, on PostgreSQL (the slower reader):
+    the world's socket, the host and its pipe all wait for room instead of dropping."""
     world = SimulatedWorld()
     settings = replace(
         burst_settings(session_hosts=1, sessions_per_host=4),
         supervisor=SupervisorLimits(backoff_initial=0.05, backoff_max=0.5),
     )
     async with (
-        open_storage(monotonic_clock=trio.current_time) as storage,
+        open_real_storage(database_url, redis_prefix=redis_prefix) as storage,
         open_gateway(settings, world=world) as gateway,
-        open_node(settings, storage, gateway, rng=random.Random(4)) as node,
+        open_node(settings, storage, gateway, rng=random.Random(5)) as node,
     ):
         assert isinstance(gateway, HostedGateway)
         await burst_is_recorded(node, storage, world)
