@@ -204,6 +204,7 @@ class SessionBase:
         self._draining = False
         self._moved = 0  # events the drain task has put into the buffer (or given up on)
         self._queued = 0  # events that ever went to the overflow
+        self._released = 0  # ``_put`` calls for events up to this count wait no longer
         self._progress = trio.Event()
 
     @property
@@ -251,13 +252,13 @@ class SessionBase:
             await trio.lowlevel.checkpoint()
             return
         ticket = self._queued
-        while self._moved < ticket:
+        while self._moved < ticket and self._released < ticket:
             await self._progress.wait()
 
     def _release(self) -> None:
         """Let every :meth:`_put` waiting now return (their events stay in the overflow, in
         order): a session that stops must not wait for a reader that may be gone."""
-        self._moved = max(self._moved, self._queued)
+        self._released = self._queued
         self._wake()
 
     def _wake(self) -> None:

@@ -199,11 +199,21 @@ async def test_stopping_releases_a_blocked_neonize_callback(
     [client] = made
     async with trio.open_nursery() as nursery:
         nursery.start_soon(trio.to_thread.run_sync, client.deliver, BURST)
-        await wait_for(lambda: session.events.statistics().current_buffer_used == EVENT_BUFFER)
+        await wait_for(lambda: session.snapshot().queued_events == EVENT_BUFFER + 1)
         with trio.fail_after(5):
             await session.stop()  # never waits for a reader that is not reading
         # the client is gone: its thread runs to the end without waiting
         await wait_for(lambda: client.returned == BURST)
+        # a new connection's callbacks block again while the buffer is full
+        await session.start()
+        again = made[1]
+        nursery.start_soon(trio.to_thread.run_sync, again.deliver, 10)
+        await trio.sleep(0.2)
+        assert again.returned == 0
+        taken = await inbound_ids(session, EVENT_BUFFER)  # what the first client got in
+        assert taken == [f"3A{index:010d}" for index in range(EVENT_BUFFER)]
+        assert await inbound_ids(session, 10) == [f"3A{index:010d}" for index in range(10)]
+        await wait_for(lambda: again.returned == 10)
 
 
 # -- the wire: credits ----------------------------------------------------------------------
