@@ -287,7 +287,8 @@ class ClientSpec:
 
 
 #: ``on_event(client, neonize_protobuf_event)`` and ``on_qr(client, data)``: the session's
-#: callbacks, safe to call from any thread (they hand the event to trio and return).
+#: callbacks, safe to call from any thread (they hand the event to trio and return once the
+#: session took it: while its buffer is full they block, see the module docstring).
 EventCallback = Callable[[Any, Any], None]
 QrCallback = Callable[[Any, bytes], None]
 #: Makes a client and registers both callbacks on it (in a worker thread; see module doc).
