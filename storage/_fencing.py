@@ -12,7 +12,9 @@ The check is atomic with the call's work on both backends:
 
 * PostgreSQL: the unit runs in one transaction that first reads the epoch ``FOR SHARE``; a
   concurrent :meth:`take` (an ``UPDATE`` of that row) waits until the unit committed, so a
-  fenced write either lands before the new epoch exists or is refused after it.
+  fenced write either lands before the new epoch exists or is refused after it. A unit whose
+  process is paused mid-way is ended by the server after :data:`FENCED_IDLE_LIMIT`, so it
+  cannot hold up the new owner.
 * in memory: every method does its work synchronously after one checkpoint; the check runs on
   each access to the tables, so it happens in the same step as the write.
 """
@@ -41,7 +43,15 @@ OnRefused = Callable[[int, int], None]
 _TAKE = """INSERT INTO lease_epochs (company_id, epoch) VALUES ($1, 1)
            ON CONFLICT (company_id) DO UPDATE SET epoch = lease_epochs.epoch + 1
            RETURNING epoch"""
-_CHECK = "SELECT epoch FROM lease_epochs WHERE company_id = $1 FOR SHARE"
+#: A fenced unit is one transaction holding the epoch row ``FOR SHARE`` (and the rows it
+#: writes): were its process paused mid-unit (SIGSTOP), the new owner's take would wait on
+#: those locks. The server ends such a transaction once its client is silent this long (a
+#: unit's statements follow each other at once), which releases the locks.
+FENCED_IDLE_LIMIT = "2s"
+_CHECK = """WITH limit_idle AS (
+                SELECT set_config('idle_in_transaction_session_timeout', $2, true))
+            SELECT epoch FROM lease_epochs, limit_idle WHERE company_id = $1
+            FOR SHARE OF lease_epochs"""
 
 
 class PgLeaseEpochs:
@@ -109,7 +119,7 @@ async def _fenced_unit(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
 ) -> T:
-    current = await conn.fetchval(_CHECK, company_id) or 0
+    current = await conn.fetchval(_CHECK, company_id, FENCED_IDLE_LIMIT) or 0
     if current != epoch:
         raise StaleEpoch(company_id, epoch, current)
     return await work(conn, *args, **kwargs)
