@@ -75,7 +75,9 @@ log = logging.getLogger("aiadmin.yclients")
 
 blueprint = Blueprint("yclients", __name__, url_prefix="/marketplace/yclients")
 
-DETAILS_TIMEOUT = 5.0
+#: Each YClients call of the redirect (installation, then details) is bounded so both fit in
+#: the request timeout (``AIADMIN_REQUEST_TIMEOUT``, 5 s by default) with room to answer.
+DETAILS_TIMEOUT = 2.0
 MAX_SALONS_PER_REDIRECT = 10
 LINKED = frozenset({CompanyStatus.ACTIVE, CompanyStatus.RECONNECTING})
 RETURNING = frozenset({CompanyStatus.FROZEN, CompanyStatus.UNINSTALLED})
