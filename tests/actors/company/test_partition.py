@@ -83,8 +83,11 @@ async def test_an_owner_cut_from_redis_stops_before_another_takes_over_then_stay
         with trio.fail_after(TTL):
             while a.registry.lookup(cid) is not None:  # noqa: ASYNC110 -- real time, no event
                 await trio.sleep(0.01)
-        # A's session is closed while its lease still runs: nobody else may take it yet.
-        assert not world.is_connected(cid)
+        # A's session is closed while its lease still runs: nobody else may take it yet. (The
+        # registry forgets the actor a moment before the gateway has closed the session.)
+        with trio.fail_after(TTL / 3):
+            while world.is_connected(cid):  # noqa: ASYNC110 -- real time, no event
+                await trio.sleep(0.01)
         assert await storage.leases.holder(cid) == "node-a"
 
         with trio.fail_after(TTL * 2):
