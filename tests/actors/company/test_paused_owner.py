@@ -63,7 +63,7 @@ async def test_a_paused_owner_resumed_past_its_lease_is_fenced_and_stops(
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(read)
                 await until("ready", 30)
-                await until("wrote", 5)
+                await until("wrote", 20)
                 assert await storage.leases.holder(cid) == "node-a"
 
                 process.send_signal(signal.SIGSTOP)  # A is paused, its lease runs out
@@ -75,8 +75,8 @@ async def test_a_paused_owner_resumed_past_its_lease_is_fenced_and_stops(
                 paused_at = len(lines)
 
                 process.send_signal(signal.SIGCONT)
-                await until("refused", 5, paused_at)
-                await until("stopped", 5, paused_at)
+                await until("refused", 20, paused_at)
+                await until("stopped", 20, paused_at)
                 await trio.sleep(0.2)
                 nursery.cancel_scope.cancel()
         finally:
