@@ -7,6 +7,7 @@ Pure parts (standard library only; no trio, storage backend or HTTP, safe from a
 - ``_settings``: :class:`ReminderSettings`, one salon's switches, times, review link and
   texts, validated, with its JSON form (:class:`InvalidReminderSettings` names the field);
 - ``_plan``: :func:`plan_visit`, which messages a visit gets and when (or why not);
+- ``_details``: the visit as a row's ``details`` JSON and back (what the sender words);
 - ``_texts``: the messages' words from the salon's templates («завтра, 4 декабря, в 15:00»).
 
 Running parts (the scheduler in the node's supervision tree and the durable schedule it
@@ -17,6 +18,9 @@ loads none of them.
 import importlib
 import typing
 
+from ._details import DetailsUnreadable as DetailsUnreadable
+from ._details import visit_details as visit_details
+from ._details import visit_from_details as visit_from_details
 from ._plan import MessageKind as MessageKind
 from ._plan import PlannedMessage as PlannedMessage
 from ._plan import SkippedMessage as SkippedMessage
@@ -50,6 +54,7 @@ if not typing.TYPE_CHECKING:
 
 
 __all__ = [
+    "DetailsUnreadable",
     "InvalidReminderSettings",
     "MessageKind",
     "PlannedMessage",
@@ -64,4 +69,6 @@ __all__ = [
     "plan_visit",
     "render_message",
     "render_rating_reply",
+    "visit_details",
+    "visit_from_details",
 ]
