@@ -45,6 +45,7 @@ from .whatsapp import SimulatedWorld, WhatsAppGateway
 
 if TYPE_CHECKING:
     from .assistant import Assistant, AssistantOptions
+    from .reminders import ReminderOptions
 
 log = logging.getLogger(__name__)
 
@@ -222,6 +223,8 @@ class Companies:
     #: The assistant answering the salons' clients, or ``None`` (inbound messages are only
     #: logged).
     assistant: Assistant | None = None
+    #: How the node plans and sends reminders and review requests, or ``None`` (it does not).
+    reminder_options: ReminderOptions | None = None
 
     async def ask(self, company_id: int, message: Any, timeout: float) -> Any:
         """Ask the company's actor (activated on the first message) and wait for its reply;
@@ -294,6 +297,7 @@ def build_companies(
     cluster: bool = False,
     node_id: str | None = None,
     assistant: AssistantOptions | None = None,
+    reminders: ReminderOptions | None = None,
 ) -> Companies:
     """The company side of a node, not running yet: the registry of company actors (over
     ``storage`` and ``gateway``), their metrics in ``metrics``, and lease-based placement
@@ -302,7 +306,10 @@ def build_companies(
     With ``assistant`` the node also runs the assistant: a registry of conversation actors
     (one per salon and client phone) that the company actors hand every client message to
     (instead of ``inbound_handler``), and whose replies go out through the company actors'
-    outbound queues."""
+    outbound queues.
+
+    With ``reminders`` the node also plans reminders and review requests from visits
+    (``actors.reminders``) and runs their scheduler as a service of its supervision tree."""
     rng = rng or random.Random()
     metrics = metrics or MetricsRegistry()
     company_metrics = CompanyMetrics(metrics)
@@ -356,6 +363,7 @@ def build_companies(
         node_id,
         placement,
         helper,
+        reminder_options=reminders,
     )
 
 
@@ -372,6 +380,7 @@ async def open_node(
     cluster: bool = False,
     node_id: str | None = None,
     assistant: AssistantOptions | None = None,
+    reminders: ReminderOptions | None = None,
 ) -> AsyncIterator[Node]:
     """A node without services: :func:`build_companies` then :meth:`Companies.open_node`
     (tests and tools that need only the company actors, and the assistant if asked)."""
@@ -385,6 +394,7 @@ async def open_node(
         cluster=cluster,
         node_id=node_id,
         assistant=assistant,
+        reminders=reminders,
     )
     async with companies.open_node(restore=restore) as node:
         yield node

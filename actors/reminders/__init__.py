@@ -21,6 +21,7 @@ import typing
 from ._details import DetailsUnreadable as DetailsUnreadable
 from ._details import visit_details as visit_details
 from ._details import visit_from_details as visit_from_details
+from ._options import ReminderOptions as ReminderOptions
 from ._plan import MessageKind as MessageKind
 from ._plan import PlannedMessage as PlannedMessage
 from ._plan import SkippedMessage as SkippedMessage
@@ -60,6 +61,7 @@ __all__ = [
     "PlannedMessage",
     "QuietHours",
     "RatingReply",
+    "ReminderOptions",
     "ReminderSettings",
     "ReminderTexts",
     "SkipReason",
