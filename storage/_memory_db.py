@@ -17,6 +17,7 @@ import trio
 
 from . import _secrets
 from . import _validate as v
+from ._due_index import DueIndex
 from ._errors import Conflict, NotFound, ValidationError
 from ._fields import (
     Clock,
@@ -70,18 +71,32 @@ class _CompanyRow:
 
 
 class MemoryDatabase:
-    """The tables, shared by the memory repositories of one :class:`Storage`."""
+    """The tables, shared by the memory repositories of one :class:`Storage`.
+
+    Beside each table sit the indexes PostgreSQL has (``companies`` by salon and by key hash,
+    the open inbox and pending outbox items, messages by company): every lookup on a request
+    path or in a periodic loop is a dict access or touches only the rows it returns, so cost
+    does not grow with the number of salons or with history. Every write keeps them in step.
+    """
 
     def __init__(self, clock: Clock = utc_now) -> None:
         self.clock = clock
         self.companies: dict[int, _CompanyRow] = {}
+        self.company_by_salon: dict[int, int] = {}  # yclients_id → company id (UNIQUE)
+        self.company_by_key: dict[str, int] = {}  # api_key_hash → company id (UNIQUE)
         self.events: list[AuditEvent] = []
+        self.events_of: dict[int | None, list[AuditEvent]] = {}
         self.inbox: dict[int, InboxEvent] = {}
-        self.inbox_keys: set[tuple[int, str]] = set()
+        self.inbox_keys: dict[tuple[int, str], int] = {}
+        # company → ids of its pending and failed events, in id order (idx_*_company_due)
+        self.inbox_open: dict[int, dict[int, None]] = {}
         self.outbox: dict[int, OutboxItem] = {}
         self.outbox_keys: dict[str, int] = {}
+        self.outbox_pending: dict[int, None] = {}  # ids of pending items (idx_outbox_due)
         self.messages: dict[int, Message] = {}
         self.message_keys: dict[tuple[int, str], int] = {}
+        self.messages_of: dict[int, dict[int, None]] = {}  # company → message ids, id order
+        self.queued_out: dict[int, dict[int, None]] = {}  # company → queued outbound ids
         self.services: dict[int, dict[int, SalonService]] = {}
         self.staff: dict[int, dict[int, SalonStaff]] = {}
         self.sync: dict[int, SyncState] = {}
@@ -92,6 +107,7 @@ class MemoryDatabase:
         self.reminders: dict[int, Reminder] = {}
         self.reminder_keys: dict[tuple[int, ReminderKey], int] = {}
         self.reminder_visits: dict[tuple[int, int], list[int]] = {}  # (company, record) → ids
+        self.reminder_due = DueIndex()  # id → when it becomes claimable (idx on due_at)
         self.reviews: dict[tuple[int, int], Review] = {}
         self.reminder_settings: dict[int, dict[str, Any]] = {}
         self._ids: dict[str, int] = {}
@@ -99,6 +115,36 @@ class MemoryDatabase:
     def next_id(self, table: str) -> int:
         self._ids[table] = self._ids.get(table, 0) + 1
         return self._ids[table]
+
+    def set_key_hash(self, row: _CompanyRow, digest: str | None) -> None:
+        """Replace the row's API key hash, keeping :attr:`company_by_key` in step."""
+        if row.api_key_hash is not None:
+            self.company_by_key.pop(row.api_key_hash, None)
+        row.api_key_hash = digest
+        if digest is not None:
+            self.company_by_key[digest] = row.company.id
+
+    def close_inbox_event(self, event: InboxEvent) -> None:
+        """Drop a finished (done or dead) event from the open index."""
+        open_ids = self.inbox_open.get(event.company_id)
+        if open_ids is not None:
+            open_ids.pop(event.id, None)
+            if not open_ids:
+                del self.inbox_open[event.company_id]
+
+    def set_queued(self, message: Message) -> None:
+        """Keep :attr:`queued_out` in step with ``message``'s direction and status."""
+        queued = message.direction == Direction.OUTBOUND.value and (
+            message.status == MessageStatus.QUEUED.value
+        )
+        if queued:
+            self.queued_out.setdefault(message.company_id, {})[message.id] = None
+            return
+        ids = self.queued_out.get(message.company_id)
+        if ids is not None:
+            ids.pop(message.id, None)
+            if not ids:
+                del self.queued_out[message.company_id]
 
     def require_company(self, company_id: int) -> _CompanyRow:
         row = self.companies.get(company_id)
@@ -146,7 +192,7 @@ class MemoryCompanies:
         if timezone is not None:
             given["timezone"] = timezone
         fields = clean_company_fields(given)
-        if any(r.company.yclients_id == yclients_id for r in self._db.companies.values()):
+        if yclients_id in self._db.company_by_salon:
             raise Conflict(f"company for salon {yclients_id} exists")
         key = _secrets.issue_or_use(_secrets.API_KEY_PREFIX, api_key)
         secret = _secrets.issue_or_use(_secrets.WEBHOOK_SECRET_PREFIX, webhook_secret)
@@ -179,7 +225,11 @@ class MemoryCompanies:
             api_key_version=version,
             webhook_secret_version=version,
         )
+        if key.digest in self._db.company_by_key:
+            raise Conflict("api_key is in use")  # PostgreSQL: idx_companies_api_key_hash
         self._db.companies[company.id] = _CompanyRow(company, key.digest, secret.digest)
+        self._db.company_by_salon[yclients_id] = company.id
+        self._db.company_by_key[key.digest] = company.id
         return NewCompany(company=company, api_key=key.plaintext, webhook_secret=secret.plaintext)
 
     async def get(self, company_id: int) -> Company | None:
@@ -189,10 +239,8 @@ class MemoryCompanies:
 
     async def get_by_salon(self, yclients_id: int) -> Company | None:
         await trio.lowlevel.checkpoint()
-        for row in self._db.companies.values():
-            if row.company.yclients_id == yclients_id:
-                return row.company
-        return None
+        company_id = self._db.company_by_salon.get(yclients_id)
+        return None if company_id is None else self._db.companies[company_id].company
 
     async def update(self, company_id: int, **fields: Any) -> Company:
         await trio.lowlevel.checkpoint()
@@ -291,7 +339,13 @@ class MemoryCompanies:
         issued = _secrets.issue_or_use(prefix, value)
         number = None if version is None else _secrets.check_version(version)
         row = self._db.require_company(company_id)
-        setattr(row, f"{column}_hash", issued.digest)
+        if column == "api_key":
+            holder = self._db.company_by_key.get(issued.digest)
+            if holder is not None and holder != company_id:
+                raise Conflict("api_key is in use")  # PostgreSQL: idx_companies_api_key_hash
+            self._db.set_key_hash(row, issued.digest)
+        else:
+            row.webhook_secret_hash = issued.digest
         changes: dict[str, Any] = {
             f"{column}_prefix": issued.display,
             "updated_at": self._db.clock(),
@@ -304,7 +358,8 @@ class MemoryCompanies:
     async def revoke_credentials(self, company_id: int) -> None:
         await trio.lowlevel.checkpoint()
         row = self._db.require_company(company_id)
-        row.api_key_hash = row.webhook_secret_hash = None
+        self._db.set_key_hash(row, None)
+        row.webhook_secret_hash = None
         row.company = replace(
             row.company,
             api_key_prefix=None,
@@ -325,12 +380,15 @@ class MemoryCompanies:
 
     async def find_by_api_key(self, api_key: str) -> Company | None:
         await trio.lowlevel.checkpoint()
-        if not isinstance(api_key, str) or not api_key:
+        if not isinstance(api_key, str) or not api_key or len(api_key) > 255:
             return None
-        for row in self._db.companies.values():
-            if _secrets.matches(row.api_key_hash, api_key):
-                return row.company
-        return None
+        # One hash of the presented key, one dict lookup by it (PostgreSQL: the unique
+        # index on api_key_hash); the stored hash is then compared in constant time.
+        company_id = self._db.company_by_key.get(_secrets.hash_secret(api_key))
+        row = None if company_id is None else self._db.companies.get(company_id)
+        if row is None or not _secrets.matches(row.api_key_hash, api_key):
+            return None
+        return row.company
 
     async def verify_api_key(self, company_id: int, api_key: str) -> bool:
         await trio.lowlevel.checkpoint()
@@ -365,12 +423,13 @@ class MemoryAuditLog:
             created_at=self._db.clock(),
         )
         self._db.events.append(event)
+        self._db.events_of.setdefault(company_id, []).append(event)
         return event
 
     async def recent(self, company_id: int, limit: int = 50) -> list[AuditEvent]:
         await trio.lowlevel.checkpoint()
         limit_value(limit)
-        mine = [e for e in self._db.events if e.company_id == company_id]
+        mine = list(self._db.events_of.get(company_id, ()))
         mine.sort(key=lambda e: (e.created_at, e.id), reverse=True)
         return [replace(e, data=copy.deepcopy(e.data)) for e in mine[:limit]]
 
@@ -417,7 +476,8 @@ class MemoryWebhookInbox:
             processed_at=None,
         )
         self._db.inbox[event.id] = event
-        self._db.inbox_keys.add((company_id, key))
+        self._db.inbox_keys[(company_id, key)] = event.id
+        self._db.inbox_open.setdefault(company_id, {})[event.id] = None
         return PutResult.NEW
 
     def _due(
@@ -427,15 +487,20 @@ class MemoryWebhookInbox:
         prefix: str | None = None,
         exclude_prefix: str | None = None,
     ) -> list[InboxEvent]:
-        retryable = (InboxStatus.PENDING.value, InboxStatus.FAILED.value)
+        """Due open events (of ``company_id``, or of every company), in id order.
+
+        Only the open index is read: finished events cost nothing, however many are kept."""
+        if company_id is None:
+            groups: Iterable[dict[int, None]] = self._db.inbox_open.values()
+        else:
+            groups = (self._db.inbox_open.get(company_id, {}),)
         return sorted(
             (
                 e
-                for e in self._db.inbox.values()
-                if e.status in retryable
-                and e.next_attempt_at <= now
+                for ids in groups
+                for e in map(self._db.inbox.__getitem__, ids)
+                if e.next_attempt_at <= now
                 and _claimable(e.claimed_until, now)
-                and (company_id is None or e.company_id == company_id)
                 and _type_matches(e.event_type, prefix, exclude_prefix)
             ),
             key=lambda e: e.id,
@@ -469,10 +534,8 @@ class MemoryWebhookInbox:
         limit_value(limit)
         now = self._db.clock()
         busy = any(
-            e.company_id == company_id
-            and e.status in (InboxStatus.PENDING.value, InboxStatus.FAILED.value)
-            and not _claimable(e.claimed_until, now)
-            for e in self._db.inbox.values()
+            not _claimable(self._db.inbox[i].claimed_until, now)
+            for i in self._db.inbox_open.get(company_id, ())
         )
         if busy:
             return []
@@ -511,6 +574,7 @@ class MemoryWebhookInbox:
             claimed_until=None,
             processed_at=self._db.clock(),
         )
+        self._db.close_inbox_event(event)
 
     async def mark_failed(
         self, event_id: int, error: str, *, retry_in: float | None = 60.0
@@ -527,6 +591,8 @@ class MemoryWebhookInbox:
         self._db.inbox[event_id] = replace(
             event, status=status, last_error=message, claimed_until=None, next_attempt_at=due
         )
+        if retry_in is None:
+            self._db.close_inbox_event(event)
 
     async def get(self, event_id: int) -> InboxEvent | None:
         await trio.lowlevel.checkpoint()
@@ -534,8 +600,7 @@ class MemoryWebhookInbox:
 
     async def pending_count(self) -> int:
         await trio.lowlevel.checkpoint()
-        retryable = (InboxStatus.PENDING.value, InboxStatus.FAILED.value)
-        return sum(1 for e in self._db.inbox.values() if e.status in retryable)
+        return sum(len(ids) for ids in self._db.inbox_open.values())
 
 
 class MemoryOutbox:
@@ -581,6 +646,7 @@ class MemoryOutbox:
         )
         self._db.outbox[item.id] = item
         self._db.outbox_keys[key] = item.id
+        self._db.outbox_pending[item.id] = None
         return item
 
     async def claim_due(
@@ -594,9 +660,8 @@ class MemoryOutbox:
         due = sorted(
             (
                 i
-                for i in self._db.outbox.values()
-                if i.status == OutboxStatus.PENDING.value
-                and i.next_attempt_at <= now
+                for i in map(self._db.outbox.__getitem__, self._db.outbox_pending)
+                if i.next_attempt_at <= now
                 and _claimable(i.claimed_until, now)
                 and (wanted is None or i.kind == wanted)
             ),
@@ -643,6 +708,8 @@ class MemoryOutbox:
             changes.update(next_attempt_at=now + timedelta(seconds=wait))
         updated = replace(item, **changes)
         self._db.outbox[item_id] = updated
+        if updated.status != OutboxStatus.PENDING.value:
+            self._db.outbox_pending.pop(item_id, None)
         return updated
 
     async def reopen(self, item_id: int) -> OutboxItem:
@@ -658,6 +725,7 @@ class MemoryOutbox:
             updated_at=now,
         )
         self._db.outbox[item_id] = updated
+        self._db.outbox_pending[item_id] = None
         return updated
 
     async def get(self, item_id: int) -> OutboxItem | None:
@@ -671,7 +739,7 @@ class MemoryOutbox:
 
     async def backlog(self) -> int:
         await trio.lowlevel.checkpoint()
-        return sum(1 for i in self._db.outbox.values() if i.status == OutboxStatus.PENDING.value)
+        return len(self._db.outbox_pending)
 
 
 def _message_status(status: object) -> str:
@@ -747,6 +815,8 @@ class MemoryMessageLog:
         self._db.messages[message.id] = message
         if wa_id is not None:
             self._db.message_keys[(company_id, wa_id)] = message.id
+        self._db.messages_of.setdefault(company_id, {})[message.id] = None
+        self._db.set_queued(message)
         return message
 
     async def record_outbound(
@@ -778,6 +848,8 @@ class MemoryMessageLog:
         if wa_id is not None and wa_id != message.wa_message_id:
             if (message.company_id, wa_id) in self._db.message_keys:
                 raise Conflict(f"message {wa_id} exists")
+            if message.wa_message_id is not None:  # the row's old id is free again
+                self._db.message_keys.pop((message.company_id, message.wa_message_id), None)
             self._db.message_keys[(message.company_id, wa_id)] = message.id
         updated = replace(
             message,
@@ -786,6 +858,7 @@ class MemoryMessageLog:
             updated_at=self._db.clock(),
         )
         self._db.messages[message_id] = updated
+        self._db.set_queued(updated)
         return updated
 
     async def count_attempt(self, message_id: int) -> int:
@@ -809,8 +882,8 @@ class MemoryMessageLog:
         limit_value(limit)
         mine = [
             m
-            for m in self._db.messages.values()
-            if m.company_id == company_id and (peer_phone is None or m.peer_phone == peer_phone)
+            for m in map(self._db.messages.__getitem__, self._db.messages_of.get(company_id, ()))
+            if peer_phone is None or m.peer_phone == peer_phone
         ]
         mine.sort(key=lambda m: (m.created_at, m.id), reverse=True)
         return mine[:limit]
@@ -818,13 +891,8 @@ class MemoryMessageLog:
     async def pending_outbound(self, company_id: int, limit: int = 1000) -> list[Message]:
         await trio.lowlevel.checkpoint()
         limit_value(limit)
-        mine = [
-            m
-            for m in self._db.messages.values()
-            if m.company_id == company_id and m.direction == "out" and m.status == "queued"
-        ]
-        mine.sort(key=lambda m: m.id)
-        return mine[:limit]
+        ids = sorted(self._db.queued_out.get(company_id, ()))[:limit]
+        return [self._db.messages[i] for i in ids]
 
 
 def check_service(service: SalonService) -> SalonService:

@@ -224,8 +224,12 @@ class MemoryReminders:
         self._db = db
 
     def _next_due(self) -> datetime | None:
-        moments = [m for r in self._db.reminders.values() if (m := becomes_due(r)) is not None]
-        return min(moments, default=None)
+        return self._db.reminder_due.first()
+
+    def _claimable(self, at: datetime) -> list[Reminder]:
+        """The rows ``claim_due`` at ``at`` may take, read through the due index."""
+        rows = (self._db.reminders[i] for i in self._db.reminder_due.due(at))
+        return [r for r in rows if claimable(r, at)]
 
     def _visit(self, company_id: int, record_id: int) -> list[Reminder]:
         ids = self._db.reminder_visits.get((company_id, record_id), [])
@@ -244,6 +248,7 @@ class MemoryReminders:
         if row.id not in self._db.reminders:
             self._db.reminder_visits.setdefault((row.company_id, row.record_id), []).append(row.id)
         self._db.reminders[row.id] = row
+        self._db.reminder_due.set(row.id, becomes_due(row))
         self._db.reminder_keys[(row.company_id, row.key)] = row.id
         return row
 
@@ -340,7 +345,7 @@ class MemoryReminders:
     async def backlog(self, now: datetime) -> int:
         await trio.lowlevel.checkpoint()
         at = check_moment("now", now)
-        return sum(1 for r in self._db.reminders.values() if claimable(r, at))
+        return len(self._claimable(at))
 
     async def claim_due(
         self, now: datetime, owner: str, lease: float, limit: int = 100
@@ -351,7 +356,7 @@ class MemoryReminders:
         until = at + timedelta(seconds=check_lease(lease))
         limit_value(limit)
         due = sorted(
-            (r for r in self._db.reminders.values() if claimable(r, at)),
+            self._claimable(at),
             key=lambda r: (r.due_at or at, r.id),
         )[:limit]
         stamp = self._db.clock()
