@@ -216,9 +216,8 @@ class MemoryConversations:
         self._db.require_company(company_id)
         rows = [
             c
-            for (cid, _), c in self._db.conversations.items()
-            if cid == company_id
-            and (cursor is None or sort_key(c) < cursor)
+            for c in self._db.conversations.of(company_id)
+            if (cursor is None or sort_key(c) < cursor)
             and (wanted is None or c.mode is wanted)
             and (person is None or c.needs_person is person)
             and matches(c, digits, name)
@@ -235,8 +234,8 @@ class MemoryConversations:
         idle = sorted(
             (
                 c
-                for c in self._db.conversations.values()
-                if c.state and c.updated_at is not None and c.updated_at < cutoff
+                for c in map(self._db.conversations.__getitem__, self._db.conversations.flagged)
+                if c.updated_at is not None and c.updated_at < cutoff
             ),
             key=lambda c: c.updated_at or cutoff,
         )[:limit]

@@ -17,6 +17,7 @@ import trio
 
 from . import _secrets
 from . import _validate as v
+from ._by_company import ByCompany
 from ._due_index import DueIndex
 from ._errors import Conflict, NotFound, ValidationError
 from ._fields import (
@@ -100,15 +101,16 @@ class MemoryDatabase:
         self.services: dict[int, dict[int, SalonService]] = {}
         self.staff: dict[int, dict[int, SalonStaff]] = {}
         self.sync: dict[int, SyncState] = {}
-        self.records: dict[tuple[int, int], SalonRecord] = {}
+        self.records: ByCompany[int, SalonRecord] = ByCompany()
         self.categories: dict[int, dict[int, SalonCategory]] = {}
-        self.conversations: dict[tuple[int, str], Conversation] = {}
+        # flagged: the conversations that hold a state (idx_conversations_idle)
+        self.conversations: ByCompany[str, Conversation] = ByCompany(lambda c: bool(c.state))
         # Reminders and reviews (``_reminders``): rows by id, and the unique key's index.
         self.reminders: dict[int, Reminder] = {}
         self.reminder_keys: dict[tuple[int, ReminderKey], int] = {}
         self.reminder_visits: dict[tuple[int, int], list[int]] = {}  # (company, record) → ids
         self.reminder_due = DueIndex()  # id → when it becomes claimable (idx on due_at)
-        self.reviews: dict[tuple[int, int], Review] = {}
+        self.reviews: ByCompany[int, Review] = ByCompany()
         self.reminder_settings: dict[int, dict[str, Any]] = {}
         self._ids: dict[str, int] = {}
 

@@ -238,11 +238,7 @@ class MemorySalonRecords:
     ) -> list[SalonRecord]:
         await trio.lowlevel.checkpoint()
         limit_value(limit)
-        rows = [
-            r
-            for (cid, _), r in self._db.records.items()
-            if cid == company_id and (include_deleted or not r.deleted)
-        ]
+        rows = [r for r in self._db.records.of(company_id) if include_deleted or not r.deleted]
         rows.sort(key=lambda r: (r.starts_at is None, r.starts_at or _EPOCH, r.record_id))
         return rows[:limit]
 

@@ -524,11 +524,8 @@ class MemoryReviews:
         self._db.require_company(check_company(company_id))
         low = [
             r
-            for (cid, _), r in self._db.reviews.items()
-            if cid == company_id
-            and r.rating <= top
-            and r.updated_at is not None
-            and r.updated_at >= after
+            for r in self._db.reviews.of(company_id)
+            if r.rating <= top and r.updated_at is not None and r.updated_at >= after
         ]
         low.sort(key=lambda r: (r.updated_at or after, r.record_id), reverse=True)
         return low[:limit]
