@@ -326,6 +326,8 @@ _THANKS_PHRASES = _phrases(
     "мерси",
     "большое спасибо",
 )
+#: "не знаю пока", "не решила пока": "пока" is "yet" after these, not a goodbye.
+_NOT_YET_BEFORE = _set("знаю решила решил решили уверена уверен понятно ясно")
 _GOODBYE_PHRASES = _phrases(
     "до свидания",
     "досвидания",
@@ -560,8 +562,14 @@ def _read_small_talk(text: _Text, s: Signals) -> None:
     ):
         if text.has(phrases, s) is not None and kind not in s.small_talk:
             s.small_talk.append(kind)
-    # "пока" is goodbye only at the end of a short message ("ну всё, пока").
-    if text.lows and text.lows[-1] == "пока" and len(text.lows) <= 4:
+    # "пока" is goodbye only at the end of a short message ("ну всё, пока"), not "yet" after
+    # a doubt ("не знаю пока").
+    if (
+        text.lows
+        and text.lows[-1] == "пока"
+        and len(text.lows) <= 4
+        and not (len(text.lows) >= 2 and text.lows[-2] in _NOT_YET_BEFORE)
+    ):
         if SmallTalkKind.GOODBYE not in s.small_talk:
             s.small_talk.append(SmallTalkKind.GOODBYE)
         s.taken.add(len(text.lows) - 1)

@@ -29,9 +29,10 @@ message once the word caches are warm. How one message is read:
    - nothing usable → ``NotUnderstood``.
 4. After a reminder or a review request (``context.prompt``, nothing else under way): "буду",
    "приду", "всё в силе", "подтверждаю запись" are a yes (``Confirm``; the conversation
-   confirms the reminded visit); a 1–5 rating is ``Rate`` (``_ratings``), read before a
-   complaint (the low rating tells the salon); after a rating, a message with no request in
-   it is its ``Comment``.
+   confirms the reminded visit), "до завтра" a farewell rather than a day, and "а во
+   сколько?" asks for the client's visits (``StartFlow(VISITS)``); a 1–5 rating is ``Rate``
+   (``_ratings``), read before a complaint (the low rating tells the salon); after a rating,
+   a message with no request in it is its ``Comment``.
 """
 
 from __future__ import annotations
@@ -96,9 +97,13 @@ _FILLER = frozenset(
 _BLANK_FOR_WHEN = re.compile(
     r"доброе\s+утро|доброго\s+утра|добрый\s+день|добрый\s+вечер|доброго\s+дня|доброго\s+"
     r"вечера|доброй\s+ночи|хорошего\s+дня|хорошего\s+вечера|спокойной\s+ночи|"
-    r"доброго\s+времени\s+суток",
+    r"доброго\s+времени\s+суток|"
+    # "опоздаю минут на 10": about ten minutes, not 10:00
+    r"минут\w*\s+на\s+\d{1,3}\b",
     re.IGNORECASE,
 )
+#: Farewells that look like days: after a reminder "да, до завтра!" says goodbye, no day.
+_FAREWELL = re.compile(r"до\s+завтра", re.IGNORECASE)
 _CONSONANTS = frozenset("бвгджзклмнпрстфхцчшщ")
 _PROCEDURE_ENDINGS = ("терапия", "пластика", "ция", "инг", "аж", "ание", "ение")
 _WISH_VERBS = frozenset({"хотеть", "хотеться", "нужный", "нужно", "надо", "можно", "сделать"})
@@ -144,6 +149,8 @@ class _Reading:
         self.ws = words(text)
         opening = catalog.salon.opening
         blanked = _BLANK_FOR_WHEN.sub(lambda m: " " * len(m.group()), text)
+        if context.prompt is not None and context.prompt.is_reminder:
+            blanked = _FAREWELL.sub(lambda m: " " * len(m.group()), blanked)
         self.when = (
             parse_when(blanked, now, opening=opening) if opening else parse_when(blanked, now)
         )
@@ -366,9 +373,23 @@ _ATTEND_WORDS = frozenset(
         "непременно",
         "жду",
         "ждите",
+        # as clients write them: misspelt, or slang the general yes list lacks
+        "прийду",
+        "прийдем",
+        "прийдём",
+        "норм",
+        "окк",
+        "оки",
+        "подверждаю",
+        "потверждаю",
+        "подтвеждаю",
     ]
 )
 _ATTEND_PHRASES = ("в силе", "до встречи", "до завтра", "увидимся")
+#: After a reminder these ask when the visit is ("а во сколько?"): the client's visits.
+_WHEN_IS_IT = re.compile(
+    r"(а\s+)?(во\s+сколько|когда|в\s+какое\s+время)(\s+мне)?(\s+(приходить|подходить))?"
+)
 
 
 def _read_attendance(r: _Reading) -> None:
@@ -387,6 +408,8 @@ def _read_attendance(r: _Reading) -> None:
     joined = " " + " ".join(lows) + " "
     if any(f" {p} " in joined for p in _ATTEND_PHRASES) and " не " not in joined:
         s.yes = True
+    if not s.flows and _WHEN_IS_IT.fullmatch(" ".join(lows)):
+        s.flows[Flow.VISITS] = 0
     book_at = s.flows.get(Flow.BOOK)
     if (
         s.yes

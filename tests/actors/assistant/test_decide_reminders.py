@@ -18,7 +18,16 @@ from dataclasses import dataclass, replace
 
 import pytest
 
-from actors.assistant._commands import Comment, Confirm, Flow, Rate, TurnContext
+from actors.assistant._commands import (
+    Comment,
+    Confirm,
+    Flow,
+    Rate,
+    SetWhen,
+    SmallTalk,
+    StartFlow,
+    TurnContext,
+)
 from actors.assistant._effects import (
     ActionFailed,
     Audit,
@@ -111,6 +120,11 @@ CONFIRMATIONS = [
     "Да, всё в силе",
     "Договорились",
     "Спасибо, приду",
+    "норм",
+    "Окк",
+    "прийду",
+    "подверждаю",
+    "Да, до завтра!",
 ]
 CANCELS = [
     "не смогу",
@@ -141,6 +155,9 @@ NOT_CONFIRMATIONS = [
     "yes",
     "хочу записаться на маникюр",
     "Позовите администратора",
+    "опоздаю минут на 10",
+    "не знаю пока",
+    "а во сколько?",
 ]
 
 
@@ -200,6 +217,26 @@ def test_other_replies_to_a_reminder_are_ordinary_messages(text: str) -> None:
     pending = chat.state.pending
     assert pending is None or pending.kind is ConfirmKind.BOOK
     assert "Ждём вас" not in reply
+
+
+@pytest.mark.parametrize("text", ["а во сколько?", "а когда?", "во сколько мне приходить?"])
+def test_asking_when_after_a_reminder_lists_the_visits(text: str) -> None:
+    chat = reminded_chat()
+    reply = say(chat, text)
+    assert "у Игоря, завтра, чт 13 марта в 15:00" in reply, reply  # the reminded visit
+    assert not chat.of(ConfirmVisit) and chat.state.prompt is not None
+
+
+@pytest.mark.parametrize(
+    "text", ["не знаю пока", "опоздаю минут на 10", "Да, но я опоздаю на 15 минут"]
+)
+def test_a_doubt_or_a_delay_is_no_farewell_and_no_booking(text: str) -> None:
+    chat = reminded_chat()
+    commands = read_message(text, chat.state.context(), CATALOG, chat.now)
+    assert not any(isinstance(c, (SmallTalk, SetWhen, StartFlow, Confirm)) for c in commands)
+    reply = say(chat, text)
+    assert "До свидания" not in reply and chat.state.flow is None
+    assert chat.state.prompt is not None  # a yes may still come
 
 
 def test_a_question_then_a_yes_still_confirms() -> None:
