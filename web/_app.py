@@ -118,6 +118,7 @@ def create_app(node: Node) -> QuartTrio:
         health,
         marketplace,
         openapi,
+        reminders,
         sync,
         websocket,
         yclients,
@@ -133,6 +134,7 @@ def create_app(node: Node) -> QuartTrio:
         yclients,
         assistant,
         conversations,
+        reminders,
     ):
         app.register_blueprint(module.blueprint)
 

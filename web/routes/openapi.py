@@ -12,6 +12,8 @@ from storage import MAX_ID, ConversationMode
 from .._conversations import MAX_LIMIT, MODE_BODY
 from .._message_fields import INBOUND_BODY, STAFF_MESSAGE_BODY
 from .._openapi import RouteDoc, build_openapi
+from .._reminder_settings import ANSWER_SCHEMA as REMINDERS_ANSWER
+from .._reminder_settings import CHANGE_SCHEMA as REMINDERS_CHANGE
 from .._validation import BOOLEAN, EMAIL, PHONE, TEXT, object_schema
 from .._validation import ID as ID_FIELD
 
@@ -273,6 +275,36 @@ ROUTES: tuple[RouteDoc, ...] = (
             },
         )
         for method in ("PATCH", "POST")
+    ),
+    RouteDoc(
+        "/marketplace/company/{companyId}/reminders",
+        "GET",
+        "The salon's reminder and review settings (the defaults when it has none), the "
+        "defaults and the placeholders its texts may use",
+        auth="company",
+        response_schema=REMINDERS_ANSWER,
+        responses={404: "Unknown company"},
+    ),
+    *(
+        RouteDoc(
+            "/marketplace/company/{companyId}/reminders",
+            method,
+            summary,
+            auth="company",
+            request_schema=REMINDERS_CHANGE,
+            response_schema=REMINDERS_ANSWER,
+            responses={
+                200: "Changed; the settings now in effect",
+                400: "A bad value or an unknown field (code invalid_settings, the message "
+                "starts with the field's name), or a body that is not a JSON object",
+                404: "Unknown company",
+                410: "Uninstalled",
+            },
+        )
+        for method, summary in (
+            ("PUT", "Replace the salon's reminder settings (absent fields take their defaults)"),
+            ("PATCH", "Change some of the salon's reminder settings (absent fields are kept)"),
+        )
     ),
     RouteDoc(
         "/marketplace/conversations/{companyId}",
