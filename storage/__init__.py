@@ -73,6 +73,8 @@ from ._protocols import Reviews as Reviews
 from ._protocols import SalonCatalog as SalonCatalog
 from ._protocols import SalonRecords as SalonRecords
 from ._protocols import WebhookInbox as WebhookInbox
+from ._retention import Pruned as Pruned
+from ._retention import Retention as Retention
 from ._secrets import API_KEY_PREFIX as API_KEY_PREFIX
 from ._secrets import WEBHOOK_SECRET_PREFIX as WEBHOOK_SECRET_PREFIX
 from ._storage import Storage as Storage
@@ -144,6 +146,7 @@ __all__ = [
     "PgPool",
     "PlannedReminder",
     "PoolStats",
+    "Pruned",
     "PubSub",
     "PutResult",
     "QrCode",
@@ -155,6 +158,7 @@ __all__ = [
     "ReminderSettingsStore",
     "ReminderStatus",
     "Reminders",
+    "Retention",
     "Review",
     "Reviews",
     "SalonCatalog",

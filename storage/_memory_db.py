@@ -8,6 +8,7 @@ injectable wall clock so tests can move time (leases, retries) deterministically
 from __future__ import annotations
 
 import copy
+import heapq
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
@@ -94,6 +95,9 @@ class MemoryDatabase:
         self.outbox: dict[int, OutboxItem] = {}
         self.outbox_keys: dict[str, int] = {}
         self.outbox_pending: dict[int, None] = {}  # ids of pending items (idx_outbox_due)
+        # (updated_at, id) of finished items, a heap for retention (idx_outbox_finished);
+        # an entry whose item changed since is stale and skipped
+        self.outbox_finished: list[tuple[datetime, int]] = []
         self.messages: dict[int, Message] = {}
         self.message_keys: dict[tuple[int, str], int] = {}
         self.messages_of: dict[int, dict[int, None]] = {}  # company → message ids, id order
@@ -712,6 +716,7 @@ class MemoryOutbox:
         self._db.outbox[item_id] = updated
         if updated.status != OutboxStatus.PENDING.value:
             self._db.outbox_pending.pop(item_id, None)
+            heapq.heappush(self._db.outbox_finished, (now, item_id))
         return updated
 
     async def reopen(self, item_id: int) -> OutboxItem:

@@ -33,6 +33,7 @@ from ._protocols import (
     SalonRecords,
     WebhookInbox,
 )
+from ._retention import Retention
 
 if TYPE_CHECKING:
     # The backends are imported where they are chosen (``open_storage``), so importing
@@ -95,6 +96,8 @@ class Storage:
     leases: Leases
     #: Fencing tokens of those leases (``lease_epochs``); see :meth:`fenced`.
     epochs: LeaseEpochs
+    #: Deletes finished inbox/outbox rows and old messages in batches (issue 17).
+    retention: Retention
     database_kind: str
     redis_kind: str
     pg: PgPool | None = field(default=None, repr=False)
@@ -213,6 +216,7 @@ async def open_storage(
                 from ._pg_pool import PgPool
                 from ._pg_reminders import PgReminders, PgReminderSettings, PgReviews
                 from ._records import PgSalonRecords
+                from ._retention import PgRetention
 
                 if apply_migrations:
                     await migrate(database_url, connect_timeout=connect_timeout)
@@ -237,6 +241,7 @@ async def open_storage(
                 reviews: Reviews = PgReviews(pg, wall_clock)
                 reminder_settings: ReminderSettingsStore = PgReminderSettings(pg, wall_clock)
                 epochs: LeaseEpochs = PgLeaseEpochs(pg)
+                retention: Retention = PgRetention(pg, wall_clock)
                 fence_factory = _pg_fence(pg, wall_clock)
             else:
                 from ._conversations import MemoryConversations
@@ -250,6 +255,7 @@ async def open_storage(
                     MemorySalonCatalog,
                     MemoryWebhookInbox,
                 )
+                from ._memory_retention import MemoryRetention
                 from ._records import MemorySalonRecords
                 from ._reminders import MemoryReminders, MemoryReminderSettings, MemoryReviews
 
@@ -266,6 +272,7 @@ async def open_storage(
                 reviews = MemoryReviews(memory_db)
                 reminder_settings = MemoryReminderSettings(memory_db)
                 memory_epochs = MemoryLeaseEpochs(memory_db)
+                retention = MemoryRetention(memory_db)
                 epochs = memory_epochs
                 fence_factory = _memory_fence(memory_db, memory_epochs)
 
@@ -329,6 +336,7 @@ async def open_storage(
                 pubsub=pubsub,
                 leases=leases,
                 epochs=epochs,
+                retention=retention,
                 database_kind="postgres" if pg else "memory",
                 redis_kind="redis" if redis else "memory",
                 pg=pg,

@@ -44,6 +44,8 @@ OPS = st.one_of(
     ),
     st.tuples(st.just("reopen"), KEYS),
     st.tuples(st.just("advance"), st.sampled_from([1.0, 6.0, 31.0])),
+    # Retention: finished rows older than 5 or 30 s, one or two a table (issue 17).
+    st.tuples(st.just("prune"), st.sampled_from([5.0, 30.0]), st.integers(1, 2)),
 )
 
 
@@ -83,6 +85,9 @@ async def _apply(st_: Storage, companies: list[int], op: tuple[Any, ...]) -> Any
         else:
             item = await st_.outbox.reopen(existing.id)
         return (item.status, item.attempts, item.next_attempt_at, item.last_error)
+    if kind == "prune":
+        pruned = await st_.retention.prune(op[1], limit=op[2])
+        return (pruned.inbox, pruned.outbox, pruned.messages)
     raise AssertionError(kind)
 
 

@@ -1,0 +1,109 @@
+# ruff: noqa: S608  -- f-strings splice only module constants
+"""Retention: finished inbox and outbox rows and old messages are deleted, in bounded batches.
+
+The same rule in both backends (``Storage.retention``), oldest first, at most ``limit`` rows
+of each table per call, so no call holds a lock or the event loop for long:
+
+- ``webhook_events``: ``done`` or ``dead``, received before the cutoff (a redelivery of the
+  same webhook after that is new; YClients retries within hours, the retention is days);
+- ``outbox``: ``delivered`` or ``failed``, last changed before the cutoff;
+- ``messages``: created before the cutoff, except outbound ones still ``queued`` (those are
+  the actor's unsent work).
+
+Pending and in-flight rows are never deleted. The cutoff is the storage's clock (the wall
+clock tests move, or the database's ``now()``) minus ``older_than`` seconds. The in-memory
+twin is :mod:`storage._memory_retention`; this module loads neither trio nor a driver.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
+
+from . import _validate as v
+from ._fields import Clock, limit_value
+
+if TYPE_CHECKING:  # the embedded default never loads asyncpg
+    import asyncpg
+
+    from ._pg_pool import PgPool
+
+_NOW = "COALESCE($1::timestamptz, now())"
+_CUTOFF = f"{_NOW} - make_interval(secs => $2)"
+_INBOX_SQL = f"""WITH gone AS (
+    DELETE FROM webhook_events WHERE id IN (
+        SELECT id FROM webhook_events
+        WHERE status IN ('done', 'dead') AND received_at < {_CUTOFF}
+        ORDER BY received_at, id LIMIT $3 FOR UPDATE SKIP LOCKED)
+    RETURNING 1)
+SELECT count(*) FROM gone"""
+_OUTBOX_SQL = f"""WITH gone AS (
+    DELETE FROM outbox WHERE id IN (
+        SELECT id FROM outbox
+        WHERE status IN ('delivered', 'failed') AND updated_at < {_CUTOFF}
+        ORDER BY updated_at, id LIMIT $3 FOR UPDATE SKIP LOCKED)
+    RETURNING 1)
+SELECT count(*) FROM gone"""
+_MESSAGES_SQL = f"""WITH gone AS (
+    DELETE FROM messages WHERE id IN (
+        SELECT id FROM messages
+        WHERE created_at < {_CUTOFF} AND NOT (direction = 'out' AND status = 'queued')
+        ORDER BY created_at, id LIMIT $3 FOR UPDATE SKIP LOCKED)
+    RETURNING 1)
+SELECT count(*) FROM gone"""
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """How many rows one :meth:`Retention.prune` call deleted, per table."""
+
+    inbox: int = 0
+    outbox: int = 0
+    messages: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.inbox + self.outbox + self.messages
+
+    def full(self, limit: int) -> bool:
+        """Whether some table gave a whole batch (so there may be more to delete)."""
+        return max(self.inbox, self.outbox, self.messages) >= limit
+
+
+class Retention(Protocol):
+    """Deletes what the retention rule allows (see the module docstring)."""
+
+    async def prune(self, older_than: float, *, limit: int = 500) -> Pruned:
+        """Delete at most ``limit`` rows of each table that are older than ``older_than``
+        seconds and finished; returns the counts."""
+        ...
+
+
+def older_than_seconds(older_than: float) -> float:
+    return v.positive_seconds("older_than", older_than)
+
+
+class PgRetention:
+    """:class:`Retention` on PostgreSQL: three short statements in one bridge crossing."""
+
+    def __init__(self, pool: PgPool, clock: Clock | None) -> None:
+        self._pool = pool
+        self._clock = clock
+
+    async def prune(self, older_than: float, *, limit: int = 500) -> Pruned:
+        age = older_than_seconds(older_than)
+        limit_value(limit)
+        now = None if self._clock is None else self._clock()
+        counts: tuple[int, int, int] = await self._pool.run(_prune_pg, now, age, limit)
+        return Pruned(*counts)
+
+
+async def _prune_pg(
+    conn: asyncpg.Connection, now: datetime | None, age: float, limit: int
+) -> tuple[int, int, int]:
+    """Each DELETE is its own short transaction (autocommit): no lock outlives its batch."""
+    inbox = await conn.fetchval(_INBOX_SQL, now, age, limit)
+    outbox = await conn.fetchval(_OUTBOX_SQL, now, age, limit)
+    messages = await conn.fetchval(_MESSAGES_SQL, now, age, limit)
+    return int(inbox), int(outbox), int(messages)

@@ -1,0 +1,188 @@
+"""Indexed lookups (issue 17): ``sk_`` authentication, registration and the queues' polls.
+
+The contract part runs on both backends. The memory-only part checks that the in-memory twin
+answers through its indexes: the company table (or inbox, outbox, messages, reminders) is
+swapped for a dict that refuses to be walked, and the hash function is counted, so a lookup
+that touched other companies' rows fails by behaviour, not by timing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from storage import AttemptOutcome, Conflict, PlannedReminder, Storage, _secrets
+from storage._memory_db import MemoryDatabase
+from tests.support.clock import FakeWallClock
+
+
+async def test_sk_key_found_unknown_revoked_and_reissued(storage: Storage) -> None:
+    first = await storage.companies.create(101)
+    second = await storage.companies.create(102)
+    found = await storage.companies.find_by_api_key(first.api_key)
+    assert found is not None and found.id == first.company.id
+    found = await storage.companies.find_by_api_key(second.api_key)
+    assert found is not None and found.id == second.company.id
+    for wrong in ("sk_" + "x" * 43, first.api_key[:-1], "", "sk_" + "y" * 300):
+        assert await storage.companies.find_by_api_key(wrong) is None
+
+    fresh = await storage.companies.rotate_api_key(first.company.id)
+    assert await storage.companies.find_by_api_key(first.api_key) is None
+    found = await storage.companies.find_by_api_key(fresh)
+    assert found is not None and found.id == first.company.id
+
+    await storage.companies.revoke_credentials(first.company.id)
+    assert await storage.companies.find_by_api_key(fresh) is None
+    again = await storage.companies.rotate_api_key(first.company.id)
+    found = await storage.companies.find_by_api_key(again)
+    assert found is not None and found.id == first.company.id
+    found = await storage.companies.find_by_api_key(second.api_key)
+    assert found is not None and found.id == second.company.id
+
+
+async def test_a_key_held_by_one_company_is_refused_to_another(storage: Storage) -> None:
+    key = "sk_" + "k" * 40
+    await storage.companies.create(1, api_key=key)
+    with pytest.raises(Conflict):
+        await storage.companies.create(2, api_key=key)
+    other = (await storage.companies.create(3)).company.id
+    with pytest.raises(Conflict):
+        await storage.companies.rotate_api_key(other, key)
+    found = await storage.companies.find_by_api_key(key)
+    assert found is not None and found.yclients_id == 1
+
+
+async def test_register_is_unique_per_salon_among_many(storage: Storage) -> None:
+    for salon in range(1, 41):
+        await storage.companies.create(salon)
+    with pytest.raises(Conflict):
+        await storage.companies.create(17)
+    company = await storage.companies.get_by_salon(17)
+    assert company is not None and company.yclients_id == 17
+    assert await storage.companies.get_by_salon(41) is None
+    assert await storage.companies.count() == 40
+
+
+# -- the in-memory twin reads through its indexes ------------------------------------------
+
+
+class NoScan(dict[Any, Any]):
+    """A table that may be read by key but never walked."""
+
+    def __iter__(self) -> Iterator[Any]:
+        raise AssertionError("the table was scanned")
+
+    def values(self) -> Any:
+        raise AssertionError("the table was scanned")
+
+    def items(self) -> Any:
+        raise AssertionError("the table was scanned")
+
+
+def _db(storage: Storage) -> MemoryDatabase:
+    assert storage.memory_db is not None
+    return storage.memory_db
+
+
+#: The ``storage`` fixture on its in-memory twin only.
+memory_only = pytest.mark.parametrize("storage", ["memory"], indirect=True)
+
+
+@memory_only
+async def test_sk_auth_hashes_once_and_reads_no_other_company(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = [(await storage.companies.create(salon)).api_key for salon in range(1, 201)]
+    db = _db(storage)
+    db.companies = NoScan(db.companies)
+    hashed: list[str] = []
+    real_hash = _secrets.hash_secret
+
+    def counting(plaintext: str) -> str:
+        hashed.append(plaintext)
+        return real_hash(plaintext)
+
+    monkeypatch.setattr(_secrets, "hash_secret", counting)
+    found = await storage.companies.find_by_api_key(keys[150])
+    assert found is not None and found.yclients_id == 151
+    assert set(hashed) == {keys[150]} and len(hashed) <= 2  # the lookup, the constant-time check
+    hashed.clear()
+    assert await storage.companies.find_by_api_key("sk_" + "z" * 43) is None
+    assert len(hashed) == 1
+    # Registration and the salon lookup read the index too.
+    with pytest.raises(Conflict):
+        await storage.companies.create(77)
+    await storage.companies.create(1000)
+    company = await storage.companies.get_by_salon(1000)
+    assert company is not None and company.yclients_id == 1000
+
+
+@memory_only
+async def test_queue_polls_read_only_open_rows(storage: Storage, wall: FakeWallClock) -> None:
+    ids = [(await storage.companies.create(s)).company.id for s in (1, 2)]
+    for n in range(30):  # history: finished events, delivered items, sent messages
+        await storage.inbox.put(ids[0], f"old{n}", "record", {})
+        item = await storage.outbox.enqueue("cb", f"old{n}", ids[0], {})
+        await storage.outbox.record_attempt(item.id, AttemptOutcome.DELIVERED)
+        sent = await storage.messages.record_outbound(ids[0], "79000000001", f"m{n}")
+        await storage.messages.set_status(sent.id, "sent")
+    for event in await storage.inbox.claim_for_company(ids[0], 100, lease=5):
+        await storage.inbox.mark_done(event.id)
+    await storage.inbox.put(ids[1], "new", "record", {})
+    await storage.outbox.enqueue("cb", "new", ids[1], {})
+    queued = await storage.messages.record_outbound(ids[1], "79000000002", "hello")
+    db = _db(storage)
+    db.inbox = NoScan(db.inbox)
+    db.outbox = NoScan(db.outbox)
+    db.messages = NoScan(db.messages)
+
+    assert await storage.inbox.due_companies() == [ids[1]]
+    assert await storage.inbox.pending_count() == 1
+    assert await storage.inbox.claim_for_company(ids[0], 10) == []
+    taken = await storage.inbox.claim_for_company(ids[1], 10)
+    assert [e.dedupe_key for e in taken] == ["new"]
+    await storage.inbox.mark_done(taken[0].id)
+    assert await storage.inbox.due_companies() == []
+    assert await storage.outbox.backlog() == 1
+    assert [i.idempotency_key for i in await storage.outbox.claim_due(10)] == ["new"]
+    assert await storage.messages.pending_outbound(ids[0]) == []
+    assert [m.id for m in await storage.messages.pending_outbound(ids[1])] == [queued.id]
+    await storage.messages.set_status(queued.id, "sent")
+    assert await storage.messages.pending_outbound(ids[1]) == []
+    assert len(await storage.messages.recent(ids[0], limit=100)) == 30
+
+
+@memory_only
+async def test_reminder_polls_read_only_due_rows(storage: Storage, wall: FakeWallClock) -> None:
+    company = (await storage.companies.create(1)).company.id
+    now = wall()
+    rows = [
+        PlannedReminder(
+            record_id=n,
+            kind="day_before",
+            visit_time=now + timedelta(days=2),
+            due_at=now + timedelta(hours=n),
+            send_by=now + timedelta(days=2),
+            visit_id=None,
+            phone="79000000001",
+            details={},
+        )
+        for n in range(1, 41)
+    ]
+    await storage.reminders.plan(company, rows)
+    db = _db(storage)
+    db.reminders = NoScan(db.reminders)
+    assert await storage.reminders.next_due() == now + timedelta(hours=1)
+    at = now + timedelta(hours=3, minutes=30)
+    assert await storage.reminders.backlog(at) == 3
+    claimed = await storage.reminders.claim_due(at, "node-a", 60.0, limit=2)
+    assert [r.record_id for r in claimed] == [1, 2]
+    assert await storage.reminders.backlog(at) == 1
+    # A lapsed claim is due again at its lease's end.
+    assert await storage.reminders.next_due() == now + timedelta(hours=3)
+    later = at + timedelta(seconds=61)
+    assert await storage.reminders.backlog(later) == 3
+    assert [r.record_id for r in await storage.reminders.claim_due(later, "b", 60.0)] == [1, 2, 3]
