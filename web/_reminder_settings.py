@@ -18,7 +18,7 @@ import re
 from typing import Any
 
 from actors.reminders import InvalidReminderSettings, ReminderSettings
-from actors.reminders._settings import LINK_PLACEHOLDER, PLACEHOLDERS
+from actors.reminders._settings import LINK_PLACEHOLDER, OPTIONAL_PLACEHOLDERS, PLACEHOLDERS
 from storage import Storage
 
 from ._errors import BadRequest
@@ -102,6 +102,7 @@ PLACEHOLDER_HELP: dict[str, dict[str, Any]] = {
     },
 }
 assert PLACEHOLDER_HELP.keys() == PLACEHOLDERS | {LINK_PLACEHOLDER}
+assert {name for name, h in PLACEHOLDER_HELP.items() if h["may_be_empty"]} == OPTIONAL_PLACEHOLDERS
 
 _TIME_PATTERN = r"^([01]?[0-9]|2[0-3]):[0-5][0-9]$"
 _MAX_TEXT = 1000
@@ -299,7 +300,7 @@ async def current_settings(storage: Storage, company_id: int) -> ReminderSetting
 # A field name we may repeat in an answer: ours, or at least short plain words (an unknown key
 # is the caller's text, so anything else is not echoed).
 _SHOWN_FIELD = re.compile(r"[A-Za-z0-9_]{1,40}(\.[A-Za-z0-9_]{1,40})?")
-_MAX_REASON = 160
+_MAX_REASON = 240
 
 
 def parse_settings(body: dict[str, Any], base: ReminderSettings | None) -> ReminderSettings:

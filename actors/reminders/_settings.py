@@ -30,7 +30,11 @@ Rules checked by :meth:`ReminderSettings.validate`:
   ``high_rating`` or more, 2–5). Sending the link only after high ratings can breach a review
   site's rules, so it is the salon's choice and ``"all"`` is the default;
 - each text is 1–1000 characters and uses only the placeholders of :data:`PLACEHOLDERS`
-  (``texts.review_link`` must contain ``{link}``); ``null`` for a text restores its default.
+  (``texts.review_link`` must contain ``{link}``); ``null`` for a text restores its default;
+- a text cannot come out empty: ``_texts`` leaves out a line whose placeholders all came out
+  empty, so at least one line must have words and no placeholder, or a placeholder that always
+  has a value (not one of :data:`OPTIONAL_PLACEHOLDERS`) — «Спасибо, {name}!» alone would be
+  an empty message to a client whose name is unknown.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from ._timing import QuietHours
 __all__ = [
     "DEFAULT_TEXTS",
     "LINK_PLACEHOLDER",
+    "OPTIONAL_PLACEHOLDERS",
     "PLACEHOLDERS",
     "InvalidReminderSettings",
     "LinkAudience",
@@ -75,9 +80,11 @@ PLACEHOLDERS = frozenset(
 )
 #: The review link's placeholder, allowed (and required) in ``texts.review_link`` only.
 LINK_PLACEHOLDER = "link"
+#: Placeholders that come out empty when the fact is unknown (the others always have a value).
+OPTIONAL_PLACEHOLDERS = frozenset({"name", "service", "master", "salon", "address"})
 
 _PLACEHOLDER = re.compile(r"\{([^{}\s]*)\}")
-_TIME = re.compile(r"(\d{1,2}):(\d{2})")
+_TIME = re.compile(r"([0-9]{1,2}):([0-9]{2})")
 _TEXT_MAX = 1000
 _LINK_MAX = 500
 _QUIET_MAX_MINUTES = 18 * 60
@@ -298,6 +305,21 @@ def _check_text(kind: str, text: object) -> None:
         raise InvalidReminderSettings(field, f"uses an unknown placeholder {{{unknown[0]}}}")
     if kind == "review_link" and LINK_PLACEHOLDER not in used:
         raise InvalidReminderSettings(field, "must contain {link}")
+    if not any(_always_shown(line) for line in text.splitlines()):
+        raise InvalidReminderSettings(
+            field,
+            "may come out empty (a line whose placeholders are all empty is left out): add "
+            "a line without placeholders, or use {greeting}, {when}, {date} or {time}",
+        )
+
+
+def _always_shown(line: str) -> bool:
+    """Whether ``line`` shows in every message: words without placeholders, or a placeholder
+    that always has a value (``_texts.fill`` drops a line whose placeholders are all empty)."""
+    names = _PLACEHOLDER.findall(line)
+    if not names:
+        return bool(line.strip())
+    return any(name not in OPTIONAL_PLACEHOLDERS for name in names)
 
 
 # --------------------------------------------------------------------------- JSON parsing

@@ -6,11 +6,20 @@ import dataclasses
 import datetime as dt
 import json
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from actors.reminders import InvalidReminderSettings, ReminderSettings, ReminderTexts
-from actors.reminders._settings import DEFAULT_TEXTS, PLACEHOLDERS
+from actors.reminders import (
+    InvalidReminderSettings,
+    MessageKind,
+    ReminderSettings,
+    ReminderTexts,
+    VisitFacts,
+    VisitStatus,
+    render_message,
+)
+from actors.reminders._settings import DEFAULT_TEXTS, OPTIONAL_PLACEHOLDERS, PLACEHOLDERS
 from actors.reminders._timing import QuietHours
 
 DEFAULTS = ReminderSettings()
@@ -55,14 +64,14 @@ def test_json_round_trip() -> None:
             "review_link_to": "high",
             "high_rating": 5,
             "two_hours_enabled": False,
-            "texts": {"review_thanks": "Спасибо, {name}!"},
+            "texts": {"review_thanks": "Спасибо, {name}!\nЖдём вас снова."},
         }
     )
     assert ReminderSettings.from_json(custom.to_json()) == custom
     assert custom.day_before_at == dt.time(12, 15)
     assert custom.two_hours_before == dt.timedelta(minutes=90)
     assert custom.review_after == dt.timedelta(0)
-    assert custom.texts.review_thanks == "Спасибо, {name}!"
+    assert custom.texts.review_thanks == "Спасибо, {name}!\nЖдём вас снова."
     assert custom.texts.day_before == DEFAULT_TEXTS.day_before
 
 
@@ -133,6 +142,10 @@ BAD: list[tuple[dict[str, Any], str, str]] = [
     ({"texts": {"day_before": "ссылка {link}"}}, "texts.day_before", "placeholder {link}"),
     ({"texts": {"two_hours": "a\x00b"}}, "texts.two_hours", "control"),
     ({"texts": {"review_link": "Оставьте отзыв!"}}, "texts.review_link", "{link}"),
+    ({"day_before_at": "١٨:٠٠"}, "day_before_at", "HH:MM"),  # Arabic-Indic digits
+    ({"texts": {"review_thanks": "Спасибо, {name}!"}}, "texts.review_thanks", "come out empty"),
+    ({"texts": {"two_hours": "{master}\n\n{address}"}}, "texts.two_hours", "come out empty"),
+    ({"texts": {"review": "Мастер: {master}\n  \n"}}, "texts.review", "come out empty"),
 ]
 
 
@@ -175,3 +188,48 @@ def test_a_link_text_may_use_every_placeholder() -> None:
     text = " ".join("{" + name + "}" for name in sorted(PLACEHOLDERS)) + " {link}"
     settings = ReminderSettings.from_json({"texts": {"review_link": text}})
     assert settings.texts.review_link == text
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Спасибо!",
+        "{greeting}",
+        "Ждём вас {when}, {master}",
+        "Мастер: {master}\nДо встречи!",
+        "{date} в {time}",
+        "{name}, оставьте отзыв: {link}",
+    ],
+)
+def test_a_text_with_a_line_that_always_shows_is_accepted(text: str) -> None:
+    """A line survives when it has words and no placeholder, or a placeholder that always has
+    a value: the message is never empty, whatever the visit lacks."""
+    kind = "review_link" if "{link}" in text else "review_thanks"
+    settings = ReminderSettings.from_json({"texts": {kind: text}})
+    assert getattr(settings.texts, kind) == text
+
+
+def test_the_optional_placeholders_are_the_ones_that_can_be_empty() -> None:
+    """For a visit that lacks every optional fact (no name, services, master, salon or
+    address), a text of one placeholder comes out empty exactly for OPTIONAL_PLACEHOLDERS."""
+    starts = dt.datetime(2026, 12, 4, 10, 0, tzinfo=dt.UTC)
+    bare = VisitFacts(
+        company_id=1,
+        record_id=1,
+        visit_id=None,
+        client_phone="79001234567",
+        starts_at=starts,
+        ends_at=starts + dt.timedelta(hours=1),
+        booked_at=starts - dt.timedelta(days=7),
+        status=VisitStatus.UPCOMING,
+    )
+    empty: set[str] = set()
+    for name in sorted(PLACEHOLDERS):
+        # built in code: validation would refuse the optional ones (that is the point)
+        settings = dataclasses.replace(DEFAULTS, texts=ReminderTexts(day_before=f"{{{name}}}"))
+        shown = render_message(
+            MessageKind.DAY_BEFORE, bare, settings, ZoneInfo("Europe/Moscow"), now=starts
+        )
+        if not shown:
+            empty.add(name)
+    assert empty == OPTIONAL_PLACEHOLDERS
