@@ -26,6 +26,7 @@ _RUNNING_NAMES = {
     "open_node": "._node",
     "LEASE_TTL": "._placement",
     "Placement": "._placement",
+    "RetentionService": "._retention",
 }
 
 if typing.TYPE_CHECKING:
@@ -35,6 +36,7 @@ if typing.TYPE_CHECKING:
     from ._node import open_node as open_node
     from ._placement import LEASE_TTL as LEASE_TTL
     from ._placement import Placement as Placement
+    from ._retention import RetentionService as RetentionService
 else:
 
     def __getattr__(name: str) -> object:
@@ -59,6 +61,7 @@ __all__ = [
     "InvalidPhone",
     "Node",
     "Placement",
+    "RetentionService",
     "Services",
     "ViewerCommand",
     "ViewerEvent",

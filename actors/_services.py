@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from runtime import Service
 
+    from ._retention import RetentionService
     from .yclients import (
         ActivationDelivery,
         CatalogSync,
@@ -33,6 +34,7 @@ ACTIVATION_SERVICE = "yclients.activation"
 LIFECYCLE_SERVICE = "yclients.lifecycle"
 INBOX_SERVICE = "yclients.records"
 SYNC_SERVICE = "yclients.sync"
+RETENTION_SERVICE = "storage.retention"
 
 
 @dataclass(frozen=True)
@@ -44,7 +46,8 @@ class Services:
       ``YCLIENTS_APPLICATION_ID``);
     - ``lifecycle``: lifecycle-webhook handling (needs the client);
     - ``record_inbox``: the record-webhook worker; ``sync``: the catalog sync (both run
-      without a client too: they wait for YClients, and on-demand syncs answer 503).
+      without a client too: they wait for YClients, and on-demand syncs answer 503);
+    - ``retention``: deletes finished inbox/outbox rows and old messages (``actors._retention``).
     """
 
     yclients: YClientsClient | None = None
@@ -52,15 +55,17 @@ class Services:
     lifecycle: LifecycleWorker | None = None
     record_inbox: RecordInboxWorker | None = None
     sync: CatalogSync | None = None
+    retention: RetentionService | None = None
 
     def children(self) -> list[tuple[str, Service]]:
         """``(child id, service)`` of the running services, in start order: activation,
-        lifecycle, record inbox, sync (stopped in reverse)."""
+        lifecycle, record inbox, sync, retention (stopped in reverse)."""
         named: tuple[tuple[str, Service | None], ...] = (
             (ACTIVATION_SERVICE, self.activation),
             (LIFECYCLE_SERVICE, self.lifecycle),
             (INBOX_SERVICE, self.record_inbox),
             (SYNC_SERVICE, self.sync),
+            (RETENTION_SERVICE, self.retention),
         )
         return [(name, service) for name, service in named if service is not None]
 

@@ -119,6 +119,9 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     passivate_after: float = 600.0
     sync_interval: float = 3600.0
+    #: Finished webhook-inbox and outbox rows and messages older than this many days are
+    #: deleted (in batches, by the node's retention service).
+    retention_days: float = 30.0
     max_body_bytes: int = 64 * 1024
     #: The longest an HTTP request (hooks and handler) may take: then 503 with Retry-After.
     request_timeout: float = 5.0
@@ -207,6 +210,7 @@ AIADMIN_KEYS = frozenset(
         "AIADMIN_HANDOFF_MINUTES",
         "AIADMIN_STAFF_SILENCE_MINUTES",
         "AIADMIN_CONVERSATION_IDLE_DAYS",
+        "AIADMIN_RETENTION_DAYS",
     }
 )
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -450,6 +454,7 @@ def settings_from_env(
         trusted_proxies=r.csv("AIADMIN_TRUSTED_PROXIES"),
         passivate_after=r.seconds("AIADMIN_PASSIVATE_AFTER", 600.0),
         sync_interval=r.seconds("AIADMIN_SYNC_INTERVAL", 3600.0),
+        retention_days=r.bounded("AIADMIN_RETENTION_DAYS", 30.0, low=1.0, high=3650.0, unit="days"),
         max_body_bytes=r.integer("AIADMIN_MAX_BODY_BYTES", 64 * 1024, low=1024, high=16 * 2**20),
         request_timeout=r.bounded(
             "AIADMIN_REQUEST_TIMEOUT", 5.0, low=0.1, high=300.0, unit="seconds"

@@ -18,15 +18,16 @@ import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import trio
 import trio_asyncio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
-from actors import Companies, Node, Services, build_companies
+from actors import Companies, Node, RetentionService, Services, build_companies
 from actors.assistant import AssistantOptions
+from actors.reminders import ReminderOptions
 from actors.whatsapp import open_gateway
 from actors.yclients import YClientsClient, YClientsRateLimiter, yclients_services
 from config import Settings
@@ -124,10 +125,12 @@ async def open_yclients(
 def node_services(companies: Companies, yclients: YClientsClient | None) -> Services:
     """The node's services: YClients activation delivery and lifecycle handling when YClients
     is configured (activation needs ``YCLIENTS_APPLICATION_ID`` too); the record-webhook
-    worker and the catalog sync always (they wait for YClients when it is not configured)."""
+    worker and the catalog sync always (they wait for YClients when it is not configured); the
+    retention service always (``AIADMIN_RETENTION_DAYS``)."""
     if yclients is not None and companies.settings.yclients_application_id is None:
         log.warning("YCLIENTS_APPLICATION_ID is not set: activation callbacks stay queued")
-    return yclients_services(companies, yclients)
+    retention = RetentionService(companies.storage, keep_days=companies.settings.retention_days)
+    return replace(yclients_services(companies, yclients), retention=retention)
 
 
 async def serve(
@@ -157,6 +160,7 @@ async def serve(
                     gateway,
                     cluster=settings.cluster,
                     assistant=AssistantOptions(yclients=yclients),
+                    reminders=ReminderOptions(),
                 )
                 services = node_services(companies, yclients)
                 async with companies.open_node(services) as node:

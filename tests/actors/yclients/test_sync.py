@@ -207,12 +207,8 @@ async def test_the_server_runs_the_data_services_with_or_without_yclients() -> N
             assert services.yclients is yclients
             return [name for name, _ in services.children()]
 
-        assert names(base, None) == ["yclients.records", "yclients.sync"]
-        assert names(with_app, None) == ["yclients.records", "yclients.sync"]
-        assert names(base, client) == ["yclients.lifecycle", "yclients.records", "yclients.sync"]
-        assert names(with_app, client) == [
-            "yclients.activation",
-            "yclients.lifecycle",
-            "yclients.records",
-            "yclients.sync",
-        ]
+        data = ["yclients.records", "yclients.sync", "storage.retention"]  # retention: issue 17
+        assert names(base, None) == data
+        assert names(with_app, None) == data
+        assert names(base, client) == ["yclients.lifecycle", *data]
+        assert names(with_app, client) == ["yclients.activation", "yclients.lifecycle", *data]
