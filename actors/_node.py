@@ -45,7 +45,7 @@ from .whatsapp import SimulatedWorld, WhatsAppGateway
 
 if TYPE_CHECKING:
     from .assistant import Assistant, AssistantOptions
-    from .reminders import ReminderOptions
+    from .reminders import ReminderOptions, ReminderScheduler
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,10 @@ COMPANY_MAILBOX = 256
 SWEEP_CHILD = "conversations.sweep"
 #: How long the assistant waits for the company actor to queue a reply.
 REPLY_QUEUE_TIMEOUT = 10.0
+#: The child id of the reminder scheduler (``actors.reminders._scheduler.REMINDERS_CHILD``).
+REMINDERS_CHILD = "reminders.scheduler"
+#: How long the reminder scheduler may take to stop (rows it held are claimed again later).
+REMINDERS_SHUTDOWN = 5.0
 
 
 def supervisor_policy(settings: Settings) -> RestartPolicy:
@@ -92,6 +96,8 @@ class Node:
     placement: Placement | None = None
     #: The assistant (its registry of conversation actors), when the node runs one.
     assistant: Assistant | None = None
+    #: The reminder scheduler (a child of the tree), when the node sends reminders.
+    reminders: ReminderScheduler | None = None
 
     def company(self, company_id: int) -> ActorRef:
         """A ref to the company's actor (activated on the first message)."""
@@ -123,6 +129,10 @@ class Node:
     def tree(self) -> dict[str, Any]:
         """The supervision tree as JSON, with the WhatsApp gateway's hosts beside it."""
         data = self.snapshot().to_json()
+        if self.reminders is not None:  # its backlog and next due time beside its state
+            for child in data["children"]:
+                if child["id"] == REMINDERS_CHILD:
+                    child["reminders"] = self.reminders.status().to_json()
         gateway = self.gateway.snapshot()
         data["children"].append(
             {
@@ -225,6 +235,8 @@ class Companies:
     assistant: Assistant | None = None
     #: How the node plans and sends reminders and review requests, or ``None`` (it does not).
     reminder_options: ReminderOptions | None = None
+    #: The reminder scheduler (run as the tree's child ``reminders.scheduler``), or ``None``.
+    scheduler: ReminderScheduler | None = None
 
     async def ask(self, company_id: int, message: Any, timeout: float) -> Any:
         """Ask the company's actor (activated on the first message) and wait for its reply;
@@ -249,6 +261,10 @@ class Companies:
             conversations = self.assistant.registry
             children.append(ChildSpec("conversations", lambda: conversations, shutdown=math.inf))
             children.append(ChildSpec(SWEEP_CHILD, _same(self.assistant.sweep)))
+        if self.scheduler is not None:
+            children.append(
+                ChildSpec(REMINDERS_CHILD, _same(self.scheduler), shutdown=REMINDERS_SHUTDOWN)
+            )
         for name, service in services.children():
             children.append(ChildSpec(name, _same(service)))
         supervisor = Supervisor("node", children, policy=self.policy, rng=self.rng)
@@ -264,6 +280,7 @@ class Companies:
             node_id=self.node_id,
             placement=self.placement,
             assistant=self.assistant,
+            reminders=self.scheduler,
         )
         async with trio.open_nursery() as nursery:
             await nursery.start(
@@ -351,6 +368,23 @@ def build_companies(
             settings, storage, send_reply, assistant, metrics=metrics, policy=policy, rng=rng
         )
         deps.inbound_handler = helper.handle_inbound
+    scheduler: ReminderScheduler | None = None
+    if reminders is not None:
+        from .reminders import ReminderScheduler
+
+        async def ask(company_id: int, message: Any, timeout: float) -> Any:
+            return await registry.ref(company_id).ask(message, timeout)
+
+        scheduler = ReminderScheduler(
+            storage,
+            ask,
+            owner=node_id,
+            options=reminders,
+            metrics=metrics,
+            place=None if placement is None else placement.place,
+            assistant=helper,
+            rng=rng,
+        )
     return Companies(
         settings,
         storage,
@@ -364,6 +398,7 @@ def build_companies(
         placement,
         helper,
         reminder_options=reminders,
+        scheduler=scheduler,
     )
 
 

@@ -25,7 +25,7 @@ import trio
 from config import Settings
 from metrics import MetricsRegistry
 from runtime import Actor, ActorUnavailable, Backoff
-from storage import Company, Storage
+from storage import Company, Conflict, Storage
 
 from ..qr import qr_png_data_url
 from ..whatsapp import (
@@ -303,8 +303,8 @@ class CompanyActor(Actor):
                 self.viewers.discard(viewer)
                 await self._apply(t.AudienceChanged(len(self.viewers)))
                 return None
-            case m.SendText(to_phone=to, text=text):
-                return await self._queue_text(to, text)
+            case m.SendText(to_phone=to, text=text, message_id=message_id):
+                return await self._queue_text(to, text, message_id)
             case m.Freeze():
                 return await self._apply(t.Freeze())
             case m.Uninstall():
@@ -670,15 +670,26 @@ class CompanyActor(Actor):
 
     # -- messages out and in ---------------------------------------------------------------
 
-    async def _queue_text(self, to_phone: str, text: str) -> str:
+    async def _queue_text(self, to_phone: str, text: str, message_id: str | None = None) -> str:
+        """Record the message (``queued``) and push it to the paced outbound queue; returns its
+        WhatsApp id. A ``message_id`` the company already has is not queued again (a caller's
+        retry after a crash or a lost reply: the first one is sent, or already was)."""
+        messages = self.deps.storage.messages
+        if message_id is not None and await messages.get_by_wa_id(self.company_id, message_id):
+            return message_id
         if self.state.status in (t.Status.UNINSTALLED, t.Status.FROZEN) or self.state.jid is None:
             raise SendingUnavailable(self.company_id, f"status is {self.state.status.value}")
         if self.outbound.full:
             raise OutboundQueueFull(self.company_id, self.outbound.limit)
-        wa_id = new_message_id()
-        row = await self.deps.storage.messages.record_outbound(
-            self.company_id, to_phone, text, wa_message_id=wa_id
-        )
+        wa_id = message_id or new_message_id()
+        try:
+            row = await messages.record_outbound(
+                self.company_id, to_phone, text, wa_message_id=wa_id
+            )
+        except Conflict:
+            if message_id is None:
+                raise
+            return message_id  # recorded by a racing send of the same id: that one goes out
         self.outbound.push(Outgoing(row.id, wa_id, to_phone, text))
         return wa_id
 

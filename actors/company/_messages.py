@@ -80,8 +80,13 @@ class Unsubscribe:
 
 @dataclass(frozen=True)
 class SendText:
+    """Queue a text to a client. With ``message_id`` (decided by the caller before its first
+    try, e.g. a reminder's) the send is idempotent: when the company already has a message
+    with that id, nothing is queued again and the id is returned."""
+
     to_phone: str
     text: str
+    message_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,14 @@ from ._texts import render_rating_reply as render_rating_reply
 from ._timing import QuietHours as QuietHours
 
 # Running parts (trio, storage) by name → module, imported on first use.
-_RUNNING_NAMES: dict[str, str] = {}
+_RUNNING_NAMES: dict[str, str] = {
+    "ReminderScheduler": "._scheduler",
+    "SchedulerStatus": "._scheduler",
+}
+
+if typing.TYPE_CHECKING:
+    from ._scheduler import ReminderScheduler as ReminderScheduler
+    from ._scheduler import SchedulerStatus as SchedulerStatus
 
 if not typing.TYPE_CHECKING:
 
@@ -62,8 +69,10 @@ __all__ = [
     "QuietHours",
     "RatingReply",
     "ReminderOptions",
+    "ReminderScheduler",
     "ReminderSettings",
     "ReminderTexts",
+    "SchedulerStatus",
     "SkipReason",
     "SkippedMessage",
     "VisitFacts",

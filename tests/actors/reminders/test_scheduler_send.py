@@ -1,0 +1,95 @@
+"""The reminder scheduler sending through a running node (``scheduler_stand``: the simulated
+WhatsApp, the assistant, in-memory storage, trio's mock clock tied to the wall clock): the
+right messages at the right local times, with the visit's words, once each; and nothing for
+a visit that was cancelled or moved, nor to a chat that opted out or was handed over."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import trio
+from trio.testing import MockClock
+
+from actors.assistant import PromptKind
+from actors.reminders import MessageKind
+from storage import ReminderStatus
+
+from .scheduler_stand import (
+    ADDRESS,
+    NOW,
+    at_trio,
+    kinds_of,
+    local,
+    open_stand,
+)
+
+PHONE = "79120001122"
+#: Pacing may hold a message a few seconds after its due moment (1 s + up to 2 s a message).
+ARRIVAL_SLACK = dt.timedelta(seconds=10)
+
+
+async def test_a_visit_a_week_ahead_gets_two_reminders_at_local_times(
+    autojump_clock: MockClock,
+) -> None:
+    async with open_stand() as stand:
+        day = NOW.date() + dt.timedelta(days=7)  # Monday 9 March, 15:00 in Yekaterinburg
+        facts = stand.visit(101, PHONE, local(day, 15))
+        rows = await stand.plant(facts)
+        assert kinds_of(rows) == [MessageKind.DAY_BEFORE, MessageKind.TWO_HOURS, MessageKind.REVIEW]
+
+        await trio.sleep_until(at_trio(local(day, 15)))  # until the visit starts
+        got = stand.delivered(PHONE)
+        assert len(got) == 2
+        day_before, two_hours = got
+        assert local(day - dt.timedelta(days=1), 18) <= stand.arrived_at(day_before.message_id)
+        assert stand.arrived_at(day_before.message_id) <= (
+            local(day - dt.timedelta(days=1), 18) + ARRIVAL_SLACK
+        )
+        assert local(day, 13) <= stand.arrived_at(two_hours.message_id)
+        assert stand.arrived_at(two_hours.message_id) <= local(day, 13) + ARRIVAL_SLACK
+        # 18:00 local is 13:00 UTC (UTC+5): the salon's clock, not the server's
+        assert stand.arrived_at(day_before.message_id).astimezone(dt.UTC).hour == 13
+        assert "завтра, 9 марта, в 15:00" in day_before.text
+        assert "сегодня, 9 марта, в 15:00" in two_hours.text
+        for message in (day_before, two_hours):
+            assert "Стрижка женская" in message.text
+            assert "Анна" in message.text
+            assert ADDRESS in message.text
+            assert "Мария" in message.text
+        # the rows are sent, with the ids the phone saw
+        stored = {r.kind: r for r in await stand.storage.reminders.for_visit(stand.company_id, 101)}
+        assert stored["day_before"].status is ReminderStatus.SENT
+        assert stored["day_before"].message_id == day_before.message_id
+        assert stored["two_hours"].message_id == two_hours.message_id
+        # the assistant keeps the last prompt, so a reply is read in its light
+        conversation = await stand.storage.conversations.get(stand.company_id, PHONE)
+        assert conversation is not None
+        assert conversation.state["prompt"]["kind"] == PromptKind.TWO_HOURS.value
+
+        # the review request follows 2 h after the visit ends (16:00 + 2 h), in daytime
+        await trio.sleep_until(at_trio(local(day, 18, 30)))
+        got = stand.delivered(PHONE)
+        assert len(got) == 3
+        assert (
+            local(day, 18)
+            <= stand.arrived_at(got[2].message_id)
+            <= local(day, 18) + (ARRIVAL_SLACK)
+        )
+        status = stand.scheduler.status()
+        assert (status.sent, status.skipped, status.backlog) == (3, 0, 0)
+
+
+async def test_the_scheduler_sleeps_until_the_next_row_not_polling(
+    autojump_clock: MockClock,
+) -> None:
+    """With nothing due it passes once per ``max_sleep`` (300 s), not every second."""
+    async with open_stand() as stand:
+        day = NOW.date() + dt.timedelta(days=7)
+        await stand.plant(stand.visit(102, PHONE, local(day, 15)))
+        before = stand.scheduler.passes
+        await trio.sleep(3600.0)
+        # one claim per pass (nothing due), at most one pass per max_sleep, plus the wake-up
+        assert stand.scheduler.passes - before <= 3600 / 300 + 2
+        assert stand.scheduler.status().next_due == local(
+            day - dt.timedelta(days=1), 18
+        ).astimezone(dt.UTC)
