@@ -28,7 +28,6 @@ from hypercorn.trio import serve as hypercorn_serve
 from actors import Companies, Node, RetentionService, Services, build_companies
 from actors.assistant import AssistantOptions
 from actors.reminders import ReminderOptions
-from actors.reminders import ReminderOptions
 from actors.whatsapp import open_gateway
 from actors.yclients import YClientsClient, YClientsRateLimiter, yclients_services
 from config import Settings
@@ -161,7 +160,6 @@ async def serve(
                     gateway,
                     cluster=settings.cluster,
                     assistant=AssistantOptions(yclients=yclients),
-                    reminders=ReminderOptions(),
                     reminders=ReminderOptions(),
                 )
                 services = node_services(companies, yclients)
