@@ -228,7 +228,14 @@ def test_asking_when_after_a_reminder_lists_the_visits(text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["не знаю пока", "опоздаю минут на 10", "Да, но я опоздаю на 15 минут"]
+    "text",
+    [
+        "не знаю пока",
+        "опоздаю минут на 10",
+        "Да, но я опоздаю на 15 минут",
+        "опоздаю на 10-15 минут",
+        "минут на 5 задержусь",
+    ],
 )
 def test_a_doubt_or_a_delay_is_no_farewell_and_no_booking(text: str) -> None:
     chat = reminded_chat()

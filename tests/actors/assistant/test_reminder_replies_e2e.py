@@ -102,6 +102,7 @@ PHRASES: list[tuple[str, Then, str | None]] = [
     ("есть вопрос", Then.OTHER, None),
     ("а во сколько?", Then.OTHER, "{day} марта в {time}"),  # the visit's day and time
     ("опоздаю минут на 10", Then.OTHER, None),
+    ("опоздаю на 10-15 минут", Then.OTHER, None),
     ("не знаю пока", Then.OTHER, None),
     ("?", Then.OTHER, None),
     ("а какой у вас адрес?", Then.OTHER, "Баумана"),

@@ -21,6 +21,7 @@ from actors.assistant._commands import (
     SetMaster,
     SetName,
     SetServices,
+    SetWhen,
     StartFlow,
     TurnContext,
     Understander,
@@ -208,3 +209,13 @@ def test_a_name_signing_a_message_is_the_client_even_when_a_master_has_it() -> N
     asked_master = TurnContext(expecting=Expecting.MASTER, flow=Flow.BOOK)
     commands = read("давайте завтра, Анна", asked_master, catalog, NOW)
     assert SetMaster(31) in commands and not any(isinstance(c, SetName) for c in commands)
+
+
+@pytest.mark.parametrize(
+    ("text", "hour"), [("опоздаю минут на 10", None), ("стрижка на 30 минут на 15:00", 15)]
+)
+def test_minutes_said_before_a_number_are_no_time(text: str, hour: int | None) -> None:
+    """ "минут на 10" is about ten minutes; a time said after a duration is still the time."""
+    commands = _understand.read_message(text, TurnContext(), ROMASHKA, NOW)
+    times = [c.when.time for c in commands if isinstance(c, SetWhen)]
+    assert times == ([] if hour is None else [dt.time(hour)])
