@@ -9,6 +9,10 @@ The benchmark creates its own database (dropped at the end) and Redis key prefix
                          ÷ ``pool.fetchrow`` of the same row with asyncpg in plain asyncio
 - inbox_put_ratio        ``storage.inbox.put`` ÷ raw asyncpg ``INSERT`` of the same rows
 - ratelimit_check_ratio  ``storage.rate_limiter.hit`` (Lua check-and-count) ÷ raw coredis ``INCR``
+- lookup_cost_20k_vs_1k  in-memory backend (the embedded default): the cost of ``sk_`` key
+                         authentication, registering a salon and ``get_by_salon`` with 20,000
+                         salons stored ÷ the same cost with 1,000 (issue 17: target ≤ 1.5);
+                         ``--lookups-only`` runs just this one (no PostgreSQL or Redis needed)
 
 Both sides use the same pool size and concurrency; each side runs several alternating rounds
 and the best round counts (less noise from the shared 2-core machine).
@@ -154,6 +158,68 @@ async def ours(
         return get_rate, put_rate, max(hits), max(incrs)
 
 
+# -- in-memory lookups at 1k vs 20k salons --------------------------------------------------
+
+LOOKUP_SIZES = (1_000, 20_000)
+
+
+async def _cost_us(calls: int, op: Callable[[int], Awaitable[Any]]) -> float:
+    """Microseconds per sequential call of ``op(i)``, ``i`` in ``range(calls)``."""
+    started = time.perf_counter()
+    for i in range(calls):
+        await op(i)
+    return (time.perf_counter() - started) / calls * 1e6
+
+
+async def lookup_costs(salons: int, calls: int, first_new: int) -> dict[str, float]:
+    """µs per ``sk_`` auth, registration and ``get_by_salon`` with ``salons`` stored."""
+    async with open_storage() as st:
+        keys = [(await st.companies.create(salon)).api_key for salon in range(1, salons + 1)]
+        step = 7919  # a prime: the calls visit salons spread over the whole table
+
+        async def auth(i: int) -> None:
+            found = await st.companies.find_by_api_key(keys[i * step % salons])
+            assert found is not None
+
+        async def by_salon(i: int) -> None:
+            assert await st.companies.get_by_salon(i * step % salons + 1) is not None
+
+        async def register(i: int) -> None:
+            await st.companies.create(first_new + i)
+
+        await _cost_us(200, auth)  # warm-up
+        return {
+            "sk_auth": await _cost_us(calls, auth),
+            "get_by_salon": await _cost_us(calls, by_salon),
+            "register": await _cost_us(calls, register),
+        }
+
+
+def lookup_report(quick: bool) -> None:
+    """Print ``lookup_cost_20k_vs_1k`` beside the 1k baseline it divides (best of rounds,
+    the two sizes alternating so both see the same machine load)."""
+    calls = 2_000 if quick else 10_000
+    rounds = 3 if quick else 5
+    best: dict[int, dict[str, float]] = {}
+    for r in range(rounds):
+        for size in LOOKUP_SIZES:
+            costs = trio.run(lookup_costs, size, calls, 10_000_000 + r * calls)
+            mine = best.setdefault(size, costs)
+            for name, value in costs.items():
+                mine[name] = min(mine[name], value)
+    small, large = (best[size] for size in LOOKUP_SIZES)
+    print(f"lookup_backend: memory (in-process twins, {calls} calls per figure, {rounds} rounds)")
+    for name in ("sk_auth", "register", "get_by_salon"):
+        print(f"lookup_{name}_20k: {large[name]:.2f} us/op")
+        print(f"lookup_{name}_1k_baseline: {small[name]:.2f} us/op")
+        print(f"lookup_{name}_20k_vs_1k: {large[name] / small[name]:.2f} ratio")
+    ratio = sum(large.values()) / sum(small.values())
+    verdict = "ok" if ratio <= 1.5 else "ABOVE TARGET"
+    print(f"lookup_cost_20k: {sum(large.values()):.2f} us (auth + register + get_by_salon)")
+    print(f"lookup_cost_1k_baseline: {sum(small.values()):.2f} us (same three, 1,000 salons)")
+    print(f"lookup_cost_20k_vs_1k: {ratio:.2f} ratio  (target <= 1.5, {verdict})")
+
+
 # -- setup -----------------------------------------------------------------------------------
 
 
@@ -197,7 +263,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer operations (< 30 s)")
     parser.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
+    parser.add_argument(
+        "--lookups-only", action="store_true", help="only lookup_cost_20k_vs_1k (in memory)"
+    )
     args = parser.parse_args()
+    if args.lookups_only:
+        started = time.perf_counter()
+        lookup_report(args.quick)
+        print(f"elapsed: {time.perf_counter() - started:.1f} s")
+        return
     n = 1600 if args.quick else 8000
     rounds = 4 if args.quick else 5
     name = f"aiadmin_bench_{uuid.uuid4().hex[:10]}"
@@ -239,6 +313,7 @@ def main() -> None:
     report("company_get", our_get, raw_get, "asyncpg_asyncio", 0.6)
     report("inbox_put", our_put, raw_put, "asyncpg_asyncio", 0.6)
     report("ratelimit_check", our_hit, raw_incr, "coredis_incr", 0.7)
+    lookup_report(args.quick)
     print(f"elapsed: {time.perf_counter() - started:.1f} s")
 
 

@@ -285,14 +285,14 @@ class MemoryCompanies:
         await trio.lowlevel.checkpoint()
         wanted = None if status is None else status_value(status)
         limit_value(limit)
-        rows = sorted(self._db.companies.values(), key=lambda r: r.company.id)
-        found = [
-            r.company
-            for r in rows
-            if r.company.id > after_id
-            and (wanted is None or r.company.integration_status == wanted)
-        ]
-        return found[:limit]
+        found: list[Company] = []
+        for row in self._db.companies.values():  # id order (ids only grow; rows stay)
+            company = row.company
+            if company.id > after_id and (wanted is None or company.integration_status == wanted):
+                found.append(company)
+                if len(found) == limit:
+                    break
+        return found
 
     async def count(self, status: StatusLike | None = None) -> int:
         await trio.lowlevel.checkpoint()
