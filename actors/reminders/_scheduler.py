@@ -260,7 +260,23 @@ class ReminderScheduler:
                 log.warning("reminders: wake-up not published: %s", exc)
 
     def status(self) -> SchedulerStatus:
-        """The backlog, next due time and counts as of the last pass (``/health/tree``)."""
+        """The backlog, next due time and counts as of the last pass or
+        :meth:`refresh_status` (``/health/tree``)."""
+        return self._status
+
+    async def refresh_status(self) -> SchedulerStatus:
+        """Read the backlog (rows claimable now) and the next due time from the schedule,
+        keep them for :meth:`status` and return them (two indexed queries)."""
+        now = self.options.wall_clock()
+        next_due = await self.storage.reminders.next_due()
+        backlog = await self.storage.reminders.backlog(now)
+        self._status = SchedulerStatus(
+            backlog=backlog,
+            next_due=next_due,
+            sent=self._sent,
+            skipped=self._skipped,
+            last_error=self._last_error,
+        )
         return self._status
 
     async def _listen(self) -> None:
@@ -293,16 +309,8 @@ class ReminderScheduler:
             if not rows:
                 break
             await self._handle_all(rows)
-        now = options.wall_clock()
-        next_due = await self.storage.reminders.next_due()
-        backlog = await self.storage.reminders.backlog(now)
-        self._status = SchedulerStatus(
-            backlog=backlog,
-            next_due=next_due,
-            sent=self._sent,
-            skipped=self._skipped,
-            last_error=self._last_error,
-        )
+        status = await self.refresh_status()
+        now, next_due = options.wall_clock(), status.next_due
         if next_due is None:
             return options.max_sleep
         delay = (next_due - now).total_seconds()

@@ -3,6 +3,7 @@ supervision tree, admin key), ``/metrics`` (Prometheus text format)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -117,9 +118,22 @@ async def companies_needing_attention() -> list[dict[str, Any]]:
     return found
 
 
+async def _refresh_reminders() -> None:
+    """The reminder scheduler's backlog and next due time as of now (bounded; the last
+    pass's figures stay when the schedule cannot be read in time)."""
+    scheduler = state().node.reminders
+    if scheduler is None:
+        return
+    bound = min(READY_PROBE_TIMEOUT, state().settings.storage_timeout)
+    # the tree still shows the last pass's figures when the schedule cannot be read
+    with trio.move_on_after(bound), contextlib.suppress(StorageError):
+        await scheduler.refresh_status()
+
+
 @blueprint.get("/health/tree")
 async def tree() -> Any:
     require_admin(await principal_from(request.headers))
+    await _refresh_reminders()
     return jsonify(
         {
             "success": True,
