@@ -2,14 +2,25 @@
 
     .venv/bin/python bench/actors.py [--quick]
 
-Prints one line per figure: ``name: value unit (baseline ...; target ...)``. Everything runs
-in this process on the real clock: in-memory storage and the simulated WhatsApp in process.
+Prints one line per figure: ``name: value unit (baseline ...; target ...)``. Everything but
+``served_rss_per_linked_salon_bytes`` runs in this process on the real clock: in-memory
+storage and the simulated WhatsApp in process.
 
 * ``memory_per_company_bytes``: companies whose WhatsApp is linked are restored by a node
-  (each actor activated and its session connected); traced memory per company. Baseline: the
-  bare runtime actor (an idle :class:`runtime.Actor` in a registry), same count.
-* ``activate_10k_companies_seconds``: the same restore, timed without tracemalloc. Baseline:
-  activating as many bare runtime actors.
+  (each actor activated and its session connected); the Python heap (tracemalloc) per company,
+  in-memory storage. Baseline: the bare runtime actor (an idle :class:`runtime.Actor` in a
+  registry), same count.
+* ``served_rss_per_linked_salon_bytes``: the same cost as the operating system sees it, on
+  production's backends: a real ``aiadmin serve`` started as a subprocess on loopback with
+  PostgreSQL (a throwaway database) and Redis (a throwaway key prefix) and the simulated
+  WhatsApp; salons registered (``POST /marketplace/register``) and linked through the connect
+  page's WebSocket (``auth``, ``request-qr``, the simulator's ``simulate-scan``, until
+  ``whatsapp-connected``), 10 at a time. Growth of the server's ``VmRSS``
+  (``/proc/<pid>/status``, read once it settles) over the linked salons, divided by their
+  count, after warm-up salons were linked. Baseline, same server: as many salons registered
+  only (no actor, no session).
+* ``activate_10k_companies_seconds``: the restore of ``memory_per_company_bytes``, timed
+  without tracemalloc. Baseline: activating as many bare runtime actors.
 * ``qr_fanout_p99_ms``: 100 companies linking at once, 10 viewers each; from the moment a
   session produces its QR event to the moment each viewer's queue receives the ``qr-update``
   frame. Baseline: the same run with the PNG rendering replaced by a constant.
@@ -19,8 +30,9 @@ in this process on the real clock: in-memory storage and the simulated WhatsApp 
   over 6 s (a code every 60 ms) and the first codes measured. Baseline: PNG replaced by a
   constant, as above.
 * ``qr_image_us``: one ``qr_png_data_url`` (a WhatsApp-shaped code to a PNG data URL), the
-  mean over many codes. Baseline: the same code through ``qrcode`` itself (``make(fit=True)``,
-  its PIL image, saved as PNG), same run.
+  mean over many codes. Baseline: the same symbol through ``qrcode`` itself, as ours is made
+  (byte mode, level L, mask 0: no scoring of the 8 masks; the bench checks the symbols are
+  equal), its PIL image saved as PNG and put in a data URL, same run.
 * ``send_ratio``: messages per second through the actor (queue, message log, session) with
   pacing off, over direct ``send_text`` calls on a simulated session.
 """
@@ -28,32 +40,47 @@ in this process on the real clock: in-memory storage and the simulated WhatsApp 
 from __future__ import annotations
 
 import argparse
+import base64
 import gc
 import io
+import json
 import logging
+import os
 import random
+import socket
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 import tracemalloc
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import qrcode
 import qrcode.constants
+import qrcode.util
 import trio
 import trio.testing
 
+# ``python bench/actors.py`` puts ``bench/`` (resolved) first on sys.path, where
+# ``bench/http.py`` would shadow the standard library's ``http`` (httpx imports it): the
+# repository root instead.
+if Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import httpx
+from trio_websocket import open_websocket_url
 
 import actors.company._actor as company_actor_module
 from actors import Node, open_node
 from actors.company import OutboundQueueFull
 from actors.company import messages as m
-from actors.qr import qr_png_data_url
+from actors.qr import qr_png_data_url, qr_symbol
 from actors.whatsapp import (
     QrCode,
     SessionEvent,
@@ -66,7 +93,9 @@ from actors.whatsapp import (
 from config import QrPolicy, SendPacing, Settings, settings_from_env
 from runtime import Actor, Registry
 from storage import Storage, open_storage
+from tests.support.databases import REDIS_URL, delete_redis_prefix, new_redis_prefix, temp_database
 
+ROOT = Path(__file__).resolve().parent.parent
 CLIENT = "79007654321"
 
 
@@ -300,14 +329,31 @@ async def qr_fanout(
 # -- QR image ----------------------------------------------------------------------------------
 
 
-def qrcode_reference_png(text: str) -> bytes:
-    """The same code drawn the usual way with ``qrcode`` (every mask scored, PIL image)."""
-    code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_L, box_size=6, border=2)
-    code.add_data(text)
+def qrcode_reference_code(text: str) -> qrcode.QRCode[Any]:
+    """The same symbol as ours made by ``qrcode`` itself: byte mode, level L, mask 0 (no mask
+    scoring), smallest version that fits, 6-pixel modules and a 2-module quiet zone."""
+    code = qrcode.QRCode(
+        error_correction=qrcode.constants.ERROR_CORRECT_L, box_size=6, border=2, mask_pattern=0
+    )
+    code.add_data(qrcode.util.QRData(text.encode("utf-8"), mode=qrcode.util.MODE_8BIT_BYTE))
     code.make(fit=True)
+    return code
+
+
+def qrcode_reference_data_url(text: str) -> str:
+    """Our output made the usual way: ``qrcode``'s symbol, its PIL image saved as PNG, as a
+    data URL (what ``qr_png_data_url`` returns)."""
     buffer = io.BytesIO()
-    code.make_image().save(buffer, format="PNG")
-    return buffer.getvalue()
+    qrcode_reference_code(text).make_image().save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def check_same_symbol(text: str) -> None:
+    """The baseline draws exactly our symbol (else the ratio would compare different work)."""
+    ours = qr_symbol(text).tolist()
+    theirs = [[int(bool(dark)) for dark in row] for row in qrcode_reference_code(text).modules]
+    if ours != theirs:
+        raise AssertionError("qrcode's symbol differs from ours: the QR baseline is not fair")
 
 
 def seconds_per_image(render: Callable[[str], object], codes: list[str]) -> float:
@@ -404,6 +450,201 @@ async def direct_sends(n: int) -> float:
     return n / elapsed
 
 
+# -- a real server: RSS per linked salon ------------------------------------------------------
+
+ADMIN_KEY = "bench-admin-key-of-the-rss-run"
+FIRST_SALON = 500_000
+
+
+@dataclass(frozen=True)
+class ServedRss:
+    """RSS of a real ``aiadmin serve`` (bytes) at three settled moments: after the warm-up
+    salons were linked, after ``salons`` more were registered only, and after ``salons`` more
+    again were registered and linked."""
+
+    salons: int
+    warm: int
+    warmed: int
+    registered: int
+    linked: int
+    link_seconds: float  # registering and linking the measured salons
+
+    @property
+    def per_registered(self) -> float:
+        return (self.registered - self.warmed) / self.salons
+
+    @property
+    def per_linked(self) -> float:
+        return (self.linked - self.registered) / self.salons
+
+
+def vm_rss(pid: int) -> int:
+    """The process's resident set (``VmRSS`` of ``/proc/<pid>/status``), in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+async def register_served_salon(http: httpx.AsyncClient, salon_id: int) -> str:
+    """The marketplace registers a salon; returns its connect token."""
+    registered = await http.post(
+        "/marketplace/register", json={"salon_id": salon_id}, headers={"X-API-Key": ADMIN_KEY}
+    )
+    if registered.status_code != 201:
+        raise RuntimeError(f"register {salon_id}: HTTP {registered.status_code} {registered.text}")
+    return str(httpx.URL(registered.json()["connect_url"]).params["token"])
+
+
+async def link_served_salon(http: httpx.AsyncClient, ws_base: str, salon_id: int) -> None:
+    """What a salon does: registered by the marketplace, its connect page opened (the
+    WebSocket, ``auth``, ``request-qr``), the phone scanning the code (the simulator's
+    ``simulate-scan``), until the page is told ``whatsapp-connected``; the page closes."""
+    token = await register_served_salon(http, salon_id)
+    async with open_websocket_url(ws_base + "/marketplace/ws") as ws:
+        await ws.send_message(json.dumps({"event": "auth", "data": {"token": token}}))
+        await ws.send_message(json.dumps({"event": "request-qr", "data": {}}))
+        scanned = False
+        while True:
+            frame = json.loads(await ws.get_message())
+            if frame["event"] == "qr-update" and not scanned:
+                await ws.send_message(json.dumps({"event": "simulate-scan", "data": {}}))
+                scanned = True
+            elif frame["event"] == "whatsapp-connected":
+                return
+            elif frame["event"] == "error":
+                raise RuntimeError(f"salon {salon_id}: {frame}")
+
+
+async def for_each_salon(
+    salon_ids: range, concurrency: int, do: Callable[[int], Awaitable[object]]
+) -> None:
+    """``do(salon_id)`` for every salon of ``salon_ids``, ``concurrency`` at a time."""
+    pending = iter(salon_ids)
+
+    async def worker() -> None:
+        for salon_id in pending:
+            await do(salon_id)
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(concurrency):
+            nursery.start_soon(worker)
+
+
+async def settled_rss(pid: int, pause: float = 1.0, tries: int = 10) -> int:
+    """The server's RSS once it stops moving (two readings ``pause`` apart within 0.5 %):
+    the last requests' work is over."""
+    previous = vm_rss(pid)
+    for _ in range(tries):
+        await trio.sleep(pause)
+        current = vm_rss(pid)
+        if abs(current - previous) <= previous / 200:
+            return current
+        previous = current
+    return previous
+
+
+async def served_rss_per_salon(salons: int, warm: int, concurrency: int = 10) -> ServedRss:
+    """A real ``aiadmin serve`` on loopback, PostgreSQL (a throwaway database) and Redis (a
+    throwaway key prefix), simulated WhatsApp: ``warm`` salons linked first (imports, caches,
+    pools and allocator arenas warmed), then ``salons`` registered only (the baseline: a
+    salon the process knows of, without an actor or session), then ``salons`` more
+    registered and linked; RSS growth over each."""
+    prefix = new_redis_prefix("bench-rss")
+    try:
+        async with temp_database() as database_url:
+            with tempfile.TemporaryDirectory(prefix="aiadmin-bench-rss-") as workdir:
+                return await _served_rss(
+                    database_url, prefix, Path(workdir), salons, warm, concurrency
+                )
+    finally:
+        with trio.CancelScope(shield=True):
+            await delete_redis_prefix(prefix)
+
+
+async def _served_rss(
+    database_url: str, prefix: str, workdir: Path, salons: int, warm: int, concurrency: int
+) -> ServedRss:
+    port = free_port()
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": str(ROOT),
+        "PORT": str(port),
+        "AIADMIN_HOST": "127.0.0.1",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": REDIS_URL,
+        "AIADMIN_REDIS_PREFIX": prefix,
+        "ADMIN_API_KEY": ADMIN_KEY,
+        "JWT_SECRET": "bench secret of the rss run, long enough for HS256",
+        "WHATSAPP_PROVIDER": "simulated",
+        "AIADMIN_API_RATE_LIMIT": "1000000000/60",  # one client registers them all
+        "AIADMIN_WS_RATE_LIMIT": "1000000000/60",
+    }
+    executable = Path(sys.executable).with_name("aiadmin")
+    command = [str(executable)] if executable.exists() else [sys.executable, "-m", "web.cli"]
+    log_path = workdir / "server.log"
+    with log_path.open("wb") as log:
+        process = await trio.lowlevel.open_process(
+            [*command, "serve"], cwd=workdir, env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+    base = f"http://127.0.0.1:{port}"
+    ws_base = f"ws://127.0.0.1:{port}"
+
+    async def link(salon_id: int) -> None:
+        await link_served_salon(http, ws_base, salon_id)
+
+    async def register(salon_id: int) -> None:
+        await register_served_salon(http, salon_id)
+
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+            with trio.fail_after(60):
+                while True:
+                    if process.poll() is not None:
+                        raise RuntimeError("aiadmin serve exited")
+                    try:
+                        if (await http.get("/health")).status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        pass
+                    await trio.sleep(0.1)
+            with trio.fail_after(120 + salons * 0.5):
+                await for_each_salon(range(FIRST_SALON, FIRST_SALON + warm), concurrency, link)
+                warmed = await settled_rss(process.pid)
+                first = FIRST_SALON + warm
+                await for_each_salon(range(first, first + salons), concurrency, register)
+                registered = await settled_rss(process.pid)
+                first += salons
+                started = time.perf_counter()
+                await for_each_salon(range(first, first + salons), concurrency, link)
+                seconds = time.perf_counter() - started
+                linked = await settled_rss(process.pid)
+        problems = [
+            line
+            for line in log_path.read_text().splitlines()
+            if " WARNING " in line or " ERROR " in line or "Traceback" in line
+        ]
+        if problems:
+            raise RuntimeError("aiadmin serve logged problems:\n" + "\n".join(problems[:20]))
+        return ServedRss(salons, warm, warmed, registered, linked, seconds)
+    except BaseException:
+        print("aiadmin serve's log (tail):\n" + log_path.read_text()[-3000:], file=sys.stderr)
+        raise
+    finally:
+        process.terminate()
+        with trio.move_on_after(30):
+            await process.wait()
+        if process.poll() is None:
+            process.kill()
+            await process.wait()
+
+
 # -- main ------------------------------------------------------------------------------------
 
 
@@ -420,13 +661,28 @@ def main() -> None:
     companies = 2_000 if args.quick else 10_000
     sends = 2_000 if args.quick else 20_000
     rotations = 1 if args.quick else 3
+    served_salons, served_warm = (100, 30) if args.quick else (1_000, 200)
 
     bare_mem, _ = trio.run(lambda: bare_actors(companies, measure_memory=True))
     ours_mem, _ = trio.run(lambda: restore_companies(companies, measure_memory=True))
     print(
         f"memory_per_company_bytes: {ours_mem:,.0f} bytes "
-        f"({companies:,} restored companies, session connected; bare runtime actor "
-        f"{bare_mem:,.0f} bytes; ratio {ours_mem / bare_mem:.1f})"
+        f"(Python heap by tracemalloc, in-memory storage; {companies:,} restored companies, "
+        f"session connected; bare runtime actor {bare_mem:,.0f} bytes; ratio "
+        f"{ours_mem / bare_mem:.1f}; RSS of a real server: served_rss_per_linked_salon_bytes)",
+        flush=True,
+    )
+
+    served = trio.run(served_rss_per_salon, served_salons, served_warm)
+    print(
+        f"served_rss_per_linked_salon_bytes: {served.per_linked:,.0f} bytes "
+        f"(a real aiadmin serve on PostgreSQL + Redis, simulated WhatsApp: {served.salons:,} "
+        f"salons registered and linked over HTTP and the connect page's WebSocket in "
+        f"{served.link_seconds:.1f} s, after {served.warm} warm-up salons; VmRSS "
+        f"{served.registered / 2**20:.1f} -> {served.linked / 2**20:.1f} MiB; same server, "
+        f"{served.salons:,} salons registered only (no actor, no session): "
+        f"{served.per_registered:,.0f} bytes each)",
+        flush=True,
     )
 
     _, bare_s = trio.run(lambda: bare_actors(companies, measure_memory=False))
@@ -484,12 +740,16 @@ def main() -> None:
     )
 
     codes = [fake_qr_code() for _ in range(300 if args.quick else 2_000)]
+    check_same_symbol(codes[0])
     ours_image = seconds_per_image(qr_png_data_url, codes)
-    reference_image = seconds_per_image(qrcode_reference_png, codes[: len(codes) // 10])
+    reference_image = seconds_per_image(qrcode_reference_data_url, codes[: len(codes) // 10])
+    reference_symbol = seconds_per_image(qrcode_reference_code, codes[: len(codes) // 10])
     print(
         f"qr_image_us: {ours_image * 1e6:.0f} us "
-        f"({len(codes):,} WhatsApp-shaped codes to PNG data URLs; qrcode with its PIL image "
-        f"{reference_image * 1e6:,.0f} us; ratio {reference_image / ours_image:.0f}x faster)"
+        f"({len(codes):,} WhatsApp-shaped codes to PNG data URLs; qrcode with the same symbol "
+        f"(byte mode, level L, mask 0) and its PIL image {reference_image * 1e6:,.0f} us, "
+        f"ratio {reference_image / ours_image:.0f}x; of which qrcode's symbol alone "
+        f"{reference_symbol * 1e6:,.0f} us)"
     )
 
     direct = trio.run(direct_sends, sends)
