@@ -213,9 +213,11 @@ async def running_node(
     *,
     seed: int = 5,
     options: ReminderOptions | None = None,
+    wall_clock: Callable[[], dt.datetime] = wall,
     **node_options: Any,
 ) -> AsyncIterator[Node]:
-    """A node with the assistant and the reminder scheduler over ``storage`` and ``world``."""
+    """A node with the assistant and the reminder scheduler over ``storage`` and ``world``
+    (``wall_clock``: the assistant's; the scheduler's is in ``options``)."""
     async with (
         open_gateway(settings, world=world) as gateway,
         open_node(
@@ -223,8 +225,8 @@ async def running_node(
             storage,
             gateway,
             rng=random.Random(seed),
-            assistant=AssistantOptions(wall_clock=wall),
-            reminders=options or ReminderOptions(wall_clock=wall),
+            assistant=AssistantOptions(wall_clock=wall_clock),
+            reminders=options or ReminderOptions(wall_clock=wall_clock),
             **node_options,
         ) as node,
     ):
