@@ -111,9 +111,11 @@ RETRY_BACKOFF = Backoff(initial=30.0, maximum=600.0, jitter=0.2, mode=Jitter.SPR
 IDLE_FLOOR = 1.0
 #: The pause after the schedule itself could not be read (database down).
 ERROR_PAUSE = 5.0
-#: How long a wake-up publish may take, and the pause before subscribing again after a loss.
+#: How long a wake-up publish may take.
 PUBLISH_TIMEOUT = 2.0
-RESUBSCRIBE_PAUSE = 5.0
+#: The pause before subscribing again after the wake-up channel was lost: 5 s, growing to a
+#: minute while Redis stays down (``max_sleep`` covers what is announced meanwhile).
+RESUBSCRIBE_BACKOFF = Backoff(initial=5.0, maximum=60.0, jitter=0.2, mode=Jitter.SPREAD)
 #: The zone of a salon whose stored zone name is unknown.
 DEFAULT_ZONE = "Europe/Moscow"
 
@@ -281,15 +283,18 @@ class ReminderScheduler:
 
     async def _listen(self) -> None:
         """Wake on every message of :data:`WAKE_CHANNEL`; subscribe again after a loss."""
+        failures = 0
         while True:
             try:
                 async with self.storage.pubsub.subscribe(WAKE_CHANNEL) as wakes:
+                    failures = 0
                     self.wake()  # what was announced while we were not listening
                     async for _ in wakes:
                         self.wake()
             except StorageError as exc:
+                failures += 1
                 log.warning("reminders: wake-up channel lost: %s", exc)
-            await trio.sleep(RESUBSCRIBE_PAUSE)
+            await trio.sleep(RESUBSCRIBE_BACKOFF.delay(failures, self.rng))
 
     # -- one pass ----------------------------------------------------------------------------
 
