@@ -8,8 +8,9 @@ comes on the pub/sub channel :data:`WAKE_CHANNEL` (another process did:
 :meth:`ReminderScheduler.announce`). Awake, it claims what is due (``claim_due``: ``FOR UPDATE
 SKIP LOCKED`` with a lease, so several processes share the schedule), handles the claimed rows
 concurrently (at most ``concurrency`` at once) and claims again until nothing is left; then it
-sleeps again. It never reads rows that are not due: with nothing due it costs one query per
-``max_sleep``.
+sleeps again. It never reads rows that are not due: with nothing due it costs three small
+indexed queries (claim, next due, backlog) per ``max_sleep``. Within a claimed batch a
+salon's company row, settings and placement are read once.
 
 Exactly once, end to end. A row's ``message_id`` is decided at its first claim and kept on
 every later one; the message goes to the company actor as ``SendText(..., message_id=)``,
