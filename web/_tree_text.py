@@ -21,6 +21,12 @@ def _describe(node: Mapping[str, Any]) -> str:
         parts.append(f"next_restart_in={node['next_restart_in']:.1f}s")
     if node.get("stop_timed_out"):
         parts.append("STOP-TIMED-OUT")
+    reminders = node.get("reminders")  # the reminder scheduler's figures
+    if isinstance(reminders, Mapping):
+        parts.append(
+            f"backlog={reminders.get('backlog')} next_due={reminders.get('next_due')} "
+            f"sent={reminders.get('sent')} skipped={reminders.get('skipped')}"
+        )
     error = node.get("last_error")
     if isinstance(error, Mapping):
         parts.append(f"last_error={error.get('type')}: {error.get('message')}")

@@ -14,8 +14,10 @@ from trio.testing import MockClock
 
 from actors.company import messages as m
 from actors.reminders import MessageKind, ReminderSettings
+from actors.reminders._scheduler import REMINDERS_CHILD
 from storage import ConversationMode, ReminderStatus
 from web._app import create_app
+from web._tree_text import render_tree
 
 from .scheduler_stand import (
     ADMIN_KEY,
@@ -282,3 +284,7 @@ async def test_health_tree_shows_the_scheduler_with_its_backlog_and_next_due(
         assert shown["reminders"]["backlog"] == 0  # type: ignore[index]
         assert shown["reminders"]["sent"] == 2  # type: ignore[index]
         assert len(stand.delivered(phone(2))) == 2
+        # ``aiadmin tree`` prints the figures on the scheduler's line
+        body = await (await client.get("/health/tree", headers=headers)).get_json()
+        line = next(x for x in render_tree(body["tree"]).splitlines() if REMINDERS_CHILD in x)
+        assert "running" in line and "backlog=0" in line and "sent=2" in line

@@ -10,9 +10,13 @@ import datetime as dt
 import trio
 from trio.testing import MockClock
 
+import actors._node as node_module
+import actors.reminders._scheduler as scheduler_module
+from actors import open_node
 from actors.assistant import PromptKind
 from actors.reminders import MessageKind
-from storage import ReminderStatus
+from actors.whatsapp import SimulatedWorld, open_gateway
+from storage import ReminderStatus, open_storage
 
 from .scheduler_stand import (
     ADDRESS,
@@ -21,6 +25,8 @@ from .scheduler_stand import (
     kinds_of,
     local,
     open_stand,
+    stand_settings,
+    wall,
 )
 
 PHONE = "79120001122"
@@ -93,3 +99,21 @@ async def test_the_scheduler_sleeps_until_the_next_row_not_polling(
         assert stand.scheduler.status().next_due == local(
             day - dt.timedelta(days=1), 18
         ).astimezone(dt.UTC)
+
+
+async def test_only_a_node_given_reminder_options_runs_the_scheduler(
+    autojump_clock: MockClock,
+) -> None:
+    assert node_module.REMINDERS_CHILD == scheduler_module.REMINDERS_CHILD
+    settings = stand_settings()
+    async with (
+        open_storage(wall_clock=wall, monotonic_clock=trio.current_time) as storage,
+        open_gateway(settings, world=SimulatedWorld()) as gateway,
+        open_node(settings, storage, gateway) as plain,
+    ):
+        assert plain.reminders is None
+        ids = [child["id"] for child in plain.tree()["children"]]
+        assert "companies" in ids and scheduler_module.REMINDERS_CHILD not in ids
+    async with open_stand() as stand:
+        ids = [child["id"] for child in stand.node.tree()["children"]]
+        assert ids.index(scheduler_module.REMINDERS_CHILD) == ids.index("conversations.sweep") + 1
