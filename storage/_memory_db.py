@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import heapq
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, time, timedelta
 from typing import Any
 
@@ -65,11 +65,51 @@ MAX_DESCRIPTION = 10_000
 MAX_SYNONYMS = 50
 
 
-@dataclass
+class CompanyCounts:
+    """Companies by status and linked ones, kept by every row change (``count*`` read them)."""
+
+    def __init__(self) -> None:
+        self.by_status: dict[str, int] = {}
+        self.connected = 0
+
+    def add(self, company: Company, sign: int) -> None:
+        status = company.integration_status
+        left = self.by_status.get(status, 0) + sign
+        if left:
+            self.by_status[status] = left
+        else:
+            self.by_status.pop(status, None)
+        if company.whatsapp_connected:
+            self.connected += sign
+
+
 class _CompanyRow:
-    company: Company
-    api_key_hash: str | None
-    webhook_secret_hash: str | None
+    """A stored company and its credential hashes; setting ``company`` updates the counts."""
+
+    __slots__ = ("_company", "_counts", "api_key_hash", "webhook_secret_hash")
+
+    def __init__(
+        self,
+        company: Company,
+        api_key_hash: str | None,
+        webhook_secret_hash: str | None,
+        counts: CompanyCounts,
+    ) -> None:
+        self._company = company
+        self._counts = counts
+        self.api_key_hash = api_key_hash
+        self.webhook_secret_hash = webhook_secret_hash
+        counts.add(company, 1)
+
+    @property
+    def company(self) -> Company:
+        return self._company
+
+    @company.setter
+    def company(self, company: Company) -> None:
+        self._counts.add(self._company, -1)
+        self._company = company
+        self._counts.add(company, 1)
 
 
 class MemoryDatabase:
@@ -84,6 +124,7 @@ class MemoryDatabase:
     def __init__(self, clock: Clock = utc_now) -> None:
         self.clock = clock
         self.companies: dict[int, _CompanyRow] = {}
+        self.company_counts = CompanyCounts()
         self.company_by_salon: dict[int, int] = {}  # yclients_id → company id (UNIQUE)
         self.company_by_key: dict[str, int] = {}  # api_key_hash → company id (UNIQUE)
         self.events: list[AuditEvent] = []
@@ -233,7 +274,9 @@ class MemoryCompanies:
         )
         if key.digest in self._db.company_by_key:
             raise Conflict("api_key is in use")  # PostgreSQL: idx_companies_api_key_hash
-        self._db.companies[company.id] = _CompanyRow(company, key.digest, secret.digest)
+        self._db.companies[company.id] = _CompanyRow(
+            company, key.digest, secret.digest, self._db.company_counts
+        )
         self._db.company_by_salon[yclients_id] = company.id
         self._db.company_by_key[key.digest] = company.id
         return NewCompany(company=company, api_key=key.plaintext, webhook_secret=secret.plaintext)
@@ -296,24 +339,17 @@ class MemoryCompanies:
 
     async def count(self, status: StatusLike | None = None) -> int:
         await trio.lowlevel.checkpoint()
-        wanted = None if status is None else status_value(status)
-        return sum(
-            1
-            for r in self._db.companies.values()
-            if wanted is None or r.company.integration_status == wanted
-        )
+        if status is None:
+            return len(self._db.companies)
+        return self._db.company_counts.by_status.get(status_value(status), 0)
 
     async def count_by_status(self) -> dict[str, int]:
         await trio.lowlevel.checkpoint()
-        counts: dict[str, int] = {}
-        for row in self._db.companies.values():
-            status = row.company.integration_status
-            counts[status] = counts.get(status, 0) + 1
-        return counts
+        return dict(self._db.company_counts.by_status)
 
     async def count_linked(self) -> int:
         await trio.lowlevel.checkpoint()
-        return sum(1 for r in self._db.companies.values() if r.company.whatsapp_connected)
+        return self._db.company_counts.connected
 
     async def list_linked(self) -> list[Company]:
         await trio.lowlevel.checkpoint()

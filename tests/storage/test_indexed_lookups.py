@@ -118,6 +118,13 @@ async def test_sk_auth_hashes_once_and_reads_no_other_company(
     await storage.companies.create(1000)
     company = await storage.companies.get_by_salon(1000)
     assert company is not None and company.yclients_id == 1000
+    # The counts (/metrics, marketplace stats) are kept by every write, not counted.
+    await storage.companies.transition(company.id, ["pending"], "active")
+    await storage.companies.update(company.id, whatsapp_connected=True)
+    assert await storage.companies.count_by_status() == {"pending": 200, "active": 1}
+    assert await storage.companies.count("active") == 1
+    assert await storage.companies.count() == 201
+    assert await storage.companies.count_linked() == 1
 
 
 @memory_only
