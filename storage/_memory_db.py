@@ -353,10 +353,9 @@ class MemoryCompanies:
 
     async def list_linked(self) -> list[Company]:
         await trio.lowlevel.checkpoint()
-        rows = sorted(self._db.companies.values(), key=lambda r: r.company.id)
         return [
             r.company
-            for r in rows
+            for r in self._db.companies.values()  # id order (ids only grow; rows stay)
             if r.company.whatsapp_jid is not None
             and r.company.integration_status in LINKED_STATUSES
         ]
