@@ -45,7 +45,7 @@ from .whatsapp import SimulatedWorld, WhatsAppGateway
 
 if TYPE_CHECKING:
     from .assistant import Assistant, AssistantOptions
-    from .reminders import ReminderOptions, ReminderScheduler
+    from .reminders import ReminderOptions, ReminderPlanner, ReminderScheduler
 
 log = logging.getLogger(__name__)
 
@@ -237,6 +237,8 @@ class Companies:
     reminder_options: ReminderOptions | None = None
     #: The reminder scheduler (run as the tree's child ``reminders.scheduler``), or ``None``.
     scheduler: ReminderScheduler | None = None
+    #: Plans reminders from visits (record webhooks, own bookings, the sync), or ``None``.
+    planner: ReminderPlanner | None = None
 
     async def ask(self, company_id: int, message: Any, timeout: float) -> Any:
         """Ask the company's actor (activated on the first message) and wait for its reply;
@@ -356,6 +358,11 @@ def build_companies(
         deps.publish = placement.publish_frame
         deps.place = placement.place
         deps.fence = placement.storage_for
+    planner: ReminderPlanner | None = None
+    if reminders is not None:
+        from .reminders import ReminderPlanner
+
+        planner = ReminderPlanner(storage, wall_clock=reminders.wall_clock, metrics=metrics)
     helper: Assistant | None = None
     if assistant is not None:
         from .assistant import Assistant
@@ -365,7 +372,14 @@ def build_companies(
             await registry.ref(company_id).ask(m.SendText(phone, text), REPLY_QUEUE_TIMEOUT)
 
         helper = Assistant.build(
-            settings, storage, send_reply, assistant, metrics=metrics, policy=policy, rng=rng
+            settings,
+            storage,
+            send_reply,
+            assistant,
+            metrics=metrics,
+            policy=policy,
+            rng=rng,
+            planner=planner,
         )
         deps.inbound_handler = helper.handle_inbound
     scheduler: ReminderScheduler | None = None
@@ -385,6 +399,8 @@ def build_companies(
             assistant=helper,
             rng=rng,
         )
+        if planner is not None:
+            planner.notify = scheduler.announce  # an earlier row wakes every node's scheduler
     return Companies(
         settings,
         storage,
@@ -399,6 +415,7 @@ def build_companies(
         helper,
         reminder_options=reminders,
         scheduler=scheduler,
+        planner=planner,
     )
 
 

@@ -16,6 +16,9 @@ the first), so a burst of short messages is answered once, joined. Turns run one
    the company actor's outbound queue (pacing, our message ids, exactly once); ``SetMode`` is
    stored, audited and counted; ``ArmSettle`` arms a timer in this actor;
 5. stores the new state with the version it read (``Conversations.save``).
+6. with a reminder planner (the node sends reminders), plans the reminders of the visits
+   YClients booked, moved or cancelled for it this turn (``_own_visits``; never failing the
+   turn).
 
 Reminders and review requests are sent by the reminder scheduler, which then tells the
 conversation (``Assistant.note_sent_prompt``): the prompt is kept in the state, so the client's
@@ -42,7 +45,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -71,10 +74,14 @@ from ._effects import (
     SettleDue,
 )
 from ._operations import Party, QueryEffect, YClientsOperations, unanswered
+from ._own_visits import VISIT_CHANGES, plan_own_changes
 from ._policy import Policy
 from ._prompts import Prompt, PromptKind, may_prompt
 from ._state import ConversationState
 from ._sweep import ConversationSweep
+
+if TYPE_CHECKING:
+    from ..reminders import ReminderPlanner
 
 __all__ = [
     "Assistant",
@@ -190,6 +197,8 @@ class ConversationDeps:
     send: SendReply
     metrics: ConversationMetrics
     wall_clock: Callable[[], dt.datetime] = utc_now
+    #: Plans the reminders of visits the assistant booked, moved or cancelled, or ``None``.
+    planner: ReminderPlanner | None = None
 
 
 @dataclass
@@ -201,6 +210,9 @@ class _Turn:
     version: int
     now: dt.datetime  # aware, the salon's zone
     received: float | None = None  # trio time of the turn's last message
+    #: Bookings, moves and cancels YClients confirmed this turn (their reminders are planned
+    #: after the turn).
+    changes: list[Event] = field(default_factory=list)
 
 
 class ConversationActor(Actor):
@@ -430,13 +442,21 @@ class ConversationActor(Actor):
             else:
                 await self._apply(effect, turn)
         await self._save(turn)
+        planner = self.deps.planner
+        if turn.changes and planner is not None:
+            await plan_own_changes(
+                self.deps.storage, self.deps.operations, planner, self.company_id, turn.changes
+            )
 
     async def _carry_out(self, effect: QueryEffect, turn: _Turn) -> Event:
         operations = self.deps.operations
         if operations is None:
             return unanswered(effect)
         party = Party(turn.catalog, self.phone, turn.state.client_id)
-        return await operations.carry_out(effect, party, turn.now)
+        outcome = await operations.carry_out(effect, party, turn.now)
+        if isinstance(outcome, VISIT_CHANGES):
+            turn.changes.append(outcome)
+        return outcome
 
     async def _apply(self, effect: Effect, turn: _Turn) -> None:
         match effect:
@@ -562,8 +582,10 @@ class Assistant:
         metrics: MetricsRegistry,
         policy: RestartPolicy,
         rng: random.Random,
+        planner: ReminderPlanner | None = None,
     ) -> Assistant:
-        """An assistant whose replies go out through ``send``."""
+        """An assistant whose replies go out through ``send``; with ``planner`` the visits it
+        books, moves or cancels have their reminders planned (or dropped) at once."""
         from ._slot_cache import SlotCache
 
         understander = options.understander
@@ -590,6 +612,7 @@ class Assistant:
             send=send,
             metrics=ConversationMetrics(metrics),
             wall_clock=options.wall_clock,
+            planner=planner,
         )
         registry: Registry[tuple[int, str]] = Registry(
             "conversations",

@@ -248,6 +248,12 @@ class YClientsOperations:
         self.calls[effect] += 1
         self._calls.labels(effect).inc()
 
+    async def read_record(self, salon_id: int, record_id: int) -> dict[str, Any]:
+        """One record as YClients holds it now (after our own booking or move, for its
+        reminders); counted as the effect ``record``. Raises ``YClientsError``."""
+        self._count("record")
+        return await self.api.get_record(salon_id, record_id)
+
     def record_changed(self, salon_id: int) -> None:
         """A record of the salon changed in YClients (a webhook): forget its free times."""
         self.cache.invalidate(salon_id)

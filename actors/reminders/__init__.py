@@ -39,11 +39,13 @@ from ._timing import QuietHours as QuietHours
 
 # Running parts (trio, storage) by name → module, imported on first use.
 _RUNNING_NAMES: dict[str, str] = {
+    "ReminderPlanner": "._planner",
     "ReminderScheduler": "._scheduler",
     "SchedulerStatus": "._scheduler",
 }
 
 if typing.TYPE_CHECKING:
+    from ._planner import ReminderPlanner as ReminderPlanner
     from ._scheduler import ReminderScheduler as ReminderScheduler
     from ._scheduler import SchedulerStatus as SchedulerStatus
 
@@ -69,6 +71,7 @@ __all__ = [
     "QuietHours",
     "RatingReply",
     "ReminderOptions",
+    "ReminderPlanner",
     "ReminderScheduler",
     "ReminderSettings",
     "ReminderTexts",

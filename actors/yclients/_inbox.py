@@ -16,6 +16,9 @@ answers 2xx. This worker, a supervised :class:`runtime.Service` of the node, the
   * ``record:delete``: the record is flagged deleted (its other fields kept);
   * any other type is acknowledged (marked done) and logged — except ``lifecycle:*``, which
     is never claimed here: it belongs to the lifecycle handler (``exclude_prefix``).
+- with a reminder planner (the node sends reminders), plans the reminders of the record as
+  stored after the event (``ReminderPlanner.plan_record``: a move re-plans, a deletion drops,
+  attendance 1 brings the review request forward, -1 skips it).
 
 Failures:
 
@@ -40,7 +43,7 @@ import logging
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -56,6 +59,9 @@ from ._errors import (
     YClientsRejected,
 )
 from ._records import change_time, is_complete, record_from_api
+
+if TYPE_CHECKING:
+    from ..reminders import ReminderPlanner
 
 log = logging.getLogger("actors.yclients.inbox")
 
@@ -168,7 +174,11 @@ class RecordInboxWorker:
         metrics: MetricsRegistry | None = None,
         rng: random.Random | None = None,
         on_record: Callable[[int], None] | None = None,
+        planner: ReminderPlanner | None = None,
     ) -> None:
+        #: Plans (or drops) the reminders of each record an event changed, when the node
+        #: sends reminders.
+        self._planner = planner
         #: Told the salon's YClients id after each record event applied (the assistant drops
         #: its cached free times of that salon).
         self._on_record = on_record
@@ -305,6 +315,7 @@ class RecordInboxWorker:
             outcome = await self._handle_record(event, company)
             if self._on_record is not None and company is not None:
                 self._on_record(company.yclients_id)
+            await self._plan(event, company, outcome)
             return outcome
         except (_Retry, _Dead):
             raise
@@ -363,6 +374,36 @@ class RecordInboxWorker:
             raise _Retry("YClients answered without the record")
         applied = await records.apply(record_from_api(company.id, raw, timezone=tz))
         return InboxOutcome.STORED if applied else InboxOutcome.STALE
+
+    async def _plan(
+        self, event: InboxEvent, company: Company | None, outcome: InboxOutcome
+    ) -> None:
+        """Plan (or drop) the reminders of the record the event changed, as stored now.
+
+        After a write (``stored``/``deleted``), and on a retry whatever the outcome (the
+        earlier attempt may have written the record and then failed to plan it). A storage
+        outage raises (the event is retried); a record storage refuses to plan, or a bug in
+        planning, is logged and the event still counts as handled: the record is stored, and
+        the periodic sync plans its visit again."""
+        planner = self._planner
+        if planner is None or company is None:
+            return
+        if outcome not in (InboxOutcome.STORED, InboxOutcome.DELETED) and event.attempts <= 1:
+            return
+        record_id = _positive(event.payload.get("resource_id"))
+        if record_id is None:
+            return
+        record = await self._storage.records.get(company.id, record_id)
+        if record is None:
+            return
+        try:
+            await planner.plan_record(company, record)
+        except ValidationError as exc:
+            log.warning("inbox event %s: reminders not planned: %s", event.id, exc)
+        except StorageError:
+            raise
+        except Exception:
+            log.exception("inbox event %s: planning reminders failed", event.id)
 
     async def _fetch(
         self, event: InboxEvent, company: Company, record_id: int

@@ -43,7 +43,8 @@ def record_inbox_worker(
     companies: Companies, client: YClientsClient | None, *, policy: InboxPolicy | None = None
 ) -> RecordInboxWorker:
     """The record-webhook worker over the node's storage, counting into its metrics (and
-    telling the node's assistant, if any, that a salon's records changed)."""
+    telling the node's assistant, if any, that a salon's records changed, and planning the
+    reminders of each changed record when the node sends reminders)."""
     assistant = companies.assistant
     return RecordInboxWorker(
         companies.storage,
@@ -51,21 +52,27 @@ def record_inbox_worker(
         policy=policy,
         metrics=companies.metrics,
         on_record=assistant.record_changed if assistant is not None else None,
+        planner=companies.planner,
     )
 
 
 def catalog_sync(
     companies: Companies, client: YClientsClient | None, *, policy: SyncPolicy | None = None
 ) -> CatalogSync:
-    """The catalog sync over the node's storage; by default every ``settings.sync_interval``."""
+    """The catalog sync over the node's storage; by default every ``settings.sync_interval``.
+    When the node sends reminders it also reads and plans each salon's upcoming visits
+    (``ReminderOptions.visits_ahead_days`` ahead)."""
     chosen = policy or SyncPolicy(interval=companies.settings.sync_interval)
     assistant = companies.assistant
+    options = companies.reminder_options
     return CatalogSync(
         companies.storage,
         client,
         policy=chosen,
         metrics=companies.metrics,
         on_synced=assistant.catalog_synced if assistant is not None else None,
+        planner=companies.planner,
+        visits_ahead_days=options.visits_ahead_days if options is not None else 8,
     )
 
 

@@ -28,14 +28,25 @@ whole node under YClients' 5 requests per second and 200 per minute however many
 
 Failures never crash the service: YClients and storage errors are recorded per company and
 counted (``aiadmin_sync_failures_total``); the poll loop pauses on a storage outage.
+
+**Upcoming visits** (when the node sends reminders: a ``planner``). After a successful catalog
+sync the service also reads the salon's visits from today to ``visits_ahead_days`` ahead (the
+salon's calendar), ``GET records`` page by page (:data:`VISITS_PAGE` a page, at most
+:data:`MAX_VISIT_PAGES` pages), stores each one (``storage.records.apply``: an older change
+never overwrites a newer one) and plans its reminders from the record as stored, so a visit
+whose webhook was lost is planned within one sync interval. Records we hold that the list no
+longer shows are left alone: only YClients' own ``deleted`` flag (or a delete webhook) drops a
+visit. A failure of this part leaves the catalog result as it was; it is logged, counted
+(``aiadmin_sync_visit_failures_total``) and shown in :attr:`SyncResult.visits_error`.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -43,8 +54,10 @@ from metrics import MetricsRegistry
 from storage import (
     MAX_ID,
     Company,
+    SalonRecord,
     Storage,
     StorageError,
+    ValidationError,
     utc_now,
 )
 from storage import SalonCategory as StoredCategory
@@ -53,15 +66,24 @@ from storage import SalonService as StoredService
 from storage import SalonStaff as StoredStaff
 
 from .._phones import find_phone
+from ..reminders._planner import salon_zone
 from ._client import YClientsClient
 from ._errors import YClientsAuthError, YClientsError
 from ._hours import opening_hours
 from ._models import SalonDetails, SalonService, SalonStaff, ServiceCategory
+from ._records import record_from_api
+
+if TYPE_CHECKING:
+    from ..reminders import ReminderPlanner
 
 log = logging.getLogger("actors.yclients.sync")
 
 #: Statuses whose catalog is kept fresh by the schedule (installed, WhatsApp linked).
 SYNC_STATUSES: tuple[str, ...] = ("active", "reconnecting")
+#: Records asked for per ``GET records`` page by the visit sync, and pages read at most per
+#: salon and sync (a bound on the requests one salon takes from the shared limit).
+VISITS_PAGE = 200
+MAX_VISIT_PAGES = 25
 
 
 class SyncUnavailable(Exception):
@@ -98,6 +120,10 @@ class SyncResult:
     staff: int = 0
     error: str | None = None
     categories: int = 0
+    #: Upcoming visits read and planned (when the node plans reminders), and why reading or
+    #: planning them failed (the catalog result stands either way).
+    visits: int = 0
+    visits_error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -261,6 +287,62 @@ async def sync_company(storage: Storage, client: YClientsClient, company: Compan
     )
 
 
+async def sync_visits(
+    storage: Storage,
+    client: YClientsClient,
+    company: Company,
+    planner: ReminderPlanner,
+    *,
+    days: int,
+) -> int:
+    """Store and plan the salon's visits from today (its calendar) to ``days`` ahead; returns
+    how many records YClients listed. Raises ``YClientsError`` / ``StorageError`` (what was
+    planned before stays planned)."""
+    today = planner.wall_clock().astimezone(salon_zone(company.timezone)).date()
+    last = today + timedelta(days=days)
+    seen = 0
+    for page in range(1, MAX_VISIT_PAGES + 1):
+        raws = await client.list_records(
+            company.yclients_id, start_date=today, end_date=last, page=page, count=VISITS_PAGE
+        )
+        records = []
+        for raw in raws:
+            stored = await _store_visit(storage, company, raw)
+            if stored is not None:
+                records.append(stored)
+        await planner.plan_records(company, records)
+        seen += len(raws)
+        if len(raws) < VISITS_PAGE:
+            return seen
+    log.warning(
+        "visit sync of company %s: more than %d visits listed; the rest wait for webhooks",
+        company.id,
+        seen,
+    )
+    return seen
+
+
+async def _store_visit(
+    storage: Storage, company: Company, raw: dict[str, Any]
+) -> SalonRecord | None:
+    """The record as stored after applying YClients' copy (ours when it is newer), or
+    ``None`` for a record without an id, of another salon, or that storage refuses."""
+    salon = raw.get("company_id")
+    if isinstance(salon, int) and not isinstance(salon, bool) and salon != company.yclients_id:
+        return None
+    try:
+        record = record_from_api(company.id, raw, timezone=company.timezone)
+    except ValueError:
+        return None
+    try:
+        if await storage.records.apply(record):
+            return record
+    except ValidationError as exc:
+        log.warning("visit sync of company %s: record not stored: %s", company.id, exc)
+        return None
+    return await storage.records.get(company.id, record.record_id)
+
+
 class CatalogSync:
     """The node's sync service (see the module docstring); ``run`` never returns.
 
@@ -278,9 +360,16 @@ class CatalogSync:
         metrics: MetricsRegistry | None = None,
         wall_clock: Callable[[], datetime] = utc_now,
         on_synced: Callable[[int], None] | None = None,
+        planner: ReminderPlanner | None = None,
+        visits_ahead_days: int = 8,
     ) -> None:
         #: Told the company id after each successful sync (the assistant rereads its catalog).
         self._on_synced = on_synced
+        #: Plans the reminders of upcoming visits after each successful sync, when given.
+        self._planner = planner
+        if visits_ahead_days < 0:
+            raise ValueError("visits_ahead_days must not be negative")
+        self._visits_ahead = visits_ahead_days
         self._storage = storage
         self._client = client
         self._policy = policy or SyncPolicy()
@@ -298,6 +387,10 @@ class CatalogSync:
         )
         self._failures = registry.counter(
             "aiadmin_sync_failures_total", "Salon catalog syncs that failed"
+        )
+        self._visit_failures = registry.counter(
+            "aiadmin_sync_visit_failures_total",
+            "Syncs of a salon's upcoming visits (for reminders) that failed",
         )
         registry.gauge(
             "aiadmin_sync_companies_failing",
@@ -349,8 +442,30 @@ class CatalogSync:
             return SyncResult(company_id, ok=False, error="no such company")
         async with self._limiter:
             result = await sync_company(self._storage, client, company)
+            if result.ok and self._planner is not None:
+                result = await self._sync_visits(client, company, self._planner, result)
         self._count(result)
         return result
+
+    async def _sync_visits(
+        self, client: YClientsClient, company: Company, planner: ReminderPlanner, result: SyncResult
+    ) -> SyncResult:
+        """Read, store and plan the salon's upcoming visits (module docstring); a failure is
+        logged, counted and noted in the result, never raised (bar cancellation)."""
+        try:
+            visits = await sync_visits(
+                self._storage, client, company, planner, days=self._visits_ahead
+            )
+        except (YClientsError, StorageError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            log.warning("visit sync of company %s failed: %s", company.id, error)
+            self._visit_failures.inc(1.0)
+            return replace(result, visits_error=error)
+        except Exception as exc:  # a bug must not turn the catalog's success into a crash
+            log.exception("visit sync of company %s failed", company.id)
+            self._visit_failures.inc(1.0)
+            return replace(result, visits_error=f"{type(exc).__name__}: {exc}")
+        return replace(result, visits=visits)
 
     def _count(self, result: SyncResult) -> None:
         self._last_ok[result.company_id] = result.ok
