@@ -14,9 +14,9 @@ import actors._node as node_module
 import actors.reminders._scheduler as scheduler_module
 from actors import open_node
 from actors.assistant import PromptKind
-from actors.reminders import MessageKind
+from actors.reminders import MessageKind, ReminderOptions
 from actors.whatsapp import SimulatedWorld, open_gateway
-from storage import ReminderStatus, open_storage
+from storage import ReminderStatus, SalonRecord, open_storage
 
 from .scheduler_stand import (
     ADDRESS,
@@ -117,3 +117,47 @@ async def test_only_a_node_given_reminder_options_runs_the_scheduler(
     async with open_stand() as stand:
         ids = [child["id"] for child in stand.node.tree()["children"]]
         assert ids.index(scheduler_module.REMINDERS_CHILD) == ids.index("conversations.sweep") + 1
+
+
+async def test_a_row_the_planner_makes_due_sooner_wakes_the_scheduler(
+    autojump_clock: MockClock,
+) -> None:
+    """The planner's ``notify`` is the scheduler's ``announce``: a scheduler that would next
+    look in a day sends a reminder planned for this evening on time."""
+    options = ReminderOptions(wall_clock=wall, max_sleep=86400.0)
+    async with open_stand(options=options) as stand:
+        await trio.sleep(60.0)  # asleep now, until tomorrow
+        assert stand.node.assistant is not None
+        planner = stand.node.assistant.deps.planner
+        assert planner is not None
+        tomorrow = NOW.date() + dt.timedelta(days=1)
+        starts = local(tomorrow, 15)
+        booked = NOW - dt.timedelta(days=7)
+        record = SalonRecord(
+            company_id=stand.company_id,
+            record_id=801,
+            client_phone=PHONE,
+            client_name="Мария",
+            staff_id=7,
+            services=[{"title": "Маникюр"}],
+            starts_at=starts.astimezone(dt.UTC),
+            seance_length=3600,
+            attendance=0,
+            changed_at=wall(),
+            raw={
+                "visit_id": 9801,
+                "create_date": booked.isoformat(),
+                "staff": {"name": "Ольга"},
+            },
+        )
+        await stand.storage.records.apply(record)
+        company = await stand.storage.companies.get(stand.company_id)
+        assert company is not None
+        await planner.plan_record(company, record)
+
+        await trio.sleep_until(at_trio(local(NOW.date(), 18, 30)))
+        got = stand.delivered(PHONE)
+        assert len(got) == 1
+        assert local(NOW.date(), 18) <= stand.arrived_at(got[0].message_id)
+        assert stand.arrived_at(got[0].message_id) <= local(NOW.date(), 18) + ARRIVAL_SLACK
+        assert "Маникюр" in got[0].text and "Ольга" in got[0].text
