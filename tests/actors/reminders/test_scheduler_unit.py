@@ -17,12 +17,12 @@ from trio.testing import MockClock
 
 from actors.company import OutboundQueueFull, SendingUnavailable
 from actors.company import messages as m
-from actors.reminders import ReminderOptions, ReminderScheduler
+from actors.reminders import ReminderOptions, ReminderScheduler, ReminderSettings
 from actors.reminders._scheduler import ELSEWHERE_RETRY, ERROR_PAUSE, UNAVAILABLE_RETRY
 from metrics import MetricsRegistry
 from storage import CompanyStatus, ReminderStatus, Storage, StorageUnavailable, open_storage
 
-from .scheduler_stand import ZONE, at_trio, local, planned_rows, visit, wall
+from .scheduler_stand import ZONE, at_trio, local, planned_rows, salon_record, visit, wall
 
 PHONE = "79120003344"
 DAY = dt.date(2026, 3, 4)  # Wednesday; the stand's now is Monday 10:00
@@ -261,4 +261,51 @@ async def test_a_schedule_that_cannot_be_read_pauses_the_loop_not_the_node(
         assert failures == [0]
         assert "StorageUnavailable" in (here.status().last_error or "")
         assert len(company.sent) == 1
+        nursery.cancel_scope.cancel()
+
+
+async def test_rows_are_judged_again_at_the_moment_of_sending(
+    autojump_clock: MockClock,
+) -> None:
+    """What changed since planning counts: an attended visit gets no reminder (its review
+    still goes), a no-show nothing, a kind switched off nothing, and a row found after its
+    ``send_by`` (the scheduler was down) is skipped as ``past``."""
+    async with linked_salon() as (storage, company_id), trio.open_nursery() as nursery:
+        company = Company()
+        attended = visit(11, "79120000011", local(DAY, 15), company_id=company_id)
+        no_show = visit(12, "79120000012", local(DAY, 15), company_id=company_id)
+        for facts in (attended, no_show):
+            await storage.reminders.plan(company_id, planned_rows(facts))
+        await storage.records.apply(salon_record(attended, attendance=1))
+        await storage.records.apply(salon_record(no_show, attendance=-1))
+        off = visit(13, "79120000013", local(DAY, 16), company_id=company_id)
+        await storage.reminders.plan(company_id, planned_rows(off))
+        # the scheduler starts on Tuesday at 21:30: the day-before rows (18:00, send_by 21:00)
+        # are past; then the salon switches the 2-hours reminder off
+        await trio.sleep_until(at_trio(TUESDAY_18) + 3.5 * 3600)
+        switched = dataclasses.replace(ReminderSettings(), two_hours_enabled=False)
+        await storage.reminder_settings.put(company_id, switched.to_json())
+        here = scheduler(storage, company)
+        await nursery.start(here.run)
+        await trio.sleep_until(at_trio(local(DAY, 20)))
+
+        def outcome(rows: list[Any]) -> dict[str, tuple[str, str | None]]:
+            return {r.kind: (r.status.value, r.reason) for r in rows}
+
+        assert outcome(await storage.reminders.for_visit(company_id, 11)) == {
+            "day_before": ("skipped", "past"),
+            "two_hours": ("skipped", "attended"),
+            "review": ("sent", None),
+        }
+        assert outcome(await storage.reminders.for_visit(company_id, 12)) == {
+            "day_before": ("skipped", "past"),
+            "two_hours": ("skipped", "no_show"),
+            "review": ("skipped", "no_show"),
+        }
+        assert outcome(await storage.reminders.for_visit(company_id, 13)) == {
+            "day_before": ("skipped", "past"),
+            "two_hours": ("skipped", "disabled"),
+            "review": ("sent", None),
+        }
+        assert sorted(s.to_phone for s in company.sent) == ["79120000011", "79120000013"]
         nursery.cancel_scope.cancel()
