@@ -315,24 +315,22 @@ class ReminderScheduler:
         long to sleep before the next pass (until the next row is due, at most
         ``max_sleep``)."""
         options = self.options
-        claimed_last = 0
         while True:
-            now = options.wall_clock()
+            claimed_at = options.wall_clock()
             rows = await self.storage.reminders.claim_due(
-                now, self.owner, options.claim_lease, limit=options.batch
+                claimed_at, self.owner, options.claim_lease, limit=options.batch
             )
             self.passes += 1
-            claimed_last = len(rows)
             if not rows:
                 break
             await self._handle_all(rows)
         status = await self.refresh_status()
-        now, next_due = options.wall_clock(), status.next_due
+        next_due = status.next_due
         if next_due is None:
             return options.max_sleep
-        delay = (next_due - now).total_seconds()
-        if delay <= 0 and claimed_last == 0:
-            delay = IDLE_FLOOR  # due but not claimable: another claimer holds it right now
+        if next_due <= claimed_at:
+            return IDLE_FLOOR  # due, yet the claim got nothing: another claimer holds it now
+        delay = (next_due - options.wall_clock()).total_seconds()
         return min(max(delay, 0.0), options.max_sleep)
 
     async def _handle_all(self, rows: list[Reminder]) -> None:
