@@ -453,8 +453,10 @@ class CatalogSync:
         """Read, store and plan the salon's upcoming visits (module docstring); a failure is
         logged, counted and noted in the result, never raised (bar cancellation)."""
         try:
+            # read again: the catalog sync may just have changed its zone
+            fresh = await self._storage.companies.get(company.id) or company
             visits = await sync_visits(
-                self._storage, client, company, planner, days=self._visits_ahead
+                self._storage, client, fresh, planner, days=self._visits_ahead
             )
         except (YClientsError, StorageError) as exc:
             error = f"{type(exc).__name__}: {exc}"

@@ -24,6 +24,7 @@ import trio
 from actors import Node, open_node
 from actors.assistant import AssistantOptions
 from actors.assistant._conversation import DecideFn
+from actors.reminders import ReminderOptions
 from actors.whatsapp import SimulatedWorld, open_gateway
 from actors.yclients import RetryPolicy, YClientsClient, YClientsRateLimiter, sync_company
 from config import AssistantPolicy, SendPacing, Settings, settings_from_env
@@ -121,8 +122,10 @@ async def open_stand(
     decide: DecideFn | None = None,
     retry: RetryPolicy | None = None,
     wall_clock: Callable[[], dt.datetime] = wall,
+    reminders: ReminderOptions | None = None,
 ) -> AsyncIterator[Stand]:
-    """The stand with the example salon registered, synced and linked.
+    """The stand with the example salon registered, synced and linked (``reminders``: the
+    node also plans and sends reminders).
 
     ``rate_limits`` are the fake's (``None``: none); ``shared_limit`` puts our YClients
     client behind the production rate limiter (5/s, 200/min, on the storage's counter)."""
@@ -149,6 +152,7 @@ async def open_stand(
                 gateway,
                 rng=random.Random(4),
                 assistant=AssistantOptions(yclients=client, decide=decide, wall_clock=wall_clock),
+                reminders=reminders,
             ) as node,
         ):
             company = (await storage.companies.create(ROMASHKA, title="Ромашка")).company
