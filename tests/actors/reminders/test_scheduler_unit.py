@@ -309,3 +309,35 @@ async def test_rows_are_judged_again_at_the_moment_of_sending(
         }
         assert sorted(s.to_phone for s in company.sent) == ["79120000011", "79120000013"]
         nursery.cancel_scope.cancel()
+
+
+async def test_a_due_row_another_claimer_holds_is_waited_for_not_spun_on(
+    autojump_clock: MockClock,
+) -> None:
+    """PostgreSQL's ``SKIP LOCKED`` hides a row another process is claiming right now, while
+    ``next_due`` still shows it due: the scheduler looks again a second later, no sooner."""
+    async with linked_salon() as (storage, company_id), trio.open_nursery() as nursery:
+        company = Company()
+        reminders = storage.reminders
+        real_claim = reminders.claim_due
+        held_until = at_trio(TUESDAY_18) + 10.0
+        calls: list[float] = []
+
+        async def skip_locked(*args: Any, **kwargs: Any) -> Any:
+            calls.append(trio.current_time())
+            assert len(calls) < 100, "the scheduler spins on a row it cannot claim"
+            if trio.current_time() < held_until:
+                await trio.lowlevel.checkpoint()
+                return []
+            return await real_claim(*args, **kwargs)
+
+        reminders.claim_due = skip_locked  # type: ignore[method-assign]
+        await plant(storage, company_id)
+        await trio.sleep_until(at_trio(TUESDAY_18) - 60.0)
+        here = scheduler(storage, company)
+        await nursery.start(here.run)
+        await trio.sleep_until(held_until + 5.0)
+        assert len(company.sent) == 1
+        during = [t for t in calls if at_trio(TUESDAY_18) <= t < held_until]
+        assert 5 <= len(during) <= 12  # about one a second
+        nursery.cancel_scope.cancel()
