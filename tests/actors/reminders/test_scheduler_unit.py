@@ -341,3 +341,28 @@ async def test_a_due_row_another_claimer_holds_is_waited_for_not_spun_on(
         during = [t for t in calls if at_trio(TUESDAY_18) <= t < held_until]
         assert 5 <= len(during) <= 12  # about one a second
         nursery.cancel_scope.cancel()
+
+
+async def test_a_review_request_in_quiet_hours_waits_for_their_end(
+    autojump_clock: MockClock,
+) -> None:
+    """A review row (without a ``send_by``) found in quiet hours is given back until they
+    end (09:00 local), then sent, with the same id."""
+    async with linked_salon() as (storage, company_id), trio.open_nursery() as nursery:
+        company = Company()
+        facts = visit(21, PHONE, local(DAY, 15), company_id=company_id)
+        review = next(r for r in planned_rows(facts) if r.kind == "review")
+        late = dataclasses.replace(review, due_at=local(DAY, 22).astimezone(dt.UTC), send_by=None)
+        await storage.reminders.plan(company_id, [late])
+        here = scheduler(storage, company)
+        await nursery.start(here.run)
+        await trio.sleep_until(at_trio(local(DAY, 23)))
+        row = next(iter(await storage.reminders.for_visit(company_id, 21)))
+        assert row.status is ReminderStatus.PLANNED
+        morning = local(DAY + dt.timedelta(days=1), 9)
+        assert row.due_at == morning.astimezone(dt.UTC)
+        assert company.sent == []
+        await trio.sleep_until(at_trio(morning) + 5.0)
+        assert [s.message_id for s in company.sent] == [row.message_id]
+        assert at_trio(morning) <= company.times[0]
+        nursery.cancel_scope.cancel()
