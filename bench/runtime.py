@@ -2,7 +2,14 @@
 
     .venv/bin/python bench/runtime.py [--quick]
 
-Prints one line per figure: ``name: value unit (baseline ...; target ...)``.
+Prints one line per figure: ``name: value unit (baseline ...; target ...)``. No storage and no
+network: the actor runtime alone, in this process.
+
+``restart_latency_p99_ms`` is timed from the crash: from the moment the actor's ``receive``
+raises to the reply to the next ask (the restarted incarnation answering), every sample an
+immediate first restart. Baseline: a bare echo task on a memory channel whose wrapper catches
+the error and respawns it as a fresh task, timed from its raise the same way; the two are
+interleaved in 10 chunks.
 """
 
 from __future__ import annotations
@@ -353,14 +360,23 @@ def main() -> None:
         f"(spawning {actors:,} bare tasks with a message each {raw_spawn:.3f} s; target < 2)"
     )
 
-    raw_lat = trio.run(raw_respawn_latencies, restarts)
-    ours_lat, after_reply = trio.run(restart_latencies, restarts)
+    # Interleaved in chunks, so load that comes and goes on a shared machine touches both.
+    raw_lat: list[float] = []
+    ours_lat: list[float] = []
+    after_reply: list[float] = []
+    chunks = 10
+    for _ in range(chunks):
+        raw_lat += trio.run(raw_respawn_latencies, restarts // chunks)
+        from_crash, from_reply = trio.run(restart_latencies, restarts // chunks)
+        ours_lat += from_crash
+        after_reply += from_reply
     ours_p99, ours_median = p99(ours_lat), statistics.median(ours_lat)
     raw_p99, raw_median = p99(raw_lat), statistics.median(raw_lat)
     print(
         f"restart_latency_p99_ms: {ours_p99 * 1000:.3f} ms "
         f"(from the crash to the restarted actor's first reply; median {ours_median * 1000:.3f} "
-        f"ms over {restarts:,} first restarts; bare task respawn timed the same way p99 "
+        f"ms over {restarts:,} first restarts; bare task respawn timed the same way, interleaved "
+        f"in {chunks} chunks, p99 "
         f"{raw_p99 * 1000:.3f} ms, median {raw_median * 1000:.3f} ms; ratio p99 "
         f"{ours_p99 / raw_p99:.2f}, median {ours_median / raw_median:.2f}; from the crash "
         f"reply alone p99 {p99(after_reply) * 1000:.3f} ms; target < 5)"
