@@ -139,6 +139,8 @@ class MemoryDatabase:
         # (updated_at, id) of finished items, a heap for retention (idx_outbox_finished);
         # an entry whose item changed since is stale and skipped
         self.outbox_finished: list[tuple[datetime, int]] = []
+        # (company, kind) → id of its newest item, which retention keeps (idx_outbox_latest)
+        self.outbox_latest: dict[tuple[int | None, str], int] = {}
         self.messages: dict[int, Message] = {}
         self.message_keys: dict[tuple[int, str], int] = {}
         self.messages_of: dict[int, dict[int, None]] = {}  # company → message ids, id order
@@ -688,6 +690,12 @@ class MemoryOutbox:
         self._db.outbox[item.id] = item
         self._db.outbox_keys[key] = item.id
         self._db.outbox_pending[item.id] = None
+        before = self._db.outbox_latest.get((company_id, kind))
+        self._db.outbox_latest[(company_id, kind)] = item.id
+        older = None if before is None else self._db.outbox.get(before)
+        if older is not None and older.status != OutboxStatus.PENDING.value:
+            # superseded: retention may take it now (it skipped it while it was the newest)
+            heapq.heappush(self._db.outbox_finished, (older.updated_at, older.id))
         return item
 
     async def claim_due(

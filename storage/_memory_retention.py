@@ -59,6 +59,8 @@ class MemoryRetention:
             item = self._db.outbox.get(item_id)
             if item is None or item.status not in finished or item.updated_at != at:
                 continue  # stale: reopened, changed again since, or gone
+            if self._db.outbox_latest.get((item.company_id, item.kind)) == item_id:
+                continue  # the newest of its company and kind stays; pushed again if superseded
             del self._db.outbox[item_id]
             if self._db.outbox_keys.get(item.idempotency_key) == item_id:
                 del self._db.outbox_keys[item.idempotency_key]

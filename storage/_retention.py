@@ -6,7 +6,10 @@ of each table per call, so no call holds a lock or the event loop for long:
 
 - ``webhook_events``: ``done`` or ``dead``, received before the cutoff (a redelivery of the
   same webhook after that is new; YClients retries within hours, the retention is days);
-- ``outbox``: ``delivered`` or ``failed``, last changed before the cutoff;
+- ``outbox``: ``delivered`` or ``failed``, last changed before the cutoff, and not the newest
+  item of its company and kind: that one stays as the record that it went out, because
+  callers enqueue it again by its idempotency key to make sure (a company actor re-enqueues
+  its activation callback at every start; a deleted key would send the callback again);
 - ``messages``: created before the cutoff, except outbound ones still ``queued`` (those are
   the actor's unsent work).
 
@@ -42,6 +45,10 @@ _OUTBOX_SQL = f"""WITH gone AS (
     DELETE FROM outbox WHERE id IN (
         SELECT id FROM outbox
         WHERE status IN ('delivered', 'failed') AND updated_at < {_CUTOFF}
+          AND EXISTS (SELECT 1 FROM outbox newer
+                      WHERE newer.kind = outbox.kind
+                        AND COALESCE(newer.company_id, 0) = COALESCE(outbox.company_id, 0)
+                        AND newer.id > outbox.id)
         ORDER BY updated_at, id LIMIT $3 FOR UPDATE SKIP LOCKED)
     RETURNING 1)
 SELECT count(*) FROM gone"""

@@ -6,3 +6,6 @@ CREATE INDEX idx_webhook_events_finished ON webhook_events (received_at, id)
 CREATE INDEX idx_outbox_finished ON outbox (updated_at, id)
   WHERE status IN ('delivered', 'failed');
 CREATE INDEX idx_messages_created ON messages (created_at, id);
+-- The newest outbox item of a company and kind is kept (its key is re-enqueued to make sure
+-- it went out); this finds whether a newer one exists.
+CREATE INDEX idx_outbox_latest ON outbox (kind, (COALESCE(company_id, 0)), id);

@@ -123,3 +123,28 @@ async def test_prune_refuses_nonsense(storage: Storage) -> None:
         await storage.retention.prune(0)
     with pytest.raises(ValidationError):
         await storage.retention.prune(KEEP, limit=0)
+
+
+async def test_the_newest_outbox_item_of_a_company_and_kind_stays(
+    storage: Storage, wall: FakeWallClock
+) -> None:
+    # A company actor re-enqueues its activation callback by key at every start: the key
+    # must still be there, or the callback would be sent again.
+    first = (await storage.companies.create(1)).company.id
+    second = (await storage.companies.create(2)).company.id
+    marker = await storage.outbox.enqueue("activation", "act:1:a", first, {})
+    other = await storage.outbox.enqueue("activation", "act:2:a", second, {})
+    other_kind = await storage.outbox.enqueue("other", "x:1", first, {})
+    for item in (marker, other, other_kind):
+        await storage.outbox.record_attempt(item.id, AttemptOutcome.DELIVERED)
+    wall.advance(KEEP + DAY)
+    assert (await storage.retention.prune(KEEP)).outbox == 0
+    again = await storage.outbox.enqueue("activation", "act:1:a", first, {})
+    assert again.id == marker.id and again.status == "delivered"  # a no-op, as before
+
+    relinked = await storage.outbox.enqueue("activation", "act:1:b", first, {})
+    assert (await storage.retention.prune(KEEP)).outbox == 1  # superseded by the relink
+    assert await storage.outbox.get(marker.id) is None
+    assert await storage.outbox.get(relinked.id) is not None
+    assert await storage.outbox.get(other.id) is not None
+    assert await storage.outbox.get(other_kind.id) is not None
