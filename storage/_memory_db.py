@@ -173,8 +173,12 @@ class MemoryDatabase:
         if digest is not None:
             self.company_by_key[digest] = row.company.id
 
-    def close_inbox_event(self, event: InboxEvent) -> None:
-        """Drop a finished (done or dead) event from the open index."""
+    def put_inbox(self, event: InboxEvent) -> None:
+        """Store ``event``; the open index holds it while it is pending or failed."""
+        self.inbox[event.id] = event
+        if event.status in (InboxStatus.PENDING.value, InboxStatus.FAILED.value):
+            self.inbox_open.setdefault(event.company_id, {})[event.id] = None
+            return
         open_ids = self.inbox_open.get(event.company_id)
         if open_ids is not None:
             open_ids.pop(event.id, None)
@@ -518,9 +522,8 @@ class MemoryWebhookInbox:
             claimed_until=None,
             processed_at=None,
         )
-        self._db.inbox[event.id] = event
+        self._db.put_inbox(event)
         self._db.inbox_keys[(company_id, key)] = event.id
-        self._db.inbox_open.setdefault(company_id, {})[event.id] = None
         return PutResult.NEW
 
     def _due(
@@ -554,7 +557,7 @@ class MemoryWebhookInbox:
         taken = []
         for event in events:
             claimed = replace(event, claimed_until=until, attempts=event.attempts + 1)
-            self._db.inbox[event.id] = claimed
+            self._db.put_inbox(claimed)
             taken.append(claimed)
         return taken
 
@@ -611,13 +614,14 @@ class MemoryWebhookInbox:
     async def mark_done(self, event_id: int) -> None:
         await trio.lowlevel.checkpoint()
         event = self._require(event_id)
-        self._db.inbox[event_id] = replace(
-            event,
-            status=InboxStatus.DONE.value,
-            claimed_until=None,
-            processed_at=self._db.clock(),
+        self._db.put_inbox(
+            replace(
+                event,
+                status=InboxStatus.DONE.value,
+                claimed_until=None,
+                processed_at=self._db.clock(),
+            )
         )
-        self._db.close_inbox_event(event)
 
     async def mark_failed(
         self, event_id: int, error: str, *, retry_in: float | None = 60.0
@@ -631,11 +635,11 @@ class MemoryWebhookInbox:
         else:
             status = InboxStatus.FAILED.value
             due = now + timedelta(seconds=max(0.0, float(retry_in)))
-        self._db.inbox[event_id] = replace(
-            event, status=status, last_error=message, claimed_until=None, next_attempt_at=due
+        self._db.put_inbox(
+            replace(
+                event, status=status, last_error=message, claimed_until=None, next_attempt_at=due
+            )
         )
-        if retry_in is None:
-            self._db.close_inbox_event(event)
 
     async def get(self, event_id: int) -> InboxEvent | None:
         await trio.lowlevel.checkpoint()

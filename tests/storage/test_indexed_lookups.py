@@ -227,3 +227,17 @@ async def test_postgres_plans_use_the_indexes(real_storage: Storage, wall: FakeW
 
     for index, plan in (await real_storage.pg.run(plans)).items():  # type: ignore[arg-type]
         assert index in plan, plan
+
+
+async def test_a_finished_event_failed_again_is_polled_again(storage: Storage) -> None:
+    # A worker whose lease lapsed may report a failure after another finished the event:
+    # the event is retryable again in both backends, so the open index must take it back.
+    company = (await storage.companies.create(1)).company.id
+    await storage.inbox.put(company, "k", "record", {})
+    (event,) = await storage.inbox.claim_for_company(company, 1, lease=5)
+    await storage.inbox.mark_done(event.id)
+    assert await storage.inbox.pending_count() == 0
+    await storage.inbox.mark_failed(event.id, "late report", retry_in=0)
+    assert await storage.inbox.pending_count() == 1
+    assert await storage.inbox.due_companies() == [company]
+    assert [e.id for e in await storage.inbox.claim_for_company(company, 5)] == [event.id]
