@@ -152,11 +152,17 @@ class SchedulerStatus:
 class _BatchCache:
     """What every row of one claimed batch shares per salon (its company row, settings and,
     in cluster mode, where its actor runs), read once per batch instead of once per row: a
-    burst of 300 reminders of one salon is 3 batches, not 300 reads of each."""
+    burst of 300 reminders of one salon is 3 batches, not 300 reads of each. A salon's lock
+    makes its rows handled at once wait for the first one's read instead of each reading."""
 
     companies: dict[int, Company | None] = field(default_factory=dict)
     settings: dict[int, ReminderSettings] = field(default_factory=dict)
     places: dict[int, str | None] = field(default_factory=dict)
+    locks: dict[int, trio.Lock] = field(default_factory=dict)
+
+    def salon(self, company_id: int) -> trio.Lock:
+        """The lock held while the salon's shared values are read."""
+        return self.locks.setdefault(company_id, trio.Lock())
 
 
 @dataclass(frozen=True)
@@ -382,8 +388,9 @@ class ReminderScheduler:
         gone = await self._visit_changed(row, kind)
         if gone is not None:
             return _Skip(gone)
-        if row.company_id not in cache.companies:
-            cache.companies[row.company_id] = await self.storage.companies.get(row.company_id)
+        async with cache.salon(row.company_id):
+            if row.company_id not in cache.companies:
+                cache.companies[row.company_id] = await self.storage.companies.get(row.company_id)
         company = cache.companies[row.company_id]
         if company is None:
             return _Skip("no_company")
@@ -391,8 +398,9 @@ class ReminderScheduler:
             return _Skip("uninstalled")
         if company.status is CompanyStatus.FROZEN or company.whatsapp_jid is None:
             return _Release(now + UNAVAILABLE_RETRY, f"company is {company.integration_status}")
-        if row.company_id not in cache.settings:
-            cache.settings[row.company_id] = await self._settings(row.company_id)
+        async with cache.salon(row.company_id):
+            if row.company_id not in cache.settings:
+                cache.settings[row.company_id] = await self._settings(row.company_id)
         settings = cache.settings[row.company_id]
         zone = salon_zone(company)
         if not _enabled(settings, kind):
@@ -409,8 +417,9 @@ class ReminderScheduler:
             return _Skip(refusal)
         if self.place is not None:
             try:
-                if row.company_id not in cache.places:
-                    cache.places[row.company_id] = await self.place(row.company_id)
+                async with cache.salon(row.company_id):
+                    if row.company_id not in cache.places:
+                        cache.places[row.company_id] = await self.place(row.company_id)
                 holder = cache.places[row.company_id]
             except StorageError as exc:
                 return _Release(now + self._backoff(row), f"placement: {_describe(exc)}")

@@ -1,0 +1,58 @@
+"""A claimed batch reads each salon's company row and settings once, even though its rows are
+handled concurrently: the rows of one salon wait for the first one's read instead of each
+starting its own (with PostgreSQL every read is a round trip; ``bench/reminders.py`` counted
+~1.4 company reads per row before)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+from trio.testing import MockClock
+
+from .scheduler_stand import at_trio, local, planned_rows, visit
+from .test_scheduler_unit import Company, linked_salon, scheduler
+
+DAY = dt.date(2026, 3, 4)  # Wednesday: the day-before reminders are due Tuesday 18:00
+VISITS = 40  # one salon's burst, within one claim (batch 100), more than the concurrency
+
+
+def counted(calls: list[int], read: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """``read`` that takes a moment (a database round trip) and is counted."""
+
+    async def slow(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        await trio.sleep(0.01)
+        return await read(*args, **kwargs)
+
+    return slow
+
+
+async def test_a_salons_rows_in_one_batch_read_its_company_and_settings_once(
+    autojump_clock: MockClock,
+) -> None:
+    async with linked_salon() as (storage, company_id):
+        rows = []
+        for n in range(VISITS):
+            facts = visit(n + 1, f"7912000{n:04d}", local(DAY, 15), company_id=company_id)
+            rows += [r for r in planned_rows(facts) if r.kind == "day_before"]
+        await storage.reminders.plan(company_id, rows)
+        company_reads: list[int] = []
+        settings_reads: list[int] = []
+        storage.companies.get = counted(company_reads, storage.companies.get)  # type: ignore[method-assign]
+        storage.reminder_settings.get = counted(  # type: ignore[method-assign]
+            settings_reads, storage.reminder_settings.get
+        )
+        company = Company()
+        sender = scheduler(storage, company)
+        assert sender.concurrency < VISITS
+        await trio.sleep_until(at_trio(local(DAY - dt.timedelta(days=1), 18)) + 1.0)
+
+        await sender.run_pass()
+
+        assert len(company.sent) == VISITS
+        assert sender.passes == 2  # one claim took them all, the next found none
+        assert len(company_reads) == 1
+        assert len(settings_reads) == 1
