@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import heapq
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -59,6 +59,7 @@ from ._models import (
     SyncState,
 )
 from ._protocols import StatusLike
+from ._sync_due import SyncDueIndex
 
 #: Longest service description kept (YClients' comment), and most synonyms per service.
 MAX_DESCRIPTION = 10_000
@@ -71,6 +72,8 @@ class CompanyCounts:
     def __init__(self) -> None:
         self.by_status: dict[str, int] = {}
         self.connected = 0
+        #: Called with ``(company id, old status, new status)`` when a status changes.
+        self.moved: Callable[[int, str, str], None] | None = None
 
     def add(self, company: Company, sign: int) -> None:
         status = company.integration_status
@@ -107,9 +110,13 @@ class _CompanyRow:
 
     @company.setter
     def company(self, company: Company) -> None:
-        self._counts.add(self._company, -1)
+        old = self._company
+        self._counts.add(old, -1)
         self._company = company
         self._counts.add(company, 1)
+        moved = self._counts.moved
+        if moved is not None and old.integration_status != company.integration_status:
+            moved(company.id, old.integration_status, company.integration_status)
 
 
 class MemoryDatabase:
@@ -148,6 +155,8 @@ class MemoryDatabase:
         self.services: dict[int, dict[int, SalonService]] = {}
         self.staff: dict[int, dict[int, SalonStaff]] = {}
         self.sync: dict[int, SyncState] = {}
+        self.sync_due = SyncDueIndex()  # list_sync_due's candidates by status
+        self.company_counts.moved = self._company_moved
         self.records: ByCompany[int, SalonRecord] = ByCompany()
         self.categories: dict[int, dict[int, SalonCategory]] = {}
         # flagged: the conversations that hold a state (idx_conversations_idle)
@@ -164,6 +173,20 @@ class MemoryDatabase:
     def next_id(self, table: str) -> int:
         self._ids[table] = self._ids.get(table, 0) + 1
         return self._ids[table]
+
+    def _company_moved(self, company_id: int, old: str, new: str) -> None:
+        self.sync_due.leave(company_id, old)
+        self.sync_due.place(company_id, new, self.sync.get(company_id))
+
+    def attempted_in(self, status: str) -> list[tuple[datetime, int]]:
+        """``(last sync attempt, id)`` of the companies in ``status`` that were attempted."""
+        return [
+            (state.last_attempt_at, cid)
+            for cid, row in self.companies.items()
+            if row.company.integration_status == status
+            and (state := self.sync.get(cid)) is not None
+            and state.last_attempt_at is not None
+        ]
 
     def set_key_hash(self, row: _CompanyRow, digest: str | None) -> None:
         """Replace the row's API key hash, keeping :attr:`company_by_key` in step."""
@@ -284,6 +307,7 @@ class MemoryCompanies:
             company, key.digest, secret.digest, self._db.company_counts
         )
         self._db.company_by_salon[yclients_id] = company.id
+        self._db.sync_due.place(company.id, company.integration_status, None)
         self._db.company_by_key[key.digest] = company.id
         return NewCompany(company=company, api_key=key.plaintext, webhook_secret=secret.plaintext)
 
@@ -1109,6 +1133,9 @@ class MemorySalonCatalog:
             last_attempt_at=now,
         )
         self._db.sync[company_id] = state
+        status = self._db.companies[company_id].company.integration_status
+        self._db.sync_due.leave(company_id, status)
+        self._db.sync_due.place(company_id, status, state)
         return state
 
     async def get_sync_state(self, company_id: int) -> SyncState | None:
@@ -1127,8 +1154,14 @@ class MemorySalonCatalog:
         limit_value(limit)
         wanted = set(status_values(statuses))
         due: list[tuple[bool, datetime | None, int]] = []
-        for cid, row in self._db.companies.items():
-            company = row.company
+        candidates = self._db.sync_due.candidates(
+            sorted(wanted),
+            max(succeeded_before, failed_before),
+            lambda status: self._db.company_counts.by_status.get(status, 0),
+            self._db.attempted_in,
+        )
+        for cid in candidates:  # a superset of the due companies, each checked below
+            company = self._db.companies[cid].company
             if company.integration_status not in wanted or not company.sync_enabled:
                 continue
             state = self._db.sync.get(cid)

@@ -241,3 +241,71 @@ async def test_a_finished_event_failed_again_is_polled_again(storage: Storage) -
     assert await storage.inbox.pending_count() == 1
     assert await storage.inbox.due_companies() == [company]
     assert [e.id for e in await storage.inbox.claim_for_company(company, 5)] == [event.id]
+
+
+async def test_sync_due_through_status_changes_and_odd_failures(
+    storage: Storage, wall: FakeWallClock
+) -> None:
+    """``list_sync_due`` (the in-memory twin reads an index of candidates): never synced
+    first, then by last attempt; a failure is due after the retry cutoff, a success after the
+    interval, a failure without an error text by its last success; a status change moves a
+    company in and out; a disabled one never."""
+    ids = {}
+    for salon in range(1, 7):
+        ids[salon] = (await storage.companies.create(salon)).company.id
+        await storage.companies.transition(ids[salon], ["pending"], "active")
+    await storage.catalog.record_sync(ids[1], ok=True)
+    await storage.catalog.record_sync(ids[2], ok=False, error="boom")
+    await storage.catalog.record_sync(ids[3], ok=True)
+    await storage.catalog.record_sync(ids[4], ok=False)  # no error text: by its last success
+    await storage.companies.update(ids[5], sync_enabled=False)
+    await storage.companies.transition(ids[6], ["active"], "frozen")
+    wall.advance(30)
+
+    async def due(succeeded_ago: float, failed_ago: float) -> list[int]:
+        now = wall()
+        found = await storage.catalog.list_sync_due(
+            ["active", "reconnecting"],
+            succeeded_before=now - timedelta(seconds=succeeded_ago),
+            failed_before=now - timedelta(seconds=failed_ago),
+        )
+        salon_of = {cid: salon for salon, cid in ids.items()}
+        return [salon_of[cid] for cid in found]
+
+    assert await due(600, 0) == [2, 4]  # the failure is past its retry cutoff; 1, 3 fresh
+    assert await due(600, 300) == [4]
+    assert await due(0, 300) == [1, 3, 4]  # the successes are past the interval
+    await storage.companies.transition(ids[6], ["frozen"], "reconnecting")
+    assert await due(600, 300) == [6, 4]  # never synced comes first
+    await storage.companies.transition(ids[3], ["active"], "frozen")
+    assert await due(0, 0) == [6, 1, 2, 4]
+    await storage.catalog.record_sync(ids[4], ok=True)
+    wall.advance(1)
+    assert await due(600, 300) == [6]
+
+
+@memory_only
+async def test_sync_poll_reads_only_candidates(storage: Storage, wall: FakeWallClock) -> None:
+    ids = [(await storage.companies.create(salon)).company.id for salon in range(1, 201)]
+    for cid in ids:
+        await storage.companies.transition(cid, ["pending"], "active")
+        await storage.catalog.record_sync(cid, ok=True)
+    for _ in range(300):  # one salon synced over and over: its stale entries are compacted
+        wall.advance(1)
+        await storage.catalog.record_sync(ids[7], ok=True)
+    now = wall()
+    assert (
+        await storage.catalog.list_sync_due(
+            ["active"], succeeded_before=now - timedelta(seconds=200), failed_before=now
+        )
+        == ids[:7] + ids[8:101]
+    )  # the default limit of 100, oldest attempts first
+    db = _db(storage)
+    db.companies = NoScan(db.companies)
+    await storage.companies.create(1000)  # never synced, not active: not a candidate
+    assert (
+        await storage.catalog.list_sync_due(
+            ["active"], succeeded_before=now - timedelta(seconds=250), failed_before=now, limit=3
+        )
+        == ids[:3]
+    )

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from storage import (
     AttemptOutcome,
+    CompanyStatus,
     Conflict,
     Conversation,
     ConversationMode,
@@ -375,3 +376,78 @@ async def test_retention_agrees(database_url: str, ops: list[tuple[Any, ...]]) -
             assert await _observe_messages(memory, companies["memory"]) == (
                 await _observe_messages(real, companies["real"])
             )
+
+
+SALONS = st.integers(1, 4)
+SYNC_OPS = st.one_of(
+    st.tuples(st.just("create"), SALONS),
+    st.tuples(
+        st.just("status"), SALONS, st.sampled_from(["active", "reconnecting", "pending", "frozen"])
+    ),
+    st.tuples(st.just("sync"), SALONS, st.booleans(), st.sampled_from([None, "boom"])),
+    st.tuples(st.just("enable"), SALONS, st.booleans()),
+    st.tuples(st.just("advance"), st.sampled_from([1.0, 30.0, 400.0])),
+    st.tuples(
+        st.just("due"),
+        st.sampled_from([0.0, 60.0, 600.0]),  # succeeded_before: seconds before now
+        st.sampled_from([0.0, 20.0, 300.0]),  # failed_before: seconds before now
+        st.integers(1, 4),
+    ),
+)
+
+
+async def _apply_sync(st_: Storage, ids: dict[int, int], op: tuple[Any, ...], now: datetime) -> Any:
+    """One company/sync operation by salon; ``ids`` maps salons to this backend's ids."""
+    kind = op[0]
+    if kind == "create":
+        if op[1] in ids:
+            return "exists"
+        ids[op[1]] = (await st_.companies.create(op[1])).company.id
+        return "created"
+    if kind == "due":
+        due = await st_.catalog.list_sync_due(
+            ["active", "reconnecting"],
+            succeeded_before=now - timedelta(seconds=op[1]),
+            failed_before=now - timedelta(seconds=op[2]),
+            limit=op[3],
+        )
+        salon_of = {cid: salon for salon, cid in ids.items()}
+        return [salon_of[cid] for cid in due]
+    if op[1] not in ids:
+        return "missing"
+    cid = ids[op[1]]
+    if kind == "status":
+        moved = await st_.companies.transition(cid, list(CompanyStatus), op[2])
+        return None if moved is None else moved.integration_status
+    if kind == "sync":
+        state = await st_.catalog.record_sync(cid, ok=op[2], error=op[3])
+        return (state.last_success_at, state.last_error, state.last_attempt_at)
+    if kind == "enable":
+        return (await st_.companies.update(cid, sync_enabled=op[2])).sync_enabled
+    raise AssertionError(kind)
+
+
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(ops=st.lists(SYNC_OPS, min_size=3, max_size=30))
+async def test_sync_due_agrees(database_url: str, ops: list[tuple[Any, ...]]) -> None:
+    """The in-memory ``list_sync_due`` reads an index of candidates; PostgreSQL reads the
+    tables: both name the same salons in the same order after any sequence of changes."""
+    wall = FakeWallClock()
+    async with (
+        open_storage(wall_clock=wall, monotonic_clock=trio.current_time) as memory,
+        open_real_storage(database_url, redis_url=None, wall_clock=wall) as real,
+    ):
+        ids: dict[str, dict[int, int]] = {"memory": {}, "real": {}}
+        prelude = [("create", salon) for salon in (1, 2, 3, 4)]
+        prelude += [("status", salon, "active") for salon in (1, 2, 3)]
+        for op in prelude + ops:
+            if op[0] == "advance":
+                wall.advance(op[1])
+                continue
+            seen_memory = await _apply_sync(memory, ids["memory"], op, wall())
+            seen_real = await _apply_sync(real, ids["real"], op, wall())
+            assert seen_memory == seen_real, op
