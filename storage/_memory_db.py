@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import heapq
+import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, time, timedelta
@@ -381,14 +382,18 @@ class MemoryCompanies:
         await trio.lowlevel.checkpoint()
         return self._db.company_counts.connected
 
-    async def list_linked(self) -> list[Company]:
+    async def list_linked(self, *, limit: int | None = None, after_id: int = 0) -> list[Company]:
         await trio.lowlevel.checkpoint()
-        return [
+        if limit is not None:
+            limit_value(limit)
+        found = (
             r.company
             for r in self._db.companies.values()  # id order (ids only grow; rows stay)
-            if r.company.whatsapp_jid is not None
+            if r.company.id > after_id
+            and r.company.whatsapp_jid is not None
             and r.company.integration_status in LINKED_STATUSES
-        ]
+        )
+        return list(found if limit is None else itertools.islice(found, limit))
 
     async def rotate_api_key(
         self, company_id: int, api_key: str | None = None, *, version: int | None = None

@@ -237,13 +237,17 @@ class PgCompanies(_Repo):
         )
         return result
 
-    async def list_linked(self) -> list[Company]:
+    async def list_linked(self, *, limit: int | None = None, after_id: int = 0) -> list[Company]:
+        if limit is not None:
+            limit_value(limit)
         recs = await self._pool.run(
             _fetch,
             f"""SELECT {COMPANY_COLUMNS} FROM companies
-                WHERE whatsapp_jid IS NOT NULL
-                  AND integration_status = ANY($1::text[]) ORDER BY id""",
+                WHERE whatsapp_jid IS NOT NULL AND id > $2
+                  AND integration_status = ANY($1::text[]) ORDER BY id LIMIT $3""",
             list(LINKED_STATUSES),
+            after_id,
+            limit,
         )
         return [_company(r) for r in recs]
 

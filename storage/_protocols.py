@@ -118,9 +118,10 @@ class CompanyRepository(Protocol):
         """How many companies have WhatsApp connected right now (``whatsapp_connected``)."""
         ...
 
-    async def list_linked(self) -> list[Company]:
+    async def list_linked(self, *, limit: int | None = None, after_id: int = 0) -> list[Company]:
         """Companies holding WhatsApp credentials with a status in ``LINKED_STATUSES`` (not
-        frozen, not uninstalled), to restore their sessions at start — connected or not."""
+        frozen, not uninstalled), to restore their sessions at start — connected or not; in
+        id order, keyset-paginated by ``after_id`` (at most ``limit`` when given)."""
         ...
 
     async def rotate_api_key(

@@ -174,6 +174,11 @@ async def test_listing_and_counting(storage: Storage) -> None:
     }
     # linked = holds credentials and should run (a reconnecting one too; a frozen one not)
     assert [c.id for c in await storage.companies.list_linked()] == [ids[1], ids[3]]
+    # a page at a time (the node's restore reads them so), keyset by id
+    assert [c.id for c in await storage.companies.list_linked(limit=1)] == [ids[1]]
+    after = await storage.companies.list_linked(limit=1, after_id=ids[1])
+    assert [c.id for c in after] == [ids[3]]
+    assert await storage.companies.list_linked(limit=5, after_id=ids[3]) == []
     # connected = connected right now
     assert await storage.companies.count_linked() == 1
     page1 = await storage.companies.list_by_status(limit=2)
