@@ -34,6 +34,8 @@ Every phase runs under ``trio.fail_after``; any non-200 response or refused sock
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import dataclasses
 import json
 import math
@@ -43,12 +45,15 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+import coredis
 import trio
 import trio.testing
 
@@ -64,6 +69,8 @@ CONSTANT_BODY = '{"success":true,"status":"ok"}'
 CONSTANT_FRAME = json.dumps({"event": "qr-update", "data": {"qr": "constant", "expiresIn": 20}})
 SERVER_START_TIMEOUT = 60.0
 SERVER_STOP_TIMEOUT = 30.0
+PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
 # -- the server (child process) ------------------------------------------------------------
@@ -77,8 +84,12 @@ async def _stdin_closed() -> None:
             pass
 
 
-async def serve_child(companies: int, backlog: int | None) -> None:
-    """Serve the real app plus the bare routes; print one JSON line once listening."""
+async def serve_child(companies: int, backlog: int | None, env: dict[str, str]) -> None:
+    """Serve the real app plus the bare routes; print one JSON line once listening.
+
+    ``env`` is the server's environment: empty for the embedded default (in-memory storage),
+    ``DATABASE_URL``, ``REDIS_URL`` and ``AIADMIN_REDIS_PREFIX`` for PostgreSQL + Redis.
+    """
     import trio_asyncio
     from hypercorn.trio import serve as hypercorn_serve
     from quart import websocket
@@ -93,7 +104,7 @@ async def serve_child(companies: int, backlog: int | None) -> None:
 
     unlimited = RateLimit(10**9, 60.0)
     settings = dataclasses.replace(
-        settings_from_env({}, dotenv=None),
+        settings_from_env(env, dotenv=None),
         host="127.0.0.1",
         port=0,
         api_rate_limit=unlimited,
@@ -388,6 +399,46 @@ async def bench_ws(
     return WsResult(first_qr, baseline)
 
 
+@contextlib.contextmanager
+def real_backends(pg_admin_url: str, redis_url: str) -> Iterator[dict[str, str]]:
+    """A fresh PostgreSQL database and Redis key prefix for one server child (its
+    environment), dropped and deleted afterwards. The server migrates the database at start."""
+    name = f"aiadmin_bench_http_{uuid.uuid4().hex[:10]}"
+    prefix = f"aiadmin-bench-http:{uuid.uuid4().hex[:10]}:"
+
+    async def create() -> None:
+        admin = await asyncpg.connect(pg_admin_url)
+        try:
+            await admin.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await admin.close()
+
+    async def drop() -> None:
+        admin = await asyncpg.connect(pg_admin_url)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+    async def delete_prefix() -> None:
+        client: coredis.Redis[str] = coredis.Redis.from_url(redis_url, decode_responses=True)
+        async with client:
+            keys = [k async for k in client.scan_iter(match=f"{prefix}*")]
+            if keys:
+                await client.delete(keys)
+
+    asyncio.run(create())
+    try:
+        yield {
+            "DATABASE_URL": pg_admin_url.rsplit("/", 1)[0] + "/" + name,
+            "REDIS_URL": redis_url,
+            "AIADMIN_REDIS_PREFIX": prefix,
+        }
+    finally:
+        asyncio.run(drop())
+        trio.run(delete_prefix)
+
+
 def raise_fd_limit() -> int:
     """Raise the soft open-files limit to the hard limit (1,000+ sockets on each side)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -398,10 +449,15 @@ def raise_fd_limit() -> int:
 
 
 async def with_server(
-    companies: int, backlog: int | None, body: Callable[[dict[str, Any]], Awaitable[None]]
+    companies: int,
+    backlog: int | None,
+    body: Callable[[dict[str, Any]], Awaitable[None]],
+    env: dict[str, str] | None = None,
 ) -> None:
-    """Start the server child, run ``body(info)``, then stop it by closing its stdin."""
+    """Start the server child (its settings built from ``env``: in-memory storage when empty),
+    run ``body(info)``, then stop it by closing its stdin."""
     extra = [] if backlog is None else ["--backlog", str(backlog)]
+    extra += ["--child-env", json.dumps(env or {})]
     process = await trio.lowlevel.open_process(
         [sys.executable, __file__, "--serve-child", "--companies", str(companies), *extra],
         stdin=subprocess.PIPE,
@@ -441,30 +497,48 @@ def main() -> None:
         default=None,
         help="override the listen backlog of web.server.hypercorn_config (default: keep it)",
     )
+    parser.add_argument(
+        "--backends",
+        choices=("both", "memory", "pg"),
+        default="both",
+        help="memory: the embedded default (HTTP and WebSocket figures); pg: the HTTP figures "
+        "with PostgreSQL + Redis; both (default)",
+    )
+    parser.add_argument("--pg", default=PG_ADMIN_URL, help="PostgreSQL admin DSN")
+    parser.add_argument("--redis", default=REDIS_URL, help="Redis URL")
     parser.add_argument("--serve-child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--child-env", default="{}", help=argparse.SUPPRESS)
     args = parser.parse_args()
     raise_fd_limit()
     if args.serve_child:
-        trio.run(serve_child, args.companies, args.backlog)
+        trio.run(serve_child, args.companies, args.backlog, json.loads(args.child_env))
         return
 
     http_rounds, http_seconds, ws_rounds = (2, 1.5, 1) if args.quick else (5, 4.0, 3)
     ws_timeout = 25.0 if args.quick else 60.0
 
-    async def run(server: dict[str, Any]) -> None:
-        with trio.fail_after(http_rounds * 2 * http_seconds + 30):
-            h = await bench_http(
+    http_budget = http_rounds * 2 * http_seconds + 30
+    results: dict[str, HttpResult] = {}
+
+    async def run_pg(server: dict[str, Any]) -> None:
+        with trio.fail_after(http_budget):
+            results["pg"] = await bench_http(
                 server, concurrency=args.concurrency, rounds=http_rounds, seconds=http_seconds
             )
+
+    def report_http(backend: str, h: HttpResult, what: str) -> None:
         ratio = h.status.rate / h.constant.rate
         print(
-            f"status_ratio: {ratio:.2f} ratio (status {h.status.rate:,.0f} req/s vs bare constant "
-            f"route {h.constant.rate:,.0f} req/s; {args.concurrency} keep-alive connections; "
-            f"best of {http_rounds} rounds of {http_seconds:g} s; target >= 0.7)",
+            f"status_ratio_{backend}: {ratio:.2f} ratio ({what}; status {h.status.rate:,.0f} "
+            f"req/s vs bare constant route {h.constant.rate:,.0f} req/s on the same server; "
+            f"{args.concurrency} keep-alive connections; best of {http_rounds} rounds of "
+            f"{http_seconds:g} s; target >= 0.7)",
             flush=True,
         )
+
+    def report_p99(backend: str, h: HttpResult) -> None:
         print(
-            f"status_p99_ms: {h.status_p99 * 1000:.2f} ms (median "
+            f"status_p99_ms_{backend}: {h.status_p99 * 1000:.2f} ms (median "
             f"{statistics.median(h.status.latencies) * 1000:.2f} ms, p99 per round "
             f"[{', '.join(f'{v * 1000:.1f}' for v in h.status_p99_rounds)}]; "
             f"bare constant route p99 {h.constant_p99 * 1000:.2f} ms, median "
@@ -472,6 +546,21 @@ def main() -> None:
             f"[{', '.join(f'{v * 1000:.1f}' for v in h.constant_p99_rounds)}])",
             flush=True,
         )
+
+    def report_both() -> None:
+        if "memory" in results:
+            report_http("memory", results["memory"], "in-memory storage")
+        if "pg" in results:
+            report_http("pg", results["pg"], "PostgreSQL + Redis")
+        for backend, h in results.items():
+            report_p99(backend, h)
+
+    async def run_memory(server: dict[str, Any]) -> None:
+        with trio.fail_after(http_budget):
+            results["memory"] = await bench_http(
+                server, concurrency=args.concurrency, rounds=http_rounds, seconds=http_seconds
+            )
+        report_both()
         w = await bench_ws(
             server,
             companies=args.companies,
@@ -495,7 +584,13 @@ def main() -> None:
         )
 
     started = time.perf_counter()
-    trio.run(with_server, args.companies * ws_rounds, args.backlog, run)
+    if args.backends in ("both", "pg"):
+        with real_backends(args.pg, args.redis) as env:
+            trio.run(with_server, args.companies, args.backlog, run_pg, env)
+    if args.backends in ("both", "memory"):
+        trio.run(with_server, args.companies * ws_rounds, args.backlog, run_memory)
+    else:
+        report_both()
     print(f"# total {time.perf_counter() - started:.1f} s", flush=True)
 
 

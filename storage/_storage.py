@@ -12,6 +12,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
+from ._company_changes import CompanyChanges, TrackedCatalog
 from ._groups import BodyError, unwrap_single
 from ._models import BackendHealth, PoolStats
 from ._protocols import (
@@ -105,6 +106,10 @@ class Storage:
     memory_db: MemoryDatabase | None = field(default=None, repr=False)
     memory_kv: MemoryKeyValue | None = field(default=None, repr=False)
     fence_factory: FenceFactory | None = field(default=None, repr=False)
+    #: Marks of this process's writes of the sync state (``open_storage`` wraps ``catalog``
+    #: to keep them) and of the assistant switch (see :class:`CompanyChanges`); ``None`` when
+    #: the storage was not built by ``open_storage``.
+    changes: CompanyChanges | None = field(default=None, repr=False)
 
     def fenced(self, company_id: int, epoch: int, on_refused: OnRefused | None = None) -> Storage:
         """This storage as a company's actor holding lease ``epoch`` writes through it.
@@ -318,13 +323,14 @@ async def open_storage(
                 pubsub = MemoryPubSub(memory_kv)
                 leases = MemoryLeases(memory_kv)
 
+            changes = CompanyChanges()
             storage = Storage(
                 companies=companies,
                 audit=audit,
                 inbox=inbox,
                 outbox=outbox,
                 messages=messages,
-                catalog=catalog,
+                catalog=TrackedCatalog(catalog, changes),
                 records=records,
                 conversations=conversations,
                 reminders=reminders,
@@ -344,6 +350,7 @@ async def open_storage(
                 memory_db=memory_db,
                 memory_kv=memory_kv,
                 fence_factory=fence_factory,
+                changes=changes,
             )
             yield storage
         except BaseException as exc:

@@ -25,7 +25,7 @@ import trio
 from config import Settings
 from metrics import MetricsRegistry
 from runtime import Actor, ActorUnavailable, Backoff
-from storage import Company, Conflict, Storage
+from storage import Company, Conflict, Storage, StorageError, SyncState
 
 from ..qr import qr_png_data_url
 from ..whatsapp import (
@@ -60,6 +60,7 @@ from ._errors import (
     OwnedElsewhere,
     SendingUnavailable,
 )
+from ._flood import FloodLimit
 from ._outbound import OutboundQueue, Outgoing, Pacer
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,7 @@ OUTBOUND_QUEUE_LIMIT = 500
 # attempt, so thousands of sessions dropped by one outage do not all dial back at once.
 RECONNECT_BACKOFF = Backoff(initial=1.0, maximum=60.0, jitter=0.3)
 INBOUND_FLOOD_LIMIT = 20  # messages per client phone per minute handed to the handler
+INBOUND_FLOOD_WINDOW = 60.0  # seconds (the table forgets a client's window once it ended)
 #: Inbound messages waiting back to back in the session are recorded in one write of at most
 #: this many (a backlog of 10,000 delivered at once is 50 writes, not 10,000; each write is
 #: atomic and keeps the order, so a crash never leaves a gap or a reordering).
@@ -150,6 +152,15 @@ class _TimerFired:
     generation: int
 
 
+@dataclass(frozen=True)
+class _Extras:
+    """The assistant switch and sync state as read after ``mark`` (``Storage.changes``)."""
+
+    ai_enabled: bool
+    sync: SyncState | None
+    mark: int
+
+
 def state_from_company(company: Company) -> t.CompanyState:
     """The decision state of a freshly loaded company (no session runs yet)."""
     status = t.Status(company.integration_status)
@@ -210,7 +221,9 @@ class CompanyActor(Actor):
         self._qr_frame: dict[str, Any] | None = None
         self._qr_valid_until = 0.0  # trio time the shown code expires (for late viewers)
         self._pending_pairing: str | None = None
-        self._flood: dict[str, tuple[float, int]] = {}
+        self.flood = FloodLimit(INBOUND_FLOOD_LIMIT, INBOUND_FLOOD_WINDOW)
+        #: What ``GetStatus(extras=True)`` read beyond the actor's state, while current.
+        self._extras: _Extras | None = None
         pacer = Pacer(deps.settings.pacing, deps.rng)
         self.outbound = OutboundQueue(OUTBOUND_QUEUE_LIMIT, pacer)
 
@@ -287,8 +300,8 @@ class CompanyActor(Actor):
             case _TimerFired(timer=timer, generation=gen):
                 await self._on_timer(timer, gen)
                 return None
-            case m.GetStatus():
-                return self.view()
+            case m.GetStatus(extras=extras):
+                return await self._status(extras)
             case m.GetQr():
                 return await self._current_qr()
             case m.RequestQr():
@@ -335,6 +348,30 @@ class CompanyActor(Actor):
             outbound_queued=len(self.outbound),
             viewers=len(self.viewers),
         )
+
+    async def _status(self, extras: bool) -> m.CompanyView:
+        """The view, with the sync state and assistant switch when asked and vouched for:
+        read once, kept while no write of them ran in this process since (``Storage.changes``).
+        In cluster mode another process may write them, so the caller reads them itself; a
+        storage error leaves them to the caller too (a read must never crash the actor)."""
+        changes = self.deps.storage.changes
+        if not extras or changes is None or self.deps.place is not None:
+            return self.view()
+        held = self._extras
+        if held is None or not changes.unchanged_since(self.company_id, held.mark):
+            mark = changes.mark()
+            try:
+                company = await self.deps.storage.companies.get(self.company_id)
+                sync = await self.deps.storage.catalog.get_sync_state(self.company_id)
+            except StorageError as exc:
+                log.info("company %s: status extras not read: %s", self.company_id, exc)
+                return self.view()
+            if company is None:
+                return self.view()
+            held = _Extras(company.ai_enabled, sync, mark)
+            # Kept only if no write ran meanwhile; this answer is as current as a read anyway.
+            self._extras = held if changes.unchanged_since(self.company_id, mark) else None
+        return replace(self.view(), held=True, ai_enabled=held.ai_enabled, sync=held.sync)
 
     # -- decisions and effects ---------------------------------------------------------------
 
@@ -735,12 +772,7 @@ class CompanyActor(Actor):
 
     def _after_recorded(self, message: InboundMessage) -> None:
         self.deps.metrics.messages.labels("in").inc()
-        now = trio.current_time()
-        start, count = self._flood.get(message.sender_phone, (now, 0))
-        if now - start >= 60.0:
-            start, count = now, 0
-        self._flood[message.sender_phone] = (start, count + 1)
-        if count + 1 > INBOUND_FLOOD_LIMIT:
+        if not self.flood.allow(message.sender_phone, trio.current_time()):
             self.deps.metrics.flood_dropped.inc()
             return
         self.nursery.start_soon(self._handle_inbound, message)

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from storage import SyncState
+
 # Commands that are also inputs of the pure decisions are the very same classes.
 from ._transitions import ActivationRejected as ActivationRejected
 from ._transitions import Freeze as Freeze
@@ -40,7 +42,11 @@ class Viewer(Protocol):
 
 @dataclass(frozen=True)
 class GetStatus:
-    pass
+    """The company's :class:`CompanyView`. With ``extras`` the view also carries the salon's
+    sync state and assistant switch when the actor can vouch for them (``CompanyView.held``),
+    so ``/marketplace/status`` needs no read of its own."""
+
+    extras: bool = False
 
 
 @dataclass(frozen=True)
@@ -112,3 +118,10 @@ class CompanyView:
     last_error: str | None
     outbound_queued: int
     viewers: int
+    #: Whether ``ai_enabled`` and ``sync`` are current (asked with ``GetStatus(extras=True)``,
+    #: and never in cluster mode, where another process may write them): else read them.
+    held: bool = False
+    #: The assistant switch (``companies.ai_enabled``) and the salon's sync state (``None``
+    #: before the first sync), when ``held``.
+    ai_enabled: bool = False
+    sync: SyncState | None = None

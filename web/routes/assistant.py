@@ -1,10 +1,12 @@
 """Switching a salon's assistant on or off: ``PATCH`` (or ``POST``)
 ``/marketplace/company/<companyId>/assistant`` ``{"enabled": bool}`` (the admin key or the
 company's own credentials). The switch is ``companies.ai_enabled``; the status response shows
-it as ``assistant.enabled``. Off, inbound messages are only recorded: nobody answers them."""
+it as ``assistant.enabled``; this route is its only writer and marks each write in
+``Storage.changes``. Off, inbound messages are only recorded: nobody answers them."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from quart import Blueprint, jsonify, request
@@ -30,7 +32,11 @@ async def switch_assistant(company_id: str) -> Any:
     if company.integration_status == "uninstalled":
         raise Gone("The app was uninstalled for this salon", code="uninstalled")
     if company.ai_enabled != enabled:
-        await s.storage.companies.update(cid, ai_enabled=enabled)
+        # Marked (``Storage.changes``): the company actor keeps the switch for the status
+        # route and must know to read it again.
+        changes = s.storage.changes
+        with changes.changing(cid) if changes is not None else contextlib.nullcontext():
+            await s.storage.companies.update(cid, ai_enabled=enabled)
         event = "assistant_enabled" if enabled else "assistant_disabled"
         await s.storage.audit.append(cid, event, {"by": principal.kind})
     return jsonify({"success": True, "company_id": cid, "assistant": {"enabled": enabled}})

@@ -38,7 +38,7 @@ from .._errors import (
 )
 from .._jwt import issue_company_token
 from .._revocation import revoke_sessions, socket_registry
-from .._sync_view import sync_json
+from .._sync_view import sync_state_json
 from .._urls import YCLIENTS_RETURN_URL, connect_url, yclients_return_url
 from .._validation import (
     bounded_text,
@@ -311,16 +311,27 @@ def _expires_in(generated_at: float, lifetime: float) -> int:
 
 @blueprint.get("/status/<company_id>")
 async def status(company_id: str) -> Any:
+    """The company actor's view; the sync state and assistant switch come with it when the
+    actor holds them current (no read here then), else they are read (cluster mode)."""
     cid = parse_id(company_id, "companyId")
     principal = await principal_from(request.headers, token=request.args.get("token"))
     require_company(principal, cid)
-    company = await company_or_404(cid)
-    view = await state().node.company(cid).ask(m.GetStatus())
+    s = state()
+    company: Company | None = None
+    if s.node.registry.lookup(cid) is None:
+        # Not running here: the company must exist (and storage answer) before its actor starts.
+        company = await company_or_404(cid)
+    view = await s.node.company(cid).ask(m.GetStatus(extras=True))
+    if view.held:
+        ai_enabled, sync = view.ai_enabled, view.sync
+    else:
+        company = company or await company_or_404(cid)
+        ai_enabled, sync = company.ai_enabled, await s.storage.catalog.get_sync_state(cid)
     return jsonify(
         {
             **view_json(view),
-            "sync": await sync_json(cid),
-            "assistant": {"enabled": company.ai_enabled},
+            "sync": sync_state_json(sync),
+            "assistant": {"enabled": ai_enabled},
         }
     )
 
