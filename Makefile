@@ -45,6 +45,7 @@ bench: setup services
 	$(PY) bench/actors.py
 	$(PY) bench/http.py
 	$(PY) bench/assistant.py
+	$(PY) bench/reminders.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache test-artifacts
