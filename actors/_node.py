@@ -5,8 +5,9 @@ constructors: :func:`build_companies` makes the company side (the registry of co
 their metrics, cluster placement) without running anything; the composition root builds the
 node's :class:`~actors.Services` with it; :meth:`Companies.open_node` (or :func:`open_node`,
 which does both steps for a node without services) starts the root supervisor (``node``)
-with the company registry as its first child and the services after it, then activates every
-company whose WhatsApp is linked so their sessions come back after a restart.
+with the company registry as its first child and the services after it, and yields it at once
+while every company whose WhatsApp is linked is activated in the background, a bounded number
+at a time (:mod:`actors._restore`), so their sessions come back after a restart.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from config import Settings
 from metrics import MetricsRegistry
 from runtime import (
     ActorRef,
-    ActorUnavailable,
     ChildSpec,
     NodeSnapshot,
     Registry,
@@ -36,9 +36,10 @@ from runtime import (
     Supervisor,
     run_root,
 )
-from storage import CompanyStatus, Storage
+from storage import Storage
 
 from ._placement import Placement
+from ._restore import Restore, RestoreProgress
 from ._services import NO_SERVICES, Services
 from .company import CompanyActor, CompanyDeps, CompanyMetrics, InboundHandler, record_only
 from .whatsapp import SimulatedWorld, WhatsAppGateway
@@ -86,7 +87,8 @@ class Node:
     metrics: MetricsRegistry
     company_metrics: CompanyMetrics
     failure: BaseException | None = None
-    restored: int = 0
+    #: The start-up restore's progress (``/health/ready`` reports it until it is done).
+    restore: RestoreProgress = field(default_factory=RestoreProgress)
     #: The node's services, built by the composition root (the same object the app serves).
     services: Services = NO_SERVICES
     #: This node's id in ``owner:{company_id}`` leases.
@@ -98,6 +100,16 @@ class Node:
     assistant: Assistant | None = None
     #: The reminder scheduler (a child of the tree), when the node sends reminders.
     reminders: ReminderScheduler | None = None
+
+    @property
+    def restored(self) -> int:
+        """How many linked companies the start-up restore activated here so far."""
+        return self.restore.restored
+
+    async def restore_done(self) -> None:
+        """Wait until the start-up restore has tried every linked company (at once when the
+        node was opened without one)."""
+        await self.restore.finished.wait()
 
     def company(self, company_id: int) -> ActorRef:
         """A ref to the company's actor (activated on the first message)."""
@@ -174,42 +186,34 @@ class Node:
         return sum(n.restarts for n in self.snapshot().walk())
 
     async def restore_linked(self) -> int:
-        """Activate every linked company (its actor restores the session); returns how many.
+        """Activate every linked company (its actor restores the session), at most
+        ``settings.restore_concurrency`` at once; returns how many were restored here.
 
-        Companies a previous node left in ``linking`` (it died mid-scan) are activated too, not
-        counted: the actor's start resets them to ``pending`` (``logged_out`` if they hold a
-        device), so the stored status never claims a QR round that no longer runs. With the
-        assistant, the conversations of these companies that hold an unsettled booking are
-        woken too (``ConversationSweep.wake_pending``).
+        Progress is kept in :attr:`restore`. Companies another node owns are left to it
+        (cluster mode). With the assistant, the conversations of each company restored here
+        that hold an unsettled booking are woken once its actor runs
+        (``ConversationSweep.wake_pending``). Companies a previous node left in ``linking`` (it
+        died mid-scan) are activated after, not counted: the actor's start resets them to
+        ``pending`` (``logged_out`` if they hold a device), so the stored status never claims
+        a QR round that no longer runs.
         """
-        count = 0
-        owned: list[int] = []
-        for company in await self.storage.companies.list_linked():
-            try:
-                if await self.place(company.id) is not None:
-                    continue  # another node owns it and restores it
-                owned.append(company.id)
-                await self.registry.activate(company.id)
-                count += 1
-            except ActorUnavailable as exc:
-                log.warning("company %s could not be restored: %s", company.id, exc)
-        self.restored = count
+        after = None
         if self.assistant is not None:
-            # bookings a stopped node left unsettled: their conversations settle them now
-            await self.assistant.sweep.wake_pending(owned)
-        after = 0
-        while page := await self.storage.companies.list_by_status(
-            CompanyStatus.LINKING, limit=500, after_id=after
-        ):
-            for company in page:
-                try:
-                    if await self.place(company.id) is not None:
-                        continue
-                    await self.registry.activate(company.id)
-                except ActorUnavailable as exc:
-                    log.warning("company %s: interrupted linking not reset: %s", company.id, exc)
-            after = page[-1].id
-        return count
+            sweep = self.assistant.sweep
+
+            async def after(company_id: int) -> object:
+                # bookings a stopped node left unsettled: their conversations settle them now
+                return await sweep.wake_pending([company_id])
+
+        restore = Restore(
+            self.storage,
+            self.registry,
+            self.place,
+            self.settings.restore_concurrency,
+            after=after,
+            progress=self.restore,
+        )
+        return await restore.run()
 
 
 @dataclass(frozen=True)
@@ -255,8 +259,10 @@ class Companies:
         registry and their housekeeping (``conversations.sweep``), then each of ``services``
         (see :meth:`Services.children`). A service is an infrastructure child: restarted on a
         crash (``run`` again on the same object), escalating when it keeps crashing.
-        ``restore`` activates the linked companies once the tree runs. One node per
-        :class:`Companies`: its registry can run under one supervisor only.
+        ``restore`` activates the linked companies in the background once the tree runs: the
+        node is yielded before they are (:meth:`Node.restore_done` waits for them; without
+        ``restore`` it returns at once). One node per :class:`Companies`: its registry can run
+        under one supervisor only.
         """
         children = [ChildSpec("companies", lambda: self.registry, shutdown=math.inf)]
         if self.assistant is not None:
@@ -293,7 +299,9 @@ class Companies:
             if self.placement is not None:
                 await nursery.start(self.placement.run)
             if restore:
-                await node.restore_linked()
+                nursery.start_soon(node.restore_linked)
+            else:
+                node.restore.finish()
             try:
                 yield node
             finally:

@@ -144,6 +144,7 @@ async def open_web(
         open_gateway(settings, world=world) as gateway,
         open_node(settings, storage, gateway, rng=random.Random(7)) as node,
     ):
+        await node.restore_done()  # linked salons the test stored before are running
         app = create_app(node)
         yield WebHarness(app, app.test_client(), node, settings, world)
 

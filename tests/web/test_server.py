@@ -91,6 +91,18 @@ def server_settings(
     )
 
 
+async def ready_after_restore(http: httpx.AsyncClient) -> httpx.Response:
+    """``/health/ready`` once the start-up restore is over (it runs in the background after
+    the port opens: ``restoring`` with progress until then), bounded."""
+    with trio.fail_after(10):
+        while True:
+            ready = await http.get("/health/ready")
+            if ready.status_code != 503 or ready.json()["status"] != "restoring":
+                return ready
+            assert ready.json()["restored"] <= ready.json()["total"], ready.text
+            await trio.sleep(0.01)
+
+
 async def test_serve_http_websocket_cli_and_clean_shutdown(
     server_settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -105,7 +117,7 @@ async def test_serve_http_websocket_cli_and_clean_shutdown(
             assert tree.status_code == 200
             assert tree.json()["tree"]["id"] == "node"
             assert (await http.get("/health/tree")).status_code == 401
-            ready = await http.get("/health/ready")
+            ready = await ready_after_restore(http)
             assert ready.status_code == 200, ready.text
             expected = "postgres" if server_settings.database_url else "memory"
             assert ready.json()["checks"]["database"]["backend"] == expected

@@ -1,5 +1,6 @@
-"""Operators: ``/health`` (alive), ``/health/ready`` (dependencies), ``/health/tree`` (the
-supervision tree, admin key), ``/metrics`` (Prometheus text format)."""
+"""Operators: ``/health`` (alive), ``/health/ready`` (dependencies, and the start-up restore
+of linked salons), ``/health/tree`` (the supervision tree, admin key), ``/metrics``
+(Prometheus text format)."""
 
 from __future__ import annotations
 
@@ -69,13 +70,18 @@ async def ready() -> Any:
     if gateway.problem is not None:
         checks["whatsapp"]["error"] = gateway.problem
     checks["supervisor"] = {"ok": s.node.healthy}
-    ok = all(check["ok"] for check in checks.values())
     failing = [name for name, check in checks.items() if not check["ok"]]
+    restore = s.node.restore
+    # linked salons still being restored in the background: not ready yet, but nothing failed
+    ok = not failing and restore.done
     body: dict[str, Any] = {
         "success": ok,
-        "status": "ready" if ok else "not_ready",
+        "status": "ready" if ok else "restoring" if not failing else "not_ready",
         "checks": checks,
     }
+    if not restore.done:
+        body.update(restored=restore.restored, total=restore.total, failed=restore.failed)
+    body["restore"] = restore.to_json()
     if failing:
         body["failing"] = failing
     response = jsonify(body)

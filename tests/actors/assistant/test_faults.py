@@ -260,6 +260,7 @@ async def test_a_node_restart_between_yes_and_reply_settles_the_booking_once(
                 assistant=AssistantOptions(yclients=client),
             ) as node,
         ):
+            await node.restore_done()  # the company restored, then its conversations woken
             assert node.assistant is not None and node.assistant.sweep.woken == 1
             stand = replace(stand, storage=storage, node=node, client=client)
             with trio.fail_after(20):

@@ -589,6 +589,7 @@ async def test_linked_companies_come_back_when_the_node_restarts(
             await link(node, world, cid)
         assert not world.is_connected(cid)
         async with running_node(settings, storage, world, seed=2) as node:
+            await node.restore_done()  # restored in the background after the node is up
             assert node.restored == 1
             await world.wait_until(lambda: world.is_connected(cid))
             view = await node.company(cid).ask(m.GetStatus())

@@ -54,12 +54,15 @@ async def test_company_leased_elsewhere_is_not_restored_here(
         async with open_node(
             settings, storage, gateway, cluster=True, node_id="node-a", rng=random.Random(1)
         ) as node:
+            await node.restore_done()
             assert node.restored == 0
+            assert node.restore.elsewhere == 1
             assert node.registry.lookup(cid) is None
             assert await node.place(cid) == "node-b"
         # Without the other node's lease, the same node restores it (today's behaviour).
         assert await storage.leases.release(cid, "node-b")
         async with open_node(settings, storage, gateway, cluster=True, node_id="node-a") as node:
+            await node.restore_done()
             assert node.restored == 1
             assert node.registry.lookup(cid) is not None
             assert await storage.leases.holder(cid) == "node-a"

@@ -122,6 +122,7 @@ async def test_a_node_restart_restores_linked_sessions_and_resets_interrupted_li
             open_gateway(config, world=world) as gateway,
             open_node(config, storage, gateway, rng=random.Random(2)) as node,
         ):
+            await node.restore_done()  # restored in the background after the node is up
             assert node.restored == 1
             # the linked company resumes by itself, without a scan: same device, no QR shown
             with trio.fail_after(WAIT):
