@@ -185,6 +185,16 @@ class Node:
     def restarts_total(self) -> int:
         return sum(n.restarts for n in self.snapshot().walk())
 
+    async def restore_in_background(self) -> None:
+        """:meth:`restore_linked` as the node's background task: a bug in it marks the node
+        failed (``/health`` degraded, ``/health/ready`` not ready) instead of stopping the
+        node that already serves."""
+        try:
+            await self.restore_linked()
+        except Exception as exc:
+            log.exception("the start-up restore failed")
+            self._failed(exc)
+
     async def restore_linked(self) -> int:
         """Activate every linked company (its actor restores the session), at most
         ``settings.restore_concurrency`` at once; returns how many were restored here.
@@ -299,7 +309,7 @@ class Companies:
             if self.placement is not None:
                 await nursery.start(self.placement.run)
             if restore:
-                nursery.start_soon(node.restore_linked)
+                nursery.start_soon(node.restore_in_background)
             else:
                 node.restore.finish()
             try:

@@ -17,7 +17,7 @@ from typing import Any
 import trio
 
 from runtime import ActorUnavailable, Registry
-from storage import CompanyStatus, Storage, StorageError
+from storage import CompanyStatus, Storage, StorageError, StorageTimeout, StorageUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +112,7 @@ class Restore:
         while True:
             try:
                 found = await page(after)
-            except StorageError as exc:
+            except (StorageUnavailable, StorageTimeout) as exc:
                 log.warning("restore: companies not listed (retrying in %gs): %s", delay, exc)
                 await trio.sleep(delay)
                 delay = min(delay * 2, LIST_RETRY_MAX)

@@ -8,13 +8,15 @@ starts are slowed by patched ``on_start`` sleeps, so every duration here is exac
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import trio
 from trio.testing import MockClock
 
 from actors.company import messages as m
 from actors.whatsapp import SimulatedWorld
-from storage import open_storage
+from storage import Company, StorageTimeout, StorageUnavailable, open_storage
 from tests.support.startup import Starts, counted_starts, store_linked
 
 from .conftest import make_settings, running_node
@@ -96,3 +98,43 @@ async def test_a_node_opened_without_a_restore_is_done_at_once(
             await node.restore_done()
             assert node.restore.done and node.restored == 0
             assert node.registry.active_keys() == []
+
+
+async def test_listing_is_retried_while_storage_cannot_be_read(
+    autojump_clock: MockClock, world: SimulatedWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with open_storage(monotonic_clock=trio.current_time) as storage:
+        ids = await store_linked(storage, world, 3, first=550_000)
+        original = storage.companies.list_linked
+        refusals = [StorageUnavailable("redis", "down"), StorageTimeout("database", "slow")]
+
+        async def list_linked(**page: Any) -> list[Company]:
+            if refusals:
+                raise refusals.pop(0)
+            return await original(**page)
+
+        monkeypatch.setattr(storage.companies, "list_linked", list_linked)
+        async with running_node(make_settings(), storage, world) as node:
+            began = trio.current_time()
+            await node.restore_done()
+            assert trio.current_time() - began == pytest.approx(1.5)  # waited 0.5 s, then 1 s
+            assert (node.restored, node.restore.total) == (3, 3)
+            assert node.registry.lookup(ids[0]) is not None
+
+
+async def test_a_bug_in_the_restore_marks_the_node_failed_instead_of_stopping_it(
+    autojump_clock: MockClock, world: SimulatedWorld, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with open_storage(monotonic_clock=trio.current_time) as storage:
+        await store_linked(storage, world, 1, first=560_000)
+
+        async def broken(**page: Any) -> list[Company]:
+            raise RuntimeError("a bug in listing")
+
+        monkeypatch.setattr(storage.companies, "list_linked", broken)
+        async with running_node(make_settings(), storage, world) as node:
+            await trio.testing.wait_all_tasks_blocked()
+            assert isinstance(node.failure, RuntimeError)
+            assert not node.healthy and not node.restore.done
+            cid = (await storage.companies.create(560_100)).company.id
+            assert (await node.company(cid).ask(m.GetStatus())).company_id == cid  # serving
