@@ -14,7 +14,8 @@ The rules (``D`` = the visit's start, ``B`` = ``booked_at``, all on the salon's 
   12 h before ``D``.
 - **two-hours**: ``two_hours_before`` (2 h) before ``D``. Skipped as ``too_close`` when booked
   less than ``two_hours_before`` + 1 h before ``D`` (3 h with the default), i.e. when it would
-  go out less than an hour after the booking.
+  go out less than an hour after the booking, or less than an hour after the day-before
+  reminder (a late day-before hour and a visit just after midnight).
 - **quiet hours** (both reminders): a reminder whose moment is quiet moves earlier, to
   :data:`QUIET_MARGIN` (30 min) before the quiet span began (20:30 for 21:00–09:00), so a
   burst paced by the outbound queue still ends before the quiet span. It is skipped as
@@ -236,6 +237,10 @@ def _two_hours(
         return SkipReason.TOO_CLOSE
     due, moved = _shift_earlier(nominal, clock)
     if not moved:
+        if isinstance(day_before, dt.datetime) and due < day_before + MIN_LEAD_AFTER_BOOKING:
+            # A late day-before hour and a visit just after midnight (23:00 and 01:00): the
+            # two would go out together, or the "2 hours" one first.
+            return SkipReason.TOO_CLOSE
         return due
     if due < visit.booked_at + MIN_LEAD_AFTER_BOOKING:
         return SkipReason.QUIET_HOURS

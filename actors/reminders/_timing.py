@@ -81,8 +81,18 @@ def to_utc(wall: dt.datetime, zone: ZoneInfo) -> dt.datetime:
     # the jump; fold=1 reads it with the offset after, which lands before. The jump lies in
     # (late, early]: find it to the second (offsets change on whole seconds).
     early = wall.replace(tzinfo=zone, fold=1).astimezone(UTC)
-    low, high = min(first, early), max(first, early)
+    jump = _offset_change(min(first, early), max(first, early), zone)
+    assert jump is not None, "a nonexistent wall time lies in a jump of the offset"
+    return jump
+
+
+def _offset_change(low: dt.datetime, high: dt.datetime, zone: ZoneInfo) -> dt.datetime | None:
+    """The moment in ``(low, high]`` at which ``zone``'s offset changes (to the second), or
+    ``None`` when it is the same at both ends (at most one change is assumed between them:
+    a zone changes its offset at most a few times a year)."""
     before = low.astimezone(zone).utcoffset()
+    if high.astimezone(zone).utcoffset() == before:
+        return None
     while high - low > dt.timedelta(seconds=1):
         middle = low + (high - low) / 2
         middle = middle.replace(microsecond=0)
@@ -224,5 +234,10 @@ def next_quiet_start(moment: dt.datetime, quiet: QuietHours, zone: ZoneInfo) -> 
             # A span lying wholly in a DST gap (02:00–02:15 on a spring-forward night) never
             # happens that day: its start maps past the jump, where the clock is not quiet.
             if start > moment and is_quiet(start, quiet, zone):
+                # Falling back can put the clock into the quiet span before that (01:59 EDT
+                # → 01:00 EST with quiet hours until 01:30): the change is then the start.
+                change = _offset_change(moment, start, zone)
+                if change is not None and is_quiet(change, quiet, zone):
+                    return change
                 return start
     raise AssertionError("a quiet span begins within two days of any moment")

@@ -404,6 +404,22 @@ def test_a_day_before_reminder_after_the_visits_last_useful_moment_is_too_close(
     assert reason(plan(v, settings)[DAY]) is SkipReason.TOO_CLOSE
 
 
+def test_a_two_hours_reminder_within_an_hour_of_the_day_before_one_is_too_close() -> None:
+    # No quiet hours, day-before at 23:00 and a visit at 01:00: both would go out at 23:00.
+    settings = dataclasses.replace(
+        DEFAULTS, quiet_start=dt.time(0), quiet_end=dt.time(0), day_before_at=dt.time(23, 0)
+    )
+    v = visit(local(2026, 12, 10, 1, 0), booked=local(2026, 12, 1, 12, 0))
+    got = plan(v, settings)
+    assert isinstance(got[DAY], PlannedMessage)
+    assert got[DAY].due_at == local(2026, 12, 9, 23, 0)
+    assert reason(got[TWO]) is SkipReason.TOO_CLOSE
+    # at 02:00 the two are an hour apart: both go
+    later = plan(visit(local(2026, 12, 10, 2, 0), booked=local(2026, 12, 1, 12, 0)), settings)
+    assert isinstance(later[TWO], PlannedMessage)
+    assert later[TWO].due_at == local(2026, 12, 10, 0, 0)
+
+
 # --------------------------------------------------------------------------- DST (Berlin)
 
 

@@ -248,3 +248,15 @@ def test_a_quiet_span_wholly_in_the_spring_forward_gap_does_not_happen_that_nigh
     start = next_quiet_start(moment, gap_only, BERLIN)
     assert start == to_utc(dt.datetime(2024, 4, 1, 2, 0), BERLIN)
     assert is_quiet(start, gap_only, BERLIN)
+
+
+def test_falling_back_into_the_tail_of_quiet_hours_starts_them_again() -> None:
+    # New York, 2024-11-03: 01:59:59 EDT is followed by 01:00 EST. With quiet hours
+    # 08:00–01:30 the clock re-enters them at the change, before the next 08:00.
+    new_york = ZoneInfo("America/New_York")
+    quiet = QuietHours(dt.time(8, 0), dt.time(1, 30))
+    moment = utc(2024, 11, 3, 5, 59) + dt.timedelta(seconds=59)  # 01:59:59 EDT
+    assert not is_quiet(moment, quiet, new_york)
+    change = utc(2024, 11, 3, 6, 0)  # 01:00 EST
+    assert next_quiet_start(moment, quiet, new_york) == change
+    assert is_quiet(change, quiet, new_york)
