@@ -1,6 +1,6 @@
 """How soon a real ``aiadmin serve`` listens with many linked salons, beside an empty database.
 
-    .venv/bin/python bench/startup.py [--salons 10000] [--rounds 3]
+    .venv/bin/python bench/startup.py [--salons 10000] [--rounds 3] [--quick]
 
 ``startup_to_listen_seconds``: a throwaway PostgreSQL database (migrated) and a throwaway
 Redis key prefix; ``--salons`` salons stored as a stopped node leaves them (WhatsApp linked:
@@ -205,7 +205,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--salons", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="300 salons, one round")
     args = parser.parse_args()
+    if args.quick:
+        args.salons, args.rounds = 300, 1
     empty: list[Startup] = []
     linked: list[Startup] = []
     for round_ in range(args.rounds):
