@@ -423,9 +423,20 @@ class SalonRecords(Protocol):
     async def get(self, company_id: int, record_id: int) -> SalonRecord | None: ...
 
     async def list_for_company(
-        self, company_id: int, *, include_deleted: bool = False, limit: int = 100
+        self,
+        company_id: int,
+        *,
+        include_deleted: bool = False,
+        limit: int = 100,
+        starting_after: datetime | None = None,
+        after_id: int | None = None,
     ) -> list[SalonRecord]:
-        """The company's records by start time (deleted ones only when asked)."""
+        """The company's records by start time, then id (deleted ones only when asked).
+
+        With ``starting_after`` only records starting at or after it (none without a start
+        time); ``after_id`` (needs ``starting_after``) continues a page: the next page of a
+        list ending with record ``r`` is ``starting_after=r.starts_at, after_id=r.record_id``.
+        """
         ...
 
 

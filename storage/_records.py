@@ -15,6 +15,7 @@ A stored change time is never replaced by "unknown" (``COALESCE``). Rows are nev
 
 from __future__ import annotations
 
+import heapq
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -39,6 +40,15 @@ RECORD_COLUMNS = (
     "starts_at, seance_length, attendance, deleted, api_id, changed_at, raw, updated_at"
 )
 
+# A keyset page of :meth:`list_for_company` from ``starting_after`` ($2), after ``after_id``
+# ($3) at that very moment: "starts_at >= $2" is what the (company_id, starts_at) index reads.
+_FROM = f"""SELECT {RECORD_COLUMNS} FROM salon_records
+    WHERE company_id = $1 AND {{deleted}}
+      AND starts_at >= $2 AND (starts_at > $2 OR record_id > $3)
+    ORDER BY starts_at, record_id LIMIT $4"""
+_FROM_LIVE = _FROM.format(deleted="NOT deleted")
+_FROM_ALL = _FROM.format(deleted="true")
+
 # The rule of :func:`supersedes` with ``r`` the stored row and ``EXCLUDED`` the write.
 _APPLIES = """(
     (r.changed_at IS NOT NULL AND EXCLUDED.changed_at IS NOT NULL AND (
@@ -58,6 +68,18 @@ def supersedes(
     if new_changed is not None and old_changed is not None and new_changed != old_changed:
         return new_changed > old_changed
     return new_deleted or not old_deleted
+
+
+def _from_moment(starting_after: datetime | None, after_id: int | None) -> datetime | None:
+    """``starting_after`` checked (aware; ``after_id``, a cursor within it, needs it)."""
+    if starting_after is None:
+        if after_id is not None:
+            raise ValidationError("after_id", "needs starting_after")
+        return None
+    v.timestamp("starting_after", starting_after)
+    if after_id is not None:
+        v.positive_int("after_id", after_id, high=v.MAX_BIGINT)
+    return starting_after
 
 
 def check_record(record: SalonRecord) -> SalonRecord:
@@ -172,18 +194,30 @@ class PgSalonRecords:
         return None if rec is None else SalonRecord(**dict(rec.items()))
 
     async def list_for_company(
-        self, company_id: int, *, include_deleted: bool = False, limit: int = 100
+        self,
+        company_id: int,
+        *,
+        include_deleted: bool = False,
+        limit: int = 100,
+        starting_after: datetime | None = None,
+        after_id: int | None = None,
     ) -> list[SalonRecord]:
         limit_value(limit)
-        recs = await self._pool.run(
-            _fetch,
-            f"""SELECT {RECORD_COLUMNS} FROM salon_records
-                WHERE company_id = $1 AND (NOT deleted OR $2)
-                ORDER BY starts_at NULLS LAST, record_id LIMIT $3""",
-            company_id,
-            include_deleted,
-            limit,
-        )
+        if _from_moment(starting_after, after_id) is None:
+            recs = await self._pool.run(
+                _fetch,
+                f"""SELECT {RECORD_COLUMNS} FROM salon_records
+                    WHERE company_id = $1 AND (NOT deleted OR $2)
+                    ORDER BY starts_at NULLS LAST, record_id LIMIT $3""",
+                company_id,
+                include_deleted,
+                limit,
+            )
+        else:  # keyset page on (starts_at, record_id); NOT deleted reads the partial index
+            sql = _FROM_ALL if include_deleted else _FROM_LIVE
+            recs = await self._pool.run(
+                _fetch, sql, company_id, starting_after, after_id or 0, limit
+            )
         return [SalonRecord(**dict(r.items())) for r in recs]
 
 
@@ -234,11 +268,24 @@ class MemorySalonRecords:
         return self._db.records.get((company_id, record_id))
 
     async def list_for_company(
-        self, company_id: int, *, include_deleted: bool = False, limit: int = 100
+        self,
+        company_id: int,
+        *,
+        include_deleted: bool = False,
+        limit: int = 100,
+        starting_after: datetime | None = None,
+        after_id: int | None = None,
     ) -> list[SalonRecord]:
         await trio.lowlevel.checkpoint()
         limit_value(limit)
+        start = _from_moment(starting_after, after_id)
         rows = [r for r in self._db.records.of(company_id) if include_deleted or not r.deleted]
+        if start is not None:
+            cursor = (start, after_id or 0)
+            page = [
+                r for r in rows if r.starts_at is not None and (r.starts_at, r.record_id) > cursor
+            ]
+            return heapq.nsmallest(limit, page, key=lambda r: (r.starts_at, r.record_id))
         rows.sort(key=lambda r: (r.starts_at is None, r.starts_at or _EPOCH, r.record_id))
         return rows[:limit]
 

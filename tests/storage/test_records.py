@@ -118,6 +118,48 @@ async def test_list_for_company(storage: Storage) -> None:
     assert [r.record_id for r in listed] == [2, 1, 3]
 
 
+async def test_list_for_company_pages_from_a_moment(storage: Storage) -> None:
+    """``starting_after`` keeps records starting at or after it (none without a start), by
+    (start, id); ``after_id`` continues a page within one start time, so equal starts are
+    neither skipped nor repeated; deleted ones only when asked."""
+    cid = await _company(storage)
+    other = await _company(storage, 2)
+    at = datetime(2026, 1, 20, 10, 0, tzinfo=UTC)
+    starts = {
+        10: at - timedelta(seconds=1),  # before: left out
+        14: at,
+        12: at,
+        13: at,
+        11: at + timedelta(hours=1),
+        15: None,  # no start: left out
+        16: at + timedelta(hours=2),
+    }
+    for rid, start in starts.items():
+        await storage.records.apply(_record(cid, rid, starts_at=start))
+    await storage.records.apply(_record(other, 17, starts_at=at))
+    await storage.records.mark_deleted(cid, 16)
+
+    async def ids(**kw: object) -> list[int]:
+        got = await storage.records.list_for_company(cid, **kw)  # type: ignore[arg-type]
+        return [r.record_id for r in got]
+
+    assert await ids(starting_after=at) == [12, 13, 14, 11]
+    assert await ids(starting_after=at, include_deleted=True) == [12, 13, 14, 11, 16]
+    # bounded pages, each continuing after the last one's (start, id)
+    pages: list[list[int]] = []
+    cursor: dict[str, object] = {"starting_after": at}
+    while page := await storage.records.list_for_company(cid, limit=2, **cursor):  # type: ignore[arg-type]
+        pages.append([r.record_id for r in page])
+        cursor = {"starting_after": page[-1].starts_at, "after_id": page[-1].record_id}
+    assert pages == [[12, 13], [14, 11]]
+    assert await ids(starting_after=at, after_id=13) == [14, 11]
+    assert await ids(starting_after=at + timedelta(minutes=1)) == [11]
+    with pytest.raises(ValidationError):
+        await ids(after_id=12)  # a cursor without its moment
+    with pytest.raises(ValidationError):
+        await ids(starting_after=datetime(2026, 1, 20, 10, 0))  # naive
+
+
 async def test_records_reject_bad_input(storage: Storage) -> None:
     cid = await _company(storage)
     with pytest.raises(NotFound):
