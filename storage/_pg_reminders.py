@@ -247,6 +247,11 @@ async def _fetch_for_company(
     return recs
 
 
+async def _fetch(conn: asyncpg.Connection, sql: str, *args: Any) -> list[asyncpg.Record]:
+    recs: list[asyncpg.Record] = await conn.fetch(sql, *args)
+    return recs
+
+
 async def _fetchval(conn: asyncpg.Connection, sql: str, *args: Any) -> Any:
     return await conn.fetchval(sql, *args)
 
@@ -312,6 +317,22 @@ class PgReminders:
         return await self._pool.run(
             _update_claimed, sql, company_id, self._now(), company_id, rid, who
         )
+
+    async def mark_sent_many(
+        self, owner: str, keys: Sequence[tuple[int, int]]
+    ) -> set[tuple[int, int]]:
+        who = check_owner(owner)
+        checked = [(check_company(c), check_id("reminder_id", r)) for c, r in keys]
+        if not checked:
+            return set()
+        sql = f"""UPDATE reminders SET status = 'sent', claim_until = NULL, updated_at = {NOW}
+                  WHERE (company_id, id) IN (SELECT * FROM unnest($2::int[], $3::bigint[]))
+                    AND status = 'claimed' AND claimed_by = $4
+                  RETURNING company_id, id"""
+        companies = [company_id for company_id, _ in checked]
+        ids = [rid for _, rid in checked]
+        recs = await self._pool.run(_fetch, sql, self._now(), companies, ids, who)
+        return {(rec["company_id"], rec["id"]) for rec in recs}
 
     async def mark_skipped(
         self, company_id: int, reminder_id: int, owner: str, reason: str

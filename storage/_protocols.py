@@ -422,6 +422,11 @@ class SalonRecords(Protocol):
 
     async def get(self, company_id: int, record_id: int) -> SalonRecord | None: ...
 
+    async def get_many(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], SalonRecord]:
+        """The records of ``keys`` (``(company_id, record_id)`` pairs, of any companies) in
+        one read, by key; a key we hold no record for is absent (no error)."""
+        ...
+
     async def list_for_company(
         self,
         company_id: int,
@@ -665,6 +670,14 @@ class Reminders(Protocol):
     async def mark_sent(self, company_id: int, reminder_id: int, owner: str) -> bool:
         """The message went to the outbound queue. ``False`` (nothing changed) unless the row
         is claimed by ``owner``."""
+        ...
+
+    async def mark_sent_many(
+        self, owner: str, keys: Sequence[tuple[int, int]]
+    ) -> set[tuple[int, int]]:
+        """:meth:`mark_sent` for many rows (``(company_id, reminder_id)`` pairs, of any
+        companies) in one write; returns the pairs marked (claimed by ``owner``), the others
+        are left as they are."""
         ...
 
     async def mark_skipped(

@@ -16,6 +16,7 @@ A stored change time is never replaced by "unknown" (``COALESCE``). Rows are nev
 from __future__ import annotations
 
 import heapq
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -193,6 +194,22 @@ class PgSalonRecords:
         )
         return None if rec is None else SalonRecord(**dict(rec.items()))
 
+    async def get_many(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], SalonRecord]:
+        if not keys:
+            return {}
+        companies = [company_id for company_id, _ in keys]
+        records = [record_id for _, record_id in keys]
+        recs = await self._pool.run(
+            _fetch,
+            f"""SELECT {RECORD_COLUMNS} FROM salon_records
+                WHERE (company_id, record_id) IN (
+                    SELECT * FROM unnest($1::bigint[], $2::bigint[]))""",
+            companies,
+            records,
+        )
+        found = (SalonRecord(**dict(rec.items())) for rec in recs)
+        return {(r.company_id, r.record_id): r for r in found}
+
     async def list_for_company(
         self,
         company_id: int,
@@ -266,6 +283,11 @@ class MemorySalonRecords:
     async def get(self, company_id: int, record_id: int) -> SalonRecord | None:
         await trio.lowlevel.checkpoint()
         return self._db.records.get((company_id, record_id))
+
+    async def get_many(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], SalonRecord]:
+        await trio.lowlevel.checkpoint()
+        found = ((key, self._db.records.get(key)) for key in dict.fromkeys(keys))
+        return {key: record for key, record in found if record is not None}
 
     async def list_for_company(
         self,

@@ -400,6 +400,30 @@ class MemoryReminders:
         )
         return True
 
+    async def mark_sent_many(
+        self, owner: str, keys: Sequence[tuple[int, int]]
+    ) -> set[tuple[int, int]]:
+        await trio.lowlevel.checkpoint()
+        who = check_owner(owner)
+        checked = [(check_company(c), check_id("reminder_id", r)) for c, r in keys]
+        marked: set[tuple[int, int]] = set()
+        for company_id, rid in checked:
+            row = self._db.reminders.get(rid)
+            if (
+                row is None
+                or row.company_id != company_id
+                or row.status is not ReminderStatus.CLAIMED
+                or row.claimed_by != who
+            ):
+                continue
+            self._put(
+                replace(
+                    row, status=ReminderStatus.SENT, claim_until=None, updated_at=self._db.clock()
+                )
+            )
+            marked.add((company_id, rid))
+        return marked
+
     async def mark_skipped(
         self, company_id: int, reminder_id: int, owner: str, reason: str
     ) -> bool:

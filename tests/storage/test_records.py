@@ -51,6 +51,23 @@ async def test_apply_inserts_and_reads_back(storage: Storage, wall: FakeWallCloc
     assert await storage.records.get(cid, 5002) is None
 
 
+async def test_get_many_reads_records_of_several_companies_by_key(storage: Storage) -> None:
+    mine = await _company(storage, 1)
+    theirs = await _company(storage, 2)
+    await storage.records.apply(_record(mine, 5001))
+    await storage.records.apply(_record(mine, 5002, deleted=True))
+    await storage.records.apply(_record(theirs, 5001, staff_id=2009))
+    got = await storage.records.get_many(
+        [(mine, 5001), (mine, 5002), (theirs, 5001), (theirs, 5002), (mine, 5001)]
+    )
+    assert set(got) == {(mine, 5001), (mine, 5002), (theirs, 5001)}
+    for (cid, rid), record in got.items():
+        assert record == await storage.records.get(cid, rid)
+    assert got[(theirs, 5001)].staff_id == 2009 and got[(mine, 5002)].deleted is True
+    assert await storage.records.get_many([]) == {}
+    assert await storage.records.get_many([(theirs + 100, 5001)]) == {}
+
+
 async def test_newer_change_wins_in_any_order(storage: Storage) -> None:
     cid = await _company(storage)
     newer = _record(cid, minute=10, staff_id=2003, attendance=2)

@@ -319,6 +319,43 @@ async def test_only_the_claimer_marks_sent_skipped_or_releases(
     assert not await storage.reminders.mark_sent(cid, 10**9, OWNER)
 
 
+async def test_mark_sent_many_marks_only_the_owners_claimed_rows_of_each_company(
+    storage: Storage, wall: FakeWallClock
+) -> None:
+    mine = await _company(storage, 1)
+    theirs = await _company(storage, 2)
+    now = wall()
+    await storage.reminders.plan(mine, [_row(record=r, due=now) for r in (1, 2, 3)])
+    await storage.reminders.plan(theirs, [_row(record=9, due=now)])
+    claimed = {r.record_id: r for r in await storage.reminders.claim_due(now, OWNER, 60)}
+    one, two, three, nine = (claimed[r] for r in (1, 2, 3, 9))
+    assert await storage.reminders.mark_skipped(mine, three.id, OWNER, "opted_out")
+    assert await storage.reminders.mark_sent_many("someone-else", [(mine, one.id)]) == set()
+    keys = [
+        (mine, one.id),
+        (theirs, two.id),  # not their row: left as it is
+        (mine, three.id),  # skipped already
+        (theirs, nine.id),
+        (mine, 10**9),
+        (theirs + 100, one.id),
+    ]
+    assert await storage.reminders.mark_sent_many(OWNER, keys) == {
+        (mine, one.id),
+        (theirs, nine.id),
+    }
+    assert await storage.reminders.mark_sent_many(OWNER, keys) == set()  # sent already
+    assert await storage.reminders.mark_sent_many(OWNER, []) == set()
+    got = {r: await storage.reminders.get(c, r) for c, r in [(mine, one.id), (theirs, nine.id)]}
+    for row in got.values():
+        assert row is not None and (row.status, row.claim_until) == (ReminderStatus.SENT, None)
+    left = await storage.reminders.get(mine, two.id)
+    assert left is not None and (left.status, left.claimed_by) == (ReminderStatus.CLAIMED, OWNER)
+    skipped = await storage.reminders.get(mine, three.id)
+    assert skipped is not None and skipped.status is ReminderStatus.SKIPPED
+    with pytest.raises(ValidationError):
+        await storage.reminders.mark_sent_many(OWNER, [(mine, 0)])
+
+
 async def test_a_company_never_sees_or_changes_another_companys_rows(
     storage: Storage, wall: FakeWallClock
 ) -> None:
