@@ -105,7 +105,9 @@ async def test_no_secret_reaches_a_log_line(
 
     monkeypatch.setattr(web.storage.companies, "get", down)
     monkeypatch.setattr(web.storage.companies, "count_by_status", boom)
-    unavailable = await web.client.get(f"/marketplace/status/{cid}?token={company.token}")
+    # A JWT is checked against the company row (its credentials version), which is down; the
+    # status route itself reads nothing once the company's actor runs.
+    unavailable = await web.client.get(f"/marketplace/status/{cid}?token={jwt}")
     assert unavailable.status_code == 503
     crashed = await web.client.get(
         f"/marketplace/companies?token={company.token}&key={secret}", headers=web.admin
