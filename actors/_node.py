@@ -46,7 +46,12 @@ from .whatsapp import SimulatedWorld, WhatsAppGateway
 
 if TYPE_CHECKING:
     from .assistant import Assistant, AssistantOptions
-    from .reminders import ReminderOptions, ReminderPlanner, ReminderScheduler
+    from .reminders import (
+        ReminderOptions,
+        ReminderPlanner,
+        ReminderReplanner,
+        ReminderScheduler,
+    )
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +62,8 @@ SWEEP_CHILD = "conversations.sweep"
 REPLY_QUEUE_TIMEOUT = 10.0
 #: The child id of the reminder scheduler (``actors.reminders._scheduler.REMINDERS_CHILD``).
 REMINDERS_CHILD = "reminders.scheduler"
+#: The child id of the re-planning after settings changes (``actors.reminders._replan``).
+REPLAN_CHILD = "reminders.replan"
 #: How long the reminder scheduler may take to stop (rows it held are claimed again later).
 REMINDERS_SHUTDOWN = 5.0
 
@@ -100,6 +107,9 @@ class Node:
     assistant: Assistant | None = None
     #: The reminder scheduler (a child of the tree), when the node sends reminders.
     reminders: ReminderScheduler | None = None
+    #: Re-plans a salon's stored visits after its settings changed (a child of the tree),
+    #: when the node sends reminders.
+    replanner: ReminderReplanner | None = None
 
     @property
     def restored(self) -> int:
@@ -253,6 +263,8 @@ class Companies:
     scheduler: ReminderScheduler | None = None
     #: Plans reminders from visits (record webhooks, own bookings, the sync), or ``None``.
     planner: ReminderPlanner | None = None
+    #: Re-plans stored visits after a settings change (the tree's child ``reminders.replan``).
+    replanner: ReminderReplanner | None = None
 
     async def ask(self, company_id: int, message: Any, timeout: float) -> Any:
         """Ask the company's actor (activated on the first message) and wait for its reply;
@@ -266,13 +278,14 @@ class Companies:
         """Run the node's supervision tree for the block's lifetime; stop it in reverse on exit.
 
         Children, in start order: the company registry, with the assistant its conversations
-        registry and their housekeeping (``conversations.sweep``), then each of ``services``
-        (see :meth:`Services.children`). A service is an infrastructure child: restarted on a
-        crash (``run`` again on the same object), escalating when it keeps crashing.
-        ``restore`` activates the linked companies in the background once the tree runs: the
-        node is yielded before they are (:meth:`Node.restore_done` waits for them; without
-        ``restore`` it returns at once). One node per :class:`Companies`: its registry can run
-        under one supervisor only.
+        registry and their housekeeping (``conversations.sweep``), with reminders their
+        scheduler (``reminders.scheduler``) and re-planning (``reminders.replan``), then each of
+        ``services`` (see :meth:`Services.children`). A service is an infrastructure child:
+        restarted on a crash (``run`` again on the same object), escalating when it keeps
+        crashing. ``restore`` activates the linked companies in the background once the tree
+        runs: the node is yielded before they are (:meth:`Node.restore_done` waits for them;
+        without ``restore`` it returns at once). One node per :class:`Companies`: its registry
+        can run under one supervisor only.
         """
         children = [ChildSpec("companies", lambda: self.registry, shutdown=math.inf)]
         if self.assistant is not None:
@@ -283,6 +296,8 @@ class Companies:
             children.append(
                 ChildSpec(REMINDERS_CHILD, _same(self.scheduler), shutdown=REMINDERS_SHUTDOWN)
             )
+        if self.replanner is not None:
+            children.append(ChildSpec(REPLAN_CHILD, _same(self.replanner)))
         for name, service in services.children():
             children.append(ChildSpec(name, _same(service)))
         supervisor = Supervisor("node", children, policy=self.policy, rng=self.rng)
@@ -299,6 +314,7 @@ class Companies:
             placement=self.placement,
             assistant=self.assistant,
             reminders=self.scheduler,
+            replanner=self.replanner,
         )
         async with trio.open_nursery() as nursery:
             await nursery.start(
@@ -419,6 +435,11 @@ def build_companies(
         )
         if planner is not None:
             planner.notify = scheduler.announce  # an earlier row wakes every node's scheduler
+    replanner: ReminderReplanner | None = None
+    if planner is not None:
+        from .reminders import ReminderReplanner
+
+        replanner = ReminderReplanner(planner, metrics=metrics)
     return Companies(
         settings,
         storage,
@@ -434,6 +455,7 @@ def build_companies(
         reminder_options=reminders,
         scheduler=scheduler,
         planner=planner,
+        replanner=replanner,
     )
 
 

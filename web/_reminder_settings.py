@@ -258,6 +258,12 @@ ANSWER_SCHEMA: dict[str, Any] = {
         },
         "defaults": SETTINGS_SCHEMA,
         "placeholders": {"type": "array", "items": _PLACEHOLDER_ITEM},
+        "replanning": {
+            "type": "boolean",
+            "description": "In the answer to a change: whether the salon's visits already "
+            "planned are being planned again in the background (a change of when messages are "
+            "due: switches, times, offsets, quiet hours)",
+        },
     },
     "required": ["success", "company_id", "settings", "customised", "defaults", "placeholders"],
 }

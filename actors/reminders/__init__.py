@@ -40,12 +40,16 @@ from ._timing import QuietHours as QuietHours
 # Running parts (trio, storage) by name → module, imported on first use.
 _RUNNING_NAMES: dict[str, str] = {
     "ReminderPlanner": "._planner",
+    "ReminderReplanner": "._replan",
+    "affects_planning": "._replan",
     "ReminderScheduler": "._scheduler",
     "SchedulerStatus": "._scheduler",
 }
 
 if typing.TYPE_CHECKING:
     from ._planner import ReminderPlanner as ReminderPlanner
+    from ._replan import ReminderReplanner as ReminderReplanner
+    from ._replan import affects_planning as affects_planning
     from ._scheduler import ReminderScheduler as ReminderScheduler
     from ._scheduler import SchedulerStatus as SchedulerStatus
 
@@ -72,6 +76,7 @@ __all__ = [
     "RatingReply",
     "ReminderOptions",
     "ReminderPlanner",
+    "ReminderReplanner",
     "ReminderScheduler",
     "ReminderSettings",
     "ReminderTexts",
@@ -80,6 +85,7 @@ __all__ = [
     "SkippedMessage",
     "VisitFacts",
     "VisitStatus",
+    "affects_planning",
     "plan_visit",
     "render_message",
     "render_rating_reply",

@@ -4,8 +4,10 @@ durable schedule (``storage.reminders``), whenever the visit may have changed.
 Visits come from three places, each of which calls :meth:`ReminderPlanner.plan_record` after
 storing the record: record webhooks (``actors.yclients.RecordInboxWorker``), our own bookings,
 moves and cancels (the assistant), and the periodic sync of upcoming visits
-(``actors.yclients.CatalogSync``). Planning is idempotent: the same record planned twice
-writes nothing the second time.
+(``actors.yclients.CatalogSync``). When a salon changes its settings,
+:meth:`ReminderPlanner.replan_company` plans its stored visits again (in the background:
+``actors.reminders.ReminderReplanner``), so visits already planned follow the new moments.
+Planning is idempotent: the same record planned twice writes nothing the second time.
 
 How a record is read (:func:`visit_from_record`, pure):
 
@@ -68,6 +70,8 @@ __all__ = [
     "DELETED_REASON",
     "MOVED_REASON",
     "NO_PHONE_REASON",
+    "REPLAN_LOOKBACK",
+    "REPLAN_PAGE",
     "ReminderPlanner",
     "booked_at",
     "visit_from_record",
@@ -86,6 +90,12 @@ DELETED_REASON = "deleted"
 NO_PHONE_REASON = "no_phone"
 #: Storage's reason for rows of a visit's old time (``storage/_reminders.py``).
 MOVED_REASON = "moved"
+#: How far back :meth:`ReminderPlanner.replan_company` reads visits by their start: a review
+#: can be due up to ``review_after`` (at most 48 h) after the visit ends, moved past quiet
+#: hours (at most 18 h) and still sendable 12 h later; a day more for the visit's own length.
+REPLAN_LOOKBACK = dt.timedelta(hours=48 + 18 + 12 + 24)
+#: Stored visits read per page by :meth:`ReminderPlanner.replan_company`.
+REPLAN_PAGE = 200
 #: Rows a scheduler holds or sent: planning never changes them.
 _CLOSED = (ReminderStatus.CLAIMED, ReminderStatus.SENT)
 
@@ -308,6 +318,27 @@ class ReminderPlanner:
                 )
             count += 1
         return count
+
+    async def replan_company(self, company: Company, *, page: int = REPLAN_PAGE) -> int:
+        """Plan again every stored visit of the salon that starts at or after now minus
+        :data:`REPLAN_LOOKBACK` (its settings changed: moments move, a kind switched off is
+        skipped, one switched on planned), ``page`` records at a time by start time; returns
+        how many visits were looked at. Rows already claimed or sent stay as they are. Raises
+        ``StorageError`` (what was planned before stays planned)."""
+        if company.status is CompanyStatus.UNINSTALLED:
+            return 0
+        start = self.wall_clock() - REPLAN_LOOKBACK
+        after: int | None = None
+        count = 0
+        while True:
+            records = await self.storage.records.list_for_company(
+                company.id, limit=page, starting_after=start, after_id=after
+            )
+            count += await self.plan_records(company, records)
+            last = records[-1] if len(records) == page else None
+            if last is None or last.starts_at is None:
+                return count
+            start, after = last.starts_at, last.record_id
 
     async def drop_record(self, company_id: int, record_id: int, reason: str = "cancelled") -> None:
         """The visit was cancelled (by us, or YClients deleted it): its planned rows are

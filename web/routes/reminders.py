@@ -9,6 +9,13 @@ Both changes are validated by :meth:`actors.reminders.ReminderSettings.from_json
 or an unknown field is 400 ``invalid_settings`` naming the field, and nothing is stored. A
 change of an uninstalled salon is 410. Each change that alters something is audited
 (``reminder_settings_changed`` with the names of the changed fields, never their values).
+
+A change of a setting that decides when messages are due (``actors.reminders.affects_planning``:
+the switches, times, offsets, quiet hours) re-plans the salon's stored visits, so visits
+already planned follow it. That runs in the background (a salon may hold thousands of upcoming
+visits): the answer says ``"replanning": true`` when it was started, ``false`` otherwise (no
+such change, or a node that sends no reminders). Its failure is logged; the change stays stored
+and the next sync of the salon's visits plans them anew.
 """
 
 from __future__ import annotations
@@ -17,7 +24,7 @@ from typing import Any
 
 from quart import Blueprint, jsonify, request
 
-from actors.reminders import ReminderSettings
+from actors.reminders import ReminderSettings, affects_planning
 
 from .._auth import require_company
 from .._context import principal_from, state
@@ -66,4 +73,9 @@ async def change_reminder_settings(company_id: str) -> Any:
         await s.storage.audit.append(
             cid, "reminder_settings_changed", {"by": caller, "fields": changed}
         )
-    return jsonify(settings_answer(cid, after))
+    replanner = s.node.replanner
+    replanning = False
+    if replanner is not None and affects_planning(changed):
+        replanner.request(cid)  # never blocks; visits already planned follow the change
+        replanning = True
+    return jsonify({**settings_answer(cid, after), "replanning": replanning})
