@@ -10,7 +10,9 @@ SKIP LOCKED`` with a lease, so several processes share the schedule), handles th
 concurrently (at most ``concurrency`` at once) and claims again until nothing is left; then it
 sleeps again. It never reads rows that are not due: with nothing due it costs three small
 indexed queries (claim, next due, backlog) per ``max_sleep``. Within a claimed batch a
-salon's company row, settings and placement are read once.
+salon's company row, settings and placement are read once, the batch's visits
+(``salon_records``) in one statement, and sent rows are marked together (``mark_sent_many``:
+whatever was sent while the previous mark was written, in one statement).
 
 Exactly once, end to end. A row's ``message_id`` is decided at its first claim and kept on
 every later one; the message goes to the company actor as ``SendText(..., message_id=)``,
@@ -58,7 +60,15 @@ import trio
 
 from metrics import MetricsRegistry
 from runtime import ActorError, Backoff, Jitter
-from storage import Company, CompanyStatus, ConversationMode, Reminder, Storage, StorageError
+from storage import (
+    Company,
+    CompanyStatus,
+    ConversationMode,
+    Reminder,
+    SalonRecord,
+    Storage,
+    StorageError,
+)
 
 from .._phones import InvalidPhone, normalise_phone
 from ..assistant._prompts import Prompt, PromptKind, may_prompt
@@ -159,10 +169,36 @@ class _BatchCache:
     settings: dict[int, ReminderSettings] = field(default_factory=dict)
     places: dict[int, str | None] = field(default_factory=dict)
     locks: dict[int, trio.Lock] = field(default_factory=dict)
+    #: The batch's visits as we hold them (read in one statement), by (company, record);
+    #: ``None``: not read for the batch (a row handled alone reads its own).
+    records: dict[tuple[int, int], SalonRecord] | None = None
+    #: Rows sent and not yet marked, marked by the batch's marker (``None``: each row is
+    #: marked as it is sent).
+    sent: _SentRows | None = None
 
     def salon(self, company_id: int) -> trio.Lock:
         """The lock held while the salon's shared values are read."""
         return self.locks.setdefault(company_id, trio.Lock())
+
+
+@dataclass
+class _SentRows:
+    """Rows queued with their company actors and not yet marked sent. One marker marks all
+    waiting rows in one statement, then the ones that came meanwhile (a group commit): a row
+    is marked as soon as the previous write is done, and under load one write marks many."""
+
+    rows: list[Reminder] = field(default_factory=list)
+    changed: trio.Event = field(default_factory=trio.Event)
+    done: bool = False
+
+    def add(self, row: Reminder) -> None:
+        self.rows.append(row)
+        self.changed.set()
+
+    def finish(self) -> None:
+        """No row comes any more: the marker returns once it has marked the last ones."""
+        self.done = True
+        self.changed.set()
 
 
 @dataclass(frozen=True)
@@ -342,7 +378,14 @@ class ReminderScheduler:
     async def _handle_all(self, rows: list[Reminder]) -> None:
         """Handle ``rows`` at most :attr:`concurrency` at once; return when all are done."""
         slots = trio.Semaphore(self.concurrency)
-        cache = _BatchCache()
+        sent = _SentRows()
+        cache = _BatchCache(sent=sent)
+        try:
+            cache.records = await self.storage.records.get_many(
+                [(row.company_id, row.record_id) for row in rows]
+            )
+        except StorageError as exc:  # each row reads its own (and meets the error there)
+            log.warning("reminders: the batch's visits could not be read: %s", exc)
 
         async def one(row: Reminder) -> None:
             try:
@@ -350,23 +393,61 @@ class ReminderScheduler:
             finally:
                 slots.release()
 
-        async with trio.open_nursery() as nursery:
-            for row in rows:
-                await slots.acquire()
-                nursery.start_soon(one, row)
+        async with trio.open_nursery() as marking:
+            marking.start_soon(self._marker, sent)
+            try:
+                async with trio.open_nursery() as nursery:
+                    for row in rows:
+                        await slots.acquire()
+                        nursery.start_soon(one, row)
+            finally:
+                sent.finish()
+
+    async def _marker(self, sent: _SentRows) -> None:
+        """Mark the batch's sent rows as they come (see :class:`_SentRows`) until it ends."""
+        while True:
+            await sent.changed.wait()
+            sent.changed = trio.Event()
+            rows, sent.rows = sent.rows, []
+            await self._mark_sent(rows)
+            if sent.done and not sent.rows:
+                return
+
+    async def _mark_sent(self, rows: list[Reminder]) -> None:
+        """Mark ``rows`` (queued with their company actors) sent, in one statement. A row no
+        longer ours (its lease ran out and another claimer has it) is that claimer's to mark;
+        on a storage error all stay claimed and are claimed again with the same message ids,
+        which the company actors have already (nothing is sent twice)."""
+        if not rows:
+            return
+        try:
+            marked = await self.storage.reminders.mark_sent_many(
+                self.owner, [(row.company_id, row.id) for row in rows]
+            )
+        except StorageError as exc:
+            self._failed(exc)
+            log.warning("reminders: %d sent rows not marked: %s", len(rows), exc)
+            return
+        for row in rows:
+            if (row.company_id, row.id) in marked:
+                self._sent += 1
+                self._sent_total.labels(row.kind).inc()
+            else:  # our lease ran out and another claimer has it: its send carries the same id
+                log.info("reminders: row %s was no longer ours when sent", row.id)
 
     async def handle(self, row: Reminder, cache: _BatchCache | None = None) -> None:
         """Send, skip or release one claimed row (see the module docstring); ``cache`` holds
         what the row's batch already read of its salon."""
         try:
-            verdict = await self._judge(row, cache or _BatchCache())
+            cache = _BatchCache() if cache is None else cache
+            verdict = await self._judge(row, cache)
             match verdict:
                 case _Skip(reason=reason):
                     await self._skip(row, reason)
                 case _Release(retry_at=retry_at, why=why):
                     await self._release(row, retry_at, why)
                 case _Send():
-                    await self._send(row, verdict)
+                    await self._send(row, verdict, cache)
         except StorageError as exc:
             # left claimed: claimed again (same message id) once its lease runs out
             self._failed(exc)
@@ -385,7 +466,7 @@ class ReminderScheduler:
             kind = MessageKind(row.kind)
         except ValueError:
             return _Skip("unknown_kind")
-        gone = await self._visit_changed(row, kind)
+        gone = await self._visit_changed(row, kind, cache)
         if gone is not None:
             return _Skip(gone)
         async with cache.salon(row.company_id):
@@ -456,10 +537,15 @@ class ReminderScheduler:
         )
         return _Send(company, text, prompt)
 
-    async def _visit_changed(self, row: Reminder, kind: MessageKind) -> str | None:
-        """Why the visit, as we hold it now, no longer wants this message (``None``: it
-        does, or we do not hold the record)."""
-        record = await self.storage.records.get(row.company_id, row.record_id)
+    async def _visit_changed(
+        self, row: Reminder, kind: MessageKind, cache: _BatchCache
+    ) -> str | None:
+        """Why the visit, as we hold it now (as of the batch's read), no longer wants this
+        message (``None``: it does, or we do not hold the record)."""
+        if cache.records is not None:
+            record = cache.records.get((row.company_id, row.record_id))
+        else:
+            record = await self.storage.records.get(row.company_id, row.record_id)
         if record is None:
             return None
         if record.deleted:
@@ -509,8 +595,9 @@ class ReminderScheduler:
 
     # -- acting ------------------------------------------------------------------------------
 
-    async def _send(self, row: Reminder, send: _Send) -> None:
-        """Queue the message with its decided id, tell the assistant, mark the row sent."""
+    async def _send(self, row: Reminder, send: _Send, cache: _BatchCache) -> None:
+        """Queue the message with its decided id, tell the assistant, mark the row sent (or
+        leave it to the batch to mark)."""
         assert row.phone is not None and row.message_id is not None
         now = self.options.wall_clock()
         message = m.SendText(row.phone, send.text, message_id=row.message_id)
@@ -529,10 +616,14 @@ class ReminderScheduler:
             return
         if self.assistant is not None:
             try:
-                await self.assistant.note_sent_prompt(row.company_id, row.phone, send.prompt)
+                await self.assistant.note_sent_prompt(
+                    row.company_id, row.phone, send.prompt, company=send.company
+                )
             except ActorError as exc:  # the message is queued: it goes, only unremembered
                 log.warning("company %s: reminder not noted in the chat: %s", row.company_id, exc)
-        if await self.storage.reminders.mark_sent(row.company_id, row.id, self.owner):
+        if cache.sent is not None:
+            cache.sent.add(row)
+        elif await self.storage.reminders.mark_sent(row.company_id, row.id, self.owner):
             self._sent += 1
             self._sent_total.labels(row.kind).inc()
         else:  # our lease ran out and another claimer has it: its send carries the same id
