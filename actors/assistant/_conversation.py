@@ -52,7 +52,7 @@ import trio
 from config import Settings
 from metrics import MetricsRegistry
 from runtime import Actor, ActorUnavailable, Registry, Restart, RestartPolicy
-from storage import Conflict, Conversation, ConversationMode, Storage, StorageError
+from storage import Company, Conflict, Conversation, ConversationMode, Storage, StorageError
 
 from .._phones import InvalidPhone, normalise_phone
 from ..reminders._settings import InvalidReminderSettings, ReminderSettings
@@ -144,6 +144,8 @@ class PromptSent:
     the actor answers whether it was noted."""
 
     prompt: Prompt
+    #: The company row as the sender read it a moment ago (``None``: the actor reads it).
+    company: Company | None = None
 
 
 @dataclass(frozen=True)
@@ -227,11 +229,14 @@ class ConversationActor(Actor):
         self._turn_timer: trio.CancelScope | None = None
         self._settle_generation = 0
         self._settle_timer: trio.CancelScope | None = None
+        #: The row ``on_start`` read, for the first message only (wrapped: it may be None).
+        self._started_row: tuple[Conversation | None] | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def on_start(self) -> None:
         row = await self.deps.storage.conversations.get(self.company_id, self.phone)
+        self._started_row = (row,)
         if row is not None and ConversationState.from_json(row.state).settle_due_on_start:
             # A booking was sent and its outcome never came back (a crash, a restart): settle
             # it by api_id before anything else is said.
@@ -241,6 +246,8 @@ class ConversationActor(Actor):
         return bool(self._burst) or self._settle_timer is not None
 
     async def receive(self, message: Any) -> Any:
+        # the row read at activation is as fresh as a read now only for the first message
+        started, self._started_row = self._started_row, None
         match message:
             case ClientWrote():
                 self._collect(message)
@@ -253,8 +260,8 @@ class ConversationActor(Actor):
                     await self._settle()
             case StaffWrote():
                 await self._staff_wrote()
-            case PromptSent(prompt=prompt):
-                return await self._note_prompt(prompt)
+            case PromptSent(prompt=prompt, company=company):
+                return await self._note_prompt(prompt, company, started)
             case _:
                 raise TypeError(f"conversation actor got {type(message).__name__}")
         return None
@@ -295,16 +302,25 @@ class ConversationActor(Actor):
 
     # -- turns -------------------------------------------------------------------------------
 
-    async def _begin(self) -> tuple[_Turn, Conversation | None] | None:
+    async def _begin(
+        self,
+        company: Company | None = None,
+        stored: tuple[Conversation | None] | None = None,
+    ) -> tuple[_Turn, Conversation | None] | None:
         """The turn's company, catalog and stored conversation; ``None`` when the assistant
-        does not run for this company."""
+        does not run for this company. ``company`` and ``stored`` (the conversation row)
+        when read a moment ago; else they are read here."""
         storage = self.deps.storage
-        company = await storage.companies.get(self.company_id)
+        if company is None:
+            company = await storage.companies.get(self.company_id)
         if company is None or not company.ai_enabled or company.integration_status == "uninstalled":
             return None
         catalog = await self.deps.catalogs.get(company)
         now = self.deps.wall_clock().astimezone(catalog.salon.zone)
-        row = await storage.conversations.get(self.company_id, self.phone)
+        if stored is not None:
+            (row,) = stored
+        else:
+            row = await storage.conversations.get(self.company_id, self.phone)
         state, version = ConversationState(), 0
         if row is not None:
             version = row.version
@@ -387,10 +403,15 @@ class ConversationActor(Actor):
             {"phone": self.phone, "until": until.isoformat()},
         )
 
-    async def _note_prompt(self, prompt: Prompt) -> bool:
+    async def _note_prompt(
+        self,
+        prompt: Prompt,
+        company: Company | None = None,
+        stored: tuple[Conversation | None] | None = None,
+    ) -> bool:
         """Keep ``prompt`` in the stored state (see ``PromptSent``); ``False`` when the chat
         takes none (opted out, handed to a person, the assistant is off)."""
-        begun = await self._begin()
+        begun = await self._begin(company, stored)
         if begun is None:
             return False
         turn, row = begun
@@ -652,18 +673,23 @@ class Assistant:
             self._dropped += 1
             log.warning("company %s: conversation unavailable: %s", company_id, exc)
 
-    async def note_sent_prompt(self, company_id: int, phone: str, prompt: Prompt) -> bool:
+    async def note_sent_prompt(
+        self, company_id: int, phone: str, prompt: Prompt, *, company: Company | None = None
+    ) -> bool:
         """The reminder scheduler handed ``prompt`` (a reminder or a review request) to the
         company's outbound queue: the client's conversation keeps it, so their next reply is
         read in its light. ``False`` when not noted (the chat is opted out or handed over, the
-        assistant is off for the company, or the conversation is unavailable)."""
+        assistant is off for the company, or the conversation is unavailable). ``company``:
+        the company row if the caller has just read it (spares the conversation a read)."""
         try:
             key = (company_id, normalise_phone(phone, region=None))
         except InvalidPhone:
             log.info("company %s: a prompt to a number we cannot read, not noted", company_id)
             return False
         try:
-            noted = await self.registry.ref(key).ask(PromptSent(prompt))
+            if company is not None and company.id != company_id:
+                company = None  # another company's row: never used for this one
+            noted = await self.registry.ref(key).ask(PromptSent(prompt, company))
         except ActorUnavailable as exc:
             log.warning("company %s: prompt not noted: %s", company_id, exc)
             return False
