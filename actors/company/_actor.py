@@ -710,13 +710,17 @@ class CompanyActor(Actor):
     async def _queue_text(self, to_phone: str, text: str, message_id: str | None = None) -> str:
         """Record the message (``queued``) and push it to the paced outbound queue; returns its
         WhatsApp id. A ``message_id`` the company already has is not queued again (a caller's
-        retry after a crash or a lost reply: the first one is sent, or already was)."""
+        retry after a crash or a lost reply: the first one is sent, or already was); the
+        insert's conflict says so, and only a send refused now looks it up first."""
         messages = self.deps.storage.messages
-        if message_id is not None and await messages.get_by_wa_id(self.company_id, message_id):
-            return message_id
-        if self.state.status in (t.Status.UNINSTALLED, t.Status.FROZEN) or self.state.jid is None:
-            raise SendingUnavailable(self.company_id, f"status is {self.state.status.value}")
-        if self.outbound.full:
+        unavailable = (
+            self.state.status in (t.Status.UNINSTALLED, t.Status.FROZEN) or self.state.jid is None
+        )
+        if unavailable or self.outbound.full:
+            if message_id is not None and await messages.get_by_wa_id(self.company_id, message_id):
+                return message_id
+            if unavailable:
+                raise SendingUnavailable(self.company_id, f"status is {self.state.status.value}")
             raise OutboundQueueFull(self.company_id, self.outbound.limit)
         wa_id = message_id or new_message_id()
         try:
