@@ -119,8 +119,9 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ()
     passivate_after: float = 600.0
     #: How many linked companies the node's start-up restore activates at once (it runs in
-    #: the background; the port is open before it ends).
-    restore_concurrency: int = 16
+    #: the background; the port is open before it ends). Below the PostgreSQL pool's 10
+    #: connections, so requests still find one free while it runs.
+    restore_concurrency: int = 8
     sync_interval: float = 3600.0
     #: Finished webhook-inbox and outbox rows and messages older than this many days are
     #: deleted (in batches, by the node's retention service).
@@ -456,7 +457,7 @@ def settings_from_env(
         allowed_origins=DEFAULT_ORIGINS + extra_origins,
         trusted_proxies=r.csv("AIADMIN_TRUSTED_PROXIES"),
         passivate_after=r.seconds("AIADMIN_PASSIVATE_AFTER", 600.0),
-        restore_concurrency=r.integer("AIADMIN_RESTORE_CONCURRENCY", 16, low=1, high=1000),
+        restore_concurrency=r.integer("AIADMIN_RESTORE_CONCURRENCY", 8, low=1, high=1000),
         sync_interval=r.seconds("AIADMIN_SYNC_INTERVAL", 3600.0),
         retention_days=r.bounded("AIADMIN_RETENTION_DAYS", 30.0, low=1.0, high=3650.0, unit="days"),
         max_body_bytes=r.integer("AIADMIN_MAX_BODY_BYTES", 64 * 1024, low=1024, high=16 * 2**20),
