@@ -98,3 +98,34 @@ async def test_a_racing_record_of_the_same_id_queues_nothing(
     await trio.sleep(30.0)
     assert world.send_attempts(cid) == 0  # the other writer's actor sends its own row
     assert [r.text for r in await outbound(node, cid)] == ["первый"]
+
+
+async def test_a_send_the_company_can_take_looks_nothing_up_first(
+    autojump_clock: MockClock, node: Node, world: SimulatedWorld
+) -> None:
+    """A new id and a known one are both one insert (the unique rule answers the known id):
+    no lookup by id while the company can send; one when it cannot (frozen)."""
+    cid = await register(node)
+    await link(node, world, cid)
+    messages = node.storage.messages
+    real_lookup = messages.get_by_wa_id
+    lookups: list[str] = []
+
+    async def counted(company_id: int, wa_message_id: str) -> Message | None:
+        lookups.append(wa_message_id)
+        return await real_lookup(company_id, wa_message_id)
+
+    messages.get_by_wa_id = counted  # type: ignore[method-assign]
+    try:
+        ref = node.company(cid)
+        wa_id = new_message_id()
+        assert await ref.ask(m.SendText(PHONE, "Напоминание", message_id=wa_id)) == wa_id
+        assert await ref.ask(m.SendText(PHONE, "Напоминание", message_id=wa_id)) == wa_id
+        assert lookups == []
+        await ref.ask(m.Freeze())
+        assert await ref.ask(m.SendText(PHONE, "Напоминание", message_id=wa_id)) == wa_id
+        assert lookups == [wa_id]
+    finally:
+        messages.get_by_wa_id = real_lookup  # type: ignore[method-assign]
+    await trio.sleep(30.0)
+    assert [r.wa_message_id for r in await outbound(node, cid)] == [wa_id]
