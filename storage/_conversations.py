@@ -17,6 +17,7 @@ PostgreSQL's ``lower`` under the database's ``ctype``: the same for Cyrillic and
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -108,6 +109,14 @@ class MemoryConversations:
         number = check_phone(phone)
         self._db.require_company(company_id)
         return self._db.conversations.get((company_id, number))
+
+    async def get_many(
+        self, keys: Sequence[tuple[int, str]]
+    ) -> dict[tuple[int, str], Conversation]:
+        await trio.lowlevel.checkpoint()
+        checked = [(company_id, check_phone(phone)) for company_id, phone in keys]
+        found = ((key, self._db.conversations.get(key)) for key in dict.fromkeys(checked))
+        return {key: row for key, row in found if row is not None}
 
     async def save(
         self,

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -115,6 +116,22 @@ class PgConversations:
         del fields["known"]
         fields["mode"] = ConversationMode(fields["mode"])
         return Conversation(**fields)
+
+    async def get_many(
+        self, keys: Sequence[tuple[int, str]]
+    ) -> dict[tuple[int, str], Conversation]:
+        checked = [(company_id, check_phone(phone)) for company_id, phone in keys]
+        if not checked:
+            return {}
+        recs = await self._pool.run(
+            _fetch,
+            f"""SELECT {COLUMNS} FROM conversations
+                WHERE (company_id, phone) IN (SELECT * FROM unnest($1::int[], $2::text[]))""",
+            [company_id for company_id, _ in checked],
+            [phone for _, phone in checked],
+        )
+        found = (_row(rec) for rec in recs)
+        return {(row.company_id, row.phone): row for row in found}
 
     async def save(
         self,

@@ -567,6 +567,13 @@ class Conversations(Protocol):
 
     async def get(self, company_id: int, phone: str) -> Conversation | None: ...
 
+    async def get_many(
+        self, keys: Sequence[tuple[int, str]]
+    ) -> dict[tuple[int, str], Conversation]:
+        """The conversations of ``keys`` (``(company_id, phone)`` pairs, of any companies) in
+        one read, by key; a key with no conversation (or of no company) is absent."""
+        ...
+
     async def save(
         self,
         company_id: int,

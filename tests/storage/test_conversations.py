@@ -72,6 +72,23 @@ async def test_first_save_creates_and_later_saves_bump_the_version(
     assert await storage.conversations.get(cid, PHONE) == third
 
 
+async def test_get_many_reads_conversations_of_several_companies_by_key(
+    storage: Storage,
+) -> None:
+    mine = await _company(storage, 1)
+    theirs = await _company(storage, 2)
+    saved = await storage.conversations.save(mine, PHONE, state={"a": 1}, expected_version=0)
+    await storage.conversations.save(theirs, OTHER, state={"b": 2}, expected_version=0)
+    handed = await storage.conversations.set_mode(theirs, OTHER, ConversationMode.HANDOFF)
+    got = await storage.conversations.get_many(
+        [(mine, PHONE), (mine, OTHER), (theirs, OTHER), (theirs, PHONE), (theirs + 100, PHONE)]
+    )
+    assert got == {(mine, PHONE): saved, (theirs, OTHER): handed}
+    assert await storage.conversations.get_many([]) == {}
+    with pytest.raises(ValidationError):
+        await storage.conversations.get_many([(mine, "+7 916")])
+
+
 async def test_a_stale_version_is_a_conflict_and_changes_nothing(storage: Storage) -> None:
     cid = await _company(storage)
     with pytest.raises(Conflict):
