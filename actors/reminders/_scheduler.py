@@ -63,6 +63,7 @@ from runtime import ActorError, Backoff, Jitter
 from storage import (
     Company,
     CompanyStatus,
+    Conversation,
     ConversationMode,
     Reminder,
     SalonRecord,
@@ -172,6 +173,9 @@ class _BatchCache:
     #: The batch's visits as we hold them (read in one statement), by (company, record);
     #: ``None``: not read for the batch (a row handled alone reads its own).
     records: dict[tuple[int, int], SalonRecord] | None = None
+    #: The batch's chats (read in one statement), by (company, normalised phone); ``None``:
+    #: not read for the batch (a row handled alone asks the assistant).
+    chats: dict[tuple[int, str], Conversation] | None = None
     #: Rows sent and not yet marked, marked by the batch's marker (``None``: each row is
     #: marked as it is sent).
     sent: _SentRows | None = None
@@ -386,6 +390,12 @@ class ReminderScheduler:
             )
         except StorageError as exc:  # each row reads its own (and meets the error there)
             log.warning("reminders: the batch's visits could not be read: %s", exc)
+        try:
+            cache.chats = await self.storage.conversations.get_many(
+                [(row.company_id, number) for row in rows if (number := _number(row.phone))]
+            )
+        except StorageError as exc:
+            log.warning("reminders: the batch's chats could not be read: %s", exc)
 
         async def one(row: Reminder) -> None:
             try:
@@ -493,7 +503,7 @@ class ReminderScheduler:
             if row.send_by is not None and after > row.send_by:
                 return _Skip("quiet_hours")
             return _Release(after, "quiet hours")
-        refusal = await self._chat_refuses(row.company_id, row.phone, now)
+        refusal = await self._chat_refuses(row.company_id, row.phone, now, cache)
         if refusal is not None:
             return _Skip(refusal)
         if self.place is not None:
@@ -571,14 +581,20 @@ class ReminderScheduler:
             log.warning("company %s: reminder settings unreadable (%s); defaults", company_id, exc)
             return ReminderSettings()
 
-    async def _chat_refuses(self, company_id: int, phone: str, now: dt.datetime) -> str | None:
+    async def _chat_refuses(
+        self, company_id: int, phone: str, now: dt.datetime, cache: _BatchCache
+    ) -> str | None:
         """``opted_out`` / ``handed_over`` / ``no_phone`` when the client may not be prompted
-        (the assistant's rule, ``may_prompt``), else ``None``."""
-        try:
-            number = normalise_phone(phone, region=None)
-        except InvalidPhone:
+        (the assistant's rule, ``may_prompt``, on the chat as the batch read it), else
+        ``None``."""
+        number = _number(phone)
+        if number is None:
             return "no_phone"
-        if self.assistant is not None:
+        if cache.chats is not None:
+            row = cache.chats.get((company_id, number))
+            if may_prompt(row, now):
+                return None
+        elif self.assistant is not None:
             if await self.assistant.may_prompt(company_id, number, now):
                 return None
             row = await self.storage.conversations.get(company_id, number)
@@ -640,6 +656,16 @@ class ReminderScheduler:
 
     def _failed(self, exc: BaseException) -> None:
         self._last_error = _describe(exc)
+
+
+def _number(phone: str | None) -> str | None:
+    """The client's number as chats are keyed (``None``: none, or one we cannot read)."""
+    if not phone:
+        return None
+    try:
+        return normalise_phone(phone, region=None)
+    except InvalidPhone:
+        return None
 
 
 def _describe(exc: BaseException) -> str:

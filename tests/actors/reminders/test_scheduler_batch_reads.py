@@ -63,9 +63,10 @@ async def test_a_salons_rows_in_one_batch_read_its_company_and_settings_once(
 async def test_a_batch_reads_its_visits_once_and_marks_sent_rows_together(
     autojump_clock: MockClock,
 ) -> None:
-    """One ``records.get_many`` for the claimed batch instead of a ``records.get`` per row,
-    and sent rows marked in a few ``mark_sent_many`` writes (each a round trip: the rows sent
-    meanwhile wait for the next) instead of a ``mark_sent`` per row; every row ends sent."""
+    """One ``records.get_many`` and one ``conversations.get_many`` for the claimed batch
+    instead of a ``records.get`` and a ``conversations.get`` per row, and sent rows marked
+    in a few ``mark_sent_many`` writes (each a round trip: the rows sent meanwhile wait for
+    the next) instead of a ``mark_sent`` per row; every row ends sent."""
     async with linked_salon() as (storage, company_id):
         rows = []
         for n in range(VISITS):
@@ -78,6 +79,11 @@ async def test_a_batch_reads_its_visits_once_and_marks_sent_rows_together(
         batch_marks: list[int] = []
         storage.records.get = counted(single_reads, storage.records.get)  # type: ignore[method-assign,assignment]
         storage.records.get_many = counted(batch_reads, storage.records.get_many)  # type: ignore[method-assign,assignment]
+        chat_reads: list[int] = []
+        chat_batch_reads: list[int] = []
+        chats = storage.conversations
+        chats.get = counted(chat_reads, chats.get)  # type: ignore[method-assign,assignment]
+        chats.get_many = counted(chat_batch_reads, chats.get_many)  # type: ignore[method-assign,assignment]
         reminders = storage.reminders
         reminders.mark_sent = counted(single_marks, reminders.mark_sent)  # type: ignore[method-assign,assignment]
         reminders.mark_sent_many = counted(batch_marks, reminders.mark_sent_many)  # type: ignore[method-assign,assignment]
@@ -89,6 +95,7 @@ async def test_a_batch_reads_its_visits_once_and_marks_sent_rows_together(
 
         assert len(company.sent) == VISITS
         assert (len(single_reads), len(batch_reads)) == (0, 1)
+        assert (len(chat_reads), len(chat_batch_reads)) == (0, 1)
         assert single_marks == []
         assert 1 <= len(batch_marks) <= VISITS // 8, len(batch_marks)
         assert sender.status().sent == VISITS
