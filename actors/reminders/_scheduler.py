@@ -11,7 +11,8 @@ concurrently (at most ``concurrency`` at once) and claims again until nothing is
 sleeps again. It never reads rows that are not due: with nothing due it costs three small
 indexed queries (claim, next due, backlog) per ``max_sleep``. Within a claimed batch a
 salon's company row, settings and placement are read once, the batch's visits
-(``salon_records``) in one statement, and sent rows are marked together (``mark_sent_many``:
+(``salon_records``) and chats (``conversations``, for ``may_prompt``: as of the batch's
+start) one statement each, and sent rows are marked together (``mark_sent_many``:
 whatever was sent while the previous mark was written, in one statement).
 
 Exactly once, end to end. A row's ``message_id`` is decided at its first claim and kept on
