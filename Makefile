@@ -46,6 +46,7 @@ bench: setup services
 	$(PY) bench/http.py
 	$(PY) bench/assistant.py
 	$(PY) bench/reminders.py
+	$(PY) bench/startup.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache test-artifacts

@@ -166,6 +166,7 @@ async def restore_companies(n: int, *, measure_memory: bool) -> tuple[float, flo
         with traced() if measure_memory else _untraced() as used:
             start = time.perf_counter()
             async with open_node(settings, storage, gateway, rng=random.Random(1)) as node:
+                await node.restore_done()  # the node yields at once and restores in the background
                 await trio.testing.wait_all_tasks_blocked()
                 elapsed = time.perf_counter() - start
                 per_company = used() / n
