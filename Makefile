@@ -47,6 +47,7 @@ bench: setup services
 	$(PY) bench/assistant.py
 	$(PY) bench/reminders.py
 	$(PY) bench/startup.py
+	$(PY) bench/load.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache test-artifacts

@@ -183,6 +183,7 @@ async def run_load(
     seconds: float,
     think: float,
     qr_every: float,
+    inbound: bool,
 ) -> Load:
     kinds = {"inbound": Kind(), "status": Kind(), "qr": Kind()}
     expected = {"inbound": {200}, "status": {200}, "qr": {200, 409}}
@@ -213,14 +214,15 @@ async def run_load(
         own = {"X-API-Key": salon.api_key}
         i = 0
         while trio.current_time() < deadline:
-            body = {"phone": phone, "text": f"Здравствуйте, можно записаться? #{i}"}
-            await timed(
-                "inbound",
-                "POST",
-                f"/dev/simulator/{salon.company_id}/inbound",
-                json=body,
-                headers=admin,
-            )
+            if inbound:
+                body = {"phone": phone, "text": f"Здравствуйте, можно записаться? #{i}"}
+                await timed(
+                    "inbound",
+                    "POST",
+                    f"/dev/simulator/{salon.company_id}/inbound",
+                    json=body,
+                    headers=admin,
+                )
             await timed("status", "GET", f"/marketplace/status/{salon.company_id}", headers=own)
             i += 1
             await trio.sleep(think)
@@ -269,6 +271,7 @@ async def bench(args: argparse.Namespace) -> int:
                     seconds=args.seconds,
                     think=args.think,
                     qr_every=args.qr_every,
+                    inbound=not args.no_inbound,
                 )
                 stop.set()
         problems = served.problems()
@@ -279,7 +282,8 @@ def report(args: argparse.Namespace, load: Load, set_up: float, problems: list[s
     total = sum(len(k.latencies) for k in load.kinds.values())
     errors = sum(sum(k.errors.values()) for k in load.kinds.values())
     print(
-        f"# load: {args.salons} linked salons x {args.clients} clients (inbound + status, "
+        f"# load: {args.salons} linked salons x {args.clients} clients "
+        f"({'status only' if args.no_inbound else 'inbound + status'}, "
         f"think {args.think:g} s), {args.pages} open connect pages polling QR every "
         f"{args.qr_every:g} s, {load.seconds:.1f} s; at most {args.connections} requests in "
         f"flight; PostgreSQL + Redis, simulated WhatsApp; server rate limits raised to "
@@ -320,19 +324,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--salons", type=int, default=100, help="linked salons (default 100)")
-    parser.add_argument("--clients", type=int, default=5, help="clients per salon (default 5)")
+    # The defaults are the largest load measured with p99 < 500 ms (BENCHMARKS.md, "Load").
+    parser.add_argument("--salons", type=int, default=5, help="linked salons (default 5)")
+    parser.add_argument("--clients", type=int, default=2, help="clients per salon (default 2)")
     parser.add_argument("--seconds", type=float, default=60.0, help="load duration (default 60)")
     parser.add_argument("--pages", type=int, default=None, help="open connect pages (N/10)")
     parser.add_argument("--think", type=float, default=1.0, help="client think time, s")
     parser.add_argument("--qr-every", type=float, default=2.0, help="QR poll interval, s")
     parser.add_argument("--connections", type=int, default=64, help="requests in flight, max")
     parser.add_argument(
-        "--quick", action="store_true", help="20 salons x 3 clients, 15 s (under a minute)"
+        "--no-inbound",
+        action="store_true",
+        help="clients only read status (to separate the cost of the messages)",
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="the load for 20 s instead of 60 (under a minute)"
     )
     args = parser.parse_args()
     if args.quick:
-        args.salons, args.clients, args.seconds = 20, 3, 15.0
+        args.seconds = min(args.seconds, 20.0)
     if args.pages is None:
         args.pages = max(1, args.salons // 10)
     sys.exit(trio.run(bench, args))
