@@ -25,7 +25,8 @@ counts. The server's per-IP rate limits (``AIADMIN_API_RATE_LIMIT``,
 single-address load generator: they are raised to 10**9/min for the run, as printed.
 
 Prints per kind: requests, req/s, p50 and p99 ms; total throughput; errors; the server's
-VmRSS at the start and end of the load; WARNING/ERROR lines the server logged.
+VmRSS at the start and end of the load and its CPU time over it (``/proc/<pid>/stat``: the
+share of a core it got on a shared machine, and per request); WARNING/ERROR lines it logged.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ import httpx
 import trio
 from trio_websocket import WebSocketConnection, open_websocket_url
 
-from bench._server import Served, aiadmin_serve, vm_rss
+from bench._server import Served, aiadmin_serve, cpu_seconds, vm_rss
 
 ADMIN_KEY = "adm_bench_load_0123456789abcdef"
 FIRST_SALON = 700_000
@@ -171,6 +172,7 @@ class Load:
     seconds: float
     rss_start: int
     rss_end: int
+    cpu: float  # the server's CPU seconds (user + system) over the load
 
 
 async def run_load(
@@ -233,6 +235,7 @@ async def run_load(
             await trio.sleep(qr_every)
 
     rss_start = vm_rss(served.process.pid)
+    cpu_start = cpu_seconds(served.process.pid)
     started = time.perf_counter()
     async with trio.open_nursery() as nursery:
         for salon in linked:
@@ -241,7 +244,8 @@ async def run_load(
         for salon in pages:
             nursery.start_soon(page, salon)
     elapsed = time.perf_counter() - started
-    return Load(kinds, elapsed, rss_start, vm_rss(served.process.pid))
+    cpu = cpu_seconds(served.process.pid) - cpu_start
+    return Load(kinds, elapsed, rss_start, vm_rss(served.process.pid), cpu)
 
 
 async def bench(args: argparse.Namespace) -> int:
@@ -313,6 +317,10 @@ def report(args: argparse.Namespace, load: Load, set_up: float, problems: list[s
     print(
         f"server_rss: {load.rss_start / 2**20:.1f} MiB at the start of the load -> "
         f"{load.rss_end / 2**20:.1f} MiB at its end"
+    )
+    print(
+        f"server_cpu: {load.cpu:.1f} s over the load ({load.cpu / load.seconds:.0%} of one "
+        f"core; {load.cpu / max(total, 1) * 1000:.1f} ms per request)"
     )
     print(f"server_log_problems: {len(problems)} WARNING/ERROR lines")
     for line in problems[:5]:
