@@ -317,6 +317,11 @@ class MemoryCompanies:
         row = self._db.companies.get(company_id)
         return row.company if row else None
 
+    async def get_many(self, company_ids: Sequence[int]) -> dict[int, Company]:
+        await trio.lowlevel.checkpoint()
+        found = ((cid, self._db.companies.get(cid)) for cid in company_ids)
+        return {cid: row.company for cid, row in found if row is not None}
+
     async def get_by_salon(self, yclients_id: int) -> Company | None:
         await trio.lowlevel.checkpoint()
         company_id = self._db.company_by_salon.get(yclients_id)

@@ -164,6 +164,17 @@ class PgCompanies(_Repo):
         )
         return None if rec is None else _company(rec)
 
+    async def get_many(self, company_ids: Sequence[int]) -> dict[int, Company]:
+        if not company_ids:
+            return {}
+        recs = await self._pool.run(
+            _fetch,
+            f"SELECT {COMPANY_COLUMNS} FROM companies WHERE id = ANY($1::int[])",
+            list(company_ids),
+        )
+        found = (_company(rec) for rec in recs)
+        return {company.id: company for company in found}
+
     async def get_by_salon(self, yclients_id: int) -> Company | None:
         rec = await self._pool.run(
             _fetchrow,

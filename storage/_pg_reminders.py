@@ -474,6 +474,14 @@ class PgReminderSettings:
         settings: dict[str, Any] = recs[0]["settings"]
         return settings
 
+    async def get_many(self, company_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        ids = [check_company(company_id) for company_id in company_ids]
+        if not ids:
+            return {}
+        sql = "SELECT company_id, settings FROM reminder_settings WHERE company_id = ANY($1)"
+        recs = await self._pool.run(_fetch, sql, ids)
+        return {rec["company_id"]: rec["settings"] for rec in recs}
+
     async def put(self, company_id: int, settings: dict[str, Any]) -> None:
         company_id = check_company(company_id)
         body = v.json_object("settings", settings)

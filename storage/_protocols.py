@@ -78,6 +78,10 @@ class CompanyRepository(Protocol):
         """The company with our id, or ``None``."""
         ...
 
+    async def get_many(self, company_ids: Sequence[int]) -> dict[int, Company]:
+        """The companies of ``company_ids`` in one read, by id; an unknown id is absent."""
+        ...
+
     async def get_by_salon(self, yclients_id: int) -> Company | None:
         """The company registered for a YClients salon id, or ``None``."""
         ...
@@ -746,6 +750,11 @@ class ReminderSettingsStore(Protocol):
 
     async def get(self, company_id: int) -> dict[str, Any] | None:
         """The stored settings, or ``None`` (the defaults apply)."""
+        ...
+
+    async def get_many(self, company_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        """The stored settings of ``company_ids`` in one read, by id; a company with none
+        stored (or no such company) is absent."""
         ...
 
     async def put(self, company_id: int, settings: dict[str, Any]) -> None:

@@ -567,6 +567,12 @@ class MemoryReminderSettings:
         stored = self._db.reminder_settings.get(company_id)
         return None if stored is None else json.loads(json.dumps(stored))
 
+    async def get_many(self, company_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+        await trio.lowlevel.checkpoint()
+        ids = [check_company(company_id) for company_id in company_ids]
+        found = ((cid, self._db.reminder_settings.get(cid)) for cid in ids)
+        return {cid: json.loads(json.dumps(got)) for cid, got in found if got is not None}
+
     async def put(self, company_id: int, settings: dict[str, Any]) -> None:
         await trio.lowlevel.checkpoint()
         body = v.json_object("settings", settings)

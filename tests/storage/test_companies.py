@@ -41,6 +41,14 @@ async def test_second_company_for_salon_conflicts(storage: Storage) -> None:
     assert await storage.companies.count() == 1
 
 
+async def test_get_many_reads_companies_by_id(storage: Storage) -> None:
+    one = (await storage.companies.create(101)).company
+    two = (await storage.companies.create(102)).company
+    got = await storage.companies.get_many([one.id, two.id, two.id + 100, one.id])
+    assert got == {one.id: await storage.companies.get(one.id), two.id: two}
+    assert await storage.companies.get_many([]) == {}
+
+
 async def test_missing_company_is_none(storage: Storage) -> None:
     assert await storage.companies.get(999) is None
     assert await storage.companies.get_by_salon(999) is None

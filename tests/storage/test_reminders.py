@@ -429,6 +429,17 @@ async def test_settings_are_stored_as_json(storage: Storage) -> None:
     assert await storage.reminder_settings.get(cid) == {"reviews_enabled": False}
 
 
+async def test_settings_of_many_companies_in_one_read(storage: Storage) -> None:
+    mine = await _company(storage, 1)
+    theirs = await _company(storage, 2)
+    bare = await _company(storage, 3)
+    await storage.reminder_settings.put(mine, {"high_rating": 4})
+    await storage.reminder_settings.put(theirs, {"reviews_enabled": False})
+    got = await storage.reminder_settings.get_many([mine, theirs, bare, bare + 100])
+    assert got == {mine: {"high_rating": 4}, theirs: {"reviews_enabled": False}}
+    assert await storage.reminder_settings.get_many([]) == {}
+
+
 async def test_both_twins_refuse_the_same_values(storage: Storage, wall: FakeWallClock) -> None:
     cid = await _company(storage)
     refused = [
