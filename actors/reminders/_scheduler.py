@@ -385,6 +385,16 @@ class ReminderScheduler:
         slots = trio.Semaphore(self.concurrency)
         sent = _SentRows()
         cache = _BatchCache(sent=sent)
+        salons = list(dict.fromkeys(row.company_id for row in rows))
+        try:
+            cache.companies.update(await self.storage.companies.get_many(salons))
+            for company_id in salons:
+                cache.companies.setdefault(company_id, None)
+            stored = await self.storage.reminder_settings.get_many(salons)
+            for company_id in salons:
+                cache.settings[company_id] = _parse_settings(company_id, stored.get(company_id))
+        except StorageError as exc:  # each salon's first row reads its own
+            log.warning("reminders: the batch's salons could not be read: %s", exc)
         try:
             cache.records = await self.storage.records.get_many(
                 [(row.company_id, row.record_id) for row in rows]
@@ -573,14 +583,7 @@ class ReminderScheduler:
     async def _settings(self, company_id: int) -> ReminderSettings:
         """The salon's settings now (the defaults when none are stored or they are
         unreadable)."""
-        stored = await self.storage.reminder_settings.get(company_id)
-        if stored is None:
-            return ReminderSettings()
-        try:
-            return ReminderSettings.from_json(stored)
-        except InvalidReminderSettings as exc:
-            log.warning("company %s: reminder settings unreadable (%s); defaults", company_id, exc)
-            return ReminderSettings()
+        return _parse_settings(company_id, await self.storage.reminder_settings.get(company_id))
 
     async def _chat_refuses(
         self, company_id: int, phone: str, now: dt.datetime, cache: _BatchCache
@@ -657,6 +660,17 @@ class ReminderScheduler:
 
     def _failed(self, exc: BaseException) -> None:
         self._last_error = _describe(exc)
+
+
+def _parse_settings(company_id: int, stored: dict[str, Any] | None) -> ReminderSettings:
+    """A salon's stored settings (the defaults when none are stored or they are unreadable)."""
+    if stored is None:
+        return ReminderSettings()
+    try:
+        return ReminderSettings.from_json(stored)
+    except InvalidReminderSettings as exc:
+        log.warning("company %s: reminder settings unreadable (%s); defaults", company_id, exc)
+        return ReminderSettings()
 
 
 def _number(phone: str | None) -> str | None:

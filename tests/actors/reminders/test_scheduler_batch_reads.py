@@ -44,8 +44,12 @@ async def test_a_salons_rows_in_one_batch_read_its_company_and_settings_once(
         company_reads: list[int] = []
         settings_reads: list[int] = []
         storage.companies.get = counted(company_reads, storage.companies.get)  # type: ignore[method-assign]
+        storage.companies.get_many = counted(company_reads, storage.companies.get_many)  # type: ignore[method-assign,assignment]
         storage.reminder_settings.get = counted(  # type: ignore[method-assign]
             settings_reads, storage.reminder_settings.get
+        )
+        storage.reminder_settings.get_many = counted(  # type: ignore[method-assign,assignment]
+            settings_reads, storage.reminder_settings.get_many
         )
         company = Company()
         sender = scheduler(storage, company)
