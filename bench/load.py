@@ -26,7 +26,8 @@ single-address load generator: they are raised to 10**9/min for the run, as prin
 
 Prints per kind: requests, req/s, p50 and p99 ms; total throughput; errors; the server's
 VmRSS at the start and end of the load and its CPU time over it (``/proc/<pid>/stat``: the
-share of a core it got on a shared machine, and per request); WARNING/ERROR lines it logged.
+share of a core it got on a shared machine, and per request) and the time its main thread
+waited for a CPU (``/proc/<pid>/schedstat``); WARNING/ERROR lines it logged.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ import httpx
 import trio
 from trio_websocket import WebSocketConnection, open_websocket_url
 
-from bench._server import Served, aiadmin_serve, cpu_seconds, vm_rss
+from bench._server import Served, aiadmin_serve, cpu_seconds, run_queue_seconds, vm_rss
 
 ADMIN_KEY = "adm_bench_load_0123456789abcdef"
 FIRST_SALON = 700_000
@@ -173,6 +174,7 @@ class Load:
     rss_start: int
     rss_end: int
     cpu: float  # the server's CPU seconds (user + system) over the load
+    waited: float  # seconds its main thread was runnable but had no CPU, over the load
 
 
 async def run_load(
@@ -236,6 +238,7 @@ async def run_load(
 
     rss_start = vm_rss(served.process.pid)
     cpu_start = cpu_seconds(served.process.pid)
+    waited_start = run_queue_seconds(served.process.pid)
     started = time.perf_counter()
     async with trio.open_nursery() as nursery:
         for salon in linked:
@@ -245,7 +248,8 @@ async def run_load(
             nursery.start_soon(page, salon)
     elapsed = time.perf_counter() - started
     cpu = cpu_seconds(served.process.pid) - cpu_start
-    return Load(kinds, elapsed, rss_start, vm_rss(served.process.pid), cpu)
+    waited = run_queue_seconds(served.process.pid) - waited_start
+    return Load(kinds, elapsed, rss_start, vm_rss(served.process.pid), cpu, waited)
 
 
 async def bench(args: argparse.Namespace) -> int:
@@ -320,7 +324,9 @@ def report(args: argparse.Namespace, load: Load, set_up: float, problems: list[s
     )
     print(
         f"server_cpu: {load.cpu:.1f} s over the load ({load.cpu / load.seconds:.0%} of one "
-        f"core; {load.cpu / max(total, 1) * 1000:.1f} ms per request)"
+        f"core; {load.cpu / max(total, 1) * 1000:.1f} ms per request); its main thread "
+        f"waited {load.waited:.1f} s for a CPU ({load.waited / load.seconds:.0%} of the run: "
+        f"other processes on the machine)"
     )
     print(f"server_log_problems: {len(problems)} WARNING/ERROR lines")
     for line in problems[:5]:
