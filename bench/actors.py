@@ -48,7 +48,6 @@ import json
 import logging
 import os
 import random
-import socket
 import statistics
 import subprocess
 import sys
@@ -91,6 +90,7 @@ from actors.whatsapp import (
     fake_qr_code,
     new_message_id,
 )
+from bench._server import free_port, vm_rss
 from config import QrPolicy, SendPacing, Settings, settings_from_env
 from runtime import Actor, Registry
 from storage import Storage, open_storage
@@ -496,20 +496,6 @@ class ServedRss:
     @property
     def per_linked(self) -> float:
         return (self.linked - self.registered) / self.salons
-
-
-def vm_rss(pid: int) -> int:
-    """The process's resident set (``VmRSS`` of ``/proc/<pid>/status``), in bytes."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    raise RuntimeError(f"no VmRSS for process {pid}")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def register_served_salon(http: httpx.AsyncClient, salon_id: int) -> str:

@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 
+from bench._server import free_port
 from storage import Storage, open_storage
 from tests.support.databases import REDIS_URL, delete_redis_prefix, new_redis_prefix, temp_database
 
@@ -97,14 +98,6 @@ async def seed_linked(storage: Storage, n: int, concurrency: int = 32) -> list[i
             nursery.start_soon(worker)
     assert len(await storage.companies.list_linked()) == n
     return sorted(ids)
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 async def startup(salons: int) -> Startup:
