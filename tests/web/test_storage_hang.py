@@ -26,7 +26,7 @@ from config import RateLimit, Settings
 from tests.support.databases import REDIS_URL, with_port
 from tests.support.proxy import TcpProxy, open_tcp_proxy
 from tests.web.conftest import WebHarness, make_web_settings, register
-from tests.web.test_server import Running, free_port, running_server
+from tests.web.test_server import Running, free_port, ready_after_restore, running_server
 
 STORAGE_TIMEOUT = 1.0
 REQUEST_TIMEOUT = 1.5
@@ -86,6 +86,9 @@ async def open_stand(
             assert registered.status_code == 201, registered.text
             body = registered.json()
             token = httpx.URL(body["connect_url"]).params["token"]
+            # The start-up restore runs in the background once the port is open (``restoring``
+            # until it is over): each test starts from a ready server.
+            await ready_after_restore(http)
             try:
                 yield Stand(server, http, proxy, body["company_id"], body["api_key"], token)
             finally:
