@@ -95,6 +95,7 @@ from config import QrPolicy, SendPacing, Settings, settings_from_env
 from runtime import Actor, Registry
 from storage import Storage, open_storage
 from tests.support.databases import REDIS_URL, delete_redis_prefix, new_redis_prefix, temp_database
+from tests.support.startup import link_stored
 
 ROOT = Path(__file__).resolve().parent.parent
 CLIENT = "79007654321"
@@ -135,21 +136,8 @@ async def make_linked(storage: Storage, world: SimulatedWorld, n: int) -> list[i
     ids = []
     for i in range(n):
         created = await storage.companies.create(100_000 + i, title=f"Салон {i}")
-        cid = created.company.id
-        conn = world.attach(cid, lambda event: None)
-        conn.show_qr("2@bench")
-        phone = f"7900{i:07d}"
-        jid = world.scan(cid, phone=phone)
-        conn.detach()
-        await storage.companies.transition(
-            cid,
-            ["pending"],
-            "active",
-            whatsapp_jid=jid,
-            whatsapp_phone=phone,
-            whatsapp_connected=True,
-        )
-        ids.append(cid)
+        await link_stored(storage, world, created.company.id, f"7900{i:07d}")
+        ids.append(created.company.id)
     return ids
 
 

@@ -70,6 +70,7 @@ from actors.whatsapp import SimulatedGateway, SimulatedWorld
 from config import Settings, settings_from_env
 from storage import PlannedReminder, ReminderStatus, SalonRecord, Storage, open_storage
 from tests.support.databases import REDIS_URL, delete_redis_prefix, new_redis_prefix, temp_database
+from tests.support.startup import link_stored
 
 ZONE = ZoneInfo("Europe/Moscow")
 #: No quiet hours: the bench runs at whatever hour the machine's clock says.
@@ -143,19 +144,7 @@ async def make_salons(
         cid = created.company.id
         await storage.reminder_settings.put(cid, NO_QUIET)
         if world is not None:
-            conn = world.attach(cid, lambda event: None)
-            conn.show_qr("2@bench")
-            phone = f"7900{first_salon + i:07d}"
-            jid = world.scan(cid, phone=phone)
-            conn.detach()
-            await storage.companies.transition(
-                cid,
-                ["pending"],
-                "active",
-                whatsapp_jid=jid,
-                whatsapp_phone=phone,
-                whatsapp_connected=True,
-            )
+            await link_stored(storage, world, cid, f"7900{first_salon + i:07d}")
         ids.append(cid)
     return ids
 

@@ -16,27 +16,31 @@ from actors.whatsapp import SimulatedWorld
 from storage import Storage
 
 
+async def link_stored(storage: Storage, world: SimulatedWorld, company_id: int, phone: str) -> None:
+    """Link ``company_id`` as a stopped node leaves it: its credentials in the simulated world
+    (a scan of its QR by ``phone``), ``active`` with that device in storage."""
+    conn = world.attach(company_id, lambda event: None)
+    conn.show_qr("2@linked")
+    jid = world.scan(company_id, phone=phone)
+    conn.detach()
+    await storage.companies.transition(
+        company_id,
+        ["pending"],
+        "active",
+        whatsapp_jid=jid,
+        whatsapp_phone=phone,
+        whatsapp_connected=True,
+    )
+
+
 async def store_linked(storage: Storage, world: SimulatedWorld, n: int, first: int) -> list[int]:
     """``n`` salons linked as a stopped node leaves them: credentials in the world, ``active``
     with a device in storage; their ids, ascending."""
     ids = []
     for i in range(n):
         created = await storage.companies.create(first + i, title=f"Салон {i}")
-        cid = created.company.id
-        conn = world.attach(cid, lambda event: None)
-        conn.show_qr("2@restore")
-        phone = f"7900{first + i:07d}"
-        jid = world.scan(cid, phone=phone)
-        conn.detach()
-        await storage.companies.transition(
-            cid,
-            ["pending"],
-            "active",
-            whatsapp_jid=jid,
-            whatsapp_phone=phone,
-            whatsapp_connected=True,
-        )
-        ids.append(cid)
+        await link_stored(storage, world, created.company.id, f"7900{first + i:07d}")
+        ids.append(created.company.id)
     return ids
 
 
