@@ -10,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -26,10 +25,8 @@ from storage import (
     ReminderStatus,
     SalonRecord,
     Storage,
-    open_storage,
 )
 from tests.support.clock import FakeWallClock
-from tests.support.databases import open_real_storage
 
 ZONE = ZoneInfo("Asia/Yekaterinburg")
 PHONE = "79161234567"
@@ -188,20 +185,6 @@ def test_a_move_seen_in_the_schedule_counts_from_the_change() -> None:
 @pytest.fixture
 def wall() -> FakeWallClock:
     return FakeWallClock(NOW.astimezone(dt.UTC))
-
-
-@pytest.fixture(params=["memory", "real"])
-async def storage(
-    request: pytest.FixtureRequest, database_url: str, redis_prefix: str, wall: FakeWallClock
-) -> AsyncIterator[Storage]:
-    if request.param == "memory":
-        async with open_storage(wall_clock=wall, monotonic_clock=trio.current_time) as st:
-            yield st
-    else:
-        async with open_real_storage(
-            database_url, redis_prefix=redis_prefix, wall_clock=wall
-        ) as st:
-            yield st
 
 
 class Wakes:

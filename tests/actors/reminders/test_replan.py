@@ -29,26 +29,11 @@ from metrics import MetricsRegistry
 from storage import Company, Reminder, ReminderStatus, Storage, StorageUnavailable, open_storage
 from tests.actors.reminders.test_planner import NOW, ZONE, local, record
 from tests.support.clock import FakeWallClock
-from tests.support.databases import open_real_storage
 
 
 @pytest.fixture
 def wall() -> FakeWallClock:
     return FakeWallClock(NOW.astimezone(dt.UTC))
-
-
-@pytest.fixture(params=["memory", "real"])
-async def storage(
-    request: pytest.FixtureRequest, database_url: str, redis_prefix: str, wall: FakeWallClock
-) -> AsyncIterator[Storage]:
-    if request.param == "memory":
-        async with open_storage(wall_clock=wall, monotonic_clock=trio.current_time) as st:
-            yield st
-    else:
-        async with open_real_storage(
-            database_url, redis_prefix=redis_prefix, wall_clock=wall
-        ) as st:
-            yield st
 
 
 @pytest.fixture
