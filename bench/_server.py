@@ -78,6 +78,25 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def serve_env(
+    database_url: str, prefix: str, port: int, admin_key: str, tag: str
+) -> dict[str, str]:
+    """The environment of a benchmarked ``aiadmin serve``: loopback ``port``, the given
+    database and Redis prefix, the simulated WhatsApp, the admin key, a JWT secret."""
+    return {
+        "PATH": os.environ.get("PATH", ""),
+        "PYTHONPATH": str(ROOT),
+        "PORT": str(port),
+        "AIADMIN_HOST": "127.0.0.1",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": REDIS_URL,
+        "AIADMIN_REDIS_PREFIX": prefix,
+        "ADMIN_API_KEY": admin_key,
+        "JWT_SECRET": f"bench secret of the {tag} run, long enough for HS256",
+        "WHATSAPP_PROVIDER": "simulated",
+    }
+
+
 @asynccontextmanager
 async def aiadmin_serve(
     admin_key: str, extra_env: dict[str, str], tag: str = "bench"
@@ -89,19 +108,7 @@ async def aiadmin_serve(
         async with temp_database() as database_url:
             with tempfile.TemporaryDirectory(prefix=f"aiadmin-{tag}-") as workdir:
                 port = free_port()
-                env = {
-                    "PATH": os.environ.get("PATH", ""),
-                    "PYTHONPATH": str(ROOT),
-                    "PORT": str(port),
-                    "AIADMIN_HOST": "127.0.0.1",
-                    "DATABASE_URL": database_url,
-                    "REDIS_URL": REDIS_URL,
-                    "AIADMIN_REDIS_PREFIX": prefix,
-                    "ADMIN_API_KEY": admin_key,
-                    "JWT_SECRET": f"bench secret of the {tag} run, long enough for HS256",
-                    "WHATSAPP_PROVIDER": "simulated",
-                    **extra_env,
-                }
+                env = serve_env(database_url, prefix, port, admin_key, tag) | extra_env
                 executable = Path(sys.executable).with_name("aiadmin")
                 command = (
                     [str(executable)] if executable.exists() else [sys.executable, "-m", "web.cli"]

@@ -46,7 +46,6 @@ import gc
 import io
 import json
 import logging
-import os
 import random
 import statistics
 import subprocess
@@ -90,11 +89,11 @@ from actors.whatsapp import (
     fake_qr_code,
     new_message_id,
 )
-from bench._server import free_port, vm_rss
+from bench._server import free_port, serve_env, vm_rss
 from config import QrPolicy, SendPacing, Settings, settings_from_env
 from runtime import Actor, Registry
 from storage import Storage, open_storage
-from tests.support.databases import REDIS_URL, delete_redis_prefix, new_redis_prefix, temp_database
+from tests.support.databases import delete_redis_prefix, new_redis_prefix, temp_database
 from tests.support.startup import link_stored
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -566,17 +565,7 @@ async def _served_rss(
     database_url: str, prefix: str, workdir: Path, salons: int, warm: int, concurrency: int
 ) -> ServedRss:
     port = free_port()
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "PYTHONPATH": str(ROOT),
-        "PORT": str(port),
-        "AIADMIN_HOST": "127.0.0.1",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": REDIS_URL,
-        "AIADMIN_REDIS_PREFIX": prefix,
-        "ADMIN_API_KEY": ADMIN_KEY,
-        "JWT_SECRET": "bench secret of the rss run, long enough for HS256",
-        "WHATSAPP_PROVIDER": "simulated",
+    env = serve_env(database_url, prefix, port, ADMIN_KEY, "rss") | {
         "AIADMIN_API_RATE_LIMIT": "1000000000/60",  # one client registers them all
         "AIADMIN_WS_RATE_LIMIT": "1000000000/60",
     }

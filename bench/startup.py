@@ -23,7 +23,6 @@ link again): the restore does the storage work of a real one, not the reconnects
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -43,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx
 
-from bench._server import free_port
+from bench._server import free_port, serve_env
 from storage import Storage, open_storage
 from tests.support.databases import REDIS_URL, delete_redis_prefix, new_redis_prefix, temp_database
 
@@ -122,18 +121,7 @@ async def _timed_serve(
     database_url: str, prefix: str, workdir: Path, salons: int, last: int | None
 ) -> Startup:
     port = free_port()
-    env = {
-        "PATH": os.environ.get("PATH", ""),
-        "PYTHONPATH": str(ROOT),
-        "PORT": str(port),
-        "AIADMIN_HOST": "127.0.0.1",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": REDIS_URL,
-        "AIADMIN_REDIS_PREFIX": prefix,
-        "ADMIN_API_KEY": ADMIN_KEY,
-        "JWT_SECRET": "bench secret of the startup run, long enough for HS256",
-        "WHATSAPP_PROVIDER": "simulated",
-    }
+    env = serve_env(database_url, prefix, port, ADMIN_KEY, "startup")
     executable = Path(sys.executable).with_name("aiadmin")
     command = [str(executable)] if executable.exists() else [sys.executable, "-m", "web.cli"]
     log_path = workdir / "server.log"
