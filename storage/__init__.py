@@ -77,6 +77,7 @@ from ._retention import Pruned as Pruned
 from ._retention import Retention as Retention
 from ._secrets import API_KEY_PREFIX as API_KEY_PREFIX
 from ._secrets import WEBHOOK_SECRET_PREFIX as WEBHOOK_SECRET_PREFIX
+from ._sent import SentLedger as SentLedger
 from ._storage import Storage as Storage
 from ._storage import StorageHealth as StorageHealth
 from ._storage import open_storage as open_storage
@@ -168,6 +169,7 @@ __all__ = [
     "SalonRecords",
     "SalonService",
     "SalonStaff",
+    "SentLedger",
     "StaleEpoch",
     "Storage",
     "StorageError",

@@ -9,6 +9,7 @@ import trio
 
 from ._fields import limit_value
 from ._memory_db import MemoryDatabase
+from ._memory_sent import MemorySentLedger
 from ._models import (
     Direction,
     InboxEvent,
@@ -25,8 +26,9 @@ class MemoryRetention:
     first row newer than the cutoff, so a call touches about ``limit`` rows plus the old ones
     it must keep; every index of the deleted rows is updated in the same step."""
 
-    def __init__(self, db: MemoryDatabase) -> None:
+    def __init__(self, db: MemoryDatabase, sent: MemorySentLedger | None = None) -> None:
         self._db = db
+        self._sent = sent
 
     async def prune(self, older_than: float, *, limit: int = 500) -> Pruned:
         await trio.lowlevel.checkpoint()
@@ -36,6 +38,7 @@ class MemoryRetention:
             inbox=self._prune_inbox(cutoff, limit),
             outbox=self._prune_outbox(cutoff, limit),
             messages=self._prune_messages(cutoff, limit),
+            sent=0 if self._sent is None else self._sent.prune(cutoff, limit),
         )
 
     def _prune_inbox(self, cutoff: datetime, limit: int) -> int:

@@ -11,7 +11,9 @@ of each table per call, so no call holds a lock or the event loop for long:
   callers enqueue it again by its idempotency key to make sure (a company actor re-enqueues
   its activation callback at every start; a deleted key would send the callback again);
 - ``messages``: created before the cutoff, except outbound ones still ``queued`` (those are
-  the actor's unsent work).
+  the actor's unsent work);
+- ``whatsapp_sent`` (neonize's ledger of sent messages, ``_sent``): recorded before the
+  cutoff, except the rows of outbound messages still ``queued`` (their resend is to come).
 
 Pending and in-flight rows are never deleted. The cutoff is the storage's clock (the wall
 clock tests move, or the database's ``now()``) minus ``older_than`` seconds. The in-memory
@@ -59,6 +61,16 @@ _MESSAGES_SQL = f"""WITH gone AS (
         ORDER BY created_at, id LIMIT $3 FOR UPDATE SKIP LOCKED)
     RETURNING 1)
 SELECT count(*) FROM gone"""
+_SENT_SQL = f"""WITH gone AS (
+    DELETE FROM whatsapp_sent WHERE (company_id, message_id) IN (
+        SELECT s.company_id, s.message_id FROM whatsapp_sent s
+        WHERE s.sent_at < {_CUTOFF} AND NOT EXISTS (
+            SELECT 1 FROM messages m
+            WHERE m.company_id = s.company_id AND m.wa_message_id = s.message_id
+              AND m.direction = 'out' AND m.status = 'queued')
+        ORDER BY s.sent_at, s.company_id, s.message_id LIMIT $3 FOR UPDATE SKIP LOCKED)
+    RETURNING 1)
+SELECT count(*) FROM gone"""
 
 
 @dataclass(frozen=True)
@@ -68,14 +80,15 @@ class Pruned:
     inbox: int = 0
     outbox: int = 0
     messages: int = 0
+    sent: int = 0  # rows of neonize's sent-message ledger
 
     @property
     def total(self) -> int:
-        return self.inbox + self.outbox + self.messages
+        return self.inbox + self.outbox + self.messages + self.sent
 
     def full(self, limit: int) -> bool:
         """Whether some table gave a whole batch (so there may be more to delete)."""
-        return max(self.inbox, self.outbox, self.messages) >= limit
+        return max(self.inbox, self.outbox, self.messages, self.sent) >= limit
 
 
 class Retention(Protocol):
@@ -92,7 +105,7 @@ def older_than_seconds(older_than: float) -> float:
 
 
 class PgRetention:
-    """:class:`Retention` on PostgreSQL: three short statements in one bridge crossing."""
+    """:class:`Retention` on PostgreSQL: four short statements in one bridge crossing."""
 
     def __init__(self, pool: PgPool, clock: Clock | None) -> None:
         self._pool = pool
@@ -102,15 +115,16 @@ class PgRetention:
         age = older_than_seconds(older_than)
         limit_value(limit)
         now = None if self._clock is None else self._clock()
-        counts: tuple[int, int, int] = await self._pool.run(_prune_pg, now, age, limit)
+        counts: tuple[int, int, int, int] = await self._pool.run(_prune_pg, now, age, limit)
         return Pruned(*counts)
 
 
 async def _prune_pg(
     conn: asyncpg.Connection, now: datetime | None, age: float, limit: int
-) -> tuple[int, int, int]:
+) -> tuple[int, int, int, int]:
     """Each DELETE is its own short transaction (autocommit): no lock outlives its batch."""
     inbox = await conn.fetchval(_INBOX_SQL, now, age, limit)
     outbox = await conn.fetchval(_OUTBOX_SQL, now, age, limit)
     messages = await conn.fetchval(_MESSAGES_SQL, now, age, limit)
-    return int(inbox), int(outbox), int(messages)
+    sent = await conn.fetchval(_SENT_SQL, now, age, limit)
+    return int(inbox), int(outbox), int(messages), int(sent)

@@ -35,6 +35,7 @@ from ._protocols import (
     WebhookInbox,
 )
 from ._retention import Retention
+from ._sent import SentLedger
 
 if TYPE_CHECKING:
     # The backends are imported where they are chosen (``open_storage``), so importing
@@ -99,6 +100,9 @@ class Storage:
     epochs: LeaseEpochs
     #: Deletes finished inbox/outbox rows and old messages in batches (issue 17).
     retention: Retention
+    #: neonize's ledger of sent messages (``whatsapp_sent``), so a resend is never a second
+    #: copy, on whichever process the salon's session runs (issue 13).
+    sent: SentLedger
     database_kind: str
     redis_kind: str
     pg: PgPool | None = field(default=None, repr=False)
@@ -222,6 +226,7 @@ async def open_storage(
                 from ._pg_reminders import PgReminders, PgReminderSettings, PgReviews
                 from ._records import PgSalonRecords
                 from ._retention import PgRetention
+                from ._sent import PgSentLedger
 
                 if apply_migrations:
                     await migrate(database_url, connect_timeout=connect_timeout)
@@ -247,6 +252,7 @@ async def open_storage(
                 reminder_settings: ReminderSettingsStore = PgReminderSettings(pg, wall_clock)
                 epochs: LeaseEpochs = PgLeaseEpochs(pg)
                 retention: Retention = PgRetention(pg, wall_clock)
+                sent: SentLedger = PgSentLedger(pg, wall_clock)
                 fence_factory = _pg_fence(pg, wall_clock)
             else:
                 from ._conversations import MemoryConversations
@@ -261,6 +267,7 @@ async def open_storage(
                     MemoryWebhookInbox,
                 )
                 from ._memory_retention import MemoryRetention
+                from ._memory_sent import MemorySentLedger
                 from ._records import MemorySalonRecords
                 from ._reminders import MemoryReminders, MemoryReminderSettings, MemoryReviews
 
@@ -277,7 +284,9 @@ async def open_storage(
                 reviews = MemoryReviews(memory_db)
                 reminder_settings = MemoryReminderSettings(memory_db)
                 memory_epochs = MemoryLeaseEpochs(memory_db)
-                retention = MemoryRetention(memory_db)
+                memory_sent = MemorySentLedger(memory_db)
+                sent = memory_sent
+                retention = MemoryRetention(memory_db, memory_sent)
                 epochs = memory_epochs
                 fence_factory = _memory_fence(memory_db, memory_epochs)
 
@@ -343,6 +352,7 @@ async def open_storage(
                 leases=leases,
                 epochs=epochs,
                 retention=retention,
+                sent=sent,
                 database_kind="postgres" if pg else "memory",
                 redis_kind="redis" if redis else "memory",
                 pg=pg,
