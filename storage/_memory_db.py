@@ -60,6 +60,7 @@ from ._models import (
     SyncState,
 )
 from ._protocols import StatusLike
+from ._status_ids import StatusIds
 from ._sync_due import SyncDueIndex
 
 #: Longest service description kept (YClients' comment), and most synonyms per service.
@@ -135,6 +136,7 @@ class MemoryDatabase:
         self.company_counts = CompanyCounts()
         self.company_by_salon: dict[int, int] = {}  # yclients_id → company id (UNIQUE)
         self.company_by_key: dict[str, int] = {}  # api_key_hash → company id (UNIQUE)
+        self.company_ids = StatusIds()  # companies_pkey, idx_companies_integration_status
         self.events: list[AuditEvent] = []
         self.events_of: dict[int | None, list[AuditEvent]] = {}
         self.inbox: dict[int, InboxEvent] = {}
@@ -176,6 +178,7 @@ class MemoryDatabase:
         return self._ids[table]
 
     def _company_moved(self, company_id: int, old: str, new: str) -> None:
+        self.company_ids.move(company_id, old, new)
         self.sync_due.leave(company_id, old)
         self.sync_due.place(company_id, new, self.sync.get(company_id))
 
@@ -308,6 +311,7 @@ class MemoryCompanies:
             company, key.digest, secret.digest, self._db.company_counts
         )
         self._db.company_by_salon[yclients_id] = company.id
+        self._db.company_ids.add(company.id, company.integration_status)
         self._db.sync_due.place(company.id, company.integration_status, None)
         self._db.company_by_key[key.digest] = company.id
         return NewCompany(company=company, api_key=key.plaintext, webhook_secret=secret.plaintext)
@@ -364,14 +368,8 @@ class MemoryCompanies:
         await trio.lowlevel.checkpoint()
         wanted = None if status is None else status_value(status)
         limit_value(limit)
-        found: list[Company] = []
-        for row in self._db.companies.values():  # id order (ids only grow; rows stay)
-            company = row.company
-            if company.id > after_id and (wanted is None or company.integration_status == wanted):
-                found.append(company)
-                if len(found) == limit:
-                    break
-        return found
+        page = self._db.company_ids.page(wanted, after_id, limit)  # read through the index
+        return [self._db.companies[cid].company for cid in page]
 
     async def count(self, status: StatusLike | None = None) -> int:
         await trio.lowlevel.checkpoint()

@@ -60,6 +60,15 @@ from ._protocols import StatusLike
 
 NOW = "COALESCE($1::timestamptz, now())"
 COMPANY_COLUMNS = ", ".join(Company.__dataclass_fields__)
+# list_by_status: one page through companies_pkey, or idx_companies_integration_status.
+# The status page is a keyset on (integration_status, id) bounded above by the status, which
+# means "integration_status = $1 AND id > $2": written so, a generic plan (what a statement
+# cached by asyncpg gets after five runs) walks companies_pkey instead and filters, past
+# every company of the other statuses (28 ms for a rare status among 100,000).
+_PAGE_ALL = f"SELECT {COMPANY_COLUMNS} FROM companies WHERE id > $1 ORDER BY id LIMIT $2"
+_PAGE_OF_STATUS = f"""SELECT {COMPANY_COLUMNS} FROM companies
+    WHERE (integration_status, id) > ($1::text, $2::int) AND integration_status <= $1::text
+    ORDER BY integration_status, id LIMIT $3"""
 INBOX_COLUMNS = ", ".join(InboxEvent.__dataclass_fields__)
 OUTBOX_COLUMNS = ", ".join(OutboxItem.__dataclass_fields__)
 MESSAGE_COLUMNS = ", ".join(Message.__dataclass_fields__)
@@ -222,12 +231,15 @@ class PgCompanies(_Repo):
     async def list_by_status(
         self, status: StatusLike | None = None, *, limit: int = 100, after_id: int = 0
     ) -> list[Company]:
-        wanted = None if status is None else status_value(status)
         limit_value(limit)
-        sql = f"""SELECT {COMPANY_COLUMNS} FROM companies
-                  WHERE id > $1 AND ($2::text IS NULL OR integration_status = $2)
-                  ORDER BY id LIMIT $3"""
-        recs = await self._pool.run(_fetch, sql, after_id, wanted, limit)
+        # Two statements, each shaped for its index (see _PAGE_OF_STATUS), not one with
+        # "$2 IS NULL OR ...", whose generic plan can use neither for the status.
+        if status is None:
+            recs = await self._pool.run(_fetch, _PAGE_ALL, after_id, limit)
+        else:
+            recs = await self._pool.run(
+                _fetch, _PAGE_OF_STATUS, status_value(status), after_id, limit
+            )
         return [_company(r) for r in recs]
 
     async def count(self, status: StatusLike | None = None) -> int:
