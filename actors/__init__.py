@@ -24,7 +24,7 @@ _RUNNING_NAMES = {
     "Node": "._node",
     "build_companies": "._node",
     "open_node": "._node",
-    "LEASE_TTL": "._placement",
+    "MEMBER_TTL": "._placement",
     "Placement": "._placement",
     "RetentionService": "._retention",
 }
@@ -34,7 +34,7 @@ if typing.TYPE_CHECKING:
     from ._node import Node as Node
     from ._node import build_companies as build_companies
     from ._node import open_node as open_node
-    from ._placement import LEASE_TTL as LEASE_TTL
+    from ._placement import MEMBER_TTL as MEMBER_TTL
     from ._placement import Placement as Placement
     from ._retention import RetentionService as RetentionService
 else:
@@ -52,8 +52,8 @@ else:
 
 
 __all__ = [
-    "LEASE_TTL",
     "MAX_PHONE_TEXT",
+    "MEMBER_TTL",
     "NO_SERVICES",
     "PHONE_TEXT_PATTERN",
     "WATCH_EVERY",

@@ -98,9 +98,9 @@ class Node:
     restore: RestoreProgress = field(default_factory=RestoreProgress)
     #: The node's services, built by the composition root (the same object the app serves).
     services: Services = NO_SERVICES
-    #: This node's id in ``owner:{company_id}`` leases.
+    #: This node's id in cluster membership and ``owner:{company_id}`` claims.
     node_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    #: Lease-based placement of company actors between processes (``cluster=True``), or
+    #: Placement of company actors between processes (``cluster=True``), or
     #: ``None`` when the node runs alone and every company's actor is local.
     placement: Placement | None = None
     #: The assistant (its registry of conversation actors), when the node runs one.
@@ -126,7 +126,7 @@ class Node:
         return self.registry.ref(company_id)
 
     async def place(self, company_id: int) -> str | None:
-        """Where the company's actor runs: ``None`` here (the lease is taken or kept, so the
+        """Where the company's actor runs: ``None`` here (the claim is taken or kept, so the
         caller may activate it), else the id of the node that owns it (cluster mode only)."""
         if self.placement is None:
             return None
@@ -205,7 +205,7 @@ class Node:
             log.exception("the start-up restore failed")
             self._failed(exc)
 
-    async def restore_linked(self) -> int:
+    async def restore_linked(self, progress: RestoreProgress | None = None) -> int:
         """Activate every linked company (its actor restores the session), at most
         ``settings.restore_concurrency`` at once; returns how many were restored here.
 
@@ -225,15 +225,21 @@ class Node:
                 # bookings a stopped node left unsettled: their conversations settle them now
                 return await sweep.wake_pending([company_id])
 
+        place = self.place if self.placement is None else self.placement.place_to_restore
         restore = Restore(
             self.storage,
             self.registry,
-            self.place,
+            place,
             self.settings.restore_concurrency,
             after=after,
-            progress=self.restore,
+            progress=progress or self.restore,
         )
         return await restore.run()
+
+    async def rebalance(self) -> int:
+        """Cluster mode, after a member left (or this node came back): activate the linked
+        companies this node now wins, as the start-up restore does (its own progress)."""
+        return await self.restore_linked(RestoreProgress())
 
 
 @dataclass(frozen=True)
@@ -323,6 +329,7 @@ class Companies:
                 )
             )
             if self.placement is not None:
+                self.placement.restore = node.rebalance
                 await nursery.start(self.placement.run)
             if restore:
                 nursery.start_soon(node.restore_in_background)
@@ -331,6 +338,8 @@ class Companies:
             try:
                 yield node
             finally:
+                if self.placement is not None:  # hand the salons over before the tree stops
+                    await self.placement.leave()
                 nursery.cancel_scope.cancel()
 
 
@@ -353,8 +362,8 @@ def build_companies(
     reminders: ReminderOptions | None = None,
 ) -> Companies:
     """The company side of a node, not running yet: the registry of company actors (over
-    ``storage`` and ``gateway``), their metrics in ``metrics``, and lease-based placement
-    between processes when ``cluster``.
+    ``storage`` and ``gateway``), their metrics in ``metrics``, and placement between
+    processes (membership and claims, :mod:`actors._placement`) when ``cluster``.
 
     With ``assistant`` the node also runs the assistant: a registry of conversation actors
     (one per salon and client phone) that the company actors hand every client message to
@@ -386,7 +395,15 @@ def build_companies(
         rng=rng,
     )
     placement = (
-        Placement(node_id, storage, registry, lease_ttl=settings.lease_seconds) if cluster else None
+        Placement(
+            node_id,
+            storage,
+            registry,
+            member_ttl=settings.member_ttl,
+            address=settings.advertise_url,
+        )
+        if cluster
+        else None
     )
     if placement is not None:
         deps.publish = placement.publish_frame

@@ -1,21 +1,36 @@
 """Placement: which node runs a company's actor when several processes share PostgreSQL+Redis.
 
-A node built with ``cluster=True`` has a :class:`Placement`. A company's actor (and so its
-WhatsApp session) runs only in the node holding the lease ``owner:{company_id}``
-(:class:`storage.Leases`, TTL ``lease_ttl``, :data:`LEASE_TTL` by default,
-``AIADMIN_LEASE_SECONDS``), taken with :meth:`Placement.place` before the actor is activated,
-renewed every quarter of the TTL while the actor is active and released once it passivated (or
-when the node stops). A node that dies loses its leases when they expire.
+A node built with ``cluster=True`` has a :class:`Placement`. Its :class:`~actors._membership.
+Membership` heartbeats the node into Redis (``AIADMIN_MEMBER_TTL``, 6 s; one call every third
+of it, whatever number of salons the node owns) and keeps the live members with their
+advertised URLs (``AIADMIN_ADVERTISE_URL``, :meth:`Placement.address_of`).
 
-No split brain: an owner that cannot renew (Redis unreachable, too slow) counts the lease as
-lost **before** it can expire: once ``2/3`` of the TTL passed since the last renewal that
-succeeded (timed from when it was *sent*, on trio's clock), it stops the company's actor, which
-closes the WhatsApp session, with a third of the TTL to spare before another node may take
-the lease. And since a process can be paused past its lease without noticing (SIGSTOP, a long
-GC, a VM migration), every take of a lease bumps the company's epoch in the database
-(:meth:`storage.LeaseEpochs.take`) and the actor writes through
-``storage.fenced(company_id, epoch)`` (:meth:`Placement.storage_for`): an old owner's writes
-are refused with :class:`storage.StaleEpoch`, and a refused actor is stopped.
+**Who owns a salon.** A company's owner is the rendezvous-hash (highest random weight) winner
+among the live members (:func:`rendezvous`, :meth:`Placement.owner_of`): every node computes
+the same answer from the same members, and a node that joins or leaves moves only its own
+share of the salons. Before its actor is activated, the winner takes the company's *claim*
+(``owner:{company_id}`` → node id, :meth:`storage.Leases.claim`) with a compare-and-set that
+succeeds only if the claim is free, already ours, or held by a node that is no longer a live
+member; a claim has no TTL of its own (nothing is renewed per salon): it is valid while its
+node is a member. Each take bumps the company's fencing epoch in PostgreSQL
+(:meth:`storage.LeaseEpochs.take`) and the actor writes through ``storage.fenced(company_id,
+epoch)`` (:meth:`Placement.storage_for`): an old owner's writes are refused with
+:class:`storage.StaleEpoch`, and a refused actor is stopped.
+
+**Moving.** When the members change so that another node wins a company this node holds, it
+stops the company's actor and then releases the claim (a graceful handover); the winner's
+:meth:`Placement.place` waits up to ``handover_wait`` (half the member TTL) for the claim to be
+released, and the companies it could not take yet are retried at every heartbeat. When a
+member left, each node re-runs the restore over the linked companies (:meth:`Node.rebalance`)
+and activates those it now wins. A graceful stop (:meth:`Placement.leave`) stops the node's
+actors, ends its membership, releases its claims and announces it, so the others take over
+at once. A node killed with -9 is gone when its membership key expires (one TTL at most):
+its claims are free to take then, and the survivors' next heartbeat sees it gone.
+
+**No split brain.** A node that cannot heartbeat for two thirds of the TTL stops all its
+actors (closing their WhatsApp sessions) a third of the TTL before the others may count it
+gone; a process paused past its TTL without noticing (SIGSTOP, a long GC, a VM migration) is
+refused by the epoch fencing the moment it writes.
 
 Messages between nodes go through ``storage.pubsub``, in the wire format that
 :mod:`actors._viewer_wire` defines: every viewer frame of a company's actor is published as a
@@ -34,7 +49,9 @@ unwatched). Frames are published only in cluster mode: a node running alone pays
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +60,7 @@ import trio
 from runtime import ActorError, Registry
 from storage import Storage, StorageError
 
+from ._membership import MEMBER_TTL, Membership, MembershipLost
 from ._viewer_wire import (
     REMOTE_VIEWER_TTL,
     ViewerCommand,
@@ -57,22 +75,38 @@ from .company import messages as m
 
 log = logging.getLogger(__name__)
 
-#: The default lease TTL (seconds); ``Settings.lease_seconds`` sets it per node.
-LEASE_TTL = 30.0
+__all__ = ["MEMBER_TTL", "Membership", "MembershipLost", "Placement", "rendezvous"]
+
 PUBLISH_QUEUE = 1024
 RELEASE_TIMEOUT = 2.0
-#: Leases renewed at once (each renewal is one Redis call).
-RENEW_CONCURRENCY = 16
+#: The longest a graceful stop waits for the node's actors to stop before it leaves anyway.
+HANDOVER_TIMEOUT = 2.0
+#: How often a winner waiting for the previous owner's claim asks again.
+CLAIM_RETRY = 0.1
+#: Actors stopped at once when their companies move to another node.
+STOP_CONCURRENCY = 64
+
+
+def rendezvous(company_id: int, members: Iterable[str]) -> str | None:
+    """The member that wins ``company_id`` (highest random weight): the same on every node
+    for the same members; removing a member moves only the companies it won. ``None`` when
+    there are no members."""
+    best: str | None = None
+    best_score = -1
+    for node in members:
+        digest = hashlib.blake2b(f"{node}\x00{company_id}".encode(), digest_size=8).digest()
+        score = int.from_bytes(digest, "big")
+        if score > best_score or (score == best_score and best is not None and node > best):
+            best, best_score = node, score
+    return best
 
 
 @dataclass
-class OwnedLease:
-    """A lease this node holds: its fencing epoch, and when (trio time) it was taken and last
-    renewed (the time a renewal that succeeded was sent, never later)."""
+class OwnedClaim:
+    """A claim this node holds: its fencing epoch, and when (trio time) it was taken."""
 
     epoch: int
     taken: float
-    renewed: float
 
 
 class RemoteViewer:
@@ -96,7 +130,8 @@ class RemoteViewer:
 
 
 class Placement:
-    """A node's leases, its outgoing event frames and its command channel (see module doc)."""
+    """A node's membership and claims, its outgoing event frames and its command channel
+    (see the module doc)."""
 
     def __init__(
         self,
@@ -104,82 +139,152 @@ class Placement:
         storage: Storage,
         registry: Registry[int],
         *,
-        lease_ttl: float = LEASE_TTL,
+        member_ttl: float = MEMBER_TTL,
+        address: str = "",
     ) -> None:
-        if lease_ttl <= 0:
-            raise ValueError("lease_ttl must be > 0")
         self.node_id = node_id
         self.storage = storage
         self.registry = registry
-        self.lease_ttl = lease_ttl
-        #: Renew every quarter of the TTL: two renewals may fail before giving up.
-        self.renew_every = lease_ttl / 4
-        #: Stop the actor once this long passed without a renewal: a third of the TTL is left
-        #: for it to stop (and its session to close) before another node may take the lease.
-        self.give_up_after = lease_ttl * 2 / 3
-        #: How often the guard looks for leases to give up.
-        self.check_every = lease_ttl / 30
-        #: Companies whose lease this node holds.
-        self.owned: dict[int, OwnedLease] = {}
+        self.membership = Membership(
+            node_id,
+            address,
+            storage,
+            ttl=member_ttl,
+            on_change=self._members_changed,
+            on_lost=self._membership_lost,
+        )
+        #: How long :meth:`place` waits for the previous owner to release a claim.
+        self.handover_wait = member_ttl / 2
+        #: Companies whose claim this node holds.
+        self.owned: dict[int, OwnedClaim] = {}
+        #: Linked companies this node wins whose claim the previous owner still held when the
+        #: restore tried them: tried again at every heartbeat.
+        self.wanted: set[int] = set()
+        #: Runs the restore over the linked companies after a member left (set by the node).
+        self.restore: Callable[[], Awaitable[object]] | None = None
         #: Remote viewers subscribed to local actors: viewer id → (company, viewer, last seen).
         self.remote: dict[str, tuple[int, RemoteViewer, float]] = {}
         self._send, self._receive = trio.open_memory_channel[tuple[int, ViewerEvent]](PUBLISH_QUEUE)
         self.dropped_frames = 0
-        #: Actors stopped because their lease was lost or not renewed in time, or fenced out.
+        #: Actors stopped because the node counted itself out, or was fenced out.
         self.stopped_owners = 0
+        #: Actors stopped (and claims released) because another node now wins their company.
+        self.handed_over = 0
         self._nursery: trio.Nursery | None = None
+        self._taking: dict[int, trio.Event] = {}
+        self._moving: dict[int, trio.Event] = {}
+        self._rebalance_due = trio.Event()
+        self._left = False
 
     # -- ownership -------------------------------------------------------------------------
 
+    def _winner(self, company_id: int) -> str | None:
+        """The company's owner by rendezvous over the live members: ``None`` for this node.
+        Raises :class:`MembershipLost` when this node's view of the members is not current."""
+        members: Iterable[str] = self.membership.members
+        if self.membership.leaving:  # handing over: the others only
+            members = [node for node in members if node != self.node_id]
+        elif not self.membership.current:
+            raise MembershipLost(self.node_id)
+        winner = rendezvous(company_id, members)
+        if winner is None:
+            raise MembershipLost(self.node_id)
+        return None if winner == self.node_id else winner
+
+    async def owner_of(self, company_id: int) -> str | None:
+        """The node that owns (or is about to own) the company: ``None`` for this node, else
+        another live member's node id (reach it at :meth:`address_of`). Computed from the
+        members as the last heartbeat read them (no Redis call). Raises
+        :class:`MembershipLost` (a :class:`storage.StorageUnavailable`) when this node could
+        not heartbeat for two thirds of the member TTL."""
+        return self._winner(company_id)
+
+    def address_of(self, node_id: str) -> str | None:
+        """The advertised URL (``AIADMIN_ADVERTISE_URL``) of a live member, as the last
+        heartbeat read it; ``None`` for a node that is not (or no longer) a member."""
+        return self.membership.members.get(node_id)
+
     async def place(self, company_id: int) -> str | None:
-        """Take (or keep) the company's lease: ``None`` if its actor belongs here, else the
-        id of the node that holds it. A lease newly taken here gets a new epoch (its fencing
-        token, see :meth:`storage_for`); raises :class:`StorageError` when Redis or the
-        database cannot be reached (the actor must not run here then)."""
-        sent = trio.current_time()
-        holder = await self.storage.leases.acquire(company_id, self.node_id, self.lease_ttl)
-        if holder != self.node_id:
-            if self.owned.pop(company_id, None) is not None:
-                log.warning("company %s: lease taken by %s; stopping its actor", company_id, holder)
-                self._stop_soon(company_id)
-            return holder
-        lease = self.owned.get(company_id)
-        if lease is not None:
-            lease.renewed = max(lease.renewed, sent)
-            return None
+        """Take (or keep) the company's claim: ``None`` if its actor belongs here, else the
+        id of the node that owns it (the rendezvous winner, or the previous owner while it
+        has not handed the company over within ``handover_wait``). A claim newly taken here
+        gets a new epoch (its fencing token, see :meth:`storage_for`). Raises
+        :class:`StorageError` (:class:`MembershipLost` included) when Redis or the database
+        cannot be reached (the actor must not run here then)."""
+        while True:
+            winner = self._winner(company_id)
+            if winner is not None:
+                return winner
+            if company_id in self.owned:
+                return None
+            busy = self._moving.get(company_id) or self._taking.get(company_id)
+            if busy is None:
+                break
+            await busy.wait()  # a handover or another take of it: then look again
+        done = self._taking[company_id] = trio.Event()
+        try:
+            return await self._take(company_id)
+        finally:
+            del self._taking[company_id]
+            done.set()
+
+    async def _take(self, company_id: int) -> str | None:
+        deadline = trio.current_time() + self.handover_wait
+        while True:
+            holder = await self.storage.leases.claim(company_id, self.node_id)
+            if holder is None:  # Redis no longer counts this node a member
+                raise MembershipLost(self.node_id)
+            if holder == self.node_id:
+                break
+            if trio.current_time() >= deadline:
+                return holder  # it still runs the company; it hands it over when it sees us
+            await trio.sleep(CLAIM_RETRY)
+            winner = self._winner(company_id)
+            if winner is not None:
+                return winner
         try:
             epoch = await self.storage.epochs.take(company_id)
         except BaseException:
-            with trio.move_on_after(RELEASE_TIMEOUT) as scope:
-                scope.shield = True
-                with contextlib.suppress(StorageError):
-                    await self.storage.leases.release(company_id, self.node_id)
+            await self._release([company_id])
             raise
-        lease = self.owned.get(company_id)  # another place() may have raced us to a take
-        if lease is None or lease.epoch < epoch:
-            self.owned[company_id] = OwnedLease(epoch, taken=sent, renewed=sent)
-        else:
-            lease.renewed = max(lease.renewed, sent)
+        # No await from here to the insert: a membership change handled meanwhile is seen.
+        try:
+            winner = self._winner(company_id)
+        except MembershipLost:
+            await self._release([company_id])
+            raise
+        if winner is not None:
+            await self._release([company_id])
+            return winner
+        self.owned[company_id] = OwnedClaim(epoch, taken=trio.current_time())
         return None
+
+    async def place_to_restore(self, company_id: int) -> str | None:
+        """:meth:`place` for the restore: a company this node wins but whose claim the
+        previous owner still held is tried again at every heartbeat until taken."""
+        owner = await self.place(company_id)
+        if owner is not None and self._winner(company_id) is None:
+            self.wanted.add(company_id)
+        return owner
 
     def storage_for(self, company_id: int) -> Storage:
         """The storage a company's actor starting here writes through: fenced by the epoch of
-        the lease this node holds (:attr:`CompanyDeps.fence`). Once another node took the
-        lease every write is refused, and the actor is stopped."""
-        lease = self.owned.get(company_id)
+        the claim this node holds (:attr:`CompanyDeps.fence`). Once another node took the
+        claim every write is refused, and the actor is stopped."""
+        claim = self.owned.get(company_id)
         # Not held (cannot happen right after place()): an epoch no take ever returns.
-        epoch = lease.epoch if lease is not None else -1
+        epoch = claim.epoch if claim is not None else -1
         return self.storage.fenced(company_id, epoch, self._refused)
 
     def _refused(self, company_id: int, epoch: int) -> None:
         """A fenced write of the actor holding ``epoch`` was refused: another node took the
-        lease. Forget the lease and stop the actor (unless it was retaken since)."""
-        lease = self.owned.get(company_id)
-        if lease is not None and lease.epoch > epoch:
+        claim. Forget the claim and stop the actor (unless it was retaken since)."""
+        claim = self.owned.get(company_id)
+        if claim is not None and claim.epoch > epoch:
             return  # an older incarnation's write; the actor restarts with the newer epoch
         self.owned.pop(company_id, None)
         log.warning(
-            "company %s: a write with lease epoch %d was refused (another node owns it); "
+            "company %s: a write with epoch %d was refused (another node owns it); "
             "stopping its actor",
             company_id,
             epoch,
@@ -199,80 +304,137 @@ class Placement:
             return  # retaken since: the actor now runs under a new epoch
         await self.registry.stop(company_id)
 
-    async def _renew_one(self, company_id: int, lease: OwnedLease) -> None:
-        sent = trio.current_time()
-        try:
-            with trio.fail_after(self.renew_every):
-                kept = await self.storage.leases.renew(company_id, self.node_id, self.lease_ttl)
-        except (StorageError, trio.TooSlowError) as exc:
-            log.warning("company %s: lease not renewed: %s", company_id, exc or "too slow")
+    async def _release(self, company_ids: list[int]) -> None:
+        """Give claims back (bounded, shielded, best effort: a claim left behind is free to
+        take anyway once this node is no longer a member)."""
+        if not company_ids:
             return
-        if self.owned.get(company_id) is not lease:
-            return  # given up, lost or retaken meanwhile
-        if kept:
-            lease.renewed = max(lease.renewed, sent)
-        else:
-            log.warning("company %s: lease lost; stopping its actor here", company_id)
-            del self.owned[company_id]
+        with trio.move_on_after(RELEASE_TIMEOUT) as scope:
+            scope.shield = True
+            try:
+                await self.storage.leases.release_all(company_ids, self.node_id)
+            except StorageError as exc:
+                log.warning(
+                    "node %s: %d claims not released: %s", self.node_id, len(company_ids), exc
+                )
+
+    # -- membership changes ----------------------------------------------------------------
+
+    def _members_changed(
+        self, before: dict[str, str], after: dict[str, str], recovered: bool
+    ) -> None:
+        """Hand over the companies another node now wins; after a member left (or this node
+        joined or came back) look for linked companies this node now wins."""
+        lost = [cid for cid in self.owned if self._winner(cid) is not None]
+        if lost:
+            done = trio.Event()
+            for company_id in lost:
+                del self.owned[company_id]
+                self._moving[company_id] = done
+            if self._nursery is not None:
+                self._nursery.start_soon(self._hand_over, lost, done)
+        if recovered or set(before) - set(after):
+            self._rebalance_due.set()
+
+    async def _hand_over(self, company_ids: list[int], done: trio.Event) -> None:
+        """Stop the actors of companies another node now wins, then release their claims."""
+        try:
+            limiter = trio.CapacityLimiter(STOP_CONCURRENCY)
+
+            async def stop(company_id: int) -> None:
+                async with limiter:
+                    await self.registry.stop(company_id)
+
+            async with trio.open_nursery() as nursery:
+                for company_id in company_ids:
+                    nursery.start_soon(stop, company_id)
+            await self._release(company_ids)
+            self.handed_over += len(company_ids)
+            for company_id in company_ids:
+                log.info("company %s: handed over by node %s", company_id, self.node_id)
+        finally:
+            for company_id in company_ids:
+                if self._moving.get(company_id) is done:
+                    del self._moving[company_id]
+            done.set()
+
+    def _membership_lost(self) -> None:
+        """This node counted itself out: stop every actor it owns before the others may
+        take them over."""
+        lost = list(self.owned)
+        self.owned.clear()
+        self.wanted.clear()
+        for company_id in lost:
             self._stop_soon(company_id)
 
-    async def _renew_once(self) -> None:
+    async def _rebalancer(self) -> None:
+        """Run the restore when the members changed; retry the wanted companies each tick."""
+        while True:
+            with trio.move_on_after(self.membership.beat_every):
+                await self._rebalance_due.wait()
+            if self._rebalance_due.is_set():
+                self._rebalance_due = trio.Event()
+                if self.restore is not None and self.membership.current:
+                    try:
+                        await self.restore()
+                    except Exception:
+                        log.exception("node %s: the rebalance failed", self.node_id)
+            await self._retry_wanted()
+            self._sweep_viewers()
+
+    async def _retry_wanted(self) -> None:
+        for company_id in list(self.wanted):
+            self.wanted.discard(company_id)
+            try:
+                if await self.place_to_restore(company_id) is None:
+                    await self.registry.activate(company_id)
+            except (ActorError, StorageError) as exc:
+                log.warning("company %s: not taken over yet: %s", company_id, exc)
+
+    def _sweep_viewers(self) -> None:
         now = trio.current_time()
-        active = set(self.registry.active_keys())
-        limiter = trio.CapacityLimiter(RENEW_CONCURRENCY)
-
-        async def renew(company_id: int, lease: OwnedLease) -> None:
-            async with limiter:
-                await self._renew_one(company_id, lease)
-
-        async with trio.open_nursery() as nursery:
-            for company_id, lease in list(self.owned.items()):
-                if company_id in active:
-                    nursery.start_soon(renew, company_id, lease)
-                elif now - lease.taken >= self.renew_every:  # a fresh lease has time to activate
-                    del self.owned[company_id]
-                    with contextlib.suppress(StorageError), trio.move_on_after(RELEASE_TIMEOUT):
-                        await self.storage.leases.release(company_id, self.node_id)
         for viewer_id, (company_id, viewer, seen) in list(self.remote.items()):
             if now - seen > REMOTE_VIEWER_TTL:
                 self.remote.pop(viewer_id, None)
                 with contextlib.suppress(ActorError):
                     self.registry.ref(company_id).tell(m.Unsubscribe(viewer))
 
-    async def _renew(self) -> None:
-        while True:
-            await trio.sleep(self.renew_every)
-            await self._renew_once()
-
-    def _give_up_unrenewed(self) -> None:
-        """Count a lease not renewed for ``give_up_after`` seconds as lost: stop its actor."""
-        now = trio.current_time()
-        for company_id, lease in list(self.owned.items()):
-            unrenewed = now - lease.renewed
-            if unrenewed > self.give_up_after:
-                del self.owned[company_id]
-                log.warning(
-                    "company %s: lease not renewed for %.1f s (TTL %g s); stopping its actor "
-                    "before the lease can expire",
-                    company_id,
-                    unrenewed,
-                    self.lease_ttl,
-                )
-                self._stop_soon(company_id)
-
-    async def _guard(self) -> None:
-        while True:
-            await trio.sleep(self.check_every)
-            self._give_up_unrenewed()
-
-    async def release_all(self) -> None:
-        """Give every lease back (the node is stopping); best effort, bounded."""
-        with trio.move_on_after(RELEASE_TIMEOUT) as scope:
+    async def leave(self) -> None:
+        """Hand every company over (a graceful stop; bounded, shielded): take no new ones,
+        stop this node's actors, end the membership, release the claims and tell the other
+        nodes, which take the companies over at once. Idempotent."""
+        if self._left:
+            return
+        self._left = True
+        self.membership.leaving = True
+        owned = list(self.owned)
+        self.owned.clear()
+        self.wanted.clear()
+        with trio.move_on_after(HANDOVER_TIMEOUT) as scope:
             scope.shield = True
-            for company_id in list(self.owned):
-                with contextlib.suppress(StorageError):
-                    await self.storage.leases.release(company_id, self.node_id)
-            self.owned.clear()
+            async with trio.open_nursery() as nursery:
+                for company_id in owned:
+                    nursery.start_soon(self.registry.stop, company_id)
+        if scope.cancelled_caught:
+            log.warning(
+                "node %s: actors still stopping after %g s; leaving anyway",
+                self.node_id,
+                HANDOVER_TIMEOUT,
+            )
+        await self.membership.leave()
+        await self._release(owned)
+        await self.membership.announce("leave")
+
+    async def _release_on_exit(self) -> None:
+        """Leave without stopping actors (the node's tree is stopping them already)."""
+        if self._left:
+            return
+        self._left = True
+        owned = list(self.owned)
+        self.owned.clear()
+        await self.membership.leave()
+        await self._release(owned)
+        await self.membership.announce("leave")
 
     # -- events out ------------------------------------------------------------------------
 
@@ -378,15 +540,17 @@ class Placement:
     # -- lifetime --------------------------------------------------------------------------
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Publish frames, renew leases and serve commands until cancelled; then release."""
+        """Heartbeat, publish frames, rebalance and serve commands until cancelled; then end
+        the membership and release the claims (if :meth:`leave` did not already)."""
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
+                await nursery.start(self.membership.run)
                 nursery.start_soon(self._publisher)
-                nursery.start_soon(self._renew)
-                nursery.start_soon(self._guard)
+                nursery.start_soon(self._rebalancer)
                 await nursery.start(self._listen)
                 task_status.started()
         finally:
             self._nursery = None
-            await self.release_all()
+            with trio.CancelScope(shield=True):
+                await self._release_on_exit()

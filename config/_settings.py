@@ -140,9 +140,13 @@ class Settings:
     shutdown_grace: float = 10.0
     demo: bool = False
     cluster: bool = False
-    #: Cluster mode: a company lease's time to live. Its owner renews it every quarter of
-    #: this and stops the company's actor once a third of it is left unrenewed.
-    lease_seconds: float = 30.0
+    #: Cluster mode: a process's membership time to live (``actors._membership``). It
+    #: heartbeats every third of this; a process that could not for two thirds of it stops
+    #: its salons' actors, and the others take its salons over once it expired.
+    member_ttl: float = 6.0
+    #: Cluster mode: the URL other processes reach this process's HTTP server at directly
+    #: (published with its membership).
+    advertise_url: str = "http://127.0.0.1:3000"
     supervisor: SupervisorLimits = field(default_factory=SupervisorLimits)
     qr: QrPolicy = field(default_factory=QrPolicy)
     api_rate_limit: RateLimit = field(default_factory=lambda: RateLimit(30, 60.0))
@@ -203,7 +207,8 @@ AIADMIN_KEYS = frozenset(
         "AIADMIN_SHUTDOWN_GRACE",
         "AIADMIN_DEMO",
         "AIADMIN_CLUSTER",
-        "AIADMIN_LEASE_SECONDS",
+        "AIADMIN_MEMBER_TTL",
+        "AIADMIN_ADVERTISE_URL",
         "AIADMIN_WHATSAPP_STORE",
         "AIADMIN_API_RATE_LIMIT",
         "AIADMIN_WS_RATE_LIMIT",
@@ -413,6 +418,7 @@ def settings_from_env(
         r.problems.append("AIADMIN_CLUSTER=true needs REDIS_URL (leases and pub/sub are shared)")
     yclients_base = r.url("YCLIENTS_BASE_URL", ("http", "https")) or "https://api.yclients.com"
     public_base = r.url("PUBLIC_BASE_URL", ("http", "https")) or f"http://127.0.0.1:{port}"
+    advertise = r.url("AIADMIN_ADVERTISE_URL", ("http", "https")) or f"http://127.0.0.1:{port}"
     # Production neonize sessions run in session-host processes (a Go panic kills only its
     # host): one host by default, more are started as sessions fill them.
     hosted_default = 1 if production and provider is WhatsAppProvider.NEONIZE else 0
@@ -475,9 +481,8 @@ def settings_from_env(
         ),
         demo=r.boolean("AIADMIN_DEMO", False),
         cluster=cluster,
-        lease_seconds=r.bounded(
-            "AIADMIN_LEASE_SECONDS", 30.0, low=1.0, high=3600.0, unit="seconds"
-        ),
+        member_ttl=r.bounded("AIADMIN_MEMBER_TTL", 6.0, low=1.0, high=3600.0, unit="seconds"),
+        advertise_url=advertise.rstrip("/"),
         api_rate_limit=r.rate("AIADMIN_API_RATE_LIMIT", RateLimit(30, 60.0)),
         ws_rate_limit=r.rate("AIADMIN_WS_RATE_LIMIT", RateLimit(5, 60.0)),
         redirect_rate_limit=r.rate("AIADMIN_REDIRECT_RATE_LIMIT", RateLimit(10, 60.0)),

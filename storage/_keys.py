@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from . import _validate as v
+from ._errors import ValidationError
 from ._models import QrCode
 
 TOKEN_TTL = 24 * 3600.0
@@ -30,6 +31,24 @@ def rate_key(prefix: str, key: str) -> str:
 
 def owner_key(prefix: str, company_id: int) -> str:
     return f"{prefix}owner:{company_id}"
+
+
+def member_key_prefix(prefix: str) -> str:
+    """Prefix of each process's membership key (``member:{node}`` → its advertised URL)."""
+    return f"{prefix}member:"
+
+
+def members_key(prefix: str) -> str:
+    """The set of node ids that heartbeat (or did, until their key expired)."""
+    return f"{prefix}members"
+
+
+def check_node(node: object) -> str:
+    """A node id for membership and claims: 1–255 characters of text."""
+    node = v.text("node", node, 255)
+    if not node:
+        raise ValidationError("node", "must not be empty")
+    return node
 
 
 def channel_name(prefix: str, channel: str) -> str:

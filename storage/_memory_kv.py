@@ -11,7 +11,7 @@ import json
 import math
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
@@ -187,41 +187,76 @@ def _decision(count: int, limit: int, ttl: float) -> RateDecision:
 
 
 class MemoryLeases:
-    """:class:`Leases` in memory (one process: the embedded default)."""
+    """:class:`Leases` in memory (one process: the embedded default, and the tests' twin;
+    membership expires on the store's clock)."""
 
     def __init__(self, kv: MemoryKeyValue) -> None:
         self._kv = kv
+        self._member_prefix = _keys.member_key_prefix(kv.prefix)
+        #: ``members``: node ids that heartbeat (dropped once their key expired).
+        self._nodes: set[str] = set()
 
     def _key(self, company_id: int) -> str:
         return _keys.owner_key(self._kv.prefix, v.positive_int("company_id", company_id))
 
-    async def acquire(self, company_id: int, owner: str, ttl: float) -> str:
-        await trio.lowlevel.checkpoint()
-        key = self._key(company_id)
-        owner = v.text("owner", owner, 255)
-        seconds = v.positive_seconds("ttl", ttl)
-        current = self._kv.get(key)
-        if current is None or current == owner:
-            self._kv.set(key, owner, seconds)
-            return owner
-        return str(current)
+    def _live(self) -> dict[str, str]:
+        live: dict[str, str] = {}
+        for node in sorted(self._nodes):
+            address = self._kv.get(self._member_prefix + node)
+            if address is None:
+                self._nodes.discard(node)
+            else:
+                live[node] = str(address)
+        return live
 
-    async def renew(self, company_id: int, owner: str, ttl: float) -> bool:
-        await trio.lowlevel.checkpoint()
-        key = self._key(company_id)
-        seconds = v.positive_seconds("ttl", ttl)
-        if self._kv.get(key) != owner:
-            return False
-        self._kv.set(key, owner, seconds)
-        return True
+    def _is_member(self, node: str) -> bool:
+        return self._kv.get(self._member_prefix + node) is not None
 
-    async def release(self, company_id: int, owner: str) -> bool:
+    async def heartbeat(self, node: str, address: str, ttl: float) -> dict[str, str]:
+        await trio.lowlevel.checkpoint()
+        node = _keys.check_node(node)
+        address = v.text("address", address, 2048)
+        self._kv.set(self._member_prefix + node, address, v.positive_seconds("ttl", ttl))
+        self._nodes.add(node)
+        return self._live()
+
+    async def members(self) -> dict[str, str]:
+        await trio.lowlevel.checkpoint()
+        return self._live()
+
+    async def leave(self, node: str) -> bool:
+        await trio.lowlevel.checkpoint()
+        node = _keys.check_node(node)
+        was = self._is_member(node)
+        self._kv.delete(self._member_prefix + node)
+        self._nodes.discard(node)
+        return was
+
+    async def claim(self, company_id: int, node: str) -> str | None:
         await trio.lowlevel.checkpoint()
         key = self._key(company_id)
-        if self._kv.get(key) != owner:
-            return False
-        self._kv.delete(key)
-        return True
+        node = _keys.check_node(node)
+        if not self._is_member(node):
+            return None
+        holder = self._kv.get(key)
+        if holder is None or holder == node or not self._is_member(str(holder)):
+            self._kv.set(key, node, math.inf)
+            return node
+        return str(holder)
+
+    async def release(self, company_id: int, node: str) -> bool:
+        return await self.release_all([company_id], node) == 1
+
+    async def release_all(self, company_ids: Sequence[int], node: str) -> int:
+        await trio.lowlevel.checkpoint()
+        keys = [self._key(company_id) for company_id in company_ids]
+        node = _keys.check_node(node)
+        done = 0
+        for key in keys:
+            if self._kv.get(key) == node:
+                self._kv.delete(key)
+                done += 1
+        return done
 
     async def holder(self, company_id: int) -> str | None:
         await trio.lowlevel.checkpoint()

@@ -517,30 +517,51 @@ class PubSub(Protocol):
 
 
 class Leases(Protocol):
-    """Which node owns a company's actor: ``owner:{company_id}`` → node id, with a TTL.
+    """Cluster membership and company claims, shared by every process on the same Redis.
 
-    Shared by every process on the same Redis, so a company's actor (and its WhatsApp session)
-    runs in exactly one node. The holder renews the lease while its actor is active and releases
-    it on passivation; a node that dies loses its leases when they expire.
+    Membership: each process heartbeats ``member:{node}`` (its advertised URL, with a TTL) and
+    is listed in ``members``; one call per heartbeat, whatever number of salons it owns. A
+    process that stops heartbeating is gone once its key expired.
+
+    Claims: ``owner:{company_id}`` → the node whose actor runs the company, with no TTL of its
+    own: a claim is valid while its node is a live member. A claim is taken with a
+    compare-and-set that succeeds only if it is free, already the caller's, or held by a node
+    that is no longer a member; and only while the caller itself is a live member.
     """
 
-    async def acquire(self, company_id: int, owner: str, ttl: float) -> str:
-        """Take the lease if free (``SET NX PX``), or extend it if ``owner`` already holds it.
-
-        Returns the holder after the call: ``owner`` on success, another node's id otherwise.
-        """
+    async def heartbeat(self, node: str, address: str, ttl: float) -> dict[str, str]:
+        """Refresh ``node``'s membership for ``ttl`` seconds (``address`` is its advertised
+        URL) and return the live members, ``node`` included: node id → address. One round
+        trip; members whose key expired are dropped from the set on the way."""
         ...
 
-    async def renew(self, company_id: int, owner: str, ttl: float) -> bool:
-        """Extend the lease only if ``owner`` holds it; ``False`` if it was lost."""
+    async def members(self) -> dict[str, str]:
+        """The live members (node id → address), without heartbeating."""
         ...
 
-    async def release(self, company_id: int, owner: str) -> bool:
-        """Drop the lease only if ``owner`` holds it; ``True`` if it did."""
+    async def leave(self, node: str) -> bool:
+        """End ``node``'s membership now (its claims become free to take); ``True`` if it
+        was a member."""
+        ...
+
+    async def claim(self, company_id: int, node: str) -> str | None:
+        """Take the company's claim for ``node`` if it is free, already ``node``'s, or held by
+        a node that is no longer a member. Returns the holder after the call (``node`` on
+        success, another live member's id otherwise), or ``None`` when ``node`` itself is not
+        a live member (it may take nothing)."""
+        ...
+
+    async def release(self, company_id: int, node: str) -> bool:
+        """Drop the claim only if ``node`` holds it; ``True`` if it did."""
+        ...
+
+    async def release_all(self, company_ids: Sequence[int], node: str) -> int:
+        """Drop each of these claims that ``node`` holds (one round trip per 500); returns how
+        many were dropped."""
         ...
 
     async def holder(self, company_id: int) -> str | None:
-        """The node holding the lease, or ``None`` if it is free."""
+        """The node holding the company's claim (live or not), or ``None`` if it is free."""
         ...
 
 

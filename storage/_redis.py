@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any, TypeVar
@@ -80,36 +80,52 @@ redis.call('DEL', KEYS[1])
 return 1
 """
 
-# KEYS[1] owner key; ARGV[1] owner, ARGV[2] ttl ms. Returns the holder after the call.
-LEASE_ACQUIRE_SCRIPT = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return ARGV[1] end
-local holder = redis.call('GET', KEYS[1])
-if holder == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return holder
+# KEYS[1] members set; ARGV[1] member key prefix, ARGV[2] node, ARGV[3] address, ARGV[4] ttl
+# ms (ARGV[2] empty: only read). Returns {id, address, id, address, ...} of the live members.
+MEMBERS_SCRIPT = """
+if ARGV[2] ~= '' then
+  redis.call('SET', ARGV[1] .. ARGV[2], ARGV[3], 'PX', ARGV[4])
+  redis.call('SADD', KEYS[1], ARGV[2])
 end
-if not holder then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return ARGV[1]
+local out = {}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local address = redis.call('GET', ARGV[1] .. id)
+  if address then
+    table.insert(out, id)
+    table.insert(out, address)
+  else
+    redis.call('SREM', KEYS[1], id)
+  end
+end
+return out
+"""
+
+# KEYS[1] claim key; ARGV[1] member key prefix, ARGV[2] node. Returns the holder after the
+# call, or false when the node itself is not a live member.
+CLAIM_SCRIPT = """
+if redis.call('EXISTS', ARGV[1] .. ARGV[2]) == 0 then return false end
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[2] then return holder end
+if (not holder) or redis.call('EXISTS', ARGV[1] .. holder) == 0 then
+  redis.call('SET', KEYS[1], ARGV[2])
+  return ARGV[2]
 end
 return holder
 """
 
-# KEYS[1] owner key; ARGV[1] owner, ARGV[2] ttl ms. Returns 1 if renewed.
-LEASE_RENEW_SCRIPT = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+# KEYS claim keys; ARGV[1] node. Returns how many were released.
+RELEASE_SCRIPT = """
+local done = 0
+for _, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[1] then
+    done = done + redis.call('DEL', key)
+  end
 end
-return 0
+return done
 """
 
-# KEYS[1] owner key; ARGV[1] owner. Returns 1 if released.
-LEASE_RELEASE_SCRIPT = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
+#: Claims released per round trip by :meth:`RedisLeases.release_all`.
+RELEASE_BATCH = 500
 
 
 class RedisBackend:
@@ -122,9 +138,9 @@ class RedisBackend:
         self.rate_script = client.register_script(RATE_SCRIPT)
         self.issue_script = client.register_script(ISSUE_SCRIPT)
         self.revoke_script = client.register_script(REVOKE_SCRIPT)
-        self.lease_acquire_script = client.register_script(LEASE_ACQUIRE_SCRIPT)
-        self.lease_renew_script = client.register_script(LEASE_RENEW_SCRIPT)
-        self.lease_release_script = client.register_script(LEASE_RELEASE_SCRIPT)
+        self.members_script = client.register_script(MEMBERS_SCRIPT)
+        self.claim_script = client.register_script(CLAIM_SCRIPT)
+        self.release_script = client.register_script(RELEASE_SCRIPT)
 
     async def call(self, request: Awaitable[T]) -> T:
         """Await one coredis request with error mapping and a deadline."""
@@ -319,31 +335,53 @@ class RedisRateLimiter:
 
 
 class RedisLeases:
-    """:class:`Leases` on Redis: ``owner:{id}`` → node id, ``SET NX PX`` in Lua scripts."""
+    """:class:`Leases` on Redis: ``member:{node}`` keys with a TTL listed in ``members``, and
+    ``owner:{id}`` claims, each update one Lua script (atomic across processes)."""
 
     def __init__(self, backend: RedisBackend) -> None:
         self._b = backend
+        self._members = _keys.members_key(backend.prefix)
+        self._member_prefix = _keys.member_key_prefix(backend.prefix)
 
     def _key(self, company_id: int) -> str:
         return _keys.owner_key(self._b.prefix, v.positive_int("company_id", company_id))
 
-    async def acquire(self, company_id: int, owner: str, ttl: float) -> str:
-        key = self._key(company_id)
-        owner = v.text("owner", owner, 255)
-        ttl_ms = max(1, int(v.positive_seconds("ttl", ttl) * 1000))
-        holder = await self._b.eval_script(self._b.lease_acquire_script, [key], [owner, ttl_ms])
-        return str(holder)
+    async def _members_call(self, args: list[str | int]) -> dict[str, str]:
+        flat: list[str] = await self._b.eval_script(self._b.members_script, [self._members], args)
+        return {str(flat[i]): str(flat[i + 1]) for i in range(0, len(flat) - 1, 2)}
 
-    async def renew(self, company_id: int, owner: str, ttl: float) -> bool:
-        key = self._key(company_id)
+    async def heartbeat(self, node: str, address: str, ttl: float) -> dict[str, str]:
+        node = _keys.check_node(node)
+        address = v.text("address", address, 2048)
         ttl_ms = max(1, int(v.positive_seconds("ttl", ttl) * 1000))
-        done = await self._b.eval_script(self._b.lease_renew_script, [key], [owner, ttl_ms])
-        return bool(done)
+        return await self._members_call([self._member_prefix, node, address, ttl_ms])
 
-    async def release(self, company_id: int, owner: str) -> bool:
+    async def members(self) -> dict[str, str]:
+        return await self._members_call([self._member_prefix, "", "", 1])
+
+    async def leave(self, node: str) -> bool:
+        node = _keys.check_node(node)
+        removed = await self._b.call(self._b.client.delete([self._member_prefix + node]))
+        await self._b.call(self._b.client.srem(self._members, [node]))
+        return bool(removed)
+
+    async def claim(self, company_id: int, node: str) -> str | None:
         key = self._key(company_id)
-        done = await self._b.eval_script(self._b.lease_release_script, [key], [owner])
-        return bool(done)
+        node = _keys.check_node(node)
+        holder = await self._b.eval_script(self._b.claim_script, [key], [self._member_prefix, node])
+        return None if holder is None else str(holder)
+
+    async def release(self, company_id: int, node: str) -> bool:
+        return await self.release_all([company_id], node) == 1
+
+    async def release_all(self, company_ids: Sequence[int], node: str) -> int:
+        keys = [self._key(company_id) for company_id in company_ids]
+        node = _keys.check_node(node)
+        done = 0
+        for start in range(0, len(keys), RELEASE_BATCH):
+            batch = keys[start : start + RELEASE_BATCH]
+            done += int(await self._b.eval_script(self._b.release_script, batch, [node]))
+        return done
 
     async def holder(self, company_id: int) -> str | None:
         value: str | None = await self._b.call(self._b.client.get(self._key(company_id)))

@@ -1,0 +1,200 @@
+"""Membership: which server processes of a cluster are alive, and whether this one still is.
+
+Each process (a *node*) heartbeats its own membership in Redis every third of the member TTL
+(``AIADMIN_MEMBER_TTL``, :data:`MEMBER_TTL` s by default): one call
+(:meth:`storage.Leases.heartbeat`) refreshes ``member:{node}`` (its advertised URL,
+``AIADMIN_ADVERTISE_URL``) and reads every live member back, so renewal traffic is
+O(processes), never O(salons). A node that stops heartbeating (kill -9, a cut network) is gone
+once its key expired, at most one TTL after its last heartbeat.
+
+A node that could not heartbeat for two thirds of the TTL (timed from when its last successful
+heartbeat was *sent*, on trio's clock) counts itself out (:attr:`Membership.current` turns
+false, ``on_lost`` runs) a third of the TTL before the others may count it gone. A node that
+joins or leaves says so on the pub/sub channel :data:`MEMBERS_CHANNEL`; the others heartbeat at
+once instead of at their next tick, so a graceful stop is noticed in milliseconds.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import trio
+
+from storage import Storage, StorageError, StorageUnavailable
+
+log = logging.getLogger(__name__)
+
+#: The default member TTL (seconds); ``Settings.member_ttl`` sets it per node.
+MEMBER_TTL = 6.0
+#: Joins and leaves are announced here (``{"node": id, "event": "join" | "leave"}``).
+MEMBERS_CHANNEL = "cluster:members"
+#: The longest leaving (deleting the heartbeat, announcing it) may take.
+LEAVE_TIMEOUT = 2.0
+
+#: Called after a heartbeat that changed the set of live members (or the first, or one after
+#: the node had counted itself out): ``(before, after, recovered)``.
+OnChange = Callable[[dict[str, str], dict[str, str], bool], None]
+
+
+class MembershipLost(StorageUnavailable):
+    """This node could not heartbeat its membership in time: it may own no salon until it
+    can again (a 503 upstream, like any unreachable store)."""
+
+    def __init__(self, node_id: str) -> None:
+        self.node_id = node_id
+        super().__init__("redis", f"node {node_id} is not a current cluster member")
+
+
+class Membership:
+    """One node's heartbeat and its view of the live members (see the module doc)."""
+
+    def __init__(
+        self,
+        node_id: str,
+        address: str,
+        storage: Storage,
+        *,
+        ttl: float = MEMBER_TTL,
+        on_change: OnChange | None = None,
+        on_lost: Callable[[], None] | None = None,
+    ) -> None:
+        if ttl <= 0:
+            raise ValueError("ttl must be > 0")
+        self.node_id = node_id
+        self.address = address
+        self.storage = storage
+        self.ttl = ttl
+        self.on_change = on_change
+        self.on_lost = on_lost
+        #: Heartbeat every third of the TTL: two may fail before the node counts itself out.
+        self.beat_every = ttl / 3
+        #: Count itself out once this long passed without a heartbeat that succeeded: a third
+        #: of the TTL is left for its actors to stop before the others may count it gone.
+        self.give_up_after = ttl * 2 / 3
+        #: How often the guard looks at the time since the last heartbeat.
+        self.check_every = ttl / 30
+        #: The live members (node id → advertised URL) as the last heartbeat read them.
+        self.members: dict[str, str] = {}
+        #: Trio time the last heartbeat that succeeded was sent (``None``: none yet).
+        self.beaten: float | None = None
+        #: Counted out: no heartbeat yet, or none for ``give_up_after`` seconds.
+        self.lost = True
+        #: Set by :meth:`leave`: the node hands its salons over and takes no new ones.
+        self.leaving = False
+        #: Heartbeats that succeeded (each one Redis call).
+        self.beats = 0
+        self._poke = trio.Event()
+
+    @property
+    def current(self) -> bool:
+        """Whether this node may own salons now: it heartbeat within ``give_up_after``
+        seconds and is not leaving."""
+        if self.leaving or self.lost or self.beaten is None:
+            return False
+        return trio.current_time() - self.beaten <= self.give_up_after
+
+    def poke(self) -> None:
+        """Heartbeat (and read the members) now rather than at the next tick."""
+        self._poke.set()
+
+    async def beat(self) -> bool:
+        """One heartbeat (one Redis call, bounded by ``beat_every``); ``True`` if it
+        succeeded. Runs ``on_change`` when the set of live members changed."""
+        if self.leaving:
+            return False
+        sent = trio.current_time()
+        try:
+            with trio.fail_after(self.beat_every):
+                members = await self.storage.leases.heartbeat(self.node_id, self.address, self.ttl)
+        except (StorageError, trio.TooSlowError) as exc:
+            log.warning("node %s: membership heartbeat failed: %s", self.node_id, exc or "slow")
+            return False
+        if self.leaving:
+            return False
+        self.beats += 1
+        self.beaten = sent if self.beaten is None else max(self.beaten, sent)
+        before, recovered = self.members, self.lost
+        self.members = members
+        self.lost = False
+        if recovered or set(before) != set(members):
+            if set(before) != set(members):
+                log.info("node %s: cluster members now %s", self.node_id, sorted(members))
+            if self.on_change is not None:
+                self.on_change(before, members, recovered)
+        return True
+
+    def _check(self) -> None:
+        """Count this node out once ``give_up_after`` passed since the last heartbeat."""
+        if self.lost or self.beaten is None:
+            return
+        unbeaten = trio.current_time() - self.beaten
+        if unbeaten > self.give_up_after:
+            self.lost = True
+            log.warning(
+                "node %s: no membership heartbeat for %.1f s (TTL %g s); giving up its salons "
+                "before the others count it gone",
+                self.node_id,
+                unbeaten,
+                self.ttl,
+            )
+            if self.on_lost is not None:
+                self.on_lost()
+
+    async def _guard(self) -> None:
+        while True:
+            await trio.sleep(self.check_every)
+            self._check()
+
+    async def _beat_loop(self) -> None:
+        while not self.leaving:
+            with trio.move_on_after(self.beat_every):
+                await self._poke.wait()
+            self._poke = trio.Event()
+            await self.beat()
+
+    async def _listen(self) -> None:
+        """Heartbeat at once when another node joins or leaves; resubscribe while Redis is
+        down (every heartbeat period)."""
+        while True:
+            try:
+                async with self.storage.pubsub.subscribe(MEMBERS_CHANNEL) as notices:
+                    async for notice in notices:
+                        if isinstance(notice, dict) and notice.get("node") != self.node_id:
+                            self.poke()
+            except StorageError as exc:
+                log.warning("node %s: membership notices lost: %s", self.node_id, exc)
+            await trio.sleep(self.beat_every)
+
+    async def announce(self, event: str) -> None:
+        """Tell the other nodes that this one joined or left (best effort, bounded)."""
+        with trio.move_on_after(LEAVE_TIMEOUT):
+            try:
+                await self.storage.pubsub.publish(
+                    MEMBERS_CHANNEL, {"node": self.node_id, "event": event}
+                )
+            except StorageError as exc:
+                log.warning("node %s: %s not announced: %s", self.node_id, event, exc)
+
+    async def leave(self) -> None:
+        """End the membership now (best effort, bounded, shielded): the heartbeat stops and
+        its key is deleted, so its claims are free to take at once."""
+        self.leaving = True
+        self._poke.set()
+        with trio.move_on_after(LEAVE_TIMEOUT) as scope:
+            scope.shield = True
+            try:
+                await self.storage.leases.leave(self.node_id)
+            except StorageError as exc:
+                log.warning("node %s: membership not ended: %s", self.node_id, exc)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Heartbeat, guard and listen until cancelled. Started once the first heartbeat was
+        tried (the node serves even while Redis is down, as not :attr:`current`)."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._listen)
+            if await self.beat():
+                await self.announce("join")
+            nursery.start_soon(self._guard)
+            nursery.start_soon(self._beat_loop)
+            task_status.started()
