@@ -3,6 +3,14 @@
 import importlib
 import typing
 
+from ._business_log import EVENTS_LOGGER as EVENTS_LOGGER
+from ._business_log import BusinessEvent as BusinessEvent
+from ._business_log import FromRequest as FromRequest
+from ._business_log import current_request_id as current_request_id
+from ._business_log import log_event as log_event
+from ._business_log import mask_phone as mask_phone
+from ._business_log import request_id_var as request_id_var
+from ._business_log import serving_request as serving_request
 from ._phones import MAX_PHONE_TEXT as MAX_PHONE_TEXT
 from ._phones import PHONE_TEXT_PATTERN as PHONE_TEXT_PATTERN
 from ._phones import InvalidPhone as InvalidPhone
@@ -52,12 +60,15 @@ else:
 
 
 __all__ = [
+    "EVENTS_LOGGER",
     "MAX_PHONE_TEXT",
     "MEMBER_TTL",
     "NO_SERVICES",
     "PHONE_TEXT_PATTERN",
     "WATCH_EVERY",
+    "BusinessEvent",
     "Companies",
+    "FromRequest",
     "InvalidPhone",
     "Node",
     "Placement",
@@ -68,8 +79,13 @@ __all__ = [
     "ViewerOp",
     "build_companies",
     "commands_channel",
+    "current_request_id",
     "events_channel",
     "find_phone",
+    "log_event",
+    "mask_phone",
     "normalise_phone",
     "open_node",
+    "request_id_var",
+    "serving_request",
 ]

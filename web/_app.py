@@ -14,9 +14,11 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import trio
 from quart import Response, g, request
+from quart import websocket as current_websocket
 from quart.ctx import RequestContext
 from quart.typing import ResponseReturnValue
 from quart_trio import QuartTrio
@@ -138,11 +140,16 @@ def create_app(node: Node) -> QuartTrio:
     ):
         app.register_blueprint(module.blueprint)
 
+    @app.before_websocket
+    async def before_socket() -> None:
+        # A WebSocket serves under one request id, like a request: the commands it sends to
+        # the company actor (request-qr …) carry it into the operators' log.
+        g.request_id = request_id_from(current_websocket.headers)
+        request_id_var.set(g.request_id)
+
     @app.before_request
     async def before() -> Response | None:
-        request_id = request.headers.get("X-Request-Id", "")
-        if not (0 < len(request_id) <= 64 and request_id.replace("-", "").isalnum()):
-            request_id = secrets.token_hex(8)
+        request_id = request_id_from(request.headers)
         g.request_id = request_id
         request_id_var.set(request_id)
         g.started = time.perf_counter()
@@ -199,6 +206,15 @@ def create_app(node: Node) -> QuartTrio:
         return response
 
     return app
+
+
+def request_id_from(headers: Any) -> str:
+    """The client's ``X-Request-Id`` when it is a plain id (≤ 64 letters, digits, ``-``),
+    else a new random one."""
+    request_id = str(headers.get("X-Request-Id", ""))
+    if 0 < len(request_id) <= 64 and request_id.replace("-", "").isalnum():
+        return request_id
+    return secrets.token_hex(8)
 
 
 def _register_domain_errors(app: QuartTrio) -> None:

@@ -14,7 +14,6 @@ or an argument never reaches the output. It redacts three ways:
 
 from __future__ import annotations
 
-import contextvars
 import json
 import logging
 import re
@@ -23,13 +22,13 @@ import threading
 import time
 from urllib.parse import quote, quote_plus
 
+from actors import request_id_var as request_id_var
 from config import without_passwords
 
 from ._security import SECRET_QUERY_PARAMS
 
-request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "request_id", default=None
-)
+# ``request_id_var`` (the request the running code serves) belongs to the business events'
+# log (``actors._business_log``): company actors serve commands under their request's id too.
 
 REDACTED = "[REDACTED]"
 
@@ -139,6 +138,9 @@ class JsonFormatter(logging.Formatter):
         request_id = getattr(record, "request_id", None)
         if request_id:
             data["request_id"] = request_id
+        event = getattr(record, "business_event", None)
+        if isinstance(event, dict):  # actors.log_event's fields, typed (redacted like the rest)
+            data["event"] = {k: redact(v) if isinstance(v, str) else v for k, v in event.items()}
         if record.exc_info:
             data["exception"] = redact(self.formatException(record.exc_info))
         if record.stack_info:

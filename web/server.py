@@ -25,7 +25,15 @@ import trio_asyncio
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve as hypercorn_serve
 
-from actors import Companies, Node, RetentionService, Services, build_companies
+from actors import (
+    BusinessEvent,
+    Companies,
+    Node,
+    RetentionService,
+    Services,
+    build_companies,
+    log_event,
+)
 from actors.assistant import AssistantOptions
 from actors.reminders import ReminderOptions
 from actors.whatsapp import open_gateway
@@ -95,6 +103,7 @@ async def register_demo_salon(node: Node) -> tuple[int, str]:
             address="Москва, ул. Тверская, 7",
         )
         company = created.company
+        log_event(BusinessEvent.SALON_REGISTERED, company.id, salon_id=DEMO_SALON_ID, via="demo")
     except Conflict:
         existing = await storage.companies.get_by_salon(DEMO_SALON_ID)
         assert existing is not None

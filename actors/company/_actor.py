@@ -27,6 +27,7 @@ from metrics import MetricsRegistry
 from runtime import Actor, ActorUnavailable, Backoff
 from storage import Company, Conflict, Storage, StorageError, SyncState
 
+from .._business_log import BusinessEvent, FromRequest, log_event, serving_request
 from ..qr import qr_png_data_url
 from ..whatsapp import (
     Connected,
@@ -75,6 +76,16 @@ INBOUND_FLOOD_WINDOW = 60.0  # seconds (the table forgets a client's window once
 #: this many (a backlog of 10,000 delivered at once is 50 writes, not 10,000; each write is
 #: atomic and keeps the order, so a crash never leaves a gap or a reordering).
 INBOUND_BATCH = 200
+#: The persisted transitions (their audit names) operators follow as business events; each
+#: is logged once, after it is stored (``actors._business_log``).
+BUSINESS_EVENTS = {
+    "linking_started": BusinessEvent.LINKING_STARTED,
+    "linking_expired": BusinessEvent.QR_EXPIRED,
+    "whatsapp_linked": BusinessEvent.LINKED,
+    "whatsapp_logged_out": BusinessEvent.UNLINKED,
+    "app_frozen": BusinessEvent.FROZEN,
+    "app_uninstalled": BusinessEvent.UNINSTALLED,
+}
 
 #: Gets every message of a client's chat that the assistant must know of: what the client
 #: wrote (text or media, already in the message log), and what the salon's staff wrote to the
@@ -277,10 +288,14 @@ class CompanyActor(Actor):
         if self.company is None:
             self.stop()
             raise CompanyNotFound(self.company_id)
-        result = await self._handle(message)
-        if self.state.viewers != len(self.viewers):
-            # A slow or vanished viewer was dropped while frames went out.
-            await self._apply(t.AudienceChanged(len(self.viewers)))
+        # Served under the request that sent it (the actor's task never has it on its own);
+        # the actor's own inputs (timers, session events) under none.
+        request_id = message.request_id if isinstance(message, FromRequest) else None
+        with serving_request(request_id):
+            result = await self._handle(message)
+            if self.state.viewers != len(self.viewers):
+                # A slow or vanished viewer was dropped while frames went out.
+                await self._apply(t.AudienceChanged(len(self.viewers)))
         return result
 
     async def _handle(self, message: Any) -> Any:
@@ -445,6 +460,15 @@ class CompanyActor(Actor):
         await self.deps.storage.audit.append(
             self.company_id, effect.audit, {"from": previous, "to": status}
         )
+        event = BUSINESS_EVENTS.get(effect.audit)
+        if event is not None:
+            salon_id = updated.yclients_id if updated is not None else None
+            logged: dict[str, object] = {"salon_id": salon_id, "previous": previous}
+            if event is BusinessEvent.LINKED:
+                logged["phone"] = effect.phone if effect.phone is not t.KEEP else None
+            elif event is BusinessEvent.UNLINKED:
+                logged["reason"] = self.state.last_error
+            log_event(event, self.company_id, **logged)
 
     async def _enqueue_activation(self, jid: str, *, linked_now: bool = True) -> None:
         company = self.company

@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 from storage import LINKED_STATUSES as STORED_LINKED_STATUSES
 from storage import CompanyStatus
 
+from .._business_log import FromRequest
+
 if TYPE_CHECKING:
     # Annotations only: the rules are built by the actor, so this module loads no event loop.
     from config import QrPolicy
@@ -106,13 +108,17 @@ class CompanyState:
 # ---- events (inputs) ----------------------------------------------------------------------
 
 
+# Commands a request sends carry its id (``FromRequest``) for the operators' log; ``decide``
+# never reads it.
+
+
 @dataclass(frozen=True)
-class RequestQr:
+class RequestQr(FromRequest):
     """A viewer asked for a QR code (connect page)."""
 
 
 @dataclass(frozen=True)
-class RequestPairingCode:
+class RequestPairingCode(FromRequest):
     phone: str
 
 
@@ -189,17 +195,17 @@ class BanLifted:
 
 
 @dataclass(frozen=True)
-class Freeze:
+class Freeze(FromRequest):
     pass
 
 
 @dataclass(frozen=True)
-class Uninstall:
+class Uninstall(FromRequest):
     pass
 
 
 @dataclass(frozen=True)
-class Reinstall:
+class Reinstall(FromRequest):
     """YClients sent the salon through the install flow again."""
 
 

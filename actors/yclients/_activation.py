@@ -51,6 +51,7 @@ import trio
 from runtime import ActorError, Backoff
 from storage import AttemptOutcome, Company, CompanyStatus, OutboxItem, Storage, StorageError
 
+from .._business_log import BusinessEvent, log_event
 from ..company import ACTIVATION_KIND, CompanyError
 from ..company import messages as company_messages
 from ._client import equal_jitter
@@ -250,7 +251,13 @@ class ActivationDelivery:
                 )
                 self._delivered += 1
                 self._recovered += int(recovered)
-                log.info("company %s: activation delivered", company.id)
+                log_event(
+                    BusinessEvent.ACTIVATION_SENT,
+                    company.id,
+                    salon_id=company.yclients_id,
+                    attempts=item.attempts + 1,
+                    recovered=recovered,
+                )
                 return AttemptOutcome.DELIVERED
         if error is None:
             error = YClientsUnavailable("activation attempt timed out", outcome_unknown=True)
@@ -326,5 +333,11 @@ class ActivationDelivery:
             company.id, "activation_failed", {"outbox_id": item.id, "error": message}
         )
         self._failed += 1
-        log.warning("company %s: activation failed: %s", company.id, message)
+        log_event(
+            BusinessEvent.ACTIVATION_FAILED,
+            company.id,
+            salon_id=company.yclients_id,
+            attempts=item.attempts + 1,
+            reason=message,
+        )
         return AttemptOutcome.FAILED

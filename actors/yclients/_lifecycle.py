@@ -3,10 +3,11 @@
 The web route (``POST /marketplace/yclients/webhook``) calls :func:`check_lifecycle` (partner
 token and application id), stores the event in the webhook inbox with event type
 ``lifecycle:<event>`` and the dedupe key of :func:`webhook_dedupe_key` with
-``source="lifecycle"`` (the partner token is dropped from the stored body), answers 2xx, and
-calls :meth:`LifecycleWorker.wake`. Only that route stores ``lifecycle:`` events, under keys of
-their own namespace: the record-webhook route refuses lifecycle-shaped bodies, so a holder of a
-record-webhook secret can neither act as nor shadow a lifecycle event.
+``source="lifecycle"`` (the partner token is dropped from the stored body; the request's id is
+kept in it, outside the key), answers 2xx, and calls :meth:`LifecycleWorker.wake`. Only that
+route stores ``lifecycle:`` events, under keys of their own namespace: the record-webhook route
+refuses lifecycle-shaped bodies, so a holder of a record-webhook secret can neither act as nor
+shadow a lifecycle event.
 
 :class:`LifecycleWorker` (a service of the node) handles ``lifecycle:`` events — the record-
 webhook worker leaves that prefix alone — one company at a time, in order:
@@ -16,10 +17,12 @@ webhook worker leaves that prefix alone — one company at a time, in order:
 - ``freeze`` → ``Freeze()`` (session stopped, credentials kept, status ``frozen``);
 - any other event → recorded in the audit log and done.
 
-Then the event is marked done. When the actor cannot be reached (restarting, busy, timed out)
-or storage fails, the event is marked failed with a retry time; **this worker retries it** at
-its next pass after that time (the claim's lease also brings back the events of a worker that
-died mid-handling). Handling is idempotent: freezing a frozen salon changes nothing.
+The actor is told under the webhook's request id, so the operators' log names that request
+for ``frozen`` / ``uninstalled`` (``actors._business_log``). Then the event is marked done.
+When the actor cannot be reached (restarting, busy, timed out) or storage fails, the event is
+marked failed with a retry time; **this worker retries it** at its next pass after that time
+(the claim's lease also brings back the events of a worker that died mid-handling). Handling
+is idempotent: freezing a frozen salon changes nothing.
 
 Errors raised by :func:`check_lifecycle` (besides ``MalformedWebhook``)::
 
@@ -41,6 +44,7 @@ import trio
 from runtime import ActorError
 from storage import MAX_ID, InboxEvent, Storage, StorageError
 
+from .._business_log import serving_request
 from ..company import CompanyError
 from ..company import messages as company_messages
 from ._activation import CompanyTeller
@@ -201,8 +205,12 @@ class LifecycleWorker:
                 event.company_id, "lifecycle_ignored", {"event": name[:32]}
             )
         else:
+            # Served under the webhook's request (stored with the event), so the actor logs
+            # ``frozen`` / ``uninstalled`` with the id YClients' call got.
+            request_id = event.payload.get("request_id")
             try:
-                await self._tell(event.company_id, build())
+                with serving_request(request_id if isinstance(request_id, str) else None):
+                    await self._tell(event.company_id, build())
             except (ActorError, CompanyError) as exc:
                 wait = self.retry_in * (0.5 + self._rng.random())
                 log.warning("company %s: %s not handled, retry: %s", event.company_id, name, exc)

@@ -9,6 +9,7 @@ from typing import Any
 
 from quart import Blueprint, current_app, jsonify, render_template, request
 
+from actors import BusinessEvent, log_event
 from actors.company import ACTIVATION_KIND, CompanyView, CurrentQr
 from actors.company import messages as m
 from actors.qr import qr_png_data_url
@@ -158,6 +159,7 @@ async def register() -> Any:
     company = created.company
     token = await s.storage.tokens.issue(company.id)
     await s.storage.audit.append(company.id, "company_registered", {"salon_id": salon_id})
+    log_event(BusinessEvent.SALON_REGISTERED, company.id, salon_id=salon_id, via="api")
     response = jsonify(
         {
             "success": True,

@@ -45,6 +45,7 @@ from typing import Any
 import trio
 from quart import Blueprint, g, jsonify, redirect, render_template, request
 
+from actors import BusinessEvent, log_event
 from actors.company import messages as m
 from actors.yclients import (
     FIRST_KEY_VERSION,
@@ -198,6 +199,13 @@ async def _register(salon_id: int, admin: dict[str, Any] | None) -> tuple[Compan
         company.id,
         "company_registered",
         {"salon_id": salon_id, "via": "yclients_redirect", "signed": admin is not None},
+    )
+    log_event(
+        BusinessEvent.SALON_REGISTERED,
+        company.id,
+        salon_id=salon_id,
+        via="yclients_redirect",
+        signed=admin is not None,
     )
     return company, True
 
@@ -416,7 +424,10 @@ async def lifecycle_webhook() -> Any:
     company = await s.storage.companies.get_by_salon(event.salon_id)
     if company is None:
         raise NotFound("No company for this salon", code="company_not_found")
-    result = await s.storage.inbox.put(company.id, key, event.event_type, stored)
+    # The request's id goes with the event: the salon is frozen or uninstalled later, by the
+    # lifecycle worker, and the operators' log names this request (not part of the dedupe key).
+    payload = {**stored, "request_id": g.get("request_id")}
+    result = await s.storage.inbox.put(company.id, key, event.event_type, payload)
     s.metrics.webhooks.labels("lifecycle", result.value).inc()
     worker = s.services.lifecycle
     if worker is not None:
