@@ -12,6 +12,12 @@ neonize                ≥ 1              :class:`HostedGateway` running neonize
 
 The simulated world is ``world`` when given (tests and demos drive its phones), else a new
 one, reachable afterwards as ``gateway.world`` of the simulated gateways.
+
+neonize's sent-message ledger (:mod:`._ledger`) follows ``AIADMIN_WHATSAPP_STORE``: with
+``postgres`` it is the ``whatsapp_sent`` table, opened on a small pool of its own by whichever
+process runs the sessions (this one, or each session host, told ``ledger_url``), so a salon
+that moves to another process or machine keeps its exactly-once sends; with ``files`` it is a
+file per company beside the credentials.
 """
 
 from __future__ import annotations
@@ -20,15 +26,17 @@ import logging
 import os
 import tempfile
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import trio
 
 from config import Settings, WhatsAppProvider, WhatsAppStore
+from storage import SentLedger
 
 from ._hosted import HostedGateway
+from ._ledger import open_pg_ledger
 from ._neonize import NeonizeGateway
 from ._session import WhatsAppGateway
 from ._simulated import SimulatedGateway
@@ -54,11 +62,30 @@ def whatsapp_store_url(settings: Settings) -> str | None:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
+def ledger_url(settings: Settings) -> str | None:
+    """The database of neonize's sent-message ledger, or ``None`` for a file per company."""
+    return settings.database_url if whatsapp_store_url(settings) is not None else None
+
+
 @asynccontextmanager
 async def open_gateway(
     settings: Settings, *, world: SimulatedWorld | None = None
 ) -> AsyncIterator[WhatsAppGateway]:
     """Build the configured gateway; on exit stop every session and host (credentials kept)."""
+    simulated = settings.whatsapp_provider is WhatsAppProvider.SIMULATED
+    url = None if simulated or settings.session_hosts > 0 else ledger_url(settings)
+    async with AsyncExitStack() as stack:
+        # In-process neonize sessions record their sends through this process's own ledger
+        # pool, opened (with a trio-asyncio loop if none runs) before and closed after them.
+        ledger = None if url is None else await stack.enter_async_context(open_pg_ledger(url))
+        async with _open_gateway(settings, world, ledger) as gateway:
+            yield gateway
+
+
+@asynccontextmanager
+async def _open_gateway(
+    settings: Settings, world: SimulatedWorld | None, ledger: SentLedger | None
+) -> AsyncIterator[WhatsAppGateway]:
     async with trio.open_nursery() as nursery:
         gateway: WhatsAppGateway
         simulated = settings.whatsapp_provider is WhatsAppProvider.SIMULATED
@@ -74,6 +101,7 @@ async def open_gateway(
                     nursery,
                     sessions_path=settings.whatsapp_sessions_path,
                     store_url=whatsapp_store_url(settings),
+                    ledger=ledger,
                 )
                 problem = neonize.snapshot().problem
                 if problem is not None:  # the server still starts: health says why WhatsApp is down
@@ -96,6 +124,7 @@ async def open_gateway(
             else:
                 host_config["sessions_path"] = str(settings.whatsapp_sessions_path.resolve())
                 host_config["store_url"] = whatsapp_store_url(settings)
+                host_config["ledger_url"] = ledger_url(settings)
             hosted = HostedGateway(
                 nursery,
                 backend=settings.whatsapp_provider.value,

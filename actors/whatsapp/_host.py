@@ -6,7 +6,8 @@ Started as ``python -m actors.whatsapp.host`` by :class:`HostedGateway`. It spea
 of the stdout descriptor and descriptor 1 is pointed at stderr before anything else runs.
 
 Requests (all but ``hello`` and ``ping`` carry ``sid``, the parent's session key):
-``hello {config}`` → ``{"pid"}`` builds the backend; ``open {sid, company_id, jid}``;
+``hello {config}`` → ``{"pid"}`` builds the backend (a neonize config with ``ledger_url``
+opens the sent-message ledger in that PostgreSQL database); ``open {sid, company_id, jid}``;
 ``start``; ``send {to_phone, text, message_id}`` → id; ``pair {phone}`` → code; ``logout``;
 ``stop``; ``close``; ``ping`` → ``{"pid", "sessions"}``. Events go up as notes
 ``{"sid": n, "event": {...}}`` in the order each session produced them, at most
@@ -59,7 +60,7 @@ class _HostService:
         if window is not None:
             window.close()
 
-    def _build_gateway(self, config: dict[str, Any]) -> WhatsAppGateway:
+    async def _build_gateway(self, config: dict[str, Any]) -> WhatsAppGateway:
         backend = config.get("backend")
         if backend == "simulated":
             from ._simulated import SimulatedGateway
@@ -67,12 +68,18 @@ class _HostService:
             qr = QrPolicy(**config.get("qr", {}))
             return SimulatedGateway(self._nursery, world_path=str(config["world_path"]), qr=qr)
         if backend == "neonize":
+            from ._ledger import hold_pg_ledger
             from ._neonize import NeonizeGateway
 
+            ledger_url = config.get("ledger_url")
+            # The sent-message ledger in PostgreSQL, held by this host for its lifetime: the
+            # host records each send itself, the moment WhatsApp took it (see ``._ledger``).
+            ledger = await self._nursery.start(hold_pg_ledger, ledger_url) if ledger_url else None
             return NeonizeGateway(
                 self._nursery,
                 sessions_path=Path(config["sessions_path"]),
                 store_url=config.get("store_url"),
+                ledger=ledger,
             )
         raise BackendUnavailable(f"unknown WhatsApp backend {backend!r}")
 
@@ -88,7 +95,7 @@ class _HostService:
                 config = dict(args["config"])
                 level = str(config.get("log_level", "info")).upper()
                 logging.getLogger().setLevel(getattr(logging, level, logging.INFO))
-                self._gateway = self._build_gateway(config)
+                self._gateway = await self._build_gateway(config)
             return {"pid": os.getpid(), "problem": self._gateway.snapshot().problem}
         if op == "ping":
             return {"pid": os.getpid(), "sessions": len(self._sessions)}

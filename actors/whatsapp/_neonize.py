@@ -22,9 +22,13 @@ callback (the client is being stopped; its late events are not for us any more).
 We track "connected" ourselves and never call into neonize in a state where it would panic
 (``get_me`` is never called; ``send_message``/``PairPhone``/``logout`` only when allowed).
 
-Outbound dedupe: neonize's ``send_message`` cannot take our message id, so each session keeps
-a ledger (``company_<id>.sent``: our id → WhatsApp id) and answers a resend of a delivered id
-from it. A send whose outcome was lost with a dying process may still be sent twice.
+Outbound dedupe: neonize's ``send_message`` cannot take our message id, so the gateway's
+ledger (:mod:`._ledger`: our id → WhatsApp id, a file per company or PostgreSQL's
+``whatsapp_sent``) records each send as soon as WhatsApp took it (shielded from cancellation),
+and a resend of a recorded id is answered from it without sending. With the PostgreSQL ledger
+that holds on whichever process or machine the company's session runs next. A send whose
+process died inside ``send_message`` may still go twice; a ledger that cannot be read makes
+the send fail with :class:`OutcomeUnknown` (retried later) rather than risk a second copy.
 
 The seam: the gateway makes each client through its ``client_factory`` (default
 :func:`new_neonize_client`), called in a worker thread with the company's :class:`ClientSpec`
@@ -53,6 +57,7 @@ from typing import Any
 import trio
 
 from config import without_passwords
+from storage import SentLedger, StorageError
 
 from .._phones import InvalidPhone, normalise_phone
 from ._errors import (
@@ -80,6 +85,7 @@ from ._events import (
     TemporaryBan,
 )
 from ._ids import valid_message_id
+from ._ledger import FileLedger
 from ._session import GatewaySnapshot, SessionBase, SessionState
 
 log = logging.getLogger(__name__)
@@ -111,6 +117,11 @@ _FAILURE_REASONS = {
 }
 # ConnectFailure reasons whatsmeow reports separately as LoggedOut / TemporaryBan.
 _FAILURES_WITH_OWN_EVENT = {2, 3, 4, 5}
+#: A session remembers this many of its own newest sends (from the ledger at start, then its
+#: own), to tell their echoes from the staff's messages and to answer a resend without a read.
+OWN_SENDS_KEPT = 1000
+#: Seconds a send's record in the ledger may take once WhatsApp took the message.
+RECORD_TIMEOUT = 10.0
 
 
 def check_neonize() -> Path:
@@ -346,8 +357,10 @@ class NeonizeSession(SessionBase):
         self._client: Any = None
         self._connected = False
         self._qr_seen = False
-        self._ledger: dict[str, str] | None = None
-        self._ours: set[str] = set()  # WhatsApp ids of the messages this session sent
+        self._sent: dict[str, str] = {}  # our id → WhatsApp id of this session's newest sends
+        # WhatsApp ids of the company's newest sends (the ledger's at start, then this
+        # session's), oldest first: their echoes are ours, not the staff's
+        self._own: dict[str, None] = {}
         self._in_flight: dict[str, trio.Event] = {}  # message id → done, while it is being sent
         # (phone, text) of sends whose WhatsApp id is not known yet, so an echo arriving
         # before ``send_message`` returns is still recognised as ours
@@ -356,10 +369,6 @@ class NeonizeSession(SessionBase):
     @property
     def store_path(self) -> Path:
         return self._gateway.sessions_path / f"company_{self._company_id}.sqlite3"
-
-    @property
-    def _ledger_path(self) -> Path:
-        return self._gateway.sessions_path / f"company_{self._company_id}.sent"
 
     def _build_client(self, token: trio.lowlevel.TrioToken) -> Any:
         """Make the client through the gateway's factory, its callbacks bound to this trio
@@ -427,6 +436,7 @@ class NeonizeSession(SessionBase):
             return
         self._gateway.check_library()
         self._gateway.sessions_path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        await self._load_sent()
         token = trio.lowlevel.current_trio_token()
         try:
             client = await self._gateway._call(self._build_client, token)
@@ -465,9 +475,9 @@ class NeonizeSession(SessionBase):
         earlier = self._in_flight.get(message_id)
         if earlier is not None:
             await earlier.wait()
-        ledger = self._load_ledger()
-        if message_id in ledger:
-            return ledger[message_id]
+        recorded = await self._recorded(message_id)
+        if recorded is not None:
+            return recorded
         if earlier is not None:  # that send did not go through: the caller may try again
             raise OutcomeUnknown(f"company {self._company_id}: the earlier send did not finish")
         done = self._in_flight[message_id] = trio.Event()
@@ -498,32 +508,66 @@ class NeonizeSession(SessionBase):
             if self._sending[(phone, text)] <= 0:
                 del self._sending[(phone, text)]
         wa_id = str(response.ID) or message_id
-        self._record(message_id, wa_id)
+        await self._record(message_id, wa_id)
         return wa_id
 
     def _sent_by_us(self, event: StaffMessage) -> bool:
-        """Whether a message from this account is one this session sent (not the staff's)."""
-        self._load_ledger()
-        return event.message_id in self._ours or (event.to_phone, event.text) in self._sending
+        """Whether a message from this account is one this company's sessions sent (not the
+        staff's): one of its newest sends, or one in flight with this chat and text."""
+        return event.message_id in self._own or (event.to_phone, event.text) in self._sending
 
-    def _load_ledger(self) -> dict[str, str]:
-        if self._ledger is None:
-            self._ledger = {}
+    def _remember(self, message_id: str | None, wa_id: str) -> None:
+        """Keep a send (``message_id`` ``None``: a ledger's, known by its WhatsApp id only)."""
+        if message_id is not None:
+            self._sent[message_id] = wa_id
+        self._own[wa_id] = None
+        for kept in (self._sent, self._own):
+            while len(kept) > OWN_SENDS_KEPT:
+                del kept[next(iter(kept))]
+
+    async def _load_sent(self) -> None:
+        """The company's newest sends from the ledger (another process's too, when the salon
+        moved here), so their echoes are not taken for the staff's messages."""
+        try:
+            newest = await self._gateway.ledger.recent(self._company_id, OWN_SENDS_KEPT)
+        except StorageError as exc:
+            log.warning("company %s: sent-message ledger unreadable: %s", self._company_id, exc)
+            return
+        for wa_id in reversed(newest):
+            self._remember(None, wa_id)
+
+    async def _recorded(self, message_id: str) -> str | None:
+        """The WhatsApp id ``message_id`` already went out as, or ``None``: from this session's
+        memory, else the ledger. :class:`OutcomeUnknown` when the ledger cannot be read."""
+        wa_id = self._sent.get(message_id)
+        if wa_id is not None:
+            return wa_id
+        try:
+            return await self._gateway.ledger.sent(self._company_id, message_id)
+        except StorageError as exc:
+            raise OutcomeUnknown(
+                f"company {self._company_id}: cannot tell whether {message_id} went out "
+                f"(sent-message ledger: {exc})"
+            ) from None
+
+    async def _record(self, message_id: str, wa_id: str) -> None:
+        """Write the send to the ledger: shielded, since WhatsApp took it whatever happens to
+        the caller now; a failed write is logged (this session still remembers it)."""
+        self._remember(message_id, wa_id)
+        with trio.CancelScope(shield=True), trio.move_on_after(RECORD_TIMEOUT) as timer:
             try:
-                for line in self._ledger_path.read_text().splitlines():
-                    ours, _, theirs = line.partition(" ")
-                    if ours and theirs:
-                        self._ledger[ours] = theirs
-                        self._ours.add(theirs)
-            except FileNotFoundError:
-                pass
-        return self._ledger
-
-    def _record(self, message_id: str, wa_id: str) -> None:
-        self._load_ledger()[message_id] = wa_id
-        self._ours.add(wa_id)
-        with open(self._ledger_path, "a") as f:
-            f.write(f"{message_id} {wa_id}\n")
+                await self._gateway.ledger.record(self._company_id, message_id, wa_id)
+            except StorageError as exc:
+                log.error(
+                    "company %s: sent %s but could not record it in the ledger: %s",
+                    self._company_id,
+                    message_id,
+                    exc,
+                )
+        if timer.cancelled_caught:
+            log.error(
+                "company %s: recording %s in the ledger timed out", self._company_id, message_id
+            )
 
     async def pair_phone(self, phone: str) -> str:
         """A pairing code; only after the first QR code and before linking."""
@@ -549,11 +593,10 @@ class NeonizeSession(SessionBase):
                 log.warning("company %s: logout failed: %s", self._company_id, exc)
         await self.stop()
         if self._gateway.store_url is None:
-            for path in (self.store_path, self._ledger_path):
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
-            self._ledger = None
-            self._ours = set()
+            self.store_path.unlink(missing_ok=True)
+            if isinstance(self._gateway.ledger, FileLedger):
+                self._gateway.ledger.forget(self._company_id)
+            self._sent, self._own = {}, {}
 
     async def stop(self) -> None:
         """Stop the client (credentials kept). Idempotent."""
@@ -577,7 +620,8 @@ class NeonizeGateway:
     """Makes :class:`NeonizeSession` objects; runs their connect tasks in ``nursery``.
 
     ``client_factory`` makes each session's client (see the module docstring); the default
-    imports neonize.
+    imports neonize. ``ledger`` records sent messages (default: a :class:`FileLedger` beside
+    the credentials under ``sessions_path``).
     """
 
     backend = "neonize"
@@ -589,11 +633,13 @@ class NeonizeGateway:
         sessions_path: Path,
         store_url: str | None = None,
         client_factory: ClientFactory = new_neonize_client,
+        ledger: SentLedger | None = None,
     ) -> None:
         self._nursery = nursery
         self.sessions_path = Path(sessions_path)
         self.store_url = store_url
         self.client_factory = client_factory
+        self.ledger: SentLedger = ledger if ledger is not None else FileLedger(self.sessions_path)
         self._sessions: set[NeonizeSession] = set()
         self._closed = False
         self._library_error: NeonizeMissing | None = None

@@ -1,0 +1,300 @@
+"""Credentials move with the salon (issue 13): with ``AIADMIN_WHATSAPP_STORE=postgres`` neonize's
+ledger of sent messages lives in PostgreSQL, so a session that moves to another process keeps
+exactly-once sends.
+
+The neonize sessions here run on real code (gateway, session, ledger, session-host service)
+with a neonize client whose WhatsApp is the :class:`SimulatedWorld`. Like the real one, that
+client cannot pass our message id: every send gets a WhatsApp id of its own, so the world
+cannot deduplicate a resend and counts every copy it receives. "Node A" and "node B" are two
+gateways with sessions paths of their own (two machines) over the same database.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import types
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import neonize.proto.Neonize_pb2 as pb
+import pytest
+import trio
+
+from actors.whatsapp import (
+    Connected,
+    HostedGateway,
+    NeonizeGateway,
+    OutcomeUnknown,
+    SessionEvent,
+    SimulatedWorld,
+    new_message_id,
+    open_gateway,
+)
+from actors.whatsapp._host import _HostService
+from actors.whatsapp._neonize import ClientSpec, EventCallback, NeonizeSession, QrCallback
+from config import Settings, WhatsAppProvider, WhatsAppStore, settings_from_env
+from storage import Storage, StorageUnavailable
+from tests.support.databases import open_real_storage
+
+CLIENT = "79005550001"
+TEXT = "Напоминаем: завтра в 10:00 стрижка у Анны"
+
+
+class WorldClient:
+    """A neonize client on the simulated world: ``connect`` attaches and reports Connected
+    from its own thread (as neonize's Go thread does), then holds until ``stop``."""
+
+    _ids = itertools.count(1)
+
+    def __init__(
+        self, world: SimulatedWorld, spec: ClientSpec, on_event: EventCallback, on_qr: QrCallback
+    ) -> None:
+        self.world = world
+        self.spec = spec
+        self._on_event = on_event
+        self._stopped = threading.Event()
+        self.connected = trio.Event()
+        self._conn: Any = None
+
+    def _sink(self, event: SessionEvent) -> bool:
+        return True  # the world's own events: this client reports Connected itself
+
+    def connect(self) -> None:
+        self._conn = trio.from_thread.run_sync(self.world.attach, self.spec.company_id, self._sink)
+        self._on_event(self, pb.Connected(status=True))  # returns once the session took it
+        trio.from_thread.run_sync(self.connected.set)
+        self._stopped.wait()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def send_message(self, to: str, text: str) -> object:
+        wa_id = f"3EB0{next(self._ids):012X}"  # WhatsApp's id, never ours
+        trio.from_thread.run_sync(self._conn.send, to, text, wa_id)
+        return types.SimpleNamespace(ID=wa_id)
+
+
+class WorldClients:
+    """The gateways' ``client_factory``: every client made, in order."""
+
+    def __init__(self, world: SimulatedWorld) -> None:
+        self.world = world
+        self.made: list[WorldClient] = []
+
+    def __call__(self, spec: ClientSpec, on_event: EventCallback, on_qr: QrCallback) -> object:
+        client = WorldClient(self.world, spec, on_event, on_qr)
+        self.made.append(client)
+        return client
+
+    async def connected(self) -> None:
+        with trio.fail_after(10):
+            await self.made[-1].connected.wait()
+
+
+def linked_world(company_id: int) -> SimulatedWorld:
+    """A world where ``company_id``'s phone is linked (its credentials exist)."""
+    world = SimulatedWorld()
+    conn = world.attach(company_id, lambda event: None)
+    conn.show_qr("2@linked")
+    world.scan(company_id, phone="79001234567")
+    conn.detach()
+    return world
+
+
+def node_settings(database_url: str, sessions: Path, store: WhatsAppStore) -> Settings:
+    """One node's settings: neonize sessions in this process, their files under ``sessions``."""
+    return replace(
+        settings_from_env({}, dotenv=None),
+        whatsapp_provider=WhatsAppProvider.NEONIZE,
+        whatsapp_store=store,
+        whatsapp_sessions_path=sessions,
+        database_url=database_url,
+        session_hosts=0,
+    )
+
+
+@pytest.fixture
+async def storage(database_url: str) -> AsyncIterator[Storage]:
+    async with open_real_storage(database_url, redis_url=None) as st:
+        yield st
+
+
+@asynccontextmanager
+async def node_session(
+    settings: Settings, clients: WorldClients, company_id: int
+) -> AsyncIterator[NeonizeSession]:
+    """A node's gateway, built from its settings, and the company's session on it, connected."""
+    async with open_gateway(settings) as gateway:
+        assert isinstance(gateway, NeonizeGateway)
+        gateway.client_factory = clients
+        session = gateway.open_session(company_id)
+        await session.start()
+        await clients.connected()
+        assert await session.events.receive() == Connected()
+        yield session
+
+
+async def test_a_resend_after_the_salon_moved_is_not_sent_again(
+    storage: Storage, database_url: str, tmp_path: Path
+) -> None:
+    """Node A sends X, and its owner dies before marking X sent; node B takes the salon over
+    and sends X again with the same id: WhatsApp receives X exactly once."""
+    company_id = (await storage.companies.create(913_001)).company.id
+    world = linked_world(company_id)
+    clients = WorldClients(world)
+    message_id = new_message_id()
+    node_a = node_settings(database_url, tmp_path / "a", WhatsAppStore.POSTGRES)
+    async with node_session(node_a, clients, company_id) as session:
+        wa_id = await session.send_text(CLIENT, TEXT, message_id)
+    assert await storage.sent.sent(company_id, message_id) == wa_id  # the ledger row
+    assert not (tmp_path / "a" / f"company_{company_id}.sent").exists()  # not a local file
+
+    node_b = node_settings(database_url, tmp_path / "b", WhatsAppStore.POSTGRES)
+    async with node_session(node_b, clients, company_id) as session:
+        assert await session.send_text(CLIENT, TEXT, message_id) == wa_id  # suppressed
+        other = await session.send_text(CLIENT, "Ждём вас!", new_message_id())
+    assert [m.text for m in world.delivered(company_id)] == [TEXT, "Ждём вас!"]
+    assert world.send_attempts(company_id) == 2  # X once, the other message once
+    assert other != wa_id
+
+
+async def test_with_the_files_store_the_ledger_stays_on_its_machine(
+    storage: Storage, database_url: str, tmp_path: Path
+) -> None:
+    """The files store keeps the ledger beside the credentials: a resend on the same machine
+    is suppressed from that file (which is why cluster mode refuses this store)."""
+    company_id = (await storage.companies.create(913_002)).company.id
+    world = linked_world(company_id)
+    clients = WorldClients(world)
+    message_id = new_message_id()
+    node = node_settings(database_url, tmp_path / "a", WhatsAppStore.FILES)
+    async with node_session(node, clients, company_id) as session:
+        wa_id = await session.send_text(CLIENT, TEXT, message_id)
+    ledger = tmp_path / "a" / f"company_{company_id}.sent"
+    assert ledger.read_text() == f"{message_id} {wa_id}\n"
+    assert await storage.sent.sent(company_id, message_id) is None
+    async with node_session(node, clients, company_id) as session:  # restarted, same machine
+        assert await session.send_text(CLIENT, TEXT, message_id) == wa_id
+    assert world.send_attempts(company_id) == 1
+
+
+async def test_session_hosts_record_sends_in_postgres_themselves(
+    storage: Storage, database_url: str, tmp_path: Path
+) -> None:
+    """A session host told ``ledger_url`` holds the ledger itself and records each send as
+    WhatsApp takes it; another host (another machine) then suppresses the resend."""
+    company_id = (await storage.companies.create(913_003)).company.id
+    world = linked_world(company_id)
+    clients = WorldClients(world)
+    message_id = new_message_id()
+    send = {"sid": 1, "to_phone": CLIENT, "text": TEXT, "message_id": message_id}
+    answers = []
+    for machine in ("a", "b"):
+        config = {
+            "backend": "neonize",
+            "sessions_path": str(tmp_path / machine),
+            "ledger_url": database_url,
+        }
+        async with trio.open_nursery() as nursery:
+            host = _HostService(nursery)
+            await host.handle("hello", {"config": config})
+            gateway = host._gateway
+            assert isinstance(gateway, NeonizeGateway)
+            gateway.client_factory = clients
+            await host.handle("open", {"sid": 1, "company_id": company_id, "jid": None})
+            await host.handle("start", {"sid": 1})
+            await clients.connected()
+            answers.append(await host.handle("send", send))
+            await host.shutdown()
+            nursery.cancel_scope.cancel()
+    assert answers[0] == answers[1] == await storage.sent.sent(company_id, message_id)
+    assert world.send_attempts(company_id) == 1
+
+
+async def test_a_session_host_process_opens_the_ledger_it_is_told(
+    storage: Storage, database_url: str, tmp_path: Path
+) -> None:
+    """A real session host process (neonize backend) gets ``ledger_url`` and opens the ledger's
+    pool in its ``hello``: it becomes ready only if that worked."""
+    settings = replace(
+        node_settings(database_url, tmp_path / "a", WhatsAppStore.POSTGRES), session_hosts=1
+    )
+    async with open_gateway(settings) as gateway:
+        assert isinstance(gateway, HostedGateway)
+        assert gateway.host_config["ledger_url"] == database_url
+        [host] = gateway._hosts
+        with trio.fail_after(60):
+            while host.state != "ready":
+                await host.wait_changed()
+        assert host.restarts == 0
+    files = replace(settings, whatsapp_store=WhatsAppStore.FILES)
+    async with open_gateway(files) as gateway:
+        assert isinstance(gateway, HostedGateway)
+        assert gateway.host_config["ledger_url"] is None  # a file per company on the host
+
+
+class BrokenLedger:
+    """A ledger whose database is down (``sent``/``record`` fail as PostgreSQL's would)."""
+
+    def __init__(self, fail_reads: bool) -> None:
+        self.fail_reads = fail_reads
+        self.records: list[tuple[int, str, str]] = []
+
+    async def sent(self, company_id: int, message_id: str) -> str | None:
+        await trio.lowlevel.checkpoint()
+        if self.fail_reads:
+            raise StorageUnavailable("postgresql", "connection refused")
+        return None
+
+    async def record(self, company_id: int, message_id: str, wa_id: str) -> None:
+        await trio.lowlevel.checkpoint()
+        raise StorageUnavailable("postgresql", "connection refused")
+
+    async def recent(self, company_id: int, limit: int = 1000) -> list[str]:
+        await trio.lowlevel.checkpoint()
+        raise StorageUnavailable("postgresql", "connection refused")
+
+
+@asynccontextmanager
+async def broken_ledger_session(
+    ledger: BrokenLedger, tmp_path: Path
+) -> AsyncIterator[tuple[NeonizeSession, SimulatedWorld]]:
+    world = linked_world(7)
+    clients = WorldClients(world)
+    async with trio.open_nursery() as nursery:
+        gateway = NeonizeGateway(
+            nursery, sessions_path=tmp_path, client_factory=clients, ledger=ledger
+        )
+        session = gateway.open_session(7)
+        await session.start()  # an unreadable ledger at start: the session still connects
+        await clients.connected()
+        assert await session.events.receive() == Connected()
+        yield session, world
+        await gateway.aclose()
+        nursery.cancel_scope.cancel()
+
+
+async def test_an_unreadable_ledger_sends_nothing(tmp_path: Path) -> None:
+    """Whether the id went out cannot be known: the send fails as uncertain (the queue tries
+    again later) and nothing reaches WhatsApp."""
+    async with broken_ledger_session(BrokenLedger(fail_reads=True), tmp_path) as (session, world):
+        with pytest.raises(OutcomeUnknown, match="sent-message ledger"):
+            await session.send_text(CLIENT, TEXT, new_message_id())
+    assert world.send_attempts(7) == 0
+
+
+async def test_a_send_whose_record_fails_still_counts_as_sent(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """WhatsApp took the message: the caller gets its id (an error would make it send again),
+    the failure is logged, and this session still answers a resend without sending."""
+    async with broken_ledger_session(BrokenLedger(fail_reads=False), tmp_path) as (session, world):
+        message_id = new_message_id()
+        wa_id = await session.send_text(CLIENT, TEXT, message_id)
+        assert await session.send_text(CLIENT, TEXT, message_id) == wa_id
+    assert world.send_attempts(7) == 1
+    assert any("could not record it in the ledger" in r.getMessage() for r in caplog.records)
