@@ -34,10 +34,22 @@ class WhatsAppProvider(StrEnum):
 class WhatsAppStore(StrEnum):
     """Where neonize keeps each company's WhatsApp credentials."""
 
-    FILES = "files"  # one SQLite file per company under WHATSAPP_SESSIONS_PATH
-    # whatsmeow's tables in DATABASE_URL (the small ledger of sent message ids that makes
-    # retries safe stays a file per company under WHATSAPP_SESSIONS_PATH)
+    # one SQLite file per company under WHATSAPP_SESSIONS_PATH, and beside it the ledger of
+    # sent message ids that makes resends safe: both stay on this machine (no cluster mode)
+    FILES = "files"
+    # whatsmeow's tables and the ledger (``whatsapp_sent``) in DATABASE_URL: they move with
+    # the salon to whichever process runs its session
     POSTGRES = "postgres"
+
+
+#: Why cluster mode refuses the ``files`` store, and what to set instead.
+CLUSTER_NEEDS_SHARED_STORE = (
+    "AIADMIN_CLUSTER=true with WHATSAPP_PROVIDER=neonize needs AIADMIN_WHATSAPP_STORE=postgres "
+    "(and DATABASE_URL): the files store keeps each salon's WhatsApp credentials and its ledger "
+    "of sent messages on one machine, and a file store cannot move between machines, so a "
+    "salon whose session moves to another process would have to scan its QR code again and "
+    "could send a message twice"
+)
 
 
 @dataclass(frozen=True)
@@ -416,6 +428,8 @@ def settings_from_env(
     cluster = r.boolean("AIADMIN_CLUSTER", False)
     if cluster and redis_url is None and r.text("REDIS_URL") is None:
         r.problems.append("AIADMIN_CLUSTER=true needs REDIS_URL (leases and pub/sub are shared)")
+    if cluster and provider is WhatsAppProvider.NEONIZE and store is WhatsAppStore.FILES:
+        r.problems.append(CLUSTER_NEEDS_SHARED_STORE)
     yclients_base = r.url("YCLIENTS_BASE_URL", ("http", "https")) or "https://api.yclients.com"
     public_base = r.url("PUBLIC_BASE_URL", ("http", "https")) or f"http://127.0.0.1:{port}"
     advertise = r.url("AIADMIN_ADVERTISE_URL", ("http", "https")) or f"http://127.0.0.1:{port}"

@@ -201,6 +201,32 @@ def test_cluster_mode_needs_redis() -> None:
     assert not load({}).cluster
 
 
+def test_cluster_mode_refuses_a_whatsapp_store_that_cannot_move() -> None:
+    """neonize in cluster mode needs its credentials and sent-message ledger in PostgreSQL: the
+    default ``files`` store stays on one machine, so the refusal says why and what to set."""
+    cluster = {
+        "AIADMIN_CLUSTER": "true",
+        "REDIS_URL": "redis://127.0.0.1:6379/0",
+        "WHATSAPP_PROVIDER": "neonize",
+        "DATABASE_URL": "postgresql://u:pw@db:5432/ai",
+    }
+    [problem] = problems(cluster)
+    assert "AIADMIN_WHATSAPP_STORE=postgres" in problem
+    assert "cannot move between machines" in problem
+    assert problems({**cluster, "AIADMIN_WHATSAPP_STORE": "files"}) == [problem]
+    assert load({**cluster, "AIADMIN_WHATSAPP_STORE": "postgres"}).whatsapp_store is (
+        WhatsAppStore.POSTGRES
+    )
+    production = {**PRODUCTION_OK, "AIADMIN_CLUSTER": "true"}
+    assert problems(production) == [problem]  # production's default provider is neonize
+    assert load({**production, "AIADMIN_WHATSAPP_STORE": "postgres"}).cluster
+    # One process keeps the files default; the simulated provider stores nothing in files.
+    assert load({k: v for k, v in cluster.items() if k != "AIADMIN_CLUSTER"}).whatsapp_store is (
+        WhatsAppStore.FILES
+    )
+    assert load({**cluster, "WHATSAPP_PROVIDER": "simulated"}).cluster
+
+
 def test_assistant_settings_default_and_read() -> None:
     s = load({})
     assert s.assistant == config.AssistantPolicy(
