@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: run test lint typecheck pytest setup system-deps services bench clean
+.PHONY: run test lint typecheck pytest setup system-deps services bench cluster clean
 
 setup: $(STAMP)
 
@@ -21,6 +21,11 @@ services:
 
 run: system-deps setup
 	@$(VENV)/bin/aiadmin serve --demo
+
+# N server processes behind nginx on PostgreSQL + Redis (README, "Production"); Ctrl-C stops all.
+N ?= 3
+cluster: system-deps setup services
+	@$(PY) scripts/cluster.py run --processes $(N)
 
 lint: setup
 	$(VENV)/bin/ruff check config metrics runtime actors storage web tests bench
