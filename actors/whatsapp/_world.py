@@ -3,9 +3,11 @@
 The world holds, per company: the linked device's credentials (they outlive sessions, so a
 new session resumes without a scan), the one live connection, the QR code currently on screen,
 issued pairing codes, whether the network is up, a temporary ban, messages waiting for the
-session (delivered on connect, like WhatsApp's offline queue), and every outbound message
-delivered, deduplicated by message id (so "exactly once" is observable), and each client
-phone's chat as that phone shows it (:class:`ChatLog`, bounded; the dev chat route reads it).
+session (delivered on connect, like WhatsApp's offline queue), the latest
+:data:`DELIVERED_PER_COMPANY` outbound messages delivered, deduplicated by message id over
+that window (so "exactly once" is observable), and each client phone's chat as that phone
+shows it (:class:`ChatLog`, bounded; the dev chat route reads it). Nothing here grows without
+bound, so a long run of the simulated provider (a demo, a soak) keeps flat memory.
 
 Sessions talk to it through :class:`WorldConnection` (in process) or over a socket
 (:mod:`._world_server`); tests and the dev UI act as the phone through the controls
@@ -59,9 +61,12 @@ from ._ids import (
 Sink = Callable[[SessionEvent], bool | None]
 
 #: Lines kept per client phone in a company's chat log (the oldest are dropped first).
-CHAT_LINES_PER_PHONE = 500
+CHAT_LINES_PER_PHONE = 100
 #: Client phones a company's chat log keeps (the least recently active are dropped first).
-CHAT_PHONES_PER_COMPANY = 10_000
+CHAT_PHONES_PER_COMPANY = 1_000
+#: Outbound messages a company's delivery record keeps, with their ids (the oldest are
+#: dropped first): a re-send of an id older than that would be delivered again.
+DELIVERED_PER_COMPANY = 10_000
 
 
 class WorldError(Exception):
@@ -164,8 +169,11 @@ class _Company:
     conn: WorldConnection | None = None
     pairing: dict[str, str] = field(default_factory=dict)
     pending: list[InboundMessage | StaffMessage] = field(default_factory=list)
-    delivered: list[DeliveredMessage] = field(default_factory=list)
-    delivered_ids: set[str] = field(default_factory=set)
+    delivered: collections.deque[DeliveredMessage] = field(
+        default_factory=lambda: collections.deque(maxlen=DELIVERED_PER_COMPANY)
+    )
+    #: The ids of ``delivered``, oldest first (a dict: insertion-ordered, O(1) lookups).
+    delivered_ids: dict[str, None] = field(default_factory=dict)
     chats: ChatLog = field(default_factory=ChatLog)
     send_attempts: int = 0
     lost_replies: int = 0  # the next this many sends go out but their reply never comes back
@@ -283,7 +291,9 @@ class SimulatedWorld:
             raise SendFailed(conn.company_id, message_id, str(exc)) from None
         company.send_attempts += 1
         if message_id not in company.delivered_ids:
-            company.delivered_ids.add(message_id)
+            company.delivered_ids[message_id] = None
+            if len(company.delivered_ids) > DELIVERED_PER_COMPANY:
+                del company.delivered_ids[next(iter(company.delivered_ids))]
             company.delivered.append(DeliveredMessage(message_id, phone, text, time.time()))
             company.chats.add(phone, "out", text)
             self._touch()
@@ -534,7 +544,8 @@ class SimulatedWorld:
         return conn is not None and conn.connected
 
     def delivered(self, company_id: int) -> list[DeliveredMessage]:
-        """Outbound messages delivered for the company, in order, once per message id."""
+        """Outbound messages delivered for the company, in order, once per message id (the
+        latest :data:`DELIVERED_PER_COMPANY`)."""
         return list(self._company(company_id).delivered)
 
     def chat(self, company_id: int, phone: str) -> list[ChatLine]:
