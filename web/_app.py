@@ -36,6 +36,7 @@ from storage import ValidationError as StorageValidationError
 
 from ._context import WebMetrics, WebState, install_state, remote_ip, state
 from ._errors import TooManyRequests, error_response, register_error_handlers
+from ._forward import Forwarder, OwnerAddresses, read_hop
 from ._logging import register_secrets, request_id_var
 from ._security import cors_headers, redact_url, security_headers
 
@@ -88,8 +89,12 @@ class BoundedQuartTrio(QuartTrio):
             return await super().dispatch_request(request_context)
 
 
-def create_app(node: Node) -> QuartTrio:
-    """Build the app for ``node``; it serves until the node closes."""
+def create_app(node: Node, *, owner_addresses: OwnerAddresses | None = None) -> QuartTrio:
+    """Build the app for ``node``; it serves until the node closes.
+
+    In cluster mode a request for a salon owned by another process is forwarded to it
+    (:mod:`web._forward`), at the address ``owner_addresses`` (default: the node's placement)
+    gives for the owner's node id."""
     settings = node.settings
     # Redacted from every log line by value, whatever name or shape they arrive under.
     register_secrets(settings.admin_api_key, settings.jwt_secret, settings.yclients_api_key)
@@ -110,8 +115,19 @@ def create_app(node: Node) -> QuartTrio:
         node=node, settings=settings, metrics=WebMetrics(node), services=node.services
     )
     install_state(app, web_state)
+    forwarder = Forwarder(
+        node.node_id,
+        owner_addresses if owner_addresses is not None else node.placement,
+        secret=settings.jwt_secret,
+        timeout=settings.request_timeout,
+        metrics=node.metrics,
+    )
     register_error_handlers(app)
-    _register_domain_errors(app)
+    _register_domain_errors(app, forwarder)
+
+    @app.after_serving
+    async def close_forwarder() -> None:
+        await forwarder.aclose()
 
     from .routes import (
         assistant,
@@ -154,6 +170,13 @@ def create_app(node: Node) -> QuartTrio:
         request_id_var.set(request_id)
         g.started = time.perf_counter()
         g.client_ip = remote_ip(request.remote_addr, request.headers)
+        # A request another process of the cluster forwarded (web._forward): if its signature
+        # checks, the client IP is the one the entry process saw, and the API limit was
+        # counted there already (one limiter shared through Redis).
+        g.hop = hop = read_hop(request.headers, forwarder.key, request.method, request.path)
+        if hop is not None and hop.client_ip is not None:
+            g.client_ip = hop.client_ip
+            return None
         if request.method == "OPTIONS" or request.path.startswith(UNLIMITED_PREFIXES):
             return None
         rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
@@ -217,7 +240,7 @@ def request_id_from(headers: Any) -> str:
     return secrets.token_hex(8)
 
 
-def _register_domain_errors(app: QuartTrio) -> None:
+def _register_domain_errors(app: QuartTrio, forwarder: Forwarder) -> None:
     """Map errors from the actors and storage to the API's error shape (never a 500)."""
 
     async def busy(error: Exception) -> Response:
@@ -257,14 +280,9 @@ def _register_domain_errors(app: QuartTrio) -> None:
         return error_response(409, "sending_unavailable", str(error))
 
     async def elsewhere(error: OwnedElsewhere) -> Response:
-        # Cluster mode: the salon's actor runs in another process; this one will not start a
-        # second WhatsApp session for it (HTTP commands are not forwarded between processes).
-        return error_response(
-            503,
-            "served_elsewhere",
-            "This salon is served by another process; try again",
-            headers={"Retry-After": "5"},
-        )
+        # Cluster mode: the salon's actor runs in another process (this one never starts a
+        # second WhatsApp session for it): the request is served there (web._forward).
+        return await forwarder.forward(error.owner, g.get("hop"))
 
     async def invalid_value(error: StorageValidationError) -> Response:
         # Our own checks word the problem without the value; a refusal the driver made (raised

@@ -178,6 +178,9 @@ async def read_json_object(request: JsonRequest, *, max_bytes: int) -> dict[str,
             raise PayloadTooLarge() from exc
     if waited.cancelled_caught:
         raise ApiError(408, "request_timeout", "The request body did not arrive in time.")
+    # Reading in chunks consumed the body; put it back so that ``await request.get_data()``
+    # still returns it (a request forwarded to its salon's owner process is sent whole).
+    request.body.append(bytes(received))
     return parse_json_object(bytes(received))
 
 

@@ -1,0 +1,455 @@
+"""Ask any process: a request landing on a process that does not own the salon is served by
+the owner, over a real HTTP hop between two Hypercorn servers on loopback (each with its own
+node and storage connections over one PostgreSQL database and one Redis prefix).
+
+The nodes' internal addresses come from a directory filled once both listen (the seam
+:class:`web._forward.OwnerAddresses`; in a running cluster the placement answers it).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import Any
+
+import httpx
+import trio
+from hypercorn.trio import serve as hypercorn_serve
+from quart import jsonify, request
+from quart_trio import QuartTrio
+from werkzeug.datastructures import Headers
+
+from actors import Node, open_node
+from actors.company import messages as m
+from actors.whatsapp import SimulatedWorld, open_gateway
+from config import RateLimit, Settings
+from metrics import MetricsRegistry
+from tests.support.databases import open_real_storage
+from web._app import create_app
+from web._connection_guard import ConnectionGuard
+from web._context import state
+from web._forward import (
+    HOP_CLIENT_HEADER,
+    HOP_HEADER,
+    HOP_SIGNATURE_HEADER,
+    Forwarder,
+    OwnerAddresses,
+    hop_key,
+    hop_signature,
+    outgoing_headers,
+    read_hop,
+    returned_headers,
+)
+from web._validation import read_json_object
+from web.server import hypercorn_config
+
+from .conftest import JWT_SECRET, eventually
+from .test_server import free_port
+
+ECHO_PATH = "/test/echo/<company_id>"
+
+
+class Directory:
+    """A node's view of its peers' addresses: the placement's (the membership's advertised
+    URLs), unless a test overrides one (a stale address, a dead port, none at all)."""
+
+    def __init__(self) -> None:
+        self.placement: OwnerAddresses | None = None
+        self.overrides: dict[str, str | None] = {}
+
+    def address_of(self, node_id: str) -> str | None:
+        if node_id in self.overrides:
+            return self.overrides[node_id]
+        return None if self.placement is None else self.placement.address_of(node_id)
+
+
+@dataclass
+class Served:
+    """One node of the pair: its node, app, world, base URL and address directory."""
+
+    name: str
+    node: Node
+    app: QuartTrio
+    world: SimulatedWorld
+    url: str
+    directory: Directory
+
+    def forwarded(self, status: str) -> float:
+        return sample(self.node.metrics, "aiadmin_http_forwarded_total", status=status)
+
+    def failures(self, reason: str) -> float:
+        return sample(self.node.metrics, "aiadmin_http_forward_failures_total", reason=reason)
+
+
+def sample(registry: MetricsRegistry, name: str, **labels: str) -> float:
+    value = registry.registry.get_sample_value(name, labels)
+    return 0.0 if value is None else value
+
+
+async def echo(company_id: str) -> Any:
+    """A test route shaped like the API's: read the JSON body, ask the salon's actor, answer
+    with what arrived (served by whichever node owns the salon)."""
+    body = await read_json_object(request, max_bytes=state().settings.max_body_bytes)
+    await state().node.company(int(company_id)).ask(m.GetStatus())
+    response = jsonify(
+        {
+            "served_by": state().node.node_id,
+            "body": body,
+            "query": request.args.to_dict(flat=False),
+            "method": request.method,
+            "path": request.path,
+            "x_custom": request.headers.getlist("X-Custom"),
+            "authorization": request.headers.get("Authorization"),
+            "x_forwarded_for": request.headers.get("X-Forwarded-For"),
+            "x_request_id": request.headers.get("X-Request-Id"),
+        }
+    )
+    response.status_code = 202
+    response.headers.add("Set-Cookie", "a=1")
+    response.headers.add("Set-Cookie", "b=2")
+    response.headers["X-Owner"] = state().node.node_id
+    return response
+
+
+@asynccontextmanager
+async def two_served_nodes(
+    settings: Settings, database_url: str, redis_prefix: str
+) -> AsyncIterator[tuple[Served, Served]]:
+    """``node-a`` and ``node-b`` (cluster mode), each served by Hypercorn on a loopback port
+    it advertises, once each sees the other as a member."""
+    async with AsyncExitStack() as stack:
+        nursery = await stack.enter_async_context(trio.open_nursery())
+        stack.callback(nursery.cancel_scope.cancel)
+        served = []
+        for index, name in enumerate(("node-a", "node-b")):
+            port = free_port()
+            own = replace(settings, port=port, advertise_url=f"http://127.0.0.1:{port}")
+            storage = await stack.enter_async_context(
+                open_real_storage(database_url, redis_prefix=redis_prefix, truncate=index == 0)
+            )
+            world = SimulatedWorld()
+            gateway = await stack.enter_async_context(open_gateway(own, world=world))
+            node = await stack.enter_async_context(
+                open_node(own, storage, gateway, rng=random.Random(7), cluster=True, node_id=name)
+            )
+            directory = Directory()
+            directory.placement = node.placement
+            app = create_app(node, owner_addresses=directory)
+            app.add_url_rule(ECHO_PATH, view_func=echo, methods=["POST"])
+            config = hypercorn_config(own)
+            config.graceful_timeout = 0.1
+            urls = await nursery.start(partial(hypercorn_serve, ConnectionGuard(app), config))
+            assert own.advertise_url in urls
+            served.append(Served(name, node, app, world, own.advertise_url, directory))
+
+        async def members_known() -> bool:
+            return all(
+                s.node.placement is not None
+                and set(s.node.placement.membership.members) == {"node-a", "node-b"}
+                for s in served
+            )
+
+        await eventually(members_known)
+        yield served[0], served[1]
+
+
+async def register(client: httpx.AsyncClient, url: str, salon_id: int) -> dict[str, Any]:
+    response = await client.post(
+        f"{url}/marketplace/register",
+        json={"salon_id": salon_id},
+        headers={"X-API-Key": "adm_test_admin_key_0123456789abcdef"},
+    )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert isinstance(body, dict)
+    return body
+
+
+async def roles(pair: tuple[Served, Served], company_id: int) -> tuple[Served, Served]:
+    """(owner, other): the node the placement gives the salon to (both agree), the other."""
+    a, b = pair
+    assert a.node.placement is not None and b.node.placement is not None
+    seen_by_a = await a.node.placement.owner_of(company_id) or a.name
+    seen_by_b = await b.node.placement.owner_of(company_id) or b.name
+    assert seen_by_a == seen_by_b
+    return (a, b) if seen_by_a == a.name else (b, a)
+
+
+# ------------------------------------------------------------------------ the pure parts
+
+
+def test_outgoing_headers_drop_hop_by_hop_and_mark_the_hop() -> None:
+    incoming = [
+        ("Host", "api.example"),
+        ("Connection", "keep-alive, X-Secret-Hop"),
+        ("Keep-Alive", "timeout=5"),
+        ("X-Secret-Hop", "per-connection"),
+        ("Transfer-Encoding", "chunked"),
+        ("Content-Length", "12"),
+        ("TE", "trailers"),
+        ("Upgrade", "h2c"),
+        ("Authorization", "Bearer t0k"),
+        ("X-Custom", "one"),
+        ("X-Custom", "two"),
+        ("X-Forwarded-For", "198.51.100.1"),
+        ("X-Real-IP", "6.6.6.6"),  # whatever the client claims is replaced
+        ("X-Request-Id", "client-id"),
+        (HOP_HEADER, "forged"),
+        (HOP_CLIENT_HEADER, "6.6.6.6"),
+        (HOP_SIGNATURE_HEADER, "00"),
+    ]
+    out = outgoing_headers(
+        incoming,
+        node_id="node-b",
+        client_ip="203.0.113.9",
+        peer="10.0.0.2",
+        request_id="req-1",
+        signature="sig",
+    )
+    assert out == [
+        ("Host", "api.example"),
+        ("Authorization", "Bearer t0k"),
+        ("X-Custom", "one"),
+        ("X-Custom", "two"),
+        ("X-Forwarded-For", "198.51.100.1, 10.0.0.2"),
+        ("X-Real-IP", "203.0.113.9"),
+        ("X-Request-Id", "req-1"),
+        (HOP_HEADER, "node-b"),
+        (HOP_CLIENT_HEADER, "203.0.113.9"),
+        (HOP_SIGNATURE_HEADER, "sig"),
+    ]
+
+
+def test_returned_headers_keep_repeats_and_drop_what_our_server_writes() -> None:
+    headers = returned_headers(
+        [
+            ("Content-Type", "application/json"),
+            ("Content-Length", "2"),
+            ("Connection", "close"),
+            ("Transfer-Encoding", "chunked"),
+            ("Date", "Thu, 03 Dec 2026 10:00:00 GMT"),
+            ("Server", "hypercorn"),
+            ("Set-Cookie", "a=1"),
+            ("Set-Cookie", "b=2"),
+            ("Retry-After", "7"),
+        ]
+    )
+    assert list(headers.items()) == [
+        ("Content-Type", "application/json"),
+        ("Set-Cookie", "a=1"),
+        ("Set-Cookie", "b=2"),
+        ("Retry-After", "7"),
+    ]
+
+
+def test_a_hop_is_believed_only_with_its_signature() -> None:
+    key = hop_key(JWT_SECRET)
+    signature = hop_signature(key, "node-b", "203.0.113.9", "GET", "/marketplace/status/7")
+
+    def hop(**changes: str) -> Headers:
+        values = {
+            HOP_HEADER: "node-b",
+            HOP_CLIENT_HEADER: "203.0.113.9",
+            HOP_SIGNATURE_HEADER: signature,
+            **changes,
+        }
+        return Headers(list(values.items()))
+
+    signed = read_hop(hop(), key, "GET", "/marketplace/status/7")
+    assert signed is not None and signed.client_ip == "203.0.113.9"
+    assert signed.from_node == "node-b"
+    for forged in (
+        read_hop(hop(**{HOP_CLIENT_HEADER: "6.6.6.6"}), key, "GET", "/marketplace/status/7"),
+        read_hop(hop(), key, "GET", "/marketplace/status/8"),
+        read_hop(hop(), key, "POST", "/marketplace/status/7"),
+        read_hop(hop(), hop_key("another-secret-0123456789abcdef-0123"), "GET", "/x"),
+        read_hop(hop(**{HOP_SIGNATURE_HEADER: ""}), key, "GET", "/marketplace/status/7"),
+    ):
+        assert forged is not None and forged.client_ip is None  # a hop, not believed
+    assert read_hop(Headers(), key, "GET", "/") is None
+
+
+# --------------------------------------------------------------- two real servers, one hop
+
+
+async def test_status_on_the_non_owner_is_the_owners_answer(
+    settings: Settings, database_url: str, redis_prefix: str
+) -> None:
+    async with (
+        two_served_nodes(settings, database_url, redis_prefix) as pair,
+        httpx.AsyncClient(timeout=10) as client,
+    ):
+        company = await register(client, pair[0].url, 900_101)
+        cid = company["company_id"]
+        owner, other = await roles(pair, cid)
+        key = {"X-API-Key": company["api_key"], "X-Request-Id": "trace-me-1"}
+        direct = await client.get(f"{owner.url}/marketplace/status/{cid}", headers=key)
+        assert direct.status_code == 200, direct.text
+        hopped = await client.get(f"{other.url}/marketplace/status/{cid}", headers=key)
+        assert hopped.status_code == 200, hopped.text
+        assert hopped.json() == direct.json()
+        assert hopped.json()["company_id"] == cid
+        assert hopped.headers["X-Request-Id"] == "trace-me-1"
+        assert hopped.headers["Content-Type"] == "application/json"
+        # One actor, in the owner; the other forwarded and holds none.
+        assert other.node.registry.lookup(cid) is None
+        assert owner.node.registry.lookup(cid) is not None
+        assert other.forwarded("2xx") == 1
+        assert owner.forwarded("2xx") == 0
+        # The owner authenticates again: a wrong key forwarded gets the owner's 401.
+        wrong = await client.get(
+            f"{other.url}/marketplace/status/{cid}", headers={"X-API-Key": "sk_wrong"}
+        )
+        assert wrong.status_code == 401, wrong.text
+
+
+async def test_method_path_query_headers_and_body_reach_the_owner_and_back(
+    settings: Settings, database_url: str, redis_prefix: str
+) -> None:
+    async with (
+        two_served_nodes(settings, database_url, redis_prefix) as pair,
+        httpx.AsyncClient(timeout=10) as client,
+    ):
+        company = await register(client, pair[0].url, 900_102)
+        cid = company["company_id"]
+        owner, other = await roles(pair, cid)
+        payload = {"note": "Салон «Ирис»", "n": [1, 2, 3]}
+        response = await client.post(
+            f"{other.url}/test/echo/{cid}?x=1&x=2&q=%D1%8F%20b",
+            json=payload,
+            headers=[
+                ("Authorization", "Bearer abc"),
+                ("X-Custom", "one"),
+                ("X-Custom", "two"),
+                ("X-Forwarded-For", "198.51.100.7"),
+            ],
+        )
+        assert response.status_code == 202, response.text
+        echoed = response.json()
+        assert echoed["served_by"] == owner.name
+        assert echoed["body"] == payload
+        assert echoed["query"] == {"x": ["1", "2"], "q": ["я b"]}
+        assert echoed["method"] == "POST"
+        assert echoed["path"] == f"/test/echo/{cid}"
+        assert echoed["x_custom"] == ["one", "two"]
+        assert echoed["authorization"] == "Bearer abc"
+        assert echoed["x_forwarded_for"] == "198.51.100.7, 127.0.0.1"
+        assert echoed["x_request_id"] == response.headers["X-Request-Id"]
+        assert response.headers.get_list("Set-Cookie") == ["a=1", "b=2"]
+        assert response.headers["X-Owner"] == owner.name
+        assert other.forwarded("2xx") == 1
+
+
+async def test_a_hop_to_a_process_that_is_not_the_owner_is_not_forwarded_again(
+    settings: Settings, database_url: str, redis_prefix: str
+) -> None:
+    """The other node believes the owner's address is its own (stale): it forwards once,
+    receives its own hop, is still not the owner and answers 503 ownership_moving; no loop."""
+    async with (
+        two_served_nodes(settings, database_url, redis_prefix) as pair,
+        httpx.AsyncClient(timeout=10) as client,
+    ):
+        company = await register(client, pair[0].url, 900_103)
+        cid = company["company_id"]
+        owner, other = await roles(pair, cid)
+        other.directory.overrides[owner.name] = other.url
+        key = {"X-API-Key": company["api_key"]}
+        response = await client.get(f"{other.url}/marketplace/status/{cid}", headers=key)
+        assert response.status_code == 503, response.text
+        assert response.json()["error"]["code"] == "ownership_moving"
+        assert response.headers["Retry-After"] == "1"
+        assert other.failures("hop_not_owner") == 1
+        assert other.forwarded("5xx") == 1  # the one hop, whose answer was the refusal
+        # A client sending the hop header itself is never forwarded either.
+        del other.directory.overrides[owner.name]
+        forged = await client.get(
+            f"{other.url}/marketplace/status/{cid}", headers={**key, HOP_HEADER: "node-x"}
+        )
+        assert forged.status_code == 503
+        assert forged.json()["error"]["code"] == "ownership_moving"
+        assert other.failures("hop_not_owner") == 2
+        served = await client.get(f"{other.url}/marketplace/status/{cid}", headers=key)
+        assert served.status_code == 200, served.text
+
+
+async def test_owner_down_or_unknown_is_a_short_503_with_retry_after(
+    settings: Settings, database_url: str, redis_prefix: str
+) -> None:
+    async with (
+        two_served_nodes(settings, database_url, redis_prefix) as pair,
+        httpx.AsyncClient(timeout=10) as client,
+    ):
+        company = await register(client, pair[0].url, 900_104)
+        cid = company["company_id"]
+        owner, other = await roles(pair, cid)
+        key = {"X-API-Key": company["api_key"]}
+        # The owner's advertised port with nothing listening (a process just killed).
+        other.directory.overrides[owner.name] = f"http://127.0.0.1:{free_port()}"
+        down = await client.get(f"{other.url}/marketplace/status/{cid}", headers=key)
+        assert down.status_code == 503, down.text
+        assert down.json()["error"]["code"] == "ownership_moving"
+        assert down.headers["Retry-After"] == "1"
+        assert other.failures("connect") == 1
+        other.directory.overrides[owner.name] = None  # no longer a member: no address
+        gone = await client.get(f"{other.url}/marketplace/status/{cid}", headers=key)
+        assert gone.status_code == 503
+        assert gone.json()["error"]["code"] == "ownership_moving"
+        assert gone.headers["Retry-After"] == "1"
+        assert other.failures("owner_unknown") == 1
+        assert other.node.registry.lookup(cid) is None
+
+
+async def test_the_api_limit_counts_a_forwarded_request_once_for_the_real_client(
+    settings: Settings, database_url: str, redis_prefix: str
+) -> None:
+    """Limit 2 per route and IP, shared through Redis: two requests through the other node
+    are both served (counted there only); the third is refused there. A forged hop sent
+    straight to the owner is counted under its peer's IP like any request."""
+    limited = replace(settings, api_rate_limit=RateLimit(2, 60))
+    async with (
+        two_served_nodes(limited, database_url, redis_prefix) as pair,
+        httpx.AsyncClient(timeout=10) as client,
+    ):
+        company = await register(client, pair[0].url, 900_105)
+        cid = company["company_id"]
+        owner, other = await roles(pair, cid)
+        key = {"X-API-Key": company["api_key"]}
+        url = f"{other.url}/marketplace/status/{cid}"
+        statuses = [(await client.get(url, headers=key)).status_code for _ in range(3)]
+        assert statuses == [200, 200, 429]
+        assert other.forwarded("2xx") == 2
+        qr = f"{owner.url}/marketplace/qr/not-a-token"
+        refused = []
+        for n in range(3):
+            forged = {
+                HOP_HEADER: other.name,
+                HOP_CLIENT_HEADER: f"203.0.113.{n}",
+                HOP_SIGNATURE_HEADER: "0" * 64,
+            }
+            refused.append((await client.get(qr, headers=forged)).status_code)
+        assert refused == [401, 401, 429]
+
+
+async def test_the_forwarder_closes_its_pool_and_answers_unknown_without_placement(
+    settings: Settings,
+) -> None:
+    """Outside cluster mode there is no directory: an OwnedElsewhere (which cannot happen
+    there) would still be a 503, never a hang or a 500; closing twice is fine."""
+    forwarder = Forwarder(
+        "solo", None, secret=JWT_SECRET, timeout=settings.request_timeout, metrics=MetricsRegistry()
+    )
+    app = QuartTrio(__name__)
+
+    @app.get("/x")
+    async def x() -> Any:
+        return await forwarder.forward("node-a", None)
+
+    response = await app.test_client().get("/x")
+    assert response.status_code == 503
+    assert (await response.get_json())["error"]["code"] == "ownership_moving"
+    assert response.headers["Retry-After"] == "1"
+    await forwarder.aclose()
+    await forwarder.aclose()
