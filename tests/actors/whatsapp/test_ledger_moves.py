@@ -3,24 +3,19 @@ ledger of sent messages lives in PostgreSQL, so a session that moves to another 
 exactly-once sends.
 
 The neonize sessions here run on real code (gateway, session, ledger, session-host service)
-with a neonize client whose WhatsApp is the :class:`SimulatedWorld`. Like the real one, that
-client cannot pass our message id: every send gets a WhatsApp id of its own, so the world
-cannot deduplicate a resend and counts every copy it receives. "Node A" and "node B" are two
+with a neonize client whose WhatsApp is the :class:`SimulatedWorld`
+(:mod:`tests.support.neonize_world`): like the real one, it cannot pass our message id, so the
+world cannot deduplicate a resend and counts every copy it receives. "Node A" and "node B" are two
 gateways with sessions paths of their own (two machines) over the same database.
 """
 
 from __future__ import annotations
 
-import itertools
-import threading
-import types
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
-import neonize.proto.Neonize_pb2 as pb
 import pytest
 import trio
 
@@ -29,80 +24,19 @@ from actors.whatsapp import (
     HostedGateway,
     NeonizeGateway,
     OutcomeUnknown,
-    SessionEvent,
     SimulatedWorld,
     new_message_id,
     open_gateway,
 )
 from actors.whatsapp._host import _HostService
-from actors.whatsapp._neonize import ClientSpec, EventCallback, NeonizeSession, QrCallback
+from actors.whatsapp._neonize import NeonizeSession
 from config import Settings, WhatsAppProvider, WhatsAppStore, settings_from_env
 from storage import Storage, StorageUnavailable
 from tests.support.databases import open_real_storage
+from tests.support.neonize_world import WorldClients, linked_world
 
 CLIENT = "79005550001"
 TEXT = "Напоминаем: завтра в 10:00 стрижка у Анны"
-
-
-class WorldClient:
-    """A neonize client on the simulated world: ``connect`` attaches and reports Connected
-    from its own thread (as neonize's Go thread does), then holds until ``stop``."""
-
-    _ids = itertools.count(1)
-
-    def __init__(
-        self, world: SimulatedWorld, spec: ClientSpec, on_event: EventCallback, on_qr: QrCallback
-    ) -> None:
-        self.world = world
-        self.spec = spec
-        self._on_event = on_event
-        self._stopped = threading.Event()
-        self.connected = trio.Event()
-        self._conn: Any = None
-
-    def _sink(self, event: SessionEvent) -> bool:
-        return True  # the world's own events: this client reports Connected itself
-
-    def connect(self) -> None:
-        self._conn = trio.from_thread.run_sync(self.world.attach, self.spec.company_id, self._sink)
-        self._on_event(self, pb.Connected(status=True))  # returns once the session took it
-        trio.from_thread.run_sync(self.connected.set)
-        self._stopped.wait()
-
-    def stop(self) -> None:
-        self._stopped.set()
-
-    def send_message(self, to: str, text: str) -> object:
-        wa_id = f"3EB0{next(self._ids):012X}"  # WhatsApp's id, never ours
-        trio.from_thread.run_sync(self._conn.send, to, text, wa_id)
-        return types.SimpleNamespace(ID=wa_id)
-
-
-class WorldClients:
-    """The gateways' ``client_factory``: every client made, in order."""
-
-    def __init__(self, world: SimulatedWorld) -> None:
-        self.world = world
-        self.made: list[WorldClient] = []
-
-    def __call__(self, spec: ClientSpec, on_event: EventCallback, on_qr: QrCallback) -> object:
-        client = WorldClient(self.world, spec, on_event, on_qr)
-        self.made.append(client)
-        return client
-
-    async def connected(self) -> None:
-        with trio.fail_after(10):
-            await self.made[-1].connected.wait()
-
-
-def linked_world(company_id: int) -> SimulatedWorld:
-    """A world where ``company_id``'s phone is linked (its credentials exist)."""
-    world = SimulatedWorld()
-    conn = world.attach(company_id, lambda event: None)
-    conn.show_qr("2@linked")
-    world.scan(company_id, phone="79001234567")
-    conn.detach()
-    return world
 
 
 def node_settings(database_url: str, sessions: Path, store: WhatsAppStore) -> Settings:
