@@ -81,6 +81,11 @@ class RateLimit:
     window: float
 
 
+#: The admin key's default budget per route: a partner polling 1,000 salons a minute (and
+#: the rest of its calls) stays well inside it.
+ADMIN_RATE_LIMIT = RateLimit(6000, 60.0)
+
+
 @dataclass(frozen=True)
 class SendPacing:
     """Outbound WhatsApp pacing: a minimum gap plus jitter, and a per-minute cap."""
@@ -162,6 +167,9 @@ class Settings:
     supervisor: SupervisorLimits = field(default_factory=SupervisorLimits)
     qr: QrPolicy = field(default_factory=QrPolicy)
     api_rate_limit: RateLimit = field(default_factory=lambda: RateLimit(30, 60.0))
+    #: Requests per route with the partner/admin key, wherever they come from (instead of
+    #: ``api_rate_limit`` per IP): the partner polls every salon's status.
+    admin_rate_limit: RateLimit = field(default_factory=lambda: ADMIN_RATE_LIMIT)
     ws_rate_limit: RateLimit = field(default_factory=lambda: RateLimit(5, 60.0))
     #: Salons looked up through YClients' install redirect per IP per window (each salon id of a
     #: redirect counts once): every one costs calls to YClients under our shared partner limit.
@@ -223,6 +231,7 @@ AIADMIN_KEYS = frozenset(
         "AIADMIN_ADVERTISE_URL",
         "AIADMIN_WHATSAPP_STORE",
         "AIADMIN_API_RATE_LIMIT",
+        "AIADMIN_ADMIN_RATE_LIMIT",
         "AIADMIN_WS_RATE_LIMIT",
         "AIADMIN_REDIRECT_RATE_LIMIT",
         "AIADMIN_SEND_MIN_GAP",
@@ -235,6 +244,14 @@ AIADMIN_KEYS = frozenset(
     }
 )
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+def admin_rate_default(api: RateLimit) -> RateLimit:
+    """``AIADMIN_ADMIN_RATE_LIMIT``'s default: :data:`ADMIN_RATE_LIMIT`, or the per-IP API
+    limit when that allows more (the admin key never gets less than anyone)."""
+    if api.limit / api.window > ADMIN_RATE_LIMIT.limit / ADMIN_RATE_LIMIT.window:
+        return api
+    return ADMIN_RATE_LIMIT
 
 
 class _Reader:
@@ -433,6 +450,7 @@ def settings_from_env(
     yclients_base = r.url("YCLIENTS_BASE_URL", ("http", "https")) or "https://api.yclients.com"
     public_base = r.url("PUBLIC_BASE_URL", ("http", "https")) or f"http://127.0.0.1:{port}"
     advertise = r.url("AIADMIN_ADVERTISE_URL", ("http", "https")) or f"http://127.0.0.1:{port}"
+    api_rate = r.rate("AIADMIN_API_RATE_LIMIT", RateLimit(30, 60.0))
     # Production neonize sessions run in session-host processes (a Go panic kills only its
     # host): one host by default, more are started as sessions fill them.
     hosted_default = 1 if production and provider is WhatsAppProvider.NEONIZE else 0
@@ -497,7 +515,8 @@ def settings_from_env(
         cluster=cluster,
         member_ttl=r.bounded("AIADMIN_MEMBER_TTL", 6.0, low=1.0, high=3600.0, unit="seconds"),
         advertise_url=advertise.rstrip("/"),
-        api_rate_limit=r.rate("AIADMIN_API_RATE_LIMIT", RateLimit(30, 60.0)),
+        api_rate_limit=api_rate,
+        admin_rate_limit=r.rate("AIADMIN_ADMIN_RATE_LIMIT", admin_rate_default(api_rate)),
         ws_rate_limit=r.rate("AIADMIN_WS_RATE_LIMIT", RateLimit(5, 60.0)),
         redirect_rate_limit=r.rate("AIADMIN_REDIRECT_RATE_LIMIT", RateLimit(10, 60.0)),
         pacing=SendPacing(

@@ -38,7 +38,7 @@ from ._context import WebMetrics, WebState, install_state, remote_ip, state
 from ._errors import TooManyRequests, error_response, register_error_handlers
 from ._forward import Forwarder, OwnerAddresses, read_hop
 from ._logging import register_secrets, request_id_var
-from ._security import cors_headers, redact_url, security_headers
+from ._security import constant_time_equals, cors_headers, redact_url, security_headers
 
 log = logging.getLogger("aiadmin.access")
 
@@ -131,8 +131,10 @@ def create_app(node: Node, *, owner_addresses: OwnerAddresses | None = None) -> 
 
     from .routes import (
         assistant,
+        companies,
         conversations,
         dev,
+        docs,
         health,
         marketplace,
         openapi,
@@ -153,6 +155,8 @@ def create_app(node: Node, *, owner_addresses: OwnerAddresses | None = None) -> 
         assistant,
         conversations,
         reminders,
+        companies,
+        docs,
     ):
         app.register_blueprint(module.blueprint)
 
@@ -180,12 +184,18 @@ def create_app(node: Node, *, owner_addresses: OwnerAddresses | None = None) -> 
         if request.method == "OPTIONS" or request.path.startswith(UNLIMITED_PREFIXES):
             return None
         rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        limit = settings.api_rate_limit
+        if constant_time_equals(request.headers.get("X-API-Key"), settings.admin_api_key):
+            # The partner's servers poll every salon: the admin key has its own, much higher
+            # budget per route, shared by wherever it calls from (no extra read: the key
+            # is compared, as authentication will compare it again).
+            limit, scope, bucket = settings.admin_rate_limit, "admin", "admin"
+        else:
+            limit, scope, bucket = settings.api_rate_limit, "api", g.client_ip
         decision = await state().storage.rate_limiter.hit(
-            f"api:{request.method}:{rule}:{g.client_ip}", limit.limit, limit.window
+            f"{scope}:{request.method}:{rule}:{bucket}", limit.limit, limit.window
         )
         if not decision.allowed:
-            web_state.metrics.rate_limited.labels("api").inc()
+            web_state.metrics.rate_limited.labels(scope).inc()
             raise TooManyRequests(max(1.0, decision.retry_after))
         return None
 

@@ -53,6 +53,7 @@ __all__ = [
     "TooManyRequests",
     "Unauthorized",
     "UnsupportedMediaType",
+    "body_response",
     "error_body",
     "error_response",
     "register_error_handlers",
@@ -296,8 +297,16 @@ def error_response(
     status: int, code: str, message: str, *, headers: Mapping[str, str] | None = None
 ) -> Response:
     """A JSON error :class:`quart.Response` in the shape of :func:`error_body`."""
+    return body_response(status, error_body(code, message), headers=headers)
+
+
+def body_response(
+    status: int, body: Mapping[str, Any], *, headers: Mapping[str, str] | None = None
+) -> Response:
+    """A JSON :class:`quart.Response` of ``body`` (an error body, perhaps with fields an
+    :class:`ApiError` subclass adds beside ``error``, such as an existing ``company_id``)."""
     response = Response(
-        json.dumps(error_body(code, message), ensure_ascii=False),
+        json.dumps(body, ensure_ascii=False),
         status=status,
         content_type="application/json",
     )
@@ -344,7 +353,7 @@ def register_error_handlers(app: Quart) -> None:
     async def handle_api_error(error: ApiError) -> Response:
         if error.status >= 500:
             logger.warning("%s -> %d %s", _request_label(), error.status, error.code)
-        return error_response(error.status, error.code, error.message, headers=error.headers)
+        return body_response(error.status, error.body(), headers=error.headers)
 
     async def handle_http_exception(error: HTTPException) -> Response:
         # A 500 arriving here (InternalServerError wrapping an error raised outside the view,

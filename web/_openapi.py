@@ -3,7 +3,9 @@
 The route table lives next to the routes (the lead's module); this module only turns it into a
 document. Paths may be written Quart-style (``/marketplace/status/<int:companyId>``) or
 OpenAPI-style (``/marketplace/status/{companyId}``); both come out as OpenAPI templates with a
-required path parameter (``integer`` for ``int`` converters, else ``string``).
+required path parameter: ``integer`` (1 … ``MAX_ID``) for ``int`` converters and for an
+OpenAPI-style name ending in ``Id`` (``{companyId}``, ``{salonId}``: our ids are integers),
+else ``string`` (``{token}``, ``{secret}``).
 
 Authentication schemes (``RouteDoc.auth``)::
 
@@ -29,6 +31,8 @@ from storage import MAX_ID
 __all__ = ["AUTH_SCHEMES", "RouteDoc", "build_openapi", "openapi_path"]
 
 OPENAPI_VERSION = "3.1.0"
+#: A path id: ours and YClients' are positive 32-bit integers.
+ID_SCHEMA: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 AUTH_SCHEMES = ("none", "admin", "company", "token")
 
@@ -131,7 +135,7 @@ def openapi_path(path: str) -> tuple[str, list[dict[str, Any]]]:
         name = match.group("name")
         conv = match.group("conv") or "string"
         schema: dict[str, Any] = (
-            {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+            dict(ID_SCHEMA)
             if conv == "int"
             else {"type": "number"}
             if conv == "float"
@@ -147,9 +151,8 @@ def openapi_path(path: str) -> tuple[str, list[dict[str, Any]]]:
         name = match.group("name")
         if name not in seen:
             seen.add(name)
-            parameters.append(
-                {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-            )
+            schema = dict(ID_SCHEMA) if name.endswith("Id") else {"type": "string"}
+            parameters.append({"name": name, "in": "path", "required": True, "schema": schema})
     if "<" in templated or ">" in templated:
         raise ValueError(f"cannot template path {path!r}")
     return templated, parameters

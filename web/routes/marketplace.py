@@ -27,6 +27,7 @@ from storage import Company, PutResult
 from storage import Conflict as StorageConflict
 
 from .._auth import require_admin, require_company, resolve_token
+from .._companies import NO_COMPANY, CompanyExists, SalonIdGiven, salon_hint_for
 from .._context import principal_from, state
 from .._errors import (
     BadRequest,
@@ -74,6 +75,12 @@ async def company_from_body(body: dict[str, Any]) -> Company:
         raise BadRequest("Give company_id or salon_id", code="missing_field", field="company_id")
     if company is None:
         raise NotFound("No company for this id", code="company_not_found")
+    if salon_id is not None and company.yclients_id != salon_id:
+        raise BadRequest(
+            "company_id and salon_id name different salons; give one of them",
+            code="invalid_field",
+            field="salon_id",
+        )
     return company
 
 
@@ -116,7 +123,9 @@ async def readiness() -> Any:
                 "status": "GET /marketplace/status/{companyId}",
                 "callback": "POST /marketplace/callback",
                 "webhook": "POST /marketplace/webhook/{companyId}",
-                "companies": "GET /marketplace/companies",
+                "companies": "GET /marketplace/companies?limit=&cursor=&status=&salon_id=",
+                "company_by_salon": "GET /marketplace/companies/by-salon/{salonId}",
+                "docs": "GET /docs",
                 "assistant": "PATCH /marketplace/company/{companyId}/assistant",
                 "conversations": "GET /marketplace/conversations/{companyId}",
                 "conversation_mode": "POST /marketplace/conversations/{companyId}/mode",
@@ -151,11 +160,10 @@ async def register() -> Any:
             key_version=FIRST_KEY_VERSION,
         )
     except StorageConflict:
-        raise Conflict(
-            "A company for this salon already exists; use POST /marketplace/connect-url "
-            "for a fresh connect link",
-            code="company_exists",
-        ) from None
+        existing = await s.storage.companies.get_by_salon(salon_id)
+        if existing is not None:  # the body names it: a retried registration can go on
+            raise CompanyExists(existing) from None
+        raise Conflict("This salon could not be registered", code="company_exists") from None
     company = created.company
     token = await s.storage.tokens.issue(company.id)
     await s.storage.audit.append(company.id, "company_registered", {"salon_id": salon_id})
@@ -206,25 +214,34 @@ async def reissue_connect_url() -> Any:
 
 @blueprint.post("/token")
 async def issue_jwt() -> Any:
-    """A 24 h JWT for one company (its own key, or the admin naming ``company_id``)."""
+    """A 24 h JWT for one company: its own key, or the admin naming ``company_id`` or
+    ``salon_id``."""
     s = state()
     principal = await principal_from(request.headers)
     if principal is None:
         raise Unauthorized("Authenticate with X-API-Key")
     if principal.is_admin:
         body = await read_json_object(request, max_bytes=s.settings.max_body_bytes)
-        company_id = require_field(body, "company_id", parse_id)
+        company = await company_from_body(body)
     elif principal.kind == "company_key" and principal.company_id is not None:
-        company_id = principal.company_id
+        company = await company_or_404(principal.company_id)
     else:
         raise Forbidden("A JWT is issued for an API key only")
-    company = await company_or_404(company_id)
+    company_id = company.id
     # The token carries the credentials version: a re-issued connect URL or an uninstall
     # moves the version on and the token is refused from then on.
     token = issue_company_token(
         company_id, s.settings.jwt_secret, version=company.credentials_version
     )
-    return jsonify({"success": True, "company_id": company_id, "token": token, "expires_in": 86400})
+    return jsonify(
+        {
+            "success": True,
+            "company_id": company_id,
+            "salon_id": company.yclients_id,
+            "token": token,
+            "expires_in": 86400,
+        }
+    )
 
 
 @blueprint.get("/connect")
@@ -317,17 +334,20 @@ async def status(company_id: str) -> Any:
     actor holds them current (no read here then), else they are read (cluster mode)."""
     cid = parse_id(company_id, "companyId")
     principal = await principal_from(request.headers, token=request.args.get("token"))
-    require_company(principal, cid)
     s = state()
+    if principal is not None and principal.company_id not in (None, cid):
+        # A company asking with its own salon id is told its company id (its own data only).
+        salon_hint_for(principal, cid, await s.storage.companies.get(principal.company_id))
+    require_company(principal, cid)
     company: Company | None = None
     if s.node.registry.lookup(cid) is None:
         # Not running here: the company must exist (and storage answer) before its actor starts.
-        company = await company_or_404(cid)
+        company = await _status_company(cid)
     view = await s.node.company(cid).ask(m.GetStatus(extras=True))
     if view.held:
         ai_enabled, sync = view.ai_enabled, view.sync
     else:
-        company = company or await company_or_404(cid)
+        company = company or await _status_company(cid)
         ai_enabled, sync = company.ai_enabled, await s.storage.catalog.get_sync_state(cid)
     return jsonify(
         {
@@ -336,6 +356,18 @@ async def status(company_id: str) -> Any:
             "assistant": {"enabled": ai_enabled},
         }
     )
+
+
+async def _status_company(company_id: int) -> Company:
+    """The company for ``/status`` (the admin or its own credentials got here): 404 when
+    there is none, naming the right company id when ``company_id`` is a salon id."""
+    company = await state().storage.companies.get(company_id)
+    if company is not None:
+        return company
+    salon = await state().storage.companies.get_by_salon(company_id)
+    if salon is not None:
+        raise SalonIdGiven(salon, own=False)
+    raise NotFound(NO_COMPANY, code="company_not_found")
 
 
 @blueprint.post("/callback")
@@ -420,20 +452,3 @@ async def webhook(company_id: str) -> Any:
 async def webhook_with_secret(company_id: str, secret: str) -> Any:
     cid = parse_id(company_id, "companyId")
     return await _webhook(cid, secret)
-
-
-@blueprint.get("/companies")
-async def companies() -> Any:
-    require_admin(await principal_from(request.headers))
-    repo = state().storage.companies
-    by_status = await repo.count_by_status()
-    return jsonify(
-        {
-            "success": True,
-            "stats": {
-                "total": sum(by_status.values()),
-                "connected": await repo.count_linked(),
-                "by_status": by_status,
-            },
-        }
-    )

@@ -9,6 +9,9 @@ from quart import Blueprint, jsonify
 from actors import MAX_PHONE_TEXT
 from storage import MAX_ID, ConversationMode
 
+from .._companies import LIST_QUERY as COMPANIES_QUERY
+from .._companies import LIST_SCHEMA as COMPANIES_LIST
+from .._companies import ONE_SCHEMA as ONE_COMPANY
 from .._conversations import MAX_LIMIT, MODE_BODY
 from .._message_fields import INBOUND_BODY, STAFF_MESSAGE_BODY
 from .._openapi import RouteDoc, build_openapi
@@ -95,7 +98,7 @@ CONVERSATIONS_ANSWER = {
         },
     },
 }
-STATUS = {
+STATUS: dict[str, Any] = {
     "type": "object",
     "properties": {
         "success": {"type": "boolean"},
@@ -117,11 +120,81 @@ STATUS = {
         "assistant": ASSISTANT_STATE,
     },
 }
+HTML = {"type": "string", "description": "An HTML page"}
+
+
+def answer(**properties: Any) -> dict[str, Any]:
+    """The schema of a JSON answer: ``success`` and ``properties``, all of them present."""
+    return {
+        "type": "object",
+        "properties": {"success": {"type": "boolean"}, **properties},
+        "required": ["success", *properties],
+    }
+
+
+STRING = {"type": "string"}
+BOOL = {"type": "boolean"}
+READY = answer(
+    status={"type": "string", "enum": ["ready", "restoring", "not_ready"]},
+    checks={"type": "object", "additionalProperties": {"type": "object"}},
+)
+TREE = answer(
+    tree={"type": "object", "description": "The supervision tree (see aiadmin tree)"},
+    attention={
+        "type": "array",
+        "description": "Salons that need an operator: failed activation, failing sync",
+        "items": {"type": "object"},
+    },
+)
+OPENAPI_DOCUMENT = {
+    "type": "object",
+    "description": "An OpenAPI 3.1 document",
+    "required": ["openapi", "info", "paths"],
+}
+REGISTERED = answer(
+    company_id=ID,
+    salon_id=ID,
+    api_key={"type": "string", "description": "The company's sk_ key: shown this once"},
+    connect_url={"type": "string", "description": "Relative to the server"},
+)
+CONNECT_URL = answer(company_id=ID, salon_id=ID, connect_url=STRING)
+TOKEN = answer(
+    company_id=ID, salon_id=ID, token=STRING, expires_in={"type": "integer", "const": 86400}
+)
+QR = answer(
+    qr=STRING,
+    qr_image={"type": "string", "description": "data:image/png;base64,…"},
+    expires_in={"type": "integer", "minimum": 1},
+)
+CALLBACK_QUEUED = answer(
+    company_id=ID, queued={"const": True}, outbox_id={"type": "integer", "minimum": 1}
+)
+WEBHOOK_RECEIVED = answer(received={"const": True}, duplicate=BOOL)
+LIFECYCLE_RECEIVED = answer(received={"const": True}, event=STRING, duplicate=BOOL)
+SYNC_QUEUED = answer(company_id=ID, queued={"const": True}, sync=STATUS["properties"]["sync"])
+SCANNED = answer(company_id=ID, jid=STRING)
+SENT = answer(message_id=STRING)
+ID_PAIR = {
+    "company_id": {**ID, "description": "The salon's company id"},
+    "salon_id": {**ID, "description": "Its YClients salon id"},
+}
+
+
+def error_with_ids(description: str) -> dict[str, Any]:
+    """An error response whose body also names a company (``company_id``, ``salon_id``)."""
+    schema = {
+        "allOf": [
+            {"$ref": "#/components/schemas/ErrorResponse"},
+            {"type": "object", "properties": ID_PAIR},
+        ]
+    }
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
 REGISTER_BODY = object_schema(
     {"salon_id": ID_FIELD}, {"phone": PHONE, "email": EMAIL, "title": TEXT}
 )
 COMPANY_OR_SALON = object_schema({}, {"company_id": ID_FIELD, "salon_id": ID_FIELD})
-TOKEN_BODY = object_schema({"company_id": ID_FIELD})
 ANY_OBJECT = {"type": "object"}
 ASSISTANT_BODY = object_schema({"enabled": BOOLEAN})
 PHONE_QUERY = {
@@ -157,12 +230,29 @@ ROUTES: tuple[RouteDoc, ...] = (
         "/health/ready",
         "GET",
         "Readiness of PostgreSQL, Redis, WhatsApp",
-        responses={503: "A dependency is down"},
+        response_schema=READY,
+        responses={200: "Ready", 503: "A dependency is down"},
     ),
-    RouteDoc("/health/tree", "GET", "The supervision tree", auth="admin"),
-    RouteDoc("/metrics", "GET", "Prometheus metrics", auth="admin", content_type="text/plain"),
-    RouteDoc("/openapi.json", "GET", "This document"),
-    RouteDoc("/marketplace/", "GET", "Landing page", content_type="text/html"),
+    RouteDoc("/health/tree", "GET", "The supervision tree", auth="admin", response_schema=TREE),
+    RouteDoc(
+        "/metrics",
+        "GET",
+        "Prometheus metrics",
+        auth="admin",
+        content_type="text/plain",
+        response_schema={"type": "string", "description": "Prometheus text format"},
+    ),
+    RouteDoc("/openapi.json", "GET", "This document", response_schema=OPENAPI_DOCUMENT),
+    RouteDoc(
+        "/docs",
+        "GET",
+        "This document, readable in a browser (served from our own files)",
+        content_type="text/html",
+        response_schema=HTML,
+    ),
+    RouteDoc(
+        "/marketplace/", "GET", "Landing page", content_type="text/html", response_schema=HTML
+    ),
     RouteDoc("/marketplace/test", "GET", "Readiness and endpoint list", response_schema=SUCCESS),
     RouteDoc(
         "/marketplace/register",
@@ -170,7 +260,14 @@ ROUTES: tuple[RouteDoc, ...] = (
         "Register a salon; returns its API key (shown once) and connect URL",
         auth="admin",
         request_schema=REGISTER_BODY,
-        responses={201: "Registered", 400: "Invalid field", 409: "Salon already registered"},
+        response_schema=REGISTERED,
+        responses={
+            201: "Registered",
+            400: "Invalid field",
+            409: error_with_ids(
+                "Salon already registered (code company_exists): the body names its company_id"
+            ),
+        },
     ),
     RouteDoc(
         "/marketplace/connect-url",
@@ -178,14 +275,20 @@ ROUTES: tuple[RouteDoc, ...] = (
         "Issue a fresh connect URL (the old token stops working)",
         auth="admin",
         request_schema=COMPANY_OR_SALON,
+        response_schema=CONNECT_URL,
         responses={404: "Unknown company", 410: "Uninstalled"},
     ),
     RouteDoc(
         "/marketplace/token",
         "POST",
         "Issue a 24 h company JWT",
+        description="The admin names the company by company_id or salon_id (400 when neither, "
+        "or when the two name different salons); a company's own sk_ key gets its own token "
+        "(no body needed).",
         auth="admin",
-        request_schema=TOKEN_BODY,
+        request_schema=COMPANY_OR_SALON,
+        response_schema=TOKEN,
+        responses={404: "Unknown company or salon"},
     ),
     RouteDoc(
         "/marketplace/connect",
@@ -193,6 +296,7 @@ ROUTES: tuple[RouteDoc, ...] = (
         "The connect page (QR code / pairing code)",
         query={"token": {"type": "string"}, "company": ID, "salon": ID},
         content_type="text/html",
+        response_schema=HTML,
         responses={410: "Link expired"},
     ),
     RouteDoc(
@@ -200,6 +304,7 @@ ROUTES: tuple[RouteDoc, ...] = (
         "GET",
         "The current QR code of a linking session (a read: request-qr starts a round)",
         auth="token",
+        response_schema=QR,
         responses={
             401: "Invalid token",
             409: "Already linked, or no linking round runs",
@@ -209,11 +314,21 @@ ROUTES: tuple[RouteDoc, ...] = (
     RouteDoc(
         "/marketplace/status/{companyId}",
         "GET",
-        "Connection status of a company",
+        "Connection status of a company (by company id, not the YClients salon id)",
+        description="companyId is the company_id POST /marketplace/register returned. Given a "
+        "salon id instead, the 404 says so and names the company id: to the admin for any "
+        "salon, to a company's own credentials for its own salon only.",
         auth="company",
         response_schema=STATUS,
         query={"token": {"type": "string"}},
-        responses={401: "No credentials", 403: "Another company's credentials", 404: "Unknown"},
+        responses={
+            401: "No credentials",
+            403: "Another company's credentials",
+            404: error_with_ids(
+                "No company with this id (code company_not_found); when the id is a salon id, "
+                "the message and the body's company_id name the company to ask for"
+            ),
+        },
     ),
     RouteDoc(
         "/marketplace/callback",
@@ -221,6 +336,7 @@ ROUTES: tuple[RouteDoc, ...] = (
         "Re-send the activation callback to YClients (queued, idempotent)",
         auth="admin",
         request_schema=COMPANY_OR_SALON,
+        response_schema=CALLBACK_QUEUED,
         responses={202: "Queued", 404: "Unknown company", 409: "WhatsApp not linked"},
     ),
     RouteDoc(
@@ -228,6 +344,7 @@ ROUTES: tuple[RouteDoc, ...] = (
         "POST",
         "YClients record webhook (secret in X-Webhook-Secret)",
         request_schema=ANY_OBJECT,
+        response_schema=WEBHOOK_RECEIVED,
         responses={
             400: "Not a record event (lifecycle events have their own URL)",
             401: "Bad secret or unknown company (the same answer)",
@@ -239,18 +356,38 @@ ROUTES: tuple[RouteDoc, ...] = (
         "POST",
         "YClients record webhook (secret in the registered URL)",
         request_schema=ANY_OBJECT,
+        response_schema=WEBHOOK_RECEIVED,
         responses={
             400: "Not a record event (lifecycle events have their own URL)",
             401: "Bad secret or unknown company (the same answer)",
             410: "Uninstalled",
         },
     ),
-    RouteDoc("/marketplace/companies", "GET", "Connection statistics", auth="admin"),
+    RouteDoc(
+        "/marketplace/companies",
+        "GET",
+        "The partner's companies, a page at a time, with connection statistics",
+        description="In company id order, keyset-paged: pass next_cursor as cursor until it "
+        "is null. stats (every company, by status) comes with the first page only.",
+        auth="admin",
+        query=COMPANIES_QUERY,
+        response_schema=COMPANIES_LIST,
+        responses={200: "A page", 400: "Invalid limit, cursor, status or salon_id"},
+    ),
+    RouteDoc(
+        "/marketplace/companies/by-salon/{salonId}",
+        "GET",
+        "One company by YClients salon id",
+        auth="admin",
+        response_schema=ONE_COMPANY,
+        responses={200: "The company", 400: "Invalid salon id", 404: "No company for the salon"},
+    ),
     RouteDoc(
         "/marketplace/sync/{companyId}",
         "POST",
         "Queue a sync of the salon's details, services and staff from YClients",
         auth="company",
+        response_schema=SYNC_QUEUED,
         responses={
             202: "Queued",
             401: "No credentials",
@@ -354,6 +491,7 @@ ROUTES: tuple[RouteDoc, ...] = (
         "POST",
         "Development: the simulated phone scans the current QR (404 in production)",
         auth="admin",
+        response_schema=SCANNED,
     ),
     RouteDoc(
         "/dev/simulator/{companyId}/inbound",
@@ -361,6 +499,7 @@ ROUTES: tuple[RouteDoc, ...] = (
         "Development: the simulated client sends a message, text or media (404 in production)",
         auth="admin",
         request_schema=INBOUND_BODY,
+        response_schema=SENT,
         responses={409: "WhatsApp not linked"},
     ),
     RouteDoc(
@@ -370,6 +509,7 @@ ROUTES: tuple[RouteDoc, ...] = (
         "(the assistant keeps quiet in that chat for a while; 404 in production)",
         auth="admin",
         request_schema=STAFF_MESSAGE_BODY,
+        response_schema=SENT,
         responses={409: "WhatsApp not linked"},
     ),
     RouteDoc(
@@ -422,6 +562,7 @@ EXTRA_ROUTES: list[RouteDoc] = [
                 "partner_token": {"type": "string"},
             },
         },
+        response_schema=LIFECYCLE_RECEIVED,
         responses={
             400: "Malformed body",
             401: "Bad partner token",
