@@ -203,7 +203,7 @@ def _operation(route: RouteDoc, path_params: list[dict[str, Any]]) -> dict[str, 
             "content": {"application/json": {"schema": dict(route.request_schema)}},
         }
     statuses: dict[int, str | Mapping[str, Any] | None] = dict(route.responses)
-    if not any(200 <= s < 400 for s in statuses):
+    if not any(100 <= s < 400 for s in statuses):  # 101: a WebSocket answers nothing else
         statuses[200] = None
     if route.request_schema is not None:
         for status in (400, 413, 415):

@@ -126,7 +126,7 @@
     var parameters = Array.isArray(operation.parameters) ? operation.parameters : [];
     if (parameters.length) {
       card.appendChild(el('h3', null, 'Parameters'));
-      card.appendChild(parametersTable(parameters));
+      card.appendChild(el('div', 'table-scroll')).appendChild(parametersTable(parameters));
     }
     if (operation.requestBody) {
       card.appendChild(el('h3', null, 'Request body'));
