@@ -164,6 +164,10 @@ class Settings:
     #: Cluster mode: the URL other processes reach this process's HTTP server at directly
     #: (published with its membership).
     advertise_url: str = "http://127.0.0.1:3000"
+    #: Development and tests: the Unix socket of one simulated WhatsApp that every process of
+    #: a local cluster shares (``scripts/cluster_world.py``), so a salon keeps its link when it
+    #: moves; ``None``: each process simulates its own.
+    simulated_world: str | None = None
     supervisor: SupervisorLimits = field(default_factory=SupervisorLimits)
     qr: QrPolicy = field(default_factory=QrPolicy)
     api_rate_limit: RateLimit = field(default_factory=lambda: RateLimit(30, 60.0))
@@ -229,6 +233,7 @@ AIADMIN_KEYS = frozenset(
         "AIADMIN_CLUSTER",
         "AIADMIN_MEMBER_TTL",
         "AIADMIN_ADVERTISE_URL",
+        "AIADMIN_SIMULATED_WORLD",
         "AIADMIN_WHATSAPP_STORE",
         "AIADMIN_API_RATE_LIMIT",
         "AIADMIN_ADMIN_RATE_LIMIT",
@@ -450,6 +455,9 @@ def settings_from_env(
     yclients_base = r.url("YCLIENTS_BASE_URL", ("http", "https")) or "https://api.yclients.com"
     public_base = r.url("PUBLIC_BASE_URL", ("http", "https")) or f"http://127.0.0.1:{port}"
     advertise = r.url("AIADMIN_ADVERTISE_URL", ("http", "https")) or f"http://127.0.0.1:{port}"
+    simulated_world = r.text("AIADMIN_SIMULATED_WORLD")
+    if simulated_world is not None and provider is not WhatsAppProvider.SIMULATED:
+        r.problems.append("AIADMIN_SIMULATED_WORLD is for WHATSAPP_PROVIDER=simulated only")
     api_rate = r.rate("AIADMIN_API_RATE_LIMIT", RateLimit(30, 60.0))
     # Production neonize sessions run in session-host processes (a Go panic kills only its
     # host): one host by default, more are started as sessions fill them.
@@ -515,6 +523,7 @@ def settings_from_env(
         cluster=cluster,
         member_ttl=r.bounded("AIADMIN_MEMBER_TTL", 6.0, low=1.0, high=3600.0, unit="seconds"),
         advertise_url=advertise.rstrip("/"),
+        simulated_world=simulated_world,
         api_rate_limit=api_rate,
         admin_rate_limit=r.rate("AIADMIN_ADMIN_RATE_LIMIT", admin_rate_default(api_rate)),
         ws_rate_limit=r.rate("AIADMIN_WS_RATE_LIMIT", RateLimit(5, 60.0)),

@@ -246,6 +246,20 @@ def nginx_command(prefix: Path, conf: Path) -> list[str]:
     return [NGINX, "-p", str(prefix), "-c", str(conf), "-e", str(prefix / "error.log"), "-g", extra]
 
 
+def _write_nginx_config(prefix: Path, listen_port: int, upstreams: Sequence[str]) -> Path:
+    prefix.mkdir(parents=True, exist_ok=True)
+    conf = prefix / "nginx.conf"
+    conf.write_text(render_nginx_config(f"127.0.0.1:{listen_port}", upstreams, prefix))
+    return conf
+
+
+async def spawn_nginx(prefix: Path, listen_port: int, upstreams: Sequence[str]) -> trio.Process:
+    """Debian's nginx on ``127.0.0.1:listen_port`` in front of ``upstreams``, configured
+    from the template under ``prefix`` (created); the caller waits for it and stops it."""
+    conf = _write_nginx_config(prefix, listen_port, upstreams)
+    return await _spawn(nginx_command(prefix, conf), {}, prefix, prefix / "stdout.log")
+
+
 @asynccontextmanager
 async def open_cluster(
     *,
@@ -255,10 +269,14 @@ async def open_cluster(
     ports: Sequence[int] | None = None,
     listen_port: int | None = None,
     simulated_world: bool = True,
+    world_socket: str | None = None,
     workdir: Path | None = None,
 ) -> AsyncIterator[Cluster]:
     """Start the world (simulated), ``processes`` servers and nginx; yield once nginx
     answers ``/health``; on exit stop nginx, then the servers, then the world.
+
+    ``world_socket``: a simulated world the caller serves itself (``run_world`` of
+    ``scripts/cluster_world.py``, e.g. with salons already linked in it); none is started.
 
     ``env`` is every process's base environment (``DATABASE_URL``, ``REDIS_URL``, the admin
     key, ``JWT_SECRET``, timing settings ...); each process adds its own port and URLs.
@@ -276,7 +294,15 @@ async def open_cluster(
         running: dict[str, list[trio.Process]] = {"nginx": [], "servers": [], "world": []}
         try:
             cluster = await _start(
-                processes, env, admin_key, ports, listen_port, simulated_world, workdir, running
+                processes,
+                env,
+                admin_key,
+                ports,
+                listen_port,
+                simulated_world,
+                world_socket,
+                workdir,
+                running,
             )
             yield cluster
         finally:
@@ -294,13 +320,14 @@ async def _start(
     ports: Sequence[int],
     listen_port: int,
     simulated_world: bool,
+    world_socket: str | None,
     workdir: Path,
     running: dict[str, list[trio.Process]],
 ) -> Cluster:
     """Spawn everything; ``running`` gets each process as it is spawned."""
-    world_base = world_socket = None
+    world_base = None
     extra: dict[str, trio.Process] = {}
-    if simulated_world:
+    if simulated_world and world_socket is None:
         world_port = free_port()
         world_socket = str(workdir / "world.sock")
         world_log = workdir / "world.log"
@@ -337,16 +364,11 @@ async def _start(
                 wait_http, f"{m.base}/health", m.process, f"process {m.index}", m.log_path
             )
     prefix = workdir / "nginx"
-    prefix.mkdir(exist_ok=True)
-    conf = prefix / "nginx.conf"
-    conf.write_text(
-        render_nginx_config(f"127.0.0.1:{listen_port}", [f"127.0.0.1:{p}" for p in ports], prefix)
-    )
-    nginx_log = prefix / "error.log"
-    nginx = await _spawn(nginx_command(prefix, conf), {}, prefix, prefix / "stdout.log")
+    nginx = await spawn_nginx(prefix, listen_port, [f"127.0.0.1:{p}" for p in ports])
     running["nginx"].append(nginx)
     extra["nginx"] = nginx
     nginx_base = f"http://127.0.0.1:{listen_port}"
+    nginx_log = prefix / "error.log"
     await wait_http(f"{nginx_base}/health", nginx, "nginx", nginx_log)
     return Cluster(members, nginx_base, world_base, admin_key, workdir, nginx_log, extra)
 

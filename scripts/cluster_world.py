@@ -101,12 +101,13 @@ def world_app(world: SimulatedWorld) -> QuartTrio:
 async def run_world(
     socket_path: str,
     port: int,
+    world: SimulatedWorld | None = None,
     *,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve one world on ``socket_path`` and its phones on ``127.0.0.1:port`` until
-    cancelled; ``started()`` once both listen."""
-    world = SimulatedWorld()
+    """Serve ``world`` (default: a new one) on ``socket_path`` and its phones on
+    ``127.0.0.1:port`` until cancelled; ``started()`` once both listen."""
+    world = world or SimulatedWorld()
     config = HypercornConfig()
     config.bind = [f"127.0.0.1:{port}"]
     config.accesslog = None

@@ -11,7 +11,10 @@ neonize                ≥ 1              :class:`HostedGateway` running neonize
 =====================  ===============  ==============================================
 
 The simulated world is ``world`` when given (tests and demos drive its phones), else a new
-one, reachable afterwards as ``gateway.world`` of the simulated gateways.
+one, reachable afterwards as ``gateway.world`` of the simulated gateways; with
+``AIADMIN_SIMULATED_WORLD`` (a local cluster's processes sharing one world, served on that Unix
+socket by ``scripts/cluster_world.py``) the sessions connect to that socket and
+``gateway.world`` is ``None``.
 
 neonize's sent-message ledger (:mod:`._ledger`) follows ``AIADMIN_WHATSAPP_STORE``: with
 ``postgres`` it is the ``whatsapp_sent`` table, opened on a small pool of its own by whichever
@@ -90,10 +93,13 @@ async def _open_gateway(
         gateway: WhatsAppGateway
         simulated = settings.whatsapp_provider is WhatsAppProvider.SIMULATED
         tmp: tempfile.TemporaryDirectory[str] | None = None
-        if simulated and world is None:
+        shared_world = settings.simulated_world if simulated and world is None else None
+        if simulated and world is None and shared_world is None:
             world = SimulatedWorld()
         if settings.session_hosts <= 0:
-            if simulated:
+            if shared_world is not None:
+                gateway = SimulatedGateway(nursery, world_path=shared_world, qr=settings.qr)
+            elif simulated:
                 assert world is not None
                 gateway = SimulatedGateway(nursery, world=world, qr=settings.qr)
             else:
@@ -110,9 +116,14 @@ async def _open_gateway(
         else:
             host_config: dict[str, object] = {"log_level": settings.log_level}
             if simulated:
-                assert world is not None
-                tmp = tempfile.TemporaryDirectory(prefix="aiadmin-world-")
-                path = await nursery.start(serve_world, world, str(Path(tmp.name) / "world.sock"))
+                if shared_world is not None:
+                    path = shared_world
+                else:
+                    assert world is not None
+                    tmp = tempfile.TemporaryDirectory(prefix="aiadmin-world-")
+                    path = await nursery.start(
+                        serve_world, world, str(Path(tmp.name) / "world.sock")
+                    )
                 host_config.update(
                     world_path=path,
                     qr={

@@ -273,3 +273,11 @@ def test_send_min_gap_zero_turns_pacing_gaps_off() -> None:
     assert problems({"AIADMIN_SEND_MIN_GAP": "-1"}) == [
         "AIADMIN_SEND_MIN_GAP must be between 0 and 3600 seconds, got -1"
     ]
+
+
+def test_a_shared_simulated_world_is_for_the_simulated_whatsapp_only() -> None:
+    assert load({}).simulated_world is None
+    assert load({"AIADMIN_SIMULATED_WORLD": "/tmp/w.sock"}).simulated_world == "/tmp/w.sock"
+    assert problems({"AIADMIN_SIMULATED_WORLD": "/tmp/w.sock", "WHATSAPP_PROVIDER": "neonize"}) == [
+        "AIADMIN_SIMULATED_WORLD is for WHATSAPP_PROVIDER=simulated only"
+    ]

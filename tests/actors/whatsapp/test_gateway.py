@@ -14,6 +14,7 @@ from actors.whatsapp import (
     SimulatedGateway,
     SimulatedWorld,
     open_gateway,
+    serve_world,
 )
 from config import QrPolicy, Settings, WhatsAppProvider
 
@@ -42,6 +43,25 @@ async def test_simulated_gateway_makes_its_own_world() -> None:
     async with open_gateway(Settings()) as gateway:
         assert isinstance(gateway, SimulatedGateway)
         assert isinstance(gateway.world, SimulatedWorld)
+
+
+async def test_simulated_gateway_joins_a_shared_world_on_its_socket(tmp_path: Path) -> None:
+    """``AIADMIN_SIMULATED_WORLD``: the sessions are the served world's (as the processes of
+    ``make cluster`` share one); the gateway simulates none of its own."""
+    world = SimulatedWorld()
+    async with trio.open_nursery() as nursery:
+        path = await nursery.start(serve_world, world, str(tmp_path / "world.sock"))
+        async with open_gateway(Settings(simulated_world=path)) as gateway:
+            assert isinstance(gateway, SimulatedGateway) and gateway.world is None
+            session = gateway.open_session(7)
+            await session.start()
+            assert isinstance(await session.events.receive(), QrCode)
+            assert world.live_qr(7) is not None
+            world.scan(7)
+            await session.events.receive()
+            assert await session.events.receive() == Connected()
+            assert world.is_connected(7)
+        nursery.cancel_scope.cancel()
 
 
 async def test_in_process_neonize_gateway(tmp_path: Path) -> None:
