@@ -32,26 +32,35 @@ LEDGER_POOL_SIZE = 2
 
 class FileLedger:
     """:class:`~storage.SentLedger` as a file per company under ``sessions_path`` (lines
-    ``ours theirs``, appended), read once per company and kept in memory."""
+    ``ours theirs``, appended), kept in memory and brought up to date from the file's size on
+    every use: another session host on this machine may have appended to it since."""
 
     def __init__(self, sessions_path: Path) -> None:
         self.sessions_path = Path(sessions_path)
-        self._companies: dict[int, dict[str, str]] = {}
+        self._companies: dict[int, tuple[dict[str, str], int]] = {}  # → (ledger, bytes read)
 
     def path(self, company_id: int) -> Path:
         return self.sessions_path / f"company_{company_id}.sent"
 
     def _load(self, company_id: int) -> dict[str, str]:
-        ledger = self._companies.get(company_id)
-        if ledger is None:
-            ledger = self._companies[company_id] = {}
-            try:
-                for line in self.path(company_id).read_text().splitlines():
-                    ours, _, theirs = line.partition(" ")
-                    if ours and theirs:
-                        ledger[ours] = theirs
-            except FileNotFoundError:
-                pass
+        ledger, read = self._companies.get(company_id, ({}, 0))
+        try:
+            with open(self.path(company_id), "rb") as f:
+                size = f.seek(0, 2)
+                if size < read:  # deleted and begun again (a logout): read it afresh
+                    ledger, read = {}, 0
+                if size > read:
+                    f.seek(read)
+                    tail = f.read(size - read)
+                    complete = tail.rfind(b"\n") + 1  # a line still being written waits
+                    for line in tail[:complete].decode(errors="replace").splitlines():
+                        ours, _, theirs = line.partition(" ")
+                        if ours and theirs:
+                            ledger.setdefault(ours, theirs)
+                    read += complete
+        except FileNotFoundError:
+            ledger, read = {}, 0
+        self._companies[company_id] = (ledger, read)
         return ledger
 
     async def sent(self, company_id: int, message_id: str) -> str | None:
@@ -64,11 +73,8 @@ class FileLedger:
         if message_id in ledger:
             return
         ledger[message_id] = wa_id
-        self._append(company_id, f"{message_id} {wa_id}\n")
-
-    def _append(self, company_id: int, line: str) -> None:
-        with open(self.path(company_id), "a") as f:  # one short line: no thread needed
-            f.write(line)
+        with open(self.path(company_id), "a") as f:  # noqa: ASYNC230 -- one short line
+            f.write(f"{message_id} {wa_id}\n")
 
     async def recent(self, company_id: int, limit: int = 1000) -> list[str]:
         await trio.lowlevel.checkpoint()

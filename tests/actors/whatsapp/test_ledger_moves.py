@@ -29,6 +29,7 @@ from actors.whatsapp import (
     open_gateway,
 )
 from actors.whatsapp._host import _HostService
+from actors.whatsapp._ledger import FileLedger
 from actors.whatsapp._neonize import NeonizeSession
 from config import Settings, WhatsAppProvider, WhatsAppStore, settings_from_env
 from storage import Storage, StorageUnavailable
@@ -114,6 +115,26 @@ async def test_with_the_files_store_the_ledger_stays_on_its_machine(
     async with node_session(node, clients, company_id) as session:  # restarted, same machine
         assert await session.send_text(CLIENT, TEXT, message_id) == wa_id
     assert world.send_attempts(company_id) == 1
+
+
+async def test_file_ledgers_of_two_hosts_on_one_machine_agree(tmp_path: Path) -> None:
+    """With the files store, a salon's session may move between session hosts on the same
+    machine and back: each host's ledger sees what the other appended since it last looked."""
+    first, second = FileLedger(tmp_path), FileLedger(tmp_path)
+    await first.record(5, "m-1", "WA1")
+    assert await second.sent(5, "m-1") == "WA1"
+    await second.record(5, "m-2", "WA2")
+    assert await first.sent(5, "m-2") == "WA2"  # appended after ``first`` had read the file
+    assert await first.recent(5) == ["WA2", "WA1"]
+    path = trio.Path(first.path(5))
+    await path.write_text(await path.read_text() + "m-3 WA")  # a line still being written
+    assert await second.sent(5, "m-3") is None
+    await path.write_text(await path.read_text() + "3\n")
+    assert await second.sent(5, "m-3") == "WA3"
+    first.forget(5)  # a logout deletes it
+    assert await second.sent(5, "m-1") is None
+    await first.record(5, "m-4", "WA4")
+    assert await second.recent(5) == ["WA4"]
 
 
 async def test_session_hosts_record_sends_in_postgres_themselves(
