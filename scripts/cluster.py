@@ -423,6 +423,10 @@ async def _run(args: argparse.Namespace) -> None:
             print(f"  process {m.index}: {m.base}   log: {m.log_path}")
         if cluster.world_base:
             print(f"  simulated WhatsApp's phones: {cluster.world_base}/world/<company id>")
+            print(
+                f"    scan a connect page's QR code: curl -X POST "
+                f"{cluster.world_base}/world/<company id>/scan"
+            )
         print(f"  admin key: {admin_key}")
         print(f"  work directory: {cluster.workdir}   (Ctrl-C stops everything)", flush=True)
         with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

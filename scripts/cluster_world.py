@@ -111,6 +111,7 @@ async def run_world(
     config = HypercornConfig()
     config.bind = [f"127.0.0.1:{port}"]
     config.accesslog = None
+    config.loglevel = "WARNING"
     config.graceful_timeout = 0.5
     async with trio.open_nursery() as nursery:
         await nursery.start(serve_world, world, socket_path)
