@@ -2,9 +2,12 @@
 cluster is proxied to that process (the salon's *owner*), and the owner's answer is returned
 unchanged.
 
-Where: a route asks the company actor; in a process that is not the owner the actor answers
-:class:`actors.company.OwnedElsewhere` with the owner's node id, and the app's handler for it
-calls :meth:`Forwarder.forward` with the request still open. The whole request goes as is —
+Where: a route gets the company's actor through :func:`company_ref`, which raises
+:class:`actors.company.OwnedElsewhere` with the owner's node id at once when the placement
+gives the salon to another live process (no actor is started here just to refuse: concurrent
+requests would meet it stopping, ``ActorUnavailable``); the company actor itself answers the
+same when ownership is being handed over. The app's handler for it calls
+:meth:`Forwarder.forward` with the request still open. The whole request goes as is —
 method, path (raw, as received), query, headers (minus hop-by-hop ones), body — so the owner
 authenticates it again and runs the same route; nothing the entry process did is trusted.
 Routes ask the actor before any write of their own, so replaying the route on the owner
@@ -48,7 +51,10 @@ from quart import Response, g, request
 from werkzeug.datastructures import Headers
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from actors import Node
+from actors.company import OwnedElsewhere
 from metrics import MetricsRegistry
+from runtime import ActorRef
 
 from ._errors import error_response
 
@@ -178,6 +184,18 @@ def returned_headers(incoming: Iterable[tuple[str, str]]) -> Headers:
     items = list(incoming)
     drop = HOP_BY_HOP | _SERVER_WRITTEN | _connection_named(items)
     return Headers([(n, v) for n, v in items if n.lower() not in drop])
+
+
+async def company_ref(node: Node, company_id: int) -> ActorRef:
+    """The ref of the company's actor in ``node``; in cluster mode raises
+    :class:`OwnedElsewhere` first when the placement (computed locally, no Redis call) gives
+    the company to another live process, and :class:`storage.StorageUnavailable` when this
+    process lost its membership."""
+    if node.placement is not None:
+        owner = await node.placement.owner_of(company_id)
+        if owner is not None:
+            raise OwnedElsewhere(company_id, owner)
+    return node.company(company_id)
 
 
 def ownership_moving(message: str) -> Response:

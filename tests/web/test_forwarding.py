@@ -306,6 +306,45 @@ async def test_status_on_the_non_owner_is_the_owners_answer(
         assert wrong.status_code == 401, wrong.text
 
 
+async def test_a_burst_on_the_non_owner_is_all_served_and_starts_no_actor_there(
+    settings: Settings, database_url: str, redis_prefix: str
+) -> None:
+    """The non-owner asks the placement before touching its registry: no actor is started
+    there just to refuse (concurrent requests would meet it stopping and get a 503)."""
+    async with (
+        two_served_nodes(settings, database_url, redis_prefix) as pair,
+        httpx.AsyncClient(timeout=10) as client,
+    ):
+        company = await register(client, pair[0].url, 900_106)
+        cid = company["company_id"]
+        owner, other = await roles(pair, cid)
+        key = {"X-API-Key": company["api_key"]}
+        statuses: list[int] = []
+        activated_here = 0
+        burst_over = trio.Event()
+
+        async def one() -> None:
+            response = await client.get(f"{other.url}/marketplace/status/{cid}", headers=key)
+            statuses.append(response.status_code)
+
+        async def watch() -> None:
+            nonlocal activated_here
+            while not burst_over.is_set():
+                activated_here = max(activated_here, len(other.node.registry))
+                await trio.lowlevel.checkpoint()
+
+        async with trio.open_nursery() as watching:
+            watching.start_soon(watch)
+            async with trio.open_nursery() as burst:
+                for _ in range(20):
+                    burst.start_soon(one)
+            burst_over.set()
+        assert statuses == [200] * 20
+        assert activated_here == 0
+        assert other.forwarded("2xx") == 20
+        assert owner.node.registry.lookup(cid) is not None
+
+
 async def test_method_path_query_headers_and_body_reach_the_owner_and_back(
     settings: Settings, database_url: str, redis_prefix: str
 ) -> None:

@@ -38,6 +38,7 @@ from .._errors import (
     ServiceUnavailable,
     Unauthorized,
 )
+from .._forward import company_ref
 from .._jwt import issue_company_token
 from .._revocation import revoke_sessions, socket_registry
 from .._sync_view import sync_state_json
@@ -296,7 +297,7 @@ async def qr(token: str) -> Any:
     # A read with no side effect: only the WebSocket's ``request-qr`` starts a linking round.
     # The actor hands out the cached code only if this very incarnation showed it, so a code a
     # crashed or restarted actor (or another process) left in the cache is never served.
-    current = await s.node.company(company_id).ask(m.GetQr())
+    current = await (await company_ref(s.node, company_id)).ask(m.GetQr())
     assert isinstance(current, CurrentQr)
     if current.qr is None:
         raise _no_qr(current)
@@ -339,11 +340,12 @@ async def status(company_id: str) -> Any:
         # A company asking with its own salon id is told its company id (its own data only).
         salon_hint_for(principal, cid, await s.storage.companies.get(principal.company_id))
     require_company(principal, cid)
+    ref = await company_ref(s.node, cid)  # another process's salon: forwarded there
     company: Company | None = None
     if s.node.registry.lookup(cid) is None:
         # Not running here: the company must exist (and storage answer) before its actor starts.
         company = await _status_company(cid)
-    view = await s.node.company(cid).ask(m.GetStatus(extras=True))
+    view = await ref.ask(m.GetStatus(extras=True))
     if view.held:
         ai_enabled, sync = view.ai_enabled, view.sync
     else:

@@ -69,6 +69,7 @@ from storage import Conflict as StorageConflict
 
 from .._context import state
 from .._errors import ApiError, BadRequest, Forbidden, NotFound, Unauthorized
+from .._forward import company_ref
 from .._urls import connect_url, yclients_return_url
 from .._validation import parse_id, read_json_object
 
@@ -254,7 +255,7 @@ async def _settle(salon_id: int, admin: dict[str, Any] | None) -> _Salon:
         else:
             log.warning("install redirect: salon %s not registered (%s)", salon_id, salon.install)
     elif company.status in RETURNING and salon.install is Install.CONFIRMED:
-        await s.node.company(company.id).ask(m.Reinstall())
+        await (await company_ref(s.node, company.id)).ask(m.Reinstall())
         await s.storage.audit.append(
             company.id, "reinstall_redirect", {"signed": admin is not None}
         )
