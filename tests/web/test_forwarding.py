@@ -8,6 +8,7 @@ The nodes' internal addresses come from a directory filled once both listen (the
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -16,7 +17,9 @@ from functools import partial
 from typing import Any
 
 import httpx
+import pytest
 import trio
+import trio.testing
 from hypercorn.trio import serve as hypercorn_serve
 from quart import jsonify, request
 from quart_trio import QuartTrio
@@ -35,6 +38,7 @@ from web._forward import (
     HOP_CLIENT_HEADER,
     HOP_HEADER,
     HOP_SIGNATURE_HEADER,
+    OWNER_ANSWER_MARGIN,
     Forwarder,
     OwnerAddresses,
     hop_key,
@@ -276,8 +280,9 @@ def test_a_hop_is_believed_only_with_its_signature() -> None:
 
 
 async def test_status_on_the_non_owner_is_the_owners_answer(
-    settings: Settings, database_url: str, redis_prefix: str
+    settings: Settings, database_url: str, redis_prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     async with (
         two_served_nodes(settings, database_url, redis_prefix) as pair,
         httpx.AsyncClient(timeout=10) as client,
@@ -304,6 +309,13 @@ async def test_status_on_the_non_owner_is_the_owners_answer(
             f"{other.url}/marketplace/status/{cid}", headers={"X-API-Key": "sk_wrong"}
         )
         assert wrong.status_code == 401, wrong.text
+    # Both processes logged the hop (the owner under the entry's request id), no secret.
+    assert "trace-me-1" in caplog.text
+    signature = hop_signature(
+        hop_key(JWT_SECRET), other.name, "127.0.0.1", "GET", f"/marketplace/status/{cid}"
+    )
+    for secret in (company["api_key"], "sk_wrong", JWT_SECRET, signature):
+        assert secret not in caplog.text
 
 
 async def test_a_burst_on_the_non_owner_is_all_served_and_starts_no_actor_there(
@@ -491,4 +503,71 @@ async def test_the_forwarder_closes_its_pool_and_answers_unknown_without_placeme
     assert (await response.get_json())["error"]["code"] == "ownership_moving"
     assert response.headers["Retry-After"] == "1"
     await forwarder.aclose()
+    await forwarder.aclose()
+
+
+def forwarding_app(forwarder: Forwarder) -> QuartTrio:
+    """A bare app whose one route forwards to ``node-a``."""
+    app = QuartTrio(__name__)
+
+    @app.get("/x")
+    async def x() -> Any:
+        return await forwarder.forward("node-a", None)
+
+    return app
+
+
+def owner_behind(transport: httpx.AsyncBaseTransport, metrics: MetricsRegistry) -> Forwarder:
+    directory = Directory()
+    directory.overrides["node-a"] = "http://owner.internal:3000"
+    return Forwarder(
+        "node-b", directory, secret=JWT_SECRET, timeout=5.0, metrics=metrics, transport=transport
+    )
+
+
+async def test_an_owner_slower_than_the_request_timeout_is_a_503_request_timeout(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The hop waits the request timeout plus a second (so the owner's own 503 could get
+    back), then answers 503 ``request_timeout``."""
+
+    async def silent(request: httpx.Request) -> httpx.Response:
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    metrics = MetricsRegistry()
+    forwarder = owner_behind(httpx.MockTransport(silent), metrics)
+    started = trio.current_time()
+    response = await forwarding_app(forwarder).test_client().get("/x")
+    assert trio.current_time() - started == pytest.approx(5.0 + OWNER_ANSWER_MARGIN)
+    assert response.status_code == 503
+    assert (await response.get_json())["error"]["code"] == "request_timeout"
+    assert response.headers["Retry-After"] == "5"
+    assert sample(metrics, "aiadmin_http_forward_failures_total", reason="timeout") == 1
+    await forwarder.aclose()
+
+
+@pytest.mark.parametrize(
+    ("error", "reason"),
+    [
+        (httpx.ConnectTimeout("slow connect"), "connect"),
+        (httpx.ConnectError("refused"), "connect"),
+        (httpx.RemoteProtocolError("peer closed connection"), "RemoteProtocolError"),
+        (httpx.ReadError("reset"), "ReadError"),
+    ],
+)
+async def test_an_owner_that_fails_mid_hop_is_ownership_moving(
+    error: httpx.TransportError, reason: str
+) -> None:
+    def failing(request: httpx.Request) -> httpx.Response:
+        raise error
+
+    metrics = MetricsRegistry()
+    forwarder = owner_behind(httpx.MockTransport(failing), metrics)
+    response = await forwarding_app(forwarder).test_client().get("/x")
+    assert response.status_code == 503
+    assert (await response.get_json())["error"]["code"] == "ownership_moving"
+    assert response.headers["Retry-After"] == "1"
+    assert sample(metrics, "aiadmin_http_forward_failures_total", reason=reason) == 1
+    assert sample(metrics, "aiadmin_http_forwarded_total", status="2xx") == 0
     await forwarder.aclose()
