@@ -45,6 +45,8 @@ class FileLedger:
     def _load(self, company_id: int) -> dict[str, str]:
         ledger, read = self._companies.get(company_id, ({}, 0))
         try:
+            if company_id in self._companies and self.path(company_id).stat().st_size == read:
+                return ledger  # nothing appended since: no read
             with open(self.path(company_id), "rb") as f:
                 size = f.seek(0, 2)
                 if size < read:  # deleted and begun again (a logout): read it afresh
@@ -73,8 +75,12 @@ class FileLedger:
         if message_id in ledger:
             return
         ledger[message_id] = wa_id
-        with open(self.path(company_id), "a") as f:  # noqa: ASYNC230 -- one short line
-            f.write(f"{message_id} {wa_id}\n")
+        line = f"{message_id} {wa_id}\n".encode()
+        with open(self.path(company_id), "ab") as f:  # noqa: ASYNC230 -- one short line
+            end = f.seek(0, 2) + f.write(line)
+        _, read = self._companies[company_id]
+        if end == read + len(line):  # nobody else appended: our line needs no reading
+            self._companies[company_id] = (ledger, end)
 
     async def recent(self, company_id: int, limit: int = 1000) -> list[str]:
         await trio.lowlevel.checkpoint()
