@@ -392,6 +392,24 @@ async def test_method_path_query_headers_and_body_reach_the_owner_and_back(
         assert response.headers.get_list("Set-Cookie") == ["a=1", "b=2"]
         assert response.headers["X-Owner"] == owner.name
         assert other.forwarded("2xx") == 1
+        # A body over AIADMIN_MAX_BODY_BYTES is refused, not carried to the owner (here on a
+        # route that never reads it: the hop would).
+        oversized = await client.request(
+            "GET",
+            f"{other.url}/marketplace/status/{cid}",
+            headers={"X-API-Key": company["api_key"]},
+            content=b"x" * (settings.max_body_bytes + 1),
+        )
+        assert oversized.status_code == 413, oversized.text
+        assert oversized.json()["error"]["code"] == "payload_too_large"
+        assert other.forwarded("2xx") == 1
+        at_owner = await client.request(
+            "GET",
+            f"{owner.url}/marketplace/status/{cid}",
+            headers={"X-API-Key": company["api_key"]},
+            content=b"x" * (settings.max_body_bytes + 1),
+        )
+        assert at_owner.status_code == 200  # the route itself ignores a body
 
 
 async def test_a_hop_to_a_process_that_is_not_the_owner_is_not_forwarded_again(
