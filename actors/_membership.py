@@ -11,7 +11,9 @@ A node that could not heartbeat for two thirds of the TTL (timed from when its l
 heartbeat was *sent*, on trio's clock) counts itself out (:attr:`Membership.current` turns
 false, ``on_lost`` runs) a third of the TTL before the others may count it gone. A node that
 joins or leaves says so on the pub/sub channel :data:`MEMBERS_CHANNEL`; the others heartbeat at
-once instead of at their next tick, so a graceful stop is noticed in milliseconds.
+once instead of at their next tick, so a graceful stop is noticed in milliseconds; a node that
+handed salons over to others announces ``"moved"`` there, and the others look for salons to
+take (``on_moved``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ log = logging.getLogger(__name__)
 
 #: The default member TTL (seconds); ``Settings.member_ttl`` sets it per node.
 MEMBER_TTL = 6.0
-#: Joins and leaves are announced here (``{"node": id, "event": "join" | "leave"}``).
+#: Joins, leaves and handovers are announced here (``{"node": id, "event": "join" | "leave" |
+#: "moved"}``).
 MEMBERS_CHANNEL = "cluster:members"
 #: The longest leaving (deleting the heartbeat, announcing it) may take.
 LEAVE_TIMEOUT = 2.0
@@ -58,6 +61,7 @@ class Membership:
         ttl: float = MEMBER_TTL,
         on_change: OnChange | None = None,
         on_lost: Callable[[], None] | None = None,
+        on_moved: Callable[[], None] | None = None,
     ) -> None:
         if ttl <= 0:
             raise ValueError("ttl must be > 0")
@@ -67,6 +71,8 @@ class Membership:
         self.ttl = ttl
         self.on_change = on_change
         self.on_lost = on_lost
+        #: Called when another node announces it handed salons over (``"moved"``).
+        self.on_moved = on_moved
         #: Heartbeat every third of the TTL: two may fail before the node counts itself out.
         self.beat_every = ttl / 3
         #: Count itself out once this long passed without a heartbeat that succeeded: a third
@@ -103,6 +109,9 @@ class Membership:
         succeeded. Runs ``on_change`` when the set of live members changed."""
         if self.leaving:
             return False
+        # A process paused past give_up_after (SIGSTOP, a VM migration) may run this before
+        # the guard: it must count itself out before a heartbeat makes it current again.
+        self._check()
         sent = trio.current_time()
         try:
             with trio.fail_after(self.beat_every):
@@ -122,6 +131,8 @@ class Membership:
                 log.info("node %s: cluster members now %s", self.node_id, sorted(members))
             if self.on_change is not None:
                 self.on_change(before, members, recovered)
+        if recovered:  # joined, or back after counting itself out: the others look at once
+            await self.announce("join")
         return True
 
     def _check(self) -> None:
@@ -160,7 +171,12 @@ class Membership:
             try:
                 async with self.storage.pubsub.subscribe(MEMBERS_CHANNEL) as notices:
                     async for notice in notices:
-                        if isinstance(notice, dict) and notice.get("node") != self.node_id:
+                        if not isinstance(notice, dict) or notice.get("node") == self.node_id:
+                            continue
+                        if notice.get("event") == "moved":
+                            if self.on_moved is not None:
+                                self.on_moved()
+                        else:
                             self.poke()
             except StorageError as exc:
                 log.warning("node %s: membership notices lost: %s", self.node_id, exc)
@@ -168,7 +184,8 @@ class Membership:
 
     async def announce(self, event: str) -> None:
         """Tell the other nodes that this one joined or left (best effort, bounded)."""
-        with trio.move_on_after(LEAVE_TIMEOUT):
+        with trio.move_on_after(LEAVE_TIMEOUT) as scope:
+            scope.shield = True  # also on the way out of a cancelled node
             try:
                 await self.storage.pubsub.publish(
                     MEMBERS_CHANNEL, {"node": self.node_id, "event": event}
@@ -193,8 +210,7 @@ class Membership:
         tried (the node serves even while Redis is down, as not :attr:`current`)."""
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._listen)
-            if await self.beat():
-                await self.announce("join")
+            await self.beat()
             nursery.start_soon(self._guard)
             nursery.start_soon(self._beat_loop)
             task_status.started()

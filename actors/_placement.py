@@ -21,11 +21,12 @@ epoch)`` (:meth:`Placement.storage_for`): an old owner's writes are refused with
 stops the company's actor and then releases the claim (a graceful handover); the winner's
 :meth:`Placement.place` waits up to ``handover_wait`` (half the member TTL) for the claim to be
 released, and the companies it could not take yet are retried at every heartbeat. When a
-member left, each node re-runs the restore over the linked companies (:meth:`Node.rebalance`)
-and activates those it now wins. A graceful stop (:meth:`Placement.leave`) stops the node's
-actors, ends its membership, releases its claims and announces it, so the others take over
-at once. A node killed with -9 is gone when its membership key expires (one TTL at most):
-its claims are free to take then, and the survivors' next heartbeat sees it gone.
+member left, or another node announced that it handed companies over, each node re-runs the
+restore over the linked companies (:meth:`Node.rebalance`) and activates those it now wins.
+A graceful stop (:meth:`Placement.leave`) stops the node's actors, ends its membership,
+releases its claims and announces it, so the others take over at once. A node killed with
+-9 is gone when its membership key expires (one TTL at most): its claims are free to take
+then, and the survivors' next heartbeat sees it gone.
 
 **No split brain.** A node that cannot heartbeat for two thirds of the TTL stops all its
 actors (closing their WhatsApp sessions) a third of the TTL before the others may count it
@@ -152,6 +153,7 @@ class Placement:
             ttl=member_ttl,
             on_change=self._members_changed,
             on_lost=self._membership_lost,
+            on_moved=self._rebalance_due_now,
         )
         #: How long :meth:`place` waits for the previous owner to release a claim.
         self.handover_wait = member_ttl / 2
@@ -333,7 +335,8 @@ class Placement:
                 self._moving[company_id] = done
             if self._nursery is not None:
                 self._nursery.start_soon(self._hand_over, lost, done)
-        if recovered or set(before) - set(after):
+        # (Not on the first heartbeat: the node's start-up restore does that.)
+        if (recovered and before) or set(before) - set(after):
             self._rebalance_due.set()
 
     async def _hand_over(self, company_ids: list[int], done: trio.Event) -> None:
@@ -352,11 +355,15 @@ class Placement:
             self.handed_over += len(company_ids)
             for company_id in company_ids:
                 log.info("company %s: handed over by node %s", company_id, self.node_id)
+            await self.membership.announce("moved")  # the winners activate what they gained
         finally:
             for company_id in company_ids:
                 if self._moving.get(company_id) is done:
                     del self._moving[company_id]
             done.set()
+
+    def _rebalance_due_now(self) -> None:
+        self._rebalance_due.set()
 
     def _membership_lost(self) -> None:
         """This node counted itself out: stop every actor it owns before the others may

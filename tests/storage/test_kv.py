@@ -157,32 +157,61 @@ async def test_redis_loads_a_script_the_server_does_not_know(real_storage: Stora
     assert await backend.eval_script(fresh, [key], []) == 2
 
 
-async def test_leases_one_holder_renew_release(storage: Storage) -> None:
-    """``owner:{id}``: the first node takes it, another sees the holder; only the holder renews
-    or releases; after release (or expiry) the other node can take it."""
+async def test_membership_heartbeat_lists_live_members_and_leave_ends_it(
+    storage: Storage,
+) -> None:
+    """``member:{node}``: each heartbeat refreshes the node and reads every live member (with
+    its advertised URL) back; ``leave`` ends the membership at once."""
+    assert await storage.leases.members() == {}
+    assert await storage.leases.heartbeat("node-a", "http://10.0.0.1:3000", 30) == {
+        "node-a": "http://10.0.0.1:3000"
+    }
+    both = await storage.leases.heartbeat("node-b", "http://10.0.0.2:3000", 30)
+    assert both == {"node-a": "http://10.0.0.1:3000", "node-b": "http://10.0.0.2:3000"}
+    assert await storage.leases.members() == both
+    assert await storage.leases.leave("node-a")
+    assert not await storage.leases.leave("node-a")
+    assert await storage.leases.members() == {"node-b": "http://10.0.0.2:3000"}
+    with pytest.raises(ValidationError):
+        await storage.leases.heartbeat("", "http://x", 30)
+    with pytest.raises(ValidationError):
+        await storage.leases.heartbeat("node-c", "http://x", 0)
+
+
+async def test_claims_one_holder_while_it_is_a_member(storage: Storage) -> None:
+    """``owner:{id}``: a live member takes a free claim; another live member sees the holder;
+    only the holder releases; a non-member takes nothing; a holder that left loses it."""
+    for node in ("node-a", "node-b"):
+        await storage.leases.heartbeat(node, f"http://{node}", 30)
     assert await storage.leases.holder(5) is None
-    assert await storage.leases.acquire(5, "node-a", 30) == "node-a"
-    assert await storage.leases.acquire(5, "node-b", 30) == "node-a"
-    assert await storage.leases.acquire(5, "node-a", 30) == "node-a"  # re-entrant
+    assert await storage.leases.claim(5, "node-a") == "node-a"
+    assert await storage.leases.claim(5, "node-b") == "node-a"
+    assert await storage.leases.claim(5, "node-a") == "node-a"  # re-entrant
+    assert await storage.leases.claim(5, "node-x") is None  # not a member: takes nothing
     assert await storage.leases.holder(5) == "node-a"
-    assert await storage.leases.renew(5, "node-a", 30)
-    assert not await storage.leases.renew(5, "node-b", 30)
     assert not await storage.leases.release(5, "node-b")
-    assert await storage.leases.holder(5) == "node-a"
-    assert await storage.leases.acquire(6, "node-b", 30) == "node-b"  # per company
+    assert await storage.leases.claim(6, "node-b") == "node-b"  # per company
     assert await storage.leases.release(5, "node-a")
     assert await storage.leases.holder(5) is None
-    assert not await storage.leases.renew(5, "node-a", 30)
-    assert await storage.leases.acquire(5, "node-b", 30) == "node-b"
+    assert await storage.leases.claim(5, "node-b") == "node-b"
+    assert await storage.leases.claim(7, "node-b") == "node-b"
+    await storage.leases.leave("node-b")  # gone: its claims are free to take, untouched
+    assert await storage.leases.holder(6) == "node-b"
+    assert await storage.leases.claim(6, "node-a") == "node-a"
+    assert await storage.leases.release_all([5, 7, 6, 8], "node-b") == 2
+    assert await storage.leases.holder(5) is None and await storage.leases.holder(7) is None
+    assert await storage.leases.holder(6) == "node-a"
     with pytest.raises(ValidationError):
-        await storage.leases.acquire(0, "node-a", 30)
+        await storage.leases.claim(0, "node-a")
 
 
-async def test_racing_lease_acquires_have_one_winner(storage: Storage) -> None:
-    holders: list[str] = []
+async def test_racing_claims_have_one_winner(storage: Storage) -> None:
+    holders: list[str | None] = []
+    for i in range(8):
+        await storage.leases.heartbeat(f"node-{i}", "http://x", 30)
 
-    async def take(owner: str) -> None:
-        holders.append(await storage.leases.acquire(11, owner, 30))
+    async def take(node: str) -> None:
+        holders.append(await storage.leases.claim(11, node))
 
     async with trio.open_nursery() as nursery:
         for i in range(8):
@@ -191,8 +220,11 @@ async def test_racing_lease_acquires_have_one_winner(storage: Storage) -> None:
     assert await storage.leases.holder(11) == holders[0]
 
 
-async def test_lease_expires_without_renewal(storage: Storage) -> None:
-    assert await storage.leases.acquire(12, "node-a", 0.05) == "node-a"
+async def test_membership_expires_without_heartbeat(storage: Storage) -> None:
+    await storage.leases.heartbeat("node-a", "http://a", 0.05)
+    await storage.leases.heartbeat("node-b", "http://b", 30)
+    assert await storage.leases.claim(12, "node-a") == "node-a"
     await trio.sleep(0.2)  # real time: Redis expires the key on its own clock
-    assert await storage.leases.holder(12) is None
-    assert await storage.leases.acquire(12, "node-b", 30) == "node-b"
+    assert await storage.leases.members() == {"node-b": "http://b"}
+    assert await storage.leases.claim(12, "node-a") is None
+    assert await storage.leases.claim(12, "node-b") == "node-b"

@@ -1,5 +1,6 @@
-"""Two processes on one PostgreSQL + Redis: a company's actor runs in one node only, and a
-viewer connected to the other node's app is served through pub/sub (``cluster=True``)."""
+"""Two processes on one PostgreSQL + Redis: a company's actor runs in one node only (the one
+its id places it on by rendezvous hashing), and a viewer connected to the other node's app is
+served through pub/sub (``cluster=True``)."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import pytest
 
 from actors import open_node
+from actors._placement import rendezvous
 from actors.company import OwnedElsewhere
 from actors.company import messages as m
 from actors.whatsapp import SimulatedWorld, open_gateway
 from config import Settings
+from tests.support.cluster import winning_name
 from tests.support.databases import open_real_storage
 from web._app import create_app
 
@@ -54,17 +57,32 @@ async def two_nodes(
         yield harnesses[0], harnesses[1]
 
 
+def by_owner(company_id: int, a: WebHarness, b: WebHarness) -> tuple[WebHarness, WebHarness]:
+    """The node that wins ``company_id`` (its owner), then the other one."""
+    if rendezvous(company_id, [a.node.node_id, b.node.node_id]) == a.node.node_id:
+        return a, b
+    return b, a
+
+
+class NoAddresses:
+    """Owner addresses for the test client: no peer is reachable (there is no socket)."""
+
+    def address_of(self, node_id: str) -> str | None:
+        return None
+
+
 async def test_viewer_on_b_follows_the_actor_in_a(
     settings: Settings, database_url: str, redis_prefix: str
 ) -> None:
-    async with two_nodes(settings, database_url, redis_prefix) as (a, b):
-        company = await register(a)
+    async with two_nodes(settings, database_url, redis_prefix) as (first, second):
+        company = await register(first)
         cid = company.company_id
-        # A viewer on A activates the actor there (the lease was free).
+        a, b = by_owner(cid, first, second)
+        # A viewer on A (the salon's owner) activates the actor there.
         async with a.client.websocket(WS_PATH) as local:
             await local.send(auth_frame(company.token))
             assert (await next_frame(local))["event"] == "status"
-            assert await a.storage.leases.holder(cid) == "node-a"
+            assert await a.storage.leases.holder(cid) == a.node.node_id
             async with b.client.websocket(WS_PATH) as remote:
                 await remote.send(auth_frame(company.token))
                 status = await next_frame(remote)
@@ -95,9 +113,10 @@ async def test_remote_viewer_alone_keeps_the_owner_actor_and_gets_refusals(
 ) -> None:
     """The owner counts the remote viewer (its QR round is watched), and a refused command's
     ``error`` frame reaches only that viewer."""
-    async with two_nodes(settings, database_url, redis_prefix) as (a, b):
-        company = await register(a)
+    async with two_nodes(settings, database_url, redis_prefix) as (first, second):
+        company = await register(first)
         cid = company.company_id
+        a, b = by_owner(cid, first, second)
         assert await a.node.place(cid) is None
         await a.node.registry.activate(cid)
         async with b.client.websocket(WS_PATH) as remote:
@@ -122,10 +141,16 @@ async def test_remote_viewer_alone_keeps_the_owner_actor_and_gets_refusals(
 async def test_owner_gone_closes_remote_socket_try_later(
     settings: Settings, database_url: str, redis_prefix: str
 ) -> None:
-    """A lease held by a node that no longer listens: the socket is told to come back."""
+    """The salon's owner is a member that no longer listens: the socket is told to come back."""
     async with two_nodes(settings, database_url, redis_prefix) as (a, b):
         company = await register(a)
-        assert await b.storage.leases.acquire(company.company_id, "node-dead", 30) == "node-dead"
+        cid = company.company_id
+        dead = winning_name(cid, "node-dead", [a.node.node_id, b.node.node_id])
+        await b.storage.leases.heartbeat(dead, "http://127.0.0.1:9", 30)
+        for harness in (a, b):
+            assert harness.node.placement is not None
+            assert await harness.node.placement.membership.beat()
+        assert await b.node.place(cid) == dead
         async with b.client.websocket(WS_PATH) as remote:
             await remote.send(auth_frame(company.token))
             frames, code = await until_closed(remote)
@@ -137,20 +162,26 @@ async def test_owner_gone_closes_remote_socket_try_later(
 async def test_no_second_actor_for_a_company_owned_elsewhere(
     settings: Settings, database_url: str, redis_prefix: str
 ) -> None:
-    """Any other path into B's registry (an HTTP route) finds the lease held by A: B's actor
-    refuses and stops instead of opening a second WhatsApp session."""
-    async with two_nodes(settings, database_url, redis_prefix) as (a, b):
-        company = await register(a)
+    """Any other path into B's registry (an HTTP route) finds the salon placed on A: B's
+    actor refuses and stops instead of opening a second WhatsApp session (the request is
+    forwarded to A; here A has no reachable address, so B answers 503 and runs nothing)."""
+    async with two_nodes(settings, database_url, redis_prefix) as (first, second):
+        company = await register(first)
         cid = company.company_id
+        a, b = by_owner(cid, first, second)
+        b_app = create_app(b.node, owner_addresses=NoAddresses())
+        b_client = b_app.test_client()
         assert await a.node.place(cid) is None
         await a.node.registry.activate(cid)
-        with pytest.raises(OwnedElsewhere):
+        with pytest.raises(OwnedElsewhere) as refused:
             await b.node.company(cid).ask(m.RequestQr())
-        response = await b.client.get(f"/marketplace/qr/{company.token}")
+        assert refused.value.owner == a.node.node_id
+        response = await b_client.get(f"/marketplace/qr/{company.token}")
         assert response.status_code == 503
-        assert (await response.get_json())["error"]["code"] == "served_elsewhere"
+        assert (await response.get_json())["error"]["code"] == "ownership_moving"
         assert b.world.live_qr(cid) is None
-        assert await a.storage.leases.holder(cid) == "node-a"
+        assert b.node.registry.lookup(cid) is None
+        assert await a.storage.leases.holder(cid) == a.node.node_id
         # The owner's round (started by A's request-qr) is served by A; B still refuses.
         await a.node.company(cid).ask(m.RequestQr())
 
@@ -160,5 +191,6 @@ async def test_no_second_actor_for_a_company_owned_elsewhere(
 
         await eventually(served_by_a)
         assert a.world.live_qr(cid) is not None
-        response = await b.client.get(f"/marketplace/qr/{company.token}")
-        assert (await response.get_json())["error"]["code"] == "served_elsewhere"
+        response = await b_client.get(f"/marketplace/qr/{company.token}")
+        assert response.status_code == 503
+        assert b.world.live_qr(cid) is None

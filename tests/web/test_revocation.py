@@ -28,7 +28,7 @@ from .conftest import (
     register,
     until_closed,
 )
-from .test_placement import two_nodes
+from .test_placement import by_owner, two_nodes
 
 
 async def reissue(web: WebHarness, company_id: int) -> str:
@@ -142,11 +142,12 @@ async def test_revocation_reaches_sockets_in_the_other_process(
     """Node A owns the actor and serves a local socket; node B serves a remote viewer of the
     same company (through A). Re-issued through B, A's local socket closes too (pub/sub);
     re-issued through A, B's remote viewer closes."""
-    async with two_nodes(settings, database_url, redis_prefix) as (a, b):
-        company = await register(a)
+    async with two_nodes(settings, database_url, redis_prefix) as (first, second):
+        company = await register(first)
+        a, b = by_owner(company.company_id, first, second)
         async with a.client.websocket(WS_PATH) as on_a:
             await authenticated(on_a, company.token)
-            assert await a.storage.leases.holder(company.company_id) == "node-a"
+            assert await a.storage.leases.holder(company.company_id) == a.node.node_id
             async with b.client.websocket(WS_PATH) as on_b:
                 await authenticated(on_b, company.token)
                 await reissue(b, company.company_id)

@@ -1,9 +1,10 @@
 """Node A as its own process, for the SIGSTOP test (``test_paused_owner.py``).
 
-``python -m tests.actors.company._paused_owner DATABASE_URL REDIS_PREFIX COMPANY_ID TTL``
-takes the company's lease, runs its actor, prints ``ready``, then every 20 ms writes the
-company's ``last_error`` through the actor's fenced storage, printing ``wrote``/``refused``,
-and ``stopped`` once its actor is no longer active. One line each, flushed.
+``python -m tests.actors.company._paused_owner DATABASE_URL REDIS_PREFIX COMPANY_ID TTL NODE``
+joins the cluster as NODE (member TTL of TTL seconds), takes the company's claim, runs its
+actor, prints ``ready``, then every 20 ms writes the company's ``last_error`` through the
+actor's fenced storage, printing ``wrote``/``refused``, and ``stopped`` once its actor is no
+longer active. One line each, flushed.
 """
 
 from __future__ import annotations
@@ -25,18 +26,18 @@ def say(line: str) -> None:
     print(line, flush=True)
 
 
-async def main(database_url: str, prefix: str, company_id: int, ttl: float) -> None:
-    settings = replace(settings_from_env({}, dotenv=None), lease_seconds=ttl)
+async def main(database_url: str, prefix: str, company_id: int, ttl: float, name: str) -> None:
+    settings = replace(settings_from_env({}, dotenv=None), member_ttl=ttl)
     async with (
         open_real_storage(database_url, redis_prefix=prefix, truncate=False) as storage,
         open_gateway(settings, world=SimulatedWorld()) as gateway,
         open_node(
-            settings, storage, gateway, rng=random.Random(1), cluster=True, node_id="node-a"
+            settings, storage, gateway, rng=random.Random(1), cluster=True, node_id=name
         ) as node,
     ):
         assert await node.place(company_id) is None
         await node.registry.activate(company_id)
-        # What the actor writes through: fenced by the epoch this node took with the lease.
+        # What the actor writes through: fenced by the epoch this node took with the claim.
         fenced = storage.fenced(company_id, await storage.epochs.current(company_id))
         say("ready")
         stopped = False
@@ -57,5 +58,5 @@ async def main(database_url: str, prefix: str, company_id: int, ttl: float) -> N
 
 
 if __name__ == "__main__":
-    url, prefix, company, ttl = sys.argv[1:5]
-    trio.run(main, url, prefix, int(company), float(ttl))
+    url, prefix, company, ttl, name = sys.argv[1:6]
+    trio.run(main, url, prefix, int(company), float(ttl), name)

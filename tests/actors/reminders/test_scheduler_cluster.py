@@ -1,5 +1,5 @@
 """Two nodes on one PostgreSQL (and one Redis prefix), each with its own reminder scheduler, in
-cluster mode: every reminder is delivered once. Each node owns one salon (its lease); both
+cluster mode: every reminder is delivered once. Each node owns one salon (its claim); both
 schedulers claim from the same schedule (``FOR UPDATE SKIP LOCKED``), a row of the other
 node's salon is released for that node's scheduler, and the phones, the ``messages`` table
 and the rows agree: one send per message id.
@@ -11,12 +11,14 @@ off, and every wait is bounded generously.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import random
+from contextlib import AsyncExitStack
 from typing import Any
 
 import trio
 
-from actors import Node
+from actors._placement import rendezvous
 from actors.reminders import ReminderOptions, ReminderSettings, visit_details
 from actors.whatsapp import SimulatedWorld
 from config import SendPacing
@@ -69,16 +71,24 @@ def due_now(company_id: int, salon: int) -> list[PlannedReminder]:
     return rows
 
 
-async def salon(storage: Storage, node: Node, world: SimulatedWorld, yclients_id: int) -> int:
-    """A salon registered, with no quiet hours, linked through ``node`` (which so holds its
-    lease)."""
+async def salon(storage: Storage, yclients_id: int) -> int:
+    """A salon registered, with no quiet hours."""
     created = await storage.companies.create(
         yclients_id, title=f"Салон {yclients_id}", timezone=ZONE.key
     )
     company_id = created.company.id
     await storage.reminder_settings.put(company_id, NO_QUIET)
-    await link(node, world, company_id)
     return company_id
+
+
+def node_a_name(first: int, second: int) -> str:
+    """A node id that wins ``first`` against ``node-b``, which wins ``second`` (rendezvous)."""
+    return next(
+        name
+        for name in (f"node-a-{k}" for k in itertools.count())
+        if rendezvous(first, [name, "node-b"]) == name
+        and rendezvous(second, [name, "node-b"]) == "node-b"
+    )
 
 
 async def test_two_nodes_on_one_postgresql_deliver_each_reminder_once(
@@ -88,16 +98,26 @@ async def test_two_nodes_on_one_postgresql_deliver_each_reminder_once(
     world = SimulatedWorld()
     options = ReminderOptions(wall_clock=real_wall, max_sleep=10.0)
     common: dict[str, Any] = {"options": options, "wall_clock": real_wall, "cluster": True}
-    async with (
-        open_real_storage(database_url, redis_prefix=redis_prefix) as storage_a,
-        open_real_storage(database_url, redis_prefix=redis_prefix, truncate=False) as storage_b,
-        running_node(settings, storage_a, world, node_id="node-a", seed=1, **common) as a,
-        running_node(settings, storage_b, world, node_id="node-b", seed=2, **common) as b,
-    ):
+    async with AsyncExitStack() as stack:
+        storage_a = await stack.enter_async_context(
+            open_real_storage(database_url, redis_prefix=redis_prefix)
+        )
+        storage_b = await stack.enter_async_context(
+            open_real_storage(database_url, redis_prefix=redis_prefix, truncate=False)
+        )
+        first = await salon(storage_a, 7101)
+        second = await salon(storage_a, 7102)
+        name_a = node_a_name(first, second)  # each node owns one salon
+        a = await stack.enter_async_context(
+            running_node(settings, storage_a, world, node_id=name_a, seed=1, **common)
+        )
+        b = await stack.enter_async_context(
+            running_node(settings, storage_b, world, node_id="node-b", seed=2, **common)
+        )
         assert a.reminders is not None and b.reminders is not None
-        first = await salon(storage_a, a, world, 7101)
-        second = await salon(storage_b, b, world, 7102)
-        assert await storage_a.leases.holder(first) == "node-a"
+        await link(a, world, first)
+        await link(b, world, second)
+        assert await storage_a.leases.holder(first) == name_a
         assert await storage_a.leases.holder(second) == "node-b"
         # each node plans one salon's rows and wakes every scheduler (pub/sub)
         rows = {first: due_now(first, 1), second: due_now(second, 2)}
