@@ -50,7 +50,7 @@ from web._forward import (
 from web._validation import read_json_object
 from web.server import hypercorn_config
 
-from .conftest import JWT_SECRET, eventually
+from .conftest import JWT_SECRET, eventually, open_memory_storage, open_web
 from .test_server import free_port
 
 ECHO_PATH = "/test/echo/<company_id>"
@@ -589,3 +589,48 @@ async def test_an_owner_that_fails_mid_hop_is_ownership_moving(
     assert sample(metrics, "aiadmin_http_forward_failures_total", reason=reason) == 1
     assert sample(metrics, "aiadmin_http_forwarded_total", status="2xx") == 0
     await forwarder.aclose()
+
+
+async def test_a_signed_hop_of_an_install_redirect_is_not_counted_again(
+    settings: Settings,
+) -> None:
+    """The install redirect's own per-IP limit (salons looked up) was counted by the process
+    that forwarded it; a signed hop is not counted again, an unsigned one is."""
+    limited = replace(settings, redirect_rate_limit=RateLimit(1, 60))
+    path = "/marketplace/yclients/redirect"
+
+    def signed(client_ip: str) -> dict[str, str]:
+        signature = hop_signature(hop_key(JWT_SECRET), "node-a", client_ip, "GET", path)
+        return {
+            HOP_HEADER: "node-a",
+            HOP_CLIENT_HEADER: client_ip,
+            HOP_SIGNATURE_HEADER: signature,
+        }
+
+    async with open_memory_storage() as storage, open_web(limited, storage) as web:
+        hopped = [
+            (await web.client.get(f"{path}?salon_id=4242", headers=signed("203.0.113.5")))
+            for _ in range(3)
+        ]
+        assert [r.status_code for r in hopped].count(429) == 0
+        plain = [(await web.client.get(f"{path}?salon_id=4242")).status_code for _ in range(2)]
+        assert plain[1] == 429
+        assert plain[0] != 429
+
+
+async def test_a_cluster_process_with_a_generated_jwt_secret_warns_at_start(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Hops are signed with a key from JWT_SECRET: a generated one differs per process."""
+    generated = replace(settings, jwt_secret_generated=True)
+    async with (
+        open_memory_storage() as storage,
+        open_gateway(generated, world=SimulatedWorld()) as gateway,
+        open_node(generated, storage, gateway, cluster=True, node_id="node-a") as node,
+    ):
+        create_app(node)
+        assert "generated JWT_SECRET" in caplog.text
+        caplog.clear()
+        async with open_node(settings, storage, gateway, node_id="alone") as alone:
+            create_app(alone)  # one process: nothing to share
+        assert "JWT_SECRET" not in caplog.text

@@ -218,6 +218,9 @@ def _short(value: str | None, limit: int) -> str | None:
 async def _within_rate_limit(salon_ids: list[int]) -> float | None:
     """Count the redirect's salons against the client's budget; seconds to wait if over."""
     s = state()
+    hop = g.get("hop")
+    if hop is not None and hop.client_ip is not None:
+        return None  # forwarded by another process of the cluster, which counted it
     limit = s.settings.redirect_rate_limit
     key = f"redirect:{getattr(g, 'client_ip', None) or 'unknown'}"
     for _ in salon_ids:
