@@ -16,11 +16,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import httpx
 import pytest
 from quart import typing as quart_typing
 
+from config import Settings
 from tests.web.conftest import Registered, WebHarness, issue_jwt, register
 from tests.web.test_routes import link
+from tests.web.test_server import running_server, server_settings
+
+__all__ = ["server_settings"]  # the fixture: the server on memory, then on PostgreSQL + Redis
 
 LISTED_FIELDS = {
     "company_id",
@@ -300,3 +305,48 @@ async def test_token_takes_a_salon_id(any_web: WebHarness) -> None:
     refused(*await post_token(web, {}), 400, "missing_field")
     status, answer = await post_token(web, {"salon_id": "twelve"})
     assert refused(status, answer, 400, "invalid_field").startswith("salon_id")
+
+
+async def test_over_a_real_socket(server_settings: Settings) -> None:
+    """The same API through Hypercorn (memory and PostgreSQL + Redis): a partner registers,
+    retries, pages, looks up, mistakes a salon id for a company id; ``/docs`` and its files
+    come with the page headers."""
+    async with (
+        running_server(server_settings) as server,
+        httpx.AsyncClient(base_url=server.base, timeout=10.0) as http,
+    ):
+        ids = []
+        for salon in (880001, 880002, 880003):
+            answer = await http.post(
+                "/marketplace/register", json={"salon_id": salon}, headers=server.admin
+            )
+            assert answer.status_code == 201, answer.text
+            ids.append(answer.json()["company_id"])
+        again = await http.post(
+            "/marketplace/register", json={"salon_id": 880002}, headers=server.admin
+        )
+        assert again.status_code == 409
+        assert again.json()["company_id"] == ids[1]
+        first = await http.get("/marketplace/companies?limit=2", headers=server.admin)
+        assert [c["company_id"] for c in first.json()["companies"]] == ids[:2]
+        rest = await http.get(
+            f"/marketplace/companies?limit=2&cursor={first.json()['next_cursor']}",
+            headers=server.admin,
+        )
+        assert [c["company_id"] for c in rest.json()["companies"]] == ids[2:]
+        assert rest.json()["next_cursor"] is None
+        found = await http.get("/marketplace/companies/by-salon/880003", headers=server.admin)
+        assert found.json()["company_id"] == ids[2]
+        mistaken = await http.get("/marketplace/status/880003", headers=server.admin)
+        assert mistaken.status_code == 404 and mistaken.json()["company_id"] == ids[2]
+
+        page = await http.get("/docs")
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        assert "script-src 'self'" in page.headers["content-security-policy"]
+        assert page.headers["referrer-policy"] == "no-referrer"
+        assert '<script src="/static/docs.js"' in page.text
+        script = await http.get("/static/docs.js")
+        assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+        assert "innerHTML" not in script.text  # every text is set with textContent
+        assert (await http.get("/static/docs.css")).status_code == 200
