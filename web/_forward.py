@@ -10,9 +10,11 @@ same when ownership is being handed over. The app's handler for it calls
 :meth:`Forwarder.forward` with the request still open. The whole request goes as is —
 method, path (raw, as received), query, headers (minus hop-by-hop ones), body — so the owner
 authenticates it again and runs the same route; nothing the entry process did is trusted.
-Routes ask the actor before any write of their own, so replaying the route on the owner
-repeats reads only. A body a route read with :func:`web._validation.read_json_object` stays
-readable for the hop; any body is bounded by ``AIADMIN_MAX_BODY_BYTES`` (413 above it).
+Routes that ask a company actor do so before their own writes (the owner's replay finds what
+an earlier step wrote, e.g. an install redirect naming several salons registered the first
+one already). A body a route read with :func:`web._validation.read_json_object` stays
+readable for the hop; any body is bounded by ``AIADMIN_MAX_BODY_BYTES`` (413 above it) and
+by ``web._validation.BODY_TIMEOUT`` to arrive (408).
 
 The hop is marked: ``X-AIAdmin-Hop: <entry node id>``. A process that receives a hopped
 request and is still not the owner never forwards again: it answers 503 ``ownership_moving``
@@ -49,7 +51,7 @@ import httpx
 import trio
 from quart import Response, g, request
 from werkzeug.datastructures import Headers
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import RequestEntityTooLarge, RequestTimeout
 
 from actors import Node
 from actors.company import OwnedElsewhere
@@ -57,6 +59,7 @@ from metrics import MetricsRegistry
 from runtime import ActorRef
 
 from ._errors import error_response
+from ._validation import BODY_TIMEOUT
 
 log = logging.getLogger("aiadmin.forward")
 
@@ -198,6 +201,23 @@ async def company_ref(node: Node, company_id: int) -> ActorRef:
     return node.company(company_id)
 
 
+async def _whole_body() -> bytes | Response:
+    """The current request's body for the hop (cached, so a route may have read it), or the
+    answer when it is over ``AIADMIN_MAX_BODY_BYTES`` (413) or slower than
+    :data:`web._validation.BODY_TIMEOUT` to arrive (408), as when a route reads it."""
+    slow = error_response(408, "request_timeout", "The request body did not arrive in time.")
+    with trio.move_on_after(BODY_TIMEOUT):
+        try:
+            body = await request.get_data(cache=True)
+        except RequestEntityTooLarge:
+            return error_response(413, "payload_too_large", "The request body is too large.")
+        except RequestTimeout:
+            return slow
+        assert isinstance(body, bytes)
+        return body
+    return slow
+
+
 def ownership_moving(message: str) -> Response:
     """503 ``ownership_moving``: the salon is between owners; retry in a second."""
     return error_response(
@@ -275,11 +295,9 @@ class Forwarder:
                 owner,
                 "This salon's server process is being replaced; try again in a second.",
             )
-        try:
-            body = await request.get_data(cache=True)
-        except RequestEntityTooLarge:
-            return error_response(413, "payload_too_large", "The request body is too large.")
-        assert isinstance(body, bytes)
+        body = await _whole_body()
+        if isinstance(body, Response):
+            return body
         client_ip = str(g.get("client_ip") or request.remote_addr or "unknown")
         raw_path = request.scope.get("raw_path") or quote(request.path).encode("ascii")
         target = httpx.URL(address.rstrip("/")).copy_with(

@@ -47,7 +47,7 @@ from web._forward import (
     read_hop,
     returned_headers,
 )
-from web._validation import read_json_object
+from web._validation import BODY_TIMEOUT, read_json_object
 from web.server import hypercorn_config
 
 from .conftest import JWT_SECRET, eventually, open_memory_storage, open_web
@@ -634,3 +634,21 @@ async def test_a_cluster_process_with_a_generated_jwt_secret_warns_at_start(
         async with open_node(settings, storage, gateway, node_id="alone") as alone:
             create_app(alone)  # one process: nothing to share
         assert "JWT_SECRET" not in caplog.text
+
+
+async def test_a_body_that_never_arrives_is_a_408_not_a_hop(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    def never(request: httpx.Request) -> httpx.Response:
+        raise AssertionError("nothing is forwarded before the body arrived")
+
+    metrics = MetricsRegistry()
+    forwarder = owner_behind(httpx.MockTransport(never), metrics)
+    started = trio.current_time()
+    async with forwarding_app(forwarder).test_client().request("/x", method="GET") as connection:
+        await connection.send(b'{"half": ')  # and nothing more
+    response = await connection.as_response()
+    assert trio.current_time() - started == pytest.approx(BODY_TIMEOUT)
+    assert response.status_code == 408
+    assert (await response.get_json())["error"]["code"] == "request_timeout"
+    await forwarder.aclose()
