@@ -176,7 +176,8 @@ class Placement:
         self._taking: dict[int, trio.Event] = {}
         self._moving: dict[int, trio.Event] = {}
         self._rebalance_due = trio.Event()
-        self._left = False
+        #: Set once :meth:`leave` began; set (the event) once it ended.
+        self._left: trio.Event | None = None
 
     # -- ownership -------------------------------------------------------------------------
 
@@ -409,39 +410,54 @@ class Placement:
     async def leave(self) -> None:
         """Hand every company over (a graceful stop; bounded, shielded): take no new ones,
         stop this node's actors, end the membership, release the claims and tell the other
-        nodes, which take the companies over at once. Idempotent."""
-        if self._left:
+        nodes, which take the companies over at once. Idempotent: a second call waits for
+        the first one to end."""
+        if self._left is not None:
+            with trio.move_on_after(HANDOVER_TIMEOUT + 3 * RELEASE_TIMEOUT) as scope:
+                scope.shield = True
+                await self._left.wait()
             return
-        self._left = True
-        self.membership.leaving = True
-        owned = list(self.owned)
-        self.owned.clear()
-        self.wanted.clear()
-        with trio.move_on_after(HANDOVER_TIMEOUT) as scope:
-            scope.shield = True
-            async with trio.open_nursery() as nursery:
-                for company_id in owned:
-                    nursery.start_soon(self.registry.stop, company_id)
-        if scope.cancelled_caught:
-            log.warning(
-                "node %s: actors still stopping after %g s; leaving anyway",
-                self.node_id,
-                HANDOVER_TIMEOUT,
-            )
-        await self.membership.leave()
-        await self._release(owned)
-        await self.membership.announce("leave")
+        self._left = trio.Event()
+        try:
+            self.membership.leaving = True
+            owned = list(self.owned)
+            self.owned.clear()
+            self.wanted.clear()
+            with trio.move_on_after(HANDOVER_TIMEOUT) as scope:
+                scope.shield = True
+                async with trio.open_nursery() as nursery:
+                    for company_id in owned:
+                        nursery.start_soon(self.registry.stop, company_id)
+            if scope.cancelled_caught:
+                log.warning(
+                    "node %s: actors still stopping after %g s; leaving anyway",
+                    self.node_id,
+                    HANDOVER_TIMEOUT,
+                )
+            await self.membership.leave()
+            await self._release(owned)
+            await self.membership.announce("leave")
+            log.info("node %s: left the cluster, %d salons handed over", self.node_id, len(owned))
+        finally:
+            self._left.set()
+
+    def leave_soon(self) -> None:
+        """Start :meth:`leave` in the placement's own task (the server calls this as its
+        shutdown begins, so the salons move while open requests drain)."""
+        if self._nursery is not None and self._left is None:
+            self._nursery.start_soon(self.leave)
 
     async def _release_on_exit(self) -> None:
         """Leave without stopping actors (the node's tree is stopping them already)."""
-        if self._left:
+        if self._left is not None:
             return
-        self._left = True
+        self._left = trio.Event()
         owned = list(self.owned)
         self.owned.clear()
         await self.membership.leave()
         await self._release(owned)
         await self.membership.announce("leave")
+        self._left.set()
 
     # -- events out ------------------------------------------------------------------------
 

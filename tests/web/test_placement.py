@@ -8,7 +8,10 @@ import random
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
+import httpx
 import pytest
+import trio
+from trio_websocket import open_websocket_url
 
 from actors import open_node
 from actors._placement import rendezvous
@@ -16,6 +19,7 @@ from actors.company import OwnedElsewhere
 from actors.company import messages as m
 from actors.whatsapp import SimulatedWorld, open_gateway
 from config import Settings
+from storage import Storage
 from tests.support.cluster import winning_name
 from tests.support.databases import open_real_storage
 from web._app import create_app
@@ -27,10 +31,12 @@ from .conftest import (
     eventually,
     frame,
     frame_named,
+    make_web_settings,
     next_frame,
     register,
     until_closed,
 )
+from .test_server import Running, free_port, running_server
 
 
 @asynccontextmanager
@@ -194,3 +200,71 @@ async def test_no_second_actor_for_a_company_owned_elsewhere(
         response = await b_client.get(f"/marketplace/qr/{company.token}")
         assert response.status_code == 503
         assert b.world.live_qr(cid) is None
+
+
+async def test_a_stopping_server_hands_its_salons_over_at_once(
+    database_url: str, redis_prefix: str
+) -> None:
+    """Two servers (``web.server.serve`` on real sockets, cluster mode, one PostgreSQL and one
+    Redis prefix): the owner of a salon is told to stop; it hands the salon over as its
+    shutdown begins (ends its membership, releases the claim), and the other server serves
+    the salon itself within 3 s of the trigger."""
+    ports = [free_port(), free_port()]
+    settings = [
+        make_web_settings(
+            host="127.0.0.1",
+            port=port,
+            database_url=database_url,
+            redis_url="redis://127.0.0.1:6379/0",
+            redis_prefix=redis_prefix,
+            cluster=True,
+            advertise_url=f"http://127.0.0.1:{port}",
+        )
+        for port in ports
+    ]
+    async with open_real_storage(database_url, redis_prefix=redis_prefix) as storage:
+        cid = (await storage.companies.create(962311, title="Салон")).company.id
+        async with (
+            running_server(settings[0]) as first,
+            running_server(settings[1]) as second,
+            httpx.AsyncClient(timeout=10) as http,
+        ):
+            members = await storage.leases.members()
+            assert sorted(members.values()) == sorted([first.base, second.base])
+            owner_id = rendezvous(cid, members)
+            assert owner_id is not None
+            owner, other = (first, second) if members[owner_id] == first.base else (second, first)
+            # Asked through the other server: forwarded, the owner's actor answers.
+            answer = await http.get(f"{other.base}/marketplace/status/{cid}", headers=other.admin)
+            assert answer.status_code == 200, answer.text
+            assert await storage.leases.holder(cid) == owner_id
+
+            # A connect page that has not authenticated yet keeps the owner's HTTP draining
+            # for the whole HTTP grace (4 s): the handover must not wait for it.
+            ws_url = owner.base.replace("http://", "ws://") + "/marketplace/ws"
+            async with open_websocket_url(ws_url):
+                triggered = trio.current_time()
+                owner.stop.set()
+                moved = await served_by(http, other, cid, owner_id, storage) - triggered
+            print(f"handover after the shutdown trigger: {moved:.3f} s")
+            assert moved < 3.0
+            assert owner_id not in await storage.leases.members()
+            await owner.stopped.wait()
+
+
+async def served_by(
+    http: httpx.AsyncClient, server: Running, cid: int, old_owner: str, storage: Storage
+) -> float:
+    """Trio time once ``server`` answers 200 for the salon and a node other than
+    ``old_owner`` holds its claim (the other server serves it itself); within 3 s."""
+    with trio.fail_after(3.0):
+        while True:
+            answer = await http.get(f"{server.base}/marketplace/status/{cid}", headers=server.admin)
+            if answer.status_code == 200 and await storage.leases.holder(cid) not in (
+                old_owner,
+                None,
+            ):
+                return trio.current_time()
+            # meanwhile: forwarded to the old owner, or 503 ownership_moving
+            assert answer.status_code in (200, 503), answer.text
+            await trio.sleep(0.02)
