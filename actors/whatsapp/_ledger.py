@@ -14,8 +14,10 @@ recorded one without sending. The ledger follows ``AIADMIN_WHATSAPP_STORE``:
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import trio
@@ -30,40 +32,66 @@ from ._errors import BackendUnavailable
 LEDGER_POOL_SIZE = 2
 
 
+#: Bytes of a ledger file's first line kept to tell that file from a later one of the salon.
+HEAD_BYTES = 1024
+
+
+def _stamp(status: os.stat_result) -> tuple[int, int, int]:
+    """What changes when a ledger file is appended to, or deleted and begun again."""
+    return status.st_ino, status.st_size, status.st_mtime_ns
+
+
+@dataclass
+class _Read:
+    """What a :class:`FileLedger` knows of one company's file."""
+
+    ledger: dict[str, str] = field(default_factory=dict)
+    read: int = 0  # bytes of complete lines read
+    head: bytes = b""  # the file's first complete line (b"": none read yet)
+    stamp: tuple[int, int, int] | None = None  # the file as last seen (None: read it)
+
+
 class FileLedger:
     """:class:`~storage.SentLedger` as a file per company under ``sessions_path`` (lines
-    ``ours theirs``, appended), kept in memory and brought up to date from the file's size on
-    every use: another session host on this machine may have appended to it since."""
+    ``ours theirs``, appended), kept in memory and brought up to date on every use: another
+    session host on this machine may have appended to it since, or deleted it (a logout) and
+    begun it again — a file whose first line is not the one read before is read from its
+    start."""
 
     def __init__(self, sessions_path: Path) -> None:
         self.sessions_path = Path(sessions_path)
-        self._companies: dict[int, tuple[dict[str, str], int]] = {}  # → (ledger, bytes read)
+        self._companies: dict[int, _Read] = {}
 
     def path(self, company_id: int) -> Path:
         return self.sessions_path / f"company_{company_id}.sent"
 
     def _load(self, company_id: int) -> dict[str, str]:
-        ledger, read = self._companies.get(company_id, ({}, 0))
+        known = self._companies.get(company_id)
         try:
-            if company_id in self._companies and self.path(company_id).stat().st_size == read:
-                return ledger  # nothing appended since: no read
+            if known is not None and known.stamp == _stamp(self.path(company_id).stat()):
+                return known.ledger  # not touched since: no read
             with open(self.path(company_id), "rb") as f:
+                stamp = _stamp(os.fstat(f.fileno()))
+                first = f.readline(HEAD_BYTES)
+                head = first if first.endswith(b"\n") else b""
                 size = f.seek(0, 2)
-                if size < read:  # deleted and begun again (a logout): read it afresh
-                    ledger, read = {}, 0
-                if size > read:
-                    f.seek(read)
-                    tail = f.read(size - read)
+                if known is None or size < known.read or known.head not in (b"", head):
+                    known = _Read(head=head)  # new, or deleted and begun again: read it whole
+                if size > known.read:
+                    f.seek(known.read)
+                    tail = f.read(size - known.read)
                     complete = tail.rfind(b"\n") + 1  # a line still being written waits
                     for line in tail[:complete].decode(errors="replace").splitlines():
                         ours, _, theirs = line.partition(" ")
                         if ours and theirs:
-                            ledger.setdefault(ours, theirs)
-                    read += complete
+                            known.ledger.setdefault(ours, theirs)
+                    known.read += complete
+                known.head = known.head or head
+                known.stamp = stamp if size == known.read else None
         except FileNotFoundError:
-            ledger, read = {}, 0
-        self._companies[company_id] = (ledger, read)
-        return ledger
+            known = _Read()
+        self._companies[company_id] = known
+        return known.ledger
 
     async def sent(self, company_id: int, message_id: str) -> str | None:
         await trio.lowlevel.checkpoint()
@@ -76,11 +104,16 @@ class FileLedger:
             return
         ledger[message_id] = wa_id
         line = f"{message_id} {wa_id}\n".encode()
+        known = self._companies[company_id]
         with open(self.path(company_id), "ab") as f:  # noqa: ASYNC230 -- one short line
             end = f.seek(0, 2) + f.write(line)
-        _, read = self._companies[company_id]
-        if end == read + len(line):  # nobody else appended: our line needs no reading
-            self._companies[company_id] = (ledger, end)
+            f.flush()
+            if end == known.read + len(line):  # nobody else appended: no need to read it
+                known.read = end
+                known.head = known.head or line
+                known.stamp = _stamp(os.fstat(f.fileno()))
+            else:
+                known.stamp = None
 
     async def recent(self, company_id: int, limit: int = 1000) -> list[str]:
         await trio.lowlevel.checkpoint()

@@ -11,6 +11,7 @@ gateways with sessions paths of their own (two machines) over the same database.
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -253,3 +254,36 @@ async def test_a_send_whose_record_fails_still_counts_as_sent(
         assert await session.send_text(CLIENT, TEXT, message_id) == wa_id
     assert world.send_attempts(7) == 1
     assert any("could not record it in the ledger" in r.getMessage() for r in caplog.records)
+
+
+async def test_a_file_ledger_begun_again_while_another_host_was_not_looking_is_read_whole(
+    tmp_path: Path,
+) -> None:
+    """A logout on one host deletes the salon's ledger; the salon links again and its new
+    ledger grows past what the other host had read of the old one before that host looks
+    again. The other host reads the new file from its start: a resend of the first new
+    message is suppressed, and the old file's ids are gone."""
+    first, second = FileLedger(tmp_path), FileLedger(tmp_path)
+    await first.record(5, "m-1", "WA1")
+    assert await second.sent(5, "m-1") == "WA1"  # ``second`` has read the old file
+    first.forget(5)
+    await first.record(5, "m-2", "WA2")
+    await first.record(5, "m-3", "WA3")  # the new file is now longer than the old one
+    assert await second.sent(5, "m-2") == "WA2"
+    assert await second.sent(5, "m-1") is None
+    assert await second.recent(5) == ["WA3", "WA2"]
+
+
+async def test_a_file_ledger_begun_again_at_the_same_size_is_read_again(tmp_path: Path) -> None:
+    """The same, when the new file has exactly the old one's size (one line each)."""
+    first, second = FileLedger(tmp_path), FileLedger(tmp_path)
+    await first.record(5, "m-1", "WA1")
+    assert await second.sent(5, "m-1") == "WA1"
+    old = os.stat(first.path(5))
+    first.forget(5)
+    await first.record(5, "m-2", "WA2")
+    # Linking again takes a scan: the new file is written seconds after the old one (and may
+    # well get the old one's inode back).
+    os.utime(first.path(5), ns=(old.st_atime_ns, old.st_mtime_ns + 5_000_000_000))
+    assert await second.sent(5, "m-2") == "WA2"
+    assert await second.recent(5) == ["WA2"]
