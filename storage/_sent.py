@@ -50,6 +50,7 @@ class SentLedger(Protocol):
 
 
 def checked(company_id: int, message_id: str) -> tuple[int, str]:
+    """The ledger's key, validated (:class:`ValidationError` for a bad id, before any I/O)."""
     return v.positive_int("company_id", company_id), key_text("message_id", message_id)
 
 
