@@ -16,7 +16,7 @@ import logging
 import math
 import random
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -205,7 +205,11 @@ class Node:
             log.exception("the start-up restore failed")
             self._failed(exc)
 
-    async def restore_linked(self, progress: RestoreProgress | None = None) -> int:
+    async def restore_linked(
+        self,
+        progress: RestoreProgress | None = None,
+        place: Callable[[int], Awaitable[str | None]] | None = None,
+    ) -> int:
         """Activate every linked company (its actor restores the session), at most
         ``settings.restore_concurrency`` at once; returns how many were restored here.
 
@@ -225,7 +229,8 @@ class Node:
                 # bookings a stopped node left unsettled: their conversations settle them now
                 return await sweep.wake_pending([company_id])
 
-        place = self.place if self.placement is None else self.placement.place_to_restore
+        if place is None:
+            place = self.place if self.placement is None else self.placement.place_to_restore
         restore = Restore(
             self.storage,
             self.registry,
@@ -237,9 +242,18 @@ class Node:
         return await restore.run()
 
     async def rebalance(self) -> int:
-        """Cluster mode, after a member left (or this node came back): activate the linked
-        companies this node now wins, as the start-up restore does (its own progress)."""
-        return await self.restore_linked(RestoreProgress())
+        """Cluster mode, after the members changed: activate the linked companies this node
+        now wins and does not run yet, as the start-up restore does (its own progress)."""
+        placement = self.placement
+        if placement is None:
+            return 0
+
+        async def place_new(company_id: int) -> str | None:
+            if company_id in placement.owned and self.registry.lookup(company_id) is not None:
+                return self.node_id  # runs here already: nothing to do (counted "elsewhere")
+            return await placement.place_to_restore(company_id)
+
+        return await self.restore_linked(RestoreProgress(), place_new)
 
 
 @dataclass(frozen=True)

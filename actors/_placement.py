@@ -86,6 +86,8 @@ HANDOVER_TIMEOUT = 2.0
 CLAIM_RETRY = 0.1
 #: Actors stopped at once when their companies move to another node.
 STOP_CONCURRENCY = 64
+#: Companies tried again at once, each heartbeat, while their previous owner releases them.
+RETRY_CONCURRENCY = 16
 
 
 def rendezvous(company_id: int, members: Iterable[str]) -> str | None:
@@ -214,6 +216,9 @@ class Placement:
         gets a new epoch (its fencing token, see :meth:`storage_for`). Raises
         :class:`StorageError` (:class:`MembershipLost` included) when Redis or the database
         cannot be reached (the actor must not run here then)."""
+        return await self._place(company_id, wait=self.handover_wait)
+
+    async def _place(self, company_id: int, *, wait: float) -> str | None:
         while True:
             winner = self._winner(company_id)
             if winner is not None:
@@ -226,13 +231,13 @@ class Placement:
             await busy.wait()  # a handover or another take of it: then look again
         done = self._taking[company_id] = trio.Event()
         try:
-            return await self._take(company_id)
+            return await self._take(company_id, wait)
         finally:
             del self._taking[company_id]
             done.set()
 
-    async def _take(self, company_id: int) -> str | None:
-        deadline = trio.current_time() + self.handover_wait
+    async def _take(self, company_id: int, wait: float) -> str | None:
+        deadline = trio.current_time() + wait
         while True:
             holder = await self.storage.leases.claim(company_id, self.node_id)
             if holder is None:  # Redis no longer counts this node a member
@@ -329,39 +334,36 @@ class Placement:
         """Hand over the companies another node now wins; after a member left (or this node
         joined or came back) look for linked companies this node now wins."""
         lost = [cid for cid in self.owned if self._winner(cid) is not None]
-        if lost:
-            done = trio.Event()
-            for company_id in lost:
-                del self.owned[company_id]
-                self._moving[company_id] = done
-            if self._nursery is not None:
-                self._nursery.start_soon(self._hand_over, lost, done)
+        for company_id in lost:
+            del self.owned[company_id]
+            self._moving[company_id] = trio.Event()
+        if lost and self._nursery is not None:
+            self._nursery.start_soon(self._hand_over, lost)
         # (Not on the first heartbeat: the node's start-up restore does that.)
         if (recovered and before) or set(before) - set(after):
             self._rebalance_due.set()
 
-    async def _hand_over(self, company_ids: list[int], done: trio.Event) -> None:
-        """Stop the actors of companies another node now wins, then release their claims."""
-        try:
-            limiter = trio.CapacityLimiter(STOP_CONCURRENCY)
+    async def _hand_over(self, company_ids: list[int]) -> None:
+        """Stop the actors of companies another node now wins, releasing each claim as soon
+        as its actor stopped (the winner may take it then), then tell the other nodes."""
+        limiter = trio.CapacityLimiter(STOP_CONCURRENCY)
 
-            async def stop(company_id: int) -> None:
+        async def move(company_id: int) -> None:
+            try:
                 async with limiter:
                     await self.registry.stop(company_id)
-
-            async with trio.open_nursery() as nursery:
-                for company_id in company_ids:
-                    nursery.start_soon(stop, company_id)
-            await self._release(company_ids)
-            self.handed_over += len(company_ids)
-            for company_id in company_ids:
+                    await self._release([company_id])
+                self.handed_over += 1
                 log.info("company %s: handed over by node %s", company_id, self.node_id)
-            await self.membership.announce("moved")  # the winners activate what they gained
-        finally:
+            finally:
+                moving = self._moving.pop(company_id, None)
+                if moving is not None:
+                    moving.set()
+
+        async with trio.open_nursery() as nursery:
             for company_id in company_ids:
-                if self._moving.get(company_id) is done:
-                    del self._moving[company_id]
-            done.set()
+                nursery.start_soon(move, company_id)
+        await self.membership.announce("moved")  # the winners activate what they gained
 
     def _rebalance_due_now(self) -> None:
         self._rebalance_due.set()
@@ -391,13 +393,24 @@ class Placement:
             self._sweep_viewers()
 
     async def _retry_wanted(self) -> None:
-        for company_id in list(self.wanted):
-            self.wanted.discard(company_id)
-            try:
-                if await self.place_to_restore(company_id) is None:
-                    await self.registry.activate(company_id)
-            except (ActorError, StorageError) as exc:
-                log.warning("company %s: not taken over yet: %s", company_id, exc)
+        """Try once more (no waiting for a release) each linked company this node wins but
+        could not take yet; a few at a time."""
+        limiter = trio.CapacityLimiter(RETRY_CONCURRENCY)
+
+        async def retry(company_id: int) -> None:
+            async with limiter:
+                try:
+                    if await self._place(company_id, wait=0.0) is None:
+                        await self.registry.activate(company_id)
+                    elif self._winner(company_id) is None:
+                        self.wanted.add(company_id)  # its previous owner still holds it
+                except (ActorError, StorageError) as exc:
+                    log.warning("company %s: not taken over yet: %s", company_id, exc)
+
+        wanted, self.wanted = self.wanted, set()
+        async with trio.open_nursery() as nursery:
+            for company_id in wanted:
+                nursery.start_soon(retry, company_id)
 
     def _sweep_viewers(self) -> None:
         now = trio.current_time()

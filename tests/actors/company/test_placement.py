@@ -146,6 +146,46 @@ def test_a_join_or_a_leave_moves_only_its_share() -> None:
     assert rendezvous(1, []) is None
 
 
+async def test_a_node_joining_or_leaving_moves_only_its_share_of_running_salons(
+    settings: Settings, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Salons that stay where they are keep their actor (their epoch does not change); each
+    salon that moves is taken once (its epoch bumped once)."""
+    settings = quiet_settings(settings)
+    world = WatchedWorld()
+    async with (
+        open_storage(monotonic_clock=trio.current_time) as storage,
+        trio.open_nursery() as nursery,
+    ):
+        ids = await store_linked(storage, world, 60, 11000)
+
+        async def epochs() -> dict[int, int]:
+            return {c: await storage.epochs.current(c) for c in ids}
+
+        a = await start_node(nursery, settings, storage, world, "node-a")
+        b = await start_node(nursery, settings, storage, world, "node-b")
+        await until_async(lambda: serving([a, b], world, ids), 30)
+        before = await epochs()
+
+        c = await start_node(nursery, settings, storage, world, "node-c")
+        await until_async(lambda: serving([a, b, c], world, ids), 10)
+        joined = await epochs()
+        to_c = {i for i in ids if rendezvous(i, ["node-a", "node-b", "node-c"]) == "node-c"}
+        assert 10 < len(to_c) < 30
+        assert {i for i in ids if joined[i] != before[i]} == to_c
+        assert all(joined[i] == before[i] + 1 for i in to_c)
+
+        await b.stop()
+        await until_async(lambda: serving([a, c], world, ids), 3)
+        left = await epochs()
+        from_b = {i for i in ids if rendezvous(i, ["node-a", "node-b", "node-c"]) == "node-b"}
+        assert {i for i in ids if left[i] != joined[i]} == from_b
+        assert all(left[i] == joined[i] + 1 for i in from_b)
+        assert world.overlaps == 0
+        await a.stop()
+        await c.stop()
+
+
 # -- renewal traffic ---------------------------------------------------------------------------
 
 
