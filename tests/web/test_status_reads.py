@@ -17,7 +17,7 @@ from storage import Storage
 from storage._company_changes import TrackedCatalog
 
 from .conftest import WebHarness, issue_jwt, register
-from .test_placement import two_nodes
+from .test_placement import by_owner, two_nodes
 
 
 class Counter:
@@ -143,9 +143,10 @@ async def test_in_cluster_mode_the_route_reads_what_another_process_wrote(
 ) -> None:
     """Node B switches the assistant off and records a sync of a salon whose actor runs in
     node A: A's status shows both (its actor does not vouch for them in cluster mode)."""
-    async with two_nodes(settings, database_url, redis_prefix) as (a, b):
-        company = await register(a)
+    async with two_nodes(settings, database_url, redis_prefix) as nodes:
+        company = await register(nodes[0])
         cid = company.company_id
+        a, b = by_owner(cid, *nodes)  # A: the node the placement gives the salon to
         await a.node.registry.activate(cid)
         before = await status_of(a, cid, company.key_headers)
         assert before["assistant"] == {"enabled": True}
