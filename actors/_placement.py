@@ -177,6 +177,9 @@ class Placement:
         self._nursery: trio.Nursery | None = None
         self._taking: dict[int, trio.Event] = {}
         self._moving: dict[int, trio.Event] = {}
+        #: Claims Redis may still give this node for companies it dropped from ``owned``
+        #: without releasing them.
+        self._stale: set[int] = set()
         self._rebalance_due = trio.Event()
         #: Set once :meth:`leave` began; set (the event) once it ended.
         self._left: trio.Event | None = None
@@ -317,14 +320,34 @@ class Placement:
         take anyway once this node is no longer a member)."""
         if not company_ids:
             return
+        released = False
         with trio.move_on_after(RELEASE_TIMEOUT) as scope:
             scope.shield = True
             try:
                 await self.storage.leases.release_all(company_ids, self.node_id)
+                released = True
             except StorageError as exc:
                 log.warning(
                     "node %s: %d claims not released: %s", self.node_id, len(company_ids), exc
                 )
+        if not released:
+            self._stale.update(company_ids)  # given back later (:meth:`_release_stale`)
+
+    async def _release_stale(self) -> None:
+        """Give back the claims this node still holds in Redis for companies it no longer
+        owns (a release that failed, or the node counted itself out) once another node wins
+        them; a winner would otherwise wait until this node leaves."""
+        self._stale.difference_update(self.owned)
+        if not self._stale or not self.membership.current:
+            return
+        others = [
+            company_id
+            for company_id in self._stale
+            if company_id not in self._taking and self._winner(company_id) is not None
+        ]
+        if others:
+            self._stale.difference_update(others)
+            await self._release(others)
 
     # -- membership changes ----------------------------------------------------------------
 
@@ -374,6 +397,7 @@ class Placement:
         lost = list(self.owned)
         self.owned.clear()
         self.wanted.clear()
+        self._stale.update(lost)  # Redis still names this node: released once it is back
         for company_id in lost:
             self._stop_soon(company_id)
 
@@ -390,6 +414,7 @@ class Placement:
                     except Exception:
                         log.exception("node %s: the rebalance failed", self.node_id)
             await self._retry_wanted()
+            await self._release_stale()
             self._sweep_viewers()
 
     async def _retry_wanted(self) -> None:

@@ -324,6 +324,42 @@ async def test_a_graceful_stop_hands_over_in_under_3_s_and_loses_no_queued_messa
         await b.stop()
 
 
+async def test_a_node_back_within_its_ttl_gives_up_claims_it_no_longer_wins(
+    settings: Settings, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A counted itself out (cut from Redis past two thirds of its TTL) but is back before its
+    membership expired; meanwhile C joined and wins the salon. A's claim, left in Redis when
+    A stopped the actor, is given back at once: C serves the salon while A is still a member."""
+    settings = quiet_settings(settings)
+    world = WatchedWorld()
+    async with (
+        open_storage(monotonic_clock=trio.current_time) as storage,
+        trio.open_nursery() as nursery,
+    ):
+        [cid] = await store_linked(storage, world, 1, 12000)
+        c_name = winning_name(cid, "node-c", ["node-a"])
+        a = await start_node(nursery, settings, storage, world, "node-a")
+        await until_async(lambda: serving([a], world, [cid]), 10)
+        assert a.node.placement is not None
+        beaten = a.node.placement.membership.beaten
+        assert beaten is not None
+        a.leases.cut = True
+        await until(lambda: not a.running(cid), MEMBER_TTL)  # counted out: actor stopped
+        c = await start_node(nursery, settings, storage, world, c_name)
+        assert await storage.leases.holder(cid) == "node-a"  # C waits for it
+        await trio.sleep_until(beaten + MEMBER_TTL * 5 / 6)  # before A's membership expires
+        a.leases.cut = False
+        a.node.placement.membership.poke()
+        healed = trio.current_time()
+        await until_async(lambda: serving([a, c], world, [cid]), TICK * 2)
+        assert trio.current_time() - healed < TICK * 1.5
+        assert "node-a" in await storage.leases.members()
+        assert await storage.leases.holder(cid) == c_name
+        assert world.overlaps == 0
+        await a.stop()
+        await c.stop()
+
+
 async def test_company_claimed_by_a_live_member_is_not_restored_here(
     settings: Settings, world: SimulatedWorld, autojump_clock: trio.testing.MockClock
 ) -> None:
