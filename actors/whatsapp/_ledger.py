@@ -133,19 +133,28 @@ async def open_pg_ledger(database_url: str) -> AsyncIterator[SentLedger]:
     import trio_asyncio
 
     from storage import PgPool
+    from storage._groups import BodyError, unwrap_single
     from storage._sent import PgSentLedger
 
+    body = BodyError()
     async with AsyncExitStack() as stack:
         if trio_asyncio.current_loop.get() is None:
+            # The loop's nursery must not wrap our refusal (or the caller's own error) in a
+            # group: a session host would report it as an "internal error", not say why.
+            await stack.enter_async_context(unwrap_single(body))
             await stack.enter_async_context(trio_asyncio.open_loop())
         try:
-            pool = await PgPool.open(database_url, min_size=1, max_size=LEDGER_POOL_SIZE)
-        except StorageError as exc:
-            raise BackendUnavailable(
-                without_passwords(f"the sent-message ledger's database is unreachable: {exc}")
-            ) from None
-        stack.push_async_callback(pool.aclose)
-        yield PgSentLedger(pool)
+            try:
+                pool = await PgPool.open(database_url, min_size=1, max_size=LEDGER_POOL_SIZE)
+            except StorageError as exc:
+                raise BackendUnavailable(
+                    without_passwords(f"the sent-message ledger's database is unreachable: {exc}")
+                ) from None
+            stack.push_async_callback(pool.aclose)
+            yield PgSentLedger(pool)
+        except BaseException as exc:
+            body.error = exc
+            raise
 
 
 async def hold_pg_ledger(

@@ -193,6 +193,31 @@ async def test_a_session_host_process_opens_the_ledger_it_is_told(
         assert gateway.host_config["ledger_url"] is None  # a file per company on the host
 
 
+async def test_a_session_host_whose_ledger_database_is_unreachable_never_gets_ready(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The host opens the ledger in its ``hello``: with nothing listening at ``ledger_url`` it
+    refuses to serve (sends without a ledger could go out twice) and is restarted, its log
+    saying why, without the URL's password."""
+    unreachable = "postgresql://postgres:hunter2@127.0.0.1:1/nowhere"
+    settings = replace(
+        node_settings(unreachable, tmp_path / "a", WhatsAppStore.POSTGRES), session_hosts=1
+    )
+    async with open_gateway(settings) as gateway:
+        assert isinstance(gateway, HostedGateway)
+        [host] = gateway._hosts
+        seen = [host.state]
+        with trio.fail_after(60):
+            while host.state != "backoff":
+                await host.wait_changed()
+                seen.append(host.state)
+        assert "ready" not in seen
+        assert not gateway.snapshot().healthy
+    failed = [r.getMessage() for r in caplog.records if "failed to start" in r.getMessage()]
+    assert failed and "sent-message ledger's database is unreachable" in failed[0]
+    assert "hunter2" not in caplog.text
+
+
 class BrokenLedger:
     """A ledger whose database is down (``sent``/``record`` fail as PostgreSQL's would)."""
 
