@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from ._errors import ConfigError
 
@@ -349,6 +350,28 @@ class _Reader:
             return None
         return raw
 
+    def origin(self, key: str) -> str | None:
+        """An ``http(s)://host[:port]`` base URL (a trailing ``/`` allowed), else a problem that
+        says what is wrong without echoing the value (it may hold credentials)."""
+        raw = self.url(key, ("http", "https"))
+        if raw is None:
+            return None
+        parts = urlsplit(raw)
+        try:
+            port_ok = parts.port is None or parts.port > 0
+        except ValueError:
+            port_ok = False
+        if not parts.hostname or not port_ok or any(c.isspace() for c in parts.netloc):
+            why = "a host and a valid port"
+        elif "@" in parts.netloc:
+            why = "no user or password"
+        elif parts.path not in ("", "/") or "?" in raw or "#" in raw:
+            why = "no path, query or fragment"
+        else:
+            return raw
+        self.problems.append(f"{key} must be scheme://host[:port] ({why})")
+        return None
+
     def rate(self, key: str, default: RateLimit) -> RateLimit:
         raw = self.text(key)
         if raw is None:
@@ -454,7 +477,8 @@ def settings_from_env(
         r.problems.append(CLUSTER_NEEDS_SHARED_STORE)
     yclients_base = r.url("YCLIENTS_BASE_URL", ("http", "https")) or "https://api.yclients.com"
     public_base = r.url("PUBLIC_BASE_URL", ("http", "https")) or f"http://127.0.0.1:{port}"
-    advertise = r.url("AIADMIN_ADVERTISE_URL", ("http", "https")) or f"http://127.0.0.1:{port}"
+    # Peers forward a salon's requests there with the request's own path, query and headers.
+    advertise = r.origin("AIADMIN_ADVERTISE_URL") or f"http://127.0.0.1:{port}"
     simulated_world = r.text("AIADMIN_SIMULATED_WORLD")
     if simulated_world is not None and provider is not WhatsAppProvider.SIMULATED:
         r.problems.append("AIADMIN_SIMULATED_WORLD is for WHATSAPP_PROVIDER=simulated only")

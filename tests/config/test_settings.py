@@ -201,6 +201,29 @@ def test_cluster_mode_needs_redis() -> None:
     assert not load({}).cluster
 
 
+def test_the_advertised_url_is_a_base_url_the_peers_can_forward_to() -> None:
+    """Peers forward a salon's requests to ``AIADMIN_ADVERTISE_URL`` with the request's own
+    path and query: one that is not scheme://host[:port] (a bad port, a path or query that
+    would be dropped, credentials that would replace the client's Authorization) is refused at
+    start, without echoing it, instead of failing every forwarded request."""
+    redis = {"AIADMIN_CLUSTER": "true", "REDIS_URL": "redis://127.0.0.1:6379/0"}
+    for good in ("http://10.0.0.5:3001", "https://node-1.internal/", "http://[::1]:3001"):
+        assert load({**redis, "AIADMIN_ADVERTISE_URL": good}).advertise_url == good.rstrip("/")
+    for bad in (
+        "http://10.0.0.5:port",
+        "http://10.0.0.5:99999",
+        "http://10.0.0.5:3001/api",
+        "http://10.0.0.5:3001?x=1",
+        "http://10.0.0.5:3001#top",
+        "http://user:s3cret@10.0.0.5:3001",
+        "http://",
+        "http://bad host:3001",
+    ):
+        [problem] = problems({**redis, "AIADMIN_ADVERTISE_URL": bad})
+        assert problem.startswith("AIADMIN_ADVERTISE_URL must be scheme://host[:port]"), bad
+        assert "s3cret" not in problem
+
+
 def test_cluster_mode_refuses_a_whatsapp_store_that_cannot_move() -> None:
     """neonize in cluster mode needs its credentials and sent-message ledger in PostgreSQL: the
     default ``files`` store stays on one machine, so the refusal says why and what to set."""
