@@ -57,7 +57,7 @@ from typing import Any
 import trio
 
 from config import without_passwords
-from storage import SentLedger, StorageError
+from storage import SentLedger, StorageError, StorageTimeout, StorageUnavailable
 
 from .._phones import InvalidPhone, normalise_phone
 from ._errors import (
@@ -120,8 +120,11 @@ _FAILURES_WITH_OWN_EVENT = {2, 3, 4, 5}
 #: A session remembers this many of its own newest sends (from the ledger at start, then its
 #: own), to tell their echoes from the staff's messages and to answer a resend without a read.
 OWN_SENDS_KEPT = 1000
-#: Seconds a send's record in the ledger may take once WhatsApp took the message.
+#: Seconds a send's record in the ledger may take once WhatsApp took the message, retries
+#: included (a dropped connection, a database failing over).
 RECORD_TIMEOUT = 10.0
+#: Seconds before the first retry of a failed record; doubled after each, up to one second.
+RECORD_RETRY = 0.05
 
 
 def check_neonize() -> Path:
@@ -552,22 +555,30 @@ class NeonizeSession(SessionBase):
 
     async def _record(self, message_id: str, wa_id: str) -> None:
         """Write the send to the ledger: shielded, since WhatsApp took it whatever happens to
-        the caller now; a failed write is logged (this session still remembers it)."""
+        the caller now, and tried again while the database is unavailable, for up to
+        :data:`RECORD_TIMEOUT`; a write that never succeeds is logged (this session still
+        remembers the send, a process that runs the salon next does not)."""
         self._remember(message_id, wa_id)
-        with trio.CancelScope(shield=True), trio.move_on_after(RECORD_TIMEOUT) as timer:
-            try:
-                await self._gateway.ledger.record(self._company_id, message_id, wa_id)
-            except StorageError as exc:
-                log.error(
-                    "company %s: sent %s but could not record it in the ledger: %s",
-                    self._company_id,
-                    message_id,
-                    exc,
-                )
-        if timer.cancelled_caught:
-            log.error(
-                "company %s: recording %s in the ledger timed out", self._company_id, message_id
-            )
+        failure: StorageError | None = None
+        with trio.CancelScope(shield=True), trio.move_on_after(RECORD_TIMEOUT):
+            wait = RECORD_RETRY
+            while True:
+                try:
+                    await self._gateway.ledger.record(self._company_id, message_id, wa_id)
+                    return
+                except (StorageUnavailable, StorageTimeout) as exc:
+                    failure = exc
+                except StorageError as exc:  # refused (not a passing outage): no retry
+                    failure = exc
+                    break
+                await trio.sleep(wait)
+                wait = min(2 * wait, 1.0)
+        log.error(
+            "company %s: sent %s but could not record it in the ledger: %s",
+            self._company_id,
+            message_id,
+            failure if failure is not None else f"no answer within {RECORD_TIMEOUT:g}s",
+        )
 
     async def pair_phone(self, phone: str) -> str:
         """A pairing code; only after the first QR code and before linking."""

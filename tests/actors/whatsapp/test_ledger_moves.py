@@ -26,6 +26,7 @@ from actors.whatsapp import (
     NeonizeGateway,
     OutcomeUnknown,
     SimulatedWorld,
+    _neonize,
     new_message_id,
     open_gateway,
 )
@@ -33,7 +34,7 @@ from actors.whatsapp._host import _HostService
 from actors.whatsapp._ledger import FileLedger
 from actors.whatsapp._neonize import NeonizeSession
 from config import Settings, WhatsAppProvider, WhatsAppStore, settings_from_env
-from storage import Storage, StorageUnavailable
+from storage import SentLedger, Storage, StorageUnavailable
 from tests.support.databases import open_real_storage
 from tests.support.neonize_world import WorldClients, linked_world
 
@@ -240,9 +241,33 @@ class BrokenLedger:
         raise StorageUnavailable("postgresql", "connection refused")
 
 
+class FlakyLedger:
+    """A working ledger whose first ``fail`` records fail as over a PostgreSQL connection
+    that dropped (the pool's next connection works)."""
+
+    def __init__(self, fail: int) -> None:
+        self.fail = fail
+        self.rows: dict[tuple[int, str], str] = {}
+
+    async def sent(self, company_id: int, message_id: str) -> str | None:
+        await trio.lowlevel.checkpoint()
+        return self.rows.get((company_id, message_id))
+
+    async def record(self, company_id: int, message_id: str, wa_id: str) -> None:
+        await trio.lowlevel.checkpoint()
+        if self.fail > 0:
+            self.fail -= 1
+            raise StorageUnavailable("postgresql", "connection was closed mid-operation")
+        self.rows.setdefault((company_id, message_id), wa_id)
+
+    async def recent(self, company_id: int, limit: int = 1000) -> list[str]:
+        await trio.lowlevel.checkpoint()
+        return []
+
+
 @asynccontextmanager
 async def broken_ledger_session(
-    ledger: BrokenLedger, tmp_path: Path
+    ledger: SentLedger, tmp_path: Path
 ) -> AsyncIterator[tuple[NeonizeSession, SimulatedWorld]]:
     world = linked_world(7)
     clients = WorldClients(world)
@@ -268,11 +293,25 @@ async def test_an_unreadable_ledger_sends_nothing(tmp_path: Path) -> None:
     assert world.send_attempts(7) == 0
 
 
+async def test_a_record_that_fails_once_is_written_on_a_retry(tmp_path: Path) -> None:
+    """WhatsApp took the message and the ledger's connection dropped as it was recorded: the
+    record is tried again, so the salon's next owner (or this process after a restart) finds
+    it and does not send the message a second time."""
+    ledger = FlakyLedger(fail=2)
+    async with broken_ledger_session(ledger, tmp_path) as (session, world):
+        message_id = new_message_id()
+        wa_id = await session.send_text(CLIENT, TEXT, message_id)
+    assert ledger.rows == {(7, message_id): wa_id}
+    assert world.send_attempts(7) == 1
+
+
 async def test_a_send_whose_record_fails_still_counts_as_sent(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """WhatsApp took the message: the caller gets its id (an error would make it send again),
-    the failure is logged, and this session still answers a resend without sending."""
+    the failure is logged once the record's time is up, and this session still answers a
+    resend without sending."""
+    monkeypatch.setattr(_neonize, "RECORD_TIMEOUT", 0.3)  # not the 10 s a real one gets
     async with broken_ledger_session(BrokenLedger(fail_reads=False), tmp_path) as (session, world):
         message_id = new_message_id()
         wa_id = await session.send_text(CLIENT, TEXT, message_id)
