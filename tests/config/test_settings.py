@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -304,3 +305,12 @@ def test_a_shared_simulated_world_is_for_the_simulated_whatsapp_only() -> None:
     assert problems({"AIADMIN_SIMULATED_WORLD": "/tmp/w.sock", "WHATSAPP_PROVIDER": "neonize"}) == [
         "AIADMIN_SIMULATED_WORLD is for WHATSAPP_PROVIDER=simulated only"
     ]
+
+
+def test_every_setting_read_from_the_environment_is_a_known_key() -> None:
+    """A documented ``AIADMIN_*`` setting that is read but missing from ``AIADMIN_KEYS`` would
+    stop the server at start as "not a setting AI Admin knows"."""
+    source = (Path(config.__file__).parent / "_settings.py").read_text()
+    read = set(re.findall(r'r\.\w+\(\s*"(AIADMIN_[A-Z_]+)"', source))
+    assert read and read <= config._settings.AIADMIN_KEYS, read - config._settings.AIADMIN_KEYS
+    assert load({"AIADMIN_RESTORE_CONCURRENCY": "32"}).restore_concurrency == 32
