@@ -11,7 +11,7 @@ import logging
 import math
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ from storage import ValidationError as StorageValidationError
 
 from ._context import WebMetrics, WebState, install_state, remote_ip, state
 from ._errors import TooManyRequests, error_response, register_error_handlers
-from ._forward import Forwarder, OwnerAddresses, read_hop
+from ._forward import Forwarder, OwnerAddresses, received_hop
 from ._logging import register_secrets, request_id_var
 from ._security import constant_time_equals, cors_headers, redact_url, security_headers
 
@@ -89,12 +89,18 @@ class BoundedQuartTrio(QuartTrio):
             return await super().dispatch_request(request_context)
 
 
-def create_app(node: Node, *, owner_addresses: OwnerAddresses | None = None) -> QuartTrio:
+def create_app(
+    node: Node,
+    *,
+    owner_addresses: OwnerAddresses | None = None,
+    hop_clock: Callable[[], float] = time.time,
+) -> QuartTrio:
     """Build the app for ``node``; it serves until the node closes.
 
     In cluster mode a request for a salon owned by another process is forwarded to it
     (:mod:`web._forward`), at the address ``owner_addresses`` (default: the node's placement)
-    gives for the owner's node id."""
+    gives for the owner's node id; hops are stamped and checked with the wall clock
+    ``hop_clock`` (Unix seconds; tests tie it to trio's mock clock)."""
     settings = node.settings
     # Redacted from every log line by value, whatever name or shape they arrive under.
     register_secrets(settings.admin_api_key, settings.jwt_secret, settings.yclients_api_key)
@@ -126,6 +132,7 @@ def create_app(node: Node, *, owner_addresses: OwnerAddresses | None = None) -> 
         secret=settings.jwt_secret,
         timeout=settings.request_timeout,
         metrics=node.metrics,
+        clock=hop_clock,
     )
     register_error_handlers(app)
     _register_domain_errors(app, forwarder)
@@ -180,9 +187,13 @@ def create_app(node: Node, *, owner_addresses: OwnerAddresses | None = None) -> 
         g.started = time.perf_counter()
         g.client_ip = remote_ip(request.remote_addr, request.headers)
         # A request another process of the cluster forwarded (web._forward): if its signature
-        # checks, the client IP is the one the entry process saw, and the API limit was
-        # counted there already (one limiter shared through Redis).
-        g.hop = hop = read_hop(request.headers, forwarder.key, request.method, request.path)
+        # checks (fresh, over this query and body), the client IP is the one the entry
+        # process saw, and the API limit was counted there already (one limiter shared
+        # through Redis).
+        hop = await received_hop(forwarder.key, forwarder.clock())
+        if isinstance(hop, Response):
+            return hop  # a signed hop's body too large or too slow: as the route would answer
+        g.hop = hop
         if hop is not None and hop.client_ip is not None:
             g.client_ip = hop.client_ip
             return None

@@ -25,24 +25,29 @@ An owner slower than ``AIADMIN_REQUEST_TIMEOUT`` (plus :data:`OWNER_ANSWER_MARGI
 owner's own 503 ``request_timeout`` gets back) answers 503 ``request_timeout``.
 
 Client IP: the entry process signs the hop (``X-AIAdmin-Hop-Client`` carries the client IP it
-determined, ``X-AIAdmin-Hop-Signature`` an HMAC-SHA256 over node id, client IP, method and
-path, keyed from ``JWT_SECRET``, which every process of a cluster shares anyway or no JWT
-would verify across them). The owner believes the stated client IP only when the signature
-checks; it then also skips the per-IP API rate limit, which the entry process already counted
-in the limiter both share through Redis. An unsigned or badly signed hop is an ordinary
-request from its peer (its IP from ``AIADMIN_TRUSTED_PROXIES`` rules, counted again), so
-cluster peers need not be listed as trusted proxies and a client cannot skip the rate limit by
-sending the header. ``X-Real-IP`` is overwritten with the entry's client IP and the peer is
-appended to ``X-Forwarded-For``, as a proxy does.
+determined, ``X-AIAdmin-Hop-Time`` the Unix time of sending, ``X-AIAdmin-Hop-Body-SHA256`` the
+body's digest, ``X-AIAdmin-Hop-Signature`` an HMAC-SHA256 over all three plus node id,
+method, path and raw query string, keyed from ``JWT_SECRET``, which every process of a
+cluster must share, or no JWT would verify across them). The owner believes the stated
+client IP only when the signature checks, the time is within :data:`HOP_MAX_SKEW` of its own
+wall clock and the body it received has that digest; it then also skips the per-IP API rate
+limit, which the entry process already counted in the limiter both share through Redis. An
+unsigned, badly signed, stale or altered hop is an ordinary request from its peer (its IP
+from ``AIADMIN_TRUSTED_PROXIES`` rules, counted again), so cluster peers need not be listed
+as trusted proxies, a client cannot skip the rate limit by sending the header, and a captured
+hop cannot be replayed later or with another query or body. ``X-Real-IP`` is overwritten
+with the entry's client IP and the peer is appended to ``X-Forwarded-For``, as a proxy does.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import logging
+import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import quote
@@ -66,7 +71,17 @@ log = logging.getLogger("aiadmin.forward")
 HOP_HEADER = "X-AIAdmin-Hop"
 HOP_CLIENT_HEADER = "X-AIAdmin-Hop-Client"
 HOP_SIGNATURE_HEADER = "X-AIAdmin-Hop-Signature"
-_OURS = frozenset(h.lower() for h in (HOP_HEADER, HOP_CLIENT_HEADER, HOP_SIGNATURE_HEADER))
+HOP_TIME_HEADER = "X-AIAdmin-Hop-Time"
+HOP_BODY_HEADER = "X-AIAdmin-Hop-Body-SHA256"
+_OURS = frozenset(
+    h.lower()
+    for h in (HOP_HEADER, HOP_CLIENT_HEADER, HOP_SIGNATURE_HEADER, HOP_TIME_HEADER, HOP_BODY_HEADER)
+)
+#: Seconds a signed hop stays believable either side of the receiver's wall clock (clocks of
+#: a cluster's machines agree far better; a captured hop is worthless after this).
+HOP_MAX_SKEW = 30.0
+_UNIX_SECONDS = re.compile(r"[0-9]{1,12}")
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 #: Hop-by-hop headers (RFC 9110 §7.6.1) and what the next hop computes itself.
 HOP_BY_HOP = frozenset(
@@ -113,6 +128,8 @@ class Hop:
 
     from_node: str
     client_ip: str | None
+    #: The body digest the signature covers (the receiver checks the body it got against it).
+    body_sha256: str = ""
 
 
 def hop_key(secret: str) -> bytes:
@@ -120,22 +137,83 @@ def hop_key(secret: str) -> bytes:
     return hmac.new(secret.encode("utf-8"), _SIGNING_LABEL, hashlib.sha256).digest()
 
 
-def hop_signature(key: bytes, node_id: str, client_ip: str, method: str, path: str) -> str:
-    """The HMAC binding a hop to its sender, the client IP it states, and the request line."""
-    message = "\n".join((node_id, client_ip, method.upper(), path)).encode("utf-8")
+def body_digest(body: bytes) -> str:
+    """The SHA-256 of a hop's body, as its signature covers it (hex)."""
+    return hashlib.sha256(body).hexdigest()
+
+
+@dataclass(frozen=True)
+class SignedRequest:
+    """What a hop's signature covers besides sender and client IP: the sending time, the
+    request line (decoded path, raw query string) and the body's digest."""
+
+    sent_at: str
+    method: str
+    path: str
+    query: bytes
+    body_sha256: str
+
+
+def hop_signature(key: bytes, node_id: str, client_ip: str, signed: SignedRequest) -> str:
+    """The HMAC binding a hop to its sender, the client IP it states, when it was sent, and
+    the request itself (method, path, query, body digest)."""
+    fields = [
+        node_id,
+        client_ip,
+        signed.sent_at,
+        signed.method.upper(),
+        signed.path,
+        signed.query.decode("latin-1"),
+        signed.body_sha256,
+    ]
+    # JSON keeps the fields apart whatever they hold (a decoded path may contain a newline).
+    message = json.dumps(fields).encode("utf-8")
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 
-def read_hop(headers: Headers, key: bytes, method: str, path: str) -> Hop | None:
-    """The hop a received request carries, or ``None`` when it was not forwarded."""
+def read_hop(
+    headers: Headers, key: bytes, method: str, path: str, query: bytes, now: float
+) -> Hop | None:
+    """The hop a received request carries, or ``None`` when it was not forwarded.
+
+    Its ``client_ip`` is set only when the signature covers this request line and was made
+    within :data:`HOP_MAX_SKEW` of ``now`` (Unix seconds); the caller must still check the
+    body against ``body_sha256`` (:func:`received_hop` does)."""
     from_node = headers.get(HOP_HEADER)
     if from_node is None:
         return None
     client = headers.get(HOP_CLIENT_HEADER) or ""
     signature = headers.get(HOP_SIGNATURE_HEADER) or ""
-    expected = hop_signature(key, from_node, client, method, path)
-    trusted = bool(client) and hmac.compare_digest(signature.encode(), expected.encode())
-    return Hop(from_node, client if trusted else None)
+    sent_at = headers.get(HOP_TIME_HEADER) or ""
+    digest = headers.get(HOP_BODY_HEADER) or ""
+    untrusted = Hop(from_node, None)
+    if not client or not _UNIX_SECONDS.fullmatch(sent_at) or not _SHA256_HEX.fullmatch(digest):
+        return untrusted
+    if abs(now - int(sent_at)) > HOP_MAX_SKEW:
+        return untrusted
+    signed = SignedRequest(sent_at, method, path, query, digest)
+    expected = hop_signature(key, from_node, client, signed)
+    if not hmac.compare_digest(signature.encode(), expected.encode()):
+        return untrusted
+    return Hop(from_node, client, digest)
+
+
+async def received_hop(key: bytes, now: float) -> Hop | Response | None:
+    """The hop the current request carries (``None`` when it was not forwarded), believed
+    only when :func:`read_hop` does and the body received has the signed digest.
+
+    A believed hop's body is read here, before any route (bounded as for the hop itself:
+    the 413/408 answer is returned when it is too large or too slow, which a real entry
+    process never sends); it stays readable for the route."""
+    hop = read_hop(request.headers, key, request.method, request.path, request.query_string, now)
+    if hop is None or hop.client_ip is None:
+        return hop
+    body = await _whole_body()
+    if isinstance(body, Response):
+        return body
+    if not hmac.compare_digest(body_digest(body), hop.body_sha256):
+        return Hop(hop.from_node, None)
+    return hop
 
 
 def _connection_named(headers: Iterable[tuple[str, str]]) -> set[str]:
@@ -154,6 +232,7 @@ def outgoing_headers(
     peer: str | None,
     request_id: str | None,
     signature: str,
+    signed: SignedRequest,
 ) -> list[tuple[str, str]]:
     """The headers of the hop: the client's, minus hop-by-hop ones (and any it sent under
     our hop names), plus the hop's marks, the proxy headers and the request id."""
@@ -178,6 +257,8 @@ def outgoing_headers(
         out.append(("X-Request-Id", request_id))
     out.append((HOP_HEADER, node_id))
     out.append((HOP_CLIENT_HEADER, client_ip))
+    out.append((HOP_TIME_HEADER, signed.sent_at))
+    out.append((HOP_BODY_HEADER, signed.body_sha256))
     out.append((HOP_SIGNATURE_HEADER, signature))
     return out
 
@@ -230,6 +311,8 @@ class Forwarder:
 
     ``aclose()`` closes the pool (idempotent); the app calls it when it stops serving.
     Cancellation of the request cancels the hop; every failure is an answer (never raised).
+    ``clock`` is the wall clock (Unix seconds) hops are stamped and checked with; tests tie
+    it to trio's mock clock.
     """
 
     def __init__(
@@ -241,8 +324,10 @@ class Forwarder:
         timeout: float,
         metrics: MetricsRegistry,
         transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.node_id = node_id
+        self.clock = clock
         self.addresses = addresses
         self.key = hop_key(secret)
         self.timeout = timeout + OWNER_ANSWER_MARGIN
@@ -295,15 +380,22 @@ class Forwarder:
                 owner,
                 "This salon's server process is being replaced; try again in a second.",
             )
-        body = await _whole_body()
-        if isinstance(body, Response):
-            return body
-        client_ip = str(g.get("client_ip") or request.remote_addr or "unknown")
         raw_path = request.scope.get("raw_path") or quote(request.path).encode("ascii")
         target = httpx.URL(address.rstrip("/")).copy_with(
             raw_path=raw_path + (b"?" + request.query_string if request.query_string else b"")
         )
-        signature = hop_signature(self.key, self.node_id, client_ip, request.method, request.path)
+        body = await _whole_body()
+        if isinstance(body, Response):
+            return body
+        client_ip = str(g.get("client_ip") or request.remote_addr or "unknown")
+        signed = SignedRequest(
+            str(int(self.clock())),
+            request.method,
+            request.path,
+            request.query_string,
+            body_digest(body),
+        )
+        signature = hop_signature(self.key, self.node_id, client_ip, signed)
         headers = outgoing_headers(
             request.headers.items(),
             node_id=self.node_id,
@@ -311,6 +403,7 @@ class Forwarder:
             peer=request.remote_addr,
             request_id=g.get("request_id"),
             signature=signature,
+            signed=signed,
         )
         started = time.perf_counter()
         try:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, replace
 from functools import partial
@@ -21,7 +22,8 @@ import pytest
 import trio
 import trio.testing
 from hypercorn.trio import serve as hypercorn_serve
-from quart import jsonify, request
+from quart import Response, g, jsonify, request
+from quart.typing import TestClientProtocol as QuartTestClient
 from quart_trio import QuartTrio
 from werkzeug.datastructures import Headers
 
@@ -35,12 +37,16 @@ from web._app import create_app
 from web._connection_guard import ConnectionGuard
 from web._context import state
 from web._forward import (
+    HOP_BODY_HEADER,
     HOP_CLIENT_HEADER,
     HOP_HEADER,
     HOP_SIGNATURE_HEADER,
+    HOP_TIME_HEADER,
     OWNER_ANSWER_MARGIN,
     Forwarder,
     OwnerAddresses,
+    SignedRequest,
+    body_digest,
     hop_key,
     hop_signature,
     outgoing_headers,
@@ -204,7 +210,10 @@ def test_outgoing_headers_drop_hop_by_hop_and_mark_the_hop() -> None:
         (HOP_HEADER, "forged"),
         (HOP_CLIENT_HEADER, "6.6.6.6"),
         (HOP_SIGNATURE_HEADER, "00"),
+        (HOP_TIME_HEADER, "1"),
+        (HOP_BODY_HEADER, "0" * 64),
     ]
+    signed = SignedRequest("1800000000", "GET", "/x", b"", body_digest(b""))
     out = outgoing_headers(
         incoming,
         node_id="node-b",
@@ -212,6 +221,7 @@ def test_outgoing_headers_drop_hop_by_hop_and_mark_the_hop() -> None:
         peer="10.0.0.2",
         request_id="req-1",
         signature="sig",
+        signed=signed,
     )
     assert out == [
         ("Host", "api.example"),
@@ -223,6 +233,8 @@ def test_outgoing_headers_drop_hop_by_hop_and_mark_the_hop() -> None:
         ("X-Request-Id", "req-1"),
         (HOP_HEADER, "node-b"),
         (HOP_CLIENT_HEADER, "203.0.113.9"),
+        (HOP_TIME_HEADER, "1800000000"),
+        (HOP_BODY_HEADER, body_digest(b"")),
         (HOP_SIGNATURE_HEADER, "sig"),
     ]
 
@@ -249,31 +261,51 @@ def test_returned_headers_keep_repeats_and_drop_what_our_server_writes() -> None
     ]
 
 
-def test_a_hop_is_believed_only_with_its_signature() -> None:
+def signed_headers(key: bytes, node: str, client_ip: str, signed: SignedRequest) -> dict[str, str]:
+    """The hop headers an entry process sends for ``signed``."""
+    return {
+        HOP_HEADER: node,
+        HOP_CLIENT_HEADER: client_ip,
+        HOP_TIME_HEADER: signed.sent_at,
+        HOP_BODY_HEADER: signed.body_sha256,
+        HOP_SIGNATURE_HEADER: hop_signature(key, node, client_ip, signed),
+    }
+
+
+def test_a_hop_is_believed_only_with_its_signature_fresh_and_for_this_request() -> None:
     key = hop_key(JWT_SECRET)
-    signature = hop_signature(key, "node-b", "203.0.113.9", "GET", "/marketplace/status/7")
+    now = 1_800_000_000.0
+    path = "/marketplace/status/7"
+    signed = SignedRequest("1800000000", "GET", path, b"a=1", body_digest(b""))
 
     def hop(**changes: str) -> Headers:
-        values = {
-            HOP_HEADER: "node-b",
-            HOP_CLIENT_HEADER: "203.0.113.9",
-            HOP_SIGNATURE_HEADER: signature,
-            **changes,
-        }
+        values = {**signed_headers(key, "node-b", "203.0.113.9", signed), **changes}
         return Headers(list(values.items()))
 
-    signed = read_hop(hop(), key, "GET", "/marketplace/status/7")
-    assert signed is not None and signed.client_ip == "203.0.113.9"
-    assert signed.from_node == "node-b"
+    believed = read_hop(hop(), key, "GET", path, b"a=1", now)
+    assert believed is not None and believed.client_ip == "203.0.113.9"
+    assert believed.from_node == "node-b" and believed.body_sha256 == body_digest(b"")
+    # Clocks may differ by up to 30 s either way.
+    for skewed in (now - 30, now + 30):
+        late = read_hop(hop(), key, "GET", path, b"a=1", skewed)
+        assert late is not None and late.client_ip == "203.0.113.9"
     for forged in (
-        read_hop(hop(**{HOP_CLIENT_HEADER: "6.6.6.6"}), key, "GET", "/marketplace/status/7"),
-        read_hop(hop(), key, "GET", "/marketplace/status/8"),
-        read_hop(hop(), key, "POST", "/marketplace/status/7"),
-        read_hop(hop(), hop_key("another-secret-0123456789abcdef-0123"), "GET", "/x"),
-        read_hop(hop(**{HOP_SIGNATURE_HEADER: ""}), key, "GET", "/marketplace/status/7"),
+        read_hop(hop(**{HOP_CLIENT_HEADER: "6.6.6.6"}), key, "GET", path, b"a=1", now),
+        read_hop(hop(), key, "GET", "/marketplace/status/8", b"a=1", now),
+        read_hop(hop(), key, "POST", path, b"a=1", now),
+        read_hop(hop(), key, "GET", path, b"a=2", now),  # another query
+        read_hop(hop(), key, "GET", path, b"", now),
+        read_hop(hop(**{HOP_BODY_HEADER: body_digest(b"x")}), key, "GET", path, b"a=1", now),
+        read_hop(hop(**{HOP_TIME_HEADER: "1800000001"}), key, "GET", path, b"a=1", now),
+        read_hop(hop(**{HOP_TIME_HEADER: ""}), key, "GET", path, b"a=1", now),
+        read_hop(hop(**{HOP_TIME_HEADER: "1.8e9"}), key, "GET", path, b"a=1", now),
+        read_hop(hop(), key, "GET", path, b"a=1", now + 31),  # a replay, 31 s later
+        read_hop(hop(), key, "GET", path, b"a=1", now - 31),
+        read_hop(hop(), hop_key("another-secret-0123456789abcdef-0123"), "GET", path, b"a=1", now),
+        read_hop(hop(**{HOP_SIGNATURE_HEADER: ""}), key, "GET", path, b"a=1", now),
     ):
         assert forged is not None and forged.client_ip is None  # a hop, not believed
-    assert read_hop(Headers(), key, "GET", "/") is None
+    assert read_hop(Headers(), key, "GET", "/", b"", now) is None
 
 
 # --------------------------------------------------------------- two real servers, one hop
@@ -283,6 +315,7 @@ async def test_status_on_the_non_owner_is_the_owners_answer(
     settings: Settings, database_url: str, redis_prefix: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    started = int(time.time())
     async with (
         two_served_nodes(settings, database_url, redis_prefix) as pair,
         httpx.AsyncClient(timeout=10) as client,
@@ -311,10 +344,16 @@ async def test_status_on_the_non_owner_is_the_owners_answer(
         assert wrong.status_code == 401, wrong.text
     # Both processes logged the hop (the owner under the entry's request id), no secret.
     assert "trace-me-1" in caplog.text
-    signature = hop_signature(
-        hop_key(JWT_SECRET), other.name, "127.0.0.1", "GET", f"/marketplace/status/{cid}"
-    )
-    for secret in (company["api_key"], "sk_wrong", JWT_SECRET, signature):
+    signatures = [
+        hop_signature(
+            hop_key(JWT_SECRET),
+            other.name,
+            "127.0.0.1",
+            SignedRequest(str(sent), "GET", f"/marketplace/status/{cid}", b"", body_digest(b"")),
+        )
+        for sent in range(started, int(time.time()) + 1)
+    ]
+    for secret in (company["api_key"], "sk_wrong", JWT_SECRET, *signatures):
         assert secret not in caplog.text
 
 
@@ -600,12 +639,10 @@ async def test_a_signed_hop_of_an_install_redirect_is_not_counted_again(
     path = "/marketplace/yclients/redirect"
 
     def signed(client_ip: str) -> dict[str, str]:
-        signature = hop_signature(hop_key(JWT_SECRET), "node-a", client_ip, "GET", path)
-        return {
-            HOP_HEADER: "node-a",
-            HOP_CLIENT_HEADER: client_ip,
-            HOP_SIGNATURE_HEADER: signature,
-        }
+        request = SignedRequest(
+            str(int(time.time())), "GET", path, b"salon_id=4242", body_digest(b"")
+        )
+        return signed_headers(hop_key(JWT_SECRET), "node-a", client_ip, request)
 
     async with open_memory_storage() as storage, open_web(limited, storage) as web:
         hopped = [
@@ -616,6 +653,109 @@ async def test_a_signed_hop_of_an_install_redirect_is_not_counted_again(
         plain = [(await web.client.get(f"{path}?salon_id=4242")).status_code for _ in range(2)]
         assert plain[1] == 429
         assert plain[0] != 429
+
+
+@dataclass
+class Captured:
+    """A hop as it left the entry process (what someone on the network between could keep)."""
+
+    method: str
+    target: str
+    headers: dict[str, str]
+    body: bytes
+
+    def replay(
+        self, client: QuartTestClient, *, target: str | None = None, body: bytes | None = None
+    ) -> Awaitable[Response]:
+        """Send the captured hop again (optionally to another query, with another body)."""
+        send = client.post if self.method == "POST" else client.get
+        return send(
+            target or self.target, headers=self.headers, data=self.body if body is None else body
+        )
+
+
+async def capture_hop(wall: Callable[[], float], method: str, target: str, body: bytes) -> Captured:
+    """Let an entry process (client IP 203.0.113.7) forward ``method target`` with ``body``
+    to ``node-a``, and keep the hop it sent."""
+    captured: list[Captured] = []
+
+    def keep(outgoing: httpx.Request) -> httpx.Response:
+        headers = {
+            name: value
+            for name, value in outgoing.headers.items()
+            if name.lower().startswith("x-aiadmin-") or name.lower() == "content-type"
+        }
+        captured.append(
+            Captured(outgoing.method, outgoing.url.raw_path.decode(), headers, outgoing.content)
+        )
+        return httpx.Response(200, stream=httpx.ByteStream(b""))
+
+    directory = Directory()
+    directory.overrides["node-a"] = "http://owner.internal:3000"
+    forwarder = Forwarder(
+        "node-b",
+        directory,
+        secret=JWT_SECRET,
+        timeout=5.0,
+        metrics=MetricsRegistry(),
+        transport=httpx.MockTransport(keep),
+        clock=wall,
+    )
+    entry = QuartTrio(__name__)
+
+    @entry.route("/<path:anything>", methods=["GET", "POST"])
+    async def forward(anything: str) -> Any:
+        g.client_ip = "203.0.113.7"  # as the entry's before_request determined it
+        return await forwarder.forward("node-a", None)
+
+    client = entry.test_client()
+    send = client.post if method == "POST" else client.get
+    sent = await send(target, data=body, headers={"Content-Type": "application/json"})
+    assert sent.status_code == 200
+    await forwarder.aclose()
+    (hop,) = captured
+    assert hop.headers[HOP_CLIENT_HEADER.lower()] == "203.0.113.7"
+    return hop
+
+
+async def test_a_captured_hop_is_believed_only_for_30_s_and_only_as_sent(
+    settings: Settings, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A signed hop skips the owner's API limit (counted at the entry) and states the
+    client's IP; the same hop replayed 31 s later, or with another query or body, is an
+    ordinary request from its peer: counted, and refused once the peer's budget is spent."""
+    limited = replace(settings, api_rate_limit=RateLimit(1, 3600))
+
+    def wall() -> float:
+        return 1_800_000_000.0 + trio.current_time()
+
+    status = await capture_hop(wall, "GET", "/marketplace/qr/not-a-token?lang=ru", b"")
+    register = await capture_hop(wall, "POST", "/marketplace/register", b'{"salon_id": 1}')
+    async with (
+        open_memory_storage() as storage,
+        open_gateway(limited, world=SimulatedWorld()) as gateway,
+        open_node(limited, storage, gateway, rng=random.Random(7)) as node,
+    ):
+        owner = create_app(node, hop_clock=wall).test_client()
+        # As sent: believed every time, never counted (the entry counted it).
+        for _ in range(3):
+            assert (await status.replay(owner)).status_code == 401
+            assert (await register.replay(owner)).status_code == 401
+        # Another query: the peer's own request, counted; the second is over its budget.
+        other_query = "/marketplace/qr/not-a-token?lang=en"
+        assert (await status.replay(owner, target=other_query)).status_code == 401
+        assert (await status.replay(owner, target=other_query)).status_code == 429
+        # Another body: the same.
+        other_body = b'{"salon_id": 2}'
+        assert (await register.replay(owner, body=other_body)).status_code == 401
+        assert (await register.replay(owner, body=other_body)).status_code == 429
+        # The hops as sent are still believed (their budget is the entry's) ...
+        assert (await status.replay(owner)).status_code == 401
+        assert (await register.replay(owner)).status_code == 401
+        # ... until they are 31 s old: then they are the peer's requests too.
+        await trio.sleep(31)
+        assert (await status.replay(owner)).status_code == 429
+        assert (await register.replay(owner)).status_code == 429
 
 
 async def test_a_cluster_process_with_a_generated_jwt_secret_warns_at_start(
