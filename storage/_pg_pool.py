@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -179,11 +180,26 @@ class PgPool:
         if self._state is not _State.OPEN:
             raise StorageUnavailable(BACKEND, "the pool is closed")
         with map_exceptions(PG_ERRORS), trio.move_on_after(self._deadline):
-            result: T = await self._loop.run_aio_coroutine(  # type: ignore[attr-defined]
-                self._unit(work, tx, args, kwargs)
-            )
+            # The unit's asyncio task runs in a context of its own, not a copy of the caller's:
+            # asyncpg arms an asyncio timer on every release, and trio-asyncio keeps a cancelled
+            # timer (with the context it was armed in) until its deadline, so a copy would keep
+            # the caller's context variables — a web request and its body — alive for seconds
+            # after the answer, memory growing with the request rate.
+            coro = self._unit(work, tx, args, kwargs)
+            try:
+                unit = self._loop.create_task(coro, context=self._unit_context())
+            except BaseException:
+                coro.close()  # never started: no "never awaited" warning
+                raise
+            result: T = await trio_asyncio.run_aio_future(unit)
             return result
         raise StorageTimeout(BACKEND, f"no answer within {self._deadline:g}s")
+
+    def _unit_context(self) -> contextvars.Context:
+        """A fresh context holding only the loop (what asyncio code may look up)."""
+        context = contextvars.Context()
+        context.run(trio_asyncio.current_loop.set, self._loop)
+        return context
 
     async def _unit(
         self, work: Unit[P, T], tx: bool, args: tuple[Any, ...], kwargs: dict[str, Any]
