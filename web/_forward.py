@@ -19,8 +19,9 @@ by ``web._validation.BODY_TIMEOUT`` to arrive (408).
 The hop is marked: ``X-AIAdmin-Hop: <entry node id>``. A process that receives a hopped
 request and is still not the owner never forwards again: it answers 503 ``ownership_moving``
 with ``Retry-After: 1`` (ownership is moving between processes, a retry lands on the new
-owner). The same answer comes when the owner has no known address (it stopped heartbeating),
-cannot be reached, or drops the connection.
+owner). The same answer comes when the owner has no known address (it stopped heartbeating), a
+malformed one (a corrupt member entry: ``bad_address``), cannot be reached, or drops the
+connection.
 An owner slower than ``AIADMIN_REQUEST_TIMEOUT`` (plus :data:`OWNER_ANSWER_MARGIN`, so the
 owner's own 503 ``request_timeout`` gets back) answers 503 ``request_timeout``.
 
@@ -381,9 +382,18 @@ class Forwarder:
                 "This salon's server process is being replaced; try again in a second.",
             )
         raw_path = request.scope.get("raw_path") or quote(request.path).encode("ascii")
-        target = httpx.URL(address.rstrip("/")).copy_with(
-            raw_path=raw_path + (b"?" + request.query_string if request.query_string else b"")
-        )
+        try:
+            target: httpx.URL | None = httpx.URL(address.rstrip("/")).copy_with(
+                raw_path=raw_path + (b"?" + request.query_string if request.query_string else b"")
+            )
+        except httpx.InvalidURL:
+            target = None
+        if target is None or target.scheme not in ("http", "https") or not target.host:
+            # A corrupt member entry in Redis (the settings refuse a bad advertised URL): the
+            # owner cannot be reached until it heartbeats a good one or is replaced.
+            return self._failed(
+                "bad_address", owner, "This salon's server process cannot be reached right now."
+            )
         body = await _whole_body()
         if isinstance(body, Response):
             return body

@@ -630,6 +630,30 @@ async def test_an_owner_that_fails_mid_hop_is_ownership_moving(
     await forwarder.aclose()
 
 
+@pytest.mark.parametrize(
+    "address",
+    ["http://127.0.0.1:port", "http://[::1", "http://owner\x00.internal", "127.0.0.1:3000"],
+    ids=["bad-port", "bad-host", "control-char", "no-scheme"],
+)
+async def test_a_malformed_owner_address_is_ownership_moving_not_a_500(address: str) -> None:
+    """A corrupt member entry in Redis (another version, a hand edit) gives the owner an
+    address no request can go to: a short 503 while it is replaced, counted as bad_address."""
+
+    def never(request: httpx.Request) -> httpx.Response:
+        raise AssertionError("nothing is sent to a malformed address")
+
+    metrics = MetricsRegistry()
+    forwarder = owner_behind(httpx.MockTransport(never), metrics)
+    assert isinstance(forwarder.addresses, Directory)
+    forwarder.addresses.overrides["node-a"] = address
+    response = await forwarding_app(forwarder).test_client().get("/x")
+    assert response.status_code == 503
+    assert (await response.get_json())["error"]["code"] == "ownership_moving"
+    assert response.headers["Retry-After"] == "1"
+    assert sample(metrics, "aiadmin_http_forward_failures_total", reason="bad_address") == 1
+    await forwarder.aclose()
+
+
 async def test_a_signed_hop_of_an_install_redirect_is_not_counted_again(
     settings: Settings,
 ) -> None:
