@@ -51,6 +51,14 @@ CLUSTER_NEEDS_SHARED_STORE = (
     "salon whose session moves to another process would have to scan its QR code again and "
     "could send a message twice"
 )
+#: Why cluster mode refuses a generated JWT secret, and what to set instead.
+CLUSTER_NEEDS_SHARED_JWT = (
+    "AIADMIN_CLUSTER=true needs JWT_SECRET set (at least 32 bytes, the same in every process): "
+    "without it each process generates its own, so a company JWT one process issued is "
+    "refused by another, keys derived from it differ, and requests forwarded to a salon's "
+    "owner process fail their signature check (the client's IP is lost, and the owner counts "
+    "them all against the forwarding process's address in the rate limit)"
+)
 
 
 @dataclass(frozen=True)
@@ -474,6 +482,8 @@ def settings_from_env(
     cluster = r.boolean("AIADMIN_CLUSTER", False)
     if cluster and redis_url is None and r.text("REDIS_URL") is None:
         r.problems.append("AIADMIN_CLUSTER=true needs REDIS_URL (leases and pub/sub are shared)")
+    if cluster and jwt_generated and not production:  # production requires it already
+        r.problems.append(CLUSTER_NEEDS_SHARED_JWT)
     if cluster and provider is WhatsAppProvider.NEONIZE and store is WhatsAppStore.FILES:
         r.problems.append(CLUSTER_NEEDS_SHARED_STORE)
     yclients_base = r.url("YCLIENTS_BASE_URL", ("http", "https")) or "https://api.yclients.com"

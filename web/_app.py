@@ -121,11 +121,6 @@ def create_app(
         node=node, settings=settings, metrics=WebMetrics(node), services=node.services
     )
     install_state(app, web_state)
-    if node.placement is not None and settings.jwt_secret_generated:
-        log.warning(
-            "AIADMIN_CLUSTER=true with a generated JWT_SECRET: set the same JWT_SECRET in every "
-            "process, or JWTs, derived keys and forwarded requests do not verify across them"
-        )
     forwarder = Forwarder(
         node.node_id,
         owner_addresses if owner_addresses is not None else node.placement,

@@ -29,7 +29,7 @@ Client IP: the entry process signs the hop (``X-AIAdmin-Hop-Client`` carries the
 determined, ``X-AIAdmin-Hop-Time`` the Unix time of sending, ``X-AIAdmin-Hop-Body-SHA256`` the
 body's digest, ``X-AIAdmin-Hop-Signature`` an HMAC-SHA256 over all three plus node id,
 method, path and raw query string, keyed from ``JWT_SECRET``, which every process of a
-cluster must share, or no JWT would verify across them). The owner believes the stated
+cluster must share: settings refuse cluster mode without it). The owner believes the stated
 client IP only when the signature checks, the time is within :data:`HOP_MAX_SKEW` of its own
 wall clock and the body it received has that digest; it then also skips the per-IP API rate
 limit, which the entry process already counted in the limiter both share through Redis. An

@@ -194,12 +194,33 @@ def test_whatsapp_store_is_files_unless_postgres_with_a_database() -> None:
 
 
 def test_cluster_mode_needs_redis() -> None:
-    assert problems({"AIADMIN_CLUSTER": "true"}) == [
+    assert problems({"AIADMIN_CLUSTER": "true", "JWT_SECRET": STRONG}) == [
         "AIADMIN_CLUSTER=true needs REDIS_URL (leases and pub/sub are shared)"
     ]
-    s = load({"AIADMIN_CLUSTER": "true", "REDIS_URL": "redis://127.0.0.1:6379/0"})
+    s = load(
+        {"AIADMIN_CLUSTER": "true", "REDIS_URL": "redis://127.0.0.1:6379/0", "JWT_SECRET": STRONG}
+    )
     assert s.cluster
     assert not load({}).cluster
+
+
+def test_cluster_mode_needs_a_jwt_secret_every_process_shares() -> None:
+    """A generated JWT_SECRET differs per process: JWTs and signed forwarded requests would
+    not verify across them. The refusal says why and what to set, never a secret."""
+    redis = {"AIADMIN_CLUSTER": "true", "REDIS_URL": "redis://127.0.0.1:6379/0"}
+    [problem] = problems(redis)
+    assert problem.startswith("AIADMIN_CLUSTER=true needs JWT_SECRET set")
+    assert "the same in every process" in problem and "forwarded" in problem
+    assert load({**redis, "JWT_SECRET": STRONG}).cluster
+    # A short one is refused for its length, as in one process (the value is not echoed).
+    [short] = problems({**redis, "JWT_SECRET": "sekrit-value"})
+    assert short.startswith("JWT_SECRET must be at least 32 bytes") and "sekrit" not in short
+    # One process may generate its own.
+    assert load({"REDIS_URL": "redis://127.0.0.1:6379/0"}).jwt_secret_generated
+    # Production requires JWT_SECRET anyway: said once.
+    production = {**PRODUCTION_OK, "AIADMIN_CLUSTER": "true", "AIADMIN_WHATSAPP_STORE": "postgres"}
+    del production["JWT_SECRET"]
+    assert problems(production) == ["JWT_SECRET is required in production (at least 32 bytes)"]
 
 
 def test_the_advertised_url_is_a_base_url_the_peers_can_forward_to() -> None:
@@ -207,7 +228,11 @@ def test_the_advertised_url_is_a_base_url_the_peers_can_forward_to() -> None:
     path and query: one that is not scheme://host[:port] (a bad port, a path or query that
     would be dropped, credentials that would replace the client's Authorization) is refused at
     start, without echoing it, instead of failing every forwarded request."""
-    redis = {"AIADMIN_CLUSTER": "true", "REDIS_URL": "redis://127.0.0.1:6379/0"}
+    redis = {
+        "AIADMIN_CLUSTER": "true",
+        "REDIS_URL": "redis://127.0.0.1:6379/0",
+        "JWT_SECRET": STRONG,
+    }
     for good in ("http://10.0.0.5:3001", "https://node-1.internal/", "http://[::1]:3001"):
         assert load({**redis, "AIADMIN_ADVERTISE_URL": good}).advertise_url == good.rstrip("/")
     for bad in (
@@ -231,6 +256,7 @@ def test_cluster_mode_refuses_a_whatsapp_store_that_cannot_move() -> None:
     cluster = {
         "AIADMIN_CLUSTER": "true",
         "REDIS_URL": "redis://127.0.0.1:6379/0",
+        "JWT_SECRET": STRONG,
         "WHATSAPP_PROVIDER": "neonize",
         "DATABASE_URL": "postgresql://u:pw@db:5432/ai",
     }

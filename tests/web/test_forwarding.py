@@ -782,24 +782,6 @@ async def test_a_captured_hop_is_believed_only_for_30_s_and_only_as_sent(
         assert (await register.replay(owner)).status_code == 429
 
 
-async def test_a_cluster_process_with_a_generated_jwt_secret_warns_at_start(
-    settings: Settings, caplog: pytest.LogCaptureFixture
-) -> None:
-    """Hops are signed with a key from JWT_SECRET: a generated one differs per process."""
-    generated = replace(settings, jwt_secret_generated=True)
-    async with (
-        open_memory_storage() as storage,
-        open_gateway(generated, world=SimulatedWorld()) as gateway,
-        open_node(generated, storage, gateway, cluster=True, node_id="node-a") as node,
-    ):
-        create_app(node)
-        assert "generated JWT_SECRET" in caplog.text
-        caplog.clear()
-        async with open_node(settings, storage, gateway, node_id="alone") as alone:
-            create_app(alone)  # one process: nothing to share
-        assert "JWT_SECRET" not in caplog.text
-
-
 async def test_a_body_that_never_arrives_is_a_408_not_a_hop(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

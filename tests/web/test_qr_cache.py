@@ -153,6 +153,7 @@ async def test_after_kill_9_the_dead_processs_qr_is_not_served(
         "REDIS_URL": REDIS_URL,
         "AIADMIN_REDIS_PREFIX": redis_prefix,
         "AIADMIN_CLUSTER": "true" if cluster else "false",
+        "JWT_SECRET": "qr-cache restart test secret, the same for both runs",
     }
     admin = {"X-API-Key": ADMIN_KEY}
     async with httpx.AsyncClient(base_url=base, timeout=10) as client:
