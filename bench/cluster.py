@@ -14,9 +14,10 @@ once with ``--salons`` (10,000; ``--quick``: 1,000) and once with ``--few`` (1,0
 figures should match.
 
 ``forwarded_status_ratio`` (the ``--few`` run): ``GET /marketplace/status/{id}`` (admin key) of
-salons that process 0 owns, :data:`CLIENTS` clients for :data:`LOAD_SECONDS` each way,
-through an nginx whose only upstreams are the other processes (every request is forwarded
-to the owner) divided by an nginx whose only upstream is process 0.
+salons that process 0 owns, :data:`CLIENTS` clients, through an nginx whose only upstreams
+are the other processes (every request is forwarded to the owner) divided by an nginx whose
+only upstream is process 0; :data:`ROUNDS` alternating windows of :data:`LOAD_SECONDS` each
+way (this machine's load drifts; per-round ratios are printed too).
 
 ``failover_seconds`` (the ``--few`` run, last): process 0 (the owner of about a third of the
 salons) is killed with SIGKILL; the figure is the time from the kill until every one of its
@@ -66,7 +67,8 @@ ADMIN_KEY = "adm_bench_cluster_0123456789abcdef"
 FIRST_SALON = 400_000
 PROCESSES = 3
 SAMPLE_SECONDS = 20.0
-LOAD_SECONDS = 10.0
+LOAD_SECONDS = 5.0
+ROUNDS = 4
 CLIENTS = 8
 PROBE_CLIENTS = 4
 CLAIM_POLL = 0.5
@@ -173,29 +175,45 @@ async def status_load(base: str, ids: Sequence[int], seconds: float) -> tuple[fl
 
 
 async def forwarded_ratio(cluster: Cluster, ids: Sequence[int]) -> None:
-    """Status throughput through nginx onto non-owners only, over nginx onto the owner only."""
+    """Status throughput through nginx onto non-owners only, over nginx onto the owner only:
+    both nginx instances run at once and the loads alternate, :data:`ROUNDS` windows of
+    :data:`LOAD_SECONDS` each way, so the machine's drift hits both sides alike."""
     owner, others = cluster.members[0], cluster.members[1:]
-    results = {}
-    for name, upstreams in (
-        ("owner", [f"127.0.0.1:{owner.port}"]),
-        ("non-owners", [f"127.0.0.1:{m.port}" for m in others]),
-    ):
-        port = free_port()
-        prefix = cluster.workdir / f"nginx-{name}"
-        nginx = await spawn_nginx(prefix, port, upstreams)
-        try:
-            base = f"http://127.0.0.1:{port}"
-            await wait_http(f"{base}/health", nginx, f"nginx ({name})", prefix / "error.log")
-            await status_load(base, ids, 2.0)  # warm: actors asked, connections open
-            results[name] = await status_load(base, ids, LOAD_SECONDS)
-        finally:
+    sides = {
+        "owner": [f"127.0.0.1:{owner.port}"],
+        "non-owners": [f"127.0.0.1:{m.port}" for m in others],
+    }
+    bases: dict[str, str] = {}
+    spawned = []
+    try:
+        for name, upstreams in sides.items():
+            port = free_port()
+            prefix = cluster.workdir / f"nginx-{name}"
+            nginx = await spawn_nginx(prefix, port, upstreams)
+            spawned.append(nginx)
+            bases[name] = f"http://127.0.0.1:{port}"
+            await wait_http(f"{bases[name]}/health", nginx, f"nginx ({name})", prefix / "error.log")
+            await status_load(bases[name], ids, 2.0)  # warm: actors asked, connections open
+        rates: dict[str, list[float]] = {name: [] for name in sides}
+        codes: dict[str, Counter[int]] = {name: Counter() for name in sides}
+        for _ in range(ROUNDS):
+            for name in sides:
+                rate, answered = await status_load(bases[name], ids, LOAD_SECONDS)
+                rates[name].append(rate)
+                codes[name].update(answered)
+    finally:
+        for nginx in spawned:
             await stop_process(nginx)
-    (direct, direct_codes), (forwarded, forwarded_codes) = results["owner"], results["non-owners"]
+    direct = sum(rates["owner"]) / ROUNDS
+    forwarded = sum(rates["non-owners"]) / ROUNDS
+    per_round = ", ".join(
+        f"{f / d:.2f}" for f, d in zip(rates["non-owners"], rates["owner"], strict=True)
+    )
     print(
         f"forwarded_status_ratio = {forwarded / direct:.2f}  (non-owners {forwarded:.0f} req/s "
-        f"{dict(forwarded_codes)}, owner {direct:.0f} req/s {dict(direct_codes)}; "
-        f"{len(ids)} salons of process 0, {CLIENTS} clients, {LOAD_SECONDS:g} s each; "
-        f"load average {os.getloadavg()[0]:.1f})",
+        f"{dict(codes['non-owners'])}, owner {direct:.0f} req/s {dict(codes['owner'])}; per "
+        f"round {per_round}; {len(ids)} salons of process 0, {CLIENTS} clients, {ROUNDS} x "
+        f"{LOAD_SECONDS:g} s each way, alternating; load average {os.getloadavg()[0]:.1f})",
         flush=True,
     )
 
