@@ -32,7 +32,7 @@ from web.routes.openapi import EXTRA_ROUTES, ROUTES
 
 ALL_ROUTES = [*ROUTES, *EXTRA_ROUTES]
 COMPANY_ROUTES = sorted(
-    {(r.method, r.path) for r in ALL_ROUTES if r.auth == "company"}, key=lambda r: r[1]
+    {(r.method, r.path) for r in ALL_ROUTES if r.auth == "company"}, key=lambda r: (r[1], r[0])
 )
 # ``/marketplace/token`` is documented as admin but also serves a company's own key (its own
 # JWT): covered by its own test below.
@@ -42,7 +42,7 @@ ADMIN_ROUTES = sorted(
         for r in ALL_ROUTES
         if r.auth == "admin" and r.path != "/marketplace/token"
     },
-    key=lambda r: r[1],
+    key=lambda r: (r[1], r[0]),
 )
 CREDENTIALS = ("api_key", "jwt", "connect_token")
 
