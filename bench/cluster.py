@@ -226,7 +226,9 @@ async def holders(prefix: str, ids: Sequence[int]) -> list[str | None]:
     return [None if v is None else str(v) for v in values]
 
 
-async def failover(cluster: Cluster, prefix: str, ids: Sequence[int]) -> None:
+async def failover(
+    cluster: Cluster, prefix: str, ids: Sequence[int], killed_node: str | None
+) -> None:
     """Kill process 0; time until each of its salons is claimed by a survivor, and until each
     answers 200 through nginx.
 
@@ -238,7 +240,6 @@ async def failover(cluster: Cluster, prefix: str, ids: Sequence[int]) -> None:
     seen: Counter[int] = Counter()
     answered: dict[int, float] = {}
     line: deque[int] = deque(ids)
-    [killed_node] = set(await holders(prefix, ids))
     assert killed_node is not None, "process 0's salons hold no claim"
     cluster.members[0].kill()
     killed = time.perf_counter()
@@ -338,9 +339,14 @@ async def run(salons: int, *, measure_all: bool, extra: dict[str, str]) -> None:
                         flush=True,
                     )
                     if measure_all:
-                        ids = await owned(cluster.members[0].base)
+                        # Process 0's salons: listed in its tree and claimed by it (the tree
+                        # may also show a moment's actor of a salon owned elsewhere).
+                        listed = await owned(cluster.members[0].base)
+                        claims = await holders(prefix, listed)
+                        node0 = Counter(claims).most_common(1)[0][0]
+                        ids = [c for c, h in zip(listed, claims, strict=True) if h == node0]
                         await forwarded_ratio(cluster, ids)
-                        await failover(cluster, prefix, ids)
+                        await failover(cluster, prefix, ids, node0)
                 except BaseException:
                     print(cluster.logs(), file=sys.stderr)
                     raise
