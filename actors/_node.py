@@ -421,7 +421,7 @@ def build_companies(
     )
     if placement is not None:
         deps.publish = placement.publish_frame
-        deps.place = placement.place
+        deps.place = placement.place_for_actor
         deps.fence = placement.storage_for
     planner: ReminderPlanner | None = None
     if reminders is not None:

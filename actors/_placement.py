@@ -88,6 +88,9 @@ CLAIM_RETRY = 0.1
 STOP_CONCURRENCY = 64
 #: Companies tried again at once, each heartbeat, while their previous owner releases them.
 RETRY_CONCURRENCY = 16
+#: How long an actor started here for a company owned elsewhere may wait for the message that
+#: activated it (it refuses that message and stops) before the placement stops it.
+LINGER_GRACE = 1.0
 
 
 def rendezvous(company_id: int, members: Iterable[str]) -> str | None:
@@ -180,6 +183,8 @@ class Placement:
         #: Claims Redis may still give this node for companies it dropped from ``owned``
         #: without releasing them.
         self._stale: set[int] = set()
+        #: Companies whose latest actor here started while another node owned them.
+        self._elsewhere_actors: set[int] = set()
         self._rebalance_due = trio.Event()
         #: Set once :meth:`leave` began; set (the event) once it ended.
         self._left: trio.Event | None = None
@@ -270,9 +275,35 @@ class Placement:
         self.owned[company_id] = OwnedClaim(epoch, taken=trio.current_time())
         return None
 
+    async def place_for_actor(self, company_id: int) -> str | None:
+        """:meth:`place` as a company actor's start calls it (:attr:`CompanyDeps.place`). An
+        actor started here for a company owned elsewhere refuses its first message and stops;
+        one started without a message (an activation that raced a handover) would linger with
+        no session: it is stopped after :data:`LINGER_GRACE`, or at once when this node takes
+        the company (:meth:`place_to_restore`)."""
+        owner = await self.place(company_id)
+        if owner is None:
+            self._elsewhere_actors.discard(company_id)
+        else:
+            self._elsewhere_actors.add(company_id)
+            if self._nursery is not None:
+                self._nursery.start_soon(self._stop_lingering, company_id)
+        return owner
+
+    async def _stop_lingering(self, company_id: int) -> None:
+        await trio.sleep(LINGER_GRACE)
+        if company_id in self._elsewhere_actors:
+            await self.registry.stop(company_id)
+
+    async def _stop_refused(self, company_id: int) -> None:
+        """Stop an actor of the company that started here while another node owned it."""
+        if company_id in self._elsewhere_actors and self.registry.lookup(company_id) is not None:
+            await self.registry.stop(company_id)
+
     async def place_to_restore(self, company_id: int) -> str | None:
         """:meth:`place` for the restore: a company this node wins but whose claim the
         previous owner still held is tried again at every heartbeat until taken."""
+        await self._stop_refused(company_id)  # its actor is activated after this
         owner = await self.place(company_id)
         if owner is not None and self._winner(company_id) is None:
             self.wanted.add(company_id)
@@ -425,6 +456,7 @@ class Placement:
         async def retry(company_id: int) -> None:
             async with limiter:
                 try:
+                    await self._stop_refused(company_id)
                     if await self._place(company_id, wait=0.0) is None:
                         await self.registry.activate(company_id)
                     elif self._winner(company_id) is None:

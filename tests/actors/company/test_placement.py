@@ -360,6 +360,32 @@ async def test_a_node_back_within_its_ttl_gives_up_claims_it_no_longer_wins(
         await c.stop()
 
 
+async def test_an_actor_started_for_a_salon_owned_elsewhere_does_not_linger(
+    settings: Settings, autojump_clock: trio.testing.MockClock
+) -> None:
+    """An activation without a message (one that raced a handover) of a salon another node
+    owns is stopped within a second; when this node later wins the salon it runs it for real
+    (its session connects), not that empty actor."""
+    settings = quiet_settings(settings)
+    world = WatchedWorld()
+    async with (
+        open_storage(monotonic_clock=trio.current_time) as storage,
+        trio.open_nursery() as nursery,
+    ):
+        [cid] = await store_linked(storage, world, 1, 13000)
+        b_name = winning_name(cid, "node-b", ["node-a"])
+        a = await start_node(nursery, settings, storage, world, "node-a")
+        b = await start_node(nursery, settings, storage, world, b_name)
+        await until_async(lambda: serving([a, b], world, [cid]), 10)
+        await a.node.registry.activate(cid)  # refuses: B owns it
+        assert a.running(cid)
+        await until(lambda: not a.running(cid), 1.5)
+        await b.stop()
+        await until_async(lambda: serving([a], world, [cid]), 3)
+        assert world.overlaps == 0
+        await a.stop()
+
+
 async def test_company_claimed_by_a_live_member_is_not_restored_here(
     settings: Settings, world: SimulatedWorld, autojump_clock: trio.testing.MockClock
 ) -> None:
