@@ -32,6 +32,7 @@ from actors.whatsapp import (
     WhatsAppGateway,
     new_message_id,
     open_gateway,
+    serve_world,
 )
 from config import QrPolicy, Settings, SupervisorLimits, WhatsAppProvider
 
@@ -75,6 +76,20 @@ async def link(world: SimulatedWorld, session: HostedSession, phone: str) -> Non
     world.scan(session.company_id, phone, code=qr.code)
     assert isinstance(await next_event(session, Linked), Linked)
     await next_event(session, Connected)
+
+
+async def test_hosts_join_a_shared_world_on_its_socket(tmp_path: Path) -> None:
+    """``AIADMIN_SIMULATED_WORLD`` with session hosts: the host's sessions connect to the
+    served world (the one the processes of ``make cluster`` share), not to a world of ours."""
+    world = SimulatedWorld()
+    async with trio.open_nursery() as nursery:
+        path = await nursery.start(serve_world, world, str(tmp_path / "world.sock"))
+        async with open_gateway(settings(simulated_world=path)) as gateway:
+            assert isinstance(gateway, HostedGateway) and gateway.world is None
+            session = gateway.open_session(11)
+            await link(world, session, CLIENT)
+            assert world.is_connected(11)
+        nursery.cancel_scope.cancel()
 
 
 async def test_linking_and_messages_over_a_host(
