@@ -6,7 +6,9 @@ down every call fails with :class:`StorageUnavailable` within ``op_timeout`` sec
 connects and reads are bounded and each call is wrapped in a deadline.
 
 All keys live under one prefix (``settings.redis_prefix``). Multi-key updates (token issue and
-revoke) and the rate-limit check-and-count are Lua scripts, so they are atomic across processes.
+revoke), the rate-limit check-and-count, the membership heartbeat (refresh and read the live
+members in one call) and the claims' compare-and-set are Lua scripts, so they are atomic across
+processes.
 """
 
 from __future__ import annotations
