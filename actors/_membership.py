@@ -121,6 +121,7 @@ class Membership:
             return False
         if self.leaving:
             return False
+        self._check()  # paused while waiting for the reply: counted out first, as above
         self.beats += 1
         self.beaten = sent if self.beaten is None else max(self.beaten, sent)
         before, recovered = self.members, self.lost
