@@ -66,6 +66,10 @@ REMINDERS_CHILD = "reminders.scheduler"
 REPLAN_CHILD = "reminders.replan"
 #: How long the reminder scheduler may take to stop (rows it held are claimed again later).
 REMINDERS_SHUTDOWN = 5.0
+#: Companies a rebalance (cluster mode: a member left) activates at once, at least: the salons
+#: of a killed process are down until then, so this outweighs leaving pool connections free
+#: for requests, as the start-up restore does (``settings.restore_concurrency``).
+REBALANCE_CONCURRENCY = 32
 
 
 def supervisor_policy(settings: Settings) -> RestartPolicy:
@@ -209,6 +213,7 @@ class Node:
         self,
         progress: RestoreProgress | None = None,
         place: Callable[[int], Awaitable[str | None]] | None = None,
+        concurrency: int | None = None,
     ) -> int:
         """Activate every linked company (its actor restores the session), at most
         ``settings.restore_concurrency`` at once; returns how many were restored here.
@@ -235,7 +240,7 @@ class Node:
             self.storage,
             self.registry,
             place,
-            self.settings.restore_concurrency,
+            concurrency or self.settings.restore_concurrency,
             after=after,
             progress=progress or self.restore,
         )
@@ -253,7 +258,8 @@ class Node:
                 return self.node_id  # runs here already: nothing to do (counted "elsewhere")
             return await placement.place_to_restore(company_id)
 
-        return await self.restore_linked(RestoreProgress(), place_new)
+        concurrency = max(self.settings.restore_concurrency, REBALANCE_CONCURRENCY)
+        return await self.restore_linked(RestoreProgress(), place_new, concurrency)
 
 
 @dataclass(frozen=True)
