@@ -61,6 +61,7 @@ import trio
 from runtime import ActorError, Registry
 from storage import Storage, StorageError
 
+from ._business_log import BusinessEvent, log_event, serving_request
 from ._membership import MEMBER_TTL, Membership, MembershipLost
 from ._viewer_wire import (
     REMOTE_VIEWER_TTL,
@@ -273,7 +274,15 @@ class Placement:
             await self._release([company_id])
             return winner
         self.owned[company_id] = OwnedClaim(epoch, taken=trio.current_time())
+        if epoch > 1:  # another node (or an earlier run of this one) held it before
+            self._moved(company_id, to_node=self.node_id, epoch=epoch)
         return None
+
+    def _moved(self, company_id: int, **fields: object) -> None:
+        """The operators' ``ownership_moved`` line for a move that took effect here (no
+        request causes one)."""
+        with serving_request(None):
+            log_event(BusinessEvent.OWNERSHIP_MOVED, company_id, **fields)
 
     async def place_for_actor(self, company_id: int) -> str | None:
         """:meth:`place` as a company actor's start calls it (:attr:`CompanyDeps.place`). An
@@ -324,13 +333,15 @@ class Placement:
         claim = self.owned.get(company_id)
         if claim is not None and claim.epoch > epoch:
             return  # an older incarnation's write; the actor restarts with the newer epoch
-        self.owned.pop(company_id, None)
+        held = self.owned.pop(company_id, None)
         log.warning(
             "company %s: a write with epoch %d was refused (another node owns it); "
             "stopping its actor",
             company_id,
             epoch,
         )
+        if held is not None:  # the first refused write of this claim: the move took effect
+            self._moved(company_id, from_node=self.node_id, epoch=epoch, reason="fenced")
         self._stop_soon(company_id)
 
     def _stop_soon(self, company_id: int) -> None:
@@ -408,7 +419,7 @@ class Placement:
                     await self.registry.stop(company_id)
                     await self._release([company_id])
                 self.handed_over += 1
-                log.info("company %s: handed over by node %s", company_id, self.node_id)
+                self._moved(company_id, from_node=self.node_id, reason="handover")
             finally:
                 moving = self._moving.pop(company_id, None)
                 if moving is not None:
@@ -506,6 +517,8 @@ class Placement:
                 )
             await self.membership.leave()
             await self._release(owned)
+            for company_id in owned:
+                self._moved(company_id, from_node=self.node_id, reason="leave")
             await self.membership.announce("leave")
             log.info("node %s: left the cluster, %d salons handed over", self.node_id, len(owned))
         finally:
@@ -526,6 +539,8 @@ class Placement:
         self.owned.clear()
         await self.membership.leave()
         await self._release(owned)
+        for company_id in owned:
+            self._moved(company_id, from_node=self.node_id, reason="leave")
         await self.membership.announce("leave")
         self._left.set()
 

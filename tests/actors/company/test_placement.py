@@ -7,15 +7,17 @@ leaves, kills and partitions no salon ever has two owners."""
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
+import pytest
 import trio
 import trio.testing
 
-from actors import MEMBER_TTL, Node, open_node
+from actors import EVENTS_LOGGER, MEMBER_TTL, Node, open_node
 from actors._placement import rendezvous
 from actors.company import messages as m
 from actors.whatsapp import SimulatedWorld, open_gateway
@@ -322,6 +324,60 @@ async def test_a_graceful_stop_hands_over_in_under_3_s_and_loses_no_queued_messa
             assert len({d.message_id for d in sent}) == 3
         assert world.overlaps == 0
         await b.stop()
+
+
+async def test_a_move_logs_ownership_moved_once_on_each_side_and_a_first_take_nothing(
+    settings: Settings, autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The operators' log: a salon's first owner logs nothing; a join that moves it logs one
+    ``ownership_moved`` on the node that handed it over and one on the node that took it (with
+    the new epoch); a graceful stop moving it back does the same."""
+    caplog.set_level(logging.INFO, logger=EVENTS_LOGGER)
+    settings = quiet_settings(settings)
+    world = WatchedWorld()
+
+    def moved() -> list[str]:
+        return [
+            r.getMessage()
+            for r in caplog.records
+            if r.name == EVENTS_LOGGER and r.getMessage().startswith("event=ownership_moved")
+        ]
+
+    async with (
+        open_storage(monotonic_clock=trio.current_time) as storage,
+        trio.open_nursery() as nursery,
+    ):
+        [cid] = await store_linked(storage, world, 1, 14000)
+        c_name = winning_name(cid, "node-c", ["node-a"])
+        a = await start_node(nursery, settings, storage, world, "node-a")
+        await until_async(lambda: serving([a], world, [cid]), 10)
+        assert await storage.epochs.current(cid) == 1
+        assert moved() == []  # a first-ever take is no move
+
+        c = await start_node(nursery, settings, storage, world, c_name)
+        await until_async(lambda: serving([a, c], world, [cid]), 10)
+        await trio.sleep(TICK)
+        assert sorted(moved()) == sorted(
+            [
+                f"event=ownership_moved company_id={cid} from_node=node-a reason=handover"
+                " request_id=-",
+                f"event=ownership_moved company_id={cid} to_node={c_name} epoch=2 request_id=-",
+            ]
+        )
+
+        caplog.clear()
+        await c.stop()
+        await until_async(lambda: serving([a], world, [cid]), 3)
+        await trio.sleep(TICK)
+        assert sorted(moved()) == sorted(
+            [
+                f"event=ownership_moved company_id={cid} from_node={c_name} reason=leave"
+                " request_id=-",
+                f"event=ownership_moved company_id={cid} to_node=node-a epoch=3 request_id=-",
+            ]
+        )
+        assert world.overlaps == 0
+        await a.stop()
 
 
 async def test_a_node_back_within_its_ttl_gives_up_claims_it_no_longer_wins(
