@@ -248,7 +248,14 @@ class Placement:
     async def _take(self, company_id: int, wait: float) -> str | None:
         deadline = trio.current_time() + wait
         while True:
-            holder = await self.storage.leases.claim(company_id, self.node_id)
+            try:
+                holder = await self.storage.leases.claim(company_id, self.node_id)
+            except BaseException:
+                # Redis may have run it with the answer lost (a timeout, a dropped
+                # connection): a claim this node may hold unknowingly, given back once
+                # another node wins the company (:meth:`_release_stale`).
+                self._stale.add(company_id)
+                raise
             if holder is None:  # Redis no longer counts this node a member
                 raise MembershipLost(self.node_id)
             if holder == self.node_id:
@@ -313,7 +320,13 @@ class Placement:
         """:meth:`place` for the restore: a company this node wins but whose claim the
         previous owner still held is tried again at every heartbeat until taken."""
         await self._stop_refused(company_id)  # its actor is activated after this
-        owner = await self.place(company_id)
+        try:
+            owner = await self.place(company_id)
+        except MembershipLost:
+            raise  # the rebalance once this node is current again tries it
+        except StorageError:
+            self.wanted.add(company_id)  # a blip: tried again at the next heartbeat
+            raise
         if owner is not None and self._winner(company_id) is None:
             self.wanted.add(company_id)
         return owner
@@ -472,7 +485,12 @@ class Placement:
                         await self.registry.activate(company_id)
                     elif self._winner(company_id) is None:
                         self.wanted.add(company_id)  # its previous owner still holds it
-                except (ActorError, StorageError) as exc:
+                except MembershipLost as exc:
+                    log.warning("company %s: not taken over yet: %s", company_id, exc)
+                except StorageError as exc:
+                    self.wanted.add(company_id)  # a blip: tried again at the next heartbeat
+                    log.warning("company %s: not taken over yet: %s", company_id, exc)
+                except ActorError as exc:
                     log.warning("company %s: not taken over yet: %s", company_id, exc)
 
         wanted, self.wanted = self.wanted, set()
@@ -631,10 +649,13 @@ class Placement:
                 if entry is not None:
                     ref.tell(m.Unsubscribe(entry[1]))
             elif op is ViewerOp.REQUEST_QR:
-                self._report(company_id, viewer_id, await ref.ask(m.RequestQr()))
+                with serving_request(command.request_id):  # the socket's, in the actor's log
+                    request_qr = m.RequestQr()
+                self._report(company_id, viewer_id, await ref.ask(request_qr))
             elif op is ViewerOp.REQUEST_PAIRING_CODE and command.phone is not None:
-                result = await ref.ask(m.RequestPairingCode(command.phone))
-                self._report(company_id, viewer_id, result)
+                with serving_request(command.request_id):
+                    request_code = m.RequestPairingCode(command.phone)
+                self._report(company_id, viewer_id, await ref.ask(request_code))
         except ActorError:
             self.publish_nowait(
                 company_id, error_frame("Service is busy; try again", "unavailable"), to=viewer_id

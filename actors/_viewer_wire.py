@@ -13,9 +13,12 @@ only build and read these values.
   ``{"close": true, "to": viewer_id}`` tells that socket the actor dropped it.
 * ``node:{node_id}:commands`` (:func:`commands_channel`) — :class:`ViewerCommand`, from a
   socket to the owning node (one channel per node, however many companies it owns):
-  ``{"company_id", "viewer", "op"}`` with ``op`` a :class:`ViewerOp`, and ``"phone"`` with
-  ``request-pairing-code``. Sockets repeat ``watch`` every :data:`WATCH_EVERY` s; the owner
-  forgets a viewer silent for :data:`REMOTE_VIEWER_TTL` s (its process died unannounced).
+  ``{"company_id", "viewer", "op"}`` with ``op`` a :class:`ViewerOp`, ``"phone"`` with
+  ``request-pairing-code``, and ``"request_id"``, the socket's request id, so the owner logs
+  what the command causes (``linking_started``) under it; a command without one (an older
+  node) or with a malformed one is served with no request id. Sockets repeat ``watch`` every
+  :data:`WATCH_EVERY` s; the owner forgets a viewer silent for :data:`REMOTE_VIEWER_TTL` s
+  (its process died unannounced).
 
 ``decode`` never raises: the other side is another process, maybe of another version, so
 anything malformed decodes to ``None`` and is ignored. Pure: imports no event loop.
@@ -24,11 +27,14 @@ anything malformed decodes to ``None`` and is ignored. Pure: imports no event lo
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 from typing import Any
 
 WATCH_EVERY = 10.0
 REMOTE_VIEWER_TTL = 30.0
+#: What a request id on the wire may look like (as the web layer makes them: a plain id).
+_REQUEST_ID = re.compile(r"[A-Za-z0-9-]{1,64}")
 
 
 def events_channel(company_id: int) -> str:
@@ -63,6 +69,7 @@ class ViewerCommand:
     viewer: str  # the socket's id, unique per connection
     op: ViewerOp
     phone: str | None = None  # the number to pair, with REQUEST_PAIRING_CODE only
+    request_id: str | None = None  # the socket's request id (the operators' log)
 
     def __post_init__(self) -> None:
         if (self.op is ViewerOp.REQUEST_PAIRING_CODE) != (self.phone is not None):
@@ -77,6 +84,8 @@ class ViewerCommand:
         }
         if self.phone is not None:
             message["phone"] = self.phone
+        if self.request_id is not None:
+            message["request_id"] = self.request_id
         return message
 
     @classmethod
@@ -94,7 +103,10 @@ class ViewerCommand:
         phone = raw.get("phone") if operation is ViewerOp.REQUEST_PAIRING_CODE else None
         if operation is ViewerOp.REQUEST_PAIRING_CODE and not isinstance(phone, str):
             return None
-        return cls(company_id, viewer, operation, phone)
+        request_id = raw.get("request_id")
+        if not isinstance(request_id, str) or not _REQUEST_ID.fullmatch(request_id):
+            request_id = None  # absent (an older node) or malformed: served without one
+        return cls(company_id, viewer, operation, phone, request_id)
 
 
 @dataclass(frozen=True, slots=True)

@@ -96,6 +96,25 @@ def test_a_phone_travels_with_a_pairing_request_only() -> None:
         ViewerCommand(7, "v1", ViewerOp.REQUEST_PAIRING_CODE)
 
 
+def test_a_command_carries_its_sockets_request_id_and_tolerates_none() -> None:
+    """The socket's request id travels with the command; a command from a node that sends
+    none, or a malformed one, is still served (without a request id)."""
+    command = ViewerCommand(7, "v1", ViewerOp.REQUEST_QR, request_id="ws-7f3a")
+    assert command.encode() == {
+        "company_id": 7,
+        "viewer": "v1",
+        "op": "request-qr",
+        "request_id": "ws-7f3a",
+    }
+    assert ViewerCommand.decode(over_the_wire(command.encode())) == command
+    bare = {"company_id": 7, "viewer": "v1", "op": "request-qr"}
+    assert ViewerCommand.decode(bare) == ViewerCommand(7, "v1", ViewerOp.REQUEST_QR)
+    for bad in (12, "", "a b", "x" * 65, "id\nevent=linked"):
+        decoded = ViewerCommand.decode({**bare, "request_id": bad})
+        assert decoded == ViewerCommand(7, "v1", ViewerOp.REQUEST_QR, request_id=None)
+        assert decoded is not None and decoded.request_id is None
+
+
 STATUS = {"event": "status", "data": {"companyId": 7, "whatsapp_connected": False}}
 
 

@@ -4,6 +4,7 @@ served through pub/sub (``cluster=True``)."""
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -13,7 +14,7 @@ import pytest
 import trio
 from trio_websocket import open_websocket_url
 
-from actors import open_node
+from actors import EVENTS_LOGGER, open_node
 from actors._placement import rendezvous
 from actors.company import OwnedElsewhere
 from actors.company import messages as m
@@ -142,6 +143,49 @@ async def test_remote_viewer_alone_keeps_the_owner_actor_and_gets_refusals(
             return not placement.remote
 
         await eventually(gone)
+
+
+async def test_a_remote_sockets_commands_log_under_its_request_id(
+    settings: Settings, database_url: str, redis_prefix: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``linking_started`` of a QR round and of a pairing code asked from a socket on the
+    non-owner names that socket's request id, as it would on the owner."""
+    caplog.set_level(logging.INFO, logger=EVENTS_LOGGER)
+
+    def started(cid: int) -> list[str]:
+        prefix = f"event=linking_started company_id={cid} "
+        return [
+            r.getMessage().rsplit(" request_id=", 1)[1]
+            for r in caplog.records
+            if r.name == EVENTS_LOGGER and r.getMessage().startswith(prefix)
+        ]
+
+    async with two_nodes(settings, database_url, redis_prefix) as (first, second):
+        company = await register(first)
+        cid = company.company_id
+        a, b = by_owner(cid, first, second)
+        assert await a.node.place(cid) is None
+        headers = {"X-Request-Id": "ws-remote-qr"}
+        async with b.client.websocket(WS_PATH, headers=headers) as remote:
+            await remote.send(auth_frame(company.token))
+            assert (await next_frame(remote))["event"] == "status"
+            await remote.send(frame("request-qr"))
+            await frame_named(remote, "qr-update")
+        assert b.node.registry.lookup(cid) is None  # served by A's actor
+        assert started(cid) == ["ws-remote-qr"]
+
+        other = await register(first)
+        oid = other.company_id
+        a, b = by_owner(oid, first, second)
+        assert await a.node.place(oid) is None
+        headers = {"X-Request-Id": "ws-remote-code"}
+        async with b.client.websocket(WS_PATH, headers=headers) as remote:
+            await remote.send(auth_frame(other.token))
+            assert (await next_frame(remote))["event"] == "status"
+            await remote.send(frame("request-pairing-code", phone="79001234567"))
+            await frame_named(remote, "pairing-code")
+        assert b.node.registry.lookup(oid) is None
+        assert started(oid) == ["ws-remote-code"]
 
 
 async def test_owner_gone_closes_remote_socket_try_later(

@@ -49,6 +49,7 @@ from actors import (
     ViewerEvent,
     ViewerOp,
     commands_channel,
+    current_request_id,
     events_channel,
 )
 from actors.company import CommandResult
@@ -281,7 +282,7 @@ async def _serve_remote(
     commands = commands_channel(owner)
 
     async def command(op: ViewerOp, phone: str | None = None) -> int:
-        message = ViewerCommand(company_id, viewer_id, op, phone)
+        message = ViewerCommand(company_id, viewer_id, op, phone, current_request_id())
         return await s.storage.pubsub.publish(commands, message.encode())
 
     async def ask(message: object) -> None:
