@@ -53,6 +53,7 @@ bench: setup services
 	$(PY) bench/reminders.py
 	$(PY) bench/startup.py
 	$(PY) bench/load.py
+	$(PY) bench/soak.py --quick  # the full soak (1,000,000 requests) takes hours: BENCHMARKS.md
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache test-artifacts

@@ -19,13 +19,17 @@ The mix, repeated in blocks of 10 requests (request ``i`` is of kind ``MIX[i % 1
 - 1 × ``POST /dev/simulator/{id}/inbound`` (admin key): a client's message, senders cycling
   over ``PHONES`` per salon (200; the assistant answers without an LLM or YClients).
 
-``C`` workers share one httpx pool of ``C`` keep-alive connections and take the next request
-index until ``N`` are done or ``--max-seconds`` passed (then it says so). The server's VmRSS
+``C`` workers (default 8) share one httpx pool of ``C`` keep-alive connections and take the
+next request index until ``N`` are done or ``--max-seconds`` passed (then it says so). Eight
+in flight keep one server process busy; more only queue (and, on a shared machine, push
+PostgreSQL answers past the server's 4 s deadline: 503s). ``--quick``: 5,000 requests within
+300 s, a smoke run (its first tenth is mostly warm-up). The server's VmRSS
 is read at the start and after each tenth of ``N``; ``rss_growth_last_half_pct`` is the growth
 from the 5th to the 10th point. The per-IP rate limits are raised to 10**9/min for the run
 (one client address). ``--probe DIR`` (diagnosis only; it slows the server) starts the
 server with ``bench/_soak_probe`` on its path: at each point the server writes its live
-object counts by type and, with ``SOAK_TRACEMALLOC=1``, a tracemalloc snapshot.
+object counts by type and largest containers and, with ``SOAK_TRACEMALLOC=1`` in the
+bench's environment, a tracemalloc snapshot (tracing from the first point on).
 """
 
 from __future__ import annotations
@@ -339,10 +343,12 @@ def main() -> None:
         "--max-seconds", type=float, default=4 * 3600.0, help="hard cap on the request loop"
     )
     parser.add_argument("--probe", default="", help="write the server's object counts here")
-    parser.add_argument("--quick", action="store_true", help="20,000 requests, at most 300 s")
+    parser.add_argument(
+        "--quick", action="store_true", help="5,000 requests, at most 300 s (a smoke run)"
+    )
     args = parser.parse_args()
     if args.quick:
-        args.requests = min(args.requests, 20_000)
+        args.requests = min(args.requests, 5_000)
         args.max_seconds = min(args.max_seconds, 300.0)
     if args.requests < POINTS or args.requests % POINTS:
         parser.error(f"--requests must be a positive multiple of {POINTS}")
