@@ -1,0 +1,84 @@
+"""Cluster placement through a Redis blip (in-memory twins, MockClock): a claim whose answer
+was lost still reaches its winner, and a salon a rebalance could not take because Redis failed
+once is tried again at the next tick rather than left without an owner."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+import trio.testing
+
+from config import Settings
+from storage import StorageUnavailable, open_storage
+from tests.support.cluster import winning_name
+from tests.support.startup import store_linked
+
+from .test_lease_loss import WatchedWorld
+from .test_placement import TICK, Running, quiet_settings, serving, start_node, until_async
+
+
+def fail_next_claim(running: Running, *, after_it_ran: bool) -> None:
+    """The node's next claim fails as a Redis blip does: before it reached Redis, or (with
+    ``after_it_ran``) after Redis ran it but before its answer came back (a timeout)."""
+    leases = running.leases
+    real = leases.claim
+
+    async def blip(company_id: int, node: str) -> str | None:
+        leases.claim = real  # type: ignore[method-assign]
+        if after_it_ran:
+            await real(company_id, node)
+        raise StorageUnavailable("redis", "no answer (test)")
+
+    leases.claim = blip  # type: ignore[method-assign]
+
+
+async def test_a_claim_whose_answer_was_lost_is_handed_to_its_winner(
+    settings: Settings, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A's claim ran in Redis but A never heard back, so A does not know it holds it. B wins
+    the salon: A gives the claim back and B serves the salon within two ticks (it used to wait
+    until A left the cluster)."""
+    settings = quiet_settings(settings)
+    world = WatchedWorld()
+    async with (
+        open_storage(monotonic_clock=trio.current_time) as storage,
+        trio.open_nursery() as nursery,
+    ):
+        [cid] = await store_linked(storage, world, 1, 14000)
+        b_name = winning_name(cid, "node-b", ["node-a"])
+        a = await start_node(nursery, settings, storage, world, "node-a", restore=False)
+        fail_next_claim(a, after_it_ran=True)
+        with pytest.raises(StorageUnavailable):
+            await a.node.place(cid)
+        assert await storage.leases.holder(cid) == "node-a"  # A holds it without knowing
+        assert cid not in a.owned()
+        b = await start_node(nursery, settings, storage, world, b_name)
+        await until_async(lambda: serving([a, b], world, [cid]), TICK * 4)
+        assert await storage.leases.holder(cid) == b_name
+        assert world.overlaps == 0
+        await a.stop()
+        await b.stop()
+
+
+async def test_a_salon_a_rebalance_could_not_take_is_tried_again_next_tick(
+    settings: Settings, autojump_clock: trio.testing.MockClock
+) -> None:
+    """B, the owner, is killed; A's rebalance meets a Redis blip on that salon's claim. A
+    tries again at its next tick and serves it (it used to stay without an owner until the
+    members changed again)."""
+    settings = quiet_settings(settings)
+    world = WatchedWorld()
+    async with (
+        open_storage(monotonic_clock=trio.current_time) as storage,
+        trio.open_nursery() as nursery,
+    ):
+        [cid] = await store_linked(storage, world, 1, 15000)
+        b_name = winning_name(cid, "node-b", ["node-a"])
+        a = await start_node(nursery, settings, storage, world, "node-a")
+        b = await start_node(nursery, settings, storage, world, b_name)
+        await until_async(lambda: serving([a, b], world, [cid]), 10)
+        fail_next_claim(a, after_it_ran=False)
+        await b.kill()
+        await until_async(lambda: serving([a], world, [cid]), 6.0 + TICK * 3)
+        assert world.overlaps == 0
+        await a.stop()
