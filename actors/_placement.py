@@ -527,6 +527,11 @@ class Placement:
                 async with trio.open_nursery() as nursery:
                     for company_id in owned:
                         nursery.start_soon(self.registry.stop, company_id)
+                    # Takes and handovers under way end first, while this node is a member: a
+                    # take's epoch bump landing after another node took the company over
+                    # would fence that owner's actor out.
+                    for busy in [*self._taking.values(), *self._moving.values()]:
+                        nursery.start_soon(busy.wait)
             if scope.cancelled_caught:
                 log.warning(
                     "node %s: actors still stopping after %g s; leaving anyway",

@@ -4,12 +4,14 @@ once is tried again at the next tick rather than left without an owner."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import trio
 import trio.testing
 
 from config import Settings
-from storage import StorageUnavailable, open_storage
+from storage import LeaseEpochs, StorageUnavailable, open_storage
 from tests.support.cluster import winning_name
 from tests.support.startup import store_linked
 
@@ -30,6 +32,20 @@ def fail_next_claim(running: Running, *, after_it_ran: bool) -> None:
         raise StorageUnavailable("redis", "no answer (test)")
 
     leases.claim = blip  # type: ignore[method-assign]
+
+
+class SlowEpochs:
+    """:class:`storage.LeaseEpochs` whose takes wait a second first (a loaded database)."""
+
+    def __init__(self, inner: LeaseEpochs) -> None:
+        self.inner = inner
+
+    async def take(self, company_id: int) -> int:
+        await trio.sleep(1.0)
+        return await self.inner.take(company_id)
+
+    async def current(self, company_id: int) -> int:
+        return await self.inner.current(company_id)
 
 
 async def test_a_claim_whose_answer_was_lost_is_handed_to_its_winner(
@@ -82,3 +98,34 @@ async def test_a_salon_a_rebalance_could_not_take_is_tried_again_next_tick(
         await until_async(lambda: serving([a], world, [cid]), 6.0 + TICK * 3)
         assert world.overlaps == 0
         await a.stop()
+
+
+async def test_a_graceful_stop_waits_for_a_take_in_flight_before_leaving(
+    settings: Settings, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A is taking a salon it wins (its epoch bump slow in PostgreSQL) when it is stopped. The
+    take ends before A leaves, so B, which wins the salon then, takes the last epoch: its actor
+    can write (a late bump from A used to fence B's actor out, leaving the salon ownerless)."""
+    settings = quiet_settings(settings)
+    world = WatchedWorld()
+    async with (
+        open_storage(monotonic_clock=trio.current_time) as storage,
+        trio.open_nursery() as nursery,
+    ):
+        [cid] = await store_linked(storage, world, 1, 16000)
+        a_name = winning_name(cid, "node-a", ["node-b"])
+        a = await start_node(nursery, settings, storage, world, a_name, restore=False)
+        b = await start_node(nursery, settings, storage, world, "node-b", restore=False)
+        assert a.node.placement is not None and b.node.placement is not None
+        a_placement = a.node.placement
+        a_placement.storage = replace(storage, leases=a.leases, epochs=SlowEpochs(storage.epochs))
+        nursery.start_soon(a_placement.place, cid)
+        await trio.sleep(0.1)
+        assert cid in a_placement._taking
+        await a.stop()
+        b_placement = b.node.placement
+        await until_async(lambda: serving([b], world, [cid]), TICK * 3)
+        await trio.sleep(2.0)  # whatever A still had in flight has landed
+        assert await storage.epochs.current(cid) == b_placement.owned[cid].epoch
+        assert await storage.leases.holder(cid) == "node-b"
+        await b.stop()
