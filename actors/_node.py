@@ -66,10 +66,6 @@ REMINDERS_CHILD = "reminders.scheduler"
 REPLAN_CHILD = "reminders.replan"
 #: How long the reminder scheduler may take to stop (rows it held are claimed again later).
 REMINDERS_SHUTDOWN = 5.0
-#: Companies a rebalance (cluster mode: a member left) activates at once, at least: the salons
-#: of a killed process are down until then, so this outweighs leaving pool connections free
-#: for requests, as the start-up restore does (``settings.restore_concurrency``).
-REBALANCE_CONCURRENCY = 32
 
 
 def supervisor_policy(settings: Settings) -> RestartPolicy:
@@ -258,7 +254,8 @@ class Node:
                 return self.node_id  # runs here already: nothing to do (counted "elsewhere")
             return await placement.place_to_restore(company_id)
 
-        concurrency = max(self.settings.restore_concurrency, REBALANCE_CONCURRENCY)
+        # ``settings.rebalance_concurrency`` at once: a killed node's salons are down until then.
+        concurrency = self.settings.rebalance_concurrency
         return await self.restore_linked(RestoreProgress(), place_new, concurrency)
 
 

@@ -148,6 +148,10 @@ class Settings:
     #: the background; the port is open before it ends). Below the PostgreSQL pool's 10
     #: connections, so requests still find one free while it runs.
     restore_concurrency: int = 8
+    #: Cluster mode: how many linked companies a rebalance (a member left, or handed salons
+    #: over) activates at once. Higher than the start-up restore's: the salons of a killed
+    #: process are down until then, which outweighs leaving pool connections free for requests.
+    rebalance_concurrency: int = 32
     sync_interval: float = 3600.0
     #: Finished webhook-inbox and outbox rows and messages older than this many days are
     #: deleted (in batches, by the node's retention service).
@@ -233,6 +237,7 @@ AIADMIN_KEYS = frozenset(
         "AIADMIN_TRUSTED_PROXIES",
         "AIADMIN_PASSIVATE_AFTER",
         "AIADMIN_RESTORE_CONCURRENCY",
+        "AIADMIN_REBALANCE_CONCURRENCY",
         "AIADMIN_SYNC_INTERVAL",
         "AIADMIN_MAX_BODY_BYTES",
         "AIADMIN_REQUEST_TIMEOUT",
@@ -539,6 +544,7 @@ def settings_from_env(
         trusted_proxies=r.csv("AIADMIN_TRUSTED_PROXIES"),
         passivate_after=r.seconds("AIADMIN_PASSIVATE_AFTER", 600.0),
         restore_concurrency=r.integer("AIADMIN_RESTORE_CONCURRENCY", 8, low=1, high=1000),
+        rebalance_concurrency=r.integer("AIADMIN_REBALANCE_CONCURRENCY", 32, low=1, high=1000),
         sync_interval=r.seconds("AIADMIN_SYNC_INTERVAL", 3600.0),
         retention_days=r.bounded("AIADMIN_RETENTION_DAYS", 30.0, low=1.0, high=3650.0, unit="days"),
         max_body_bytes=r.integer("AIADMIN_MAX_BODY_BYTES", 64 * 1024, low=1024, high=16 * 2**20),

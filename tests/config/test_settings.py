@@ -340,3 +340,9 @@ def test_every_setting_read_from_the_environment_is_a_known_key() -> None:
     read = set(re.findall(r'r\.\w+\(\s*"(AIADMIN_[A-Z_]+)"', source))
     assert read and read <= config._settings.AIADMIN_KEYS, read - config._settings.AIADMIN_KEYS
     assert load({"AIADMIN_RESTORE_CONCURRENCY": "32"}).restore_concurrency == 32
+
+
+def test_the_rebalance_concurrency_is_a_setting() -> None:
+    assert load({}).rebalance_concurrency == 32
+    assert load({"AIADMIN_REBALANCE_CONCURRENCY": "64"}).rebalance_concurrency == 64
+    assert problems({"AIADMIN_REBALANCE_CONCURRENCY": "0"})

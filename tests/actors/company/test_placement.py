@@ -25,7 +25,7 @@ from config import SendPacing, Settings
 from storage import Storage, open_storage
 from tests.support.cluster import WatchedLeases, winning_name
 from tests.support.databases import open_real_storage
-from tests.support.startup import store_linked
+from tests.support.startup import Starts, counted_starts, store_linked
 
 from .test_lease_loss import WatchedWorld, until
 
@@ -284,6 +284,34 @@ async def test_a_killed_node_salons_are_served_elsewhere_within_a_ttl_and_a_tick
         assert failover <= MEMBER_TTL + TICK + 0.5
         assert world.overlaps == 0
         await b.stop()
+
+
+async def test_a_rebalance_activates_as_many_salons_at_once_as_its_setting(
+    settings: Settings, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A killed node's salons are started by the survivor ``rebalance_concurrency`` at a time
+    (``AIADMIN_REBALANCE_CONCURRENCY``), not the start-up restore's ``restore_concurrency``."""
+    settings = replace(quiet_settings(settings), restore_concurrency=2, rebalance_concurrency=5)
+    world = WatchedWorld()
+    async with (
+        open_storage(monotonic_clock=trio.current_time) as storage,
+        trio.open_nursery() as nursery,
+    ):
+        ids = await store_linked(storage, world, 40, 15000)
+        with counted_starts(monkeypatch, Starts()) as starts:
+            a = await start_node(nursery, settings, storage, world, "node-a")
+            b = await start_node(nursery, settings, storage, world, "node-b")
+            await until_async(lambda: serving([a, b], world, ids), 30)
+            theirs = b.owned()
+            assert len(theirs) > 10
+            starts.delay, starts.most = 1.0, 0
+            await b.kill()
+            took = await until_async(lambda: serving([a], world, ids), MEMBER_TTL * 4)
+            assert starts.most == 5  # never more at once, and no fewer while salons wait
+            assert set(starts.calls) >= theirs
+            print(f"{len(theirs)} salons taken over in {took:.1f} s, 5 at a time")
+        assert world.overlaps == 0
+        await a.stop()
 
 
 async def test_a_graceful_stop_hands_over_in_under_3_s_and_loses_no_queued_message(
