@@ -44,7 +44,7 @@ test: system-deps setup services
 	$(VENV)/bin/mypy
 	$(VENV)/bin/pytest -q
 
-bench: setup services
+bench: system-deps setup services
 	$(PY) bench/runtime.py
 	$(PY) bench/storage.py
 	$(PY) bench/actors.py
@@ -54,6 +54,7 @@ bench: setup services
 	$(PY) bench/startup.py
 	$(PY) bench/load.py
 	$(PY) bench/soak.py --quick  # the full soak (1,000,000 requests) takes hours: BENCHMARKS.md
+	$(PY) bench/cluster.py  # 3 processes behind nginx (system-deps): 1,000 then 10,000 salons
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache test-artifacts
