@@ -129,3 +129,38 @@ async def test_a_graceful_stop_waits_for_a_take_in_flight_before_leaving(
         assert await storage.epochs.current(cid) == b_placement.owned[cid].epoch
         assert await storage.leases.holder(cid) == "node-b"
         await b.stop()
+
+
+async def test_one_failed_heartbeat_does_not_cost_a_node_its_salons(
+    settings: Settings, autojump_clock: trio.testing.MockClock
+) -> None:
+    """With a network's few milliseconds per heartbeat, one heartbeat that fails (a Redis blip
+    shorter than a heartbeat period) leaves the owner current: its actor and its session keep
+    running (it used to count itself out and close every session it ran)."""
+    settings = quiet_settings(settings)
+    world = WatchedWorld()
+    async with (
+        open_storage(monotonic_clock=trio.current_time) as storage,
+        trio.open_nursery() as nursery,
+    ):
+        [cid] = await store_linked(storage, world, 1, 17000)
+        a = await start_node(nursery, settings, storage, world, "node-a")
+        await until_async(lambda: serving([a], world, [cid]), 10)
+        assert a.node.placement is not None
+        leases = a.leases
+        real = leases.heartbeat
+        failures = [1]
+
+        async def over_the_network(node: str, address: str, ttl: float) -> dict[str, str]:
+            await trio.sleep(0.005)
+            if failures[0]:
+                failures[0] -= 1
+                raise StorageUnavailable("redis", "connection reset (test)")
+            return await real(node, address, ttl)
+
+        leases.heartbeat = over_the_network  # type: ignore[method-assign]
+        await trio.sleep(TICK * 6)
+        assert failures == [0]
+        assert a.node.placement.stopped_owners == 0
+        assert cid in a.owned() and a.running(cid) and world.is_connected(cid)
+        await a.stop()
