@@ -234,7 +234,9 @@ class Placement:
                 return winner
             if company_id in self.owned:
                 return None
-            busy = self._moving.get(company_id) or self._taking.get(company_id)
+            busy = self._moving.get(company_id)  # (a trio.Event has no truth value)
+            if busy is None:
+                busy = self._taking.get(company_id)
             if busy is None:
                 break
             await busy.wait()  # a handover or another take of it: then look again
@@ -398,11 +400,25 @@ class Placement:
         others = [
             company_id
             for company_id in self._stale
-            if company_id not in self._taking and self._winner(company_id) is not None
+            if company_id not in self._taking
+            and company_id not in self._moving
+            and self._winner(company_id) is not None
         ]
-        if others:
-            self._stale.difference_update(others)
+        if not others:
+            return
+        self._stale.difference_update(others)
+        # A take of one of them meanwhile (the members changed during the release) waits for
+        # it: the release would otherwise delete the claim that take had just made.
+        released = trio.Event()
+        for company_id in others:
+            self._moving[company_id] = released
+        try:
             await self._release(others)
+        finally:
+            for company_id in others:
+                if self._moving.get(company_id) is released:
+                    del self._moving[company_id]
+            released.set()
 
     # -- membership changes ----------------------------------------------------------------
 

@@ -4,12 +4,14 @@ once is tried again at the next tick rather than left without an owner."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 
 import pytest
 import trio
 import trio.testing
 
+from actors._placement import Placement
 from config import Settings
 from storage import LeaseEpochs, StorageUnavailable, open_storage
 from tests.support.cluster import winning_name
@@ -163,4 +165,85 @@ async def test_one_failed_heartbeat_does_not_cost_a_node_its_salons(
         assert failures == [0]
         assert a.node.placement.stopped_owners == 0
         assert cid in a.owned() and a.running(cid) and world.is_connected(cid)
+        await a.stop()
+
+
+async def test_giving_back_a_stale_claim_does_not_drop_a_take_made_meanwhile(
+    settings: Settings, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A holds a claim it does not know about (a lost answer) for a salon B wins, and gives it
+    back at its tick; while that release is on its way, B leaves A's view and a request makes A
+    take the salon. The take waits for the release, so the salon A then runs is claimed in
+    Redis by A (the release used to delete the claim of the take that just ran, leaving a
+    running salon any node could claim)."""
+    settings = quiet_settings(settings)
+    world = WatchedWorld()
+    async with (
+        open_storage(monotonic_clock=trio.current_time) as storage,
+        trio.open_nursery() as nursery,
+    ):
+        [cid] = await store_linked(storage, world, 1, 18000)
+        b_name = winning_name(cid, "node-b", ["node-a"])
+        a = await start_node(nursery, settings, storage, world, "node-a", restore=False)
+        b = await start_node(nursery, settings, storage, world, b_name, restore=False)
+        placement = a.node.placement
+        assert placement is not None
+        assert await storage.leases.claim(cid, "node-a") == "node-a"
+        placement._stale.add(cid)  # as after a claim whose answer was lost
+        leases = a.leases
+        real = leases.release_all
+        raced = trio.Event()
+
+        async def release_all(company_ids: Sequence[int], node: str) -> int:
+            if cid in company_ids and not raced.is_set():
+                raced.set()
+                b.leases.cut = True  # B dies: gone from Redis and from A's view, A wins
+                await storage.leases.leave(b_name)
+                placement.membership.members.pop(b_name)
+                nursery.start_soon(placement.place, cid)
+                await trio.sleep(0.05)  # the release is slow; the take runs meanwhile
+            return await real(company_ids, node)
+
+        leases.release_all = release_all  # type: ignore[method-assign]
+        await until_async(lambda: _settled(placement, cid, raced), TICK * 2)
+        assert cid in a.owned()
+        assert await storage.leases.holder(cid) == "node-a"
+        await a.stop()
+        await b.kill()
+
+
+async def _settled(placement: Placement, cid: int, raced: trio.Event) -> bool:
+    await trio.sleep(0.2)
+    return raced.is_set() and cid not in placement._taking and cid not in placement._moving
+
+
+async def test_a_take_during_a_handover_of_the_same_salon_waits_for_it(
+    settings: Settings, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A salon this node wins again while its handover is still under way (the members changed
+    back meanwhile): the take waits for the handover, then takes the salon (it used to raise
+    NotImplementedError, a trio.Event asked for a truth value)."""
+    world = WatchedWorld()
+    async with (
+        open_storage(monotonic_clock=trio.current_time) as storage,
+        trio.open_nursery() as nursery,
+    ):
+        [cid] = await store_linked(storage, world, 1, 19000)
+        a = await start_node(nursery, settings, storage, world, "node-a", restore=False)
+        placement = a.node.placement
+        assert placement is not None
+        handover = placement._moving[cid] = trio.Event()  # its actor still stopping
+        taken: list[str | None] = []
+
+        async def take() -> None:
+            taken.append(await placement.place(cid))
+
+        nursery.start_soon(take)
+        await trio.sleep(0.5)
+        assert taken == []  # waits for the handover
+        del placement._moving[cid]
+        handover.set()
+        await trio.sleep(0.1)
+        assert taken == [None] and cid in a.owned()
+        assert await storage.leases.holder(cid) == "node-a"
         await a.stop()
