@@ -77,8 +77,9 @@ class Membership:
         #: Heartbeat every third of the TTL (timed from each heartbeat's start).
         self.beat_every = ttl / 3
         #: A failed heartbeat is tried again this soon (a twelfth of the TTL), until the node
-        #: counts itself out: a Redis blip shorter than ``give_up_after - beat_every -
-        #: retry_every`` (1.5 s at a 6 s TTL), whenever it starts, costs the node nothing.
+        #: counts itself out: Redis failing calls for less than ``give_up_after - beat_every
+        #: - retry_every`` (1.5 s at a 6 s TTL), whenever it starts, costs the node nothing
+        #: (a call left unanswered still waits up to ``beat_every`` before it fails).
         self.retry_every = ttl / 12
         #: Count itself out once this long passed without a heartbeat that succeeded: a third
         #: of the TTL is left for its actors to stop before the others may count it gone.
