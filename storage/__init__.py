@@ -24,6 +24,11 @@ from ._errors import ValidationError as ValidationError
 from ._errors import map_exceptions as map_exceptions
 from ._fields import COMPANY_FIELDS as COMPANY_FIELDS
 from ._fields import utc_now as utc_now
+from ._model_usage import MAX_DAILY_TOKEN_CAP as MAX_DAILY_TOKEN_CAP
+from ._model_usage import MAX_MODEL_NAME as MAX_MODEL_NAME
+from ._model_usage import ModelUsageStore as ModelUsageStore
+from ._model_usage import SalonModelSettings as SalonModelSettings
+from ._model_usage import TokenUsage as TokenUsage
 from ._models import LINKED_STATUSES as LINKED_STATUSES
 from ._models import AttemptOutcome as AttemptOutcome
 from ._models import AuditEvent as AuditEvent
@@ -115,7 +120,9 @@ __all__ = [
     "API_KEY_PREFIX",
     "COMPANY_FIELDS",
     "LINKED_STATUSES",
+    "MAX_DAILY_TOKEN_CAP",
     "MAX_ID",
+    "MAX_MODEL_NAME",
     "WEBHOOK_SECRET_PREFIX",
     "AttemptOutcome",
     "AuditEvent",
@@ -139,6 +146,7 @@ __all__ = [
     "Message",
     "MessageLog",
     "MessageStatus",
+    "ModelUsageStore",
     "NewCompany",
     "NotFound",
     "Outbox",
@@ -165,6 +173,7 @@ __all__ = [
     "SalonCatalog",
     "SalonCategory",
     "SalonDetails",
+    "SalonModelSettings",
     "SalonRecord",
     "SalonRecords",
     "SalonService",
@@ -177,6 +186,7 @@ __all__ = [
     "StorageTimeout",
     "StorageUnavailable",
     "SyncState",
+    "TokenUsage",
     "ValidationError",
     "WebhookInbox",
     "map_exceptions",

@@ -12,7 +12,7 @@ import heapq
 import itertools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
-from datetime import datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 
 import trio
@@ -31,6 +31,7 @@ from ._fields import (
     status_values,
     utc_now,
 )
+from ._model_usage import SalonModelSettings, TokenUsage
 from ._models import (
     LINKED_STATUSES,
     AttemptOutcome,
@@ -171,6 +172,9 @@ class MemoryDatabase:
         self.reminder_due = DueIndex()  # id → when it becomes claimable (idx on due_at)
         self.reviews: ByCompany[int, Review] = ByCompany()
         self.reminder_settings: dict[int, dict[str, Any]] = {}
+        # The assistant's language model per salon and its tokens per local day (issue 15).
+        self.model_settings: dict[int, SalonModelSettings] = {}
+        self.token_usage: dict[tuple[int, date], TokenUsage] = {}
         self._ids: dict[str, int] = {}
 
     def next_id(self, table: str) -> int:

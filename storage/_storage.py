@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from ._company_changes import CompanyChanges, TrackedCatalog
 from ._groups import BodyError, unwrap_single
+from ._model_usage import ModelUsageStore
 from ._models import BackendHealth, PoolStats
 from ._protocols import (
     AuditLog,
@@ -103,6 +104,8 @@ class Storage:
     #: neonize's ledger of sent messages (``whatsapp_sent``), so a resend is never a second
     #: copy, on whichever process the salon's session runs (issue 13).
     sent: SentLedger
+    #: Each salon's language-model choice and its tokens per local day (issue 15).
+    model_usage: ModelUsageStore
     database_kind: str
     redis_kind: str
     pg: PgPool | None = field(default=None, repr=False)
@@ -222,6 +225,7 @@ async def open_storage(
                     PgSalonCatalog,
                     PgWebhookInbox,
                 )
+                from ._pg_model_usage import PgModelUsage
                 from ._pg_pool import PgPool
                 from ._pg_reminders import PgReminders, PgReminderSettings, PgReviews
                 from ._records import PgSalonRecords
@@ -253,6 +257,7 @@ async def open_storage(
                 epochs: LeaseEpochs = PgLeaseEpochs(pg)
                 retention: Retention = PgRetention(pg, wall_clock)
                 sent: SentLedger = PgSentLedger(pg, wall_clock)
+                model_usage: ModelUsageStore = PgModelUsage(pg, wall_clock)
                 fence_factory = _pg_fence(pg, wall_clock)
             else:
                 from ._conversations import MemoryConversations
@@ -268,6 +273,7 @@ async def open_storage(
                 )
                 from ._memory_retention import MemoryRetention
                 from ._memory_sent import MemorySentLedger
+                from ._model_usage import MemoryModelUsage
                 from ._records import MemorySalonRecords
                 from ._reminders import MemoryReminders, MemoryReminderSettings, MemoryReviews
 
@@ -285,6 +291,7 @@ async def open_storage(
                 reminder_settings = MemoryReminderSettings(memory_db)
                 memory_epochs = MemoryLeaseEpochs(memory_db)
                 memory_sent = MemorySentLedger(memory_db)
+                model_usage = MemoryModelUsage(memory_db)
                 sent = memory_sent
                 retention = MemoryRetention(memory_db, memory_sent)
                 epochs = memory_epochs
@@ -353,6 +360,7 @@ async def open_storage(
                 epochs=epochs,
                 retention=retention,
                 sent=sent,
+                model_usage=model_usage,
                 database_kind="postgres" if pg else "memory",
                 redis_kind="redis" if redis else "memory",
                 pg=pg,

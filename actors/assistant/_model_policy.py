@@ -3,13 +3,42 @@
 The LLM understander asks :meth:`ModelPolicy.choice` before each model call (``None`` means
 understand with the rules: the salon switched the model off, or today's tokens reached its
 daily cap) and reports each call's usage with :meth:`ModelPolicy.record_usage`.
+
+:class:`SalonModelPolicy` is the implementation: the node's settings make the capability
+available (a node model configured), each salon opts in through the admin API
+(``assistant_model_settings``; never chose = rules). Tokens add up per salon and *local* day
+(the salon's time zone, ``companies.timezone``), so the cap resets at the salon's midnight.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
+from datetime import UTC, date, datetime
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
-__all__ = ["ModelPolicy"]
+from metrics import MetricsRegistry
+from storage import NotFound, SalonModelSettings, Storage, StorageError, TokenUsage
+
+from ..reminders._planner import salon_zone
+
+__all__ = [
+    "DEFAULT_DAILY_TOKEN_CAP",
+    "ModelPolicy",
+    "SalonModelPolicy",
+    "TokenMetrics",
+    "model_choice",
+    "salon_day",
+]
+
+log = logging.getLogger("aiadmin.assistant.model")
+
+#: The cap a salon gets when it switches the model on without naming one: about 150–250
+#: messages a day at ~1,000 tokens per call.
+DEFAULT_DAILY_TOKEN_CAP = 200_000
+#: How long a salon's time zone is kept before it is read again (it changes only on sync).
+ZONE_TTL_SECONDS = 600.0
 
 
 class ModelPolicy(Protocol):
@@ -25,3 +54,95 @@ class ModelPolicy(Protocol):
     ) -> None:
         """Add one model call's tokens to the salon's count for its local day."""
         ...
+
+
+def model_choice(
+    settings: SalonModelSettings | None, used: TokenUsage, node_model: str | None
+) -> str | None:
+    """The model for a salon with ``settings`` that spent ``used`` today: ``None`` when the
+    node has no model, the salon never opted in or switched it off, or the cap is reached."""
+    if node_model is None or settings is None or not settings.enabled:
+        return None
+    if used.total >= settings.daily_token_cap:
+        return None
+    return settings.model or node_model
+
+
+def salon_day(zone: ZoneInfo, now: datetime) -> date:
+    """The salon's local date at ``now`` (an aware moment)."""
+    return now.astimezone(zone).date()
+
+
+class TokenMetrics:
+    """``aiadmin_llm_tokens_total{kind="prompt|completion"}``: tokens spent by every salon of
+    the node. Not labelled by salon (no metric here is: thousands of salons would make
+    thousands of series); per salon the spending is in the API."""
+
+    def __init__(self, registry: MetricsRegistry) -> None:
+        self.tokens = registry.counter(
+            "aiadmin_llm_tokens_total", "Language-model tokens the assistant spent", ("kind",)
+        )
+
+    def add(self, prompt_tokens: int, completion_tokens: int) -> None:
+        self.tokens.labels("prompt").inc(prompt_tokens)
+        self.tokens.labels("completion").inc(completion_tokens)
+
+
+class SalonModelPolicy:
+    """:class:`ModelPolicy` over storage: the salon's stored choice, today's usage and cap.
+
+    ``node_model`` is the node's configured model (``None``: the node has no language model,
+    every salon uses the rules). ``now`` gives the aware current moment (tests fix it). A
+    storage failure in :meth:`choice` means the rules for that message; in
+    :meth:`record_usage` it is logged (the metric still counts the tokens).
+    """
+
+    def __init__(
+        self,
+        storage: Storage,
+        node_model: str | None,
+        *,
+        metrics: TokenMetrics | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._storage = storage
+        self._node_model = node_model
+        self._metrics = metrics
+        self._now = now
+        self._zones: dict[int, tuple[ZoneInfo, datetime]] = {}
+
+    async def _zone(self, company_id: int, now: datetime) -> ZoneInfo:
+        cached = self._zones.get(company_id)
+        if cached is not None and (now - cached[1]).total_seconds() < ZONE_TTL_SECONDS:
+            return cached[0]
+        company = await self._storage.companies.get(company_id)
+        if company is None:
+            raise NotFound(f"company {company_id}")
+        zone = salon_zone(company.timezone)
+        self._zones[company_id] = (zone, now)
+        return zone
+
+    async def choice(self, company_id: int) -> str | None:
+        if self._node_model is None:
+            return None
+        now = self._now()
+        try:
+            day = salon_day(await self._zone(company_id, now), now)
+            settings, used = await self._storage.model_usage.current(company_id, day)
+        except StorageError as exc:
+            log.warning("company %s: model settings unreadable, rules: %s", company_id, exc)
+            return None
+        return model_choice(settings, used, self._node_model)
+
+    async def record_usage(
+        self, company_id: int, prompt_tokens: int, completion_tokens: int
+    ) -> None:
+        prompt, completion = max(prompt_tokens, 0), max(completion_tokens, 0)
+        if self._metrics is not None:
+            self._metrics.add(prompt, completion)
+        now = self._now()
+        try:
+            day = salon_day(await self._zone(company_id, now), now)
+            await self._storage.model_usage.add_usage(company_id, day, prompt, completion)
+        except StorageError as exc:
+            log.warning("company %s: token usage not stored: %s", company_id, exc)

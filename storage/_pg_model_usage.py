@@ -1,0 +1,134 @@
+# ruff: noqa: S608  -- f-strings splice only module constants
+"""``assistant_model_settings`` and ``assistant_token_usage`` on PostgreSQL (issue 15): the
+rules are :mod:`storage._model_usage`'s; adding a call's tokens is one upsert."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+import asyncpg
+
+from . import _validate as v
+from ._errors import NotFound
+from ._fields import Clock
+from ._model_usage import SalonModelSettings, TokenUsage, check_settings, check_usage
+from ._pg_pool import PgPool
+
+__all__ = ["PgModelUsage"]
+
+NOW = "COALESCE($1::timestamptz, now())"
+
+
+def _settings(rec: asyncpg.Record) -> SalonModelSettings | None:
+    if rec["enabled"] is None:
+        return None
+    return SalonModelSettings(rec["enabled"], rec["model"], rec["daily_token_cap"])
+
+
+def _usage(day: date, rec: asyncpg.Record | None) -> TokenUsage:
+    if rec is None or rec["prompt_tokens"] is None:
+        return TokenUsage(day)
+    return TokenUsage(day, rec["prompt_tokens"], rec["completion_tokens"], rec["calls"])
+
+
+# One row per existing company (none: no such company), the settings and the day's usage
+# joined on (NULLs when absent).
+_CURRENT = """SELECT m.enabled, m.model, m.daily_token_cap,
+                     u.prompt_tokens, u.completion_tokens, u.calls
+                FROM companies c
+                LEFT JOIN assistant_model_settings m ON m.company_id = c.id
+                LEFT JOIN assistant_token_usage u ON u.company_id = c.id AND u.day = $2
+               WHERE c.id = $1"""
+
+
+async def _one(conn: asyncpg.Connection, company_id: int, day: date) -> asyncpg.Record:
+    rec = await conn.fetchrow(_CURRENT, company_id, day)
+    if rec is None:
+        raise NotFound(f"company {company_id}")
+    return rec
+
+
+async def _put(conn: asyncpg.Connection, now: Any, company_id: int, s: SalonModelSettings) -> None:
+    try:
+        await conn.execute(
+            f"""INSERT INTO assistant_model_settings
+                    (company_id, enabled, model, daily_token_cap, updated_at)
+                VALUES ($2, $3, $4, $5, {NOW})
+                ON CONFLICT (company_id) DO UPDATE SET enabled = EXCLUDED.enabled,
+                    model = EXCLUDED.model, daily_token_cap = EXCLUDED.daily_token_cap,
+                    updated_at = EXCLUDED.updated_at""",
+            now,
+            company_id,
+            s.enabled,
+            s.model,
+            s.daily_token_cap,
+        )
+    except asyncpg.ForeignKeyViolationError:
+        raise NotFound(f"company {company_id}") from None
+
+
+async def _add(
+    conn: asyncpg.Connection, now: Any, company_id: int, day: date, prompt: int, completion: int
+) -> asyncpg.Record:
+    try:
+        rec: asyncpg.Record = await conn.fetchrow(
+            f"""INSERT INTO assistant_token_usage AS t
+                    (company_id, day, prompt_tokens, completion_tokens, calls, updated_at)
+                VALUES ($2, $3, $4, $5, 1, {NOW})
+                ON CONFLICT (company_id, day) DO UPDATE SET
+                    prompt_tokens = t.prompt_tokens + EXCLUDED.prompt_tokens,
+                    completion_tokens = t.completion_tokens + EXCLUDED.completion_tokens,
+                    calls = t.calls + 1, updated_at = EXCLUDED.updated_at
+                RETURNING prompt_tokens, completion_tokens, calls""",
+            now,
+            company_id,
+            day,
+            prompt,
+            completion,
+        )
+    except asyncpg.ForeignKeyViolationError:
+        raise NotFound(f"company {company_id}") from None
+    return rec
+
+
+class PgModelUsage:
+    """:class:`~storage._model_usage.ModelUsageStore` on PostgreSQL."""
+
+    def __init__(self, pool: PgPool, clock: Clock | None) -> None:
+        self._pool = pool
+        self._clock = clock
+
+    def _now(self) -> Any:
+        return None if self._clock is None else self._clock()
+
+    async def get_settings(self, company_id: int) -> SalonModelSettings | None:
+        settings, _ = await self.current(company_id, date(2000, 1, 1))
+        return settings
+
+    async def put_settings(self, company_id: int, settings: SalonModelSettings) -> None:
+        company_id = v.positive_int("company_id", company_id)
+        check_settings(settings)
+        await self._pool.run(_put, self._now(), company_id, settings)
+
+    async def current(
+        self, company_id: int, day: date
+    ) -> tuple[SalonModelSettings | None, TokenUsage]:
+        company_id = v.positive_int("company_id", company_id)
+        day = check_usage(day, 0, 0)
+        rec = await self._pool.run(_one, company_id, day)
+        return _settings(rec), _usage(day, rec)
+
+    async def usage(self, company_id: int, day: date) -> TokenUsage:
+        _, used = await self.current(company_id, day)
+        return used
+
+    async def add_usage(
+        self, company_id: int, day: date, prompt_tokens: int, completion_tokens: int
+    ) -> TokenUsage:
+        company_id = v.positive_int("company_id", company_id)
+        day = check_usage(day, prompt_tokens, completion_tokens)
+        rec = await self._pool.run(
+            _add, self._now(), company_id, day, prompt_tokens, completion_tokens
+        )
+        return _usage(day, rec)
