@@ -3,6 +3,7 @@
 from ._errors import ConfigError as ConfigError
 from ._settings import AssistantPolicy as AssistantPolicy
 from ._settings import Environment as Environment
+from ._settings import LlmSettings as LlmSettings
 from ._settings import QrPolicy as QrPolicy
 from ._settings import RateLimit as RateLimit
 from ._settings import SendPacing as SendPacing
@@ -17,6 +18,7 @@ __all__ = [
     "AssistantPolicy",
     "ConfigError",
     "Environment",
+    "LlmSettings",
     "QrPolicy",
     "RateLimit",
     "SendPacing",

@@ -115,6 +115,25 @@ class AssistantPolicy:
     idle_days: float = 14.0  # a conversation untouched this long starts afresh
 
 
+@dataclass(frozen=True, repr=False)
+class LlmSettings:
+    """An OpenAI-compatible chat API the assistant may understand messages with (off when
+    ``base_url`` is ``None``); ``model`` is the node's default model name. The API key is
+    never logged (no ``repr`` shows it)."""
+
+    base_url: str | None = None
+    model: str = ""
+    api_key: str | None = None
+    timeout: float = 8.0
+
+    @property
+    def enabled(self) -> bool:
+        return self.base_url is not None
+
+    def __repr__(self) -> str:  # never print the key
+        return f"LlmSettings(base_url={self.base_url!r}, model={self.model!r}, api_key=***)"
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything the server needs to know, validated; pass it explicitly, never read env later."""
@@ -193,6 +212,7 @@ class Settings:
     redirect_rate_limit: RateLimit = field(default_factory=lambda: RateLimit(10, 60.0))
     pacing: SendPacing = field(default_factory=SendPacing)
     assistant: AssistantPolicy = field(default_factory=AssistantPolicy)
+    llm: LlmSettings = field(default_factory=LlmSettings)
 
     @property
     def production(self) -> bool:
@@ -261,6 +281,10 @@ AIADMIN_KEYS = frozenset(
         "AIADMIN_STAFF_SILENCE_MINUTES",
         "AIADMIN_CONVERSATION_IDLE_DAYS",
         "AIADMIN_RETENTION_DAYS",
+        "AIADMIN_LLM_BASE_URL",
+        "AIADMIN_LLM_MODEL",
+        "AIADMIN_LLM_API_KEY",
+        "AIADMIN_LLM_TIMEOUT",
     }
 )
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -587,6 +611,12 @@ def settings_from_env(
             idle_days=r.bounded(
                 "AIADMIN_CONVERSATION_IDLE_DAYS", 14.0, low=1.0, high=3650.0, unit="days"
             ),
+        ),
+        llm=LlmSettings(
+            base_url=r.url("AIADMIN_LLM_BASE_URL", ("http", "https")),
+            model=r.text("AIADMIN_LLM_MODEL") or "",
+            api_key=r.text("AIADMIN_LLM_API_KEY"),
+            timeout=r.bounded("AIADMIN_LLM_TIMEOUT", 8.0, low=0.1, high=120.0, unit="seconds"),
         ),
     )
     if r.problems:

@@ -114,6 +114,9 @@ class TurnContext:
     numbered items (times, days or visits) the last reply listed. ``prompt`` is the reminder or
     review request the salon sent last, when the message may answer it (nothing else is under
     way): "буду" confirms a reminded visit, "5" rates a visit after a review request.
+    ``history`` is the conversation's last few messages before this one, oldest first, as
+    ``(role, text)`` with role ``"client"`` or ``"assistant"``: only a language-model
+    understanding reads it (the rules ignore it, and it is empty unless one is in use).
     """
 
     expecting: Expecting = Expecting.NOTHING
@@ -121,6 +124,7 @@ class TurnContext:
     offered_times: tuple[dt.datetime, ...] = ()
     flow: Flow | None = None
     prompt: PromptKind | None = None
+    history: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

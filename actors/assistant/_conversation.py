@@ -59,7 +59,7 @@ from ..reminders._settings import InvalidReminderSettings, ReminderSettings
 from ..whatsapp import InboundMessage, StaffMessage
 from ._catalog import AssistantCatalog
 from ._catalog_source import CatalogSource
-from ._commands import Flow, StartFlow, Understander
+from ._commands import Flow, StartFlow, TurnContext, Understander
 from ._effects import (
     ArmSettle,
     Audit,
@@ -73,6 +73,7 @@ from ._effects import (
     SetMode,
     SettleDue,
 )
+from ._llm_prompt import HISTORY_MESSAGES
 from ._operations import Party, QueryEffect, YClientsOperations, unanswered
 from ._own_visits import VISIT_CHANGES, plan_own_changes
 from ._policy import Policy
@@ -82,6 +83,8 @@ from ._sweep import ConversationSweep
 
 if TYPE_CHECKING:
     from ..reminders import ReminderPlanner
+    from ._llm_understander import ModelUnderstanders
+    from ._model_policy import ModelPolicy
 
 __all__ = [
     "Assistant",
@@ -201,6 +204,8 @@ class ConversationDeps:
     wall_clock: Callable[[], dt.datetime] = utc_now
     #: Plans the reminders of visits the assistant booked, moved or cancelled, or ``None``.
     planner: ReminderPlanner | None = None
+    #: The model understanding (``_llm_understander``) when the node has one, else ``None``.
+    models: ModelUnderstanders | None = None
 
 
 @dataclass
@@ -343,9 +348,8 @@ class ConversationActor(Actor):
         text = "\n".join(texts)
         event: Event
         if texts:
-            commands = await self.deps.understander.understand(
-                text, turn.state.context(), turn.catalog, turn.now
-            )
+            understander, context = await self._understander(burst, turn.state.context())
+            commands = await understander.understand(text, context, turn.catalog, turn.now)
             event = ClientTurn(text, commands, turn.now)
         else:
             event = NonTextTurn(turn.now, burst[-1].kind)
@@ -368,6 +372,34 @@ class ConversationActor(Actor):
             turn.version = await self._set_mode(turn, ConversationMode.ASSISTANT, None, "rebook")
         self.deps.metrics.turns.labels("answered").inc()
         await self._run(turn, event)
+
+    async def _understander(
+        self, burst: Sequence[ClientWrote], context: TurnContext
+    ) -> tuple[Understander, TurnContext]:
+        """The turn's understanding: the salon's model when it has one now (told the
+        conversation's last messages), else the rules alone."""
+        rules = self.deps.understander
+        models = self.deps.models
+        if models is None:
+            return rules, context
+        model = await models.for_company(self.company_id, rules)
+        if model is None:
+            return rules, context
+        history: tuple[tuple[str, str], ...] = ()
+        current = {m.message_id for m in burst}
+        try:
+            recent = await self.deps.storage.messages.recent(
+                self.company_id, HISTORY_MESSAGES + len(burst), peer_phone=self.phone
+            )
+        except StorageError as exc:  # the model reads the message without them
+            log.warning("company %s: recent messages not read: %s", self.company_id, exc)
+        else:
+            history = tuple(
+                ("client" if m.direction == "in" else "assistant", m.text)
+                for m in reversed(recent)
+                if m.wa_message_id not in current
+            )[-HISTORY_MESSAGES:]
+        return model, replace(context, history=history)
 
     async def _settle(self) -> None:
         begun = await self._begin()
@@ -574,6 +606,9 @@ class AssistantOptions:
 
     yclients: Any = None  # a BookingApi (actors.yclients.YClientsClient in production)
     understander: Understander | None = None
+    #: Which salons understand with a language model, and their token spending: used when
+    #: the node has a model API (``settings.llm``); ``None``: the rules for every salon.
+    model_policy: ModelPolicy | None = None
     decide: DecideFn | None = None
     wall_clock: Callable[[], dt.datetime] = utc_now
     catalog_ttl: float = 120.0
@@ -619,6 +654,15 @@ class Assistant:
             from ._decide import decide as rules_decide
 
             decide = rules_decide
+        models = None
+        if settings.llm.base_url is not None and options.model_policy is not None:
+            from ._llm_client import LlmClient
+            from ._llm_understander import LlmMetrics, ModelUnderstanders
+
+            client = LlmClient(
+                settings.llm.base_url, settings.llm.api_key, timeout=settings.llm.timeout
+            )
+            models = ModelUnderstanders(client, options.model_policy, LlmMetrics(metrics))
         operations = None
         if options.yclients is not None:
             cache = SlotCache(ttl=options.slots_ttl, clock=trio.current_time)
@@ -634,6 +678,7 @@ class Assistant:
             metrics=ConversationMetrics(metrics),
             wall_clock=options.wall_clock,
             planner=planner,
+            models=models,
         )
         registry: Registry[tuple[int, str]] = Registry(
             "conversations",

@@ -1,0 +1,163 @@
+"""One call to an OpenAI-compatible chat API: ``POST {base}/chat/completions``.
+
+The request asks for one function call (``tools`` + ``tool_choice``) whose parameters are the
+command schema, at temperature 0. The answer's JSON is read from the tool call's arguments,
+else from the message text (some servers ignore ``tools`` and answer with plain text JSON,
+possibly in a fenced code block). Every failure is an :class:`LlmError` with a short
+``reason`` (a metric label); the API key is sent only in the ``Authorization`` header and
+appears in no error, log line or ``repr``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import trio
+
+__all__ = ["LlmClient", "LlmError", "LlmReply"]
+
+_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
+
+
+class LlmError(Exception):
+    """A model call that gave no usable JSON; ``reason`` is a metric label."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class LlmReply:
+    """The JSON value the model returned, and the tokens the call cost."""
+
+    value: Any
+    prompt_tokens: int
+    completion_tokens: int
+
+
+class LlmClient:
+    """An OpenAI-compatible chat client (one ``httpx.AsyncClient``, closed by ``aclose``)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None,
+        *,
+        timeout: float = 8.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._timeout = timeout
+        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        self._http = httpx.AsyncClient(
+            headers=headers,
+            timeout=httpx.Timeout(timeout),
+            follow_redirects=False,
+            transport=transport,
+        )
+
+    def __repr__(self) -> str:
+        return f"<LlmClient base_url={self._base_url!r} api_key=*** timeout={self._timeout}>"
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def call(
+        self,
+        model: str,
+        messages: list[dict[str, str]],
+        function_name: str,
+        parameters: dict[str, Any],
+    ) -> LlmReply:
+        """The JSON the model gave for one function call; :class:`LlmError` on any failure
+        (the whole call, connecting included, is bounded by the timeout)."""
+        body = {
+            "model": model,
+            "messages": messages,
+            "temperature": 0,
+            "tools": [
+                {
+                    "type": "function",
+                    "function": {
+                        "name": function_name,
+                        "description": "The commands in the client's last message.",
+                        "parameters": parameters,
+                    },
+                }
+            ],
+            "tool_choice": {"type": "function", "function": {"name": function_name}},
+        }
+        url = f"{self._base_url}/chat/completions"
+        try:
+            with trio.fail_after(self._timeout):
+                response = await self._http.post(url, json=body)
+        except (trio.TooSlowError, httpx.TimeoutException):
+            raise LlmError("timeout") from None
+        except httpx.HTTPError as exc:
+            raise LlmError("connect", type(exc).__name__) from None
+        status = response.status_code
+        if status == 429:
+            raise LlmError("http_429")
+        if status >= 500:
+            raise LlmError("http_5xx", str(status))
+        if status >= 300:
+            raise LlmError("http_4xx", str(status))
+        try:
+            payload = response.json()
+        except ValueError:
+            raise LlmError("malformed", "response is not JSON") from None
+        return _reply(payload)
+
+
+def _reply(payload: Any) -> LlmReply:
+    """The JSON value and usage of a chat completion; :class:`LlmError` when there is none."""
+    try:
+        message = payload["choices"][0]["message"]
+    except (KeyError, IndexError, TypeError):
+        raise LlmError("malformed", "no choices[0].message") from None
+    if not isinstance(message, dict):
+        raise LlmError("malformed", "message is not an object")
+    text: Any = None
+    calls = message.get("tool_calls")
+    if isinstance(calls, list) and calls:
+        first = calls[0]
+        function = first.get("function") if isinstance(first, dict) else None
+        text = function.get("arguments") if isinstance(function, dict) else None
+    if text is None:
+        text = message.get("content")
+    if isinstance(text, dict):  # a few servers send the arguments already parsed
+        value: Any = text
+    elif isinstance(text, str) and text.strip():
+        value = _json_of(text)
+    else:
+        raise LlmError("malformed", "neither a tool call nor text")
+    usage = payload.get("usage") if isinstance(payload, dict) else None
+    usage = usage if isinstance(usage, dict) else {}
+    return LlmReply(
+        value, _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
+    )
+
+
+def _json_of(text: str) -> Any:
+    """The JSON in ``text``: all of it, or the first fenced block."""
+    candidates = [text.strip()]
+    fenced = _FENCE.search(text)
+    if fenced is not None:
+        candidates.insert(0, fenced.group(1).strip())
+    for candidate in candidates:
+        try:
+            return json.loads(candidate)
+        except ValueError:
+            continue
+    raise LlmError("malformed", "text is not JSON")
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
