@@ -609,6 +609,7 @@ class AssistantOptions:
     #: Which salons understand with a language model, and their token spending: used when
     #: the node has a model API (``settings.llm``); ``None``: the rules for every salon.
     model_policy: ModelPolicy | None = None
+    llm_transport: Any = None  # tests: an httpx transport for the model API
     decide: DecideFn | None = None
     wall_clock: Callable[[], dt.datetime] = utc_now
     catalog_ttl: float = 120.0
@@ -660,7 +661,10 @@ class Assistant:
             from ._llm_understander import LlmMetrics, ModelUnderstanders
 
             client = LlmClient(
-                settings.llm.base_url, settings.llm.api_key, timeout=settings.llm.timeout
+                settings.llm.base_url,
+                settings.llm.api_key,
+                timeout=settings.llm.timeout,
+                transport=options.llm_transport,
             )
             models = ModelUnderstanders(client, options.model_policy, LlmMetrics(metrics))
         operations = None

@@ -27,7 +27,7 @@ from actors.assistant._conversation import DecideFn
 from actors.reminders import ReminderOptions
 from actors.whatsapp import SimulatedWorld, open_gateway
 from actors.yclients import RetryPolicy, YClientsClient, YClientsRateLimiter, sync_company
-from config import AssistantPolicy, SendPacing, Settings, settings_from_env
+from config import AssistantPolicy, LlmSettings, SendPacing, Settings, settings_from_env
 from storage import Storage, open_storage
 from tests.fakes.yclients import PARTNER_TOKEN, FakeYClients
 
@@ -123,13 +123,19 @@ async def open_stand(
     retry: RetryPolicy | None = None,
     wall_clock: Callable[[], dt.datetime] = wall,
     reminders: ReminderOptions | None = None,
+    llm: LlmSettings | None = None,
+    model_policy: Any = None,
+    llm_transport: Any = None,
 ) -> AsyncIterator[Stand]:
     """The stand with the example salon registered, synced and linked (``reminders``: the
     node also plans and sends reminders).
 
     ``rate_limits`` are the fake's (``None``: none); ``shared_limit`` puts our YClients
-    client behind the production rate limiter (5/s, 200/min, on the storage's counter)."""
+    client behind the production rate limiter (5/s, 200/min, on the storage's counter).
+    ``llm``, ``model_policy``, ``llm_transport``: the salon understands with a (fake) model."""
     settings = stand_settings()
+    if llm is not None:
+        settings = replace(settings, llm=llm)
     fake = FakeYClients(rate_limits=rate_limits, catalog=EXAMPLE_CATALOG, now=NOW)
     world = SimulatedWorld()
     async with open_storage(wall_clock=wall_clock, monotonic_clock=trio.current_time) as storage:
@@ -151,7 +157,13 @@ async def open_stand(
                 storage,
                 gateway,
                 rng=random.Random(4),
-                assistant=AssistantOptions(yclients=client, decide=decide, wall_clock=wall_clock),
+                assistant=AssistantOptions(
+                    yclients=client,
+                    decide=decide,
+                    wall_clock=wall_clock,
+                    model_policy=model_policy,
+                    llm_transport=llm_transport,
+                ),
                 reminders=reminders,
             ) as node,
         ):
