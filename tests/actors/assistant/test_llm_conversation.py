@@ -83,6 +83,12 @@ async def test_an_obeyed_injection_touches_no_one_elses_visit(autojump_clock: Mo
         second = await stand.say(RUSTAM, "да")
         await stand.quiet()
         assert "отменила" in second, second
+        # the second call was told the conversation so far (from the message log)
+        told = model.requests[-1].body["messages"]
+        assert {"role": "user", "content": INJECTION} in told
+        assert {"role": "assistant", "content": first} in told
+        assert told[-1] == {"role": "user", "content": "да"}
+        assert told.count({"role": "user", "content": "да"}) == 1
         assert stand.fake.record_by_key(ROMASHKA, "rustam-haircut")["deleted"]
         (delete,) = stand.fake.requests_to("/api/v1/record/*", method="DELETE")
         assert delete.path.endswith(f"/{rustam['id']}")
