@@ -227,16 +227,21 @@ async def holders(prefix: str, ids: Sequence[int]) -> list[str | None]:
 
 
 async def failover(
-    cluster: Cluster, prefix: str, ids: Sequence[int], killed_node: str | None
+    cluster: Cluster,
+    prefix: str,
+    ids: Sequence[int],
+    killed_node: str | None,
+    probe_clients: int = PROBE_CLIENTS,
 ) -> None:
     """Kill process 0; time until each of its salons is claimed by a survivor, and until each
     answers 200 through nginx.
 
     The claims are read every :data:`CLAIM_POLL` s (one ``MGET``: cheap, so the measuring
     does not slow the take-over on a 2-core machine); meanwhile
-    :data:`PROBE_CLIENTS` clients ask the salons' status through nginx in turn (a salon not
-    answering 200 yet goes to the back of the line). Once every salon runs elsewhere, the
-    probe goes on until each has answered 200."""
+    ``probe_clients`` (:data:`PROBE_CLIENTS`) clients ask the salons' status through nginx in
+    turn (a salon not answering 200 yet goes to the back of the line): with few clients the
+    figure is bounded by how fast they get round the salons, not by the take-over. Once every
+    salon runs elsewhere, the probe goes on until each has answered 200."""
     seen: Counter[int] = Counter()
     answered: dict[int, float] = {}
     line: deque[int] = deque(ids)
@@ -273,7 +278,7 @@ async def failover(
 
     with trio.fail_after(FAILOVER_LIMIT):
         async with trio.open_nursery() as nursery:
-            for _ in range(PROBE_CLIENTS):
+            for _ in range(probe_clients):
                 nursery.start_soon(probe)
             nursery.start_soon(watch)
     half = next(t for t, n in moved_at if n >= len(ids) / 2)
@@ -289,13 +294,15 @@ async def failover(
     print(
         f"failover_status_200_seconds = {times[-1]:.2f}  (each salon's GET /marketplace/status "
         f"through nginx answered 200 once; first {times[0]:.2f} s, median "
-        f"{times[len(times) // 2]:.2f} s; {PROBE_CLIENTS} probe requests in flight; statuses "
+        f"{times[len(times) // 2]:.2f} s; {probe_clients} probe requests in flight; statuses "
         f"seen {dict(seen)})",
         flush=True,
     )
 
 
-async def run(salons: int, *, measure_all: bool, extra: dict[str, str]) -> None:
+async def run(
+    salons: int, *, measure_all: bool, extra: dict[str, str], probe_clients: int = PROBE_CLIENTS
+) -> None:
     """One cluster over ``salons`` linked salons: renewal ops, and with ``measure_all`` the
     forwarding ratio and the failover."""
     prefix = new_redis_prefix("bench-cluster")
@@ -346,7 +353,7 @@ async def run(salons: int, *, measure_all: bool, extra: dict[str, str]) -> None:
                         node0 = Counter(claims).most_common(1)[0][0]
                         ids = [c for c, h in zip(listed, claims, strict=True) if h == node0]
                         await forwarded_ratio(cluster, ids)
-                        await failover(cluster, prefix, ids, node0)
+                        await failover(cluster, prefix, ids, node0, probe_clients)
                 except BaseException:
                     print(cluster.logs(), file=sys.stderr)
                     raise
@@ -371,6 +378,12 @@ def main() -> None:
         metavar="NAME=VALUE",
         help="a setting for every process (e.g. AIADMIN_RESTORE_CONCURRENCY=32); repeat",
     )
+    parser.add_argument(
+        "--probe-clients",
+        type=int,
+        default=PROBE_CLIENTS,
+        help=f"failover_status_200_seconds: status requests in flight ({PROBE_CLIENTS})",
+    )
     args = parser.parse_args()
     extra = dict(item.split("=", 1) for item in args.set)
     if args.quick:
@@ -381,7 +394,9 @@ def main() -> None:
     )
     if extra:
         print(f"# settings: {extra}")
-    trio.run(partial(run, args.few, measure_all=True, extra=extra))
+    trio.run(
+        partial(run, args.few, measure_all=True, extra=extra, probe_clients=args.probe_clients)
+    )
     if args.salons:  # --salons 0: the small run only
         trio.run(partial(run, args.salons, measure_all=False, extra=extra))
 
