@@ -607,7 +607,8 @@ class AssistantOptions:
     yclients: Any = None  # a BookingApi (actors.yclients.YClientsClient in production)
     understander: Understander | None = None
     #: Which salons understand with a language model, and their token spending: used when
-    #: the node has a model API (``settings.llm``); ``None``: the rules for every salon.
+    #: the node has a model API (``settings.llm``); ``None``: ``SalonModelPolicy`` (each
+    #: salon's stored choice and daily cap, through the admin API).
     model_policy: ModelPolicy | None = None
     llm_transport: Any = None  # tests: an httpx transport for the model API
     decide: DecideFn | None = None
@@ -656,9 +657,17 @@ class Assistant:
 
             decide = rules_decide
         models = None
-        if settings.llm.base_url is not None and options.model_policy is not None:
+        if settings.llm.base_url is not None:
             from ._llm_client import LlmClient
             from ._llm_understander import LlmMetrics, ModelUnderstanders
+            from ._model_policy import SalonModelPolicy, TokenMetrics
+
+            model_policy = options.model_policy or SalonModelPolicy(
+                storage,
+                settings.llm.model or None,
+                metrics=TokenMetrics(metrics),
+                now=options.wall_clock,
+            )
 
             client = LlmClient(
                 settings.llm.base_url,
@@ -666,7 +675,7 @@ class Assistant:
                 timeout=settings.llm.timeout,
                 transport=options.llm_transport,
             )
-            models = ModelUnderstanders(client, options.model_policy, LlmMetrics(metrics))
+            models = ModelUnderstanders(client, model_policy, LlmMetrics(metrics))
         operations = None
         if options.yclients is not None:
             cache = SlotCache(ttl=options.slots_ttl, clock=trio.current_time)

@@ -46,9 +46,6 @@ class LlmMetrics:
             ("reason",),
         )
         self.calls = r.counter("aiadmin_llm_calls_total", "Model calls that gave usable commands")
-        self.tokens = r.counter(
-            "aiadmin_llm_tokens_total", "Tokens the model calls cost", ("kind",)
-        )
 
 
 class LlmUnderstander:
@@ -113,8 +110,8 @@ class LlmUnderstander:
         return await self._fallback.understand(text, context, catalog, now)
 
     async def _record(self, prompt_tokens: int, completion_tokens: int) -> None:
-        self._metrics.tokens.labels("prompt").inc(prompt_tokens)
-        self._metrics.tokens.labels("completion").inc(completion_tokens)
+        """The call's tokens to the salon's accounting (which also counts
+        ``aiadmin_llm_tokens_total``)."""
         if self._policy is None:
             return
         try:

@@ -16,9 +16,10 @@ import httpx
 from trio.testing import MockClock
 
 from config import LlmSettings
+from storage import SalonModelSettings
 from tests.fakes.openai import FakeOpenAI, SeenRequest, tool_call
 
-from .booking_stand import CLAIM, open_stand
+from .booking_stand import CLAIM, NOW, open_stand
 from .example_catalog import ROMASHKA
 
 RUSTAM = "79171000001"  # has a haircut booked (the example catalog's "rustam-haircut")
@@ -104,3 +105,48 @@ async def test_an_obeyed_injection_touches_no_one_elses_visit(autojump_clock: Mo
         assert stand.said(GULNARA_PHONE) == []
         assert CLAIM not in first + second
         assert "Гульнар" not in first + second and "13:00" not in first + second
+
+
+def booking_model(request: SeenRequest) -> Any:
+    """A fake model that reads every message as a wish to book a men's haircut."""
+    return tool_call(
+        {"commands": [{"type": "start_flow", "flow": "book"}, MENS_HAIRCUT]},
+        usage={"prompt_tokens": 700, "completion_tokens": 50},
+    )
+
+
+MENS_HAIRCUT = {"type": "set_services", "names": ["мужская стрижка"]}
+#: The rules read this as nothing they know; the fake model as a haircut wish.
+MUMBLE = "ну это самое, как обычно"
+
+
+async def test_the_salon_stored_choice_and_cap_pick_the_model_or_the_rules(
+    autojump_clock: MockClock,
+) -> None:
+    model = FakeOpenAI()
+    model.default = booking_model
+    async with open_stand(
+        llm=LlmSettings(base_url="http://llm.test/v1", model="node-model", api_key=SECRET),
+        llm_transport=httpx.ASGITransport(app=model),
+    ) as stand:
+        # never opted in: the rules, and the model is not asked
+        rules_reply = await stand.say("79990000001", MUMBLE)
+        assert "Не совсем поняла" in rules_reply, rules_reply
+        assert model.requests == []
+        await stand.storage.model_usage.put_settings(
+            stand.company_id, SalonModelSettings(enabled=True, model=None, daily_token_cap=1000)
+        )
+        model_reply = await stand.say("79990000002", MUMBLE)
+        assert "На какой день" in model_reply, model_reply  # the haircut is taken
+        (seen,) = model.requests
+        assert seen.body["model"] == "node-model"
+        day = NOW.date()
+        used = await stand.storage.model_usage.usage(stand.company_id, day)
+        assert (used.prompt_tokens, used.completion_tokens) == (700, 50)
+        # a second call passes the cap (1,000 tokens a day): the third message is the rules'
+        await stand.say("79990000003", MUMBLE)
+        assert len(model.requests) == 2
+        assert await stand.say("79990000004", MUMBLE) == rules_reply
+        assert len(model.requests) == 2
+        tokens = stand.node.metrics.value("aiadmin_llm_tokens_total", {"kind": "prompt"})
+        assert tokens == 1400
