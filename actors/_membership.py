@@ -15,6 +15,17 @@ joins or leaves says so on the pub/sub channel :data:`MEMBERS_CHANNEL`; the othe
 once instead of at their next tick, so a graceful stop is noticed in milliseconds; a node that
 handed salons over to others announces ``"moved"`` there, and the others look for salons to
 take (``on_moved``).
+
+**Redis losing its data.** A heartbeat sent within a TTL of the last one that succeeded only
+*renews* the key (``renew=True``): if the key is gone anyway (Redis restarted without
+persistence, or its clock jumped past the TTL), the node counts itself out at once, is a
+member again from its next heartbeat (so the others leave its share alone), but owns and takes
+nothing for one TTL (:attr:`Membership.out_until`). Every other node lost its key too and
+finds out at its own next heartbeat (a third of the TTL), so by the time any node takes a
+salon again its previous owner stopped it. What this cannot see: a node whose key survived,
+or one that joins fresh (its first heartbeat, or after more than a TTL without one), cannot
+tell an owner that vanished in such a loss from one that died, and takes its salons at once;
+the owner stops at its next heartbeat, and the epoch fencing refuses its writes meanwhile.
 """
 
 from __future__ import annotations
@@ -96,6 +107,10 @@ class Membership:
         self.leaving = False
         #: Heartbeats that succeeded (each one Redis call).
         self.beats = 0
+        #: Heartbeats that found this node's key gone before its TTL ran out.
+        self.lapses = 0
+        #: Trio time until which a node whose key lapsed owns nothing (``None``: not held).
+        self.out_until: float | None = None
         self._poke = trio.Event()
 
     @property
@@ -119,17 +134,29 @@ class Membership:
         # the guard: it must count itself out before a heartbeat makes it current again.
         self._check()
         sent = trio.current_time()
+        # Its key should still be in Redis (sent within a TTL of the last heartbeat): renew
+        # it only, so a key Redis lost is noticed instead of silently created again.
+        renew = self.beaten is not None and sent - self.beaten < self.ttl
         try:
             with trio.fail_after(self.beat_every):
-                members = await self.storage.leases.heartbeat(self.node_id, self.address, self.ttl)
+                members = await self.storage.leases.heartbeat(
+                    self.node_id, self.address, self.ttl, renew=renew
+                )
         except (StorageError, trio.TooSlowError) as exc:
             log.warning("node %s: membership heartbeat failed: %s", self.node_id, exc or "slow")
             return False
         if self.leaving:
             return False
         self._check()  # paused while waiting for the reply: counted out first, as above
+        if self.node_id not in members:
+            self._lapsed()
+            return False
         self.beats += 1
         self.beaten = sent if self.beaten is None else max(self.beaten, sent)
+        if self.out_until is not None:
+            if sent < self.out_until:
+                return True  # a member again (its share stays its own), but owns nothing yet
+            self.out_until = None
         before, recovered = self.members, self.lost
         self.members = members
         self.lost = False
@@ -141,6 +168,27 @@ class Membership:
         if recovered:  # joined, or back after counting itself out: the others look at once
             await self.announce("join")
         return True
+
+    def _lapsed(self) -> None:
+        """Redis no longer had this node's key although it heartbeat within the TTL (Redis
+        restarted without its data, or its clock jumped): the others' keys are gone too, and
+        a node that took salons now could take some another node still runs. Count itself
+        out now; the next heartbeat makes it a member again (so the others leave its share
+        alone), but it owns and takes nothing for one TTL: by then every other node that
+        still ran salons has heartbeat, found its own key gone and counted itself out."""
+        self.lapses += 1
+        self.out_until = trio.current_time() + self.ttl
+        self.beaten = None
+        log.warning(
+            "node %s: its membership key was gone before its TTL ran out (Redis lost its "
+            "data, or its clock jumped); giving up its salons, taking none for %g s",
+            self.node_id,
+            self.ttl,
+        )
+        if not self.lost:
+            self.lost = True
+            if self.on_lost is not None:
+                self.on_lost()
 
     def _check(self) -> None:
         """Count this node out once ``give_up_after`` passed since the last heartbeat."""

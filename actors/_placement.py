@@ -31,7 +31,10 @@ then, and the survivors' next heartbeat sees it gone.
 **No split brain.** A node that cannot heartbeat for two thirds of the TTL stops all its
 actors (closing their WhatsApp sessions) a third of the TTL before the others may count it
 gone; a process paused past its TTL without noticing (SIGSTOP, a long GC, a VM migration) is
-refused by the epoch fencing the moment it writes.
+refused by the epoch fencing the moment it writes. A node whose membership key Redis lost
+(a restart without its data, a clock jump) counts itself out at its next heartbeat and takes
+nothing for one TTL (see :mod:`actors._membership`), so no node takes a salon its owner still
+runs after such a loss.
 
 Messages between nodes go through ``storage.pubsub``, in the wire format that
 :mod:`actors._viewer_wire` defines: every viewer frame of a company's actor is published as a

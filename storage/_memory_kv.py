@@ -212,12 +212,16 @@ class MemoryLeases:
     def _is_member(self, node: str) -> bool:
         return self._kv.get(self._member_prefix + node) is not None
 
-    async def heartbeat(self, node: str, address: str, ttl: float) -> dict[str, str]:
+    async def heartbeat(
+        self, node: str, address: str, ttl: float, *, renew: bool = False
+    ) -> dict[str, str]:
         await trio.lowlevel.checkpoint()
         node = _keys.check_node(node)
         address = v.text("address", address, 2048)
-        self._kv.set(self._member_prefix + node, address, v.positive_seconds("ttl", ttl))
-        self._nodes.add(node)
+        ttl = v.positive_seconds("ttl", ttl)
+        if not renew or self._is_member(node):
+            self._kv.set(self._member_prefix + node, address, ttl)
+            self._nodes.add(node)
         return self._live()
 
     async def members(self) -> dict[str, str]:

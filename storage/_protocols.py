@@ -529,10 +529,14 @@ class Leases(Protocol):
     that is no longer a member; and only while the caller itself is a live member.
     """
 
-    async def heartbeat(self, node: str, address: str, ttl: float) -> dict[str, str]:
+    async def heartbeat(
+        self, node: str, address: str, ttl: float, *, renew: bool = False
+    ) -> dict[str, str]:
         """Refresh ``node``'s membership for ``ttl`` seconds (``address`` is its advertised
         URL) and return the live members, ``node`` included: node id → address. One round
-        trip; members whose key expired are dropped from the set on the way."""
+        trip; members whose key expired are dropped from the set on the way. With ``renew``
+        a membership whose key no longer exists (it lapsed: Redis lost its data, or its clock
+        jumped) is not created again: ``node`` is then missing from the result."""
         ...
 
     async def members(self) -> dict[str, str]:

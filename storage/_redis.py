@@ -83,9 +83,10 @@ return 1
 """
 
 # KEYS[1] members set; ARGV[1] member key prefix, ARGV[2] node, ARGV[3] address, ARGV[4] ttl
-# ms (ARGV[2] empty: only read). Returns {id, address, id, address, ...} of the live members.
+# ms (ARGV[2] empty: only read), ARGV[5] '1': renew only (a key that lapsed is not set again).
+# Returns {id, address, id, address, ...} of the live members.
 MEMBERS_SCRIPT = """
-if ARGV[2] ~= '' then
+if ARGV[2] ~= '' and (ARGV[5] ~= '1' or redis.call('EXISTS', ARGV[1] .. ARGV[2]) == 1) then
   redis.call('SET', ARGV[1] .. ARGV[2], ARGV[3], 'PX', ARGV[4])
   redis.call('SADD', KEYS[1], ARGV[2])
 end
@@ -352,14 +353,17 @@ class RedisLeases:
         flat: list[str] = await self._b.eval_script(self._b.members_script, [self._members], args)
         return {str(flat[i]): str(flat[i + 1]) for i in range(0, len(flat) - 1, 2)}
 
-    async def heartbeat(self, node: str, address: str, ttl: float) -> dict[str, str]:
+    async def heartbeat(
+        self, node: str, address: str, ttl: float, *, renew: bool = False
+    ) -> dict[str, str]:
         node = _keys.check_node(node)
         address = v.text("address", address, 2048)
         ttl_ms = max(1, int(v.positive_seconds("ttl", ttl) * 1000))
-        return await self._members_call([self._member_prefix, node, address, ttl_ms])
+        flag = "1" if renew else "0"
+        return await self._members_call([self._member_prefix, node, address, ttl_ms, flag])
 
     async def members(self) -> dict[str, str]:
-        return await self._members_call([self._member_prefix, "", "", 1])
+        return await self._members_call([self._member_prefix, "", "", 1, "0"])
 
     async def leave(self, node: str) -> bool:
         node = _keys.check_node(node)

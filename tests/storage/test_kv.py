@@ -178,6 +178,27 @@ async def test_membership_heartbeat_lists_live_members_and_leave_ends_it(
         await storage.leases.heartbeat("node-c", "http://x", 0)
 
 
+async def test_a_renewing_heartbeat_does_not_recreate_a_lapsed_membership(
+    storage: Storage,
+) -> None:
+    """``renew=True`` refreshes a membership that still exists, but one whose key is gone
+    (Redis lost its data or its clock jumped) is not created again: the node is missing
+    from the answer, holds no membership, and can take no claim until it heartbeats anew."""
+    await storage.leases.heartbeat("node-a", "http://a", 30)
+    await storage.leases.heartbeat("node-b", "http://b", 30)
+    assert set(await storage.leases.heartbeat("node-a", "http://a", 30, renew=True)) == {
+        "node-a",
+        "node-b",
+    }
+    await storage.leases.leave("node-a")  # its key lapsed unseen
+    assert await storage.leases.heartbeat("node-a", "http://a", 30, renew=True) == {
+        "node-b": "http://b"
+    }
+    assert await storage.leases.members() == {"node-b": "http://b"}
+    assert await storage.leases.claim(5, "node-a") is None
+    assert "node-a" in await storage.leases.heartbeat("node-a", "http://a", 30)
+
+
 async def test_claims_one_holder_while_it_is_a_member(storage: Storage) -> None:
     """``owner:{id}``: a live member takes a free claim; another live member sees the holder;
     only the holder releases; a non-member takes nothing; a holder that left loses it."""

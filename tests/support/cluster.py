@@ -40,9 +40,11 @@ class WatchedLeases:
     def total(self) -> int:
         return sum(self.calls.values())
 
-    async def heartbeat(self, node: str, address: str, ttl: float) -> dict[str, str]:
+    async def heartbeat(
+        self, node: str, address: str, ttl: float, *, renew: bool = False
+    ) -> dict[str, str]:
         self._call("heartbeat")
-        return await self.inner.heartbeat(node, address, ttl)
+        return await self.inner.heartbeat(node, address, ttl, renew=renew)
 
     async def members(self) -> dict[str, str]:
         self._call("members")

@@ -153,12 +153,14 @@ async def test_one_failed_heartbeat_does_not_cost_a_node_its_salons(
         real = leases.heartbeat
         failures = [1]
 
-        async def over_the_network(node: str, address: str, ttl: float) -> dict[str, str]:
+        async def over_the_network(
+            node: str, address: str, ttl: float, *, renew: bool = False
+        ) -> dict[str, str]:
             await trio.sleep(0.005)
             if failures[0]:
                 failures[0] -= 1
                 raise StorageUnavailable("redis", "connection reset (test)")
-            return await real(node, address, ttl)
+            return await real(node, address, ttl, renew=renew)
 
         leases.heartbeat = over_the_network  # type: ignore[method-assign]
         await trio.sleep(TICK * 6)
