@@ -138,6 +138,7 @@ def create_app(
 
     from .routes import (
         assistant,
+        assistant_model,
         companies,
         conversations,
         dev,
@@ -160,6 +161,7 @@ def create_app(
         sync,
         yclients,
         assistant,
+        assistant_model,
         conversations,
         reminders,
         companies,

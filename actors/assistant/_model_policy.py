@@ -5,9 +5,11 @@ understand with the rules: the salon switched the model off, or today's tokens r
 daily cap) and reports each call's usage with :meth:`ModelPolicy.record_usage`.
 
 :class:`SalonModelPolicy` is the implementation: the node's settings make the capability
-available (a node model configured), each salon opts in through the admin API
-(``assistant_model_settings``; never chose = rules). Tokens add up per salon and *local* day
-(the salon's time zone, ``companies.timezone``), so the cap resets at the salon's midnight.
+available (``AIADMIN_LLM_BASE_URL``, with ``AIADMIN_LLM_MODEL`` as the default model), each
+salon opts in through the admin API (``assistant_model_settings``; never chose = rules), as
+the model costs money per message and sends the salon's chat text to a third party. Tokens
+add up per salon and *local* day (the salon's time zone, ``companies.timezone``), so the cap
+resets at the salon's midnight.
 """
 
 from __future__ import annotations
@@ -59,13 +61,14 @@ class ModelPolicy(Protocol):
 def model_choice(
     settings: SalonModelSettings | None, used: TokenUsage, node_model: str | None
 ) -> str | None:
-    """The model for a salon with ``settings`` that spent ``used`` today: ``None`` when the
-    node has no model, the salon never opted in or switched it off, or the cap is reached."""
-    if node_model is None or settings is None or not settings.enabled:
+    """The model for a salon with ``settings`` that spent ``used`` today, on a node with a
+    model API whose default model is ``node_model``: ``None`` when the salon never opted in
+    or switched it off, the cap is reached, or neither the salon nor the node names one."""
+    if settings is None or not settings.enabled:
         return None
     if used.total >= settings.daily_token_cap:
         return None
-    return settings.model or node_model
+    return settings.model or node_model or None
 
 
 def salon_day(zone: ZoneInfo, now: datetime) -> date:
@@ -91,10 +94,10 @@ class TokenMetrics:
 class SalonModelPolicy:
     """:class:`ModelPolicy` over storage: the salon's stored choice, today's usage and cap.
 
-    ``node_model`` is the node's configured model (``None``: the node has no language model,
-    every salon uses the rules). ``now`` gives the aware current moment (tests fix it). A
-    storage failure in :meth:`choice` means the rules for that message; in
-    :meth:`record_usage` it is logged (the metric still counts the tokens).
+    Built only on a node with a model API (``AIADMIN_LLM_BASE_URL``); ``node_model`` is its
+    default model (``None``: only salons that name a model use one). ``now`` gives the aware
+    current moment (tests fix it). A storage failure in :meth:`choice` means the rules for
+    that message; in :meth:`record_usage` it is logged (the metric still counts the tokens).
     """
 
     def __init__(
@@ -123,8 +126,6 @@ class SalonModelPolicy:
         return zone
 
     async def choice(self, company_id: int) -> str | None:
-        if self._node_model is None:
-            return None
         now = self._now()
         try:
             day = salon_day(await self._zone(company_id, now), now)

@@ -4,7 +4,8 @@
   ``conversation_not_found`` when that client never wrote);
 * ``GET /marketplace/conversations/<companyId>`` — the list, newest first, paged by an opaque
   ``cursor`` (``limit`` 1 … 100, filters ``mode``, ``needs_person``, and ``q``: part of a phone
-  or of the client's name);
+  or of the client's name), with ``language_model``: the salon's model, the one in effect now
+  and today's prompt and completion tokens against its daily cap (issue 15);
 * ``POST /marketplace/conversations/<companyId>/mode`` ``{phone, mode, minutes?}`` — the salon
   takes a chat over (``handoff``, for ``minutes`` or the configured handoff time) or gives it
   back (``assistant``). A client who opted out stays opted out (409 ``opted_out``): only the
@@ -39,6 +40,7 @@ from .._conversations import (
     iso,
 )
 from .._errors import BadRequest, Conflict, Gone, NotFound
+from .._model_settings import model_summary, node_llm
 from .._validation import (
     PHONE,
     bounded_text,
@@ -67,7 +69,7 @@ async def _company(company_id: str) -> tuple[int, str, Company]:
 
 @blueprint.get("/conversations/<company_id>")
 async def conversations(company_id: str) -> Any:
-    cid, _, _ = await _company(company_id)
+    cid, _, company = await _company(company_id)
     raw_phone = request.args.get("phone")
     if raw_phone is not None:
         return await _one(cid, parse_phone(raw_phone))
@@ -87,11 +89,14 @@ async def conversations(company_id: str) -> Any:
     )
     page = rows[:limit]
     more = len(rows) > limit
+    s = state()
+    spending = await model_summary(s.storage, company, node_llm(s.settings), datetime.now(UTC))
     return jsonify(
         {
             "success": True,
             "company_id": cid,
             "conversations": [conversation_json(c) for c in page],
+            "language_model": spending,
             "next_cursor": encode_cursor(page[-1]) if more else None,
         }
     )

@@ -14,6 +14,9 @@ from .._companies import LIST_SCHEMA as COMPANIES_LIST
 from .._companies import ONE_SCHEMA as ONE_COMPANY
 from .._conversations import MAX_LIMIT, MODE_BODY
 from .._message_fields import INBOUND_BODY, STAFF_MESSAGE_BODY
+from .._model_settings import ANSWER_SCHEMA as MODEL_ANSWER
+from .._model_settings import CHANGE_SCHEMA as MODEL_CHANGE
+from .._model_settings import SUMMARY_SCHEMA as MODEL_SUMMARY
 from .._openapi import RouteDoc, build_openapi
 from .._reminder_settings import ANSWER_SCHEMA as REMINDERS_ANSWER
 from .._reminder_settings import CHANGE_SCHEMA as REMINDERS_CHANGE
@@ -92,6 +95,7 @@ CONVERSATIONS_ANSWER = {
         "success": {"type": "boolean"},
         "company_id": ID,
         "conversations": {"type": "array", "items": CONVERSATION},
+        "language_model": MODEL_SUMMARY,
         "next_cursor": {
             "type": ["string", "null"],
             "description": "Pass as cursor for the next page; null on the last page",
@@ -412,6 +416,31 @@ ROUTES: tuple[RouteDoc, ...] = (
             },
         )
         for method in ("PATCH", "POST")
+    ),
+    RouteDoc(
+        "/marketplace/company/{companyId}/assistant/model",
+        "GET",
+        "The salon's language model: its choice (off until it opts in), the model in effect "
+        "now (null: the rules, and why) and today's tokens against its daily cap",
+        auth="company",
+        response_schema=MODEL_ANSWER,
+        responses={404: "Unknown company"},
+    ),
+    RouteDoc(
+        "/marketplace/company/{companyId}/assistant/model",
+        "PATCH",
+        "Switch the salon's language model on or off, choose it, set its daily token cap "
+        "(absent fields are kept)",
+        auth="company",
+        request_schema=MODEL_CHANGE,
+        response_schema=MODEL_ANSWER,
+        responses={
+            200: "Changed (or already so); the settings and spending now",
+            400: "A bad value, an unknown field (the message names it), an empty body, or a "
+            "body that is not a JSON object",
+            404: "Unknown company",
+            410: "Uninstalled",
+        },
     ),
     RouteDoc(
         "/marketplace/company/{companyId}/reminders",

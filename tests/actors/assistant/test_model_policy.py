@@ -46,7 +46,7 @@ def test_choice_rules() -> None:
     day = date(2026, 12, 3)
     on = SalonModelSettings(True, None, 1_000)
     assert model_choice(None, TokenUsage(day), NODE_MODEL) is None  # never opted in
-    assert model_choice(on, TokenUsage(day), None) is None  # the node has no model
+    assert model_choice(on, TokenUsage(day), None) is None  # nobody names a model
     assert model_choice(SalonModelSettings(False, "x", 1_000), TokenUsage(day), NODE_MODEL) is None
     assert model_choice(on, TokenUsage(day, 600, 399), NODE_MODEL) == NODE_MODEL
     assert model_choice(on, TokenUsage(day, 600, 400), NODE_MODEL) is None  # cap reached
@@ -65,11 +65,18 @@ async def test_a_salon_that_never_chose_uses_the_rules(storage: Storage) -> None
     assert await policy.choice(cid) is None
 
 
-async def test_a_node_without_a_model_uses_the_rules_for_every_salon(storage: Storage) -> None:
-    cid = await _salon(storage, 1)
-    await storage.model_usage.put_settings(cid, SalonModelSettings(True, "gpt-4o", 1_000))
-    assert await SalonModelPolicy(storage, None, now=lambda: LATE).choice(cid) is None
-    assert await SalonModelPolicy(storage, NODE_MODEL, now=lambda: LATE).choice(cid) == "gpt-4o"
+async def test_without_a_node_default_only_salons_naming_a_model_use_one(
+    storage: Storage,
+) -> None:
+    named, unnamed = await _salon(storage, 1), await _salon(storage, 2)
+    await storage.model_usage.put_settings(named, SalonModelSettings(True, "gpt-4o", 1_000))
+    await storage.model_usage.put_settings(unnamed, SalonModelSettings(True, None, 1_000))
+    no_default = SalonModelPolicy(storage, None, now=lambda: LATE)
+    assert await no_default.choice(named) == "gpt-4o"
+    assert await no_default.choice(unnamed) is None
+    with_default = SalonModelPolicy(storage, NODE_MODEL, now=lambda: LATE)
+    assert await with_default.choice(named) == "gpt-4o"
+    assert await with_default.choice(unnamed) == NODE_MODEL
 
 
 async def test_unknown_salon_uses_the_rules(storage: Storage) -> None:

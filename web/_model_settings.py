@@ -1,0 +1,252 @@
+"""What the per-salon language-model API reads and shows (issue 15), shared by its routes,
+the conversations listing and ``/openapi.json``: the body's field rules and schemas, the
+parse of a change, and the salon's summary (its choice, the model in effect now, and today's
+tokens against its cap, on the salon's own clock).
+
+Default: a salon that never chose understands with the rules. The node's settings make a
+model available (``AIADMIN_LLM_BASE_URL`` and ``AIADMIN_LLM_MODEL``); each salon opts in,
+because the model costs money per message and sends the salon's chat text to a third party.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from actors.assistant._model_policy import DEFAULT_DAILY_TOKEN_CAP, model_choice, salon_day
+from actors.reminders._planner import salon_zone
+from config import Settings
+from storage import (
+    MAX_DAILY_TOKEN_CAP,
+    MAX_MODEL_NAME,
+    Company,
+    SalonModelSettings,
+    Storage,
+)
+
+from ._errors import BadRequest
+from ._validation import BOOLEAN, FieldRule, integer_in
+
+__all__ = [
+    "ANSWER_SCHEMA",
+    "CHANGE_SCHEMA",
+    "DEFAULTS",
+    "SUMMARY_SCHEMA",
+    "NodeModel",
+    "model_summary",
+    "node_llm",
+    "parse_change",
+    "settings_json",
+]
+
+
+@dataclass(frozen=True)
+class NodeModel:
+    """The node's side: a model API or none, and its default model (``None``: salons name
+    theirs)."""
+
+    available: bool
+    default: str | None
+
+
+#: What a salon that never chose has: the rules, and the default cap once it switches on.
+DEFAULTS = SalonModelSettings(enabled=False, model=None, daily_token_cap=DEFAULT_DAILY_TOKEN_CAP)
+
+# Model names as OpenAI-compatible servers spell them: gpt-4o-mini, deepseek-chat,
+# qwen2.5:7b-instruct, meta-llama/Llama-3.1-8B-Instruct, gpt://b1g…/yandexgpt-lite/latest.
+_MODEL_NAME = re.compile(rf"[A-Za-z0-9][A-Za-z0-9._:/@+\-]{{0,{MAX_MODEL_NAME - 1}}}")
+
+
+def _parse_model_name(value: object, field: str) -> str:
+    if not isinstance(value, str) or not _MODEL_NAME.fullmatch(value):
+        raise BadRequest(
+            f"{field} must be a model name: 1 to {MAX_MODEL_NAME} letters, digits and . _ : / "
+            "@ + -, starting with a letter or digit.",
+            code="invalid_field",
+            field=field,
+        )
+    return value
+
+
+MODEL_NAME: FieldRule[str] = FieldRule(
+    _parse_model_name,
+    {
+        "type": "string",
+        "pattern": f"^{_MODEL_NAME.pattern}$",
+        "maxLength": MAX_MODEL_NAME,
+        "examples": ["gpt-4o-mini", "deepseek-chat", "qwen2.5:7b-instruct"],
+    },
+)
+DAILY_TOKEN_CAP: FieldRule[int] = integer_in(1, MAX_DAILY_TOKEN_CAP)
+_FIELDS = ("enabled", "name", "daily_token_cap")
+_SHOWN_FIELD = re.compile(r"[A-Za-z0-9_]{1,40}")
+
+CHANGE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "The fields to change; absent fields keep their current values",
+    "additionalProperties": False,
+    "properties": {
+        "enabled": {**BOOLEAN.schema, "description": "Understand messages with the model"},
+        "name": {
+            "anyOf": [dict(MODEL_NAME.schema), {"type": "null"}],
+            "description": "The model (null: the node's AIADMIN_LLM_MODEL)",
+        },
+        "daily_token_cap": {
+            **DAILY_TOKEN_CAP.schema,
+            "description": "Most tokens (prompt + completion) per local day; then the rules "
+            f"until the salon's midnight (default {DEFAULT_DAILY_TOKEN_CAP})",
+        },
+    },
+}
+SETTINGS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "enabled": {"type": "boolean"},
+        "name": {"type": ["string", "null"], "description": "null: the node's model"},
+        "daily_token_cap": {"type": "integer", "minimum": 1},
+    },
+    "required": ["enabled", "name", "daily_token_cap"],
+}
+SUMMARY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "The salon's language model: its choice, the model in effect now, and "
+    "today's tokens (the salon's local day) against its cap",
+    "properties": {
+        **SETTINGS_SCHEMA["properties"],
+        "customised": {"type": "boolean", "description": "false: the salon never chose"},
+        "node_model": {
+            "type": ["string", "null"],
+            "description": "The node's default model, AIADMIN_LLM_MODEL (null: none, or the "
+            "node has no language model)",
+        },
+        "in_effect": {
+            "type": ["string", "null"],
+            "description": "The model the next message is understood with (null: the rules)",
+        },
+        "reason": {
+            "type": ["string", "null"],
+            "enum": ["off", "node_has_no_model", "no_model_named", "cap_reached", None],
+            "description": "Why the rules are in effect (null when a model is): the salon "
+            "switched it off; the node has no model API (AIADMIN_LLM_BASE_URL); neither the "
+            "salon nor the node names a model; today's tokens reached the cap",
+        },
+        "today": {
+            "type": "object",
+            "properties": {
+                "day": {"type": "string", "format": "date"},
+                "timezone": {"type": "string"},
+                "prompt_tokens": {"type": "integer", "minimum": 0},
+                "completion_tokens": {"type": "integer", "minimum": 0},
+                "total_tokens": {"type": "integer", "minimum": 0},
+                "calls": {"type": "integer", "minimum": 0},
+                "daily_token_cap": {"type": "integer", "minimum": 1},
+                "capped": {"type": "boolean"},
+            },
+            "required": [
+                "day",
+                "timezone",
+                "prompt_tokens",
+                "completion_tokens",
+                "total_tokens",
+                "calls",
+                "daily_token_cap",
+                "capped",
+            ],
+        },
+    },
+    "required": [
+        *SETTINGS_SCHEMA["required"],
+        "customised",
+        "node_model",
+        "in_effect",
+        "reason",
+        "today",
+    ],
+}
+ANSWER_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "success": {"type": "boolean"},
+        "company_id": {"type": "integer", "minimum": 1},
+        "model": SUMMARY_SCHEMA,
+    },
+    "required": ["success", "company_id", "model"],
+}
+
+
+def node_llm(settings: Settings) -> NodeModel:
+    """Whether the node has a model API (``AIADMIN_LLM_BASE_URL``) and its default model."""
+    return NodeModel(settings.llm.enabled, settings.llm.model or None)
+
+
+def settings_json(settings: SalonModelSettings) -> dict[str, Any]:
+    return {
+        "enabled": settings.enabled,
+        "name": settings.model,
+        "daily_token_cap": settings.daily_token_cap,
+    }
+
+
+def parse_change(body: dict[str, Any], current: SalonModelSettings) -> SalonModelSettings:
+    """``current`` with the body's fields applied; 400 ``invalid_field`` (naming the field)
+    for a bad value or an unknown field, 400 ``missing_field`` for an empty body."""
+    for key in body:
+        if key not in _FIELDS:
+            shown = key if _SHOWN_FIELD.fullmatch(key) else "a key"
+            raise BadRequest(
+                f"{shown} is not a model setting (enabled, name, daily_token_cap).",
+                code="invalid_field",
+                field=shown,
+            )
+    if not body:
+        raise BadRequest(
+            "Give at least one of enabled, name, daily_token_cap.", code="missing_field"
+        )
+    enabled = current.enabled
+    if "enabled" in body:
+        enabled = BOOLEAN(body["enabled"], "enabled")
+    name = current.model
+    if "name" in body:
+        name = None if body["name"] is None else MODEL_NAME(body["name"], "name")
+    cap = current.daily_token_cap
+    if "daily_token_cap" in body:
+        cap = DAILY_TOKEN_CAP(body["daily_token_cap"], "daily_token_cap")
+    return SalonModelSettings(enabled=enabled, model=name, daily_token_cap=cap)
+
+
+def _why_rules(settings: SalonModelSettings, node: NodeModel, capped: bool) -> str:
+    if not settings.enabled:
+        return "off"
+    if not node.available:
+        return "node_has_no_model"
+    return "cap_reached" if capped else "no_model_named"
+
+
+async def model_summary(
+    storage: Storage, company: Company, node: NodeModel, now: datetime
+) -> dict[str, Any]:
+    """The salon's choice, the model in effect now and today's spending (one storage read)."""
+    zone = salon_zone(company.timezone)
+    stored, used = await storage.model_usage.current(company.id, salon_day(zone, now))
+    settings = stored or DEFAULTS
+    in_effect = model_choice(settings, used, node.default) if node.available else None
+    capped = used.total >= settings.daily_token_cap
+    return {
+        **settings_json(settings),
+        "customised": stored is not None,
+        "node_model": node.default if node.available else None,
+        "in_effect": in_effect,
+        "reason": None if in_effect else _why_rules(settings, node, capped),
+        "today": {
+            "day": used.day.isoformat(),
+            "timezone": zone.key,
+            "prompt_tokens": used.prompt_tokens,
+            "completion_tokens": used.completion_tokens,
+            "total_tokens": used.total,
+            "calls": used.calls,
+            "daily_token_cap": settings.daily_token_cap,
+            "capped": capped,
+        },
+    }
