@@ -37,7 +37,7 @@ _SYSTEM = """Ты — модуль понимания сообщений кли�
 - set_name {name: имя клиента ровно как он его написал};
 - confirm — ясное "да" на вопрос-подтверждение; deny — "нет";
 - ask {topic: price|price_list|services|service_info|address|hours|phone|masters|capabilities, \
-services?};
+services?, category? — название категории из каталога};
 - hand_over {reason: asked|complaint}; opt_out — просит больше не писать;
 - small_talk {kind: greeting|thanks|goodbye};
 - rate {rating: 1-5, comment?} — оценка визита после запроса отзыва; comment {text};

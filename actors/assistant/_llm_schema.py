@@ -44,6 +44,7 @@ from ._commands import (
 )
 from ._names import MasterIndex
 from ._services_match import ServiceIndex
+from ._understand import understand_rules
 from ._when import parse_when
 from ._words import words
 
@@ -79,7 +80,11 @@ _FIELDS: dict[str, dict[str, tuple[dict[str, Any], bool]]] = {
     "set_name": {"name": (_STR, True)},
     "confirm": {},
     "deny": {},
-    "ask": {"topic": (_enum(Topic), True), "services": (_NAMES, False)},
+    "ask": {
+        "topic": (_enum(Topic), True),
+        "services": (_NAMES, False),
+        "category": (_STR, False),
+    },
     "hand_over": {"reason": (_enum(HandOverReason), True)},
     "opt_out": {},
     "small_talk": {"kind": (_enum(SmallTalkKind), True)},
@@ -204,7 +209,7 @@ def _command(
     if kind == "start_flow":
         return StartFlow(Flow(item["flow"]))
     if kind == "set_services":
-        return _services(item["names"], catalog)
+        return _services(item["names"], text, context, catalog, now)
     if kind == "set_master":
         name = item["name"]
         return SetMaster(None if name is None else _master(name, catalog))
@@ -226,9 +231,9 @@ def _command(
             raise Unresolvable("a name the client did not write")
         return SetName(item["name"].strip())
     if kind == "ask":
-        return Ask(
-            Topic(item["topic"]), service_ids=_service_ids(item.get("services", ()), catalog)
-        )
+        category = _category(item["category"], catalog) if "category" in item else None
+        ids = _service_ids(item.get("services", ()), catalog)
+        return Ask(Topic(item["topic"]), service_ids=ids, category_id=category)
     if kind == "hand_over":
         return HandOver(HandOverReason(item["reason"]))
     if kind == "small_talk":
@@ -246,9 +251,16 @@ def _command(
     return simple[kind]
 
 
-def _services(names: list[str], catalog: AssistantCatalog) -> Command:
+def _services(
+    names: list[str],
+    text: str,
+    context: TurnContext,
+    catalog: AssistantCatalog,
+    now: dt.datetime,
+) -> Command:
     """The services named, through the rules' matcher: their ids, one ambiguity, or one the
-    salon does not offer (with its closest)."""
+    salon does not offer (with its closest: as the rules find them in the client's whole
+    message when they read the same words there, else from the words alone)."""
     if not names:
         raise Unresolvable("no service named")
     index = ServiceIndex.of(catalog)
@@ -257,16 +269,37 @@ def _services(names: list[str], catalog: AssistantCatalog) -> Command:
         found = index.match(words(name))
         if found.unknown and not found.mentions:
             said, closest = found.unknown[0]
-            return UnknownService(said, closest)
+            return UnknownService(
+                said, _closest_in_text(said, text, context, catalog, now, closest)
+            )
         if len(found.mentions) == 1 and len(found.mentions[0].ids) > 1:
             if len(names) == 1:
                 mention = found.mentions[0]
                 return AmbiguousService(mention.text, mention.ids)
             raise Unresolvable("an ambiguous service among several")
         if not found.ids:
-            return UnknownService(name, index.closest(name, name))
+            closest = index.closest(name, name)
+            return UnknownService(
+                name, _closest_in_text(name, text, context, catalog, now, closest)
+            )
         ids.extend(found.ids)
     return SetServices(index.sort(ids))
+
+
+def _closest_in_text(
+    said: str,
+    text: str,
+    context: TurnContext,
+    catalog: AssistantCatalog,
+    now: dt.datetime,
+    default: tuple[int, ...],
+) -> tuple[int, ...]:
+    """The closest services the rules name for the same unknown words in the client's
+    message (they weigh the words said with it), else ``default``."""
+    for command in understand_rules(text, context, catalog, now):
+        if isinstance(command, UnknownService) and command.text.lower() == said.lower():
+            return command.closest
+    return default
 
 
 def _service_ids(names: Any, catalog: AssistantCatalog) -> tuple[int, ...]:
@@ -278,6 +311,15 @@ def _service_ids(names: Any, catalog: AssistantCatalog) -> tuple[int, ...]:
             raise Unresolvable("a service the salon does not have")
         ids.extend(found.ids)
     return index.sort(ids)
+
+
+def _category(title: str, catalog: AssistantCatalog) -> int:
+    """A category by its catalog title (as the prompt lists them)."""
+    wanted = " ".join(title.lower().replace("ё", "е").split())
+    for category in catalog.categories:
+        if " ".join(category.title.lower().replace("ё", "е").split()) == wanted:
+            return category.id
+    raise Unresolvable("a category the salon does not have")
 
 
 def _master(name: str, catalog: AssistantCatalog) -> int:
