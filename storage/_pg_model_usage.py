@@ -49,6 +49,19 @@ async def _one(conn: asyncpg.Connection, company_id: int, day: date) -> asyncpg.
     return rec
 
 
+async def _settings_row(conn: asyncpg.Connection, company_id: int) -> asyncpg.Record:
+    rec = await conn.fetchrow(
+        """SELECT m.enabled, m.model, m.daily_token_cap
+             FROM companies c
+             LEFT JOIN assistant_model_settings m ON m.company_id = c.id
+            WHERE c.id = $1""",
+        company_id,
+    )
+    if rec is None:
+        raise NotFound(f"company {company_id}")
+    return rec
+
+
 async def _put(conn: asyncpg.Connection, now: Any, company_id: int, s: SalonModelSettings) -> None:
     try:
         await conn.execute(
@@ -103,8 +116,9 @@ class PgModelUsage:
         return None if self._clock is None else self._clock()
 
     async def get_settings(self, company_id: int) -> SalonModelSettings | None:
-        settings, _ = await self.current(company_id, date(2000, 1, 1))
-        return settings
+        company_id = v.positive_int("company_id", company_id)
+        rec = await self._pool.run(_settings_row, company_id)
+        return _settings(rec)
 
     async def put_settings(self, company_id: int, settings: SalonModelSettings) -> None:
         company_id = v.positive_int("company_id", company_id)
