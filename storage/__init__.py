@@ -25,6 +25,7 @@ from ._errors import map_exceptions as map_exceptions
 from ._fields import COMPANY_FIELDS as COMPANY_FIELDS
 from ._fields import utc_now as utc_now
 from ._model_usage import MAX_DAILY_TOKEN_CAP as MAX_DAILY_TOKEN_CAP
+from ._model_usage import MAX_HISTORY_DAYS as MAX_HISTORY_DAYS
 from ._model_usage import MAX_MODEL_NAME as MAX_MODEL_NAME
 from ._model_usage import ModelUsageStore as ModelUsageStore
 from ._model_usage import SalonModelSettings as SalonModelSettings
@@ -121,6 +122,7 @@ __all__ = [
     "COMPANY_FIELDS",
     "LINKED_STATUSES",
     "MAX_DAILY_TOKEN_CAP",
+    "MAX_HISTORY_DAYS",
     "MAX_ID",
     "MAX_MODEL_NAME",
     "WEBHOOK_SECRET_PREFIX",

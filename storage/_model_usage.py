@@ -10,7 +10,7 @@ Unknown companies raise :class:`NotFound` on every call.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Protocol
 
 import trio
@@ -24,12 +24,14 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_CALL_TOKENS",
     "MAX_DAILY_TOKEN_CAP",
+    "MAX_HISTORY_DAYS",
     "MAX_MODEL_NAME",
     "MemoryModelUsage",
     "ModelUsageStore",
     "SalonModelSettings",
     "TokenUsage",
     "check_settings",
+    "check_span",
     "check_usage",
 ]
 
@@ -37,6 +39,8 @@ __all__ = [
 MAX_MODEL_NAME = 100
 #: The largest daily cap a salon may set (a billion tokens).
 MAX_DAILY_TOKEN_CAP = 1_000_000_000
+#: The longest span :meth:`ModelUsageStore.history` reads at once.
+MAX_HISTORY_DAYS = 366
 #: The most tokens of one kind one call may add (a sanity bound on a server's ``usage``).
 MAX_CALL_TOKENS = v.MAX_INT32
 
@@ -92,6 +96,11 @@ class ModelUsageStore(Protocol):
         """Add one call's tokens to ``day`` (one upsert); the day's totals after it."""
         ...
 
+    async def history(self, company_id: int, first: date, last: date) -> list[TokenUsage]:
+        """The days from ``first`` to ``last`` (both included, at most
+        :data:`MAX_HISTORY_DAYS`) that spent tokens, newest first."""
+        ...
+
 
 def check_settings(settings: SalonModelSettings) -> SalonModelSettings:
     """``settings`` as storable, or :class:`ValidationError`."""
@@ -117,6 +126,14 @@ def check_usage(day: object, prompt_tokens: object, completion_tokens: object) -
         if not 0 <= value <= MAX_CALL_TOKENS:
             raise ValidationError(field, f"must be between 0 and {MAX_CALL_TOKENS}")
     return day
+
+
+def check_span(first: object, last: object) -> tuple[date, date]:
+    """``first`` … ``last`` as dates in order, spanning at most :data:`MAX_HISTORY_DAYS`."""
+    start, end = check_usage(first, 0, 0), check_usage(last, 0, 0)
+    if not 0 <= (end - start).days < MAX_HISTORY_DAYS:
+        raise ValidationError("last", f"must be from first to {MAX_HISTORY_DAYS - 1} days after")
+    return start, end
 
 
 def _company(company_id: object) -> int:
@@ -170,3 +187,11 @@ class MemoryModelUsage:
         )
         self._db.token_usage[(company_id, day)] = new
         return new
+
+    async def history(self, company_id: int, first: date, last: date) -> list[TokenUsage]:
+        await trio.lowlevel.checkpoint()
+        start, end = check_span(first, last)
+        self._db.require_company(_company(company_id))
+        days = (end - timedelta(days=n) for n in range((end - start).days + 1))
+        found = (self._db.token_usage.get((company_id, day)) for day in days)
+        return [used for used in found if used is not None]

@@ -12,7 +12,13 @@ import asyncpg
 from . import _validate as v
 from ._errors import NotFound
 from ._fields import Clock
-from ._model_usage import SalonModelSettings, TokenUsage, check_settings, check_usage
+from ._model_usage import (
+    SalonModelSettings,
+    TokenUsage,
+    check_settings,
+    check_span,
+    check_usage,
+)
 from ._pg_pool import PgPool
 
 __all__ = ["PgModelUsage"]
@@ -60,6 +66,21 @@ async def _settings_row(conn: asyncpg.Connection, company_id: int) -> asyncpg.Re
     if rec is None:
         raise NotFound(f"company {company_id}")
     return rec
+
+
+async def _history(
+    conn: asyncpg.Connection, company_id: int, first: date, last: date
+) -> list[asyncpg.Record]:
+    recs: list[asyncpg.Record] = await conn.fetch(
+        """SELECT day, prompt_tokens, completion_tokens, calls FROM assistant_token_usage
+            WHERE company_id = $1 AND day BETWEEN $2 AND $3 ORDER BY day DESC""",
+        company_id,
+        first,
+        last,
+    )
+    if not recs:
+        await _settings_row(conn, company_id)  # NotFound for an unknown company
+    return recs
 
 
 async def _put(conn: asyncpg.Connection, now: Any, company_id: int, s: SalonModelSettings) -> None:
@@ -146,3 +167,9 @@ class PgModelUsage:
             _add, self._now(), company_id, day, prompt_tokens, completion_tokens
         )
         return _usage(day, rec)
+
+    async def history(self, company_id: int, first: date, last: date) -> list[TokenUsage]:
+        company_id = v.positive_int("company_id", company_id)
+        start, end = check_span(first, last)
+        recs = await self._pool.run(_history, company_id, start, end)
+        return [_usage(rec["day"], rec) for rec in recs]

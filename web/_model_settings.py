@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from actors.assistant._model_policy import DEFAULT_DAILY_TOKEN_CAP, model_choice, salon_day
@@ -24,6 +24,7 @@ from storage import (
     Company,
     SalonModelSettings,
     Storage,
+    TokenUsage,
 )
 
 from ._errors import BadRequest
@@ -33,12 +34,15 @@ __all__ = [
     "ANSWER_SCHEMA",
     "CHANGE_SCHEMA",
     "DEFAULTS",
+    "MAX_HISTORY_DAYS",
     "SUMMARY_SCHEMA",
     "NodeModel",
     "model_summary",
     "node_llm",
     "parse_change",
     "settings_json",
+    "spending_history",
+    "usage_json",
 ]
 
 
@@ -165,12 +169,31 @@ SUMMARY_SCHEMA: dict[str, Any] = {
         "today",
     ],
 }
+#: ``?days=`` of the GET route: the most local days of spending it lists.
+MAX_HISTORY_DAYS = 90
+DAY_USAGE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "day": {"type": "string", "format": "date"},
+        "prompt_tokens": {"type": "integer", "minimum": 0},
+        "completion_tokens": {"type": "integer", "minimum": 0},
+        "total_tokens": {"type": "integer", "minimum": 0},
+        "calls": {"type": "integer", "minimum": 0},
+    },
+    "required": ["day", "prompt_tokens", "completion_tokens", "total_tokens", "calls"],
+}
 ANSWER_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
         "success": {"type": "boolean"},
         "company_id": {"type": "integer", "minimum": 1},
         "model": SUMMARY_SCHEMA,
+        "history": {
+            "type": "array",
+            "items": DAY_USAGE_SCHEMA,
+            "description": "With ?days=N (GET only): the salon's last N local days that used "
+            "the model, newest first",
+        },
     },
     "required": ["success", "company_id", "model"],
 }
@@ -224,6 +247,26 @@ def _why_rules(settings: SalonModelSettings, node: NodeModel, capped: bool) -> s
     return "cap_reached" if capped else "no_model_named"
 
 
+def usage_json(used: TokenUsage) -> dict[str, Any]:
+    return {
+        "day": used.day.isoformat(),
+        "prompt_tokens": used.prompt_tokens,
+        "completion_tokens": used.completion_tokens,
+        "total_tokens": used.total,
+        "calls": used.calls,
+    }
+
+
+async def spending_history(
+    storage: Storage, company: Company, days: int, now: datetime
+) -> list[dict[str, Any]]:
+    """The salon's spending over its last ``days`` local days (today included), newest
+    first; days without a model call are left out."""
+    today = salon_day(salon_zone(company.timezone), now)
+    first = today - timedelta(days=days - 1)
+    return [usage_json(u) for u in await storage.model_usage.history(company.id, first, today)]
+
+
 async def model_summary(
     storage: Storage, company: Company, node: NodeModel, now: datetime
 ) -> dict[str, Any]:
@@ -240,12 +283,8 @@ async def model_summary(
         "in_effect": in_effect,
         "reason": None if in_effect else _why_rules(settings, node, capped),
         "today": {
-            "day": used.day.isoformat(),
+            **usage_json(used),
             "timezone": zone.key,
-            "prompt_tokens": used.prompt_tokens,
-            "completion_tokens": used.completion_tokens,
-            "total_tokens": used.total,
-            "calls": used.calls,
             "daily_token_cap": settings.daily_token_cap,
             "capped": capped,
         },

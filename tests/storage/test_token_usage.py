@@ -3,7 +3,7 @@ backends (issue 15)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import pytest
 import trio
@@ -109,3 +109,32 @@ async def test_bad_usage_is_refused(
     with pytest.raises(ValidationError):
         await storage.model_usage.add_usage(cid, day, prompt, completion)  # type: ignore[arg-type]
     assert await storage.model_usage.usage(cid, DAY) == TokenUsage(DAY)
+
+
+async def test_history_lists_the_days_that_spent_newest_first(storage: Storage) -> None:
+    a, b = await _company(storage, 1), await _company(storage, 2)
+    for offset, tokens in ((0, 10), (2, 20), (6, 30), (7, 40)):
+        await storage.model_usage.add_usage(a, DAY - timedelta(days=offset), tokens, 1)
+    await storage.model_usage.add_usage(b, DAY, 99, 9)
+    week = await storage.model_usage.history(a, DAY - timedelta(days=6), DAY)
+    assert [(u.day, u.prompt_tokens) for u in week] == [
+        (DAY, 10),
+        (DAY - timedelta(days=2), 20),
+        (DAY - timedelta(days=6), 30),
+    ]
+    assert (
+        await storage.model_usage.history(b, DAY - timedelta(days=1), DAY - timedelta(days=1)) == []
+    )
+    assert await storage.model_usage.history(a, DAY, DAY) == [TokenUsage(DAY, 10, 1, 1)]
+    with pytest.raises(NotFound):
+        await storage.model_usage.history(999, DAY, DAY)
+
+
+@pytest.mark.parametrize(
+    ("first", "last"),
+    [(DAY, DAY - timedelta(days=1)), (DAY - timedelta(days=366), DAY), ("2026-12-01", DAY)],
+)
+async def test_history_refuses_a_bad_span(storage: Storage, first: object, last: object) -> None:
+    cid = await _company(storage)
+    with pytest.raises(ValidationError):
+        await storage.model_usage.history(cid, first, last)  # type: ignore[arg-type]

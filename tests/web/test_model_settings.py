@@ -245,8 +245,10 @@ async def test_answers_fit_the_documented_schemas(web: WebHarness) -> None:
     cid = salon.company_id
     today, _ = await local_days(web, cid)
     await web.storage.model_usage.add_usage(cid, today, 10, 2)
-    got = await web.client.get(path(cid), headers=salon.key_headers)
-    jsonschema.validate(await got.get_json(), schema_of(document, "get", ROUTE, 200))
+    got = await web.client.get(path(cid) + "?days=3", headers=salon.key_headers)
+    answer = await got.get_json()
+    assert len(answer["history"]) == 1
+    jsonschema.validate(answer, schema_of(document, "get", ROUTE, 200))
     changed = await web.client.patch(
         path(cid), json={"enabled": True, "name": "qwen2.5:7b-instruct"}, headers=web.admin
     )
@@ -261,3 +263,28 @@ async def test_answers_fit_the_documented_schemas(web: WebHarness) -> None:
     assert validator.is_valid({"enabled": True, "name": None, "daily_token_cap": 5})
     assert not validator.is_valid({"model": "x"})
     assert not validator.is_valid({"daily_token_cap": 0})
+
+
+async def test_days_lists_the_salons_recent_spending(any_web: WebHarness) -> None:
+    web = any_web
+    salon = await register(web)
+    cid = salon.company_id
+    today, _ = await local_days(web, cid)
+    for back, tokens in ((0, 100), (1, 200), (6, 300), (7, 400)):
+        await web.storage.model_usage.add_usage(cid, today - timedelta(days=back), tokens, 5)
+    response = await web.client.get(path(cid) + "?days=7", headers=salon.key_headers)
+    body = await response.get_json()
+    assert response.status_code == 200, body
+    listed = [(d["day"], d["prompt_tokens"], d["total_tokens"]) for d in body["history"]]
+    if date.fromisoformat(body["model"]["today"]["day"]) == today:  # not past the salon's midnight
+        assert listed == [
+            (today.isoformat(), 100, 105),
+            ((today - timedelta(days=1)).isoformat(), 200, 205),
+            ((today - timedelta(days=6)).isoformat(), 300, 305),
+        ]
+    plain = await (await web.client.get(path(cid), headers=salon.key_headers)).get_json()
+    assert "history" not in plain
+    for bad in ("0", "91", "x", "-1", "7.0"):
+        refused = await web.client.get(path(cid) + f"?days={bad}", headers=salon.key_headers)
+        error = await error_of(refused, 400, "invalid_field")
+        assert error["message"].startswith("days")

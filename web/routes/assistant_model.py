@@ -1,9 +1,10 @@
 """A salon's language model (issue 15; the admin key or the company's own credentials):
 
-* ``GET /marketplace/company/<companyId>/assistant/model`` — the salon's choice (the defaults
-  when it never chose: off, the node's model, a cap of 200,000 tokens a day), the model in
-  effect now (``null``: the rules, with the reason) and today's tokens against the cap, on
-  the salon's own clock;
+* ``GET /marketplace/company/<companyId>/assistant/model[?days=N]`` — the salon's choice (the
+  defaults when it never chose: off, the node's model, a cap of 200,000 tokens a day), the
+  model in effect now (``null``: the rules, with the reason) and today's tokens against the
+  cap, on the salon's own clock; with ``days`` (1 … 90) also ``history``, its spending on each
+  of its last N local days that used the model, newest first;
 * ``PATCH`` ``{"enabled": bool, "name": str | null, "daily_token_cap": int}`` (any of them) —
   switch the model on or off, choose it (``null``: the node's ``AIADMIN_LLM_MODEL``), set the
   cap. A bad value or an unknown field is 400 naming the field, and nothing is stored; a
@@ -25,8 +26,16 @@ from storage import Company
 
 from .._auth import require_company
 from .._context import principal_from, state
-from .._errors import Gone, NotFound
-from .._model_settings import DEFAULTS, model_summary, node_llm, parse_change, settings_json
+from .._errors import BadRequest, Gone, NotFound
+from .._model_settings import (
+    DEFAULTS,
+    MAX_HISTORY_DAYS,
+    model_summary,
+    node_llm,
+    parse_change,
+    settings_json,
+    spending_history,
+)
 from .._validation import parse_id, read_json_object
 
 blueprint = Blueprint("assistant_model", __name__, url_prefix="/marketplace")
@@ -44,16 +53,32 @@ async def _company(company_id: str) -> tuple[Company, str]:
     return company, principal.kind
 
 
-async def _answer(company: Company) -> Any:
+async def _answer(company: Company, history_days: int | None = None) -> Any:
     s = state()
-    summary = await model_summary(s.storage, company, node_llm(s.settings), datetime.now(UTC))
-    return jsonify({"success": True, "company_id": company.id, "model": summary})
+    now = datetime.now(UTC)
+    summary = await model_summary(s.storage, company, node_llm(s.settings), now)
+    answer: dict[str, Any] = {"success": True, "company_id": company.id, "model": summary}
+    if history_days is not None:
+        answer["history"] = await spending_history(s.storage, company, history_days, now)
+    return jsonify(answer)
+
+
+def _days(raw: str | None) -> int | None:
+    if raw is None:
+        return None
+    if not (raw.isascii() and raw.isdigit() and 1 <= int(raw) <= MAX_HISTORY_DAYS):
+        raise BadRequest(
+            f"days must be an integer from 1 to {MAX_HISTORY_DAYS}.",
+            code="invalid_field",
+            field="days",
+        )
+    return int(raw)
 
 
 @blueprint.get(PATH)
 async def model_settings(company_id: str) -> Any:
     company, _ = await _company(company_id)
-    return await _answer(company)
+    return await _answer(company, _days(request.args.get("days")))
 
 
 @blueprint.patch(PATH)

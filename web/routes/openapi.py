@@ -16,6 +16,7 @@ from .._conversations import MAX_LIMIT, MODE_BODY
 from .._message_fields import INBOUND_BODY, STAFF_MESSAGE_BODY
 from .._model_settings import ANSWER_SCHEMA as MODEL_ANSWER
 from .._model_settings import CHANGE_SCHEMA as MODEL_CHANGE
+from .._model_settings import MAX_HISTORY_DAYS as MODEL_HISTORY_DAYS
 from .._model_settings import SUMMARY_SCHEMA as MODEL_SUMMARY
 from .._openapi import RouteDoc, build_openapi
 from .._reminder_settings import ANSWER_SCHEMA as REMINDERS_ANSWER
@@ -421,10 +422,19 @@ ROUTES: tuple[RouteDoc, ...] = (
         "/marketplace/company/{companyId}/assistant/model",
         "GET",
         "The salon's language model: its choice (off until it opts in), the model in effect "
-        "now (null: the rules, and why) and today's tokens against its daily cap",
+        "now (null: the rules, and why) and today's tokens against its daily cap; with days, "
+        "its spending on each of its last local days",
         auth="company",
+        query={
+            "days": {
+                "type": "integer",
+                "minimum": 1,
+                "maximum": MODEL_HISTORY_DAYS,
+                "description": "Also list the spending of the salon's last N local days",
+            }
+        },
         response_schema=MODEL_ANSWER,
-        responses={404: "Unknown company"},
+        responses={400: "Invalid days", 404: "Unknown company"},
     ),
     RouteDoc(
         "/marketplace/company/{companyId}/assistant/model",
