@@ -238,6 +238,7 @@ class Node:
             place,
             concurrency or self.settings.restore_concurrency,
             after=after,
+            prepare=None if self.placement is None else self.placement.take_many,
             progress=progress or self.restore,
         )
         return await restore.run()

@@ -90,6 +90,8 @@ HANDOVER_TIMEOUT = 2.0
 CLAIM_RETRY = 0.1
 #: Actors stopped at once when their companies move to another node.
 STOP_CONCURRENCY = 64
+#: Claims taken per round trip (and epochs bumped per statement) by :meth:`Placement.take_many`.
+TAKE_BATCH = 500
 #: Companies tried again at once, each heartbeat, while their previous owner releases them.
 RETRY_CONCURRENCY = 16
 #: How long an actor started here for a company owned elsewhere may wait for the message that
@@ -289,6 +291,78 @@ class Placement:
         if epoch > 1:  # another node (or an earlier run of this one) held it before
             self._moved(company_id, to_node=self.node_id, epoch=epoch)
         return None
+
+    async def take_many(self, company_ids: Iterable[int]) -> None:
+        """Take over, in a few round trips, the claims of the listed companies this node wins
+        and does not hold yet (a take-over after a member left, the start-up restore): one
+        Redis script per :data:`TAKE_BATCH` claims and one statement bumping the epochs of
+        those taken, so the activations that follow find them owned (no claim, no epoch bump
+        each). Claims another live member still holds are left to :meth:`place` (it waits for
+        the handover). A :meth:`place` of one of them meanwhile (a request) waits for the
+        batch, not for the activations. Best effort: what fails here is taken one by one by
+        the restore."""
+        if not self.membership.current:
+            return
+        ids: list[int] = []
+        for company_id in company_ids:
+            if (
+                company_id in self.owned
+                or company_id in self._taking
+                or company_id in self._moving
+                or self._winner(company_id) is not None
+            ):
+                continue
+            ids.append(company_id)
+        for start in range(0, len(ids), TAKE_BATCH):
+            batch = ids[start : start + TAKE_BATCH]
+            done = trio.Event()
+            for company_id in batch:
+                self._taking[company_id] = done
+            try:
+                await self._take_batch(batch)
+            except StorageError as exc:
+                log.warning(
+                    "node %s: %d claims not taken at once: %s", self.node_id, len(batch), exc
+                )
+            finally:
+                for company_id in batch:
+                    if self._taking.get(company_id) is done:
+                        del self._taking[company_id]
+                done.set()
+
+    async def _take_batch(self, company_ids: list[int]) -> None:
+        """:meth:`_take` without waiting, for many companies: claims, then epochs, then owned."""
+        try:
+            holders = await self.storage.leases.claim_many(company_ids, self.node_id)
+        except BaseException:
+            self._stale.update(company_ids)  # it may have run with the answer lost
+            raise
+        if holders is None:  # Redis no longer counts this node a member
+            raise MembershipLost(self.node_id)
+        mine = [company_id for company_id, holder in holders.items() if holder == self.node_id]
+        if not mine:
+            return
+        try:
+            epochs = await self.storage.epochs.take_many(mine)
+        except BaseException:
+            await self._release(mine)
+            raise
+        # No await from here to the inserts: a membership change handled meanwhile is seen.
+        now = trio.current_time()
+        dropped: list[int] = []
+        for company_id in mine:
+            epoch = epochs.get(company_id)  # missing: the company was deleted meanwhile
+            try:
+                winner = self._winner(company_id)
+            except MembershipLost:
+                winner = self.node_id  # counted out meanwhile: keep none of them
+            if epoch is None or winner is not None:
+                dropped.append(company_id)
+                continue
+            self.owned[company_id] = OwnedClaim(epoch, taken=now)
+            if epoch > 1:  # another node (or an earlier run of this one) held it before
+                self._moved(company_id, to_node=self.node_id, epoch=epoch)
+        await self._release(dropped)
 
     def _moved(self, company_id: int, **fields: object) -> None:
         """The operators' ``ownership_moved`` line for a move that took effect here (no

@@ -72,6 +72,9 @@ class Restore:
     place: Callable[[int], Awaitable[str | None]]
     concurrency: int
     after: Callable[[int], Awaitable[object]] | None = None
+    #: Cluster mode: takes the listed companies' claims in batches before they are activated
+    #: one by one (``Placement.take_many``).
+    prepare: Callable[[list[int]], Awaitable[object]] | None = None
     progress: RestoreProgress = field(default_factory=RestoreProgress)
 
     async def run(self) -> int:
@@ -82,6 +85,8 @@ class Restore:
         limiter = trio.CapacityLimiter(self.concurrency)
         linked = await self._list(self._linked_page)
         progress.listed = True
+        if self.prepare is not None and linked:
+            await self.prepare(linked)
         async with trio.open_nursery() as nursery:
             for company_id in linked:
                 await limiter.acquire_on_behalf_of(company_id)

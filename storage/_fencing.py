@@ -21,11 +21,12 @@ The check is atomic with the call's work on both backends:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, cast
 
 import trio
 
+from . import _validate as v
 from ._errors import StaleEpoch
 
 if TYPE_CHECKING:
@@ -43,6 +44,12 @@ OnRefused = Callable[[int, int], None]
 _TAKE = """INSERT INTO lease_epochs (company_id, epoch) VALUES ($1, 1)
            ON CONFLICT (company_id) DO UPDATE SET epoch = lease_epochs.epoch + 1
            RETURNING epoch"""
+#: Every company that exists among $1, in id order (two batches bumping the same rows lock
+#: them in the same order).
+_TAKE_MANY = """INSERT INTO lease_epochs (company_id, epoch)
+                SELECT id, 1 FROM companies WHERE id = ANY($1::integer[]) ORDER BY id
+                ON CONFLICT (company_id) DO UPDATE SET epoch = lease_epochs.epoch + 1
+                RETURNING company_id, epoch"""
 #: A fenced unit is one transaction holding the epoch row ``FOR SHARE`` (and the rows it
 #: writes): were its process paused mid-unit (SIGSTOP), the new owner's take would wait on
 #: those locks. The server ends such a transaction once its client is silent this long (a
@@ -64,6 +71,13 @@ class PgLeaseEpochs:
         epoch: int = await self._pool.run(_fetchval, _TAKE, company_id)
         return epoch
 
+    async def take_many(self, company_ids: Sequence[int]) -> dict[int, int]:
+        if not company_ids:
+            return {}
+        ids = sorted({v.positive_int("company_id", company_id) for company_id in company_ids})
+        rows = await self._pool.run(_fetch, _TAKE_MANY, ids)
+        return {int(row["company_id"]): int(row["epoch"]) for row in rows}
+
     async def current(self, company_id: int) -> int:
         sql = "SELECT epoch FROM lease_epochs WHERE company_id = $1"
         epoch: int | None = await self._pool.run(_fetchval, sql, company_id)
@@ -82,6 +96,14 @@ class MemoryLeaseEpochs:
         self._db.require_company(company_id)
         self.epochs[company_id] = self.epochs.get(company_id, 0) + 1
         return self.epochs[company_id]
+
+    async def take_many(self, company_ids: Sequence[int]) -> dict[int, int]:
+        await trio.lowlevel.checkpoint()
+        taken: dict[int, int] = {}
+        for company_id in sorted(set(company_ids)):
+            if company_id in self._db.companies:
+                taken[company_id] = self.epochs[company_id] = self.epochs.get(company_id, 0) + 1
+        return taken
 
     async def current(self, company_id: int) -> int:
         await trio.lowlevel.checkpoint()
@@ -123,6 +145,10 @@ async def _fenced_unit(
     if current != epoch:
         raise StaleEpoch(company_id, epoch, current)
     return await work(conn, *args, **kwargs)
+
+
+async def _fetch(conn: asyncpg.Connection, sql: str, *args: Any) -> list[Any]:
+    return list(await conn.fetch(sql, *args))
 
 
 async def _fetchval(conn: asyncpg.Connection, sql: str, *args: Any) -> Any:

@@ -248,6 +248,21 @@ class MemoryLeases:
             return node
         return str(holder)
 
+    async def claim_many(self, company_ids: Sequence[int], node: str) -> dict[int, str] | None:
+        await trio.lowlevel.checkpoint()
+        keys = {company_id: self._key(company_id) for company_id in company_ids}
+        node = _keys.check_node(node)
+        if not self._is_member(node):
+            return None
+        holders: dict[int, str] = {}
+        for company_id, key in keys.items():
+            holder = self._kv.get(key)
+            if holder is None or holder == node or not self._is_member(str(holder)):
+                self._kv.set(key, node, math.inf)
+                holder = node
+            holders[company_id] = str(holder)
+        return holders
+
     async def release(self, company_id: int, node: str) -> bool:
         return await self.release_all([company_id], node) == 1
 

@@ -555,6 +555,12 @@ class Leases(Protocol):
         a live member (it may take nothing)."""
         ...
 
+    async def claim_many(self, company_ids: Sequence[int], node: str) -> dict[int, str] | None:
+        """:meth:`claim` for each company (one round trip per 500, each batch atomic): the
+        holder of each after the call, or ``None`` when ``node`` is not a live member (it
+        took nothing). A node's take-over after another node died claims its share so."""
+        ...
+
     async def release(self, company_id: int, node: str) -> bool:
         """Drop the claim only if ``node`` holds it; ``True`` if it did."""
         ...
@@ -580,6 +586,11 @@ class LeaseEpochs(Protocol):
 
     async def take(self, company_id: int) -> int:
         """Bump the company's epoch and return it (1 the first time). :class:`NotFound`."""
+        ...
+
+    async def take_many(self, company_ids: Sequence[int]) -> dict[int, int]:
+        """:meth:`take` for each company in one statement: company id → its new epoch;
+        companies that do not exist (deleted meanwhile) are left out, not an error."""
         ...
 
     async def current(self, company_id: int) -> int:

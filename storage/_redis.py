@@ -116,6 +116,26 @@ end
 return holder
 """
 
+# KEYS claim keys; ARGV[1] member key prefix, ARGV[2] node. CLAIM_SCRIPT for each key: the
+# holders after the call in KEYS order, or false when the node itself is not a live member.
+CLAIM_MANY_SCRIPT = """
+if redis.call('EXISTS', ARGV[1] .. ARGV[2]) == 0 then return false end
+local out = {}
+local live = {}
+for i, key in ipairs(KEYS) do
+  local holder = redis.call('GET', key)
+  if holder and holder ~= ARGV[2] and live[holder] == nil then
+    live[holder] = redis.call('EXISTS', ARGV[1] .. holder) == 1
+  end
+  if (not holder) or (holder ~= ARGV[2] and not live[holder]) then
+    redis.call('SET', key, ARGV[2])
+    holder = ARGV[2]
+  end
+  out[i] = holder
+end
+return out
+"""
+
 # KEYS claim keys; ARGV[1] node. Returns how many were released.
 RELEASE_SCRIPT = """
 local done = 0
@@ -127,7 +147,8 @@ end
 return done
 """
 
-#: Claims released per round trip by :meth:`RedisLeases.release_all`.
+#: Claims released (or taken) per round trip by :meth:`RedisLeases.release_all` (and
+#: :meth:`RedisLeases.claim_many`).
 RELEASE_BATCH = 500
 
 
@@ -143,6 +164,7 @@ class RedisBackend:
         self.revoke_script = client.register_script(REVOKE_SCRIPT)
         self.members_script = client.register_script(MEMBERS_SCRIPT)
         self.claim_script = client.register_script(CLAIM_SCRIPT)
+        self.claim_many_script = client.register_script(CLAIM_MANY_SCRIPT)
         self.release_script = client.register_script(RELEASE_SCRIPT)
 
     async def call(self, request: Awaitable[T]) -> T:
@@ -376,6 +398,20 @@ class RedisLeases:
         node = _keys.check_node(node)
         holder = await self._b.eval_script(self._b.claim_script, [key], [self._member_prefix, node])
         return None if holder is None else str(holder)
+
+    async def claim_many(self, company_ids: Sequence[int], node: str) -> dict[int, str] | None:
+        ids = list(dict.fromkeys(company_ids))
+        keys = [self._key(company_id) for company_id in ids]
+        node = _keys.check_node(node)
+        holders: dict[int, str] = {}
+        for start in range(0, len(keys), RELEASE_BATCH):
+            batch = keys[start : start + RELEASE_BATCH]
+            script = self._b.claim_many_script
+            found = await self._b.eval_script(script, batch, [self._member_prefix, node])
+            if found is None:
+                return None
+            holders.update(zip(ids[start : start + RELEASE_BATCH], map(str, found), strict=True))
+        return holders
 
     async def release(self, company_id: int, node: str) -> bool:
         return await self.release_all([company_id], node) == 1

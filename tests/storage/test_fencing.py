@@ -24,6 +24,23 @@ async def test_epochs_start_at_zero_and_only_grow(storage: Storage) -> None:
         await storage.epochs.take(999_999)
 
 
+async def test_take_many_bumps_each_epoch_in_one_call(storage: Storage) -> None:
+    """``take_many`` (a take-over's epoch bumps, one statement): each company's epoch grows
+    by one (1 the first time), as ``take`` would; a company that does not exist is left out;
+    the handles of the epochs it replaced are refused, those of the new ones write."""
+    first = (await storage.companies.create(311)).company.id
+    second = (await storage.companies.create(312)).company.id
+    old = await storage.epochs.take(first)
+    assert await storage.epochs.take_many([]) == {}
+    assert await storage.epochs.take_many([second, first, 999_999]) == {first: 2, second: 1}
+    assert await storage.epochs.take_many([first]) == {first: 3}
+    assert await storage.epochs.current(first) == 3 and await storage.epochs.current(second) == 1
+    with pytest.raises(StaleEpoch):
+        await storage.fenced(first, old).audit.append(first, "linked", {})
+    await storage.fenced(first, 3).audit.append(first, "linked", {})
+    await storage.fenced(second, 1).audit.append(second, "linked", {})
+
+
 async def test_the_current_epoch_writes(storage: Storage) -> None:
     cid = (await storage.companies.create(302)).company.id
     epoch = await storage.epochs.take(cid)

@@ -226,6 +226,60 @@ async def test_claims_one_holder_while_it_is_a_member(storage: Storage) -> None:
         await storage.leases.claim(0, "node-a")
 
 
+async def test_claim_many_is_claim_for_each_in_one_call(storage: Storage) -> None:
+    """``claim_many`` (a take-over's claims, one round trip per 500): each free claim, one
+    already the caller's and one of a node that left are taken; one a live member holds is
+    left to it (its holder answered); a non-member takes none; batches past 500 too."""
+    for node in ("node-a", "node-b", "node-c"):
+        await storage.leases.heartbeat(node, f"http://{node}", 30)
+    assert await storage.leases.claim(21, "node-b") == "node-b"  # live: stays B's
+    assert await storage.leases.claim(22, "node-c") == "node-c"  # C leaves below
+    assert await storage.leases.claim(23, "node-a") == "node-a"  # already A's
+    await storage.leases.leave("node-c")
+    assert await storage.leases.claim_many([20, 21, 22, 23], "node-x") is None
+    assert await storage.leases.holder(20) is None  # a non-member took nothing
+    assert await storage.leases.claim_many([20, 21, 22, 23], "node-a") == {
+        20: "node-a",
+        21: "node-b",
+        22: "node-a",
+        23: "node-a",
+    }
+    assert [await storage.leases.holder(cid) for cid in (20, 21, 22, 23)] == [
+        "node-a",
+        "node-b",
+        "node-a",
+        "node-a",
+    ]
+    many = list(range(100, 1300))
+    assert await storage.leases.claim_many(many, "node-b") == dict.fromkeys(many, "node-b")
+    assert await storage.leases.claim_many(many, "node-a") == dict.fromkeys(many, "node-b")
+    assert await storage.leases.holder(1299) == "node-b"
+    with pytest.raises(ValidationError):
+        await storage.leases.claim_many([24, 0], "node-a")
+
+
+async def test_racing_batch_and_single_claims_have_one_winner(storage: Storage) -> None:
+    """Batches and single claims racing over the same companies: each has one holder, and
+    every caller was told that holder."""
+    for i in range(4):
+        await storage.leases.heartbeat(f"node-{i}", "http://x", 30)
+    told: list[tuple[int, str | None]] = []
+
+    async def batch(node: str) -> None:
+        holders = await storage.leases.claim_many([31, 32, 33], node)
+        assert holders is not None
+        told.extend(holders.items())
+
+    async def single(node: str) -> None:
+        told.append((32, await storage.leases.claim(32, node)))
+
+    async with trio.open_nursery() as nursery:
+        for i in range(4):
+            nursery.start_soon(batch if i % 2 else single, f"node-{i}")
+    for cid, holder in told:
+        assert holder == await storage.leases.holder(cid)
+
+
 async def test_racing_claims_have_one_winner(storage: Storage) -> None:
     holders: list[str | None] = []
     for i in range(8):

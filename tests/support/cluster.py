@@ -58,6 +58,10 @@ class WatchedLeases:
         self._call("claim")
         return await self.inner.claim(company_id, node)
 
+    async def claim_many(self, company_ids: Sequence[int], node: str) -> dict[int, str] | None:
+        self._call("claim_many")
+        return await self.inner.claim_many(company_ids, node)
+
     async def release(self, company_id: int, node: str) -> bool:
         self._call("release")
         return await self.inner.release(company_id, node)

@@ -36,6 +36,19 @@ def fail_next_claim(running: Running, *, after_it_ran: bool) -> None:
     leases.claim = blip  # type: ignore[method-assign]
 
 
+def fail_next_claim_many(running: Running) -> None:
+    """The node's next batch of claims (a take-over's) fails as a Redis blip does, before it
+    reached Redis."""
+    leases = running.leases
+    real = leases.claim_many
+
+    async def blip(company_ids: Sequence[int], node: str) -> dict[int, str] | None:
+        leases.claim_many = real  # type: ignore[method-assign]
+        raise StorageUnavailable("redis", "no answer (test)")
+
+    leases.claim_many = blip  # type: ignore[method-assign]
+
+
 class SlowEpochs:
     """:class:`storage.LeaseEpochs` whose takes wait a second first (a loaded database)."""
 
@@ -81,9 +94,9 @@ async def test_a_claim_whose_answer_was_lost_is_handed_to_its_winner(
 async def test_a_salon_a_rebalance_could_not_take_is_tried_again_next_tick(
     settings: Settings, autojump_clock: trio.testing.MockClock
 ) -> None:
-    """B, the owner, is killed; A's rebalance meets a Redis blip on that salon's claim. A
-    tries again at its next tick and serves it (it used to stay without an owner until the
-    members changed again)."""
+    """B, the owner, is killed; A's rebalance meets a Redis blip on its batch of claims and
+    again on that salon's own claim. A tries again at its next tick and serves it (it used to
+    stay without an owner until the members changed again)."""
     settings = quiet_settings(settings)
     world = WatchedWorld()
     async with (
@@ -95,6 +108,7 @@ async def test_a_salon_a_rebalance_could_not_take_is_tried_again_next_tick(
         a = await start_node(nursery, settings, storage, world, "node-a")
         b = await start_node(nursery, settings, storage, world, b_name)
         await until_async(lambda: serving([a, b], world, [cid]), 10)
+        fail_next_claim_many(a)
         fail_next_claim(a, after_it_ran=False)
         await b.kill()
         await until_async(lambda: serving([a], world, [cid]), 6.0 + TICK * 3)
@@ -154,13 +168,13 @@ async def test_one_failed_heartbeat_does_not_cost_a_node_its_salons(
         failures = [1]
 
         async def over_the_network(
-            node: str, address: str, ttl: float, *, renew: bool = False
+            node: str, address: str, ttl: float, *, renew: bool = False, draining: bool = False
         ) -> dict[str, str]:
             await trio.sleep(0.005)
             if failures[0]:
                 failures[0] -= 1
                 raise StorageUnavailable("redis", "connection reset (test)")
-            return await real(node, address, ttl, renew=renew)
+            return await real(node, address, ttl, renew=renew, draining=draining)
 
         leases.heartbeat = over_the_network  # type: ignore[method-assign]
         await trio.sleep(TICK * 6)
