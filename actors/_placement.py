@@ -22,7 +22,10 @@ stops the company's actor and then releases the claim (a graceful handover); the
 :meth:`Placement.place` waits up to ``handover_wait`` (half the member TTL) for the claim to be
 released, and the companies it could not take yet are retried at every heartbeat. When a
 member left, or another node announced that it handed companies over, each node re-runs the
-restore over the linked companies (:meth:`Node.rebalance`) and activates those it now wins.
+restore over the linked companies (:meth:`Node.rebalance`) and activates those it now wins:
+it first takes their claims in batches (:meth:`Placement.take_many`: one Redis script per 500
+claims, one statement bumping their epochs), so each activation that follows finds its claim
+and epoch ready, and a request for one of them starts its actor at once.
 A graceful stop (:meth:`Placement.leave`) stops the node's actors, ends its membership,
 releases its claims and announces it, so the others take over at once. A node killed with
 -9 is gone when its membership key expires (one TTL at most): its claims are free to take
