@@ -4,32 +4,28 @@ the interface, its values and checks, and the in-memory twin.
 ``assistant_model_settings`` holds the salon's choice (on or off, the model, the daily token
 cap); ``assistant_token_usage`` adds up each model call's tokens per (salon, day), where the
 day is the salon's own local date (the caller decides it; storage keeps dates as given).
-Unknown companies raise :class:`NotFound` on every call.
+Unknown companies raise :class:`NotFound` on every call. The in-memory twin is
+:mod:`storage._memory_model_usage`; PostgreSQL's is :mod:`storage._pg_model_usage`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
-from typing import TYPE_CHECKING, Protocol
-
-import trio
+from datetime import date
+from typing import Protocol
 
 from . import _validate as v
 from ._errors import ValidationError
-
-if TYPE_CHECKING:
-    from ._memory_db import MemoryDatabase
 
 __all__ = [
     "MAX_CALL_TOKENS",
     "MAX_DAILY_TOKEN_CAP",
     "MAX_HISTORY_DAYS",
     "MAX_MODEL_NAME",
-    "MemoryModelUsage",
     "ModelUsageStore",
     "SalonModelSettings",
     "TokenUsage",
+    "check_company",
     "check_settings",
     "check_span",
     "check_usage",
@@ -136,62 +132,5 @@ def check_span(first: object, last: object) -> tuple[date, date]:
     return start, end
 
 
-def _company(company_id: object) -> int:
+def check_company(company_id: object) -> int:
     return v.positive_int("company_id", company_id)
-
-
-class MemoryModelUsage:
-    """:class:`ModelUsageStore` in memory (dicts on the :class:`MemoryDatabase`)."""
-
-    def __init__(self, db: MemoryDatabase) -> None:
-        self._db = db
-
-    async def get_settings(self, company_id: int) -> SalonModelSettings | None:
-        await trio.lowlevel.checkpoint()
-        self._db.require_company(_company(company_id))
-        return self._db.model_settings.get(company_id)
-
-    async def put_settings(self, company_id: int, settings: SalonModelSettings) -> None:
-        await trio.lowlevel.checkpoint()
-        check_settings(settings)
-        self._db.require_company(_company(company_id))
-        self._db.model_settings[company_id] = settings
-
-    async def current(
-        self, company_id: int, day: date
-    ) -> tuple[SalonModelSettings | None, TokenUsage]:
-        await trio.lowlevel.checkpoint()
-        check_usage(day, 0, 0)
-        self._db.require_company(_company(company_id))
-        used = self._db.token_usage.get((company_id, day), TokenUsage(day))
-        return self._db.model_settings.get(company_id), used
-
-    async def usage(self, company_id: int, day: date) -> TokenUsage:
-        await trio.lowlevel.checkpoint()
-        check_usage(day, 0, 0)
-        self._db.require_company(_company(company_id))
-        return self._db.token_usage.get((company_id, day), TokenUsage(day))
-
-    async def add_usage(
-        self, company_id: int, day: date, prompt_tokens: int, completion_tokens: int
-    ) -> TokenUsage:
-        await trio.lowlevel.checkpoint()
-        check_usage(day, prompt_tokens, completion_tokens)
-        self._db.require_company(_company(company_id))
-        old = self._db.token_usage.get((company_id, day), TokenUsage(day))
-        new = TokenUsage(
-            day,
-            old.prompt_tokens + prompt_tokens,
-            old.completion_tokens + completion_tokens,
-            old.calls + 1,
-        )
-        self._db.token_usage[(company_id, day)] = new
-        return new
-
-    async def history(self, company_id: int, first: date, last: date) -> list[TokenUsage]:
-        await trio.lowlevel.checkpoint()
-        start, end = check_span(first, last)
-        self._db.require_company(_company(company_id))
-        days = (end - timedelta(days=n) for n in range((end - start).days + 1))
-        found = (self._db.token_usage.get((company_id, day)) for day in days)
-        return [used for used in found if used is not None]

@@ -271,9 +271,9 @@ async def open_storage(
                     MemorySalonCatalog,
                     MemoryWebhookInbox,
                 )
+                from ._memory_model_usage import MemoryModelUsage
                 from ._memory_retention import MemoryRetention
                 from ._memory_sent import MemorySentLedger
-                from ._model_usage import MemoryModelUsage
                 from ._records import MemorySalonRecords
                 from ._reminders import MemoryReminders, MemoryReminderSettings, MemoryReviews
 
