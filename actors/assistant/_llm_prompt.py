@@ -57,14 +57,15 @@ def messages(
         for s in catalog.services
     ]
     state = {
-        "now": now.strftime("%Y-%m-%d %H:%M, %A"),
+        "now": now.isoformat(timespec="seconds"),
+        "weekday": now.strftime("%A"),
         "salon": catalog.salon.title,
         "services": services,
         "masters": [m.name for m in catalog.masters],
         "last_reply_asked_for": context.expecting.value,
         "flow_under_way": context.flow.value if context.flow is not None else None,
         "offered_count": context.offered_count,
-        "offered_times": [t.strftime("%Y-%m-%d %H:%M") for t in context.offered_times],
+        "offered_times": [t.isoformat(timespec="minutes") for t in context.offered_times],
         "salon_prompt": context.prompt.value if context.prompt is not None else None,
     }
     out = [

@@ -24,7 +24,7 @@ from __future__ import annotations
 import copy
 import json
 import traceback
-from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -91,8 +91,18 @@ class Stand:
         return {"X-API-Key": ADMIN_KEY}
 
 
-def stand_settings(yclients_url: str, database_url: str, redis_prefix: str) -> Settings:
-    """Development settings for the stand (built from an explicit environment, no ``.env``)."""
+#: Run for each salon once it is linked and synced, before its dialogues play.
+SalonSetup = Callable[[Stand, Salon], Awaitable[None]]
+
+
+def stand_settings(
+    yclients_url: str,
+    database_url: str,
+    redis_prefix: str,
+    extra_env: Mapping[str, str] | None = None,
+) -> Settings:
+    """Development settings for the stand (built from an explicit environment, no ``.env``;
+    ``extra_env`` adds to it, e.g. a language model's API)."""
     env = {
         "AIADMIN_ENV": "development",
         "WHATSAPP_PROVIDER": "simulated",
@@ -111,13 +121,16 @@ def stand_settings(yclients_url: str, database_url: str, redis_prefix: str) -> S
         "AIADMIN_SEND_PER_MINUTE": "10000",
         "AIADMIN_API_RATE_LIMIT": "100000/60",
         "AIADMIN_WS_RATE_LIMIT": "1000/60",
+        **(extra_env or {}),
     }
     settings = settings_from_env(env, dotenv=None)
     return replace(settings, host="127.0.0.1", port=0)
 
 
 @asynccontextmanager
-async def open_stand(catalog: Mapping[str, Any], now: datetime) -> AsyncIterator[Stand]:
+async def open_stand(
+    catalog: Mapping[str, Any], now: datetime, extra_env: Mapping[str, str] | None = None
+) -> AsyncIterator[Stand]:
     """The fake YClients on ``catalog`` (relative days counted from ``now``) and our server."""
     prefix = new_redis_prefix("dialogues")
     try:
@@ -125,7 +138,7 @@ async def open_stand(catalog: Mapping[str, Any], now: datetime) -> AsyncIterator
             temp_database() as database_url,
             running_fake_yclients(catalog=catalog, now=now) as fake,
         ):
-            settings = stand_settings(fake.base_url, database_url, prefix)
+            settings = stand_settings(fake.base_url, database_url, prefix, extra_env)
             stop = trio.Event()
             async with trio.open_nursery() as nursery:
                 with trio.fail_after(START_TIMEOUT):
@@ -203,32 +216,41 @@ async def play(
     selected: Collection[tuple[str, str]] | None = None,
     *,
     stands: int = DEFAULT_STANDS,
+    extra_env: Mapping[str, str] | None = None,
+    salon_setup: SalonSetup | None = None,
 ) -> dict[tuple[str, str], Played]:
     """Play the sets' dialogues (only ``selected`` keys when given) on ``stands`` stands at
     once (:func:`plan_stands` deals the salons out). Never raises for what happens on a stand:
     a stand that cannot be set up, fails or overruns its bound gives each of its dialogues not
-    played to the end a :class:`Played` whose errors say so."""
+    played to the end a :class:`Played` whose errors say so. ``extra_env`` adds to the
+    server's settings; ``salon_setup`` runs for each salon once it is linked and synced."""
     now = datetime.now(UTC)
     results: dict[tuple[str, str], Played] = {}
     async with trio.open_nursery() as nursery:
         for plan in plan_stands(sets, selected, stands):
-            nursery.start_soon(play_stand, plan, now, results)
+            nursery.start_soon(play_stand, plan, now, results, extra_env, salon_setup)
     return results
 
 
 async def play_stand(
-    plan: StandPlan, now: datetime, results: dict[tuple[str, str], Played]
+    plan: StandPlan,
+    now: datetime,
+    results: dict[tuple[str, str], Played],
+    extra_env: Mapping[str, str] | None = None,
+    salon_setup: SalonSetup | None = None,
 ) -> None:
     """Set a stand up and play its salons' dialogues, the salons at the same time, each
     salon's in file order; all of it within :attr:`StandPlan.bound`."""
     players: dict[tuple[str, str], DialoguePlayer] = {}
     try:
         with trio.fail_after(plan.bound):
-            async with open_stand(plan.catalog, now) as stand:
+            async with open_stand(plan.catalog, now, extra_env) as stand:
                 salons: dict[int, Salon] = {}
 
                 async def link(sid: int) -> None:
                     salons[sid] = await link_salon(stand, plan.salons[sid])
+                    if salon_setup is not None:
+                        await salon_setup(stand, salons[sid])
 
                 async with trio.open_nursery() as nursery:
                     for sid in plan.chains:

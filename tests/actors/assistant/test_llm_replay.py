@@ -18,97 +18,18 @@ import pytest
 
 from actors.assistant._catalog import AssistantCatalog
 from actors.assistant._commands import (
-    AmbiguousService,
-    Ask,
-    ChooseOption,
-    ChooseVisit,
     Command,
-    Comment,
-    Confirm,
-    Deny,
-    HandOver,
-    NotUnderstood,
-    OptOut,
-    Rate,
     SetMaster,
-    SetName,
     SetServices,
     SetWhen,
-    SmallTalk,
-    StartFlow,
     TurnContext,
-    UnknownService,
 )
 from actors.assistant._llm_schema import check, to_commands
 from actors.assistant._understand import understand_rules
+from tests.fakes.openai import echo
 
 from .test_understand_cases import _TABLE, _context
 from .understand_support import CATALOGS, NOWS
-
-
-def _names(ids: tuple[int, ...], catalog: AssistantCatalog) -> list[str]:
-    return [s.title for i in ids if (s := catalog.service(i)) is not None]
-
-
-def _said(text: str, spans: tuple[tuple[int, int], ...]) -> str:
-    return " ".join(text[s:e] for s, e in spans)
-
-
-def echo(command: Command, text: str, catalog: AssistantCatalog) -> dict[str, Any]:
-    """``command`` as a model that read like the rules would write it."""
-    match command:
-        case StartFlow(flow):
-            return {"type": "start_flow", "flow": flow.value}
-        case SetServices(ids):
-            return {"type": "set_services", "names": _names(ids, catalog)}
-        case AmbiguousService(said, _) | UnknownService(said, _):
-            return {"type": "set_services", "names": [said]}
-        case SetMaster(staff_id):
-            master = catalog.master(staff_id) if staff_id is not None else None
-            return {"type": "set_master", "name": master.name if master else None}
-        case SetWhen(when):
-            return {"type": "set_when", "text": _said(text, when.spans)}
-        case ChooseOption(number, at):
-            if number is not None:
-                return {"type": "choose_option", "number": number}
-            assert at is not None
-            return {"type": "choose_option", "time": at.strftime("%H:%M")}
-        case ChooseVisit(number, service_ids, day):
-            out: dict[str, Any] = {"type": "choose_visit"}
-            if number is not None:
-                out["number"] = number
-            if service_ids:
-                out["services"] = _names(service_ids, catalog)
-            if day is not None:
-                out["day"] = day.strftime("%d.%m.%Y")
-            return out
-        case SetName(name):
-            return {"type": "set_name", "name": name}
-        case Ask(topic, service_ids, category_id):
-            ask: dict[str, Any] = {"type": "ask", "topic": topic.value}
-            if service_ids:
-                ask["services"] = _names(service_ids, catalog)
-            category = catalog.category(category_id)
-            if category is not None:
-                ask["category"] = category.title
-            return ask
-        case HandOver(reason):
-            return {"type": "hand_over", "reason": reason.value}
-        case SmallTalk(kind):
-            return {"type": "small_talk", "kind": kind.value}
-        case Rate(rating, comment):
-            return {"type": "rate", "rating": rating, **({"comment": comment} if comment else {})}
-        case Comment(said):
-            return {"type": "comment", "text": said}
-        case Confirm():
-            return {"type": "confirm"}
-        case Deny():
-            return {"type": "deny"}
-        case OptOut():
-            return {"type": "opt_out"}
-        case NotUnderstood():
-            return {"type": "not_understood"}
-    raise AssertionError(f"no echo for {command!r}")
 
 
 def replay(text: str, context: TurnContext, catalog: AssistantCatalog, now: dt.datetime) -> Any:

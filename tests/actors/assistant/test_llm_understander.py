@@ -147,7 +147,7 @@ async def test_a_tool_call_becomes_the_rules_commands_and_its_tokens_are_reporte
     assert "Стрижка мужская" in sent and "Игорь Смирнов" in sent
     assert "6101" not in sent and "6201" not in sent and "555100" not in sent
     assert CATALOG.salon.phone and CATALOG.salon.phone not in sent
-    assert "2026-03-11 09:00" in sent
+    assert "2026-03-11T09:00:00+03:00" in sent
     assert body["messages"][-1] == {"role": "user", "content": MUMBLE}
 
 
@@ -168,7 +168,7 @@ async def test_the_last_turns_and_the_offer_are_sent(rig: Rig) -> None:
         {"role": "assistant", "content": "Есть 15:00. Подходит?"},
         {"role": "user", "content": "давай на три"},
     ]
-    assert "2026-03-13 15:00" in messages[1]["content"]
+    assert "2026-03-13T15:00+03:00" in messages[1]["content"]
 
 
 async def test_json_in_the_message_text_is_read_fenced_or_not(rig: Rig) -> None:

@@ -19,14 +19,18 @@ from ._app import raw as raw
 from ._app import status as status
 from ._app import text_answer as text_answer
 from ._app import tool_call as tool_call
+from ._echo import echo as echo
+from ._echo import rules_echo as rules_echo
 from ._server import running_fake_openai as running_fake_openai
 
 __all__ = [
     "Answer",
     "FakeOpenAI",
     "SeenRequest",
+    "echo",
     "hang",
     "raw",
+    "rules_echo",
     "running_fake_openai",
     "status",
     "text_answer",
