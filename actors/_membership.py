@@ -11,8 +11,12 @@ A heartbeat that failed is tried again every twelfth of the TTL. A node that cou
 heartbeat for two thirds of the TTL (timed from when its last successful
 heartbeat was *sent*, on trio's clock) counts itself out (:attr:`Membership.current` turns
 false, ``on_lost`` runs) a third of the TTL before the others may count it gone. A node that
-joins or leaves says so on the pub/sub channel :data:`MEMBERS_CHANNEL`; the others heartbeat at
-once instead of at their next tick, so a graceful stop is noticed in milliseconds; a node that
+joins, drains or leaves says so on the pub/sub channel :data:`MEMBERS_CHANNEL`; the others
+heartbeat at once instead of at their next tick, so a graceful stop is noticed in milliseconds.
+A *draining* node (:meth:`Membership.drain`, a graceful stop under way) heartbeats with
+``draining=True``: it is left out of every node's members, but Redis still counts it a member
+for the claims' compare-and-set, so the claims it holds stay its own until it releases them
+or leaves (:meth:`Membership.leave`). A node that
 handed salons over to others announces ``"moved"`` there, and the others look for salons to
 take (``on_moved``).
 
@@ -41,8 +45,8 @@ log = logging.getLogger(__name__)
 
 #: The default member TTL (seconds); ``Settings.member_ttl`` sets it per node.
 MEMBER_TTL = 6.0
-#: Joins, leaves and handovers are announced here (``{"node": id, "event": "join" | "leave" |
-#: "moved"}``).
+#: Joins, leaves and handovers are announced here (``{"node": id, "event": "join" | "drain" |
+#: "leave" | "moved"}``).
 MEMBERS_CHANNEL = "cluster:members"
 #: The longest leaving (deleting the heartbeat, announcing it) may take.
 LEAVE_TIMEOUT = 2.0
@@ -103,8 +107,11 @@ class Membership:
         self.beaten: float | None = None
         #: Counted out: no heartbeat yet, or none for ``give_up_after`` seconds.
         self.lost = True
-        #: Set by :meth:`leave`: the node hands its salons over and takes no new ones.
+        #: Set by :meth:`drain` (or :meth:`leave`): the node hands its salons over and takes
+        #: no new ones; it heartbeats as *draining* until it left.
         self.leaving = False
+        #: Set by :meth:`leave`: the membership ended, no more heartbeats.
+        self.left = False
         #: Heartbeats that succeeded (each one Redis call).
         self.beats = 0
         #: Heartbeats that found this node's key gone before its TTL ran out.
@@ -128,7 +135,7 @@ class Membership:
     async def beat(self) -> bool:
         """One heartbeat (one Redis call, bounded by ``beat_every``); ``True`` if it
         succeeded. Runs ``on_change`` when the set of live members changed."""
-        if self.leaving:
+        if self.left:
             return False
         # A process paused past give_up_after (SIGSTOP, a VM migration) may run this before
         # the guard: it must count itself out before a heartbeat makes it current again.
@@ -140,15 +147,15 @@ class Membership:
         try:
             with trio.fail_after(self.beat_every):
                 members = await self.storage.leases.heartbeat(
-                    self.node_id, self.address, self.ttl, renew=renew
+                    self.node_id, self.address, self.ttl, renew=renew, draining=self.leaving
                 )
         except (StorageError, trio.TooSlowError) as exc:
             log.warning("node %s: membership heartbeat failed: %s", self.node_id, exc or "slow")
             return False
-        if self.leaving:
+        if self.left:
             return False
         self._check()  # paused while waiting for the reply: counted out first, as above
-        if self.node_id not in members:
+        if self.node_id not in members and not self.leaving:
             self._lapsed()
             return False
         self.beats += 1
@@ -165,7 +172,7 @@ class Membership:
                 log.info("node %s: cluster members now %s", self.node_id, sorted(members))
             if self.on_change is not None:
                 self.on_change(before, members, recovered)
-        if recovered:  # joined, or back after counting itself out: the others look at once
+        if recovered and not self.leaving:  # joined, or back after counting itself out
             await self.announce("join")
         return True
 
@@ -218,7 +225,7 @@ class Membership:
         period after a failure left the next try just past ``give_up_after``, so a single
         failed heartbeat counted the node out."""
         due = trio.current_time() + self.beat_every
-        while not self.leaving:
+        while not self.left:
             with trio.move_on_at(due):
                 await self._poke.wait()
             self._poke = trio.Event()
@@ -255,10 +262,21 @@ class Membership:
             except StorageError as exc:
                 log.warning("node %s: %s not announced: %s", self.node_id, event, exc)
 
+    async def drain(self) -> None:
+        """Start a graceful stop (best effort, bounded, shielded): heartbeat as *draining*
+        now, so every node leaves this one out of the placement at once, and announce it; the
+        claims it holds stay its own (it is still a member) until it released them or left."""
+        self.leaving = True
+        with trio.move_on_after(LEAVE_TIMEOUT) as scope:
+            scope.shield = True
+            await self.beat()
+        await self.announce("drain")
+
     async def leave(self) -> None:
         """End the membership now (best effort, bounded, shielded): the heartbeat stops and
         its key is deleted, so its claims are free to take at once."""
         self.leaving = True
+        self.left = True
         self._poke.set()
         with trio.move_on_after(LEAVE_TIMEOUT) as scope:
             scope.shield = True

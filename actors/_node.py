@@ -38,7 +38,7 @@ from runtime import (
 )
 from storage import Storage
 
-from ._placement import Placement
+from ._placement import LEAVE_SHARE, Placement
 from ._restore import Restore, RestoreProgress
 from ._services import NO_SERVICES, Services
 from .company import CompanyActor, CompanyDeps, CompanyMetrics, InboundHandler, record_only
@@ -419,6 +419,7 @@ def build_companies(
             registry,
             member_ttl=settings.member_ttl,
             address=settings.advertise_url,
+            leave_grace=settings.shutdown_grace * LEAVE_SHARE,
         )
         if cluster
         else None

@@ -26,8 +26,14 @@ restore over the linked companies (:meth:`Node.rebalance`) and activates those i
 it first takes their claims in batches (:meth:`Placement.take_many`: one Redis script per 500
 claims, one statement bumping their epochs), so each activation that follows finds its claim
 and epoch ready, and a request for one of them starts its actor at once.
-A graceful stop (:meth:`Placement.leave`) stops the node's actors, ends its membership,
-releases its claims and announces it, so the others take over at once. A node killed with
+A graceful stop (:meth:`Placement.leave`) first marks the node *draining* in Redis (it still
+heartbeats; every node leaves it out of the rendezvous at once, but its claims stay valid for
+the claim compare-and-set) and announces it, so the others compute the new winners and wait
+for each claim; it then stops its actors and releases each claim as soon as that actor has
+stopped (the winner takes it within a claim retry). A slow actor delays only its own salon,
+never giving it two owners; the membership ends once every claim is released, or after
+``leave_grace`` (:data:`LEAVE_SHARE` of ``AIADMIN_SHUTDOWN_GRACE``), whichever comes first.
+A node killed with
 -9 is gone when its membership key expires (one TTL at most): its claims are free to take
 then, and the survivors' next heartbeat sees it gone.
 
@@ -87,8 +93,15 @@ __all__ = ["MEMBER_TTL", "Membership", "MembershipLost", "Placement", "rendezvou
 
 PUBLISH_QUEUE = 1024
 RELEASE_TIMEOUT = 2.0
-#: The longest a graceful stop waits for the node's actors to stop before it leaves anyway.
+#: A graceful stop tells the others again (``"moved"``) about salons whose actors are still
+#: stopping this long after it began, and then after each of them, as it hands it over.
 HANDOVER_TIMEOUT = 2.0
+#: The longest a graceful stop waits for the node's actors to stop before it leaves anyway (the
+#: node sets it from ``AIADMIN_SHUTDOWN_GRACE``: :data:`LEAVE_SHARE` of it).
+LEAVE_GRACE = 7.0
+#: The share of the shutdown grace a graceful stop may spend handing salons over (the
+#: supervision tree must be done by 0.8 of it, see :mod:`web._shutdown`).
+LEAVE_SHARE = 0.7
 #: How often a winner waiting for the previous owner's claim asks again.
 CLAIM_RETRY = 0.1
 #: Actors stopped at once when their companies move to another node.
@@ -156,8 +169,11 @@ class Placement:
         *,
         member_ttl: float = MEMBER_TTL,
         address: str = "",
+        leave_grace: float = LEAVE_GRACE,
     ) -> None:
         self.node_id = node_id
+        #: How long :meth:`leave` may wait for slow actors before it ends the membership.
+        self.leave_grace = leave_grace
         self.storage = storage
         self.registry = registry
         self.membership = Membership(
@@ -526,6 +542,7 @@ class Placement:
             try:
                 async with limiter:
                     await self.registry.stop(company_id)
+                    await self.registry.wait_stopped(company_id)  # also when it was stopping
                     await self._release([company_id])
                 self.handed_over += 1
                 self._moved(company_id, from_node=self.node_id, reason="handover")
@@ -604,11 +621,13 @@ class Placement:
 
     async def leave(self) -> None:
         """Hand every company over (a graceful stop; bounded, shielded): take no new ones,
-        stop this node's actors, end the membership, release the claims and tell the other
-        nodes, which take the companies over at once. Idempotent: a second call waits for
-        the first one to end."""
+        mark this node *draining* (the others leave it out of the placement at once, while
+        its claims stay valid), and release each company's claim as soon as its actor stopped,
+        so the winner takes it then and a slow actor delays only its own company. The
+        membership ends once every claim is released, or after :attr:`leave_grace`.
+        Idempotent: a second call waits for the first one to end."""
         if self._left is not None:
-            with trio.move_on_after(HANDOVER_TIMEOUT + 3 * RELEASE_TIMEOUT) as scope:
+            with trio.move_on_after(self.leave_grace + 3 * RELEASE_TIMEOUT) as scope:
                 scope.shield = True
                 await self._left.wait()
             return
@@ -618,30 +637,69 @@ class Placement:
             owned = list(self.owned)
             self.owned.clear()
             self.wanted.clear()
-            with trio.move_on_after(HANDOVER_TIMEOUT) as scope:
+            remaining = set(owned)
+            with trio.move_on_after(self.leave_grace) as scope:
                 scope.shield = True
-                async with trio.open_nursery() as nursery:
-                    for company_id in owned:
-                        nursery.start_soon(self.registry.stop, company_id)
-                    # Takes and handovers under way end first, while this node is a member: a
-                    # take's epoch bump landing after another node took the company over
-                    # would fence that owner's actor out.
-                    for busy in [*self._taking.values(), *self._moving.values()]:
-                        nursery.start_soon(busy.wait)
+                await self.membership.drain()
+                await self._hand_over_all(owned, remaining)
             if scope.cancelled_caught:
                 log.warning(
-                    "node %s: actors still stopping after %g s; leaving anyway",
+                    "node %s: %d actors still stopping after %g s; leaving anyway",
                     self.node_id,
-                    HANDOVER_TIMEOUT,
+                    len(remaining),
+                    self.leave_grace,
                 )
             await self.membership.leave()
-            await self._release(owned)
-            for company_id in owned:
+            left_behind = sorted(remaining)
+            await self._release(left_behind)
+            for company_id in left_behind:
                 self._moved(company_id, from_node=self.node_id, reason="leave")
             await self.membership.announce("leave")
             log.info("node %s: left the cluster, %d salons handed over", self.node_id, len(owned))
         finally:
             self._left.set()
+
+    async def _hand_over_all(self, owned: list[int], remaining: set[int]) -> None:
+        """Stop the actors of a draining node, releasing each claim as soon as its actor
+        stopped (dropped from ``remaining``); the others hear of the releases when the fast
+        ones are done (or :data:`HANDOVER_TIMEOUT` passed), then of each slow one's."""
+        limiter = trio.CapacityLimiter(STOP_CONCURRENCY)
+        done = trio.Event()
+        late = False
+
+        async def move(company_id: int) -> None:
+            async with limiter:
+                await self.registry.stop(company_id)
+                await self.registry.wait_stopped(company_id)  # also when it was stopping
+                await self._release([company_id])
+            remaining.discard(company_id)
+            self._moved(company_id, from_node=self.node_id, reason="leave")
+            if late:
+                await self.membership.announce("moved")
+            if not remaining:
+                done.set()
+
+        async with trio.open_nursery() as nursery:
+            for company_id in owned:
+                nursery.start_soon(move, company_id)
+            # Takes and handovers under way end first, while this node is a member: a take's
+            # epoch bump landing after another node took the company over would fence that
+            # owner's actor out.
+            for busy in [*self._taking.values(), *self._moving.values()]:
+                nursery.start_soon(busy.wait)
+            if remaining:
+                with trio.move_on_after(HANDOVER_TIMEOUT):
+                    await done.wait()
+            if remaining:
+                late = True
+                log.warning(
+                    "node %s: %d actors still stopping after %g s; each salon is handed over "
+                    "once its actor stopped",
+                    self.node_id,
+                    len(remaining),
+                    HANDOVER_TIMEOUT,
+                )
+            await self.membership.announce("moved")
 
     def leave_soon(self) -> None:
         """Start :meth:`leave` in the placement's own task (the server calls this as its

@@ -175,6 +175,13 @@ class Registry(Generic[K]):
         await self._supervisor.stop_dynamic(cell)
         return True
 
+    async def wait_stopped(self, key: K) -> None:
+        """Wait until ``key``'s actor, if it is activated or still stopping, has finished
+        (however its stop began: :meth:`stop` returns at once while another stop runs)."""
+        cell = self._cells.get(key)
+        if cell is not None and cell.halt is Halt.STOP:
+            await cell.wait_finished()
+
     def stop_by(self, deadline: float) -> None:
         """Bound the registry's next stop: every actor's stop ends by ``deadline`` (trio time),
         cancelled then if it is still stopping (see ``Supervisor.stop_by``)."""

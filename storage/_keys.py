@@ -43,6 +43,11 @@ def members_key(prefix: str) -> str:
     return f"{prefix}members"
 
 
+def draining_key(prefix: str) -> str:
+    """The set of members handing their salons over before they leave (a graceful stop)."""
+    return f"{prefix}members:draining"
+
+
 def check_node(node: object) -> str:
     """A node id for membership and claims: 1–255 characters of text."""
     node = v.text("node", node, 255)

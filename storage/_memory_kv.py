@@ -195,6 +195,8 @@ class MemoryLeases:
         self._member_prefix = _keys.member_key_prefix(kv.prefix)
         #: ``members``: node ids that heartbeat (dropped once their key expired).
         self._nodes: set[str] = set()
+        #: ``members:draining``: members handing their salons over (not listed as live).
+        self._draining: set[str] = set()
 
     def _key(self, company_id: int) -> str:
         return _keys.owner_key(self._kv.prefix, v.positive_int("company_id", company_id))
@@ -205,7 +207,8 @@ class MemoryLeases:
             address = self._kv.get(self._member_prefix + node)
             if address is None:
                 self._nodes.discard(node)
-            else:
+                self._draining.discard(node)
+            elif node not in self._draining:
                 live[node] = str(address)
         return live
 
@@ -213,7 +216,7 @@ class MemoryLeases:
         return self._kv.get(self._member_prefix + node) is not None
 
     async def heartbeat(
-        self, node: str, address: str, ttl: float, *, renew: bool = False
+        self, node: str, address: str, ttl: float, *, renew: bool = False, draining: bool = False
     ) -> dict[str, str]:
         await trio.lowlevel.checkpoint()
         node = _keys.check_node(node)
@@ -222,6 +225,10 @@ class MemoryLeases:
         if not renew or self._is_member(node):
             self._kv.set(self._member_prefix + node, address, ttl)
             self._nodes.add(node)
+            if draining:
+                self._draining.add(node)
+            else:
+                self._draining.discard(node)
         return self._live()
 
     async def members(self) -> dict[str, str]:
@@ -234,6 +241,7 @@ class MemoryLeases:
         was = self._is_member(node)
         self._kv.delete(self._member_prefix + node)
         self._nodes.discard(node)
+        self._draining.discard(node)
         return was
 
     async def claim(self, company_id: int, node: str) -> str | None:

@@ -530,17 +530,21 @@ class Leases(Protocol):
     """
 
     async def heartbeat(
-        self, node: str, address: str, ttl: float, *, renew: bool = False
+        self, node: str, address: str, ttl: float, *, renew: bool = False, draining: bool = False
     ) -> dict[str, str]:
         """Refresh ``node``'s membership for ``ttl`` seconds (``address`` is its advertised
         URL) and return the live members, ``node`` included: node id → address. One round
         trip; members whose key expired are dropped from the set on the way. With ``renew``
         a membership whose key no longer exists (it lapsed: Redis lost its data, or its clock
-        jumped) is not created again: ``node`` is then missing from the result."""
+        jumped) is not created again: ``node`` is then missing from the result. With
+        ``draining`` the node is handing its salons over (a graceful stop): it is left out of
+        every node's list of live members (no salon is placed on it), but it still counts as
+        a member for :meth:`claim`, so the claims it holds stay its own until it released them
+        or left."""
         ...
 
     async def members(self) -> dict[str, str]:
-        """The live members (node id → address), without heartbeating."""
+        """The live members that are not draining (node id → address), without heartbeating."""
         ...
 
     async def leave(self, node: str) -> bool:

@@ -82,22 +82,29 @@ redis.call('DEL', KEYS[1])
 return 1
 """
 
-# KEYS[1] members set; ARGV[1] member key prefix, ARGV[2] node, ARGV[3] address, ARGV[4] ttl
-# ms (ARGV[2] empty: only read), ARGV[5] '1': renew only (a key that lapsed is not set again).
-# Returns {id, address, id, address, ...} of the live members.
+# KEYS[1] members set, KEYS[2] draining set; ARGV[1] member key prefix, ARGV[2] node, ARGV[3]
+# address, ARGV[4] ttl ms (ARGV[2] empty: only read), ARGV[5] '1': renew only (a key that
+# lapsed is not set again), ARGV[6] '1': draining. Returns {id, address, ...} of the live
+# members that are not draining.
 MEMBERS_SCRIPT = """
 if ARGV[2] ~= '' and (ARGV[5] ~= '1' or redis.call('EXISTS', ARGV[1] .. ARGV[2]) == 1) then
   redis.call('SET', ARGV[1] .. ARGV[2], ARGV[3], 'PX', ARGV[4])
   redis.call('SADD', KEYS[1], ARGV[2])
+  if ARGV[6] == '1' then
+    redis.call('SADD', KEYS[2], ARGV[2])
+  else
+    redis.call('SREM', KEYS[2], ARGV[2])
+  end
 end
 local out = {}
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   local address = redis.call('GET', ARGV[1] .. id)
-  if address then
+  if not address then
+    redis.call('SREM', KEYS[1], id)
+    redis.call('SREM', KEYS[2], id)
+  elseif redis.call('SISMEMBER', KEYS[2], id) == 0 then
     table.insert(out, id)
     table.insert(out, address)
-  else
-    redis.call('SREM', KEYS[1], id)
   end
 end
 return out
@@ -366,31 +373,34 @@ class RedisLeases:
     def __init__(self, backend: RedisBackend) -> None:
         self._b = backend
         self._members = _keys.members_key(backend.prefix)
+        self._draining = _keys.draining_key(backend.prefix)
         self._member_prefix = _keys.member_key_prefix(backend.prefix)
 
     def _key(self, company_id: int) -> str:
         return _keys.owner_key(self._b.prefix, v.positive_int("company_id", company_id))
 
     async def _members_call(self, args: list[str | int]) -> dict[str, str]:
-        flat: list[str] = await self._b.eval_script(self._b.members_script, [self._members], args)
+        keys = [self._members, self._draining]
+        flat: list[str] = await self._b.eval_script(self._b.members_script, keys, args)
         return {str(flat[i]): str(flat[i + 1]) for i in range(0, len(flat) - 1, 2)}
 
     async def heartbeat(
-        self, node: str, address: str, ttl: float, *, renew: bool = False
+        self, node: str, address: str, ttl: float, *, renew: bool = False, draining: bool = False
     ) -> dict[str, str]:
         node = _keys.check_node(node)
         address = v.text("address", address, 2048)
         ttl_ms = max(1, int(v.positive_seconds("ttl", ttl) * 1000))
-        flag = "1" if renew else "0"
-        return await self._members_call([self._member_prefix, node, address, ttl_ms, flag])
+        flags = ["1" if renew else "0", "1" if draining else "0"]
+        return await self._members_call([self._member_prefix, node, address, ttl_ms, *flags])
 
     async def members(self) -> dict[str, str]:
-        return await self._members_call([self._member_prefix, "", "", 1, "0"])
+        return await self._members_call([self._member_prefix, "", "", 1, "0", "0"])
 
     async def leave(self, node: str) -> bool:
         node = _keys.check_node(node)
         removed = await self._b.call(self._b.client.delete([self._member_prefix + node]))
         await self._b.call(self._b.client.srem(self._members, [node]))
+        await self._b.call(self._b.client.srem(self._draining, [node]))
         return bool(removed)
 
     async def claim(self, company_id: int, node: str) -> str | None:

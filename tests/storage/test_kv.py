@@ -199,6 +199,29 @@ async def test_a_renewing_heartbeat_does_not_recreate_a_lapsed_membership(
     assert "node-a" in await storage.leases.heartbeat("node-a", "http://a", 30)
 
 
+async def test_a_draining_member_is_left_out_of_the_members_but_keeps_its_claims(
+    storage: Storage,
+) -> None:
+    """``draining=True`` (a graceful stop under way): every node's list of live members leaves
+    the node out, yet its claims stay its own until it releases them or leaves."""
+    await storage.leases.heartbeat("node-a", "http://a", 30)
+    await storage.leases.heartbeat("node-b", "http://b", 30)
+    assert await storage.leases.claim(5, "node-a") == "node-a"
+    assert await storage.leases.heartbeat("node-a", "http://a", 30, draining=True) == {
+        "node-b": "http://b"
+    }
+    assert await storage.leases.members() == {"node-b": "http://b"}
+    assert await storage.leases.claim(5, "node-b") == "node-a"  # still a member's claim
+    assert await storage.leases.release(5, "node-a")
+    assert await storage.leases.claim(5, "node-b") == "node-b"
+    assert await storage.leases.claim(6, "node-a") == "node-a"
+    await storage.leases.leave("node-a")
+    assert await storage.leases.claim(6, "node-b") == "node-b"
+    # A node that heartbeats again without draining (restarted) is listed again.
+    await storage.leases.heartbeat("node-a", "http://a", 30, draining=True)
+    assert "node-a" in await storage.leases.heartbeat("node-a", "http://a", 30)
+
+
 async def test_claims_one_holder_while_it_is_a_member(storage: Storage) -> None:
     """``owner:{id}``: a live member takes a free claim; another live member sees the holder;
     only the holder releases; a non-member takes nothing; a holder that left loses it."""

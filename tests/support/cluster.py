@@ -41,10 +41,10 @@ class WatchedLeases:
         return sum(self.calls.values())
 
     async def heartbeat(
-        self, node: str, address: str, ttl: float, *, renew: bool = False
+        self, node: str, address: str, ttl: float, *, renew: bool = False, draining: bool = False
     ) -> dict[str, str]:
         self._call("heartbeat")
-        return await self.inner.heartbeat(node, address, ttl, renew=renew)
+        return await self.inner.heartbeat(node, address, ttl, renew=renew, draining=draining)
 
     async def members(self) -> dict[str, str]:
         self._call("members")
