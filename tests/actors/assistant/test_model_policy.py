@@ -12,6 +12,7 @@ import trio
 
 from actors.assistant._model_policy import (
     DEFAULT_DAILY_TOKEN_CAP,
+    ZONE_TTL_SECONDS,
     SalonModelPolicy,
     TokenMetrics,
     model_choice,
@@ -141,3 +142,15 @@ async def test_usage_of_an_unknown_salon_is_logged_not_raised(
     await policy.record_usage(999, 10, 2)
     assert "token usage not stored" in caplog.text
     assert 'aiadmin_llm_tokens_total{kind="prompt"} 10.0' in registry.render().splitlines()
+
+
+async def test_a_changed_time_zone_is_followed_within_the_cache_time(storage: Storage) -> None:
+    clock = FakeWallClock(datetime(2026, 12, 3, 19, 30, tzinfo=UTC))  # 00:30 on the 4th there
+    cid = await _salon(storage, 1, "Asia/Yekaterinburg")
+    policy = SalonModelPolicy(storage, NODE_MODEL, now=clock)
+    await policy.record_usage(cid, 1, 1)
+    assert (await storage.model_usage.usage(cid, date(2026, 12, 4))).calls == 1
+    await storage.companies.update(cid, timezone="Europe/Moscow")  # 22:30 on the 3rd
+    clock.advance(ZONE_TTL_SECONDS)
+    await policy.record_usage(cid, 1, 1)
+    assert (await storage.model_usage.usage(cid, date(2026, 12, 3))).calls == 1
