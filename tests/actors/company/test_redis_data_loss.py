@@ -11,14 +11,20 @@ heartbeat, or until the epoch fencing refused A's first write).
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import trio
 import trio.testing
 
 from config import Settings
+from tests.support.cluster import winning_name
+from tests.support.databases import open_real_storage
+from tests.support.startup import store_linked
 
 from .test_company_actor import link
-from .test_lease_loss import TICK, TTL, WatchedWorld, two_nodes
+from .test_lease_loss import TICK, TTL, WatchedWorld, two_nodes, until
+from .test_placement import quiet_settings, serving, start_node, until_async
 
 
 @pytest.mark.parametrize("claims_lost", [False, True], ids=["clock-jump", "flush"])
@@ -66,3 +72,37 @@ async def test_no_two_sessions_when_redis_loses_the_membership_keys(
         assert await storage.leases.holder(cid) == a.node_id
         assert set(await storage.leases.members()) == {a.node_id, b.node_id}
         print(f"session down {down:.2f} s after the loss, back after {back:.2f} s")
+
+
+async def test_no_two_sessions_when_real_redis_is_flushed_under_two_nodes(
+    settings: Settings, database_url: str, redis_prefix: str
+) -> None:
+    """The same on real PostgreSQL + Redis, in real time (a 1.2 s member TTL): every key under
+    the test's own Redis prefix is deleted (a restart without persistence, as far as the
+    cluster can tell) while A runs the salon. The salon never has two sessions, and it runs on
+    A (its winner), alone, once both nodes rejoined."""
+    ttl = 1.2
+    settings = replace(quiet_settings(settings), member_ttl=ttl)
+    world = WatchedWorld()
+    async with (
+        open_real_storage(database_url, redis_prefix=redis_prefix) as storage,
+        trio.open_nursery() as nursery,
+    ):
+        [cid] = await store_linked(storage, world, 1, 9700)
+        a = await start_node(nursery, settings, storage, world, winning_name(cid, "a", ["b"]))
+        b = await start_node(nursery, settings, storage, world, "b")
+        await until_async(lambda: serving([a, b], world, [cid]), 10)
+        assert a.running(cid)
+        assert storage.redis is not None
+
+        assert await storage.redis.delete_prefixed() > 0  # only this test's prefix
+        a_placement, b_placement = a.node.placement, b.node.placement
+        assert a_placement is not None and b_placement is not None
+        await b_placement.membership.beat()  # B heartbeats first
+        await until(lambda: a_placement.membership.lapses > 0, 10 * ttl)
+        await until_async(lambda: serving([a, b], world, [cid]), 10 * ttl)
+        assert world.overlaps == 0
+        assert not b.running(cid)
+        assert await storage.leases.holder(cid) == a.name
+        await a.stop()
+        await b.stop()
