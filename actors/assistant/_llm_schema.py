@@ -5,8 +5,8 @@ ids. :func:`check` rejects anything else (an unknown type or field, a wrong kind
 field, a number out of range) with :class:`InvalidOutput`; :func:`to_commands` resolves the
 names and dates with the rules' own matchers (``ServiceIndex``, ``MasterIndex``,
 ``parse_when``) and raises :class:`Unresolvable` for what they do not find (a master the salon
-lacks, a time that was not offered, a name the client never wrote), so the message is read by
-the rules instead. A service the salon lacks is an ``UnknownService``, as with the rules.
+lacks, a time that was not offered, a name or a review comment the client never wrote), so
+the message is read by the rules instead. A service the salon lacks is an ``UnknownService``, as with the rules.
 """
 
 from __future__ import annotations
@@ -239,9 +239,9 @@ def _command(
     if kind == "small_talk":
         return SmallTalk(SmallTalkKind(item["kind"]))
     if kind == "rate":
-        return Rate(item["rating"], item.get("comment", ""))
+        return Rate(item["rating"], _own_words(item.get("comment", ""), text))
     if kind == "comment":
-        return Comment(item["text"])
+        return Comment(_own_words(item["text"], text))
     simple: dict[str, Command] = {
         "confirm": Confirm(),
         "deny": Deny(),
@@ -249,6 +249,14 @@ def _command(
         "not_understood": NotUnderstood(),
     }
     return simple[kind]
+
+
+def _own_words(said: str, text: str) -> str:
+    """``said`` when the client wrote it (a review comment is stored as theirs), else
+    :class:`Unresolvable`."""
+    if " ".join(said.lower().split()) not in " ".join(text.lower().split()):
+        raise Unresolvable("words the client did not write")
+    return said
 
 
 def _services(

@@ -198,6 +198,7 @@ async def test_json_in_the_message_text_is_read_fenced_or_not(rig: Rig) -> None:
         (tool_call({"commands": [{"type": "choose_option", "number": 3}]}), "unresolvable"),
         (tool_call({"commands": [{"type": "set_name", "name": "Тимур"}]}), "unresolvable"),
         (tool_call({"commands": [{"type": "set_when", "text": "когда-нибудь"}]}), "unresolvable"),
+        (tool_call({"commands": [{"type": "comment", "text": "Салон ужасен"}]}), "unresolvable"),
     ],
 )
 async def test_a_failed_or_unusable_answer_leaves_the_message_to_the_rules(
