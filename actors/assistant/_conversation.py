@@ -348,7 +348,10 @@ class ConversationActor(Actor):
         text = "\n".join(texts)
         event: Event
         if texts:
-            understander, context = await self._understander(burst, turn.state.context())
+            quiet = row is not None and _silent(row, turn.now)
+            understander, context = await self._understander(
+                burst, turn.state.context(), rules_only=quiet
+            )
             commands = await understander.understand(text, context, turn.catalog, turn.now)
             event = ClientTurn(text, commands, turn.now)
         else:
@@ -374,13 +377,14 @@ class ConversationActor(Actor):
         await self._run(turn, event)
 
     async def _understander(
-        self, burst: Sequence[ClientWrote], context: TurnContext
+        self, burst: Sequence[ClientWrote], context: TurnContext, *, rules_only: bool = False
     ) -> tuple[Understander, TurnContext]:
         """The turn's understanding: the salon's model when it has one now (told the
-        conversation's last messages), else the rules alone."""
+        conversation's last messages), else the rules alone (always for ``rules_only``: a
+        chat a person answers or the client opted out of sends no text to a model)."""
         rules = self.deps.understander
         models = self.deps.models
-        if models is None:
+        if models is None or rules_only:
             return rules, context
         model = await models.for_company(self.company_id, rules)
         if model is None:
@@ -596,6 +600,14 @@ class ConversationActor(Actor):
     async def _touch(self, turn: _Turn) -> None:
         """Note the client's message on a conversation the assistant stays silent in."""
         await self._save(turn)
+
+
+def _silent(row: Conversation, now: dt.datetime) -> bool:
+    """Whether the assistant stays silent in this chat now (a person answers, or the client
+    opted out): its messages are then read by the rules only."""
+    if row.mode is ConversationMode.OPTED_OUT:
+        return True
+    return row.mode is ConversationMode.HANDOFF and (row.mode_until is None or row.mode_until > now)
 
 
 @dataclass(frozen=True)

@@ -9,17 +9,19 @@ trio's mock clock).
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import pytest
 from trio.testing import MockClock
 
 from config import LlmSettings
-from storage import SalonModelSettings
+from storage import ConversationMode, SalonModelSettings
 from tests.fakes.openai import FakeOpenAI, SeenRequest, tool_call
 
-from .booking_stand import CLAIM, NOW, open_stand
+from .booking_stand import CLAIM, NOW, open_stand, wall
 from .example_catalog import ROMASHKA
 
 RUSTAM = "79171000001"  # has a haircut booked (the example catalog's "rustam-haircut")
@@ -150,3 +152,26 @@ async def test_the_salon_stored_choice_and_cap_pick_the_model_or_the_rules(
         assert len(model.requests) == 2
         tokens = stand.node.metrics.value("aiadmin_llm_tokens_total", {"kind": "prompt"})
         assert tokens == 1400
+
+
+@pytest.mark.parametrize("mode", [ConversationMode.HANDOFF, ConversationMode.OPTED_OUT])
+async def test_a_chat_a_person_answers_or_the_client_left_sends_nothing_to_the_model(
+    autojump_clock: MockClock, mode: ConversationMode
+) -> None:
+    model = FakeOpenAI()
+    model.default = booking_model
+    async with open_stand(
+        llm=LlmSettings(base_url="http://llm.test/v1", model="node-model", api_key=SECRET),
+        llm_transport=httpx.ASGITransport(app=model),
+    ) as stand:
+        await stand.storage.model_usage.put_settings(
+            stand.company_id, SalonModelSettings(enabled=True, model=None, daily_token_cap=10**6)
+        )
+        phone = "79990000011"
+        await stand.say(phone, MUMBLE)
+        assert len(model.requests) == 1  # the model reads this salon's chats
+        until = wall() + dt.timedelta(hours=1) if mode is ConversationMode.HANDOFF else None
+        await stand.storage.conversations.set_mode(stand.company_id, phone, mode, until=until)
+        stand.send(phone, "а можно ещё вопрос, мой номер 79990000011")
+        await stand.quiet()
+        assert len(model.requests) == 1
