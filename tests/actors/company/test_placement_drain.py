@@ -12,6 +12,7 @@ import trio.testing
 from actors.company import CompanyActor
 from config import Settings
 from storage import open_storage
+from tests.support.cluster import winning_name
 from tests.support.startup import store_linked
 
 from .test_lease_loss import WatchedWorld
@@ -79,3 +80,41 @@ async def test_a_slow_actor_delays_only_its_own_salon_and_never_runs_twice(
         await a.done.wait()
         await b.stop()
         nursery.cancel_scope.cancel()
+
+
+async def test_a_handover_waits_for_an_actor_another_stop_is_already_stopping(
+    settings: Settings, autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A salon's actor is already stopping (here: an explicit stop; also a passivation, or the
+    node's tree) and slow about it when a joining node wins the salon: the handover releases
+    the claim only once that actor finished (``Registry.stop`` returns at once while another
+    stop runs, so it used to release at once and the winner opened a second session)."""
+    settings = quiet_settings(settings)
+    world = WatchedWorld()
+    async with (
+        open_storage(monotonic_clock=trio.current_time) as storage,
+        trio.open_nursery() as nursery,
+    ):
+        [cid] = await store_linked(storage, world, 1, 8500)
+        a = await start_node(nursery, settings, storage, world, "node-a")
+        await until_async(lambda: serving([a], world, [cid]), 10)
+        real_on_stop = CompanyActor.on_stop
+        stopped_at: list[float] = []
+
+        async def slow_on_stop(actor: CompanyActor) -> None:
+            try:
+                if not stopped_at:
+                    await trio.sleep(SLOW_STOP)
+                await real_on_stop(actor)
+            finally:
+                stopped_at.append(trio.current_time())
+
+        monkeypatch.setattr(CompanyActor, "on_stop", slow_on_stop)
+        nursery.start_soon(a.node.registry.stop, cid)
+        await trio.sleep(0.1)
+        b = await start_node(nursery, settings, storage, world, winning_name(cid, "b", [a.name]))
+        await until_async(lambda: serving([a, b], world, [cid]), 20)
+        assert world.overlaps == 0
+        assert stopped_at and b.running(cid)
+        await a.stop()
+        await b.stop()
