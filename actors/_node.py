@@ -308,8 +308,9 @@ class Companies:
         restarted on a crash (``run`` again on the same object), escalating when it keeps
         crashing. ``restore`` activates the linked companies in the background once the tree
         runs: the node is yielded before they are (:meth:`Node.restore_done` waits for them;
-        without ``restore`` it returns at once). One node per :class:`Companies`: its registry
-        can run under one supervisor only.
+        without ``restore`` it returns at once). Once the tree has stopped, the assistant's
+        model client (its connection pool) is closed. One node per :class:`Companies`: its
+        registry can run under one supervisor only.
         """
         children = [ChildSpec("companies", lambda: self.registry, shutdown=math.inf)]
         if self.assistant is not None:
@@ -340,25 +341,30 @@ class Companies:
             reminders=self.scheduler,
             replanner=self.replanner,
         )
-        async with trio.open_nursery() as nursery:
-            await nursery.start(
-                lambda task_status: run_root(
-                    supervisor, on_failure=node._failed, task_status=task_status
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(
+                    lambda task_status: run_root(
+                        supervisor, on_failure=node._failed, task_status=task_status
+                    )
                 )
-            )
-            if self.placement is not None:
-                self.placement.restore = node.rebalance
-                await nursery.start(self.placement.run)
-            if restore:
-                nursery.start_soon(node.restore_in_background)
-            else:
-                node.restore.finish()
-            try:
-                yield node
-            finally:
-                if self.placement is not None:  # hand the salons over before the tree stops
-                    await self.placement.leave()
-                nursery.cancel_scope.cancel()
+                if self.placement is not None:
+                    self.placement.restore = node.rebalance
+                    await nursery.start(self.placement.run)
+                if restore:
+                    nursery.start_soon(node.restore_in_background)
+                else:
+                    node.restore.finish()
+                try:
+                    yield node
+                finally:
+                    if self.placement is not None:  # hand the salons over before the tree stops
+                        await self.placement.leave()
+                    nursery.cancel_scope.cancel()
+        finally:
+            if self.assistant is not None:  # the tree has stopped: no conversation calls out
+                with trio.CancelScope(shield=True):
+                    await self.assistant.aclose()
 
 
 def _same(service: Service) -> Callable[[], Service]:

@@ -722,6 +722,12 @@ class Assistant:
         )
         return cls(registry, deps, sweep)
 
+    async def aclose(self) -> None:
+        """Release what the assistant holds beyond its actors: the model client's connection
+        pool (called by the node once its tree has stopped)."""
+        if self.deps.models is not None:
+            await self.deps.models.client.aclose()
+
     async def handle_inbound(self, company_id: int, message: InboundMessage | StaffMessage) -> None:
         """The company actors' inbound handler: the message to its conversation's actor."""
         phone_text = (

@@ -175,3 +175,29 @@ async def test_a_chat_a_person_answers_or_the_client_left_sends_nothing_to_the_m
         stand.send(phone, "а можно ещё вопрос, мой номер 79990000011")
         await stand.quiet()
         assert len(model.requests) == 1
+
+
+class ClosingTransport(httpx.ASGITransport):
+    """The fake model's transport, noting when its client closes it (its connection pool,
+    for the real ``httpx.AsyncHTTPTransport``)."""
+
+    closed = False
+
+    async def aclose(self) -> None:
+        self.closed = True
+        await super().aclose()
+
+
+async def test_the_model_client_is_closed_with_the_node(autojump_clock: MockClock) -> None:
+    model = FakeOpenAI()
+    model.default = booking_model
+    transport = ClosingTransport(app=model)
+    async with open_stand(
+        llm=LlmSettings(base_url="http://llm.test/v1", model="node-model", api_key=SECRET),
+        model_policy=OnPolicy(),
+        llm_transport=transport,
+    ) as stand:
+        assert "На какой день" in await stand.say("79990000005", MUMBLE)
+        assert model.requests, "the model was asked"
+        assert not transport.closed  # open while the node runs
+    assert transport.closed  # the node's shutdown closed the model client's pool
