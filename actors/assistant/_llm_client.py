@@ -3,24 +3,50 @@
 The request asks for one function call (``tools`` + ``tool_choice``) whose parameters are the
 command schema, at temperature 0. The answer's JSON is read from the tool call's arguments,
 else from the message text (some servers ignore ``tools`` and answer with plain text JSON,
-possibly in a fenced code block). Every failure is an :class:`LlmError` with a short
-``reason`` (a metric label); the API key is sent only in the ``Authorization`` header and
-appears in no error, log line or ``repr``.
+possibly in a fenced code block).
+
+Servers that refuse a forced function call are met once per model: a 400 that names
+``tools`` / ``tool_choice`` (or any 400 before the model has answered once) is retried at once
+with ``response_format: {"type": "json_schema", ...}`` and, when that is refused too, with
+the schema as plain JSON instructions in the prompt; the mode that works is remembered for
+that model (the client has one base URL), so later calls go straight to it.
+
+Every failure is an :class:`LlmError` with a short ``reason`` (a metric label); the API key
+is sent only in the ``Authorization`` header and appears in no error, log line or ``repr``.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import trio
 
-__all__ = ["LlmClient", "LlmError", "LlmReply"]
+__all__ = ["LlmClient", "LlmError", "LlmReply", "Mode"]
+
+log = logging.getLogger(__name__)
 
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL | re.IGNORECASE)
+
+#: How a model is asked for its JSON: a forced function call, a JSON-schema response format,
+#: or the schema as instructions in the prompt (read from the message text).
+Mode = Literal["tools", "json_schema", "json_text"]
+#: The mode tried next when a server refuses one with a 400.
+_DOWNGRADE: dict[Mode, Mode] = {"tools": "json_schema", "json_schema": "json_text"}
+#: Words of a 400's body that say the refused part is this mode's.
+_REFUSAL_WORDS: dict[Mode, tuple[str, ...]] = {
+    "tools": ("tool", "function"),
+    "json_schema": ("response_format", "json_schema", "response format"),
+    "json_text": (),
+}
+_JSON_INSTRUCTION = (
+    'Ответь только JSON-объектом — аргументами функции "{name}", без текста вокруг. '
+    "JSON-схема ответа: {schema}"
+)
 
 
 class LlmError(Exception):
@@ -53,6 +79,8 @@ class LlmClient:
     ) -> None:
         self._base_url = base_url.rstrip("/")
         self._timeout = timeout
+        self._modes: dict[str, Mode] = {}  # by model: how it is asked, once a server refused
+        self._answered: set[str] = set()  # models that gave a 2xx answer in their mode
         headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
@@ -69,6 +97,15 @@ class LlmClient:
     async def aclose(self) -> None:
         await self._http.aclose()
 
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`aclose` ran (the connection pool is released)."""
+        return self._http.is_closed
+
+    def mode(self, model: str) -> Mode:
+        """How ``model`` is asked now: ``tools`` until a server refused it."""
+        return self._modes.get(model, "tools")
+
     async def call(
         self,
         model: str,
@@ -77,27 +114,22 @@ class LlmClient:
         parameters: dict[str, Any],
     ) -> LlmReply:
         """The JSON the model gave for one function call; :class:`LlmError` on any failure
-        (the whole call, connecting included, is bounded by the timeout)."""
-        body = {
-            "model": model,
-            "messages": messages,
-            "temperature": 0,
-            "tools": [
-                {
-                    "type": "function",
-                    "function": {
-                        "name": function_name,
-                        "description": "The commands in the client's last message.",
-                        "parameters": parameters,
-                    },
-                }
-            ],
-            "tool_choice": {"type": "function", "function": {"name": function_name}},
-        }
+        (the whole call, connecting and a downgrade's retries included, is bounded by the
+        timeout)."""
         url = f"{self._base_url}/chat/completions"
         try:
             with trio.fail_after(self._timeout):
-                response = await self._http.post(url, json=body)
+                while True:
+                    mode = self.mode(model)
+                    body = _body(mode, model, messages, function_name, parameters)
+                    response = await self._http.post(url, json=body)
+                    lower = _DOWNGRADE.get(mode)
+                    if response.status_code != 400 or lower is None:
+                        break
+                    if model in self._answered and not _refuses(mode, response.text):
+                        break
+                    log.info("model %s refused %s (400): asking with %s", model, mode, lower)
+                    self._modes[model] = lower
         except (trio.TooSlowError, httpx.TimeoutException):
             raise LlmError("timeout") from None
         except httpx.HTTPError as exc:
@@ -109,11 +141,51 @@ class LlmClient:
             raise LlmError("http_5xx", str(status))
         if status >= 300:
             raise LlmError("http_4xx", str(status))
+        self._answered.add(model)
         try:
             payload = response.json()
         except ValueError:
             raise LlmError("malformed", "response is not JSON") from None
         return _reply(payload)
+
+
+def _body(
+    mode: Mode,
+    model: str,
+    messages: list[dict[str, str]],
+    function_name: str,
+    parameters: dict[str, Any],
+) -> dict[str, Any]:
+    """The request body of one call in ``mode``."""
+    body: dict[str, Any] = {"model": model, "messages": messages, "temperature": 0}
+    if mode == "tools":
+        body["tools"] = [
+            {
+                "type": "function",
+                "function": {
+                    "name": function_name,
+                    "description": "The commands in the client's last message.",
+                    "parameters": parameters,
+                },
+            }
+        ]
+        body["tool_choice"] = {"type": "function", "function": {"name": function_name}}
+    elif mode == "json_schema":
+        body["response_format"] = {
+            "type": "json_schema",
+            "json_schema": {"name": function_name, "schema": parameters},
+        }
+    else:
+        schema = json.dumps(parameters, ensure_ascii=False)
+        instruction = _JSON_INSTRUCTION.format(name=function_name, schema=schema)
+        body["messages"] = [*messages, {"role": "system", "content": instruction}]
+    return body
+
+
+def _refuses(mode: Mode, text: str) -> bool:
+    """Whether a 400's body names what ``mode`` sends (then that mode is what was refused)."""
+    lowered = text.lower()
+    return any(word in lowered for word in _REFUSAL_WORDS[mode])
 
 
 def _reply(payload: Any) -> LlmReply:

@@ -9,8 +9,9 @@ the request's ``Authorization`` header.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 import httpx
@@ -21,6 +22,7 @@ from trio.testing import MockClock
 from actors.assistant._commands import (
     ChooseOption,
     Command,
+    Comment,
     Expecting,
     Flow,
     SetMaster,
@@ -37,7 +39,9 @@ from actors.assistant._understand import RuleUnderstander, understand_rules
 from config import ConfigError, settings_from_env
 from metrics import MetricsRegistry
 from tests.fakes.openai import (
+    Answer,
     FakeOpenAI,
+    SeenRequest,
     hang,
     running_fake_openai,
     status,
@@ -212,6 +216,56 @@ async def test_a_failed_or_unusable_answer_leaves_the_message_to_the_rules(
     assert SECRET not in caplog.text
 
 
+def refusing(*refused: str) -> Callable[[SeenRequest], Answer]:
+    """A server that answers 400 to a request carrying any of ``refused`` (body keys), naming
+    it as real servers do, and the booking as text JSON otherwise."""
+
+    def answer(request: SeenRequest) -> Answer:
+        for key in refused:
+            if key in request.body:
+                return status(400, f'{{"error": {{"message": "{key} is not supported"}}}}')
+        return text_answer(json.dumps(BOOKING, ensure_ascii=False))
+
+    return answer
+
+
+async def test_a_server_refusing_tools_is_asked_with_a_json_schema_from_then_on(rig: Rig) -> None:
+    rig.fake.default = refusing("tool_choice")
+    assert_booking(await rig.read(MUMBLE))  # the model's reading, not the rules'
+    refused, schema = rig.fake.requests
+    assert "tools" in refused.body and "response_format" not in refused.body
+    assert "tools" not in schema.body and "tool_choice" not in schema.body
+    assert schema.body["response_format"]["type"] == "json_schema"
+    assert schema.body["response_format"]["json_schema"]["schema"]["required"] == ["commands"]
+    assert_booking(await rig.read(MUMBLE))  # remembered: one request, straight to the schema
+    assert len(rig.fake.requests) == 3
+    assert "response_format" in rig.fake.requests[2].body
+    assert sum(rig.fallbacks(r) for r in ("http_4xx", "malformed")) == 0
+    assert rig.metrics.value("aiadmin_llm_calls_total") == 2
+
+
+async def test_a_server_refusing_both_gets_the_schema_as_instructions(rig: Rig) -> None:
+    rig.fake.default = refusing("tool_choice", "response_format")
+    assert_booking(await rig.read(MUMBLE))
+    assert len(rig.fake.requests) == 3
+    plain = rig.fake.requests[2].body
+    assert "tools" not in plain and "response_format" not in plain
+    instruction = plain["messages"][-1]
+    assert instruction["role"] == "system" and '"required": ["commands"]' in instruction["content"]
+    assert plain["messages"][-2] == {"role": "user", "content": MUMBLE}
+    assert_booking(await rig.read(MUMBLE))
+    assert len(rig.fake.requests) == 4 and "tools" not in rig.fake.requests[3].body
+
+
+async def test_a_400_once_tools_worked_that_names_no_tools_is_a_fallback(rig: Rig) -> None:
+    rig.fake.script(tool_call(BOOKING), status(400, '{"error": {"message": "context too long"}}'))
+    assert_booking(await rig.read(MUMBLE))
+    assert await rig.read(PLAIN) == understand_rules(PLAIN, TurnContext(), CATALOG, NOW)
+    assert rig.fallbacks("http_4xx") == 1
+    assert len(rig.fake.requests) == 2  # no retry without tools: tools work for this model
+    assert "tools" in rig.fake.requests[1].body
+
+
 async def test_an_invented_service_is_one_the_salon_lacks_never_an_id(rig: Rig) -> None:
     rig.fake.script(
         tool_call({"commands": [{"type": "set_services", "names": ["ботокс для волос"]}]})
@@ -300,3 +354,36 @@ def test_settings_enable_the_model_and_never_show_the_key() -> None:
     with pytest.raises(ConfigError) as bad:
         settings_from_env({"AIADMIN_LLM_BASE_URL": f"ftp://{SECRET}@x"}, dotenv=None)
     assert "AIADMIN_LLM_BASE_URL" in str(bad.value) and SECRET not in str(bad.value)
+
+
+async def test_a_review_comment_must_be_whole_words_the_client_wrote(rig: Rig) -> None:
+    # "хорошо" is inside "нехорошо": stored as the client's comment it would say the opposite
+    said = "Нехорошо вышло, мастер опоздал"
+    rig.fake.script(tool_call({"commands": [{"type": "comment", "text": "хорошо"}]}))
+    commands = await rig.read(said)
+    assert Comment("хорошо") not in commands
+    assert commands == understand_rules(said, TurnContext(), CATALOG, NOW)
+    assert rig.fallbacks("unresolvable") == 1
+
+
+async def test_a_name_inside_another_word_is_not_the_clients_name(rig: Rig) -> None:
+    # the client is Жанна; "Анна" is only a part of her name
+    rig.fake.script(tool_call({"commands": [{"type": "set_name", "name": "Анна"}]}))
+    context = TurnContext(expecting=Expecting.NAME)
+    commands = await rig.read("Жанна", context)
+    assert SetName("Анна") not in commands
+    assert rig.fallbacks("unresolvable") == 1
+
+
+async def test_json_too_deep_to_parse_is_a_fallback_not_a_crash(rig: Rig) -> None:
+    rig.fake.script(text_answer("[" * 100_000 + "]" * 100_000))
+    assert await rig.read(PLAIN) == understand_rules(PLAIN, TurnContext(), CATALOG, NOW)
+    assert rig.fallbacks("error") == 1
+
+
+async def test_a_huge_message_is_read_by_the_rules_and_never_sent(rig: Rig) -> None:
+    # a burst of 20 messages of 5,000 characters each: ~100,000 characters of tokens to spend
+    text = "\n".join([PLAIN, *["бла " * 1250] * 19])
+    assert await rig.read(text) == understand_rules(text, TurnContext(), CATALOG, NOW)
+    assert rig.fake.requests == []
+    assert rig.fallbacks("too_long") == 1
