@@ -5,13 +5,15 @@ ids. :func:`check` rejects anything else (an unknown type or field, a wrong kind
 field, a number out of range) with :class:`InvalidOutput`; :func:`to_commands` resolves the
 names and dates with the rules' own matchers (``ServiceIndex``, ``MasterIndex``,
 ``parse_when``) and raises :class:`Unresolvable` for what they do not find (a master the salon
-lacks, a time that was not offered, a name or a review comment the client never wrote), so
-the message is read by the rules instead. A service the salon lacks is an ``UnknownService``, as with the rules.
+lacks, a time that was not offered, a name or a review comment the client never wrote as
+whole words), so the message is read by the rules instead. A service the salon lacks is an
+``UnknownService``, as with the rules.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -227,7 +229,7 @@ def _command(
             raise Unresolvable("a visit with nothing to find it by")
         return ChooseVisit(number=number, service_ids=ids, day=day)
     if kind == "set_name":
-        if item["name"].strip().lower() not in text.lower():
+        if not _written(item["name"], text):
             raise Unresolvable("a name the client did not write")
         return SetName(item["name"].strip())
     if kind == "ask":
@@ -254,9 +256,20 @@ def _command(
 def _own_words(said: str, text: str) -> str:
     """``said`` when the client wrote it (a review comment is stored as theirs), else
     :class:`Unresolvable`."""
-    if " ".join(said.lower().split()) not in " ".join(text.lower().split()):
+    if not _written(said, text):
         raise Unresolvable("words the client did not write")
     return said
+
+
+def _written(said: str, text: str) -> bool:
+    """Whether ``said`` is in ``text`` as whole words (case, ``ё`` and spacing aside): "Анна"
+    is not in "Жанна", nor "хорошо" in "нехорошо"."""
+
+    def plain(value: str) -> str:
+        return " ".join(value.lower().replace("ё", "е").split())
+
+    wanted = plain(said)
+    return bool(wanted) and re.search(rf"(?<!\w){re.escape(wanted)}(?!\w)", plain(text)) is not None
 
 
 def _services(

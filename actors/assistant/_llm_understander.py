@@ -4,7 +4,8 @@
 (``_llm_prompt``), reads the function call's JSON (``_llm_client``), checks it strictly and
 resolves its names with the rules' matchers (``_llm_schema``). On any failure — timeout,
 connection error, 4xx / 5xx (429 included), malformed JSON, a schema-invalid or unresolvable
-command — that message is read by the fallback (the rules) and
+command, a text longer than ``MAX_MODEL_TEXT`` (never sent) — that message is read by the
+fallback (the rules) and
 ``aiadmin_llm_fallbacks_total{reason}`` counts it. The model only produces commands: the
 replies, the confirmation step and every YClients check stay where they are (``decide``).
 
@@ -27,9 +28,14 @@ from ._llm_prompt import messages
 from ._llm_schema import FUNCTION_NAME, PARAMETERS, InvalidOutput, Unresolvable, check, to_commands
 from ._model_policy import ModelPolicy
 
-__all__ = ["LlmMetrics", "LlmUnderstander", "ModelUnderstanders"]
+__all__ = ["MAX_MODEL_TEXT", "LlmMetrics", "LlmUnderstander", "ModelUnderstanders"]
 
 log = logging.getLogger(__name__)
+
+#: A turn's text longer than this (a burst may join 20 messages of 5,000 characters) is read
+#: by the rules and never sent: anyone who writes to the salon could otherwise spend its
+#: daily token cap in a few messages.
+MAX_MODEL_TEXT = 2000
 
 
 @dataclass
@@ -77,12 +83,17 @@ class LlmUnderstander:
         now: dt.datetime,
     ) -> tuple[Command, ...]:
         """The model's commands for ``text``, else the fallback's. Never raises."""
+        if len(text) > MAX_MODEL_TEXT:
+            return await self._fall_back("too_long", text, context, catalog, now)
         try:
             reply = await self._client.call(
                 self._model, messages(text, context, catalog, now), FUNCTION_NAME, PARAMETERS
             )
         except LlmError as exc:
             return await self._fall_back(exc.reason, text, context, catalog, now)
+        except Exception:  # e.g. JSON nested too deep to parse: the rules still answer
+            log.exception("company %s: the model call failed", self._company_id)
+            return await self._fall_back("error", text, context, catalog, now)
         await self._record(reply.prompt_tokens, reply.completion_tokens)
         try:
             commands = to_commands(check(reply.value), text, context, catalog, now)
