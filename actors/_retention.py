@@ -1,5 +1,5 @@
-"""The retention service: deletes finished inbox and outbox rows, old messages and old rows of
-neonize's sent-message ledger, hourly.
+"""The retention service: deletes finished inbox and outbox rows, old messages, old rows of
+neonize's sent-message ledger and old days of the salons' model token counts, hourly.
 
 Without it the webhook inbox, the outbox and the message log only grow (issue 17): every
 event ever received stays, in memory for the embedded default and in PostgreSQL otherwise.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import heapq
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import trio
 
@@ -39,7 +39,18 @@ class MemoryRetention:
             outbox=self._prune_outbox(cutoff, limit),
             messages=self._prune_messages(cutoff, limit),
             sent=0 if self._sent is None else self._sent.prune(cutoff, limit),
+            token_usage=self._prune_token_usage(cutoff, limit),
         )
+
+    def _prune_token_usage(self, cutoff: datetime, limit: int) -> int:
+        """The oldest salon-days before the cutoff's UTC date (one row per salon and day:
+        a scan of them is small)."""
+        before = cutoff.astimezone(UTC).date()
+        usage = self._db.token_usage
+        old = sorted((day, company) for company, day in usage if day < before)
+        for day, company in old[:limit]:
+            del usage[(company, day)]
+        return min(len(old), limit)
 
     def _prune_inbox(self, cutoff: datetime, limit: int) -> int:
         finished = (InboxStatus.DONE.value, InboxStatus.DEAD.value)

@@ -13,7 +13,9 @@ of each table per call, so no call holds a lock or the event loop for long:
 - ``messages``: created before the cutoff, except outbound ones still ``queued`` (those are
   the actor's unsent work);
 - ``whatsapp_sent`` (neonize's ledger of sent messages, ``_sent``): recorded before the
-  cutoff, except the rows of outbound messages still ``queued`` (their resend is to come).
+  cutoff, except the rows of outbound messages still ``queued`` (their resend is to come);
+- ``assistant_token_usage`` (a salon's model tokens per local day, ``_model_usage``): days
+  before the cutoff's UTC date (a salon's day is its date: at most a day's difference).
 
 Pending and in-flight rows are never deleted. The cutoff is the storage's clock (the wall
 clock tests move, or the database's ``now()``) minus ``older_than`` seconds. The in-memory
@@ -71,6 +73,13 @@ _SENT_SQL = f"""WITH gone AS (
         ORDER BY s.sent_at, s.company_id, s.message_id LIMIT $3 FOR UPDATE SKIP LOCKED)
     RETURNING 1)
 SELECT count(*) FROM gone"""
+_TOKEN_USAGE_SQL = f"""WITH gone AS (
+    DELETE FROM assistant_token_usage WHERE (company_id, day) IN (
+        SELECT company_id, day FROM assistant_token_usage
+        WHERE day < (({_CUTOFF}) AT TIME ZONE 'UTC')::date
+        ORDER BY day, company_id LIMIT $3 FOR UPDATE SKIP LOCKED)
+    RETURNING 1)
+SELECT count(*) FROM gone"""
 
 
 @dataclass(frozen=True)
@@ -81,14 +90,15 @@ class Pruned:
     outbox: int = 0
     messages: int = 0
     sent: int = 0  # rows of neonize's sent-message ledger
+    token_usage: int = 0  # salon-days of model token counts
 
     @property
     def total(self) -> int:
-        return self.inbox + self.outbox + self.messages + self.sent
+        return self.inbox + self.outbox + self.messages + self.sent + self.token_usage
 
     def full(self, limit: int) -> bool:
         """Whether some table gave a whole batch (so there may be more to delete)."""
-        return max(self.inbox, self.outbox, self.messages, self.sent) >= limit
+        return max(self.inbox, self.outbox, self.messages, self.sent, self.token_usage) >= limit
 
 
 class Retention(Protocol):
@@ -105,7 +115,7 @@ def older_than_seconds(older_than: float) -> float:
 
 
 class PgRetention:
-    """:class:`Retention` on PostgreSQL: four short statements in one bridge crossing."""
+    """:class:`Retention` on PostgreSQL: five short statements in one bridge crossing."""
 
     def __init__(self, pool: PgPool, clock: Clock | None) -> None:
         self._pool = pool
@@ -115,16 +125,17 @@ class PgRetention:
         age = older_than_seconds(older_than)
         limit_value(limit)
         now = None if self._clock is None else self._clock()
-        counts: tuple[int, int, int, int] = await self._pool.run(_prune_pg, now, age, limit)
+        counts: tuple[int, ...] = await self._pool.run(_prune_pg, now, age, limit)
         return Pruned(*counts)
 
 
 async def _prune_pg(
     conn: asyncpg.Connection, now: datetime | None, age: float, limit: int
-) -> tuple[int, int, int, int]:
+) -> tuple[int, int, int, int, int]:
     """Each DELETE is its own short transaction (autocommit): no lock outlives its batch."""
     inbox = await conn.fetchval(_INBOX_SQL, now, age, limit)
     outbox = await conn.fetchval(_OUTBOX_SQL, now, age, limit)
     messages = await conn.fetchval(_MESSAGES_SQL, now, age, limit)
     sent = await conn.fetchval(_SENT_SQL, now, age, limit)
-    return int(inbox), int(outbox), int(messages), int(sent)
+    token_usage = await conn.fetchval(_TOKEN_USAGE_SQL, now, age, limit)
+    return int(inbox), int(outbox), int(messages), int(sent), int(token_usage)

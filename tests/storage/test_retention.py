@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 
 from storage import AttemptOutcome, PutResult, Storage, ValidationError
@@ -148,3 +150,23 @@ async def test_the_newest_outbox_item_of_a_company_and_kind_stays(
     assert await storage.outbox.get(relinked.id) is not None
     assert await storage.outbox.get(other.id) is not None
     assert await storage.outbox.get(other_kind.id) is not None
+
+
+async def test_token_usage_days_older_than_the_retention_go(
+    storage: Storage, wall: FakeWallClock
+) -> None:
+    company = (await storage.companies.create(1)).company.id
+    other = (await storage.companies.create(2)).company.id
+    today = wall().date()  # 15 January 2026
+    old, kept = today - dt.timedelta(days=31), today - dt.timedelta(days=29)
+    for day in (old - dt.timedelta(days=1), old, kept, today):
+        await storage.model_usage.add_usage(company, day, 100, 10)
+    await storage.model_usage.add_usage(other, old, 7, 1)
+    first = await storage.retention.prune(KEEP, limit=2)  # oldest first, a batch at a time
+    assert first.token_usage == 2 and first.full(2)
+    assert (await storage.retention.prune(KEEP, limit=2)).token_usage == 1
+    assert (await storage.retention.prune(KEEP, limit=2)).token_usage == 0
+    history = await storage.model_usage.history(company, old - dt.timedelta(days=1), today)
+    assert [u.day for u in history] == [today, kept]  # the spending of the kept days stays
+    assert await storage.model_usage.history(other, old, today) == []
+    assert (await storage.model_usage.usage(company, kept)).prompt_tokens == 100
