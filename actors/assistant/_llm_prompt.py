@@ -1,23 +1,29 @@
 """What a language model is sent to read one client message: the messages of the chat call.
 
-Only what reading needs: the rules of the answer, the salon's catalog *names* (services with
-their category, masters — never an id, a price, a phone or an address), "now" in the salon's
-zone, what the assistant's last reply asked for or offered, the conversation's last few
-messages (``TurnContext.history``) and the client's message. Nothing about any other client.
+Only what reading needs: the rules of the answer, the salon's catalog *names* (services by
+category title — only the titles past ``MAX_PROMPT_SERVICES`` services — and masters; never an
+id, a price, a phone or an address), "now" in the salon's zone, what the assistant's last
+reply asked for or offered, the conversation's last few messages (``TurnContext.history``)
+and the client's message. Nothing about any other client.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from typing import Any
 
 from ._catalog import AssistantCatalog
 from ._commands import TurnContext
 
-__all__ = ["HISTORY_MESSAGES", "messages"]
+__all__ = ["HISTORY_MESSAGES", "MAX_PROMPT_SERVICES", "messages"]
 
 #: At most this many earlier messages of the conversation are sent.
 HISTORY_MESSAGES = 6
+#: A catalog with more services than this is sent as its category titles alone (the model
+#: then names services in the client's words, which the rules' matcher resolves as before):
+#: 1,000 service names made every message ~93,000 characters, most of a daily cap in a few.
+MAX_PROMPT_SERVICES = 200
 _HISTORY_CHARS = 500  # of each earlier message
 
 _SYSTEM = """Ты — модуль понимания сообщений клиентов салона красоты. Ты НЕ пишешь ответы \
@@ -51,16 +57,11 @@ def messages(
     text: str, context: TurnContext, catalog: AssistantCatalog, now: dt.datetime
 ) -> list[dict[str, str]]:
     """The chat messages for reading ``text``."""
-    categories = {c.id: c.title for c in catalog.categories}
-    services = [
-        {"name": s.title, "category": categories.get(s.category_id or -1, "")}
-        for s in catalog.services
-    ]
     state = {
         "now": now.isoformat(timespec="seconds"),
         "weekday": now.strftime("%A"),
         "salon": catalog.salon.title,
-        "services": services,
+        **_services(catalog),
         "masters": [m.name for m in catalog.masters],
         "last_reply_asked_for": context.expecting.value,
         "flow_under_way": context.flow.value if context.flow is not None else None,
@@ -81,3 +82,15 @@ def messages(
         )
     out.append({"role": "user", "content": text})
     return out
+
+
+def _services(catalog: AssistantCatalog) -> dict[str, Any]:
+    """The services' names by category title (``""``: none), each title once; over
+    ``MAX_PROMPT_SERVICES`` only the category titles."""
+    titles = {c.id: c.title for c in catalog.categories}
+    if len(catalog.services) > MAX_PROMPT_SERVICES:
+        return {"service_categories": sorted({c.title for c in catalog.categories})}
+    grouped: dict[str, list[str]] = {}
+    for service in catalog.services:
+        grouped.setdefault(titles.get(service.category_id or -1, ""), []).append(service.title)
+    return {"services_by_category": grouped}
