@@ -6,7 +6,8 @@ field, a number out of range) with :class:`InvalidOutput`; :func:`to_commands` r
 names and dates with the rules' own matchers (``ServiceIndex``, ``MasterIndex``,
 ``parse_when``) and raises :class:`Unresolvable` for what they do not find (a master the salon
 lacks, a time that was not offered, a name or a review comment the client never wrote as
-whole words), so the message is read by the rules instead. A service the salon lacks is an
+whole words, a yes to a message the rules read as a no: a summary's "да" is what books,
+cancels or moves), so the message is read by the rules instead. A service the salon lacks is an
 ``UnknownService``, as with the rules.
 """
 
@@ -244,6 +245,10 @@ def _command(
         return Rate(item["rating"], _own_words(item.get("comment", ""), text))
     if kind == "comment":
         return Comment(_own_words(item["text"], text))
+    if kind == "confirm" and any(
+        isinstance(c, Deny) for c in understand_rules(text, context, catalog, now)
+    ):
+        raise Unresolvable("a yes where the client said no")
     simple: dict[str, Command] = {
         "confirm": Confirm(),
         "deny": Deny(),
