@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
@@ -11,6 +12,7 @@ from ._model_usage import (
     SalonModelSettings,
     TokenUsage,
     check_company,
+    check_fields,
     check_settings,
     check_span,
     check_usage,
@@ -40,6 +42,23 @@ class MemoryModelUsage:
         check_settings(settings)
         self._db.require_company(_company(company_id))
         self._db.model_settings[company_id] = settings
+
+    async def update_settings(
+        self, company_id: int, settings: SalonModelSettings, fields: frozenset[str]
+    ) -> tuple[SalonModelSettings, bool]:
+        await trio.lowlevel.checkpoint()
+        check_settings(settings)
+        check_fields(fields)
+        self._db.require_company(_company(company_id))
+        before = self._db.model_settings.get(company_id)
+        if before is None:
+            after = settings
+        else:
+            after = replace(before, **{name: getattr(settings, name) for name in fields})
+        if after == before:
+            return after, False
+        self._db.model_settings[company_id] = after
+        return after, True
 
     async def current(
         self, company_id: int, day: date

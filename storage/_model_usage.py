@@ -22,10 +22,12 @@ __all__ = [
     "MAX_DAILY_TOKEN_CAP",
     "MAX_HISTORY_DAYS",
     "MAX_MODEL_NAME",
+    "SETTINGS_FIELDS",
     "ModelUsageStore",
     "SalonModelSettings",
     "TokenUsage",
     "check_company",
+    "check_fields",
     "check_settings",
     "check_span",
     "check_usage",
@@ -39,6 +41,8 @@ MAX_DAILY_TOKEN_CAP = 1_000_000_000
 MAX_HISTORY_DAYS = 366
 #: The most tokens of one kind one call may add (a sanity bound on a server's ``usage``).
 MAX_CALL_TOKENS = v.MAX_INT32
+#: The fields of :class:`SalonModelSettings` that :meth:`ModelUsageStore.update_settings` sets.
+SETTINGS_FIELDS = frozenset({"enabled", "model", "daily_token_cap"})
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,15 @@ class ModelUsageStore(Protocol):
         """Replace the salon's choice."""
         ...
 
+    async def update_settings(
+        self, company_id: int, settings: SalonModelSettings, fields: frozenset[str]
+    ) -> tuple[SalonModelSettings, bool]:
+        """Set only ``fields`` (of :data:`SETTINGS_FIELDS`) of the salon's choice to
+        ``settings``' values, in one atomic step, so concurrent changes of other fields are
+        kept; a salon that never chose gets ``settings`` whole (the defaults with the change
+        applied). Returns the choice after it and whether anything changed."""
+        ...
+
     async def current(
         self, company_id: int, day: date
     ) -> tuple[SalonModelSettings | None, TokenUsage]:
@@ -107,6 +120,13 @@ def check_settings(settings: SalonModelSettings) -> SalonModelSettings:
             raise ValidationError("model", "must not be blank")
     v.positive_int("daily_token_cap", settings.daily_token_cap, high=MAX_DAILY_TOKEN_CAP)
     return settings
+
+
+def check_fields(fields: object) -> frozenset[str]:
+    """``fields`` as a non-empty set of :data:`SETTINGS_FIELDS`, or :class:`ValidationError`."""
+    if not isinstance(fields, frozenset) or not fields or not fields <= SETTINGS_FIELDS:
+        raise ValidationError("fields", f"must be a non-empty set of {sorted(SETTINGS_FIELDS)}")
+    return fields
 
 
 def check_usage(day: object, prompt_tokens: object, completion_tokens: object) -> date:

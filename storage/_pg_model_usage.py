@@ -1,6 +1,7 @@
 # ruff: noqa: S608  -- f-strings splice only module constants
 """``assistant_model_settings`` and ``assistant_token_usage`` on PostgreSQL (issue 15): the
-rules are :mod:`storage._model_usage`'s; adding a call's tokens is one upsert."""
+rules are :mod:`storage._model_usage`'s; adding a call's tokens is one upsert, and so is a
+partial change of the settings (only its fields, only when they differ)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from ._fields import Clock
 from ._model_usage import (
     SalonModelSettings,
     TokenUsage,
+    check_fields,
     check_settings,
     check_span,
     check_usage,
@@ -102,6 +104,49 @@ async def _put(conn: asyncpg.Connection, now: Any, company_id: int, s: SalonMode
         raise NotFound(f"company {company_id}") from None
 
 
+# Insert the whole choice (defaults + change) for a salon that never chose; else set only the
+# given fields ($6-$8), and only when one of them differs: no row back means nothing changed.
+_UPDATE = f"""INSERT INTO assistant_model_settings AS m
+                  (company_id, enabled, model, daily_token_cap, updated_at)
+              VALUES ($2, $3, $4, $5, {NOW})
+              ON CONFLICT (company_id) DO UPDATE SET
+                  enabled = CASE WHEN $6 THEN EXCLUDED.enabled ELSE m.enabled END,
+                  model = CASE WHEN $7 THEN EXCLUDED.model ELSE m.model END,
+                  daily_token_cap = CASE WHEN $8 THEN EXCLUDED.daily_token_cap
+                                         ELSE m.daily_token_cap END,
+                  updated_at = EXCLUDED.updated_at
+              WHERE ($6 AND m.enabled IS DISTINCT FROM EXCLUDED.enabled)
+                 OR ($7 AND m.model IS DISTINCT FROM EXCLUDED.model)
+                 OR ($8 AND m.daily_token_cap IS DISTINCT FROM EXCLUDED.daily_token_cap)
+              RETURNING m.enabled, m.model, m.daily_token_cap"""
+
+
+async def _update(
+    conn: asyncpg.Connection,
+    now: Any,
+    company_id: int,
+    s: SalonModelSettings,
+    fields: frozenset[str],
+) -> tuple[asyncpg.Record, bool]:
+    try:
+        rec = await conn.fetchrow(
+            _UPDATE,
+            now,
+            company_id,
+            s.enabled,
+            s.model,
+            s.daily_token_cap,
+            "enabled" in fields,
+            "model" in fields,
+            "daily_token_cap" in fields,
+        )
+    except asyncpg.ForeignKeyViolationError:
+        raise NotFound(f"company {company_id}") from None
+    if rec is not None:
+        return rec, True
+    return await _settings_row(conn, company_id), False  # unchanged: the row as it is
+
+
 async def _add(
     conn: asyncpg.Connection, now: Any, company_id: int, day: date, prompt: int, completion: int
 ) -> asyncpg.Record:
@@ -145,6 +190,16 @@ class PgModelUsage:
         company_id = v.positive_int("company_id", company_id)
         check_settings(settings)
         await self._pool.run(_put, self._now(), company_id, settings)
+
+    async def update_settings(
+        self, company_id: int, settings: SalonModelSettings, fields: frozenset[str]
+    ) -> tuple[SalonModelSettings, bool]:
+        company_id = v.positive_int("company_id", company_id)
+        check_settings(settings)
+        check_fields(fields)
+        rec, changed = await self._pool.run(_update, self._now(), company_id, settings, fields)
+        # the row exists once the upsert ran (inserted, updated, or found unchanged)
+        return SalonModelSettings(rec["enabled"], rec["model"], rec["daily_token_cap"]), changed
 
     async def current(
         self, company_id: int, day: date

@@ -37,6 +37,7 @@ __all__ = [
     "MAX_HISTORY_DAYS",
     "SUMMARY_SCHEMA",
     "NodeModel",
+    "changed_fields",
     "model_summary",
     "node_llm",
     "parse_change",
@@ -237,6 +238,11 @@ def parse_change(body: dict[str, Any], current: SalonModelSettings) -> SalonMode
     if "daily_token_cap" in body:
         cap = DAILY_TOKEN_CAP(body["daily_token_cap"], "daily_token_cap")
     return SalonModelSettings(enabled=enabled, model=name, daily_token_cap=cap)
+
+
+def changed_fields(body: dict[str, Any]) -> frozenset[str]:
+    """The stored fields a change body (already read by :func:`parse_change`) sets."""
+    return frozenset("model" if key == "name" else key for key in body)
 
 
 def _why_rules(settings: SalonModelSettings, node: NodeModel, capped: bool) -> str:

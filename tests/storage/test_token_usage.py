@@ -3,6 +3,7 @@ backends (issue 15)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 
 import pytest
@@ -138,3 +139,33 @@ async def test_history_refuses_a_bad_span(storage: Storage, first: object, last:
     cid = await _company(storage)
     with pytest.raises(ValidationError):
         await storage.model_usage.history(cid, first, last)  # type: ignore[arg-type]
+
+
+async def test_a_partial_update_sets_only_its_fields_atomically(storage: Storage) -> None:
+    cid = await _company(storage)
+    defaults = SalonModelSettings(False, None, 200_000)
+    store = storage.model_usage
+    first = replace(defaults, enabled=True)  # never chose: the defaults with the change
+    assert await store.update_settings(cid, first, frozenset({"enabled"})) == (first, True)
+    assert await store.update_settings(cid, first, frozenset({"enabled"})) == (first, False)
+    async with trio.open_nursery() as nursery:  # different fields at once: none is lost
+        for n in range(10):
+            fields = frozenset({"model"}) if n % 2 else frozenset({"daily_token_cap"})
+            change = replace(defaults, model="m-1", daily_token_cap=5_000)
+            nursery.start_soon(store.update_settings, cid, change, fields)
+    assert await store.get_settings(cid) == SalonModelSettings(True, "m-1", 5_000)
+    assert await store.update_settings(cid, defaults, frozenset({"model"})) == (
+        SalonModelSettings(True, None, 5_000),
+        True,
+    )
+
+
+async def test_a_partial_update_refuses_bad_fields_and_unknown_salons(storage: Storage) -> None:
+    cid = await _company(storage)
+    settings = SalonModelSettings(True, None, 1_000)
+    for fields in (frozenset(), frozenset({"name"}), {"enabled"}):
+        with pytest.raises(ValidationError):
+            await storage.model_usage.update_settings(cid, settings, fields)  # type: ignore[arg-type]
+    with pytest.raises(NotFound):
+        await storage.model_usage.update_settings(cid + 999, settings, frozenset({"enabled"}))
+    assert await storage.model_usage.get_settings(cid) is None

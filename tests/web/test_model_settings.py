@@ -11,6 +11,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+import trio
 
 from actors.assistant._model_policy import DEFAULT_DAILY_TOKEN_CAP, salon_day
 from actors.reminders._planner import salon_zone
@@ -288,3 +289,30 @@ async def test_days_lists_the_salons_recent_spending(any_web: WebHarness) -> Non
         refused = await web.client.get(path(cid) + f"?days={bad}", headers=salon.key_headers)
         error = await error_of(refused, 400, "invalid_field")
         assert error["message"].startswith("days")
+
+
+async def test_concurrent_partial_changes_keep_every_field(any_web: WebHarness) -> None:
+    web = any_web
+    salon = await register(web)
+    cid = salon.company_id
+    statuses: list[int] = []
+
+    async def change(body: dict[str, Any]) -> None:
+        statuses.append((await patch(web, cid, body, web.admin))[0])
+
+    for round_ in range(1, 6):
+        enabled = round_ % 2 == 1
+        cap, name = 10_000 + round_, f"model-{round_}"
+        async with trio.open_nursery() as nursery:  # a read-then-write route loses fields here
+            nursery.start_soon(change, {"enabled": enabled})
+            nursery.start_soon(change, {"daily_token_cap": cap})
+            nursery.start_soon(change, {"name": name})
+        assert statuses[-3:] == [200, 200, 200]
+        stored = await web.storage.model_usage.get_settings(cid)
+        assert stored == SalonModelSettings(enabled, name, cap), round_
+        shown = await model_of(web, cid, web.admin)
+        assert (shown["enabled"], shown["name"], shown["daily_token_cap"]) == (enabled, name, cap)
+    changes = [
+        e for e in await web.storage.audit.recent(cid, limit=100) if e.event_type.startswith("ass")
+    ]
+    assert len(changes) == 15  # each PATCH changed its field, and is audited once

@@ -8,8 +8,9 @@
 * ``PATCH`` ``{"enabled": bool, "name": str | null, "daily_token_cap": int}`` (any of them) —
   switch the model on or off, choose it (``null``: the node's ``AIADMIN_LLM_MODEL``), set the
   cap. A bad value or an unknown field is 400 naming the field, and nothing is stored; a
-  change of an uninstalled salon is 410. A change is audited (``assistant_model_changed``,
-  with the new values).
+  change of an uninstalled salon is 410. Only the given fields are written, in one atomic
+  step, so concurrent changes of different fields all stay. A change is audited
+  (``assistant_model_changed``, with the new values).
 
 Once today's tokens reach the cap the salon's messages are understood by the rules until its
 next local midnight; raising the cap lets the model answer again at once.
@@ -30,6 +31,7 @@ from .._errors import BadRequest, Gone, NotFound
 from .._model_settings import (
     DEFAULTS,
     MAX_HISTORY_DAYS,
+    changed_fields,
     model_summary,
     node_llm,
     parse_change,
@@ -86,12 +88,14 @@ async def change_model_settings(company_id: str) -> Any:
     company, caller = await _company(company_id)
     s = state()
     body = await read_json_object(request, max_bytes=s.settings.max_body_bytes)
-    before = await s.storage.model_usage.get_settings(company.id)
-    after = parse_change(body, before or DEFAULTS)
+    change = parse_change(body, DEFAULTS)  # the whole choice for a salon that never chose
     if company.integration_status == "uninstalled":
         raise Gone("The app was uninstalled for this salon", code="uninstalled")
-    if after != before:
-        await s.storage.model_usage.put_settings(company.id, after)
+    # one conditional upsert of the given fields only: concurrent changes of others are kept
+    after, changed = await s.storage.model_usage.update_settings(
+        company.id, change, changed_fields(body)
+    )
+    if changed:
         await s.storage.audit.append(
             company.id, "assistant_model_changed", {"by": caller, **settings_json(after)}
         )
