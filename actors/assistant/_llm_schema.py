@@ -7,7 +7,8 @@ names and dates with the rules' own matchers (``ServiceIndex``, ``MasterIndex``,
 ``parse_when``) and raises :class:`Unresolvable` for what they do not find (a master the salon
 lacks, a time that was not offered, a name or a review comment the client never wrote as
 whole words, a yes to a message the rules read as a no: a summary's "да" is what books,
-cancels or moves), so the message is read by the rules instead. A service the salon lacks is an
+cancels or moves; a rating other than the one the rules read), so the message is read by the
+rules instead. A service the salon lacks is an
 ``UnknownService``, as with the rules.
 """
 
@@ -242,6 +243,9 @@ def _command(
     if kind == "small_talk":
         return SmallTalk(SmallTalkKind(item["kind"]))
     if kind == "rate":
+        rules = understand_rules(text, context, catalog, now)
+        if any(isinstance(c, Rate) and c.rating != item["rating"] for c in rules):
+            raise Unresolvable("a rating other than the one the client gave")
         return Rate(item["rating"], _own_words(item.get("comment", ""), text))
     if kind == "comment":
         return Comment(_own_words(item["text"], text))
@@ -261,7 +265,7 @@ def _command(
 def _own_words(said: str, text: str) -> str:
     """``said`` when the client wrote it (a review comment is stored as theirs), else
     :class:`Unresolvable`."""
-    if not _written(said, text):
+    if said and not _written(said, text):
         raise Unresolvable("words the client did not write")
     return said
 
