@@ -79,3 +79,50 @@ async def test_a_killed_nodes_salons_are_taken_in_one_claim_and_one_epoch_call(
         assert world.overlaps == 0
         await a.stop()
         await c.stop()
+
+
+class SlowBatchEpochs(CountedEpochs):
+    """:class:`CountedEpochs` whose batches wait a second first (a loaded database)."""
+
+    async def take_many(self, company_ids: Sequence[int]) -> dict[int, int]:
+        await trio.sleep(1.0)
+        return await super().take_many(company_ids)
+
+
+async def test_a_request_during_a_batch_waits_for_it_and_claims_nothing_itself(
+    settings: Settings, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A ``place`` of a salon whose batch take is under way waits for that batch (one
+    second of slow epochs here), then finds it owned: no claim or epoch bump of its own, one
+    epoch for the salon. A claim the batch took for a company that no longer exists is given
+    back."""
+    settings = quiet_settings(settings)
+    world = WatchedWorld()
+    async with (
+        open_storage(monotonic_clock=trio.current_time) as storage,
+        trio.open_nursery() as nursery,
+    ):
+        ids = await store_linked(storage, world, 3, 17000)
+        a = await start_node(nursery, settings, storage, world, "node-a", restore=False)
+        placement = a.node.placement
+        assert placement is not None
+        epochs = SlowBatchEpochs(storage.epochs)
+        placement.storage = replace(placement.storage, epochs=epochs)
+        placed: list[str | None] = []
+
+        async def request() -> None:
+            await trio.sleep(0.5)  # the batch's claims are in, its epochs are on their way
+            placed.append(await placement.place(ids[1]))
+
+        started = trio.current_time()
+        async with trio.open_nursery() as inner:
+            inner.start_soon(request)
+            await placement.take_many([*ids, 999_999])
+        assert placed == [None]
+        assert trio.current_time() - started < 1.5
+        assert a.leases.calls["claim"] == 0 and epochs.takes == 0
+        assert set(placement.owned) == set(ids)
+        assert [await storage.epochs.current(cid) for cid in ids] == [1, 1, 1]
+        assert await storage.leases.holder(ids[1]) == "node-a"
+        assert await storage.leases.holder(999_999) is None  # no such company: given back
+        await a.stop()
