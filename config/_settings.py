@@ -410,6 +410,29 @@ class _Reader:
         self.problems.append(f"{key} must be scheme://host[:port] ({why})")
         return None
 
+    def api_base(self, key: str) -> str | None:
+        """An ``http(s)://host[:port][/path]`` API root, else a problem that says what is wrong
+        without echoing the value: credentials belong in their own setting, never in a URL
+        that a log line or a ``repr`` may show."""
+        raw = self.url(key, ("http", "https"))
+        if raw is None:
+            return None
+        parts = urlsplit(raw)
+        try:
+            port_ok = parts.port is None or parts.port > 0
+        except ValueError:
+            port_ok = False
+        if not parts.hostname or not port_ok or any(c.isspace() for c in raw):
+            why = "a host and a valid port"
+        elif "@" in parts.netloc:
+            why = "no user or password"
+        elif "?" in raw or "#" in raw:
+            why = "no query or fragment"
+        else:
+            return raw
+        self.problems.append(f"{key} must be scheme://host[:port][/path] ({why})")
+        return None
+
     def rate(self, key: str, default: RateLimit) -> RateLimit:
         raw = self.text(key)
         if raw is None:
@@ -613,7 +636,7 @@ def settings_from_env(
             ),
         ),
         llm=LlmSettings(
-            base_url=r.url("AIADMIN_LLM_BASE_URL", ("http", "https")),
+            base_url=r.api_base("AIADMIN_LLM_BASE_URL"),
             model=r.text("AIADMIN_LLM_MODEL") or "",
             api_key=r.text("AIADMIN_LLM_API_KEY"),
             timeout=r.bounded("AIADMIN_LLM_TIMEOUT", 8.0, low=0.1, high=120.0, unit="seconds"),

@@ -22,6 +22,7 @@ import logging
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import httpx
 import trio
@@ -92,7 +93,10 @@ class LlmClient:
         )
 
     def __repr__(self) -> str:
-        return f"<LlmClient base_url={self._base_url!r} api_key=*** timeout={self._timeout}>"
+        # scheme and host only: a path may hold a tenant or a token some providers put there
+        shown = urlsplit(self._base_url)
+        origin = f"{shown.scheme}://{shown.netloc.rpartition('@')[2]}"
+        return f"<LlmClient base_url={origin!r} api_key=*** timeout={self._timeout}>"
 
     async def aclose(self) -> None:
         await self._http.aclose()
