@@ -1,6 +1,6 @@
 """Benchmarks of the assistant (issue 10), each figure beside a baseline measured in the same run.
 
-    .venv/bin/python bench/assistant.py [--quick] [--only reply,understand,calls,memory]
+    .venv/bin/python bench/assistant.py [--quick] [--only reply,understand,calls,memory,llm]
 
 Prints one line per figure: ``name: value unit (...)``. Production's backend: PostgreSQL and
 Redis on loopback (a throwaway database and key prefix, dropped at the end), the fake YClients
@@ -35,6 +35,15 @@ its background services, so every YClients request counted is the assistant's.
   delta, against the same node with 0 conversations (warmed up first: one conversation per
   salon and kind, then stopped). The simulated WhatsApp keeps no transcripts here and the fake
   YClients' request log is emptied before measuring: both stand in for the outside world.
+* ``llm_overhead_ms`` (issue 15): our own time per message around a model call — the salon's
+  model choice (``SalonModelPolicy``: its settings and today's tokens, one PostgreSQL read),
+  the prompt, the HTTP call, reading and checking the answer, resolving its names, adding the
+  tokens (one PostgreSQL upsert) — with the fake OpenAI-compatible server
+  (``tests/fakes/openai``) in a child process on loopback answering at once with a fixed
+  booking (start, service, master, day and time). Wall time per message (the loopback round
+  trip and the fake's own handling included) and CPU of this process per message (ours
+  alone), against the rules path (``RuleUnderstander``) on the same messages in the same run.
+  Storage: PostgreSQL (+ Redis opened, unused on this path), as production runs.
 """
 
 from __future__ import annotations
@@ -85,7 +94,7 @@ from actors.yclients import RetryPolicy, YClientsClient, sync_company
 from actors.yclients._ratelimit import YCLIENTS_WINDOWS
 from config import AssistantPolicy, SendPacing, Settings, settings_from_env
 from storage import ConversationMode, Storage, open_storage
-from tests.actors.assistant.example_catalog import assistant_catalog
+from tests.actors.assistant.example_catalog import ROMASHKA, assistant_catalog
 from tests.e2e._dialogues import (
     CORPUS_CATALOG,
     CORPUS_DIALOGUES,
@@ -100,7 +109,8 @@ from tests.e2e._dialogues import (
 from tests.fakes.yclients import PARTNER_TOKEN, FakeYClients, running_fake_yclients
 from tests.support.databases import REDIS_URL, delete_redis_prefix, new_redis_prefix, temp_database
 
-ROOT = Path(__file__).resolve().parent.parent
+THIS = Path(__file__).resolve()
+ROOT = THIS.parent.parent
 WAIT = 0.05  # AIADMIN_ASSISTANT_WAIT for the reply and memory figures
 REPLY_TIMEOUT = 30.0  # a client's turn must be answered within this (the dialogues)
 QUIET = 0.4  # a reply is complete once the chat has been quiet this long
@@ -801,9 +811,170 @@ def _run_child(measure: str, conversations: int) -> dict[str, Any]:
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
+# -- llm_overhead_ms ---------------------------------------------------------------------------
+
+LLM_MODEL = "bench-model"
+#: What the fake model answers to every message: a whole booking, in the schema's words.
+LLM_ANSWER = {
+    "commands": [
+        {"type": "start_flow", "flow": "book"},
+        {"type": "set_services", "names": ["мужская стрижка"]},
+        {"type": "set_master", "name": "Игорь"},
+        {"type": "set_when", "text": "послезавтра в 15:00"},
+    ]
+}
+LLM_TEXTS = (
+    "Здравствуйте, хочу постричься к Игорю послезавтра часа в три",
+    "ну это самое, как в тот раз, только покороче",
+    "Мужская стрижка к Игорю послезавтра в 15:00",
+    "а можно на послезавтра после обеда, стрижку",
+    "Добрый день! Запишите меня, пожалуйста, на стрижку",
+)
+
+
+async def fake_openai_child() -> None:
+    """The child: the fake model on a free loopback port, answering ``LLM_ANSWER`` at once;
+    prints its base URL, then serves until killed."""
+    from tests.fakes.openai import running_fake_openai, tool_call
+
+    answer = tool_call(LLM_ANSWER)
+    async with running_fake_openai() as fake:
+        fake.default = lambda request: answer
+        print(fake.base_url, flush=True)
+        await trio.sleep_forever()
+
+
+@asynccontextmanager
+async def fake_openai_process() -> AsyncIterator[str]:
+    """The fake model in a child process (its CPU is not ours); yields its base URL."""
+    command = [sys.executable, str(THIS), "--fake-openai-child"]
+    process = await trio.lowlevel.open_process(
+        command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=str(ROOT)
+    )
+    try:
+        assert process.stdout is not None
+        line = b""
+        with trio.fail_after(SETUP_TIMEOUT):
+            while not line.endswith(b"\n"):
+                chunk = await process.stdout.receive_some(1024)
+                if not chunk:
+                    raise RuntimeError("the fake model exited before serving")
+                line += chunk
+        yield line.decode().strip()
+    finally:
+        process.terminate()
+        with trio.CancelScope(shield=True), trio.move_on_after(5):
+            await process.wait()
+
+
+Spent = tuple[float, float]  # wall and CPU seconds of one message
+
+
+async def llm_overhead(messages: int) -> None:
+    from actors.assistant._llm_client import LlmClient
+    from actors.assistant._llm_understander import LlmMetrics, ModelUnderstanders
+    from actors.assistant._model_policy import SalonModelPolicy, TokenMetrics
+    from actors.assistant._understand import RuleUnderstander
+    from metrics import MetricsRegistry
+    from storage import SalonModelSettings
+
+    catalog = assistant_catalog()
+    prefix = new_redis_prefix("bench-llm")
+    try:
+        async with (
+            trio_asyncio.open_loop(),
+            temp_database() as database_url,
+            fake_openai_process() as base_url,
+        ):
+            settings = base_settings(database_url, prefix, WAIT)
+            async with open_storage(settings) as storage:
+                company = (await storage.companies.create(ROMASHKA)).company
+                cap = 10**9
+                await storage.model_usage.put_settings(
+                    company.id, SalonModelSettings(True, None, cap)
+                )
+                registry = MetricsRegistry()
+                policy = SalonModelPolicy(storage, LLM_MODEL, metrics=TokenMetrics(registry))
+                client = LlmClient(base_url, "sk-bench", timeout=8.0)
+                models = ModelUnderstanders(client, policy, LlmMetrics(registry))
+                rules = RuleUnderstander()
+                context = TurnContext()
+                now = dt.datetime.now(catalog.salon.zone)
+
+                async def model_turn(text: str) -> object:
+                    understander = await models.for_company(company.id, rules)
+                    assert understander is not None
+                    return await understander.understand(text, context, catalog, now)
+
+                async def rules_turn(text: str) -> object:
+                    return await rules.understand(text, context, catalog, now)
+
+                async def accounting(text: str) -> None:
+                    await policy.choice(company.id)
+                    await policy.record_usage(company.id, 1, 1)
+
+                async def timed(turn: Callable[[str], Any], count: int) -> list[Spent]:
+                    spent: list[Spent] = []
+                    for i in range(count):
+                        text = LLM_TEXTS[i % len(LLM_TEXTS)]
+                        wall, cpu = time.perf_counter(), time.process_time()
+                        await turn(text)
+                        spent.append((time.perf_counter() - wall, time.process_time() - cpu))
+                    return spent
+
+                try:
+                    await timed(model_turn, 50)  # warm: connections, caches
+                    await timed(rules_turn, 50)
+                    model: list[Spent] = []
+                    plain: list[Spent] = []
+                    books: list[Spent] = []
+                    for _ in range(5):  # alternate, so both see the same machine
+                        model += await timed(model_turn, messages // 5)
+                        plain += await timed(rules_turn, messages // 5)
+                        books += await timed(accounting, messages // 5)
+                finally:
+                    await client.aclose()
+                fallbacks = sum(
+                    registry.value("aiadmin_llm_fallbacks_total", {"reason": r}) or 0
+                    for r in (
+                        "timeout",
+                        "connect",
+                        "http_4xx",
+                        "http_5xx",
+                        "malformed",
+                        "invalid",
+                        "unresolvable",
+                        "policy",
+                        "error",
+                        "http_429",
+                    )
+                )
+                calls = registry.value("aiadmin_llm_calls_total") or 0
+    finally:
+        with trio.CancelScope(shield=True), trio.move_on_after(5):
+            await delete_redis_prefix(prefix)
+    m_wall, m_cpu = [w for w, _ in model], [c for _, c in model]
+    r_wall, r_cpu = [w for w, _ in plain], [c for _, c in plain]
+    a_wall, a_cpu = [w for w, _ in books], [c for _, c in books]
+    print(
+        f"llm_overhead_ms: {statistics.median(m_wall) * 1000:,.2f} ms per message, median wall "
+        f"(PostgreSQL + Redis storage; {len(model):,} messages, fake OpenAI-compatible server in "
+        f"a child process on loopback answering at once; p99 {ms(p99(m_wall))}; CPU of our "
+        f"process {statistics.mean(m_cpu) * 1000:,.2f} ms mean per message; "
+        f"{calls - 50:,.0f} usable answers after 50 warm-up ones, {fallbacks:,.0f} fallbacks; "
+        f"of it the salon's accounting alone, the choice read and the tokens' upsert: median "
+        f"{statistics.median(a_wall) * 1000:,.2f} ms wall, "
+        f"{statistics.mean(a_cpu) * 1000:,.2f} ms CPU) against the rules path on "
+        f"the same messages, same run: median wall {statistics.median(r_wall) * 1000:,.3f} ms, "
+        f"p99 {ms(p99(r_wall))}, CPU {statistics.mean(r_cpu) * 1000:,.3f} ms mean; ratio "
+        f"{statistics.median(m_wall) / statistics.median(r_wall):,.0f}x wall, "
+        f"{statistics.mean(m_cpu) / statistics.mean(r_cpu):,.0f}x CPU"
+    )
+
+
 # -- main --------------------------------------------------------------------------------------
 
-FIGURES = ("reply", "understand", "calls", "memory")
+FIGURES = ("reply", "understand", "calls", "memory", "llm")
 
 
 def main() -> None:
@@ -812,8 +983,12 @@ def main() -> None:
     parser.add_argument("--only", default=",".join(FIGURES), help="comma-separated figures")
     parser.add_argument("--memory-child", choices=("rss", "heap"), help=argparse.SUPPRESS)
     parser.add_argument("--conversations", type=int, default=10_000, help=argparse.SUPPRESS)
+    parser.add_argument("--fake-openai-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     logging.disable(logging.WARNING)
+    if args.fake_openai_child:
+        trio.run(fake_openai_child)
+        return
     if args.memory_child:
         result = trio.run(memory_child, args.memory_child, args.conversations)
         print(json.dumps(result))
@@ -830,6 +1005,8 @@ def main() -> None:
         trio.run(calls_per_booking, 6 if args.quick else None)
     if "memory" in only:
         memory(1_000 if args.quick else 10_000)
+    if "llm" in only:
+        trio.run(llm_overhead, 500 if args.quick else 2_000)
 
 
 if __name__ == "__main__":
