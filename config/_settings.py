@@ -125,6 +125,10 @@ class LlmSettings:
     model: str = ""
     api_key: str | None = None
     timeout: float = 8.0
+    #: The most tokens a day any salon may set as its cap (the node's key pays for them).
+    max_daily_tokens: int = 1_000_000
+    #: The model names salons may choose (empty: any; the node's own model is always allowed).
+    models: tuple[str, ...] = ()
 
     @property
     def enabled(self) -> bool:
@@ -285,6 +289,8 @@ AIADMIN_KEYS = frozenset(
         "AIADMIN_LLM_MODEL",
         "AIADMIN_LLM_API_KEY",
         "AIADMIN_LLM_TIMEOUT",
+        "AIADMIN_LLM_MAX_DAILY_TOKENS",
+        "AIADMIN_LLM_MODELS",
     }
 )
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
@@ -640,6 +646,10 @@ def settings_from_env(
             model=r.text("AIADMIN_LLM_MODEL") or "",
             api_key=r.text("AIADMIN_LLM_API_KEY"),
             timeout=r.bounded("AIADMIN_LLM_TIMEOUT", 8.0, low=0.1, high=120.0, unit="seconds"),
+            max_daily_tokens=r.integer(
+                "AIADMIN_LLM_MAX_DAILY_TOKENS", 1_000_000, low=1, high=1_000_000_000
+            ),
+            models=r.csv("AIADMIN_LLM_MODELS"),
         ),
     )
     if r.problems:

@@ -15,7 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from actors.assistant._model_policy import DEFAULT_DAILY_TOKEN_CAP, model_choice, salon_day
+from actors.assistant._model_policy import (
+    DEFAULT_DAILY_TOKEN_CAP,
+    effective_cap,
+    model_allowed,
+    model_choice,
+    salon_day,
+)
 from actors.reminders._planner import salon_zone
 from config import Settings
 from storage import (
@@ -38,6 +44,7 @@ __all__ = [
     "SUMMARY_SCHEMA",
     "NodeModel",
     "changed_fields",
+    "hold_to_node",
     "model_summary",
     "node_llm",
     "parse_change",
@@ -54,6 +61,10 @@ class NodeModel:
 
     available: bool
     default: str | None
+    #: ``AIADMIN_LLM_MAX_DAILY_TOKENS``: the most a salon may set as its daily cap.
+    max_daily_tokens: int = 1_000_000
+    #: ``AIADMIN_LLM_MODELS``: the names a salon may choose (empty: any).
+    models: tuple[str, ...] = ()
 
 
 #: What a salon that never chose has: the rules, and the default cap once it switches on.
@@ -132,10 +143,18 @@ SUMMARY_SCHEMA: dict[str, Any] = {
         },
         "reason": {
             "type": ["string", "null"],
-            "enum": ["off", "node_has_no_model", "no_model_named", "cap_reached", None],
+            "enum": [
+                "off",
+                "node_has_no_model",
+                "no_model_named",
+                "cap_reached",
+                "model_not_allowed",
+                None,
+            ],
             "description": "Why the rules are in effect (null when a model is): the salon "
             "switched it off; the node has no model API (AIADMIN_LLM_BASE_URL); neither the "
-            "salon nor the node names a model; today's tokens reached the cap",
+            "salon nor the node names a model; today's tokens reached the cap; the salon's "
+            "model is not in the node's AIADMIN_LLM_MODELS",
         },
         "today": {
             "type": "object",
@@ -202,7 +221,29 @@ ANSWER_SCHEMA: dict[str, Any] = {
 
 def node_llm(settings: Settings) -> NodeModel:
     """Whether the node has a model API (``AIADMIN_LLM_BASE_URL``) and its default model."""
-    return NodeModel(settings.llm.enabled, settings.llm.model or None)
+    llm = settings.llm
+    return NodeModel(llm.enabled, llm.model or None, llm.max_daily_tokens, llm.models)
+
+
+def hold_to_node(body: dict[str, Any], change: SalonModelSettings, node: NodeModel) -> None:
+    """400 ``invalid_field`` when the body sets a cap above the node's
+    ``AIADMIN_LLM_MAX_DAILY_TOKENS`` or a model outside its ``AIADMIN_LLM_MODELS`` (for any
+    caller: the node's key pays for both)."""
+    if "daily_token_cap" in body and change.daily_token_cap > node.max_daily_tokens:
+        raise BadRequest(
+            f"daily_token_cap must be at most {node.max_daily_tokens}, this node's limit "
+            "(AIADMIN_LLM_MAX_DAILY_TOKENS).",
+            code="invalid_field",
+            field="daily_token_cap",
+        )
+    name = change.model
+    if "name" in body and name is not None and not model_allowed(name, node.default, node.models):
+        raise BadRequest(
+            f"name must be one of this node's models (AIADMIN_LLM_MODELS): "
+            f"{', '.join(node.models)}, or null for the node's own.",
+            code="invalid_field",
+            field="name",
+        )
 
 
 def settings_json(settings: SalonModelSettings) -> dict[str, Any]:
@@ -250,7 +291,11 @@ def _why_rules(settings: SalonModelSettings, node: NodeModel, capped: bool) -> s
         return "off"
     if not node.available:
         return "node_has_no_model"
-    return "cap_reached" if capped else "no_model_named"
+    if capped:
+        return "cap_reached"
+    if settings.model and not model_allowed(settings.model, node.default, node.models):
+        return "model_not_allowed"
+    return "no_model_named"
 
 
 def usage_json(used: TokenUsage) -> dict[str, Any]:
@@ -280,8 +325,19 @@ async def model_summary(
     zone = salon_zone(company.timezone)
     stored, used = await storage.model_usage.current(company.id, salon_day(zone, now))
     settings = stored or DEFAULTS
-    in_effect = model_choice(settings, used, node.default) if node.available else None
-    capped = used.total >= settings.daily_token_cap
+    in_effect = (
+        model_choice(
+            settings,
+            used,
+            node.default,
+            max_daily_tokens=node.max_daily_tokens,
+            models=node.models,
+        )
+        if node.available
+        else None
+    )
+    cap = effective_cap(settings, node.max_daily_tokens)
+    capped = used.total >= cap
     return {
         **settings_json(settings),
         "customised": stored is not None,
@@ -291,7 +347,7 @@ async def model_summary(
         "today": {
             **usage_json(used),
             "timezone": zone.key,
-            "daily_token_cap": settings.daily_token_cap,
+            "daily_token_cap": cap,
             "capped": capped,
         },
     }

@@ -679,6 +679,8 @@ class Assistant:
                 settings.llm.model or None,
                 metrics=TokenMetrics(metrics),
                 now=options.wall_clock,
+                max_daily_tokens=settings.llm.max_daily_tokens,
+                models=settings.llm.models,
             )
 
             client = LlmClient(

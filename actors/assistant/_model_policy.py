@@ -30,6 +30,8 @@ __all__ = [
     "ModelPolicy",
     "SalonModelPolicy",
     "TokenMetrics",
+    "effective_cap",
+    "model_allowed",
     "model_choice",
     "salon_day",
 ]
@@ -58,17 +60,40 @@ class ModelPolicy(Protocol):
         ...
 
 
+def effective_cap(settings: SalonModelSettings, max_daily_tokens: int | None) -> int:
+    """The salon's cap held to the node's ``AIADMIN_LLM_MAX_DAILY_TOKENS`` (a cap stored
+    before the node lowered its limit counts only up to it)."""
+    if max_daily_tokens is None:
+        return settings.daily_token_cap
+    return min(settings.daily_token_cap, max_daily_tokens)
+
+
+def model_allowed(name: str, node_model: str | None, models: tuple[str, ...]) -> bool:
+    """Whether a salon may use ``name``: any when the node lists none
+    (``AIADMIN_LLM_MODELS``), else a listed one or the node's own model."""
+    return not models or name in models or name == node_model
+
+
 def model_choice(
-    settings: SalonModelSettings | None, used: TokenUsage, node_model: str | None
+    settings: SalonModelSettings | None,
+    used: TokenUsage,
+    node_model: str | None,
+    *,
+    max_daily_tokens: int | None = None,
+    models: tuple[str, ...] = (),
 ) -> str | None:
     """The model for a salon with ``settings`` that spent ``used`` today, on a node with a
     model API whose default model is ``node_model``: ``None`` when the salon never opted in
-    or switched it off, the cap is reached, or neither the salon nor the node names one."""
+    or switched it off, the cap (held to the node's limit) is reached, neither the salon nor
+    the node names one, or the salon's model is not among the node's allowed ``models``."""
     if settings is None or not settings.enabled:
         return None
-    if used.total >= settings.daily_token_cap:
+    if used.total >= effective_cap(settings, max_daily_tokens):
         return None
-    return settings.model or node_model or None
+    name = settings.model or node_model or None
+    if name is None or not model_allowed(name, node_model, models):
+        return None
+    return name
 
 
 def salon_day(zone: ZoneInfo, now: datetime) -> date:
@@ -95,7 +120,8 @@ class SalonModelPolicy:
     """:class:`ModelPolicy` over storage: the salon's stored choice, today's usage and cap.
 
     Built only on a node with a model API (``AIADMIN_LLM_BASE_URL``); ``node_model`` is its
-    default model (``None``: only salons that name a model use one). ``now`` gives the aware
+    default model (``None``: only salons that name a model use one); ``max_daily_tokens``
+    and ``models`` are the node's limits on the salons' choices. ``now`` gives the aware
     current moment (tests fix it). A storage failure in :meth:`choice` means the rules for
     that message; in :meth:`record_usage` it is logged (the metric still counts the tokens).
     """
@@ -107,9 +133,13 @@ class SalonModelPolicy:
         *,
         metrics: TokenMetrics | None = None,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        max_daily_tokens: int | None = None,
+        models: tuple[str, ...] = (),
     ) -> None:
         self._storage = storage
         self._node_model = node_model
+        self._max_daily_tokens = max_daily_tokens
+        self._models = models
         self._metrics = metrics
         self._now = now
         self._zones: dict[int, tuple[ZoneInfo, datetime]] = {}
@@ -133,7 +163,13 @@ class SalonModelPolicy:
         except StorageError as exc:
             log.warning("company %s: model settings unreadable, rules: %s", company_id, exc)
             return None
-        return model_choice(settings, used, self._node_model)
+        return model_choice(
+            settings,
+            used,
+            self._node_model,
+            max_daily_tokens=self._max_daily_tokens,
+            models=self._models,
+        )
 
     async def record_usage(
         self, company_id: int, prompt_tokens: int, completion_tokens: int

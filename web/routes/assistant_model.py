@@ -7,7 +7,9 @@
   of its last N local days that used the model, newest first;
 * ``PATCH`` ``{"enabled": bool, "name": str | null, "daily_token_cap": int}`` (any of them) —
   switch the model on or off, choose it (``null``: the node's ``AIADMIN_LLM_MODEL``), set the
-  cap. A bad value or an unknown field is 400 naming the field, and nothing is stored; a
+  cap. A bad value or an unknown field is 400 naming the field (so is a cap above the node's
+  ``AIADMIN_LLM_MAX_DAILY_TOKENS`` or a name outside its ``AIADMIN_LLM_MODELS``, for the admin
+  key too), and nothing is stored; a
   change of an uninstalled salon is 410. Only the given fields are written, in one atomic
   step, so concurrent changes of different fields all stay. A change is audited
   (``assistant_model_changed``, with the new values).
@@ -32,6 +34,7 @@ from .._model_settings import (
     DEFAULTS,
     MAX_HISTORY_DAYS,
     changed_fields,
+    hold_to_node,
     model_summary,
     node_llm,
     parse_change,
@@ -89,6 +92,7 @@ async def change_model_settings(company_id: str) -> Any:
     s = state()
     body = await read_json_object(request, max_bytes=s.settings.max_body_bytes)
     change = parse_change(body, DEFAULTS)  # the whole choice for a salon that never chose
+    hold_to_node(body, change, node_llm(s.settings))
     if company.integration_status == "uninstalled":
         raise Gone("The app was uninstalled for this salon", code="uninstalled")
     # one conditional upsert of the given fields only: concurrent changes of others are kept
