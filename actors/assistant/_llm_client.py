@@ -133,7 +133,8 @@ class LlmClient:
                     if model in self._answered and not _refuses(mode, response.text):
                         break
                     log.info("model %s refused %s (400): asking with %s", model, mode, lower)
-                    self._modes[model] = lower
+                    if self.mode(model) == mode:  # a concurrent call may have gone lower already
+                        self._modes[model] = lower
         except (trio.TooSlowError, httpx.TimeoutException):
             raise LlmError("timeout") from None
         except httpx.HTTPError as exc:
