@@ -674,6 +674,7 @@ class Assistant:
             from ._llm_understander import LlmMetrics, ModelUnderstanders
             from ._model_policy import SalonModelPolicy, TokenMetrics
 
+            llm_metrics = LlmMetrics(metrics)
             model_policy = options.model_policy or SalonModelPolicy(
                 storage,
                 settings.llm.model or None,
@@ -681,6 +682,7 @@ class Assistant:
                 now=options.wall_clock,
                 max_daily_tokens=settings.llm.max_daily_tokens,
                 models=settings.llm.models,
+                fallbacks=llm_metrics.fallbacks,
             )
 
             client = LlmClient(
@@ -689,7 +691,7 @@ class Assistant:
                 timeout=settings.llm.timeout,
                 transport=options.llm_transport,
             )
-            models = ModelUnderstanders(client, model_policy, LlmMetrics(metrics))
+            models = ModelUnderstanders(client, model_policy, llm_metrics)
         operations = None
         if options.yclients is not None:
             cache = SlotCache(ttl=options.slots_ttl, clock=trio.current_time)

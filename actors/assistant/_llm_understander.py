@@ -151,7 +151,7 @@ class ModelUnderstanders:
             model = await self.policy.choice(company_id)
         except Exception:
             log.exception("company %s: model choice failed; the rules read this turn", company_id)
-            self.metrics.fallbacks.labels("policy").inc()
+            self.metrics.fallbacks.labels("policy_error").inc()
             return None
         if not model:
             return None

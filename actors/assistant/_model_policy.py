@@ -20,7 +20,7 @@ from datetime import UTC, date, datetime
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from metrics import MetricsRegistry
+from metrics import Counter, MetricsRegistry
 from storage import NotFound, SalonModelSettings, Storage, StorageError, TokenUsage
 
 from ..reminders._planner import salon_zone
@@ -121,7 +121,10 @@ class SalonModelPolicy:
 
     Built only on a node with a model API (``AIADMIN_LLM_BASE_URL``); ``node_model`` is its
     default model (``None``: only salons that name a model use one); ``max_daily_tokens``
-    and ``models`` are the node's limits on the salons' choices. ``now`` gives the aware
+    and ``models`` are the node's limits on the salons' choices; ``fallbacks``
+    (``aiadmin_llm_fallbacks_total``) counts the messages the rules read because the salon's
+    cap was reached (``cap_reached``) or its settings could not be read (``policy_error``) —
+    not those of a salon that switched the model off or never chose. ``now`` gives the aware
     current moment (tests fix it). A storage failure in :meth:`choice` means the rules for
     that message; in :meth:`record_usage` it is logged (the metric still counts the tokens).
     """
@@ -135,8 +138,10 @@ class SalonModelPolicy:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         max_daily_tokens: int | None = None,
         models: tuple[str, ...] = (),
+        fallbacks: Counter | None = None,
     ) -> None:
         self._storage = storage
+        self._fallbacks = fallbacks
         self._node_model = node_model
         self._max_daily_tokens = max_daily_tokens
         self._models = models
@@ -162,14 +167,24 @@ class SalonModelPolicy:
             settings, used = await self._storage.model_usage.current(company_id, day)
         except StorageError as exc:
             log.warning("company %s: model settings unreadable, rules: %s", company_id, exc)
+            self._count("policy_error")
             return None
-        return model_choice(
+        model = model_choice(
             settings,
             used,
             self._node_model,
             max_daily_tokens=self._max_daily_tokens,
             models=self._models,
         )
+        on = settings is not None and settings.enabled
+        cap = effective_cap(settings, self._max_daily_tokens) if settings is not None else 0
+        if model is None and on and used.total >= cap:
+            self._count("cap_reached")
+        return model
+
+    def _count(self, reason: str) -> None:
+        if self._fallbacks is not None:
+            self._fallbacks.labels(reason).inc()
 
     async def record_usage(
         self, company_id: int, prompt_tokens: int, completion_tokens: int

@@ -250,9 +250,10 @@ async def test_a_server_refusing_both_gets_the_schema_as_instructions(rig: Rig) 
     assert len(rig.fake.requests) == 3
     plain = rig.fake.requests[2].body
     assert "tools" not in plain and "response_format" not in plain
-    instruction = plain["messages"][-1]
-    assert instruction["role"] == "system" and '"required": ["commands"]' in instruction["content"]
-    assert plain["messages"][-2] == {"role": "user", "content": MUMBLE}
+    system = plain["messages"][0]  # the schema ends the one system message, first
+    assert system["role"] == "system" and '"required": ["commands"]' in system["content"]
+    assert [m["role"] for m in plain["messages"]].count("system") == 1
+    assert plain["messages"][-1] == {"role": "user", "content": MUMBLE}
     assert_booking(await rig.read(MUMBLE))
     assert len(rig.fake.requests) == 4 and "tools" not in rig.fake.requests[3].body
 
@@ -332,7 +333,7 @@ async def test_the_salon_policy_picks_the_model_or_the_rules(rig: Rig) -> None:
     assert await models.for_company(COMPANY, rules) is None
     rig.policy.broken = True
     assert await models.for_company(COMPANY, rules) is None
-    assert rig.fallbacks("policy") == 1
+    assert rig.fallbacks("policy_error") == 1
     await client.aclose()
 
 

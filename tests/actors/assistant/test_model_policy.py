@@ -18,7 +18,7 @@ from actors.assistant._model_policy import (
     model_choice,
 )
 from metrics import MetricsRegistry
-from storage import SalonModelSettings, Storage, TokenUsage, open_storage
+from storage import SalonModelSettings, Storage, StorageError, TokenUsage, open_storage
 from tests.support.clock import FakeWallClock
 from tests.support.databases import open_real_storage
 
@@ -154,3 +154,28 @@ async def test_a_changed_time_zone_is_followed_within_the_cache_time(storage: St
     clock.advance(ZONE_TTL_SECONDS)
     await policy.record_usage(cid, 1, 1)
     assert (await storage.model_usage.usage(cid, date(2026, 12, 3))).calls == 1
+
+
+async def test_a_reached_cap_and_an_unreadable_policy_are_counted_as_fallbacks(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from actors.assistant._llm_understander import LlmMetrics
+
+    registry = MetricsRegistry()
+    llm = LlmMetrics(registry)
+    policy = SalonModelPolicy(storage, NODE_MODEL, now=lambda: LATE, fallbacks=llm.fallbacks)
+    capped, off = await _salon(storage, 1), await _salon(storage, 2)
+    await storage.model_usage.put_settings(capped, SalonModelSettings(True, None, 100))
+    await storage.model_usage.put_settings(off, SalonModelSettings(False, None, 100))
+    await policy.record_usage(capped, 80, 20)
+
+    assert await policy.choice(capped) is None
+    assert await policy.choice(off) is None  # the salon's own choice: not a fallback
+    assert registry.value("aiadmin_llm_fallbacks_total", {"reason": "cap_reached"}) == 1
+
+    async def unreadable(*_: object) -> object:
+        raise StorageError("connection lost")
+
+    monkeypatch.setattr(storage.model_usage, "current", unreadable)
+    assert await policy.choice(capped) is None
+    assert registry.value("aiadmin_llm_fallbacks_total", {"reason": "policy_error"}) == 1
