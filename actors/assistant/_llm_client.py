@@ -183,8 +183,17 @@ def _body(
     else:
         schema = json.dumps(parameters, ensure_ascii=False)
         instruction = _JSON_INSTRUCTION.format(name=function_name, schema=schema)
-        body["messages"] = [*messages, {"role": "system", "content": instruction}]
+        body["messages"] = _with_instruction(messages, instruction)
     return body
+
+
+def _with_instruction(messages: list[dict[str, str]], instruction: str) -> list[dict[str, str]]:
+    """``messages`` with ``instruction`` at the end of the leading system message (some chat
+    templates refuse a system message anywhere but first)."""
+    if messages and messages[0].get("role") == "system":
+        first = {**messages[0], "content": f"{messages[0]['content']}\n\n{instruction}"}
+        return [first, *messages[1:]]
+    return [{"role": "system", "content": instruction}, *messages]
 
 
 def _refuses(mode: Mode, text: str) -> bool:
