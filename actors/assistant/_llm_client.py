@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 import httpx
 import trio
 
-__all__ = ["LlmClient", "LlmError", "LlmReply", "Mode"]
+__all__ = ["MAX_RESPONSE_BYTES", "LlmClient", "LlmError", "LlmReply", "Mode"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,10 @@ _REFUSAL_WORDS: dict[Mode, tuple[str, ...]] = {
     "json_schema": ("response_format", "json_schema", "response format"),
     "json_text": (),
 }
+#: The most bytes of an answer read: a function call's JSON is a few hundred bytes, and a
+#: server (or anything in its place) streaming megabytes would hold the node's memory and time;
+#: past it the call fails with ``too_large`` and the rest is not read.
+MAX_RESPONSE_BYTES = 256 * 1024
 _JSON_INSTRUCTION = (
     'Ответь только JSON-объектом — аргументами функции "{name}", без текста вокруг. '
     "JSON-схема ответа: {schema}"
@@ -82,7 +86,12 @@ class LlmClient:
         self._timeout = timeout
         self._modes: dict[str, Mode] = {}  # by model: how it is asked, once a server refused
         self._answered: set[str] = set()  # models that gave a 2xx answer in their mode
-        headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        # identity: a compressed answer could expand past MAX_RESPONSE_BYTES in one chunk
+        headers = {
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "Accept-Encoding": "identity",
+        }
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
         self._http = httpx.AsyncClient(
@@ -126,11 +135,12 @@ class LlmClient:
                 while True:
                     mode = self.mode(model)
                     body = _body(mode, model, messages, function_name, parameters)
-                    response = await self._http.post(url, json=body)
+                    status, content = await self._post(url, body)
                     lower = _DOWNGRADE.get(mode)
-                    if response.status_code != 400 or lower is None:
+                    if status != 400 or lower is None:
                         break
-                    if model in self._answered and not _refuses(mode, response.text):
+                    text = content.decode("utf-8", "replace")
+                    if model in self._answered and not _refuses(mode, text):
                         break
                     log.info("model %s refused %s (400): asking with %s", model, mode, lower)
                     if self.mode(model) == mode:  # a concurrent call may have gone lower already
@@ -139,7 +149,6 @@ class LlmClient:
             raise LlmError("timeout") from None
         except httpx.HTTPError as exc:
             raise LlmError("connect", type(exc).__name__) from None
-        status = response.status_code
         if status == 429:
             raise LlmError("http_429")
         if status >= 500:
@@ -148,10 +157,21 @@ class LlmClient:
             raise LlmError("http_4xx", str(status))
         self._answered.add(model)
         try:
-            payload = response.json()
+            payload = json.loads(content)
         except ValueError:
             raise LlmError("malformed", "response is not JSON") from None
         return _reply(payload)
+
+    async def _post(self, url: str, body: dict[str, Any]) -> tuple[int, bytes]:
+        """The status and body of one request, reading at most :data:`MAX_RESPONSE_BYTES`
+        (``too_large`` past it: the connection is closed with the rest unread)."""
+        async with self._http.stream("POST", url, json=body) as response:
+            content = bytearray()
+            async for chunk in response.aiter_bytes():
+                content += chunk
+                if len(content) > MAX_RESPONSE_BYTES:
+                    raise LlmError("too_large", f"over {MAX_RESPONSE_BYTES} bytes")
+            return response.status_code, bytes(content)
 
 
 def _body(
