@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -27,7 +28,7 @@ from urllib.parse import urlsplit
 import httpx
 import trio
 
-__all__ = ["MAX_RESPONSE_BYTES", "LlmClient", "LlmError", "LlmReply", "Mode"]
+__all__ = ["CHARS_PER_TOKEN", "MAX_RESPONSE_BYTES", "LlmClient", "LlmError", "LlmReply", "Mode"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,9 @@ _REFUSAL_WORDS: dict[Mode, tuple[str, ...]] = {
     "json_schema": ("response_format", "json_schema", "response format"),
     "json_text": (),
 }
+#: Characters per token when a server reports no usage: about 4 for English, fewer for
+#: Russian, so an estimate may count low; it is there so that such a server is capped at all.
+CHARS_PER_TOKEN = 4
 #: The most bytes of an answer read: a function call's JSON is a few hundred bytes, and a
 #: server (or anything in its place) streaming megabytes would hold the node's memory and time;
 #: past it the call fails with ``too_large`` and the rest is not read.
@@ -64,11 +68,13 @@ class LlmError(Exception):
 
 @dataclass(frozen=True)
 class LlmReply:
-    """The JSON value the model returned, and the tokens the call cost."""
+    """The JSON value the model returned, and the tokens the call cost (``estimated``: the
+    server reported no usable ``usage``, so they are counted from characters)."""
 
     value: Any
     prompt_tokens: int
     completion_tokens: int
+    estimated: bool = False
 
 
 class LlmClient:
@@ -160,7 +166,7 @@ class LlmClient:
             payload = json.loads(content)
         except ValueError:
             raise LlmError("malformed", "response is not JSON") from None
-        return _reply(payload)
+        return _reply(payload, len(json.dumps(body, ensure_ascii=False)))
 
     async def _post(self, url: str, body: dict[str, Any]) -> tuple[int, bytes]:
         """The status and body of one request, reading at most :data:`MAX_RESPONSE_BYTES`
@@ -222,8 +228,11 @@ def _refuses(mode: Mode, text: str) -> bool:
     return any(word in lowered for word in _REFUSAL_WORDS[mode])
 
 
-def _reply(payload: Any) -> LlmReply:
-    """The JSON value and usage of a chat completion; :class:`LlmError` when there is none."""
+def _reply(payload: Any, prompt_chars: int) -> LlmReply:
+    """The JSON value and usage of a chat completion; :class:`LlmError` when there is none.
+    Without a usable ``usage`` (both counts non-negative integers) the tokens are estimated:
+    the request body's characters (``prompt_chars``) and the answer's text, each divided by
+    :data:`CHARS_PER_TOKEN` and rounded up."""
     try:
         message = payload["choices"][0]["message"]
     except (KeyError, IndexError, TypeError):
@@ -246,9 +255,11 @@ def _reply(payload: Any) -> LlmReply:
         raise LlmError("malformed", "neither a tool call nor text")
     usage = payload.get("usage") if isinstance(payload, dict) else None
     usage = usage if isinstance(usage, dict) else {}
-    return LlmReply(
-        value, _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
-    )
+    prompt, completion = _count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))
+    if prompt is not None and completion is not None:
+        return LlmReply(value, prompt, completion)
+    answer = text if isinstance(text, str) else json.dumps(text, ensure_ascii=False)
+    return LlmReply(value, _estimate(prompt_chars), _estimate(len(answer)), estimated=True)
 
 
 def _json_of(text: str) -> Any:
@@ -265,5 +276,11 @@ def _json_of(text: str) -> Any:
     raise LlmError("malformed", "text is not JSON")
 
 
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+def _count(value: Any) -> int | None:
+    """A reported token count, or ``None`` when it is not a non-negative integer."""
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    return value if ok else None
+
+
+def _estimate(chars: int) -> int:
+    return math.ceil(chars / CHARS_PER_TOKEN)

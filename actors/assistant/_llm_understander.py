@@ -52,6 +52,10 @@ class LlmMetrics:
             ("reason",),
         )
         self.calls = r.counter("aiadmin_llm_calls_total", "Model calls that gave usable commands")
+        self.usage_estimated = r.counter(
+            "aiadmin_llm_usage_estimated_total",
+            "Model answers without a usable usage, whose tokens were estimated from characters",
+        )
 
 
 class LlmUnderstander:
@@ -94,6 +98,8 @@ class LlmUnderstander:
         except Exception:  # e.g. JSON nested too deep to parse: the rules still answer
             log.exception("company %s: the model call failed", self._company_id)
             return await self._fall_back("error", text, context, catalog, now)
+        if reply.estimated:
+            self._metrics.usage_estimated.inc()
         await self._record(reply.prompt_tokens, reply.completion_tokens)
         try:
             commands = to_commands(check(reply.value), text, context, catalog, now)

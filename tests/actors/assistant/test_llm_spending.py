@@ -9,6 +9,7 @@ import datetime as dt
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from math import ceil
 
 import pytest
 import trio
@@ -80,3 +81,48 @@ async def test_an_answer_over_the_size_limit_is_not_read_past_it(stand: Stand) -
     stand.fake.script(tool_call(ARGS))  # an answer under the limit is read as before
     await stand.read()
     assert stand.metric("aiadmin_llm_calls_total") == 1
+
+
+def _without_usage(arguments: object, usage: object = None) -> bytes:
+    """A completion calling the function with ``arguments``, with ``usage`` as given (left
+    out when ``None``), as servers that do not report it answer."""
+    call = {"id": "c", "type": "function", "function": {"name": "commands", "arguments": ""}}
+    call["function"]["arguments"] = json.dumps(arguments)  # type: ignore[index]
+    message = {"role": "assistant", "content": None, "tool_calls": [call]}
+    payload: dict[str, object] = {"choices": [{"index": 0, "message": message}]}
+    if usage is not None:
+        payload["usage"] = usage
+    return json.dumps(payload).encode()
+
+
+@pytest.mark.parametrize(
+    "usage", [None, "lots", {"prompt_tokens": "12", "completion_tokens": 3}, {"total": 5}]
+)
+async def test_a_server_reporting_no_usage_is_held_to_the_cap_by_estimate(
+    stand: Stand, usage: object
+) -> None:
+    cid = stand.company_id
+    await stand.storage.model_usage.put_settings(cid, SalonModelSettings(True, None, 3_000))
+    stand.fake.script(*[raw(_without_usage(ARGS, usage)) for _ in range(10)])
+    reads = 0
+    while await stand.models.for_company(cid, RuleUnderstander()) is not None:
+        await stand.read()
+        reads += 1
+        assert reads < 10, "the cap was never reached"
+    sent = json.dumps(stand.fake.requests[0].body, ensure_ascii=False)
+    prompt, completion = ceil(len(sent) / 4), ceil(len(json.dumps(ARGS)) / 4)
+    used = await stand.storage.model_usage.usage(cid, WALL.date())
+    assert (used.prompt_tokens, used.completion_tokens) == (reads * prompt, reads * completion)
+    assert used.total >= 3_000 and reads >= 1
+    assert stand.metric("aiadmin_llm_usage_estimated_total") == reads
+    assert stand.metric("aiadmin_llm_fallbacks_total", "cap_reached") == 1
+
+
+async def test_reported_usage_is_taken_as_is(stand: Stand) -> None:
+    cid = stand.company_id
+    await stand.storage.model_usage.put_settings(cid, SalonModelSettings(True, None, 3_000))
+    stand.fake.script(raw(_without_usage(ARGS, {"prompt_tokens": 0, "completion_tokens": 7})))
+    await stand.read()
+    used = await stand.storage.model_usage.usage(cid, WALL.date())
+    assert (used.prompt_tokens, used.completion_tokens) == (0, 7)
+    assert stand.metric("aiadmin_llm_usage_estimated_total") == 0
