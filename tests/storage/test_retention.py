@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pytest
 
@@ -170,3 +171,34 @@ async def test_token_usage_days_older_than_the_retention_go(
     assert [u.day for u in history] == [today, kept]  # the spending of the kept days stays
     assert await storage.model_usage.history(other, old, today) == []
     assert (await storage.model_usage.usage(company, kept)).prompt_tokens == 100
+
+
+async def test_postgres_token_usage_prune_reads_the_day_index(real_storage: Storage) -> None:
+    """20,000 salon-days, ten of them past the cutoff: a prune batch finds those ten through
+    the day index (migration 0013), not by scanning every salon-day kept."""
+    import storage._retention as retention
+
+    assert real_storage.pg is not None
+
+    async def plan(conn: Any) -> str:
+        company = await conn.fetchval(
+            "INSERT INTO companies (yclients_id, integration_status) VALUES (99001, 'active') "
+            "RETURNING id"
+        )
+        await conn.execute(
+            """INSERT INTO assistant_token_usage (company_id, day, prompt_tokens)
+               SELECT $1, DATE '2026-10-22' + g, 1 FROM generate_series(0, 19999) g""",
+            company,
+        )
+        await conn.execute("ANALYZE assistant_token_usage")
+        rows = await conn.fetch(
+            "EXPLAIN (COSTS OFF) " + retention._TOKEN_USAGE_SQL,
+            dt.datetime(2026, 12, 1, 12, tzinfo=dt.UTC),
+            dt.timedelta(days=30).total_seconds(),  # the cutoff's day: 2026-11-01
+            500,
+        )
+        return "\n".join(r[0] for r in rows)
+
+    found: str = await real_storage.pg.run(plan)  # type: ignore[arg-type]
+    assert "idx_assistant_token_usage_day" in found, found
+    assert "Seq Scan on assistant_token_usage" not in found, found
