@@ -107,12 +107,14 @@ CHANGE_SCHEMA: dict[str, Any] = {
         "enabled": {**BOOLEAN.schema, "description": "Understand messages with the model"},
         "name": {
             "anyOf": [dict(MODEL_NAME.schema), {"type": "null"}],
-            "description": "The model (null: the node's AIADMIN_LLM_MODEL)",
+            "description": "The model (null: the node's AIADMIN_LLM_MODEL; when the node "
+            "sets AIADMIN_LLM_MODELS, one of those)",
         },
         "daily_token_cap": {
             **DAILY_TOKEN_CAP.schema,
             "description": "Most tokens (prompt + completion) per local day; then the rules "
-            f"until the salon's midnight (default {DEFAULT_DAILY_TOKEN_CAP})",
+            f"until the salon's midnight (default {DEFAULT_DAILY_TOKEN_CAP}; at most the "
+            "node's AIADMIN_LLM_MAX_DAILY_TOKENS, 1,000,000 unless set)",
         },
     },
 }
