@@ -9,11 +9,13 @@ PostgreSQL + Redis).
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 
 import pytest
 
 from tests.fakes.yclients import BORODA_ID, LOTOS_ID, ORCHID_ID
+from tests.web.conftest import ADMIN_KEY, make_web_settings, open_memory_storage, open_web
 from tests.web.yclients_stack import Stack, open_stack
 
 #: Salon ids YClients has never heard of (it answers 404 «Филиал не найден»).
@@ -167,3 +169,27 @@ async def test_the_redirect_is_rate_limited_per_client_ip(stack: Stack) -> None:
 
     # Another address has its own budget.
     await stack.install(LOTOS_ID, signed=False)
+
+
+@pytest.mark.parametrize("accept", ["application/json", "text/html"])
+async def test_a_node_without_yclients_says_so_rather_than_blaming_yclients(accept: str) -> None:
+    """No partner token or application id on this node: the redirect cannot ask YClients, and
+    says that (503 ``yclients_not_configured``), not that YClients is down — for the admin key
+    as for anyone, and nothing is registered."""
+    async with (
+        open_memory_storage() as storage,
+        open_web(make_web_settings(), storage) as web,
+    ):
+        response = await web.client.get(
+            "/marketplace/yclients/redirect?salon_id=1",
+            headers={"X-API-Key": ADMIN_KEY, "Accept": accept},
+        )
+        text = await response.get_data(as_text=True)
+        assert response.status_code == 503
+        assert response.headers["Retry-After"] == "60"
+        if accept == "application/json":
+            assert json.loads(text)["error"]["code"] == "yclients_not_configured"
+        else:
+            assert "не настроена связь с YClients" in text
+            assert "не отвечает" not in text
+        assert await storage.companies.get_by_salon(1) is None

@@ -134,7 +134,8 @@ class Install(enum.Enum):
     CONFIRMED = "confirmed"  # installed: pending or active
     NOT_CONFIRMED = "not_confirmed"  # known, but frozen or refused for another reason
     UNKNOWN = "unknown"  # 404: no such salon, or our app is not installed there
-    UNAVAILABLE = "unavailable"  # YClients not configured, unreachable, slow or refusing us
+    UNAVAILABLE = "unavailable"  # YClients unreachable, slow or refusing us
+    NOT_CONFIGURED = "not_configured"  # this node has no YClients partner token or app id
 
 
 async def _install_status(salon_id: int) -> Install:
@@ -142,7 +143,7 @@ async def _install_status(salon_id: int) -> Install:
     client = _client()
     app_id = state().settings.yclients_application_id
     if client is None or app_id is None:
-        return Install.UNAVAILABLE
+        return Install.NOT_CONFIGURED
     with trio.move_on_after(DETAILS_TIMEOUT):
         try:
             installation = await client.get_installation(salon_id, app_id)
@@ -327,6 +328,16 @@ async def _refuse_unregistered(salon: _Salon) -> Any:
             "YClients не нашёл этот салон или приложение AI Admin в нём не установлено. "
             "Установите AI Admin из маркетплейса YClients.",
             None,
+        )
+    if salon.install is Install.NOT_CONFIGURED:
+        return await _refuse(
+            503,
+            "yclients_not_configured",
+            "AI Admin ещё не подключён к YClients",
+            "На этом сервере AI Admin не настроена связь с YClients, поэтому установку "
+            "проверить нельзя. Сообщите администратору сервиса.",
+            salon.salon_id,
+            headers={"Retry-After": "60"},
         )
     if salon.install is Install.UNAVAILABLE:
         return await _refuse(
