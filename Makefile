@@ -35,14 +35,14 @@ typecheck: setup
 	$(VENV)/bin/mypy
 
 pytest: setup
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n 2 --dist loadfile
 
 test: system-deps setup services
 	@bash scripts/ensure-system-deps.sh --browser
 	$(VENV)/bin/ruff check config metrics runtime actors storage web tests bench
 	$(VENV)/bin/ruff format --check config metrics runtime actors storage web tests bench
 	$(VENV)/bin/mypy
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n 2 --dist loadfile
 
 bench: system-deps setup services
 	$(PY) bench/runtime.py
