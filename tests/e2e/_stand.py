@@ -93,6 +93,8 @@ class Stand:
 
 #: Run for each salon once it is linked and synced, before its dialogues play.
 SalonSetup = Callable[[Stand, Salon], Awaitable[None]]
+#: Run on a stand once all its dialogues have played, before it stops (e.g. to read metrics).
+StandDone = Callable[[Stand], Awaitable[None]]
 
 
 def stand_settings(
@@ -218,17 +220,19 @@ async def play(
     stands: int = DEFAULT_STANDS,
     extra_env: Mapping[str, str] | None = None,
     salon_setup: SalonSetup | None = None,
+    stand_done: StandDone | None = None,
 ) -> dict[tuple[str, str], Played]:
     """Play the sets' dialogues (only ``selected`` keys when given) on ``stands`` stands at
     once (:func:`plan_stands` deals the salons out). Never raises for what happens on a stand:
     a stand that cannot be set up, fails or overruns its bound gives each of its dialogues not
     played to the end a :class:`Played` whose errors say so. ``extra_env`` adds to the
-    server's settings; ``salon_setup`` runs for each salon once it is linked and synced."""
+    server's settings; ``salon_setup`` runs for each salon once it is linked and synced,
+    ``stand_done`` on each stand once its dialogues have played."""
     now = datetime.now(UTC)
     results: dict[tuple[str, str], Played] = {}
     async with trio.open_nursery() as nursery:
         for plan in plan_stands(sets, selected, stands):
-            nursery.start_soon(play_stand, plan, now, results, extra_env, salon_setup)
+            nursery.start_soon(play_stand, plan, now, results, extra_env, salon_setup, stand_done)
     return results
 
 
@@ -238,6 +242,7 @@ async def play_stand(
     results: dict[tuple[str, str], Played],
     extra_env: Mapping[str, str] | None = None,
     salon_setup: SalonSetup | None = None,
+    stand_done: StandDone | None = None,
 ) -> None:
     """Set a stand up and play its salons' dialogues, the salons at the same time, each
     salon's in file order; all of it within :attr:`StandPlan.bound`."""
@@ -261,6 +266,8 @@ async def play_stand(
                         nursery.start_soon(
                             _play_chain, stand, salons[sid], number, chain, results, players
                         )
+                if stand_done is not None:
+                    await stand_done(stand)
         return
     except trio.TooSlowError:
         problem = f"{plan.describe()} did not finish within its bound of {plan.bound:g} s"

@@ -11,7 +11,11 @@ changed in YClients. Another set (a held-back one) plays the same way on stands 
     ASSISTANT_DIALOGUES=path/catalog.json:path/dialogues.json .venv/bin/pytest -q \
         tests/e2e/test_dialogues.py
 
-(``-k extra`` plays that set alone).
+(``-k extra`` plays that set alone). ``ASSISTANT_DIALOGUES_VIA_MODEL=1`` plays every set
+(sample, corpus, and the extra one) through the language-model understanding instead, each
+salon switched to a fake model answering what the rules read (``_model_path.py``), with the
+same expectations; each dialogue then also fails if its group's run shows the model path was
+not used for every message (a fallback to the rules, a model answer not used).
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from ._dialogues import (
     DialogueSet,
 )
 from ._expectations import Played, problems
+from ._model_path import play_via_model
 from ._stand import play
 
 SAMPLE_SET = DialogueSet.load("sample", SAMPLE_CATALOG, SAMPLE_DIALOGUES)
@@ -48,11 +53,27 @@ def _extra_sets() -> list[DialogueSet]:
 
 
 EXTRA_SETS = _extra_sets()
+#: Play through the language-model path (the rules-echo fake model) instead of the rules.
+VIA_MODEL = os.environ.get("ASSISTANT_DIALOGUES_VIA_MODEL", "").strip() not in ("", "0")
 #: Sets played together, on the same stands (their salons must differ).
 GROUPS: tuple[tuple[DialogueSet, ...], ...] = (
     (SAMPLE_SET, CORPUS_SET),
     *((s,) for s in EXTRA_SETS),
 )
+
+
+async def _play_group(
+    group: Sequence[DialogueSet], keys: set[tuple[str, str]]
+) -> dict[tuple[str, str], Played]:
+    """Play a group through the rules, or the model path when :data:`VIA_MODEL` (then each
+    dialogue also carries what shows the model path was not used throughout, if anything)."""
+    if not VIA_MODEL:
+        return await play(group, keys)
+    played, run = await play_via_model(group, keys)
+    model_problems = run.problems()
+    for result in played.values():
+        result.errors.extend(f"model path: {p}" for p in model_problems)
+    return played
 
 
 class Outcomes:
@@ -67,7 +88,7 @@ class Outcomes:
             group = next(g for g in GROUPS if any(s.name == dialogue.set_name for s in g))
             keys = {d.key for s in group for d in s.dialogues} & self.selected
             try:
-                self.played.update(trio.run(play, group, keys))
+                self.played.update(trio.run(_play_group, group, keys))
             except Exception as exc:  # each test of the group reports it once
                 problem = f"the dialogues could not be played: {type(exc).__name__}: {exc}"
                 for s in group:

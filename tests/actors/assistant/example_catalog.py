@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,12 @@ def assistant_catalog(
     """The salon ``salon_id`` of a catalog file as an :class:`AssistantCatalog`."""
     data = json.loads(path.read_text(encoding="utf-8"))
     raw = next(s for s in data["salons"] if s["id"] == salon_id)
+    return salon_catalog(raw, company_id=company_id)
+
+
+def salon_catalog(raw: Mapping[str, Any], *, company_id: int | None = None) -> AssistantCatalog:
+    """A catalog file's salon entry (parsed) as an :class:`AssistantCatalog`."""
+    salon_id = int(raw["id"])
     card = SalonCard(
         company_id=company_id if company_id is not None else salon_id,
         salon_id=salon_id,
