@@ -3,14 +3,8 @@ still delivers each recent message id once."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
-import trio
-
-from actors.whatsapp import QrCode, SimulatedGateway, SimulatedSession, SimulatedWorld
+from actors.whatsapp import SimulatedSession, SimulatedWorld
 from actors.whatsapp._world import DELIVERED_PER_COMPANY
-from config import QrPolicy
 
 ANNA = "79005550001"
 
@@ -18,24 +12,6 @@ ANNA = "79005550001"
 def message_id(n: int) -> str:
     """The ``n``-th message id, in whatsmeow's shape (``3EB0`` + 18 hex digits)."""
     return f"3EB0{n:018X}"
-
-
-@pytest.fixture
-async def linked(autojump_clock: object) -> AsyncIterator[tuple[SimulatedWorld, SimulatedSession]]:
-    world = SimulatedWorld()
-    async with trio.open_nursery() as nursery:
-        gateway = SimulatedGateway(
-            nursery, world=world, qr=QrPolicy(rotate_every=20.0, max_codes=6)
-        )
-        session = gateway.open_session(1)
-        await session.start()
-        qr = await session.events.receive()
-        assert isinstance(qr, QrCode)
-        world.scan(1, "79001234567", code=qr.code)
-        await world.wait_until(lambda: world.is_connected(1))
-        yield world, session
-        await gateway.aclose()
-        nursery.cancel_scope.cancel()
 
 
 async def test_the_delivery_record_keeps_the_latest_messages_and_their_ids(

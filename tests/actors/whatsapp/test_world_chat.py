@@ -2,41 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
-import trio
-
 from actors.whatsapp import (
-    QrCode,
-    SimulatedGateway,
     SimulatedSession,
     SimulatedWorld,
     new_message_id,
 )
 from actors.whatsapp._world import CHAT_LINES_PER_PHONE, CHAT_PHONES_PER_COMPANY, ChatLog
-from config import QrPolicy
 
 ANNA = "79005550001"
 BORIS = "79005550002"
-
-
-@pytest.fixture
-async def linked(autojump_clock: object) -> AsyncIterator[tuple[SimulatedWorld, SimulatedSession]]:
-    world = SimulatedWorld()
-    async with trio.open_nursery() as nursery:
-        gateway = SimulatedGateway(
-            nursery, world=world, qr=QrPolicy(rotate_every=20.0, max_codes=6)
-        )
-        session = gateway.open_session(1)
-        await session.start()
-        qr = await session.events.receive()
-        assert isinstance(qr, QrCode)
-        world.scan(1, "79001234567", code=qr.code)
-        await world.wait_until(lambda: world.is_connected(1))
-        yield world, session
-        await gateway.aclose()
-        nursery.cancel_scope.cancel()
 
 
 async def test_a_phone_sees_what_it_sent_and_what_was_delivered_to_it_in_order(
