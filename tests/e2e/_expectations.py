@@ -58,6 +58,15 @@ class Played:
     errors: list[str] = field(default_factory=list)
 
     @property
+    def todays(self) -> list[date]:
+        """The salon's dates "today" may have meant: the start's, and the end's too when the
+        run crossed the salon's midnight (a client's "через неделю" said after midnight counts
+        from the new date, one said before from the old)."""
+        if self.today_at_end is None or self.today_at_end == self.today:
+            return [self.today]
+        return [self.today, self.today_at_end]
+
+    @property
     def replies(self) -> list[str]:
         return [r for e in self.exchanges for r in e.replies]
 
@@ -107,7 +116,7 @@ class Played:
         if self.today_at_end is not None and self.today_at_end != self.today:
             lines.append(
                 f"  NOTE: the salon's date changed during the run ({self.today} -> "
-                f"{self.today_at_end}); day offsets were counted from {self.today}"
+                f"{self.today_at_end}); day offsets from either date were accepted"
             )
         return "\n".join(lines)
 
@@ -191,7 +200,9 @@ def _changes(played: Played, expect: Mapping[str, Any]) -> list[str]:
         at = local_time(record, played.zone)
         if record["deleted"]:
             found.append(f"record {move['record']!r} was deleted instead of moved")
-        elif (at.date() - played.today).days != move["day"] or not _time_ok(at, move["time"]):
+        elif not _time_ok(at, move["time"]) or all(
+            (at.date() - today).days != move["day"] for today in played.todays
+        ):
             found.append(
                 f"record {move['record']!r} is at {at:%Y-%m-%d %H:%M}, expected day "
                 f"{move['day']} at {move['time']}"
@@ -205,7 +216,16 @@ def _changes(played: Played, expect: Mapping[str, Any]) -> list[str]:
 
 
 def _matches(record: Mapping[str, Any], booked: Mapping[str, Any], played: Played) -> list[str]:
-    """What of ``booked`` the record misses (empty: it is the booking)."""
+    """What of ``booked`` the record misses (empty: it is the booking), its relative days
+    counted from any date the salon's "today" was during the run."""
+    tries = [_matches_from(record, booked, played, today) for today in played.todays]
+    return next((misses for misses in tries if not misses), tries[0])
+
+
+def _matches_from(
+    record: Mapping[str, Any], booked: Mapping[str, Any], played: Played, today: date
+) -> list[str]:
+    """What of ``booked`` the record misses with relative days counted from ``today``."""
     misses: list[str] = []
     services = sorted(int(s["id"]) for s in record["services"])
     if "services" in booked and services != sorted(booked["services"]):
@@ -218,13 +238,13 @@ def _matches(record: Mapping[str, Any], booked: Mapping[str, Any], played: Playe
     if "staff_any" in booked and staff not in booked["staff_any"]:
         misses.append(f"staff {staff} not among {booked['staff_any']}")
     at = local_time(record, played.zone)
-    offset = (at.date() - played.today).days
+    offset = (at.date() - today).days
     if "day" in booked and offset != booked["day"]:
         misses.append(f"day +{offset} != +{booked['day']}")
     if "day_any" in booked and offset not in booked["day_any"]:
         misses.append(f"day +{offset} not among {booked['day_any']}")
     if "weekday" in booked:
-        wanted = [nearest_weekday_offset(played.today, w) for w in weekdays(booked["weekday"])]
+        wanted = [nearest_weekday_offset(today, w) for w in weekdays(booked["weekday"])]
         if offset not in wanted:
             misses.append(f"day +{offset} is not the next {booked['weekday']} (+{wanted})")
     if booked.get("weekend") and not (offset <= 7 and at.weekday() >= 5):

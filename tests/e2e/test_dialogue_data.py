@@ -376,6 +376,24 @@ def test_a_booking_that_differs_fails(record: dict[str, Any], missing: str) -> N
     assert any(missing in p for p in found), found
 
 
+def test_a_run_across_the_salons_midnight_counts_days_from_either_date() -> None:
+    """Said after midnight, "tomorrow" is the new date's tomorrow: a run that crossed the
+    salon's midnight accepts offsets from the start's date or the end's, and no other."""
+    after = [_record(1, 2, "12:00"), _record(2, 2, "15:00")]
+    played = _played({"booked": BOOKED}, after=after)
+    assert any("day +2" in p for p in problems(played))
+    played.today_at_end = TODAY + timedelta(days=1)
+    assert problems(played) == []
+    assert "either date" in played.transcript()
+    moved = _played(
+        {"moved": {"record": "r", "day": 3, "time": "16:00"}}, after=[_record(1, 4, "16:00")]
+    )
+    moved.today_at_end = TODAY + timedelta(days=1)
+    assert problems(moved) == []
+    moved.today_at_end = TODAY + timedelta(days=2)
+    assert any("expected day 3" in p for p in problems(moved))
+
+
 def test_two_records_or_none_fail() -> None:
     twice = [_record(1, 2, "12:00"), _record(2, 1, "15:00"), _record(3, 1, "15:00")]
     assert "3 records created, expected 1" not in problems(_played({"booked": BOOKED}))
