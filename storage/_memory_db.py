@@ -516,6 +516,14 @@ class MemoryAuditLog:
         mine.sort(key=lambda e: (e.created_at, e.id), reverse=True)
         return [replace(e, data=copy.deepcopy(e.data)) for e in mine[:limit]]
 
+    async def for_phone(self, company_id: int, phone: str, limit: int = 50) -> list[AuditEvent]:
+        await trio.lowlevel.checkpoint()
+        limit_value(limit)
+        peer = v.text("phone", phone, 32)
+        mine = [e for e in self._db.events_of.get(company_id, ()) if e.data.get("phone") == peer]
+        mine.sort(key=lambda e: (e.created_at, e.id), reverse=True)
+        return [replace(e, data=copy.deepcopy(e.data)) for e in mine[:limit]]
+
 
 def _claimable(claimed_until: datetime | None, now: datetime) -> bool:
     return claimed_until is None or claimed_until <= now

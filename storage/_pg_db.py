@@ -349,6 +349,11 @@ class PgCompanies(_Repo):
 class PgAuditLog(_Repo):
     """:class:`AuditLog` on PostgreSQL."""
 
+    #: One client's events, newest first (read through idx_marketplace_events_phone, 0015).
+    PHONE_EVENTS = """SELECT id, company_id, event_type, data, created_at FROM marketplace_events
+                      WHERE company_id = $1 AND data->'phone' = to_jsonb($2::text)
+                      ORDER BY created_at DESC, id DESC LIMIT $3"""
+
     async def append(
         self, company_id: int | None, event_type: str, data: Mapping[str, Any] | None = None
     ) -> AuditEvent:
@@ -365,6 +370,12 @@ class PgAuditLog(_Repo):
         sql = """SELECT id, company_id, event_type, data, created_at FROM marketplace_events
                  WHERE company_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2"""
         recs = await self._pool.run(_fetch, sql, company_id, limit)
+        return [AuditEvent(**dict(r.items())) for r in recs]
+
+    async def for_phone(self, company_id: int, phone: str, limit: int = 50) -> list[AuditEvent]:
+        limit_value(limit)
+        peer = v.text("phone", phone, 32)
+        recs = await self._pool.run(_fetch, self.PHONE_EVENTS, company_id, peer, limit)
         return [AuditEvent(**dict(r.items())) for r in recs]
 
 

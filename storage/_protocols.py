@@ -185,6 +185,11 @@ class AuditLog(Protocol):
         """The company's latest events, newest first."""
         ...
 
+    async def for_phone(self, company_id: int, phone: str, limit: int = 50) -> list[AuditEvent]:
+        """The company's latest events about one client (``data["phone"] == phone``), newest
+        first: what the assistant and the salon did in that client's chat."""
+        ...
+
 
 class WebhookInbox(Protocol):
     """Durable inbox of YClients webhooks (``webhook_events``): store first, handle later."""

@@ -1,0 +1,6 @@
+-- The salon page's transcript reads one client's audit events (what the assistant and the
+-- salon did in that chat: AuditLog.for_phone, issue 16). Events about a client carry its phone
+-- as the JSON string data->'phone'; the rest (registration, sync, ...) stay out of this index.
+CREATE INDEX IF NOT EXISTS idx_marketplace_events_phone
+  ON marketplace_events (company_id, (data->'phone'), created_at DESC, id DESC)
+  WHERE data->'phone' IS NOT NULL;

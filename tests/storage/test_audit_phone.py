@@ -1,0 +1,106 @@
+"""Contract: one client's audit events (``AuditLog.for_phone``, issue 16's transcript) on the
+in-memory twin and on PostgreSQL — newest first, only that company's and that phone's, limited;
+and on PostgreSQL the read goes through migration 0015's index."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from storage import Storage, ValidationError
+from tests.support.clock import FakeWallClock
+
+ANNA, BORIS = "79005550001", "79005550002"
+
+
+async def _company(storage: Storage, salon: int) -> int:
+    return (await storage.companies.create(salon)).company.id
+
+
+async def test_for_phone_is_one_clients_events_newest_first(
+    storage: Storage, wall: FakeWallClock
+) -> None:
+    cid = await _company(storage, 1)
+    other = await _company(storage, 2)
+    await storage.audit.append(cid, "assistant.booked", {"phone": ANNA, "record_id": 1})
+    wall.advance(1)
+    await storage.audit.append(cid, "assistant.booked", {"phone": BORIS, "record_id": 2})
+    await storage.audit.append(cid, "sync_requested", {"by": "admin"})
+    await storage.audit.append(other, "assistant.booked", {"phone": ANNA, "record_id": 3})
+    wall.advance(1)
+    await storage.audit.append(cid, "conversation_mode_set", {"phone": ANNA, "mode": "handoff"})
+    # a phone given as a number is not the same client's text phone
+    await storage.audit.append(cid, "odd", {"phone": 79005550001})
+
+    mine = await storage.audit.for_phone(cid, ANNA)
+    assert [(e.event_type, e.company_id) for e in mine] == [
+        ("conversation_mode_set", cid),
+        ("assistant.booked", cid),
+    ]
+    assert mine[1].data == {"phone": ANNA, "record_id": 1}
+    assert [e.data["record_id"] for e in await storage.audit.for_phone(cid, BORIS)] == [2]
+    assert [e.data["record_id"] for e in await storage.audit.for_phone(other, ANNA)] == [3]
+    assert [e.event_type for e in await storage.audit.for_phone(cid, ANNA, limit=1)] == [
+        "conversation_mode_set"
+    ]
+    assert await storage.audit.for_phone(cid, "79990000000") == []
+    assert await storage.audit.for_phone(424242, ANNA) == []
+
+
+async def test_for_phone_returns_copies(storage: Storage) -> None:
+    cid = await _company(storage, 1)
+    await storage.audit.append(cid, "assistant.handoff", {"phone": ANNA, "reason": "asked"})
+    [event] = await storage.audit.for_phone(cid, ANNA)
+    event.data["reason"] = "changed"
+    [again] = await storage.audit.for_phone(cid, ANNA)
+    assert again.data["reason"] == "asked"
+
+
+@pytest.mark.parametrize(("phone", "limit"), [(ANNA, 0), (ANNA, -1), ("7" * 33, 10), ("7\x00", 1)])
+async def test_for_phone_refuses_bad_arguments(storage: Storage, phone: str, limit: int) -> None:
+    cid = await _company(storage, 1)
+    with pytest.raises(ValidationError):
+        await storage.audit.for_phone(cid, phone, limit)
+
+
+async def test_for_phone_reads_its_index_on_postgresql(real_storage: Storage) -> None:
+    """20,000 events of 1,000 clients (and some with no phone): one client's page is read
+    through migration 0015's index in order, no sort, even under the generic plan asyncpg's
+    cached statement gets after five runs."""
+    import storage._pg_db as pg_db
+
+    cid = await _company(real_storage, 1)
+    await real_storage.audit.append(cid, "assistant.booked", {"phone": ANNA})
+    pool = real_storage.pg
+    assert pool is not None
+    sql = pg_db.PgAuditLog.PHONE_EVENTS
+
+    async def plan(conn: Any) -> str:
+        await conn.execute(
+            """INSERT INTO marketplace_events (company_id, event_type, data)
+               SELECT $1, 'assistant.handoff',
+                      CASE WHEN g % 10 = 0 THEN '{}'::jsonb
+                           ELSE jsonb_build_object('phone', (79000000000 + g % 1000)::text) END
+               FROM generate_series(1, 20000) g""",
+            cid,
+        )
+        await conn.execute("ANALYZE marketplace_events")
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        try:
+            await conn.execute(f"PREPARE by_phone AS {sql}")
+            text = "\n".join(
+                r[0]
+                # our own constants: EXPLAIN EXECUTE takes no bound parameters
+                for r in await conn.fetch(
+                    f"EXPLAIN (COSTS OFF) EXECUTE by_phone({cid}, '{ANNA}', 50)"
+                )
+            )
+            await conn.execute("DEALLOCATE by_phone")
+            return text
+        finally:
+            await conn.execute("RESET plan_cache_mode")
+
+    found = await pool.run(plan)  # type: ignore[arg-type]
+    assert "idx_marketplace_events_phone" in found and "Sort" not in found, found
+    assert [e.data for e in await real_storage.audit.for_phone(cid, ANNA)] == [{"phone": ANNA}]
