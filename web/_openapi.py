@@ -13,6 +13,9 @@ Authentication schemes (``RouteDoc.auth``)::
     "admin"     the partner/admin key in ``X-API-Key``
     "company"   the company's own ``sk_…`` key in ``X-API-Key`` or its JWT as a Bearer token
     "token"     the company JWT carried in the path or query (connect links)
+    "salon"     the salon page's session cookie (state changes also need ``X-CSRF-Token``),
+                or any ``"company"`` credential, or the admin key
+    "salon_cookie"  the salon page's session cookie only (the page itself, log-out)
 
 Every operation also documents the error shape (``ErrorResponse``) for the statuses listed in
 ``responses`` and, for authenticated routes, 401 and 403. Unknown auth names or methods raise
@@ -34,7 +37,7 @@ OPENAPI_VERSION = "3.1.0"
 #: A path id: ours and YClients' are positive 32-bit integers.
 ID_SCHEMA: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
-AUTH_SCHEMES = ("none", "admin", "company", "token")
+AUTH_SCHEMES = ("none", "admin", "company", "token", "salon", "salon_cookie")
 
 _QUART_PARAM = re.compile(
     r"<(?:(?P<conv>[a-zA-Z_]+)(?:\([^)]*\))?:)?(?P<name>[a-zA-Z_][a-zA-Z0-9_]*)>"
@@ -76,12 +79,21 @@ SECURITY_SCHEMES: dict[str, Any] = {
         "bearerFormat": "JWT",
         "description": "A company's JWT (HS256, 24 h); valid for that company only.",
     },
+    "SalonSession": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "aiadmin_salon",
+        "description": "The salon page's session cookie; valid for that salon only. "
+        "POST, PUT, PATCH and DELETE with it also need the page's X-CSRF-Token header.",
+    },
 }
 _SECURITY: dict[str, list[dict[str, list[str]]]] = {
     "none": [],
     "admin": [{"AdminKey": []}],
     "company": [{"CompanyKey": []}, {"CompanyToken": []}],
     "token": [],  # the JWT is a path/query parameter, documented as such
+    "salon": [{"SalonSession": []}, {"AdminKey": []}, {"CompanyKey": []}, {"CompanyToken": []}],
+    "salon_cookie": [{"SalonSession": []}],
 }
 
 DEFAULT_DESCRIPTIONS = {
@@ -208,9 +220,9 @@ def _operation(route: RouteDoc, path_params: list[dict[str, Any]]) -> dict[str, 
     if route.request_schema is not None:
         for status in (400, 413, 415):
             statuses.setdefault(status, None)
-    if route.auth in ("admin", "company", "token"):
+    if route.auth in ("admin", "company", "token", "salon", "salon_cookie"):
         statuses.setdefault(401, None)
-    if route.auth == "company":
+    if route.auth in ("company", "salon"):
         statuses.setdefault(403, None)
     operation["responses"] = {
         str(status): _response_object(status, statuses[status], route)
