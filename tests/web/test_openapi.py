@@ -94,7 +94,12 @@ def test_security_and_error_responses() -> None:
     public = doc["paths"]["/marketplace/test"]["get"]
     assert public["security"] == []
     assert set(public["responses"]) == {"200"}
-    assert set(doc["components"]["securitySchemes"]) == {"AdminKey", "CompanyKey", "CompanyToken"}
+    assert set(doc["components"]["securitySchemes"]) == {
+        "AdminKey",
+        "CompanyKey",
+        "CompanyToken",
+        "SalonSession",
+    }
     assert doc["components"]["schemas"]["ErrorResponse"]["properties"]["success"] == {
         "const": False
     }
