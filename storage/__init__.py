@@ -87,6 +87,10 @@ from ._sent import SentLedger as SentLedger
 from ._storage import Storage as Storage
 from ._storage import StorageHealth as StorageHealth
 from ._storage import open_storage as open_storage
+from ._synonyms import MAX_WORD as MAX_SYNONYM_CHARS
+from ._synonyms import MAX_WORDS as MAX_SYNONYMS_PER_SERVICE
+from ._synonyms import SalonSynonyms as SalonSynonyms
+from ._synonyms import merge_synonyms as merge_synonyms
 from ._validate import MAX_ID as MAX_ID
 
 # Names bound to a backend (asyncpg, the in-memory key-value store on trio) load on first use,
@@ -125,6 +129,8 @@ __all__ = [
     "MAX_HISTORY_DAYS",
     "MAX_ID",
     "MAX_MODEL_NAME",
+    "MAX_SYNONYMS_PER_SERVICE",
+    "MAX_SYNONYM_CHARS",
     "WEBHOOK_SECRET_PREFIX",
     "AttemptOutcome",
     "AuditEvent",
@@ -180,6 +186,7 @@ __all__ = [
     "SalonRecords",
     "SalonService",
     "SalonStaff",
+    "SalonSynonyms",
     "SentLedger",
     "StaleEpoch",
     "Storage",
@@ -192,6 +199,7 @@ __all__ = [
     "ValidationError",
     "WebhookInbox",
     "map_exceptions",
+    "merge_synonyms",
     "migrate",
     "migration_files",
     "open_storage",

@@ -25,6 +25,7 @@ from ._fields import Clock, limit_value
 from ._models import PlannedReminder, Reminder, ReminderKey, ReminderStatus, Review
 from ._pg_pool import PgPool
 from ._reminders import (
+    MAX_UPCOMING,
     MOVED,
     check_comment,
     check_company,
@@ -375,6 +376,15 @@ class PgReminders:
         sql = f"""SELECT {COLUMNS} FROM reminders WHERE company_id = $1 AND record_id = $2
                   ORDER BY visit_time, kind, id"""
         recs = await self._pool.run(_fetch_for_company, sql, company_id, record)
+        return [_reminder(r) for r in recs]
+
+    async def upcoming(self, company_id: int, limit: int = 50) -> list[Reminder]:
+        company_id = check_company(company_id)
+        count = limit_value(limit, high=MAX_UPCOMING)
+        sql = f"""SELECT {COLUMNS} FROM reminders
+                  WHERE company_id = $1 AND status IN ('planned', 'claimed')
+                  ORDER BY COALESCE(due_at, visit_time), id LIMIT $2"""
+        recs = await self._pool.run(_fetch_for_company, sql, company_id, count)
         return [_reminder(r) for r in recs]
 
 

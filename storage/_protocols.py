@@ -756,6 +756,11 @@ class Reminders(Protocol):
         """A visit's rows, by visit time then kind."""
         ...
 
+    async def upcoming(self, company_id: int, limit: int = 50) -> list[Reminder]:
+        """The company's rows still to go out (``planned``, and ``claimed`` ones in flight),
+        soonest due first (then by id), at most ``limit`` (1 … 1000): the salon's plan."""
+        ...
+
 
 class Reviews(Protocol):
     """Clients' ratings of their visits (``reviews``), one per ``(company, record)``.

@@ -214,6 +214,16 @@ def visit_order(row: Reminder) -> tuple[datetime, str, int]:
     return row.visit_time, row.kind, row.id
 
 
+#: What ``upcoming`` lists: rows still to go out; at most ``MAX_UPCOMING`` at once.
+UPCOMING_STATUSES = (ReminderStatus.PLANNED, ReminderStatus.CLAIMED)
+MAX_UPCOMING = 1000
+
+
+def upcoming_order(row: Reminder) -> tuple[datetime, int]:
+    """Soonest due first (a claimed row keeps the due time it was planned for)."""
+    return row.due_at or row.visit_time, row.id
+
+
 # -- in memory -----------------------------------------------------------------------------
 
 
@@ -475,6 +485,17 @@ class MemoryReminders:
         record = check_record_id("record_id", record_id)
         self._db.require_company(check_company(company_id))
         return sorted(self._visit(company_id, record), key=visit_order)
+
+    async def upcoming(self, company_id: int, limit: int = 50) -> list[Reminder]:
+        await trio.lowlevel.checkpoint()
+        count = limit_value(limit, high=MAX_UPCOMING)
+        self._db.require_company(check_company(company_id))
+        rows = [
+            r
+            for r in self._db.reminders.values()
+            if r.company_id == company_id and r.status in UPCOMING_STATUSES
+        ]
+        return sorted(rows, key=upcoming_order)[:count]
 
 
 def _dropped(row: Reminder, reason: str, now: datetime) -> Reminder:

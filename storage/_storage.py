@@ -37,6 +37,7 @@ from ._protocols import (
 )
 from ._retention import Retention
 from ._sent import SentLedger
+from ._synonyms import SalonSynonyms
 
 if TYPE_CHECKING:
     # The backends are imported where they are chosen (``open_storage``), so importing
@@ -106,6 +107,8 @@ class Storage:
     sent: SentLedger
     #: Each salon's language-model choice and its tokens per local day (issue 15).
     model_usage: ModelUsageStore
+    #: Each salon's own words for its services, kept apart from the synced catalog (issue 16).
+    synonyms: SalonSynonyms
     database_kind: str
     redis_kind: str
     pg: PgPool | None = field(default=None, repr=False)
@@ -228,6 +231,7 @@ async def open_storage(
                 from ._pg_model_usage import PgModelUsage
                 from ._pg_pool import PgPool
                 from ._pg_reminders import PgReminders, PgReminderSettings, PgReviews
+                from ._pg_synonyms import PgSynonyms
                 from ._records import PgSalonRecords
                 from ._retention import PgRetention
                 from ._sent import PgSentLedger
@@ -258,6 +262,7 @@ async def open_storage(
                 retention: Retention = PgRetention(pg, wall_clock)
                 sent: SentLedger = PgSentLedger(pg, wall_clock)
                 model_usage: ModelUsageStore = PgModelUsage(pg, wall_clock)
+                synonyms: SalonSynonyms = PgSynonyms(pg, wall_clock)
                 fence_factory = _pg_fence(pg, wall_clock)
             else:
                 from ._conversations import MemoryConversations
@@ -274,6 +279,7 @@ async def open_storage(
                 from ._memory_model_usage import MemoryModelUsage
                 from ._memory_retention import MemoryRetention
                 from ._memory_sent import MemorySentLedger
+                from ._memory_synonyms import MemorySynonyms
                 from ._records import MemorySalonRecords
                 from ._reminders import MemoryReminders, MemoryReminderSettings, MemoryReviews
 
@@ -292,6 +298,7 @@ async def open_storage(
                 memory_epochs = MemoryLeaseEpochs(memory_db)
                 memory_sent = MemorySentLedger(memory_db)
                 model_usage = MemoryModelUsage(memory_db)
+                synonyms = MemorySynonyms(memory_db)
                 sent = memory_sent
                 retention = MemoryRetention(memory_db, memory_sent)
                 epochs = memory_epochs
@@ -361,6 +368,7 @@ async def open_storage(
                 retention=retention,
                 sent=sent,
                 model_usage=model_usage,
+                synonyms=synonyms,
                 database_kind="postgres" if pg else "memory",
                 redis_kind="redis" if redis else "memory",
                 pg=pg,

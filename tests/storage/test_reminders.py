@@ -601,3 +601,45 @@ async def test_a_sync_plans_many_visits_in_one_call(storage: Storage, wall: Fake
         10,
         10,
     ]
+
+
+async def test_upcoming_lists_a_companys_rows_still_to_go_soonest_first(
+    storage: Storage, wall: FakeWallClock
+) -> None:
+    cid, other = await _company(storage, 1), await _company(storage, 2)
+    start = wall()
+    await storage.reminders.plan(
+        cid,
+        [
+            _row(record=10, visit=start + timedelta(days=3), due=start + timedelta(days=2)),
+            _row(record=11, visit=start + timedelta(days=1), due=start + timedelta(hours=5)),
+            _row(record=12, visit=start + timedelta(days=2), due=start + timedelta(hours=1)),
+            _row(record=13, visit=start + timedelta(days=4), due=start + timedelta(days=3)),
+            _row(record=14, visit=start + timedelta(days=5), due=start + timedelta(days=4)),
+        ],
+    )
+    await storage.reminders.plan(other, [_row(record=99, due=start)])
+    (claimed,) = await storage.reminders.claim_due(start, OWNER, 86_400)
+    assert claimed.company_id == other
+    await storage.reminders.drop_visit(cid, 13, "cancelled")
+    sent = await storage.reminders.claim_due(start + timedelta(hours=1), OWNER, 600)
+    assert [r.record_id for r in sent] == [12]
+    assert await storage.reminders.mark_sent(cid, sent[0].id, OWNER)
+    wall.advance(6 * 3600)  # record 11 is overdue but not claimed: still to go
+    rows = await storage.reminders.upcoming(cid, 50)
+    assert [(r.record_id, r.status) for r in rows] == [
+        (11, ReminderStatus.PLANNED),
+        (10, ReminderStatus.PLANNED),
+        (14, ReminderStatus.PLANNED),
+    ]
+    assert [r.record_id for r in await storage.reminders.upcoming(cid, 2)] == [11, 10]
+    # a row in flight is listed too, at the time it was due
+    (taken,) = await storage.reminders.claim_due(start + timedelta(hours=6), OWNER, 600)
+    assert taken.record_id == 11
+    rows = await storage.reminders.upcoming(cid, 50)
+    assert (rows[0].record_id, rows[0].status) == (11, ReminderStatus.CLAIMED)
+    assert [r.record_id for r in await storage.reminders.upcoming(other, 50)] == [99]
+    with pytest.raises(NotFound):
+        await storage.reminders.upcoming(9999, 50)
+    with pytest.raises(ValidationError):
+        await storage.reminders.upcoming(cid, 0)
