@@ -242,6 +242,19 @@ def _master_name(cx: _Ctx, staff_id: int | None) -> str | None:
     return t.display_name(master, cx.catalog.masters) if master is not None else None
 
 
+def _visit_data(
+    cx: _Ctx, service_ids: Sequence[int], staff_id: int | None, titles: Sequence[str] = ()
+) -> dict[str, Any]:
+    """What an audit entry about a visit says of it in words, for the salon's page (issue 16):
+    the services' titles and the master's name as the client was told them."""
+    named = list(titles) or [x.title for i in service_ids if (x := cx.catalog.service(i))]
+    return {
+        "service_ids": list(service_ids),
+        "services": named,
+        "master": _master_name(cx, staff_id),
+    }
+
+
 def _api_id(s: ConversationState, cx: _Ctx, slot: Slot, name: str) -> str:
     """Our id for a new booking, decided when the summary is proposed: from the conversation
     (``policy.conversation_key``), the turn's time, a counter and what is booked, so the same
@@ -389,7 +402,8 @@ def _confirm_attendance(s: ConversationState, cx: _Ctx, effects: list[Effect]) -
     assert p is not None
     s = replace(s, greeted=True, not_understood=0)
     if p.visit_id is None:  # YClients' visit id unknown: the salon is told, nothing is marked
-        audit = Audit("assistant.visit_confirmed", {"record_id": p.record_id, "marked": False})
+        data = {"record_id": p.record_id, "marked": False, "start": p.start.isoformat()}
+        audit = Audit("assistant.visit_confirmed", data)
         return _say(replace(s, prompt=None), t.see_you()), [*effects, audit]
     confirm = ConfirmVisit(p.record_id, p.visit_id)
     return replace(s, awaiting=Awaiting.CONFIRM_VISIT), [*effects, confirm]
@@ -400,7 +414,8 @@ def _on_visit_confirmed(s: ConversationState, ev: VisitConfirmed, cx: _Ctx) -> _
     if s.awaiting is not Awaiting.CONFIRM_VISIT or p is None or p.record_id != ev.record_id:
         return s, []
     s = replace(s, awaiting=Awaiting.NOTHING, prompt=None)
-    audit = Audit("assistant.visit_confirmed", {"record_id": ev.record_id, "marked": True})
+    data = {"record_id": ev.record_id, "marked": True, "start": p.start.isoformat()}
+    audit = Audit("assistant.visit_confirmed", data)
     return _say(s, t.see_you()), [audit]
 
 
@@ -451,6 +466,8 @@ def _rated(s: ConversationState, rate: Rate, cx: _Ctx, effects: list[Effect]) ->
     out: list[Effect] = [
         *effects,
         SaveRating(p.record_id, p.visit_id, rate.rating, rate.comment, notify=rating.low),
+        # every rating, for the salon's page (the low ones are also told below)
+        Audit("assistant.rated", {"record_id": p.record_id, "rating": rate.rating}),
     ]
     if rating.low:
         data = {
@@ -1101,7 +1118,7 @@ def _on_booked(s: ConversationState, ev: Booked, cx: _Ctx) -> _Step:
             "record_id": ev.record_id,
             "staff_id": ev.staff_id,
             "start": ev.start.isoformat(),
-            "service_ids": list(booking.service_ids),
+            **_visit_data(cx, booking.service_ids, ev.staff_id),
         },
     )
     return s, [audit]
@@ -1225,7 +1242,12 @@ def _on_cancelled(s: ConversationState, ev: VisitCancelled, cx: _Ctx) -> _Step:
     s = replace(_end_flow(s), awaiting=Awaiting.NOTHING)
     if s.prompt is not None and s.prompt.record_id == ev.record_id:
         s = replace(s, prompt=None)
-    return s, [Audit("assistant.cancelled", {"record_id": ev.record_id})]
+    data = {
+        "record_id": ev.record_id,
+        "start": visit.start.isoformat(),
+        **_visit_data(cx, visit.service_ids, visit.staff_id, visit.service_titles),
+    }
+    return s, [Audit("assistant.cancelled", data)]
 
 
 def _on_moved(s: ConversationState, ev: VisitMoved, cx: _Ctx) -> _Step:
@@ -1239,7 +1261,13 @@ def _on_moved(s: ConversationState, ev: VisitMoved, cx: _Ctx) -> _Step:
         s = replace(s, prompt=None)
     audit = Audit(
         "assistant.moved",
-        {"record_id": ev.record_id, "staff_id": ev.staff_id, "start": ev.start.isoformat()},
+        {
+            "record_id": ev.record_id,
+            "staff_id": ev.staff_id,
+            "start": ev.start.isoformat(),
+            "from": visit.start.isoformat(),
+            **_visit_data(cx, visit.service_ids, ev.staff_id, visit.service_titles),
+        },
     )
     return s, [audit]
 

@@ -173,9 +173,8 @@ def test_a_yes_to_a_reminder_confirms_that_visit(text: str) -> None:
     assert chat.of(ConfirmVisit) == [ConfirmVisit(RECORD, VISIT_ID)]
     assert reply == "Ждём вас!"
     assert chat.state.prompt is None  # answered: a second "да" confirms nothing again
-    assert Audit("assistant.visit_confirmed", {"record_id": RECORD, "marked": True}) in chat.of(
-        Audit
-    )
+    visit_confirmed = {"record_id": RECORD, "marked": True, "start": REMINDED.start.isoformat()}
+    assert Audit("assistant.visit_confirmed", visit_confirmed) in chat.of(Audit)
     assert not chat.of(CancelVisit)
 
 
@@ -274,9 +273,8 @@ def test_without_a_visit_id_the_yes_is_answered_and_the_salon_told() -> None:
     chat = reminded_chat(reminder(visit_id=None))
     assert say(chat, "да") == "Ждём вас!"
     assert not chat.of(ConfirmVisit)
-    assert Audit("assistant.visit_confirmed", {"record_id": RECORD, "marked": False}) in chat.of(
-        Audit
-    )
+    visit_confirmed = {"record_id": RECORD, "marked": False, "start": REMINDED.start.isoformat()}
+    assert Audit("assistant.visit_confirmed", visit_confirmed) in chat.of(Audit)
 
 
 def test_a_visit_gone_from_yclients_is_said_so() -> None:
