@@ -9,7 +9,9 @@ the company row (title, address, phone, zone, opening hours).
 turn does not read the whole catalog from the database; the card is rebuilt from the company
 row the caller passes (read fresh every turn, so an address or a switched-off assistant
 applies at once). :meth:`CatalogSource.invalidate` drops a company's copy when a sync
-completes.
+completes or the salon changes its own words for its services (``storage.synonyms``, merged
+over the synced ones by :func:`storage.merge_synonyms`; another process's copy follows within
+``ttl``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import time
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 
-from storage import Catalog, Company, Storage
+from storage import Catalog, Company, Storage, merge_synonyms
 
 from ._catalog import DEFAULT_ZONE, AssistantCatalog, Category, Master, SalonCard, Service
 
@@ -111,6 +113,7 @@ class CatalogSource:
         if entry is None or entry[0] <= now:
             self.loads += 1
             rows = await self._storage.catalog.get_catalog(company.id)
+            rows = merge_synonyms(rows, await self._storage.synonyms.get(company.id))
             entry = (now + self.ttl, rows, None)
         expires, rows, view = entry
         if view is None or view.salon != salon_card(company):

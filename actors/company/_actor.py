@@ -83,6 +83,7 @@ BUSINESS_EVENTS = {
     "linking_expired": BusinessEvent.QR_EXPIRED,
     "whatsapp_linked": BusinessEvent.LINKED,
     "whatsapp_logged_out": BusinessEvent.UNLINKED,
+    "whatsapp_logged_out_by_salon": BusinessEvent.UNLINKED,
     "app_frozen": BusinessEvent.FROZEN,
     "app_uninstalled": BusinessEvent.UNINSTALLED,
 }
@@ -333,6 +334,8 @@ class CompanyActor(Actor):
                 return None
             case m.SendText(to_phone=to, text=text, message_id=message_id):
                 return await self._queue_text(to, text, message_id)
+            case m.LogoutRequested():
+                return await self._apply(t.LogoutRequested())
             case m.Freeze():
                 return await self._apply(t.Freeze())
             case m.Uninstall():

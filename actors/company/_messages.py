@@ -17,6 +17,7 @@ from storage import SyncState
 # Commands that are also inputs of the pure decisions are the very same classes.
 from ._transitions import ActivationRejected as ActivationRejected
 from ._transitions import Freeze as Freeze
+from ._transitions import LogoutRequested as LogoutRequested
 from ._transitions import Reinstall as Reinstall
 from ._transitions import RequestPairingCode as RequestPairingCode
 from ._transitions import RequestQr as RequestQr

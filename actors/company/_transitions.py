@@ -11,6 +11,9 @@ Statuses (persisted as ``integration_status``)::
                                                   ├─ freeze ─▶ frozen ─reinstall─▶ active|pending
     any ─ uninstall ─▶ uninstalled                └─ callback rejected ─▶ activation_failed
 
+A salon logging out from its own page (``LogoutRequested``) goes to ``logged_out`` as an unlink
+on the phone does: the device unlinked, its credentials dropped, ``request-qr`` links anew.
+
 The session (our connection to WhatsApp) has its own small state beside the status:
 ``idle`` (no session), ``linking`` (QR codes rotating), ``connecting``, ``connected``,
 ``waiting`` (a reconnect is scheduled), ``stopped`` (kept off on purpose: frozen, replaced).
@@ -195,6 +198,12 @@ class BanLifted:
 
 
 @dataclass(frozen=True)
+class LogoutRequested(FromRequest):
+    """The salon logs its WhatsApp out from its own page: the device is unlinked and its
+    credentials dropped, as when it is removed on the phone; the connect page links anew."""
+
+
+@dataclass(frozen=True)
 class Freeze(FromRequest):
     pass
 
@@ -231,6 +240,7 @@ Event = (
     | SessionDropped
     | ReconnectDue
     | LoggedOut
+    | LogoutRequested
     | StreamReplaced
     | Banned
     | BanLifted
@@ -676,6 +686,46 @@ def _on_logged_out(state: CompanyState, event: LoggedOut, _: Rules) -> Decision:
     )
 
 
+def _on_logout_requested(state: CompanyState, _: LogoutRequested, __: Rules) -> Decision:
+    if state.status is Status.UNINSTALLED:
+        return _refuse(state, "uninstalled", "The app was uninstalled in YClients")
+    if state.status is Status.FROZEN:
+        # Frozen keeps the credentials for YClients' unfreeze; logging out would lose them.
+        return _refuse(state, "frozen", "The app is frozen in YClients")
+    if state.jid is None:
+        return _refuse(state, "not_linked", "WhatsApp is not linked")
+    new = replace(
+        state,
+        status=Status.LOGGED_OUT,
+        session=Session.IDLE,
+        jid=None,
+        phone=None,
+        reconnect_attempt=0,
+        banned=False,
+        last_error=None,
+        replaced=False,
+    )
+    return Decision(
+        new,
+        (
+            CancelTimer(Timer.RECONNECT),
+            CancelTimer(Timer.BAN),
+            LogoutSession(),  # through the live session when there is one, then closed
+            StopSession(),
+            Persist(
+                "whatsapp_logged_out_by_salon",
+                new.status,
+                connected=False,
+                jid=None,
+                replaced=False,
+                last_error=None,
+            ),
+            status_notice(new, "WhatsApp was logged out; scan a new QR code to link it again"),
+            Reply(True, "logged out"),
+        ),
+    )
+
+
 def _on_stream_replaced(state: CompanyState, _: StreamReplaced, __: Rules) -> Decision:
     if state.session in (Session.IDLE, Session.STOPPED):
         return Decision(state)
@@ -841,6 +891,7 @@ _HANDLERS: dict[type, Callable[[CompanyState, Any, Rules], Decision]] = {
     SessionDropped: _on_dropped,
     ReconnectDue: _on_reconnect_due,
     LoggedOut: _on_logged_out,
+    LogoutRequested: _on_logout_requested,
     StreamReplaced: _on_stream_replaced,
     Banned: _on_banned,
     BanLifted: _on_ban_lifted,
