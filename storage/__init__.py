@@ -79,6 +79,11 @@ from ._protocols import Reviews as Reviews
 from ._protocols import SalonCatalog as SalonCatalog
 from ._protocols import SalonRecords as SalonRecords
 from ._protocols import WebhookInbox as WebhookInbox
+from ._results import MAX_RESULT_DAYS as MAX_RESULT_DAYS
+from ._results import DailyResults as DailyResults
+from ._results import PeriodResults as PeriodResults
+from ._results import RatingSummary as RatingSummary
+from ._results import SalonResults as SalonResults
 from ._retention import Pruned as Pruned
 from ._retention import Retention as Retention
 from ._secrets import API_KEY_PREFIX as API_KEY_PREFIX
@@ -129,6 +134,7 @@ __all__ = [
     "MAX_HISTORY_DAYS",
     "MAX_ID",
     "MAX_MODEL_NAME",
+    "MAX_RESULT_DAYS",
     "MAX_SYNONYMS_PER_SERVICE",
     "MAX_SYNONYM_CHARS",
     "WEBHOOK_SECRET_PREFIX",
@@ -145,6 +151,7 @@ __all__ = [
     "Conversation",
     "ConversationMode",
     "Conversations",
+    "DailyResults",
     "Direction",
     "InboxEvent",
     "InboxStatus",
@@ -160,6 +167,7 @@ __all__ = [
     "Outbox",
     "OutboxItem",
     "OutboxStatus",
+    "PeriodResults",
     "PgPool",
     "PlannedReminder",
     "PoolStats",
@@ -170,6 +178,7 @@ __all__ = [
     "QrCodes",
     "RateDecision",
     "RateLimiter",
+    "RatingSummary",
     "Reminder",
     "ReminderKey",
     "ReminderSettingsStore",
@@ -184,6 +193,7 @@ __all__ = [
     "SalonModelSettings",
     "SalonRecord",
     "SalonRecords",
+    "SalonResults",
     "SalonService",
     "SalonStaff",
     "SalonSynonyms",

@@ -257,6 +257,7 @@ class MemoryReminders:
     def _put(self, row: Reminder) -> Reminder:
         if row.id not in self._db.reminders:
             self._db.reminder_visits.setdefault((row.company_id, row.record_id), []).append(row.id)
+            self._db.reminders_of.setdefault(row.company_id, {})[row.id] = None
         self._db.reminders[row.id] = row
         self._db.reminder_due.set(row.id, becomes_due(row))
         self._db.reminder_keys[(row.company_id, row.key)] = row.id

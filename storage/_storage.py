@@ -35,6 +35,7 @@ from ._protocols import (
     SalonRecords,
     WebhookInbox,
 )
+from ._results import SalonResults
 from ._retention import Retention
 from ._sent import SentLedger
 from ._synonyms import SalonSynonyms
@@ -109,6 +110,8 @@ class Storage:
     model_usage: ModelUsageStore
     #: Each salon's own words for its services, kept apart from the synced catalog (issue 16).
     synonyms: SalonSynonyms
+    #: Each salon's results per local day, for its page (issue 16).
+    results: SalonResults
     database_kind: str
     redis_kind: str
     pg: PgPool | None = field(default=None, repr=False)
@@ -231,6 +234,7 @@ async def open_storage(
                 from ._pg_model_usage import PgModelUsage
                 from ._pg_pool import PgPool
                 from ._pg_reminders import PgReminders, PgReminderSettings, PgReviews
+                from ._pg_results import PgResults
                 from ._pg_synonyms import PgSynonyms
                 from ._records import PgSalonRecords
                 from ._retention import PgRetention
@@ -263,6 +267,7 @@ async def open_storage(
                 sent: SentLedger = PgSentLedger(pg, wall_clock)
                 model_usage: ModelUsageStore = PgModelUsage(pg, wall_clock)
                 synonyms: SalonSynonyms = PgSynonyms(pg, wall_clock)
+                results: SalonResults = PgResults(pg, wall_clock)
                 fence_factory = _pg_fence(pg, wall_clock)
             else:
                 from ._conversations import MemoryConversations
@@ -277,6 +282,7 @@ async def open_storage(
                     MemoryWebhookInbox,
                 )
                 from ._memory_model_usage import MemoryModelUsage
+                from ._memory_results import MemoryResults
                 from ._memory_retention import MemoryRetention
                 from ._memory_sent import MemorySentLedger
                 from ._memory_synonyms import MemorySynonyms
@@ -299,6 +305,7 @@ async def open_storage(
                 memory_sent = MemorySentLedger(memory_db)
                 model_usage = MemoryModelUsage(memory_db)
                 synonyms = MemorySynonyms(memory_db)
+                results = MemoryResults(memory_db)
                 sent = memory_sent
                 retention = MemoryRetention(memory_db, memory_sent)
                 epochs = memory_epochs
@@ -369,6 +376,7 @@ async def open_storage(
                 sent=sent,
                 model_usage=model_usage,
                 synonyms=synonyms,
+                results=results,
                 database_kind="postgres" if pg else "memory",
                 redis_kind="redis" if redis else "memory",
                 pg=pg,
