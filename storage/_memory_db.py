@@ -169,7 +169,6 @@ class MemoryDatabase:
         self.reminders: dict[int, Reminder] = {}
         self.reminder_keys: dict[tuple[int, ReminderKey], int] = {}
         self.reminder_visits: dict[tuple[int, int], list[int]] = {}  # (company, record) → ids
-        self.reminders_of: dict[int, dict[int, None]] = {}  # company → ids, id order
         self.reminder_due = DueIndex()  # id → when it becomes claimable (idx on due_at)
         self.reviews: ByCompany[int, Review] = ByCompany()
         self.reminder_settings: dict[int, dict[str, Any]] = {}
@@ -987,11 +986,35 @@ class MemoryMessageLog:
         mine.sort(key=lambda m: (m.created_at, m.id), reverse=True)
         return mine[:limit]
 
+    async def latest_by_peer(
+        self, company_id: int, peer_phones: Sequence[str]
+    ) -> dict[str, Message]:
+        await trio.lowlevel.checkpoint()
+        wanted = {v.text("peer_phone", p, 32) for p in peer_list(peer_phones)}
+        latest: dict[str, Message] = {}
+        for m in map(self._db.messages.__getitem__, self._db.messages_of.get(company_id, ())):
+            if m.peer_phone in wanted:
+                seen = latest.get(m.peer_phone)
+                if seen is None or (m.created_at, m.id) > (seen.created_at, seen.id):
+                    latest[m.peer_phone] = m
+        return latest
+
     async def pending_outbound(self, company_id: int, limit: int = 1000) -> list[Message]:
         await trio.lowlevel.checkpoint()
         limit_value(limit)
         ids = sorted(self._db.queued_out.get(company_id, ()))[:limit]
         return [self._db.messages[i] for i in ids]
+
+
+#: The most phones one :meth:`MessageLog.latest_by_peer` call takes (a list page's worth).
+MAX_PEERS = 500
+
+
+def peer_list(peer_phones: Sequence[str]) -> Sequence[str]:
+    """``peer_phones`` checked as a list of at most :data:`MAX_PEERS` (shared with PostgreSQL)."""
+    if isinstance(peer_phones, str) or len(peer_phones) > MAX_PEERS:
+        raise ValidationError("peer_phones", f"must be a list of at most {MAX_PEERS} phones")
+    return peer_phones
 
 
 def check_service(service: SalonService) -> SalonService:

@@ -33,6 +33,7 @@ from ._memory_db import (
     check_staff,
     check_unique,
     details_fields,
+    peer_list,
 )
 from ._models import (
     LINKED_STATUSES,
@@ -771,6 +772,15 @@ class PgMessageLog(_Repo):
         recs = await self._pool.run(_fetch, sql, company_id, peer, limit)
         return [_message(r) for r in recs]
 
+    async def latest_by_peer(
+        self, company_id: int, peer_phones: Sequence[str]
+    ) -> dict[str, Message]:
+        peers = sorted({v.text("peer_phone", p, 32) for p in peer_list(peer_phones)})
+        if not peers:
+            return {}
+        recs = await self._pool.run(_fetch, _LATEST_BY_PEER, company_id, peers)
+        return {r["peer_phone"]: _message(r) for r in recs}
+
     async def pending_outbound(self, company_id: int, limit: int = 1000) -> list[Message]:
         limit_value(limit)
         sql = f"""SELECT {MESSAGE_COLUMNS} FROM messages
@@ -778,6 +788,14 @@ class PgMessageLog(_Repo):
                   ORDER BY id LIMIT $2"""
         recs = await self._pool.run(_fetch, sql, company_id, limit)
         return [_message(r) for r in recs]
+
+
+#: Each phone's latest message: one probe per phone of idx_messages_peer_recent (0015).
+_LATEST_BY_PEER = f"""SELECT m.* FROM unnest($2::text[]) AS p(phone)
+                      CROSS JOIN LATERAL (
+                          SELECT {MESSAGE_COLUMNS} FROM messages
+                          WHERE company_id = $1 AND peer_phone = p.phone
+                          ORDER BY created_at DESC, id DESC LIMIT 1) AS m"""
 
 
 async def _replace_catalog(

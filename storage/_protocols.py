@@ -352,6 +352,13 @@ class MessageLog(Protocol):
         """Latest messages of a company (optionally with one peer), newest first."""
         ...
 
+    async def latest_by_peer(
+        self, company_id: int, peer_phones: Sequence[str]
+    ) -> dict[str, Message]:
+        """Each of ``peer_phones``' latest message with the company, in or out (a phone with
+        none is left out): the conversation list's last line, read in one go."""
+        ...
+
     async def pending_outbound(self, company_id: int, limit: int = 1000) -> list[Message]:
         """Outbound messages still ``queued`` (not yet sent), oldest first: the send queue to
         restore after a restart or a crash."""

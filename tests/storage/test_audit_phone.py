@@ -1,6 +1,7 @@
-"""Contract: one client's audit events (``AuditLog.for_phone``, issue 16's transcript) on the
-in-memory twin and on PostgreSQL — newest first, only that company's and that phone's, limited;
-and on PostgreSQL the read goes through migration 0015's index."""
+"""Contract: one client's audit events (``AuditLog.for_phone``, issue 16's transcript) and each
+listed client's last message (``MessageLog.latest_by_peer``) on the in-memory twin and on
+PostgreSQL — only that company's and those phones'; and on PostgreSQL the reads go through
+migration 0015's indexes."""
 
 from __future__ import annotations
 
@@ -104,3 +105,69 @@ async def test_for_phone_reads_its_index_on_postgresql(real_storage: Storage) ->
     found = await pool.run(plan)  # type: ignore[arg-type]
     assert "idx_marketplace_events_phone" in found and "Sort" not in found, found
     assert [e.data for e in await real_storage.audit.for_phone(cid, ANNA)] == [{"phone": ANNA}]
+
+
+async def test_latest_by_peer_is_each_clients_last_message(
+    storage: Storage, wall: FakeWallClock
+) -> None:
+    cid = await _company(storage, 1)
+    other = await _company(storage, 2)
+    assert await storage.messages.latest_by_peer(cid, []) == {}
+    await storage.messages.record_inbound(cid, "wa-1", ANNA, "Здравствуйте")
+    wall.advance(1)
+    await storage.messages.record_inbound(cid, "wa-2", BORIS, "Борис тут")
+    wall.advance(1)
+    reply = await storage.messages.record_outbound(cid, ANNA, "Добрый день!")
+    await storage.messages.record_inbound(other, "wa-3", ANNA, "в другой салон")
+    latest = await storage.messages.latest_by_peer(cid, [ANNA, BORIS, "79990000000", ANNA])
+    assert set(latest) == {ANNA, BORIS}
+    assert (latest[ANNA].id, latest[ANNA].direction, latest[ANNA].text) == (
+        reply.id,
+        "out",
+        "Добрый день!",
+    )
+    assert (latest[BORIS].direction, latest[BORIS].text) == ("in", "Борис тут")
+    only = await storage.messages.latest_by_peer(other, [ANNA, BORIS])
+    assert [(p, m.text) for p, m in only.items()] == [(ANNA, "в другой салон")]
+
+
+@pytest.mark.parametrize("phones", [ANNA, ["7" * 33], ["79005550001"] * 501])
+async def test_latest_by_peer_refuses_bad_phones(storage: Storage, phones: Any) -> None:
+    cid = await _company(storage, 1)
+    with pytest.raises(ValidationError):
+        await storage.messages.latest_by_peer(cid, phones)
+
+
+async def test_latest_by_peer_reads_its_index_on_postgresql(real_storage: Storage) -> None:
+    """20,000 messages with 1,000 clients: each asked phone is one probe of migration 0015's
+    index (newest first, no sort), even under the generic plan."""
+    import storage._pg_db as pg_db
+
+    cid = await _company(real_storage, 1)
+    pool = real_storage.pg
+    assert pool is not None
+    sql = pg_db._LATEST_BY_PEER
+
+    async def plan(conn: Any) -> str:
+        await conn.execute(
+            """INSERT INTO messages (company_id, direction, peer_phone, text, status)
+               SELECT $1, 'in', (79000000000 + g % 1000)::text, 'привет', 'received'
+               FROM generate_series(1, 20000) g""",
+            cid,
+        )
+        await conn.execute("ANALYZE messages")
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        try:
+            await conn.execute(f"PREPARE latest AS {sql}")
+            # our own constants: EXPLAIN EXECUTE takes no bound parameters
+            query = f"EXPLAIN (COSTS OFF) EXECUTE latest({cid}, ARRAY['{ANNA}', '{BORIS}'])"
+            text = "\n".join(r[0] for r in await conn.fetch(query))
+            await conn.execute("DEALLOCATE latest")
+            return text
+        finally:
+            await conn.execute("RESET plan_cache_mode")
+
+    found = await pool.run(plan)  # type: ignore[arg-type]
+    assert "idx_messages_peer_recent" in found and "Sort" not in found, found
+    latest = await real_storage.messages.latest_by_peer(cid, [ANNA, "79000000001"])
+    assert list(latest) == ["79000000001"]
