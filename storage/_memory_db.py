@@ -170,7 +170,6 @@ class MemoryDatabase:
         self.reminder_keys: dict[tuple[int, ReminderKey], int] = {}
         self.reminder_visits: dict[tuple[int, int], list[int]] = {}  # (company, record) → ids
         self.reminders_of: dict[int, dict[int, None]] = {}  # company → ids, id order
-        self.reminders_of: dict[int, dict[int, None]] = {}  # company → ids, id order
         self.reminder_due = DueIndex()  # id → when it becomes claimable (idx on due_at)
         self.reviews: ByCompany[int, Review] = ByCompany()
         self.reminder_settings: dict[int, dict[str, Any]] = {}
