@@ -124,6 +124,7 @@
     bad_frame: 'Страница отправила неверный запрос. Обновите страницу.',
     unknown_event: 'Страница отправила неверный запрос. Обновите страницу.',
     refused: 'Сейчас это действие недоступно. Попробуйте ещё раз позже.',
+    not_linked: 'WhatsApp салона ещё не подключён. Отсканируйте QR-код.',
     rate_limited: 'Слишком много попыток, подождите минуту'
   };
 
@@ -159,7 +160,10 @@
     reconnectingReturnLink: byId('reconnecting-return-link'),
     returnLink: byId('return-link'),
     devPanel: byId('dev-panel'),
-    simulateScan: byId('simulate-scan')
+    simulateScan: byId('simulate-scan'),
+    cabinetPanel: byId('cabinet-panel'),
+    openSalon: byId('open-salon-button'),
+    cabinetError: byId('cabinet-error')
   };
 
   function safeWsPath(value) {
@@ -340,6 +344,7 @@
     show(el.reconnectingPanel, false);
     setText(el.successPhone, formatPhone(phone) || '—');
     show(el.successPanel, true);
+    show(el.cabinetPanel, true);
     reveal(el.successPanel);
     setStatus(TEXT.connected, 'ok');
     if (el.returnLink && /^https?:\/\//i.test(config.returnUrl)) {
@@ -358,6 +363,7 @@
     show(el.devPanel, false);
     show(el.successPanel, false);
     show(el.reconnectingPanel, false);
+    show(el.cabinetPanel, false);
     if (text) {
       setText(el.expiredText, text);
     }
@@ -407,6 +413,7 @@
       el.resumeButton.disabled = false;
     }
     show(el.reconnectingPanel, true);
+    show(el.cabinetPanel, true);
     if (firstTime) {
       reveal(el.reconnectingPanel);
     }
@@ -434,6 +441,7 @@
     // After an unlink from the phone: the linking panels come back with a "new code" button.
     show(el.successPanel, false);
     show(el.reconnectingPanel, false);
+    show(el.cabinetPanel, false);
     show(el.qrPanel, true);
     show(el.pairingPanel, true);
     show(el.pairingResult, false);
@@ -774,6 +782,56 @@
         }
       });
     }
+  }
+
+  // The salon's own page: the in-memory token buys a session cookie (POST, never in a URL),
+  // then the browser goes to /marketplace/salon with the cookie alone.
+  var CABINET_ERROR = {
+    invalid_token: 'Ссылка устарела. Откройте страницу подключения заново из YClients.',
+    token_expired: 'Ссылка устарела. Откройте страницу подключения заново из YClients.',
+    uninstalled: 'Приложение AI Admin удалено из YClients.',
+    rate_limited: 'Слишком много попыток, подождите минуту'
+  };
+
+  if (el.openSalon) {
+    el.openSalon.addEventListener('click', function () {
+      if (!state.token || !window.fetch) {
+        showCabinetError(TEXT.genericError);
+        return;
+      }
+      el.openSalon.disabled = true;
+      showCabinetError('');
+      window.fetch('/marketplace/salon/session', {
+        method: 'POST',
+        credentials: 'same-origin',
+        cache: 'no-store',
+        headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+        body: JSON.stringify({ token: state.token })
+      }).then(function (response) {
+        return response.json().catch(function () {
+          return null;
+        }).then(function (body) {
+          if (response.ok && body && body.success !== false) {
+            state.leaving = true;
+            window.location.assign('/marketplace/salon');
+            return;
+          }
+          var code = body && body.error && typeof body.error.code === 'string' ? body.error.code : '';
+          el.openSalon.disabled = false;
+          showCabinetError(Object.prototype.hasOwnProperty.call(CABINET_ERROR, code)
+            ? CABINET_ERROR[code]
+            : TEXT.genericError);
+        });
+      }, function () {
+        el.openSalon.disabled = false;
+        showCabinetError(TEXT.noConnection);
+      });
+    });
+  }
+
+  function showCabinetError(text) {
+    setText(el.cabinetError, text);
+    show(el.cabinetError, !!text);
   }
 
   // Reconnect at once when the network or the tab comes back instead of waiting out the backoff.
