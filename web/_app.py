@@ -147,6 +147,7 @@ def create_app(
         marketplace,
         openapi,
         reminders,
+        salon_page,
         sync,
         websocket,
         yclients,
@@ -166,6 +167,7 @@ def create_app(
         reminders,
         companies,
         docs,
+        salon_page,
     ):
         app.register_blueprint(module.blueprint)
 

@@ -53,7 +53,8 @@ from storage import MAX_ID, Company, Storage
 
 from ._auth import UNINSTALLED, Principal, authenticate, require_company
 from ._context import state
-from ._errors import ApiError, Forbidden, Unauthorized
+from ._errors import Forbidden, Unauthorized
+from ._openapi import RouteDoc
 from ._security import constant_time_equals
 
 __all__ = [
@@ -63,6 +64,8 @@ __all__ = [
     "CSRF_HEADER",
     "IDLE_TTL",
     "ROTATE_AFTER",
+    "ROUTE_DOCS",
+    "SALON_PATH",
     "SalonCaller",
     "SalonSession",
     "check_csrf",
@@ -76,11 +79,13 @@ __all__ = [
     "request_session",
     "salon_caller",
     "salon_socket_caller",
+    "same_origin",
     "set_session_cookie",
 ]
 
 COOKIE_NAME = "aiadmin_salon"
-COOKIE_PATH = "/marketplace/salon"
+SALON_PATH = "/marketplace/salon"
+COOKIE_PATH = SALON_PATH
 CSRF_HEADER = "X-CSRF-Token"
 ROTATE_AFTER = 15 * 60
 IDLE_TTL = 2 * 60 * 60
@@ -252,11 +257,12 @@ async def _live_company(storage: Storage, company_id: int) -> Company | None:
     return company
 
 
-async def request_session() -> SalonSession | None:
+async def request_session(*, rotate: bool = True) -> SalonSession | None:
     """The current request's valid session (its salon still installed), else ``None``.
 
-    Inside a request handler. Schedules the cookie's rotation when it is due; a cookie that
-    is present but not valid is scheduled for removal.
+    Inside a request handler. Schedules the cookie's rotation when it is due (unless
+    ``rotate`` is false: log-out clears it); a cookie that is present but not valid is
+    scheduled for removal.
     """
     raw = request.cookies.get(COOKIE_NAME)
     if raw is None:
@@ -272,7 +278,7 @@ async def request_session() -> SalonSession | None:
             return response
 
         return None
-    if session.rotation_due(now):
+    if rotate and session.rotation_due(now):
         fresh = _rotated(session, now)
 
         @after_this_request
@@ -295,23 +301,23 @@ def _own_origins(scheme: str, host: str, settings: Settings) -> set[str]:
     return origins
 
 
-def _csrf_failed(message: str) -> ApiError:
-    return Forbidden(message, code="csrf_failed")
+def same_origin(origin: str | None, scheme: str, host: str, settings: Settings) -> bool:
+    """Whether a request's ``Origin`` (``None``: absent, which browsers omit for same-origin
+    GETs) is this server's own: its ``scheme://host`` or the public base URL's origin."""
+    if origin is None:
+        return True
+    return origin.strip().lower() in _own_origins(scheme, host, settings)
 
 
 def check_csrf(session: SalonSession, settings: Settings) -> None:
     """The CSRF check of a state-changing request made with the cookie (raises 403
     ``csrf_failed``); inside a request handler."""
-    origin = request.headers.get("Origin")
-    if origin is not None and origin.lower() not in _own_origins(
-        request.scheme, request.host, settings
-    ):
-        raise _csrf_failed("The request came from another site")
+    if not same_origin(request.headers.get("Origin"), request.scheme, request.host, settings):
+        raise Forbidden("The request came from another site", code="csrf_failed")
     sent = request.headers.get(CSRF_HEADER)
-    if not sent or not constant_time_equals(
-        sent, csrf_token(session.session_id, settings.jwt_secret)
-    ):
-        raise _csrf_failed("The request is missing a valid X-CSRF-Token header")
+    expected = csrf_token(session.session_id, settings.jwt_secret)
+    if not sent or not constant_time_equals(sent, expected):
+        raise Forbidden("The request is missing a valid X-CSRF-Token header", code="csrf_failed")
 
 
 async def salon_caller(company_id: int) -> SalonCaller:
@@ -355,9 +361,7 @@ async def salon_socket_caller(company_id: int) -> SalonCaller | None:
             return None
         origin = headers.get("Origin")
         scheme = "https" if websocket.scheme in ("wss", "https") else "http"
-        if origin is not None and origin.lower() not in _own_origins(
-            scheme, websocket.host, s.settings
-        ):
+        if not same_origin(origin, scheme, websocket.host, s.settings):
             return None
         if await _live_company(s.storage, company_id) is None:
             return None
@@ -369,3 +373,92 @@ async def salon_socket_caller(company_id: int) -> SalonCaller | None:
     if principal is None or not (principal.is_admin or principal.company_id == company_id):
         return None
     return _caller(principal, company_id)
+
+
+# ------------------------------------------------------------------------ OpenAPI rows
+
+_ID_SCHEMA: dict[str, Any] = {"type": "integer", "minimum": 1, "maximum": MAX_ID}
+_HTML: dict[str, Any] = {"type": "string", "description": "An HTML page"}
+_SESSION_OPENED: dict[str, Any] = {
+    "type": "object",
+    "required": ["success", "company_id", "location"],
+    "properties": {
+        "success": {"const": True},
+        "company_id": _ID_SCHEMA,
+        "location": {"type": "string", "const": SALON_PATH},
+    },
+}
+_LOGGED_OUT: dict[str, Any] = {
+    "type": "object",
+    "required": ["success"],
+    "properties": {"success": {"const": True}},
+}
+
+#: The salon page's entry routes as documented in ``/openapi.json`` (served by
+#: ``web/routes/salon_page.py``; kept here, beside the session they open, because route
+#: modules do not import one another).
+ROUTE_DOCS: list[RouteDoc] = [
+    RouteDoc(
+        f"{SALON_PATH}/session",
+        "POST",
+        "The salon page's sign-in: a connect token or company JWT for the session cookie "
+        "(aiadmin_salon, HttpOnly, SameSite=Lax); then open location",
+        request_schema={
+            "type": "object",
+            "required": ["token"],
+            "properties": {
+                "token": {"type": "string", "description": "A connect token or company JWT"}
+            },
+        },
+        response_schema=_SESSION_OPENED,
+        responses={
+            401: "The token is not valid or has expired (invalid_token)",
+            403: "Sent from another site's page (csrf_failed)",
+            410: "The app was uninstalled for this salon (uninstalled)",
+        },
+        tags=("salon",),
+    ),
+    RouteDoc(
+        f"{SALON_PATH}/open",
+        "GET",
+        "YClients' app settings link: checks the signed user_data (bound to the salon), sets "
+        "the session cookie and sends the browser (303) to the salon page",
+        query={
+            "salon_id": _ID_SCHEMA,
+            "user_data": {"type": "string", "description": "base64 JSON of the salon admin"},
+            "user_data_sign": {"type": "string", "description": "hex HMAC-SHA256"},
+        },
+        content_type="text/html",
+        responses={
+            303: "To the salon page, with the session cookie",
+            400: "No or invalid salon id (an HTML page)",
+            403: "Signature refused or the admin not bound to the salon (an HTML page)",
+            404: "No such salon with us (an HTML page)",
+            410: "The app was uninstalled (an HTML page)",
+        },
+        tags=("salon",),
+    ),
+    RouteDoc(
+        SALON_PATH,
+        "GET",
+        "The salon's own page (conversations, settings, results, WhatsApp) for the session "
+        "cookie's salon; 401 error page without a valid cookie",
+        auth="salon_cookie",
+        content_type="text/html",
+        response_schema=_HTML,
+        responses={401: "No or expired session (an HTML page)"},
+        tags=("salon",),
+    ),
+    RouteDoc(
+        f"{SALON_PATH}/logout",
+        "POST",
+        "Log out of the salon page: clears the session cookie (needs X-CSRF-Token)",
+        auth="salon_cookie",
+        response_schema=_LOGGED_OUT,
+        responses={
+            401: "No or expired session (salon_session_expired)",
+            403: "Missing or wrong X-CSRF-Token, or another site's Origin (csrf_failed)",
+        },
+        tags=("salon",),
+    ),
+]

@@ -21,6 +21,7 @@ from .._model_settings import SUMMARY_SCHEMA as MODEL_SUMMARY
 from .._openapi import RouteDoc, build_openapi
 from .._reminder_settings import ANSWER_SCHEMA as REMINDERS_ANSWER
 from .._reminder_settings import CHANGE_SCHEMA as REMINDERS_CHANGE
+from .._salon_session import ROUTE_DOCS as SALON_PAGE_ROUTES
 from .._validation import BOOLEAN, EMAIL, PHONE, TEXT, object_schema
 from .._validation import ID as ID_FIELD
 
@@ -609,6 +610,7 @@ EXTRA_ROUTES: list[RouteDoc] = [
             404: "Unknown salon",
         },
     ),
+    *SALON_PAGE_ROUTES,
 ]
 
 
