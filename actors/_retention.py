@@ -1,5 +1,6 @@
 """The retention service: deletes finished inbox and outbox rows, old messages, old rows of
-neonize's sent-message ledger and old days of the salons' model token counts, hourly.
+neonize's sent-message ledger, old days of the salons' model token counts and, on a longer
+retention of their own, old audit events, hourly.
 
 Without it the webhook inbox, the outbox and the message log only grow (issue 17): every
 event ever received stays, in memory for the embedded default and in PostgreSQL otherwise.
@@ -31,20 +32,25 @@ DAY = 86_400.0
 
 
 class RetentionService:
-    """Prunes ``storage`` every ``interval`` seconds, keeping ``keep_days`` of history."""
+    """Prunes ``storage`` every ``interval`` seconds, keeping ``keep_days`` of history and
+    ``audit_keep_days`` of audit events (all of them when ``None``)."""
 
     def __init__(
         self,
         storage: Storage,
         *,
         keep_days: float,
+        audit_keep_days: float | None = None,
         interval: float = RETENTION_INTERVAL,
         batch: int = RETENTION_BATCH,
     ) -> None:
         if keep_days <= 0 or interval <= 0 or batch <= 0:
             raise ValueError("keep_days, interval and batch must be > 0")
+        if audit_keep_days is not None and audit_keep_days <= 0:
+            raise ValueError("audit_keep_days must be > 0")
         self.storage = storage
         self.keep_days = keep_days
+        self.audit_keep_days = audit_keep_days
         self.interval = interval
         self.batch = batch
         self.passes = 0
@@ -61,8 +67,11 @@ class RetentionService:
     async def prune(self) -> int:
         """One pass: delete everything the retention rule allows; returns how many rows."""
         total = 0
+        audit = None if self.audit_keep_days is None else self.audit_keep_days * DAY
         while True:
-            pruned = await self.storage.retention.prune(self.keep_days * DAY, limit=self.batch)
+            pruned = await self.storage.retention.prune(
+                self.keep_days * DAY, limit=self.batch, audit_older_than=audit
+            )
             total += pruned.total
             if not pruned.full(self.batch):
                 break  # (each prune call is a checkpoint: requests run between batches)

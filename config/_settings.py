@@ -179,6 +179,9 @@ class Settings:
     #: Finished webhook-inbox and outbox rows and messages older than this many days are
     #: deleted (in batches, by the node's retention service).
     retention_days: float = 30.0
+    #: Audit events (``marketplace_events``) older than this many days are deleted by the
+    #: same service; at least 91: the salon page's results count them for up to 90 days.
+    audit_retention_days: float = 180.0
     max_body_bytes: int = 64 * 1024
     #: The longest an HTTP request (hooks and handler) may take: then 503 with Retry-After.
     request_timeout: float = 5.0
@@ -285,6 +288,7 @@ AIADMIN_KEYS = frozenset(
         "AIADMIN_STAFF_SILENCE_MINUTES",
         "AIADMIN_CONVERSATION_IDLE_DAYS",
         "AIADMIN_RETENTION_DAYS",
+        "AIADMIN_AUDIT_RETENTION_DAYS",
         "AIADMIN_LLM_BASE_URL",
         "AIADMIN_LLM_MODEL",
         "AIADMIN_LLM_API_KEY",
@@ -600,6 +604,9 @@ def settings_from_env(
         rebalance_concurrency=r.integer("AIADMIN_REBALANCE_CONCURRENCY", 32, low=1, high=1000),
         sync_interval=r.seconds("AIADMIN_SYNC_INTERVAL", 3600.0),
         retention_days=r.bounded("AIADMIN_RETENTION_DAYS", 30.0, low=1.0, high=3650.0, unit="days"),
+        audit_retention_days=r.bounded(
+            "AIADMIN_AUDIT_RETENTION_DAYS", 180.0, low=91.0, high=3650.0, unit="days"
+        ),
         max_body_bytes=r.integer("AIADMIN_MAX_BODY_BYTES", 64 * 1024, low=1024, high=16 * 2**20),
         request_timeout=r.bounded(
             "AIADMIN_REQUEST_TIMEOUT", 5.0, low=0.1, high=300.0, unit="seconds"

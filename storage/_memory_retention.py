@@ -30,9 +30,17 @@ class MemoryRetention:
         self._db = db
         self._sent = sent
 
-    async def prune(self, older_than: float, *, limit: int = 500) -> Pruned:
+    async def prune(
+        self, older_than: float, *, limit: int = 500, audit_older_than: float | None = None
+    ) -> Pruned:
         await trio.lowlevel.checkpoint()
-        cutoff = self._db.clock() - timedelta(seconds=older_than_seconds(older_than))
+        now = self._db.clock()
+        cutoff = now - timedelta(seconds=older_than_seconds(older_than))
+        audit_cutoff = (
+            None
+            if audit_older_than is None
+            else now - timedelta(seconds=older_than_seconds(audit_older_than))
+        )
         limit_value(limit)
         return Pruned(
             inbox=self._prune_inbox(cutoff, limit),
@@ -40,7 +48,26 @@ class MemoryRetention:
             messages=self._prune_messages(cutoff, limit),
             sent=0 if self._sent is None else self._sent.prune(cutoff, limit),
             token_usage=self._prune_token_usage(cutoff, limit),
+            audit=0 if audit_cutoff is None else self._prune_audit(audit_cutoff, limit),
         )
+
+    def _prune_audit(self, cutoff: datetime, limit: int) -> int:
+        """The oldest audit events before the cutoff. Events are appended in time order, so
+        they are a prefix of the log and of each company's list: both lose a prefix."""
+        events = self._db.events
+        gone = 0
+        while gone < len(events) and gone < limit and events[gone].created_at < cutoff:
+            gone += 1
+        per_company: dict[int | None, int] = {}
+        for event in events[:gone]:
+            per_company[event.company_id] = per_company.get(event.company_id, 0) + 1
+        del events[:gone]
+        for company_id, count in per_company.items():
+            mine = self._db.events_of[company_id]
+            del mine[:count]
+            if not mine:
+                del self._db.events_of[company_id]
+        return gone
 
     def _prune_token_usage(self, cutoff: datetime, limit: int) -> int:
         """The oldest salon-days before the cutoff's UTC date (one row per salon and day:

@@ -137,10 +137,14 @@ def node_services(companies: Companies, yclients: YClientsClient | None) -> Serv
     """The node's services: YClients activation delivery and lifecycle handling when YClients
     is configured (activation needs ``YCLIENTS_APPLICATION_ID`` too); the record-webhook
     worker and the catalog sync always (they wait for YClients when it is not configured); the
-    retention service always (``AIADMIN_RETENTION_DAYS``)."""
+    retention service always (``AIADMIN_RETENTION_DAYS``, ``AIADMIN_AUDIT_RETENTION_DAYS``)."""
     if yclients is not None and companies.settings.yclients_application_id is None:
         log.warning("YCLIENTS_APPLICATION_ID is not set: activation callbacks stay queued")
-    retention = RetentionService(companies.storage, keep_days=companies.settings.retention_days)
+    retention = RetentionService(
+        companies.storage,
+        keep_days=companies.settings.retention_days,
+        audit_keep_days=companies.settings.audit_retention_days,
+    )
     return replace(yclients_services(companies, yclients), retention=retention)
 
 
