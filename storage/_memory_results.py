@@ -18,13 +18,13 @@ import trio
 
 from ._models import Direction, MessageStatus, ReminderStatus
 from ._results import (
-    AUDIT_COUNTS,
     REVIEW_KIND,
     SALON_SENT_EVENT,
     PeriodResults,
     assemble,
     check_company,
     check_span,
+    counted_event,
     day_bounds,
     first_day,
 )
@@ -77,7 +77,7 @@ class MemoryResults:
                 answered[b] += 1
         events: Counter[tuple[int, str]] = Counter()
         for e in own_events:
-            if e.event_type in AUDIT_COUNTS and (b := bucket(e.created_at)) is not None:
+            if counted_event(e.event_type, e.data) and (b := bucket(e.created_at)) is not None:
                 events[(b, e.event_type)] += 1
         sent: Counter[int] = Counter()
         for r in reminders:

@@ -21,6 +21,8 @@ from ._fields import Clock, utc_now
 from ._pg_pool import PgPool
 from ._results import (
     AUDIT_COUNTS,
+    HANDOFF_EVENT,
+    HANDOFF_MODE,
     REVIEW_KIND,
     SALON_SENT_EVENT,
     PeriodResults,
@@ -49,6 +51,7 @@ _EVENTS = f"""SELECT {_DAY.format(column="created_at")} AS day, event_type, coun
     FROM marketplace_events
    WHERE company_id = $1 AND event_type = ANY($5::text[])
      AND created_at >= $3 AND created_at < $4
+     AND (event_type <> $6 OR data->>'mode' = $7)
    GROUP BY 1, 2"""
 _REMINDERS = f"""SELECT {_DAY.format(column="updated_at")} AS day, count(*) AS n
     FROM reminders
@@ -72,7 +75,7 @@ async def _read(conn: asyncpg.Connection, company_id: int, bounds: list[datetime
         if await conn.fetchval("SELECT 1 FROM companies WHERE id = $1", company_id) is None:
             raise NotFound(f"company {company_id}")
         answered = await conn.fetch(_ANSWERED, *span, SALON_SENT_EVENT)
-        events = await conn.fetch(_EVENTS, *span, list(AUDIT_COUNTS))
+        events = await conn.fetch(_EVENTS, *span, list(AUDIT_COUNTS), HANDOFF_EVENT, HANDOFF_MODE)
         sent = await conn.fetch(_REMINDERS, *span, REVIEW_KIND)
         ratings = await conn.fetch(_RATINGS, *span)
     return answered, events, sent, ratings

@@ -13,7 +13,9 @@ What each count is, on a salon-local day (the moment a row records falls in that
   ``AIADMIN_RETENTION_DAYS``: older days count only what is kept;
 - ``booked`` / ``moved`` / ``cancelled`` / ``handed_over`` / ``reminders_confirmed`` — audit
   events ``assistant.booked`` / ``assistant.moved`` / ``assistant.cancelled`` /
-  ``assistant.handoff`` / ``assistant.visit_confirmed`` (by ``created_at``);
+  ``assistant.handoff`` / ``assistant.visit_confirmed`` (by ``created_at``). A hand-over is
+  audited twice, as the stored mode change (``data.mode`` = ``handoff``) and as the
+  decision's own entry (no ``mode``): only the first is counted (:data:`HANDOFF_MODE`);
 - ``reminders_sent`` — ``reminders`` rows of the kinds that remind of a visit (every kind but
   ``review``) with status ``sent``, by ``updated_at`` (a sent row never changes again, so it
   is when it was sent);
@@ -39,6 +41,8 @@ from ._errors import ValidationError
 __all__ = [
     "AUDIT_COUNTS",
     "COUNT_FIELDS",
+    "HANDOFF_EVENT",
+    "HANDOFF_MODE",
     "MAX_RESULT_DAYS",
     "REVIEW_KIND",
     "SALON_SENT_EVENT",
@@ -49,6 +53,7 @@ __all__ = [
     "assemble",
     "check_company",
     "check_span",
+    "counted_event",
     "day_bounds",
     "first_day",
 ]
@@ -63,6 +68,9 @@ AUDIT_COUNTS: Mapping[str, str] = {
     "assistant.handoff": "handed_over",
     "assistant.visit_confirmed": "reminders_confirmed",
 }
+#: The hand-over's audit event counted: the stored mode change, which carries ``mode``.
+HANDOFF_EVENT = "assistant.handoff"
+HANDOFF_MODE = "handoff"
 #: The audit event the salon page appends for a message the salon wrote (``message_id``:
 #: the message's WhatsApp id); such messages are not the assistant's answers.
 SALON_SENT_EVENT = "salon.message_sent"
@@ -135,6 +143,13 @@ class SalonResults(Protocol):
         (default: today in ``zone`` by the storage's clock). :class:`NotFound` for an
         unknown company, :class:`ValidationError` for a bad span."""
         ...
+
+
+def counted_event(event_type: str, data: Mapping[str, object]) -> bool:
+    """Whether an audit event counts (see :data:`AUDIT_COUNTS` and :data:`HANDOFF_MODE`)."""
+    if event_type == HANDOFF_EVENT:
+        return data.get("mode") == HANDOFF_MODE
+    return event_type in AUDIT_COUNTS
 
 
 def check_company(company_id: object) -> int:

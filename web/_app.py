@@ -148,6 +148,7 @@ def create_app(
         openapi,
         reminders,
         salon_page,
+        salon_results,
         sync,
         websocket,
         yclients,
@@ -168,6 +169,7 @@ def create_app(
         companies,
         docs,
         salon_page,
+        salon_results,
     ):
         app.register_blueprint(module.blueprint)
 

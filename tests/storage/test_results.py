@@ -71,7 +71,9 @@ async def test_audit_events_count_on_the_salons_day_across_its_midnight(
     audit = storage.audit
     wall.now = BEFORE_MIDNIGHT  # 23:59 on the 14th in the salon
     await audit.append(cid, "assistant.booked", {"phone": CLIENT, "record_id": 1})
+    # a hand-over is audited twice: the stored mode change (counted) and the decision's entry
     await audit.append(cid, "assistant.handoff", {"phone": CLIENT, "mode": "handoff"})
+    await audit.append(cid, "assistant.handoff", {"phone": CLIENT, "reason": "asked"})
     wall.now = AFTER_MIDNIGHT  # 00:01 on the 15th in the salon, still the 14th in UTC
     await audit.append(cid, "assistant.booked", {"phone": CLIENT, "record_id": 2})
     await audit.append(cid, "assistant.moved", {"phone": CLIENT, "record_id": 2})

@@ -24,6 +24,7 @@ from .._reminder_settings import CHANGE_SCHEMA as REMINDERS_CHANGE
 from .._salon_session import ROUTE_DOCS as SALON_PAGE_ROUTES
 from .._validation import BOOLEAN, EMAIL, PHONE, TEXT, object_schema
 from .._validation import ID as ID_FIELD
+from .salon_results import ROUTE_DOCS as SALON_RESULTS_ROUTES
 
 blueprint = Blueprint("openapi", __name__)
 
@@ -611,6 +612,7 @@ EXTRA_ROUTES: list[RouteDoc] = [
         },
     ),
     *SALON_PAGE_ROUTES,
+    *SALON_RESULTS_ROUTES,
 ]
 
 
