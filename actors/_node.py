@@ -12,6 +12,7 @@ at a time (:mod:`actors._restore`), so their sessions come back after a restart.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import random
@@ -26,6 +27,7 @@ import trio
 from config import Settings
 from metrics import MetricsRegistry
 from runtime import (
+    ActorError,
     ActorRef,
     ChildSpec,
     NodeSnapshot,
@@ -458,6 +460,15 @@ def build_companies(
             planner=planner,
         )
         deps.inbound_handler = helper.handle_inbound
+
+        def conversation_changed(company_id: int, phone: str) -> None:
+            # Only a running actor has viewers to tell; never activate one for this.
+            ref = registry.lookup(company_id)
+            if ref is not None:
+                with contextlib.suppress(ActorError):
+                    ref.tell(m.ConversationChanged(phone))
+
+        helper.deps.changed = conversation_changed
     scheduler: ReminderScheduler | None = None
     if reminders is not None:
         from .reminders import ReminderScheduler

@@ -780,6 +780,13 @@ class Placement:
 
     async def _handle(self, command: ViewerCommand) -> None:
         company_id, viewer_id, op = command.company_id, command.viewer, command.op
+        if op is ViewerOp.CONVERSATION_CHANGED and command.phone is not None:
+            # Only a running actor has viewers to tell: never activate one for this.
+            running = self.registry.lookup(company_id)
+            if running is not None:
+                with contextlib.suppress(ActorError):
+                    running.tell(m.ConversationChanged(command.phone))
+            return
         try:
             if await self.place(company_id) is not None:
                 self.publish_nowait(
@@ -794,14 +801,15 @@ class Placement:
             return
         ref = self.registry.ref(company_id)
         try:
-            if op is ViewerOp.WATCH:
+            if op in (ViewerOp.WATCH, ViewerOp.WATCH_SALON):
                 entry = self.remote.get(viewer_id)
                 if entry is not None:
                     self.remote[viewer_id] = (entry[0], entry[1], trio.current_time())
                     return
                 viewer = RemoteViewer(self, company_id, viewer_id)
                 self.remote[viewer_id] = (company_id, viewer, trio.current_time())
-                for frame in await ref.ask(m.Subscribe(viewer)):
+                events = m.SALON_EVENTS if op is ViewerOp.WATCH_SALON else None
+                for frame in await ref.ask(m.Subscribe(viewer, events)):
                     self.publish_nowait(company_id, frame, to=viewer_id)
             elif op is ViewerOp.UNWATCH:
                 entry = self.remote.pop(viewer_id, None)

@@ -14,11 +14,15 @@ only build and read these values.
 * ``node:{node_id}:commands`` (:func:`commands_channel`) — :class:`ViewerCommand`, from a
   socket to the owning node (one channel per node, however many companies it owns):
   ``{"company_id", "viewer", "op"}`` with ``op`` a :class:`ViewerOp`, ``"phone"`` with
-  ``request-pairing-code``, and ``"request_id"``, the socket's request id, so the owner logs
-  what the command causes (``linking_started``) under it; a command without one (an older
-  node) or with a malformed one is served with no request id. Sockets repeat ``watch`` every
-  :data:`WATCH_EVERY` s; the owner forgets a viewer silent for :data:`REMOTE_VIEWER_TTL` s
-  (its process died unannounced).
+  ``request-pairing-code`` and ``conversation-changed``, and ``"request_id"``, the socket's
+  request id, so the owner logs what the command causes (``linking_started``) under it; a
+  command without one (an older node) or with a malformed one is served with no request id.
+  Sockets repeat ``watch`` every :data:`WATCH_EVERY` s; the owner forgets a viewer silent
+  for :data:`REMOTE_VIEWER_TTL` s (its process died unannounced). The salon page's socket
+  watches with ``watch-salon`` (it is subscribed for the opt-in frames,
+  ``actors.company.messages.OPT_IN_EVENTS``), and a web route that changed a chat's mode in
+  a process that does not own the salon sends ``conversation-changed`` with the client's
+  phone (an older owner ignores both ops).
 
 ``decode`` never raises: the other side is another process, maybe of another version, so
 anything malformed decodes to ``None`` and is ignored. Pure: imports no event loop.
@@ -59,6 +63,12 @@ class ViewerOp(enum.StrEnum):
     UNWATCH = "unwatch"
     REQUEST_QR = "request-qr"
     REQUEST_PAIRING_CODE = "request-pairing-code"  # with ``phone``
+    WATCH_SALON = "watch-salon"  # as WATCH, for the salon page's frames
+    CONVERSATION_CHANGED = "conversation-changed"  # with ``phone``: that chat's mode changed
+
+
+#: The ops that carry a ``phone``.
+_WITH_PHONE = frozenset({ViewerOp.REQUEST_PAIRING_CODE, ViewerOp.CONVERSATION_CHANGED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,12 +78,12 @@ class ViewerCommand:
     company_id: int
     viewer: str  # the socket's id, unique per connection
     op: ViewerOp
-    phone: str | None = None  # the number to pair, with REQUEST_PAIRING_CODE only
+    phone: str | None = None  # with REQUEST_PAIRING_CODE and CONVERSATION_CHANGED only
     request_id: str | None = None  # the socket's request id (the operators' log)
 
     def __post_init__(self) -> None:
-        if (self.op is ViewerOp.REQUEST_PAIRING_CODE) != (self.phone is not None):
-            raise ValueError("a phone goes with request-pairing-code, and only with it")
+        if (self.op in _WITH_PHONE) != (self.phone is not None):
+            raise ValueError("a phone goes with request-pairing-code or conversation-changed")
 
     def encode(self) -> dict[str, Any]:
         """The JSON object to publish."""
@@ -100,8 +110,8 @@ class ViewerCommand:
             operation = ViewerOp(op)
         except ValueError:
             return None
-        phone = raw.get("phone") if operation is ViewerOp.REQUEST_PAIRING_CODE else None
-        if operation is ViewerOp.REQUEST_PAIRING_CODE and not isinstance(phone, str):
+        phone = raw.get("phone") if operation in _WITH_PHONE else None
+        if operation in _WITH_PHONE and not isinstance(phone, str):
             return None
         request_id = raw.get("request_id")
         if not isinstance(request_id, str) or not _REQUEST_ID.fullmatch(request_id):

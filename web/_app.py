@@ -147,8 +147,8 @@ def create_app(
         marketplace,
         openapi,
         reminders,
+        salon_live,
         salon_page,
-        salon_results,
         sync,
         websocket,
         yclients,
@@ -169,7 +169,7 @@ def create_app(
         companies,
         docs,
         salon_page,
-        salon_results,
+        salon_live,
     ):
         app.register_blueprint(module.blueprint)
 

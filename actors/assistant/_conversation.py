@@ -206,6 +206,9 @@ class ConversationDeps:
     planner: ReminderPlanner | None = None
     #: The model understanding (``_llm_understander``) when the node has one, else ``None``.
     models: ModelUnderstanders | None = None
+    #: Told ``(company_id, phone)`` after this actor stored a new mode for the chat (the node
+    #: tells the company actor, whose salon-page viewers show it); never blocks.
+    changed: Callable[[int, str], None] | None = None
 
 
 @dataclass
@@ -438,6 +441,7 @@ class ConversationActor(Actor):
             "assistant.staff_silence",
             {"phone": self.phone, "until": until.isoformat()},
         )
+        self._mode_changed()
 
     async def _note_prompt(
         self,
@@ -573,7 +577,13 @@ class ConversationActor(Actor):
         await self.deps.storage.audit.append(self.company_id, f"assistant.{mode.value}", data)
         if mode is ConversationMode.HANDOFF:
             self.deps.metrics.handoffs.labels(reason or "unknown").inc()
+        self._mode_changed()
         return row.version
+
+    def _mode_changed(self) -> None:
+        """Tell the node the chat's mode changed (``ConversationDeps.changed``)."""
+        if self.deps.changed is not None:
+            self.deps.changed(self.company_id, self.phone)
 
     async def _save(self, turn: _Turn) -> None:
         """Store the state with the version read; someone else's write in between (the salon

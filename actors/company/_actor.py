@@ -12,6 +12,7 @@ a linked company gets its session back). The session is closed on every exit, cr
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import random
 import uuid
@@ -28,6 +29,7 @@ from runtime import Actor, ActorUnavailable, Backoff
 from storage import Company, Conflict, Storage, StorageError, SyncState
 
 from .._business_log import BusinessEvent, FromRequest, log_event, serving_request
+from .._phones import InvalidPhone, normalise_phone
 from ..qr import qr_png_data_url
 from ..whatsapp import (
     Connected,
@@ -221,6 +223,13 @@ class CompanyActor(Actor):
         self.elsewhere: str | None = None
         self.state = t.CompanyState()
         self.viewers: set[m.Viewer] = set()
+        #: What each viewer asked for (``Subscribe.events``; ``None``: the connect page's set).
+        self._wants: dict[m.Viewer, frozenset[str] | None] = {}
+        #: A decision told viewers a new ``status``: the ``view`` frame follows once it is done.
+        self._view_due = False
+        #: Who wrote each text queued in this incarnation (its WhatsApp id → ``by``), until
+        #: its outcome's ``message`` frame went out.
+        self._written_by: dict[str, str] = {}
         self.session: WhatsAppSession | None = None
         self._session_scope: trio.CancelScope | None = None
         self._start_scope: trio.CancelScope | None = None
@@ -275,6 +284,7 @@ class CompanyActor(Actor):
         for viewer in list(self.viewers):
             viewer.close()
         self.viewers.clear()
+        self._wants.clear()
         await self._close_session()
 
     def keep_alive(self) -> bool:
@@ -294,9 +304,9 @@ class CompanyActor(Actor):
         request_id = message.request_id if isinstance(message, FromRequest) else None
         with serving_request(request_id):
             result = await self._handle(message)
-            if self.state.viewers != len(self.viewers):
+            if self.state.viewers != self._audience():
                 # A slow or vanished viewer was dropped while frames went out.
-                await self._apply(t.AudienceChanged(len(self.viewers)))
+                await self._apply(t.AudienceChanged(self._audience()))
         return result
 
     async def _handle(self, message: Any) -> Any:
@@ -324,16 +334,20 @@ class CompanyActor(Actor):
                 return await self._apply(t.RequestQr())
             case m.RequestPairingCode(phone=phone):
                 return await self._apply(t.RequestPairingCode(phone))
-            case m.Subscribe(viewer=viewer):
+            case m.Subscribe(viewer=viewer, events=events):
                 self.viewers.add(viewer)
-                await self._apply(t.AudienceChanged(len(self.viewers)))
-                return self._first_frames()
+                self._wants[viewer] = events
+                await self._apply(t.AudienceChanged(self._audience()))
+                return self._first_frames(events)
             case m.Unsubscribe(viewer=viewer):
-                self.viewers.discard(viewer)
-                await self._apply(t.AudienceChanged(len(self.viewers)))
+                self._forget(viewer)
+                await self._apply(t.AudienceChanged(self._audience()))
                 return None
-            case m.SendText(to_phone=to, text=text, message_id=message_id):
-                return await self._queue_text(to, text, message_id)
+            case m.SendText(to_phone=to, text=text, message_id=message_id, by=by):
+                return await self._queue_text(to, text, message_id, by)
+            case m.ConversationChanged(phone=phone):
+                self._tell({"event": "conversation", "data": {"phone": phone}})
+                return None
             case m.LogoutRequested():
                 return await self._apply(t.LogoutRequested())
             case m.Freeze():
@@ -404,6 +418,9 @@ class CompanyActor(Actor):
             else:
                 await self._run_effect(effect, previous)
         self.outbound.set_open(self.state.session is t.Session.CONNECTED and not self.state.banned)
+        if self._view_due:  # after every effect: the view shows what they stored
+            self._view_due = False
+            self._tell(self._view_frame())
         return result
 
     async def _run_effect(self, effect: t.Effect, previous: t.CompanyState) -> None:
@@ -707,13 +724,28 @@ class CompanyActor(Actor):
 
     # -- viewers ---------------------------------------------------------------------------
 
-    def _first_frames(self) -> list[dict[str, Any]]:
-        """What a new viewer is shown at once: the status, and the current QR code if any."""
+    def _first_frames(self, events: frozenset[str] | None = None) -> list[dict[str, Any]]:
+        """What a new viewer is shown at once: the status (and the view, if it wants it), and
+        the current QR code if any (each only if it wants that event)."""
         frames: list[dict[str, Any]] = [self._status_frame()]
         if self._qr_frame is not None:  # a late viewer is told how long the code has left
             left = max(1, round(self._qr_valid_until - trio.current_time()))
             frames.append({**self._qr_frame, "data": {**self._qr_frame["data"], "expiresIn": left}})
-        return frames
+        if events is not None:
+            frames.insert(0, self._view_frame())
+        return [frame for frame in frames if _wanted(events, frame["event"])]
+
+    def _view_frame(self) -> dict[str, Any]:
+        """The opt-in ``view`` frame: the :class:`CompanyView` as JSON."""
+        return {"event": "view", "data": dataclasses.asdict(self.view())}
+
+    def _audience(self) -> int:
+        """Viewers that watch a linking round (want ``qr-update``): the salon page does not."""
+        return sum(1 for events in self._wants.values() if _wanted(events, "qr-update"))
+
+    def _forget(self, viewer: m.Viewer) -> None:
+        self.viewers.discard(viewer)
+        self._wants.pop(viewer, None)
 
     def _status_frame(self) -> dict[str, Any]:
         notice = t.status_notice(self.state)
@@ -722,19 +754,50 @@ class CompanyActor(Actor):
     def _broadcast(self, frame: dict[str, Any]) -> None:
         if frame["event"] == "status":
             frame = {"event": "status", "data": {**frame["data"], "companyId": self.company_id}}
+            self._view_due = True
+        self._tell(frame)
+
+    def _tell(self, frame: dict[str, Any]) -> None:
+        """Push ``frame`` to every viewer that wants its event, and publish it (cluster mode;
+        an opt-in frame only while some viewer wants it)."""
+        event = frame["event"]
+        wanted = False
         for viewer in list(self.viewers):
+            if not _wanted(self._wants.get(viewer), event):
+                continue
+            wanted = True
             try:
                 viewer.send_nowait(frame)
             except (trio.WouldBlock, trio.ClosedResourceError, trio.BrokenResourceError):
                 # A slow or vanished viewer is dropped; it never slows the actor.
-                self.viewers.discard(viewer)
+                self._forget(viewer)
                 viewer.close()  # ``receive`` tells ``decide`` the audience changed
-        if self.deps.publish is not None:
+        if self.deps.publish is not None and (wanted or event not in m.OPT_IN_EVENTS):
             self.deps.publish(self.company_id, frame)
+
+    def _message_frame(
+        self, wa_id: str, phone: str, direction: str, text: str, at: datetime, by: str, status: str
+    ) -> None:
+        """Tell viewers wanting ``message`` frames of a message in or out (module docstring of
+        :mod:`._messages`); the phone as conversations store it."""
+        with contextlib.suppress(InvalidPhone):  # else shown as WhatsApp gave it
+            phone = normalise_phone(phone, region=None)
+        data = {
+            "id": wa_id,
+            "phone": phone,
+            "direction": direction,
+            "text": text,
+            "at": at.isoformat(),
+            "by": by,
+            "status": status,
+        }
+        self._tell({"event": "message", "data": data})
 
     # -- messages out and in ---------------------------------------------------------------
 
-    async def _queue_text(self, to_phone: str, text: str, message_id: str | None = None) -> str:
+    async def _queue_text(
+        self, to_phone: str, text: str, message_id: str | None = None, by: str = "assistant"
+    ) -> str:
         """Record the message (``queued``) and push it to the paced outbound queue; returns its
         WhatsApp id. A ``message_id`` the company already has is not queued again (a caller's
         retry after a crash or a lost reply: the first one is sent, or already was); the
@@ -759,6 +822,8 @@ class CompanyActor(Actor):
                 raise
             return message_id  # recorded by a racing send of the same id: that one goes out
         self.outbound.push(Outgoing(row.id, wa_id, to_phone, text))
+        self._written_by[wa_id] = by
+        self._message_frame(wa_id, to_phone, "out", text, row.created_at, by, row.status)
         return wa_id
 
     async def _send_one(self, item: Outgoing) -> None:
@@ -786,7 +851,12 @@ class CompanyActor(Actor):
             log.warning(
                 "company %s: message %s %s: %s", self.company_id, item.wa_message_id, status, error
             )
-        await self.deps.storage.messages.set_status(item.log_id, status)
+        row = await self.deps.storage.messages.set_status(item.log_id, status)
+        # Queued before a restart: its writer is not known here, the assistant's by default.
+        by = self._written_by.pop(item.wa_message_id, "assistant")
+        self._message_frame(
+            item.wa_message_id, item.to_phone, "out", item.text, row.created_at, by, status
+        )
 
     async def _on_inbound(self, message: InboundMessage) -> None:
         await self._on_inbound_burst((message,))
@@ -797,6 +867,10 @@ class CompanyActor(Actor):
         # Media are logged by their caption, or by their kind when they have none.
         rows = [(m.message_id, m.sender_phone, m.text or f"[{m.kind}]") for m in messages]
         fresh = await self.deps.storage.messages.record_inbound_many(self.company_id, rows)
+        at = datetime.now(UTC)
+        for (wa_id, phone, text), new in zip(rows, fresh, strict=True):
+            if new:
+                self._message_frame(wa_id, phone, "in", text, at, "client", "received")
         for message, new in zip(messages, fresh, strict=True):
             if new:  # a redelivered one is already recorded and handled
                 self._after_recorded(message)
@@ -813,3 +887,8 @@ class CompanyActor(Actor):
             await self.deps.inbound_handler(self.company_id, message)
         except Exception:
             log.exception("company %s: inbound handler failed", self.company_id)
+
+
+def _wanted(events: frozenset[str] | None, event: str) -> bool:
+    """Whether a viewer that asked for ``events`` (``Subscribe.events``) gets ``event``."""
+    return event not in m.OPT_IN_EVENTS if events is None else event in events

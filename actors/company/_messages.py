@@ -3,8 +3,21 @@
 Replies: ``GetStatus`` → :class:`CompanyView`; ``GetQr`` → :class:`CurrentQr`;
 ``RequestQr``/``RequestPairingCode`` and the
 lifecycle commands → :class:`CommandResult`; ``Subscribe`` → a list of initial frames;
-``SendText`` → the queued message's WhatsApp id. Errors an asker may get are listed in
-``CompanyActor.expected_errors``.
+``SendText`` → the queued message's WhatsApp id; ``ConversationChanged`` (a tell) → nothing.
+Errors an asker may get are listed in ``CompanyActor.expected_errors``.
+
+Viewer frames. A viewer subscribed with ``events=None`` (the connect page) gets every frame
+but the opt-in ones (:data:`OPT_IN_EVENTS`), exactly as before they existed. A viewer that
+names its events (the salon page's live socket) gets only those, opt-in ones included:
+
+* ``view`` — the company's :class:`CompanyView` fields (``dataclasses.asdict``), after every
+  decision that told viewers a new ``status`` (and first, on subscribing);
+* ``message`` — ``{"id", "phone", "direction": "in"|"out", "text", "at", "by":
+  "client"|"assistant"|"salon", "status"}`` for each client message recorded (not a
+  redelivery), each text queued (``status`` ``queued``) and each queued text's outcome
+  (``sent``, ``failed``, ``unconfirmed``: the same ``id`` again);
+* ``conversation`` — ``{"phone"}``: that client's conversation changed (its mode); the viewer
+  reads the row itself.
 """
 
 from __future__ import annotations
@@ -75,9 +88,20 @@ class CurrentQr:
     lifetime: float = 0.0  # seconds the code stays valid from ``generated_at``
 
 
+#: Frames only a viewer that names them in :attr:`Subscribe.events` gets (never the connect
+#: page): see the module docstring.
+OPT_IN_EVENTS = frozenset({"view", "message", "conversation"})
+#: What the salon page's live socket subscribes for (its ``status`` is built from ``view``).
+SALON_EVENTS = OPT_IN_EVENTS
+
+
 @dataclass(frozen=True, eq=False)
 class Subscribe:
+    """Add a viewer; ``events``: the frame events it wants (``None``: every frame but
+    :data:`OPT_IN_EVENTS`, the connect page's protocol)."""
+
     viewer: Viewer
+    events: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -94,6 +118,17 @@ class SendText:
     to_phone: str
     text: str
     message_id: str | None = None
+    #: Who wrote it, as ``message`` frames show it: ``assistant`` (replies, reminders) or
+    #: ``salon`` (a person writing from the salon's page).
+    by: str = "assistant"
+
+
+@dataclass(frozen=True)
+class ConversationChanged:
+    """Tell viewers wanting ``conversation`` frames that this client's conversation changed
+    (its mode was set). Sent as a tell by whoever changed it; nothing when no viewer wants it."""
+
+    phone: str
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ from .._conversations import (
 )
 from .._errors import BadRequest, Conflict, Gone, NotFound
 from .._model_settings import model_summary, node_llm
+from .._salon_events import conversation_changed
 from .._validation import (
     PHONE,
     bounded_text,
@@ -163,4 +164,5 @@ async def set_mode(company_id: str) -> Any:
         "conversation_mode_set",
         {"phone": phone, "mode": mode.value, "until": iso(until), "by": caller},
     )
+    await conversation_changed(cid, phone)  # the salon page's live sockets show it
     return jsonify({"success": True, "company_id": cid, **conversation_json(conversation)})

@@ -334,6 +334,8 @@ async def _pump_remote(
             return
         if event is None or not event.is_for(viewer_id):
             continue
+        if event.frame is not None and event.frame.get("event") in m.OPT_IN_EVENTS:
+            continue  # the salon page's frames, published for its sockets (salon_live.py)
         if event.frame is not None:
             await websocket.send(json.dumps(event.frame, ensure_ascii=False))
             if is_uninstalled_status(event.frame):
