@@ -147,6 +147,7 @@ def create_app(
         marketplace,
         openapi,
         reminders,
+        salon_conversations,
         salon_live,
         salon_page,
         sync,
@@ -169,6 +170,7 @@ def create_app(
         companies,
         docs,
         salon_page,
+        salon_conversations,
         salon_live,
     ):
         app.register_blueprint(module.blueprint)
