@@ -6,6 +6,7 @@ reminders and from what the salon wrote, and the ratings' summary."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -190,3 +191,79 @@ async def test_unknown_company_and_bad_spans_are_refused(storage: Storage) -> No
     with pytest.raises(ValidationError):
         await storage.results.daily(cid, ZONE, 7, last=datetime(2026, 1, 1, tzinfo=UTC))
     assert len((await storage.results.daily(cid, ZONE, MAX_RESULT_DAYS)).days) == MAX_RESULT_DAYS
+
+
+async def test_postgres_reads_one_salons_span_through_indexes(real_storage: Storage) -> None:
+    """200 salons with 100 events, messages, reminders and ratings each: every grouped query
+    reads the one salon's rows of the span through the indexes of migration 0014 (and the
+    messages' own), none scans a whole table."""
+    import storage._pg_results as results
+
+    assert real_storage.pg is not None
+    bounds = [datetime(2026, 1, 10, 19, tzinfo=UTC) + timedelta(days=n) for n in range(6)]
+
+    async def plans(conn: Any) -> dict[str, str]:
+        await conn.execute(
+            """INSERT INTO companies (yclients_id, integration_status)
+               SELECT 99000 + g, 'active' FROM generate_series(1, 200) g"""
+        )
+        ids = [r["id"] for r in await conn.fetch("SELECT id FROM companies ORDER BY id")]
+        await conn.execute(
+            """INSERT INTO marketplace_events (company_id, event_type, data, created_at)
+               SELECT c, (ARRAY['assistant.booked', 'assistant.handoff', 'sync_requested',
+                                'salon.message_sent'])[1 + g % 4],
+                      jsonb_build_object('message_id', 'M' || c || '-' || g, 'mode', 'handoff'),
+                      TIMESTAMPTZ '2026-01-08' + g * INTERVAL '2 hours'
+                 FROM unnest($1::int[]) c, generate_series(1, 100) g""",
+            ids,
+        )
+        await conn.execute(
+            """INSERT INTO messages (company_id, direction, wa_message_id, peer_phone, text,
+                                     status, created_at)
+               SELECT c, 'out', 'M' || c || '-' || g, '79161234567', 'x', 'sent',
+                      TIMESTAMPTZ '2026-01-08' + g * INTERVAL '2 hours'
+                 FROM unnest($1::int[]) c, generate_series(1, 100) g""",
+            ids,
+        )
+        await conn.execute(
+            """INSERT INTO reminders (company_id, record_id, kind, visit_time, due_at, status,
+                                      message_id, updated_at)
+               SELECT c, g, 'day_before', TIMESTAMPTZ '2026-01-20' + g * INTERVAL '2 hours',
+                      TIMESTAMPTZ '2026-01-08' + g * INTERVAL '2 hours', 'sent', 'R' || c || g,
+                      TIMESTAMPTZ '2026-01-08' + g * INTERVAL '2 hours'
+                 FROM unnest($1::int[]) c, generate_series(1, 100) g""",
+            ids,
+        )
+        await conn.execute(
+            """INSERT INTO reviews (company_id, record_id, phone, rating, updated_at)
+               SELECT c, g, '79161234567', 1 + g % 5,
+                      TIMESTAMPTZ '2026-01-08' + g * INTERVAL '2 hours'
+                 FROM unnest($1::int[]) c, generate_series(1, 100) g""",
+            ids,
+        )
+        for table in ("marketplace_events", "messages", "reminders", "reviews"):
+            await conn.execute(f"ANALYZE {table}")
+        span = (ids[7], bounds, bounds[0], bounds[-1])
+        found: dict[str, str] = {}
+        for name, sql, extra in (
+            ("answered", results._ANSWERED, (results.SALON_SENT_EVENT,)),
+            (
+                "events",
+                results._EVENTS,
+                (list(results.AUDIT_COUNTS), results.HANDOFF_EVENT, results.HANDOFF_MODE),
+            ),
+            ("reminders", results._REMINDERS, (results.REVIEW_KIND,)),
+            ("ratings", results._RATINGS, ()),
+        ):
+            rows = await conn.fetch("EXPLAIN (COSTS OFF) " + sql, *span, *extra)
+            found[name] = "\n".join(r[0] for r in rows)
+        return found
+
+    found: dict[str, str] = await real_storage.pg.run(plans)  # type: ignore[arg-type]
+    for name, plan in found.items():
+        assert "Seq Scan" not in plan, (name, plan)
+    assert "idx_marketplace_events_company_type" in found["events"], found["events"]
+    assert "idx_reminders_sent" in found["reminders"], found["reminders"]
+    assert "idx_reviews_company_updated" in found["ratings"], found["ratings"]
+    assert "idx_reminders_message" in found["answered"], found["answered"]
+    assert "idx_marketplace_events_salon_sent" in found["answered"], found["answered"]
