@@ -197,7 +197,8 @@ async def test_postgres_reads_one_salons_span_through_indexes(real_storage: Stor
     """200 salons with 100 events, messages, reminders and ratings each: every grouped query
     reads the one salon's rows of the span through the indexes of migration 0014 (and the
     messages' own), none scans a whole table."""
-    import storage._pg_results as results
+    import storage._pg_results as queries
+    import storage._results as results
 
     assert real_storage.pg is not None
     bounds = [datetime(2026, 1, 10, 19, tzinfo=UTC) + timedelta(days=n) for n in range(6)]
@@ -246,14 +247,14 @@ async def test_postgres_reads_one_salons_span_through_indexes(real_storage: Stor
         span = (ids[7], bounds, bounds[0], bounds[-1])
         found: dict[str, str] = {}
         for name, sql, extra in (
-            ("answered", results._ANSWERED, (results.SALON_SENT_EVENT,)),
+            ("answered", queries._ANSWERED, (results.SALON_SENT_EVENT,)),
             (
                 "events",
-                results._EVENTS,
+                queries._EVENTS,
                 (list(results.AUDIT_COUNTS), results.HANDOFF_EVENT, results.HANDOFF_MODE),
             ),
-            ("reminders", results._REMINDERS, (results.REVIEW_KIND,)),
-            ("ratings", results._RATINGS, ()),
+            ("reminders", queries._REMINDERS, (results.REVIEW_KIND,)),
+            ("ratings", queries._RATINGS, ()),
         ):
             rows = await conn.fetch("EXPLAIN (COSTS OFF) " + sql, *span, *extra)
             found[name] = "\n".join(r[0] for r in rows)
