@@ -13,7 +13,8 @@ Where they come from:
 
 * messages: ``storage.messages.recent(company, limit, peer_phone=phone)``. An outgoing one is
   the salon's own (``by: "salon"``) when the page sent it (audit ``salon.message_sent`` with
-  ``{"phone", "message_id"}``), else the assistant's (its replies and the reminders);
+  ``{"phone", "message_id"}``, the message's WhatsApp id), else the assistant's (its replies
+  and the reminders);
 * actions: ``storage.audit.for_phone(company, phone)``, each event read by :data:`_RENDER`
   into a short Russian line in the salon's own time zone ("записал на пт 11 декабря в 11:00,
   Стрижка мужская, мастер Игорь"). Events the page does not show (a booking still being
@@ -259,7 +260,8 @@ def _message_json(message: Message, salon_ids: set[object]) -> dict[str, Any]:
     if message.direction == "in":
         by = "client"
     else:
-        by = "salon" if message.id in salon_ids else "assistant"
+        salon = message.wa_message_id is not None and message.wa_message_id in salon_ids
+        by = "salon" if salon else "assistant"
     return {
         "kind": "message",
         "direction": message.direction,

@@ -219,15 +219,22 @@ async def test_the_salons_own_messages_are_marked_salon(any_web: WebHarness) -> 
     cid = company.company_id
     await chat(web, cid, ANNA, 0, "Анна")
     await web.storage.messages.record_inbound(cid, "wa-1", ANNA, "Есть кто живой?")
-    assistant = await web.storage.messages.record_outbound(cid, ANNA, "Сейчас позову человека")
+    assistant = await web.storage.messages.record_outbound(
+        cid, ANNA, "Сейчас позову человека", wa_message_id="3EB0ASSIST01"
+    )
     await web.storage.audit.append(
         cid, "conversation_mode_set", {"phone": ANNA, "mode": "handoff", "by": "salon_cookie"}
     )
-    own = await web.storage.messages.record_outbound(cid, ANNA, "Здравствуйте, это Мария")
-    await web.storage.audit.append(cid, SALON_MESSAGE_EVENT, {"phone": ANNA, "message_id": own.id})
+    # the page's message: queued with its WhatsApp id, which the audit entry names
+    await web.storage.messages.record_outbound(
+        cid, ANNA, "Здравствуйте, это Мария", wa_message_id="3EB0SALON0001"
+    )
+    await web.storage.audit.append(
+        cid, SALON_MESSAGE_EVENT, {"phone": ANNA, "message_id": "3EB0SALON0001"}
+    )
     # another client's salon message does not mark this one's
     await web.storage.audit.append(
-        cid, SALON_MESSAGE_EVENT, {"phone": BORIS, "message_id": assistant.id}
+        cid, SALON_MESSAGE_EVENT, {"phone": BORIS, "message_id": assistant.wa_message_id}
     )
     await web.storage.audit.append(
         cid, "conversation_mode_set", {"phone": ANNA, "mode": "assistant", "by": "salon_cookie"}
