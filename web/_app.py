@@ -147,9 +147,11 @@ def create_app(
         marketplace,
         openapi,
         reminders,
+        salon_actions,
         salon_conversations,
         salon_live,
         salon_page,
+        salon_settings,
         sync,
         websocket,
         yclients,
@@ -172,6 +174,8 @@ def create_app(
         salon_page,
         salon_conversations,
         salon_live,
+        salon_actions,
+        salon_settings,
     ):
         app.register_blueprint(module.blueprint)
 

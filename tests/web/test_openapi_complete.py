@@ -14,7 +14,7 @@ from tests.web.conftest import WebHarness, register
 from tests.web.test_routes import link
 
 #: Path parameters that are not ids: credentials carried in the path.
-STRING_PARAMS = {"token", "secret"}
+STRING_PARAMS = {"token", "secret", "phone"}  # phone: a client's number in the path (issue 16)
 #: 2xx statuses that carry no body.
 BODILESS = {"204"}
 
