@@ -27,6 +27,7 @@ from .._salon_settings import ROUTE_DOCS as SALON_SETTINGS_ROUTES
 from .._salon_transcript import ROUTE_DOCS as SALON_CONVERSATIONS_ROUTES
 from .._validation import BOOLEAN, EMAIL, PHONE, TEXT, object_schema
 from .._validation import ID as ID_FIELD
+from .salon_results import ROUTE_DOCS as SALON_RESULTS_ROUTES
 
 blueprint = Blueprint("openapi", __name__)
 
@@ -614,6 +615,7 @@ EXTRA_ROUTES: list[RouteDoc] = [
         },
     ),
     *SALON_PAGE_ROUTES,
+    *SALON_RESULTS_ROUTES,
     *SALON_CONVERSATIONS_ROUTES,
     *SALON_LIVE_ROUTES,
     *SALON_SETTINGS_ROUTES,
