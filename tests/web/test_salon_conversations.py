@@ -40,7 +40,7 @@ from tests.web.conftest import (
 from tests.web.test_openapi_complete import fetch_document, schema_of
 from tests.web.test_routes import error_of, link
 from web._app import create_app
-from web._salon_session import COOKIE_NAME, encode_session, new_session
+from web._salon_session import COOKIE_NAME, csrf_token, encode_session, new_session
 from web._salon_transcript import SALON_MESSAGE_EVENT
 
 API = "/marketplace/salon/api"
@@ -526,3 +526,43 @@ async def test_an_older_entry_without_names_takes_them_from_the_catalog(web: Web
         "записал на пн 16 марта в 13:00, Маникюр с покрытием гель-лак, мастер Алина",
         "отменил запись",
     ]
+
+
+async def test_what_the_salon_does_from_its_page_shows_in_the_transcript(web: WebHarness) -> None:
+    """Through the page's own routes (cookie + CSRF): take the chat over, write to the client,
+    give it back — the message reaches the simulated phone and the transcript marks it
+    ``salon``, between the two actions."""
+    company = await register(web)
+    cid = company.company_id
+    await link(web, company)
+    await chat(web, cid, ANNA, 0, "Анна")
+    await web.storage.messages.record_inbound(cid, "wa-in-1", ANNA, "Можно живого человека?")
+    session = new_session(cid)
+    headers = {
+        "Cookie": f"{COOKIE_NAME}={encode_session(session, JWT_SECRET)}",
+        "X-CSRF-Token": csrf_token(session.session_id, JWT_SECRET),
+    }
+    base = f"{API}/{cid}/conversations/{ANNA}"
+    await ok(await web.client.post(f"{base}/takeover", json={}, headers=headers))
+    sent = await web.client.post(
+        f"{base}/messages",
+        json={"text": "Здравствуйте, это Мария <i>администратор</i>"},
+        headers=headers,
+    )
+    assert sent.status_code == 202, await sent.get_json()
+    with trio.fail_after(10):
+        await web.world.wait_until(
+            lambda: any(d.to_phone == ANNA for d in web.world.delivered(cid))
+        )
+    await ok(await web.client.post(f"{base}/giveback", json={}, headers=headers))
+
+    body = await ok(await web.client.get(base, headers=cookie(cid)))
+    shown = [(i["kind"], i.get("by") or i["action"], i["text"]) for i in body["items"]]
+    assert shown == [
+        ("message", "client", "Можно живого человека?"),
+        ("action", "taken_over", shown[1][2]),
+        ("message", "salon", "Здравствуйте, это Мария <i>администратор</i>"),
+        ("action", "given_back", "администратор вернул чат ассистенту"),
+    ]
+    assert shown[1][2].startswith("администратор взял чат до ")
+    assert body["conversation"]["mode"] == "assistant"
