@@ -20,10 +20,12 @@ class MemorySynonyms:
     database, whose companies it checks (each call atomic after one checkpoint)."""
 
     def __init__(self, db: MemoryDatabase) -> None:
+        """The twin over ``db`` (whose companies it checks), with no words yet."""
         self._db = db
         self._words: dict[int, dict[int, tuple[str, ...]]] = {}
 
     async def get(self, company_id: int) -> dict[int, tuple[str, ...]]:
+        """See :meth:`SalonSynonyms.get`."""
         await trio.lowlevel.checkpoint()
         cid = check_company(company_id)
         self._db.require_company(cid)
@@ -32,6 +34,7 @@ class MemorySynonyms:
     async def replace(
         self, company_id: int, changes: Mapping[int, Sequence[str]]
     ) -> dict[int, tuple[str, ...]]:
+        """See :meth:`SalonSynonyms.replace`."""
         await trio.lowlevel.checkpoint()
         cid = check_company(company_id)
         checked = check_changes(changes)

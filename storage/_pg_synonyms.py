@@ -21,16 +21,19 @@ _SELECT = "SELECT service_id, words FROM salon_synonyms WHERE company_id = $1 OR
 
 
 def _mapping(recs: list[asyncpg.Record]) -> dict[int, tuple[str, ...]]:
+    """``{service_id: words}`` of the rows read."""
     return {int(r["service_id"]): tuple(r["words"]) for r in recs}
 
 
 async def _require_company(conn: asyncpg.Connection, company_id: int, *, lock: bool) -> None:
+    """:class:`NotFound` unless the company exists (``lock``: held for the transaction)."""
     sql = "SELECT id FROM companies WHERE id = $1" + (" FOR SHARE" if lock else "")
     if await conn.fetchval(sql, company_id) is None:
         raise NotFound(f"company {company_id}")
 
 
 async def _get(conn: asyncpg.Connection, company_id: int) -> list[asyncpg.Record]:
+    """The company's rows; :class:`NotFound` for an unknown company."""
     recs: list[asyncpg.Record] = await conn.fetch(_SELECT, company_id)
     if not recs:
         await _require_company(conn, company_id, lock=False)
@@ -40,6 +43,7 @@ async def _get(conn: asyncpg.Connection, company_id: int) -> list[asyncpg.Record
 async def _replace(
     conn: asyncpg.Connection, now: Any, company_id: int, changes: dict[int, tuple[str, ...]]
 ) -> list[asyncpg.Record]:
+    """One transaction: drop the emptied services' rows, upsert the others, read all back."""
     await _require_company(conn, company_id, lock=True)
     gone = [sid for sid, words in changes.items() if not words]
     kept = [{"service_id": sid, "words": list(w)} for sid, w in changes.items() if w]
@@ -69,16 +73,19 @@ class PgSynonyms:
     """:class:`SalonSynonyms` on PostgreSQL (one unit of work per call)."""
 
     def __init__(self, pool: PgPool, clock: Clock | None) -> None:
+        """The repository over ``pool``; ``clock`` overrides ``now()`` (tests)."""
         self._pool = pool
         self._clock = clock
 
     async def get(self, company_id: int) -> dict[int, tuple[str, ...]]:
+        """See :meth:`SalonSynonyms.get`."""
         cid = check_company(company_id)
         return _mapping(await self._pool.run(_get, cid))
 
     async def replace(
         self, company_id: int, changes: Mapping[int, Sequence[str]]
     ) -> dict[int, tuple[str, ...]]:
+        """See :meth:`SalonSynonyms.replace`."""
         cid = check_company(company_id)
         checked = check_changes(changes)
         now = None if self._clock is None else self._clock()

@@ -53,6 +53,7 @@ def word_key(word: str) -> str:
 
 
 def check_company(company_id: object) -> int:
+    """A company id's shape (a positive 32-bit integer)."""
     return v.positive_int("company_id", company_id)
 
 

@@ -120,15 +120,18 @@ class SettingsInvalid(BadRequest):
     ``field`` it is about beside it in ``error`` (so the page can mark the input)."""
 
     def __init__(self, field: str, message: str) -> None:
+        """A refusal of ``field`` with the Russian ``message``."""
         super().__init__(message, code="invalid_settings", field=field)
 
     def body(self) -> dict[str, Any]:
+        """The error body, with ``field`` beside ``code`` and ``message``."""
         body = super().body()
         body["error"]["field"] = self.field
         return body
 
 
 def _known_placeholders(field: str) -> str:
+    """The placeholders a text of ``field`` may use, for a refusal's hint."""
     names = [name for name in PLACEHOLDER_HELP if name != "link" or field.endswith("review_link")]
     return ", ".join("{" + name + "}" for name in names)
 

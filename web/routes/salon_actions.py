@@ -98,6 +98,8 @@ async def _set_mode(
     *,
     audit: bool = True,
 ) -> Conversation:
+    """Set the chat's mode (nobody is waiting for a person any more); audited with the caller
+    unless ``audit`` is false."""
     s = state()
     conversation = await s.storage.conversations.set_mode(
         cid, phone, mode, until=until, needs_person=False
@@ -112,11 +114,13 @@ async def _set_mode(
 
 
 def _handoff_until(minutes: int | None = None) -> datetime:
+    """When a handoff of ``minutes`` (default: the configured handoff time) ends."""
     length = minutes if minutes is not None else state().settings.assistant.handoff_minutes
     return datetime.now(UTC) + timedelta(minutes=length)
 
 
 def _answer(cid: int, conversation: Conversation) -> Any:
+    """The answer of takeover and giveback: the conversation as the conversations API shows it."""
     return jsonify(
         {"success": True, "company_id": cid, "conversation": conversation_json(conversation)}
     )
@@ -124,6 +128,7 @@ def _answer(cid: int, conversation: Conversation) -> Any:
 
 @blueprint.post("/<company_id>/conversations/<phone>/takeover")
 async def take_over(company_id: str, phone: str) -> Any:
+    """``POST …/conversations/<phone>/takeover``: a person answers the chat."""
     cid, caller, _ = await _salon(company_id)
     number = parse_phone(phone)
     minutes = optional_field(await _body(), "minutes", HANDOFF_MINUTES)
@@ -136,6 +141,7 @@ async def take_over(company_id: str, phone: str) -> Any:
 
 @blueprint.post("/<company_id>/conversations/<phone>/giveback")
 async def give_back(company_id: str, phone: str) -> Any:
+    """``POST …/conversations/<phone>/giveback``: the assistant answers again."""
     cid, caller, _ = await _salon(company_id)
     number = parse_phone(phone)
     await _body()
@@ -147,6 +153,7 @@ async def give_back(company_id: str, phone: str) -> Any:
 
 @blueprint.post("/<company_id>/conversations/<phone>/messages")
 async def write_to_client(company_id: str, phone: str) -> Any:
+    """``POST …/conversations/<phone>/messages``: queue the salon's text to the client (202)."""
     cid, caller, _ = await _salon(company_id)
     number = parse_phone(phone)
     s = state()
@@ -191,6 +198,7 @@ async def write_to_client(company_id: str, phone: str) -> Any:
 
 
 def _not_connected() -> Conflict:
+    """409 ``whatsapp_not_connected``: the salon's WhatsApp cannot send now."""
     return Conflict(
         "WhatsApp салона не подключён: подключите его заново, и сообщение можно будет отправить",
         code="whatsapp_not_connected",
@@ -206,6 +214,7 @@ _LOGOUT_REFUSALS = {
 
 @blueprint.post("/<company_id>/whatsapp/logout")
 async def log_out_whatsapp(company_id: str) -> Any:
+    """``POST …/whatsapp/logout``: unlink the salon's WhatsApp; the new status."""
     cid, caller, _ = await _salon(company_id)
     s = state()
     ref = await company_ref(s.node, cid)
@@ -223,6 +232,7 @@ async def log_out_whatsapp(company_id: str) -> Any:
 
 @blueprint.post("/<company_id>/whatsapp/relink")
 async def relink_whatsapp(company_id: str) -> Any:
+    """``POST …/whatsapp/relink``: a connect page URL with a fresh connect token."""
     cid, caller, company = await _salon(company_id)
     s = state()
     await _body()

@@ -87,12 +87,14 @@ async def _answer(storage: Storage, company: Company) -> dict[str, Any]:
 
 @blueprint.get("/<company_id>/settings")
 async def salon_settings(company_id: str) -> Any:
+    """``GET …/settings``: the salon page's settings."""
     _, _, company = await _salon(company_id)
     return jsonify(await _answer(state().storage, company))
 
 
 @blueprint.patch("/<company_id>/settings")
 async def change_salon_settings(company_id: str) -> Any:
+    """``PATCH …/settings``: check every given part, then store them; the new settings."""
     cid, caller, company = await _salon(company_id)
     s = state()
     body = await read_json_object(request, max_bytes=s.settings.max_body_bytes)
@@ -150,6 +152,7 @@ async def change_salon_settings(company_id: str) -> Any:
 
 @blueprint.post("/<company_id>/templates/preview")
 async def preview_template(company_id: str) -> Any:
+    """``POST …/templates/preview``: a text filled with the example values."""
     cid, _, _ = await _salon(company_id)
     s = state()
     body = await read_json_object(request, max_bytes=s.settings.max_body_bytes)
@@ -161,6 +164,7 @@ async def preview_template(company_id: str) -> Any:
 
 @blueprint.get("/<company_id>/reminders/plan")
 async def reminder_plan(company_id: str) -> Any:
+    """``GET …/reminders/plan``: what is still to go out, soonest first."""
     cid, _, company = await _salon(company_id)
     rows = await state().storage.reminders.upcoming(cid, PLAN_SIZE)
     return jsonify(
