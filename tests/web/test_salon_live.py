@@ -502,3 +502,17 @@ async def test_a_socket_on_the_process_not_owning_the_salon(
             await connect.send(frame("request-qr"))
             refused = await next_frame(connect)
             assert (refused["event"], refused["data"]["code"]) == ("error", "already_linked")
+
+            # A new connect URL issued in A closes a token socket in B; the cookie's stays.
+            async with b.client.websocket(ws_path(cid), scope_base=peer("10.5.0.9")) as by_token:
+                await by_token.send(auth_frame(company.token))
+                assert (await next_frame(by_token))["event"] == "status"
+                reissued = await a.client.post(
+                    "/marketplace/connect-url", json={"company_id": cid}, headers=a.admin
+                )
+                assert reissued.status_code == 200
+                frames, code = await until_closed(by_token)
+                assert (code, [f["data"]["code"] for f in frames]) == (4401, ["invalid_token"])
+            a.world.go_offline(cid)
+            for ws in (local, remote):
+                assert (await frame_named(ws, "status"))["data"]["status"] == "reconnecting"

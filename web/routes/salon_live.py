@@ -220,8 +220,8 @@ async def _serve_socket(raw_id: str) -> None:
     async with contextlib.AsyncExitStack() as stack:
         live = stack.enter_context(_registered(company_id, admitted))
         events: trio.MemoryReceiveChannel[Any] | None = None
-        if s.node.placement is not None:
-            # Cluster mode: frames from the owner, and revocations made anywhere.
+        if s.node.placement is not None and admitted.revocable:
+            # Cluster mode: revocations made anywhere (and the owner's frames, if elsewhere).
             events = await stack.enter_async_context(
                 s.storage.pubsub.subscribe(events_channel(company_id))
             )
@@ -344,8 +344,14 @@ async def _serve_company(
     """Through the company's actor here, or its owner's (cluster)."""
     s = state()
     owner = await s.node.place(company_id)
+    if owner is not None and events is None:
+        # A cookie socket follows the channel only for the owner's frames (followed before
+        # it asks to watch, so the first frame is not missed).
+        async with s.storage.pubsub.subscribe(events_channel(company_id)) as followed:
+            await _serve_remote(company_id, owner, admitted, live, followed)
+        return
     if owner is not None:
-        assert events is not None  # an owner elsewhere means cluster mode
+        assert events is not None
         await _serve_remote(company_id, owner, admitted, live, events)
         return
     ref = s.node.company(company_id)
@@ -363,7 +369,7 @@ async def _serve_company(
             return
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_pump_local, company_id, viewer, live, nursery.cancel_scope)
-            if events is not None and admitted.revocable:
+            if events is not None:
                 nursery.start_soon(_follow_revocations, events, live)
             await _read_frames()
     finally:
