@@ -268,3 +268,23 @@ async def test_the_company_key_may_act_too_and_is_named_in_the_audit(web: WebHar
     assert status == 200, body
     (taken,) = await audit(web, cid, "conversation_mode_set")
     assert taken["by"] == "company_key"
+
+
+async def test_the_body_of_a_takeover_is_optional_but_must_be_json(web: WebHarness) -> None:
+    company = await register(web)
+    cid = company.company_id
+    await web.storage.conversations.set_mode(cid, CLIENT, ConversationMode.ASSISTANT)
+    path = f"{API}/{cid}/conversations/{CLIENT}/takeover"
+    headers = salon(web, cid)
+    empty = await web.client.post(
+        path, data=b"", headers=headers | {"Content-Type": "application/json"}
+    )
+    assert empty.status_code == 200, await empty.get_json()
+    text = await web.client.post(
+        path, data=b"minutes=5", headers=headers | {"Content-Type": "text/plain"}
+    )
+    assert text.status_code == 415
+    status, answer = await post(
+        web, f"/{cid}/conversations/{CLIENT}/takeover", headers, {"minutes": 0}
+    )
+    assert (status, answer["error"]["code"]) == (400, "invalid_field")

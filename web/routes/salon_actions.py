@@ -38,7 +38,7 @@ from storage import Company, Conversation, ConversationMode
 
 from .._context import state
 from .._conversations import HANDOFF_MINUTES, conversation_json, iso
-from .._errors import Conflict, Gone, NotFound
+from .._errors import BadRequest, Conflict, Gone, NotFound, UnsupportedMediaType
 from .._forward import company_ref
 from .._message_fields import MESSAGE_TEXT
 from .._salon_events import conversation_changed, whatsapp_json
@@ -71,9 +71,19 @@ async def _salon(company_id: str) -> tuple[int, SalonCaller, Company]:
 
 async def _body() -> dict[str, Any]:
     """The JSON body, or ``{}`` when none was sent (a body, if any, must be JSON)."""
-    if request.mimetype != "application/json" and not request.content_length:
+    if request.content_length == 0:
         return {}
-    return await read_json_object(request, max_bytes=state().settings.max_body_bytes)
+    if request.mimetype != "application/json":
+        if await request.get_data(cache=True):  # bounded by the app's MAX_CONTENT_LENGTH
+            raise UnsupportedMediaType()
+        return {}
+    try:
+        return await read_json_object(request, max_bytes=state().settings.max_body_bytes)
+    except BadRequest as exc:
+        # ``Content-Type: application/json`` with nothing after it: no body either.
+        if exc.code == "malformed_json" and not await request.get_data(cache=True):
+            return {}
+        raise
 
 
 async def _conversation(company_id: int, phone: str) -> Conversation:
