@@ -507,7 +507,9 @@
     var connected = wa.connected === true;
     var tone = connected ? 'ok' : status === 'reconnecting' || status === 'linking' ? 'warn' : 'error';
     var phone = formatPhone(wa.phone);
-    setText(el.waLine, 'WhatsApp: ' + waStatusText(wa).toLowerCase() + (phone ? ' · ' + phone : ''));
+    // The number never breaks across lines (non-breaking spaces and hyphens).
+    var unbroken = phone.replace(/ /g, '\u00a0').replace(/-/g, '\u2011');
+    setText(el.waLine, 'WhatsApp: ' + waStatusText(wa).toLowerCase() + (phone ? ' · ' + unbroken : ''));
     if (el.waDot) {
       el.waDot.className = 'status-dot status-' + tone;
     }
@@ -1076,7 +1078,7 @@
       if (result.data && (result.data.reminders || result.data.synonyms)) {
         fillSettingsPart(result.data, form);
       }
-      return true;
+      return { replanning: result.data.replanning === true };
     });
   }
 
@@ -1142,11 +1144,7 @@
         quiet_start: el.quietStart.value,
         quiet_end: el.quietEnd.value
       }
-    }, el.remindersForm, el.remindersSaved, 'reminders').then(function (saved) {
-      if (saved) {
-        loadPlan();
-      }
-    });
+    }, el.remindersForm, el.remindersSaved, 'reminders').then(followPlan);
   }
 
   function saveReviews(event) {
@@ -1169,11 +1167,7 @@
         review_link: link || null,
         review_link_to: el.reviewLinkTo.value === 'high' ? 'high' : 'all'
       }
-    }, el.reviewsForm, el.reviewsSaved, 'review_link').then(function (saved) {
-      if (saved) {
-        loadPlan();
-      }
-    });
+    }, el.reviewsForm, el.reviewsSaved, 'review_link').then(followPlan);
   }
 
   function saveTexts(event) {
@@ -1238,6 +1232,28 @@
     });
   }
 
+  var PLAN_FOLLOW_MS = [1000, 2000, 4000, 8000];
+
+  function followPlan(saved) {
+    // The visits are planned again in the background after a change of times or switches:
+    // read the plan now and a few more times while that runs.
+    if (!saved) {
+      return;
+    }
+    loadPlan();
+    if (saved.replanning) {
+      var at = 0;
+      PLAN_FOLLOW_MS.forEach(function (delay) {
+        at += delay;
+        setTimeout(function () {
+          if (!state.dead) {
+            loadPlan();
+          }
+        }, at);
+      });
+    }
+  }
+
   function loadPlan() {
     return api('GET', '/reminders/plan').then(function (result) {
       clear(el.planList);
@@ -1285,9 +1301,10 @@
     return date && !isNaN(date.getTime()) ? fmtChartDay.format(date).replace('.', '') : String(iso);
   }
 
-  function drawChart(spec, days) {
-    var W = 620;
-    var H = 180;
+  function drawChart(spec, days, width) {
+    // Drawn at the card's own width, so the axis text keeps its size on a phone.
+    var W = Math.max(260, Math.min(760, Math.round(width || 620)));
+    var H = W < 420 ? 150 : 180;
     var left = 34;
     var right = 6;
     var top = 8;
@@ -1349,9 +1366,13 @@
       tip.textContent = dayName(d.date) + ' — ' + parts.join(', ');
       hit.appendChild(tip);
       chart.appendChild(hit);
-      if (i % 7 === 0 || i === days.length - 1) {
+      var last = i === days.length - 1;
+      if ((i % 7 === 0 && days.length - 1 - i >= 4) || last) {
         var label = svg('text', {
-          x: left + i * slot + slot / 2, y: H - 6, class: 'axis', 'text-anchor': 'middle'
+          x: last ? W - right : left + i * slot + slot / 2,
+          y: H - 6,
+          class: 'axis',
+          'text-anchor': last ? 'end' : 'middle'
         });
         label.textContent = dayName(d.date);
         chart.appendChild(label);
@@ -1379,10 +1400,10 @@
         summary.push(s[1] + ' ' + total);
       });
       card.appendChild(legend);
-      var chart = drawChart(spec, days);
+      el.charts.appendChild(card);
+      var chart = drawChart(spec, days, legend.clientWidth);
       chart.setAttribute('aria-label', spec.title + ' за 30 дней: ' + summary.join(', '));
       card.appendChild(chart);
-      el.charts.appendChild(card);
     });
   }
 
@@ -1423,10 +1444,10 @@
       }
       var days = Array.isArray(result.data.days) ? result.data.days : [];
       var totals = result.data.totals && typeof result.data.totals === 'object' ? result.data.totals : {};
-      renderRatings(result.data.ratings || {});
-      renderCharts(days, totals);
       show(el.resultsLoading, false);
       show(el.results, true);
+      renderRatings(result.data.ratings || {});
+      renderCharts(days, totals);
     });
   }
 
