@@ -55,7 +55,7 @@ __all__ = [
 
 #: Where the salon page's API lives (``/<companyId>/…``).
 SALON_API = "/marketplace/salon/api"
-#: The overview counts chats waiting for a person up to this many (the page shows "100+").
+#: The overview counts chats waiting for a person up to this many (this many: "or more").
 MAX_NEEDS_PERSON = 100
 #: The most items one transcript shows (the latest).
 MAX_ITEMS = 200
