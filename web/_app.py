@@ -173,11 +173,11 @@ def create_app(
         companies,
         docs,
         salon_page,
-        salon_results,
         salon_conversations,
-        salon_live,
+        salon_results,
         salon_actions,
         salon_settings,
+        salon_live,
     ):
         app.register_blueprint(module.blueprint)
 

@@ -22,12 +22,12 @@ from .._openapi import RouteDoc, build_openapi
 from .._reminder_settings import ANSWER_SCHEMA as REMINDERS_ANSWER
 from .._reminder_settings import CHANGE_SCHEMA as REMINDERS_CHANGE
 from .._salon_events import ROUTE_DOCS as SALON_LIVE_ROUTES
+from .._salon_results_docs import ROUTE_DOCS as SALON_RESULTS_ROUTES
 from .._salon_session import ROUTE_DOCS as SALON_PAGE_ROUTES
 from .._salon_settings import ROUTE_DOCS as SALON_SETTINGS_ROUTES
 from .._salon_transcript import ROUTE_DOCS as SALON_CONVERSATIONS_ROUTES
 from .._validation import BOOLEAN, EMAIL, PHONE, TEXT, object_schema
 from .._validation import ID as ID_FIELD
-from .salon_results import ROUTE_DOCS as SALON_RESULTS_ROUTES
 
 blueprint = Blueprint("openapi", __name__)
 
@@ -615,10 +615,10 @@ EXTRA_ROUTES: list[RouteDoc] = [
         },
     ),
     *SALON_PAGE_ROUTES,
-    *SALON_RESULTS_ROUTES,
     *SALON_CONVERSATIONS_ROUTES,
-    *SALON_LIVE_ROUTES,
+    *SALON_RESULTS_ROUTES,
     *SALON_SETTINGS_ROUTES,
+    *SALON_LIVE_ROUTES,
 ]
 
 

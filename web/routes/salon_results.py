@@ -27,28 +27,23 @@ without any), ``count`` and ``distribution`` by stars (``"1"`` … ``"5"``).
 from __future__ import annotations
 
 import math
-from datetime import date, timedelta
+from datetime import timedelta
 from typing import Any
 
 from quart import Blueprint, jsonify, request
 
 from actors.reminders._planner import salon_zone
-from storage import DailyResults, PeriodResults
+from storage import PeriodResults
 
 from .._context import state
 from .._errors import BadRequest, NotFound
-from .._openapi import RouteDoc
+from .._salon_results_docs import DEFAULT_DAYS, MAX_DAYS
 from .._salon_session import salon_caller
 from .._validation import parse_id
 
-__all__ = ["DEFAULT_DAYS", "MAX_DAYS", "ROUTE_DOCS", "blueprint", "results_json"]
+__all__ = ["DEFAULT_DAYS", "MAX_DAYS", "blueprint", "results_json"]
 
 blueprint = Blueprint("salon_results", __name__, url_prefix="/marketplace/salon/api")
-
-#: The span the page shows unless it asks for another, and the longest it may ask for.
-DEFAULT_DAYS = 30
-MAX_DAYS = 90
-_COUNTS = tuple(DailyResults(date.min).counts())
 
 
 def _days(raw: str | None) -> int:
@@ -100,82 +95,3 @@ async def salon_results(company_id: str) -> Any:
     results = await s.storage.results.daily(cid, zone, days)
     body = results_json(results, s.settings.retention_days)
     return jsonify({"success": True, "company_id": cid, "timezone": zone.key, **body})
-
-
-_COUNT = {"type": "integer", "minimum": 0}
-_DAY = {
-    "type": "object",
-    "required": ["date", *_COUNTS],
-    "properties": {
-        "date": {"type": "string", "format": "date", "description": "The salon's local date"},
-        **{name: _COUNT for name in _COUNTS},
-    },
-}
-RESULTS_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": [
-        "success",
-        "company_id",
-        "timezone",
-        "days",
-        "totals",
-        "ratings",
-        "answered_from",
-    ],
-    "properties": {
-        "success": {"type": "boolean", "const": True},
-        "company_id": {"type": "integer"},
-        "timezone": {"type": "string", "description": "The zone the days are the salon's in"},
-        "days": {
-            "type": "array",
-            "items": _DAY,
-            "description": "Every day of the span, oldest first (zeros included)",
-        },
-        "totals": {
-            "type": "object",
-            "required": list(_COUNTS),
-            "properties": {name: _COUNT for name in _COUNTS},
-        },
-        "ratings": {
-            "type": "object",
-            "required": ["average", "count", "distribution"],
-            "properties": {
-                "average": {"type": ["number", "null"], "minimum": 1, "maximum": 5},
-                "count": _COUNT,
-                "distribution": {
-                    "type": "object",
-                    "required": ["1", "2", "3", "4", "5"],
-                    "properties": {str(n): _COUNT for n in range(1, 6)},
-                },
-            },
-        },
-        "answered_from": {
-            "type": ["string", "null"],
-            "format": "date",
-            "description": "The first day whose answered count is complete (messages are "
-            "kept AIADMIN_RETENTION_DAYS days); null when every day's is",
-        },
-    },
-}
-
-ROUTE_DOCS: list[RouteDoc] = [
-    RouteDoc(
-        "/marketplace/salon/api/{companyId}/results",
-        "GET",
-        "The salon's results per local day: the assistant's answers, visits booked, moved and "
-        "cancelled, reminders sent and confirmed, chats handed to a person, ratings",
-        auth="salon",
-        description="answered counts the assistant's replies to clients (not reminders, review "
-        "requests, messages the salon wrote from its page, or failed sends); booked, moved and "
-        "cancelled the visits the assistant changed in YClients; reminders_sent the visit "
-        "reminders sent (not review requests), reminders_confirmed the visits clients "
-        "confirmed in answer; handed_over the chats the assistant handed to a person; ratings "
-        "the clients' ratings given that day. Days are the salon's local dates (timezone).",
-        query={"days": {"type": "integer", "minimum": 1, "maximum": MAX_DAYS, "default": 30}},
-        response_schema=RESULTS_SCHEMA,
-        responses={
-            400: "days is not an integer from 1 to 90 (invalid_field), or a bad companyId",
-            404: "Unknown company (company_not_found)",
-        },
-    ),
-]
