@@ -907,6 +907,10 @@
     if (/^texts\./.test(field)) {
       return 'text-' + field.slice(6);
     }
+    var service = /^synonyms\.(\d+)$/.exec(field);
+    if (service && byId('err-synonyms-' + service[1])) {
+      return 'synonyms-' + service[1];
+    }
     if (/^synonyms/.test(field)) {
       return 'synonyms';
     }
@@ -1043,8 +1047,12 @@
       input.setAttribute('data-service-id', String(s.service_id));
       input.placeholder = 'например: шеллак, гелевое покрытие';
       input.value = Array.isArray(s.words) ? s.words.join(', ') : '';
+      var error = make('p', 'field-error');
+      error.id = 'err-synonyms-' + String(s.service_id).replace(/\D/g, '');
+      error.hidden = true;
       field.appendChild(label);
       field.appendChild(input);
+      field.appendChild(error);
       el.synonymsFields.appendChild(field);
     });
     show(el.synonymsEmpty, items.length === 0);
