@@ -14,9 +14,10 @@ the admin key (:func:`web._salon_session.salon_caller`):
 * ``GET /reminders/plan`` — the next 50 reminders and review requests still to go out.
 
 The salon's words are ours (``storage.synonyms``): a catalog sync never erases them. Once
-changed, this process's assistant reads its catalog again at its next turn (another process's
-copy follows within its cache time, two minutes). A change of when reminders are due re-plans
-the salon's visits in the background, as ``PATCH /marketplace/company/<id>/reminders`` does.
+changed, the salon's assistant reads its catalog again at its next turn (in a cluster a change
+of the words is served by the process running the salon's actor, where its conversations
+run). A change of when reminders are due re-plans the salon's visits in the background, as
+``PATCH /marketplace/company/<id>/reminders`` does.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from storage import MAX_SYNONYM_CHARS, MAX_SYNONYMS_PER_SERVICE, Company, Storag
 
 from .._context import state
 from .._errors import Gone, NotFound
+from .._forward import company_ref
 from .._reminder_settings import (
     changed_fields,
     current_settings,
@@ -113,6 +115,10 @@ async def change_salon_settings(company_id: str) -> Any:
         after = reminder_change(body["reminders"], before)
     synonyms = None
     if "synonyms" in body:
+        # In a cluster the salon's conversations run where its company actor runs: the
+        # request is served there (forwarded whole, before any write), so the catalog copy
+        # dropped below is the one its assistant reads.
+        await company_ref(s.node, cid)
         catalog = await s.storage.catalog.get_catalog(cid)
         synonyms = check_synonyms(body["synonyms"], catalog.services)
     if company.integration_status == "uninstalled":
