@@ -93,6 +93,7 @@ class RateLimit:
 #: The admin key's default budget per route: a partner polling 1,000 salons a minute (and
 #: the rest of its calls) stays well inside it.
 ADMIN_RATE_LIMIT = RateLimit(6000, 60.0)
+SALON_RATE_LIMIT = RateLimit(600, 60.0)
 
 
 @dataclass(frozen=True)
@@ -213,6 +214,9 @@ class Settings:
     #: Requests per route with the partner/admin key, wherever they come from (instead of
     #: ``api_rate_limit`` per IP): the partner polls every salon's status.
     admin_rate_limit: RateLimit = field(default_factory=lambda: ADMIN_RATE_LIMIT)
+    #: Requests per route per IP to the salon page's API from a browser holding its cookie
+    #: (instead of ``api_rate_limit``): the page reloads a chat on every live frame.
+    salon_rate_limit: RateLimit = field(default_factory=lambda: SALON_RATE_LIMIT)
     ws_rate_limit: RateLimit = field(default_factory=lambda: RateLimit(5, 60.0))
     #: Salons looked up through YClients' install redirect per IP per window (each salon id of a
     #: redirect counts once): every one costs calls to YClients under our shared partner limit.
@@ -279,6 +283,7 @@ AIADMIN_KEYS = frozenset(
         "AIADMIN_WHATSAPP_STORE",
         "AIADMIN_API_RATE_LIMIT",
         "AIADMIN_ADMIN_RATE_LIMIT",
+        "AIADMIN_SALON_RATE_LIMIT",
         "AIADMIN_WS_RATE_LIMIT",
         "AIADMIN_REDIRECT_RATE_LIMIT",
         "AIADMIN_SEND_MIN_GAP",
@@ -300,12 +305,13 @@ AIADMIN_KEYS = frozenset(
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
-def admin_rate_default(api: RateLimit) -> RateLimit:
+def admin_rate_default(api: RateLimit, floor: RateLimit = ADMIN_RATE_LIMIT) -> RateLimit:
     """``AIADMIN_ADMIN_RATE_LIMIT``'s default: :data:`ADMIN_RATE_LIMIT`, or the per-IP API
-    limit when that allows more (the admin key never gets less than anyone)."""
-    if api.limit / api.window > ADMIN_RATE_LIMIT.limit / ADMIN_RATE_LIMIT.window:
+    limit when that allows more (the admin key never gets less than anyone); with ``floor``
+    :data:`SALON_RATE_LIMIT`, the same rule for ``AIADMIN_SALON_RATE_LIMIT``."""
+    if api.limit / api.window > floor.limit / floor.window:
         return api
-    return ADMIN_RATE_LIMIT
+    return floor
 
 
 class _Reader:
@@ -627,6 +633,9 @@ def settings_from_env(
         simulated_world=simulated_world,
         api_rate_limit=api_rate,
         admin_rate_limit=r.rate("AIADMIN_ADMIN_RATE_LIMIT", admin_rate_default(api_rate)),
+        salon_rate_limit=r.rate(
+            "AIADMIN_SALON_RATE_LIMIT", admin_rate_default(api_rate, SALON_RATE_LIMIT)
+        ),
         ws_rate_limit=r.rate("AIADMIN_WS_RATE_LIMIT", RateLimit(5, 60.0)),
         redirect_rate_limit=r.rate("AIADMIN_REDIRECT_RATE_LIMIT", RateLimit(10, 60.0)),
         pacing=SendPacing(

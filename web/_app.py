@@ -38,6 +38,7 @@ from ._context import WebMetrics, WebState, install_state, remote_ip, state
 from ._errors import TooManyRequests, error_response, register_error_handlers
 from ._forward import Forwarder, OwnerAddresses, received_hop
 from ._logging import register_secrets, request_id_var
+from ._salon_session import COOKIE_NAME, SALON_PATH
 from ._security import constant_time_equals, cors_headers, redact_url, security_headers
 
 log = logging.getLogger("aiadmin.access")
@@ -214,6 +215,11 @@ def create_app(
             # budget per route, shared by wherever it calls from (no extra read: the key
             # is compared, as authentication will compare it again).
             limit, scope, bucket = settings.admin_rate_limit, "admin", "admin"
+        elif request.path.startswith(SALON_PATH + "/") and request.cookies.get(COOKIE_NAME):
+            # The salon page reloads a chat on each live frame: a browser with the page's
+            # cookie gets a larger budget per IP (a forged cookie only gets this bucket, and
+            # is refused by the route anyway).
+            limit, scope, bucket = settings.salon_rate_limit, "salon", g.client_ip
         else:
             limit, scope, bucket = settings.api_rate_limit, "api", g.client_ip
         decision = await state().storage.rate_limiter.hit(

@@ -88,3 +88,29 @@ async def test_two_apps_on_one_redis_share_the_budget(
         assert int(response.headers["Retry-After"]) >= 1
         assert await hit(one, "/marketplace/test", ip=settings_ip) == 429
         assert await hit(one, "/marketplace/test", ip="192.0.2.34") == 200
+
+
+async def test_the_salon_page_has_its_own_larger_budget(web: WebHarness) -> None:
+    """The salon page reloads a chat on each live frame: with its cookie a browser gets
+    ``salon_rate_limit`` per route (600 a minute), where the same route with the company's key
+    is limited at 30; the larger budget runs out too."""
+    company = await register(web)
+    client = web.app.test_client(use_cookies=False)
+    signed_in = await client.post("/marketplace/salon/session", json={"token": company.token})
+    assert signed_in.status_code == 200
+    cookie = signed_in.headers["Set-Cookie"].split(";", 1)[0]
+    path = f"/marketplace/salon/api/{company.company_id}/results"
+    budget = web.settings.salon_rate_limit.limit
+    assert budget == 600 > LIMIT
+    browser = [
+        (await client.get(path, headers={"Cookie": cookie}, scope_base=peer("198.51.100.9")))
+        for _ in range(budget)
+    ]
+    assert {r.status_code for r in browser} == {200}
+    last = await client.get(path, headers={"Cookie": cookie}, scope_base=peer("198.51.100.9"))
+    assert last.status_code == 429
+    by_key = [
+        await hit(web, path, ip="198.51.100.10", headers=company.key_headers)
+        for _ in range(LIMIT + 1)
+    ]
+    assert by_key == [200] * LIMIT + [429]
