@@ -8,14 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 import trio
 from trio.testing import MockClock
 
 from actors.company import messages as m
+from config import Settings
 from storage import ConversationMode
 from tests.web.conftest import WebHarness, issue_jwt, register, token_of
 from tests.web.test_assistant_handoff import CLIENT, assistant_web, said, say
+from tests.web.test_forwarding import register as cluster_register
+from tests.web.test_forwarding import roles, two_served_nodes
 from tests.web.test_routes import link
 from web._salon_session import COOKIE_NAME, CSRF_HEADER, csrf_token, encode_session, new_session
 
@@ -288,3 +292,47 @@ async def test_the_body_of_a_takeover_is_optional_but_must_be_json(web: WebHarne
         web, f"/{cid}/conversations/{CLIENT}/takeover", headers, {"minutes": 0}
     )
     assert (status, answer["error"]["code"]) == (400, "invalid_field")
+
+
+async def test_in_a_cluster_the_owner_process_sends_the_salons_message_and_logs_it_out(
+    settings: Settings, database_url: str, redis_prefix: str
+) -> None:
+    """Asked on the process that does not run the salon's actor, the page's writes are served
+    by the owner (forwarded whole, the cookie checked there again): the message goes out
+    through the owner's WhatsApp session, the log-out unlinks it there."""
+    async with (
+        two_served_nodes(settings, database_url, redis_prefix) as pair,
+        httpx.AsyncClient(timeout=10) as client,
+    ):
+        company = await cluster_register(client, pair[0].url, 900_161)
+        cid = company["company_id"]
+        owner, other = await roles(pair, cid)
+        ref = owner.node.company(cid)
+        assert (await ref.ask(m.RequestQr())).ok
+        with trio.fail_after(10):
+            await owner.world.wait_until(lambda: owner.world.live_qr(cid) is not None)
+        owner.world.scan(cid, phone="79001234567")
+        with trio.fail_after(10):
+            await owner.world.wait_until(lambda: owner.world.is_connected(cid))
+        await other.node.storage.conversations.set_mode(cid, CLIENT, ConversationMode.ASSISTANT)
+        session = new_session(cid)
+        headers = {
+            "Cookie": f"{COOKIE_NAME}={encode_session(session, settings.jwt_secret)}",
+            CSRF_HEADER: csrf_token(session.session_id, settings.jwt_secret),
+        }
+        base = f"{other.url}{API}/{cid}"
+        sent = await client.post(
+            f"{base}/conversations/{CLIENT}/messages", json={"text": "Ждём вас!"}, headers=headers
+        )
+        assert sent.status_code == 202, sent.text
+        with trio.fail_after(30):
+            await owner.world.wait_until(
+                lambda: [d.text for d in owner.world.delivered(cid)] == ["Ждём вас!"]
+            )
+        assert other.node.registry.lookup(cid) is None  # no actor (no session) on the other
+        assert other.forwarded("2xx") == 1
+        out = await client.post(f"{base}/whatsapp/logout", json={}, headers=headers)
+        assert out.status_code == 200, out.text
+        assert out.json()["whatsapp"]["connected"] is False
+        assert owner.world.linked_jid(cid) is None
+        assert other.forwarded("2xx") == 2

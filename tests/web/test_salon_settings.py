@@ -10,6 +10,7 @@ import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Any
 
+import httpx
 import pytest
 import trio
 from trio.testing import MockClock
@@ -21,6 +22,8 @@ from tests.actors.reminders.test_planner import NOW, ZONE, local
 from tests.support.clock import FakeWallClock
 from tests.web.conftest import WebHarness, register
 from tests.web.test_assistant_handoff import assistant_web, say
+from tests.web.test_forwarding import register as cluster_register
+from tests.web.test_forwarding import roles, two_served_nodes
 from tests.web.test_reminder_replan import open_reminder_web, replanner, visits
 from tests.web.test_routes import link
 from tests.web.test_salon_actions import API, salon
@@ -322,3 +325,30 @@ async def test_a_word_set_on_the_page_is_understood_and_survives_a_catalog_sync(
         assert "Маникюр с покрытием гель-лак" in reply and "2 700 ₽" in reply, reply
         assert "Стрижка женская" not in reply, reply
         assert (await get_settings(web, cid))["synonyms"][0]["words"] == ["бархатка"]
+
+
+async def test_in_a_cluster_a_change_of_words_is_served_where_the_salons_chats_run(
+    settings: Settings, database_url: str, redis_prefix: str
+) -> None:
+    """The salon's conversations (and their catalog copy) live in the process running its
+    company actor: a change of its words asked elsewhere is forwarded there; other changes
+    are served where they land."""
+    async with (
+        two_served_nodes(settings, database_url, redis_prefix) as pair,
+        httpx.AsyncClient(timeout=10) as client,
+    ):
+        company = await cluster_register(client, pair[0].url, 900_171)
+        cid = company["company_id"]
+        owner, other = await roles(pair, cid)
+        await other.node.storage.catalog.replace_catalog(cid, None, [NAILS, CUT], [])
+        key = {"X-API-Key": company["api_key"]}
+        url = f"{other.url}{API}/{cid}/settings"
+        switched = await client.patch(url, json={"assistant_enabled": False}, headers=key)
+        assert switched.status_code == 200, switched.text
+        assert other.forwarded("2xx") == 0
+        words = {"synonyms": [{"service_id": 101, "words": ["бархатка"]}]}
+        changed = await client.patch(url, json=words, headers=key)
+        assert changed.status_code == 200, changed.text
+        assert other.forwarded("2xx") == 1
+        assert changed.json()["synonyms"][0]["words"] == ["бархатка"]
+        assert await owner.node.storage.synonyms.get(cid) == {101: ("бархатка",)}
