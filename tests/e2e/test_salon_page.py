@@ -6,7 +6,9 @@ token is traded for an HttpOnly cookie, never put in a URL); watches a client's 
 assistant arrive live, with the booking marked; takes the chat over, writes to the client
 (the simulated phone receives it) and gives it back; changes the reminder time and sees the
 plan follow; switches review requests to "at once" and sees the client's rating arrive in the
-results. Script-like client messages are shown as text and run nothing. Phone (390×844) and
+results. A dropped live socket is re-opened with backoff and the page catches up; a status
+frame shows at once. Script-like client messages are shown as text and run nothing. Phone
+(390×844) and
 desktop (1280×800) viewports; screenshots in ``test-artifacts/e2e/salon-*.png``; no console
 error and no CSP violation on any page.
 """
@@ -31,7 +33,7 @@ import httpx
 import jinja2
 import pytest
 import trio
-from playwright.sync_api import Page, ViewportSize, sync_playwright
+from playwright.sync_api import Page, ViewportSize, WebSocketRoute, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from ._browser import (
@@ -644,6 +646,60 @@ async def test_whatsapp_tab_logs_out_after_a_confirmation() -> None:
                 back = page.goto(salon.url("/marketplace/salon"))
                 assert back is not None and back.status == 200
                 page.wait_for_selector("#salon-title")
+                assert_clean(page, log)
+
+        await in_browser_thread(scenario)
+
+
+async def test_live_updates_come_back_after_the_socket_drops() -> None:
+    """The page's socket is dropped and its first retry refused: the page says so, tries
+    again with backoff, and once back it shows what happened meanwhile (a client who wrote
+    while it was away); a status frame (WhatsApp logged out elsewhere) shows at once."""
+    async with salon_stand(linked=True) as salon:
+
+        def scenario() -> None:
+            with open_page(MOBILE, salon.zone) as (page, log):
+                sockets: list[WebSocketRoute] = []
+                opened: list[float] = []
+
+                def route(ws: WebSocketRoute) -> None:
+                    opened.append(page.evaluate("performance.now()"))
+                    sockets.append(ws)
+                    if len(sockets) == 2:
+                        ws.close(code=4000, reason="refused by the test")
+                    else:
+                        ws.connect_to_server()
+
+                page.route_web_socket(re.compile(r"/marketplace/salon/api/\d+/ws$"), route)
+                open_from_connect_page(page, salon, scan=False)
+                page.wait_for_selector("#live-line:has-text('Обновляется автоматически')")
+                assert len(sockets) == 1
+
+                dropped = page.evaluate("performance.now()")
+                sockets[0].close(code=4000, reason="dropped by the test")
+                page.wait_for_selector("#live-line:has-text('переподключаемся')")
+                inbound(salon, NEW_CLIENT, "Вы работаете в воскресенье?")
+                page.wait_for_selector(f".chat-item[data-phone='{NEW_CLIENT}']", timeout=LIVE_MS)
+                page.wait_for_selector("#live-line:has-text('Обновляется автоматически')")
+                assert len(sockets) == 3
+                # Backoff: the first retry 1 s after the drop, the next 2 s after that one.
+                assert opened[1] - dropped >= 900, (dropped, opened)
+                assert opened[2] - opened[1] >= 1_900, (dropped, opened)
+                still_the_same_document(page)
+
+                # A status frame: the salon's WhatsApp logged out by another caller.
+                answer = httpx.post(
+                    salon.url(f"/marketplace/salon/api/{salon.company_id}/whatsapp/logout"),
+                    headers=salon.stand.admin,
+                    timeout=10,
+                )
+                assert answer.status_code == 200, answer.text
+                page.wait_for_function(
+                    "() => !document.querySelector('#wa-status-line').textContent"
+                    ".startsWith('WhatsApp: подключён')",
+                    timeout=LIVE_MS,
+                )
+                assert page.get_attribute("#wa-dot", "class") == "status-dot status-error"
                 assert_clean(page, log)
 
         await in_browser_thread(scenario)
