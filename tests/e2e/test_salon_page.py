@@ -8,9 +8,8 @@ assistant arrive live, with the booking marked; takes the chat over, writes to t
 plan follow; switches review requests to "at once" and sees the client's rating arrive in the
 results. A dropped live socket is re-opened with backoff and the page catches up; a status
 frame shows at once. Script-like client messages are shown as text and run nothing. Phone
-(390×844) and
-desktop (1280×800) viewports; screenshots in ``test-artifacts/e2e/salon-*.png``; no console
-error and no CSP violation on any page.
+(390×844) and desktop (1280×800) viewports; screenshots in ``test-artifacts/e2e/salon-*.png``;
+no console error and no CSP violation on any page.
 """
 
 from __future__ import annotations
