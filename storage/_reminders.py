@@ -491,11 +491,8 @@ class MemoryReminders:
         await trio.lowlevel.checkpoint()
         count = limit_value(limit, high=MAX_UPCOMING)
         self._db.require_company(check_company(company_id))
-        rows = [
-            r
-            for r in self._db.reminders.values()
-            if r.company_id == company_id and r.status in UPCOMING_STATUSES
-        ]
+        held = (self._db.reminders[i] for i in self._db.reminders_of.get(company_id, ()))
+        rows = [r for r in held if r.status in UPCOMING_STATUSES]
         return sorted(rows, key=upcoming_order)[:count]
 
 
