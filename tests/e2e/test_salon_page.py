@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -34,6 +35,9 @@ import pytest
 import trio
 from playwright.sync_api import Page, ViewportSize, WebSocketRoute, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+from actors.yclients import sign_user_data
+from tests.fakes.yclients import PARTNER_TOKEN
 
 from ._browser import (
     CHROMIUM_ARGS,
@@ -646,6 +650,58 @@ async def test_whatsapp_tab_logs_out_after_a_confirmation() -> None:
                 assert back is not None and back.status == 200
                 page.wait_for_selector("#salon-title")
                 assert_clean(page, log)
+
+        await in_browser_thread(scenario)
+
+
+async def test_the_salon_opens_its_page_from_yclients_and_leaves_it() -> None:
+    """YClients' settings link (signed ``user_data``) opens the page with no credential left
+    in the address bar or history; a forged signature gets the 403 page; «Выйти из кабинета»
+    ends the session (the page then asks to open it from YClients)."""
+    async with salon_stand(linked=True) as salon:
+        data, sign = sign_user_data({"id": 9001, "salon_id": SALON_ID}, PARTNER_TOKEN)
+        query = {"salon_id": str(SALON_ID), "user_data": data, "user_data_sign": sign}
+        link = salon.url("/marketplace/salon/open?" + urlencode(query))
+        forged = salon.url(
+            "/marketplace/salon/open?" + urlencode({**query, "user_data_sign": "0" * 64})
+        )
+
+        def scenario() -> None:
+            with open_page(MOBILE, salon.zone) as (page, log):
+                refused = page.goto(forged)
+                assert refused is not None and refused.status == 403
+                assert page.inner_text("#error-title").strip() == "Подпись не прошла проверку"
+                assert page.query_selector("#salon-app") is None
+
+                opened = page.goto(link)
+                assert opened is not None and opened.status == 200
+                assert page.url == salon.url("/marketplace/salon")
+                assert opened.request.redirected_from is not None  # the 303
+                # about:blank, the refused link, the page: the signed link is no entry of its own
+                assert page.evaluate("history.length") == 3
+                assert "user_data" not in page.evaluate("performance.getEntries()[0].name")
+                page.wait_for_selector("#salon-title")
+                assert page.inner_text("#salon-title").strip() == "Салон красоты «Ромашка»"
+                page.wait_for_function(
+                    "() => document.querySelector('#wa-status-line').textContent"
+                    ".startsWith('WhatsApp: подключён')"
+                )
+                with page.expect_navigation(url=re.compile(r"/marketplace/salon$")) as left:
+                    page.click("#logout-button")
+                answer = left.value
+                assert answer is not None and answer.status == 401
+                assert page.inner_text("#error-title").strip() == "Войдите в кабинет салона"
+                assert "aiadmin_salon" not in {c["name"] for c in page.context.cookies()}
+                screenshot(page, "salon-mobile-signed-out")
+                # Chromium logs the 403 and 401 documents as failed loads.
+                assert_clean(
+                    page,
+                    log,
+                    expected=(
+                        "the server responded with a status of 403",
+                        "the server responded with a status of 401",
+                    ),
+                )
 
         await in_browser_thread(scenario)
 
