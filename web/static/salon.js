@@ -994,13 +994,24 @@
       field.appendChild(error);
       field.appendChild(preview);
       el.textsFields.appendChild(field);
+      fitRows(area);
       area.addEventListener('input', function () {
+        fitRows(area);
         later('preview-' + kind, function () {
           renderPreview(kind);
         }, PREVIEW_DELAY_MS);
       });
       renderPreview(kind);
     });
+  }
+
+  function fitRows(area) {
+    // As many rows as the text takes (3 to 12), so a template is seen whole.
+    var lines = String(area.value || '').split('\n').length;
+    area.rows = Math.max(3, Math.min(12, lines));
+    while (area.scrollHeight > area.clientHeight && area.rows < 12) {
+      area.rows += 1;
+    }
   }
 
   function renderPreview(kind) {
@@ -1067,9 +1078,9 @@
         return;
       }
       state.settingsLoaded = true;
-      fillSettings(result.data);
       show(el.settingsLoading, false);
       show(el.settings, true);
+      fillSettings(result.data);
       loadPlan();
     });
   }
