@@ -612,10 +612,16 @@
     show(el.listMore, !!state.cursor);
   }
 
+  function searchText(query) {
+    // A phone as people type it (+7 (917) 100-00-01) is searched by its digits.
+    return /^[\d\s()+\-.]+$/.test(query) ? query.replace(/\D/g, '') : query;
+  }
+
   function listQuery(cursor, limit) {
     var params = new URLSearchParams();
-    if (state.query) {
-      params.set('q', state.query);
+    var q = searchText(state.query);
+    if (q) {
+      params.set('q', q);
     }
     if (state.needsOnly) {
       params.set('needs_person', 'true');
