@@ -396,6 +396,19 @@ async def test_the_salon_opens_its_page_follows_a_chat_live_takes_it_over_and_gi
                 page.wait_for_selector("#chat-list-pane", state="visible")
                 first = page.get_attribute(".chat-item", "data-phone")
                 assert first == NEW_CLIENT
+
+                # The results count the booking and the assistant's answers, drawn as bars.
+                page.click("#tab-results")
+                booked = ".legend-item[data-key='booked'] .legend-total"
+                page.wait_for_selector(f"{booked}:has-text('1')", timeout=LIVE_MS)
+                answered = page.inner_text(".legend-item[data-key='answered'] .legend-total")
+                assert int(answered) >= 2
+                bookings = page.locator(".chart-card[data-chart='booked moved cancelled']")
+                assert bookings.locator("rect.bar.s0").count() == 1  # today's one bar
+                assert bookings.locator("rect.bar.s1, rect.bar.s2").count() == 0
+                tip = bookings.locator("rect.hit title").last.text_content() or ""
+                assert "Записал: 1" in tip, tip
+                screenshot(page, "salon-mobile-results-booking")
                 still_the_same_document(page)
                 assert_clean(page, log)
 
