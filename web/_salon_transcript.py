@@ -342,6 +342,11 @@ _OVERVIEW = {
         "company_id": {"type": "integer"},
         "salon_id": {"type": "integer"},
         "title": {"type": ["string", "null"]},
+        "timezone": {
+            "type": "string",
+            "description": "The salon's IANA time zone (its YClients card's, else the default): "
+            "the page shows dates and times on this clock",
+        },
         "assistant_enabled": {"type": "boolean"},
         "whatsapp": _WHATSAPP,
         "needs_person": {
@@ -356,6 +361,7 @@ _OVERVIEW = {
         "company_id",
         "salon_id",
         "title",
+        "timezone",
         "assistant_enabled",
         "whatsapp",
         "needs_person",
@@ -436,8 +442,8 @@ ROUTE_DOCS: list[RouteDoc] = [
     RouteDoc(
         f"{SALON_API}/{{companyId}}/overview",
         "GET",
-        "The salon page's overview: the salon, the assistant switch, WhatsApp now, chats "
-        "waiting for a person",
+        "The salon page's overview: the salon and its time zone, the assistant switch, "
+        "WhatsApp now, chats waiting for a person",
         auth="salon",
         response_schema=_OVERVIEW,
         responses={**_AUTH_ERRORS, 404: "Unknown company (company_not_found)"},

@@ -23,7 +23,7 @@ import trio
 from actors import open_node
 from actors.assistant import AssistantOptions
 from actors.assistant._format import format_day
-from actors.reminders._planner import salon_zone
+from actors.reminders._planner import DEFAULT_ZONE, salon_zone
 from actors.whatsapp import SimulatedWorld, open_gateway
 from actors.yclients import RetryPolicy, YClientsClient, sync_company
 from config import AssistantPolicy, SendPacing
@@ -319,6 +319,21 @@ async def test_the_overview_shows_the_salon_and_its_whatsapp(web: WebHarness) ->
         )
         again = await ok(await web.client.get(f"{API}/{cid}/overview", headers=cookie(cid)))
         assert again["assistant_enabled"] is enabled
+
+
+async def test_the_overview_gives_the_salons_own_time_zone(web: WebHarness) -> None:
+    """The page shows times on the salon's clock: the overview names its zone (the YClients
+    card's; the default when the card's is unknown)."""
+    company = await register(web)
+    cid = company.company_id
+    for stored, shown in (
+        ("Asia/Yekaterinburg", "Asia/Yekaterinburg"),
+        ("America/New_York", "America/New_York"),
+        ("Mars/Olympus_Mons", DEFAULT_ZONE),
+    ):
+        await web.storage.companies.update(cid, timezone=stored)
+        body = await ok(await web.client.get(f"{API}/{cid}/overview", headers=cookie(cid)))
+        assert body["timezone"] == shown, stored
 
 
 async def test_the_answers_fit_their_documented_schemas(web: WebHarness) -> None:

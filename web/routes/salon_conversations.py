@@ -1,8 +1,10 @@
 """The salon page's reading API (issue 16): its overview, its chats and one chat's transcript.
 
-* ``GET /marketplace/salon/api/<companyId>/overview`` — the salon (ids, title), the assistant
-  switch, its WhatsApp as the company actor sees it now (:func:`web._salon_events.whatsapp_json`,
-  the same shape the page's socket sends as ``status``) and how many chats wait for a person;
+* ``GET /marketplace/salon/api/<companyId>/overview`` — the salon (ids, title, its time zone:
+  the page shows every date and time on the salon's own clock, as the assistant and the
+  reminders use it, whatever the browser's zone), the assistant switch, its WhatsApp as the
+  company actor sees it now (:func:`web._salon_events.whatsapp_json`, the same shape the page's
+  socket sends as ``status``) and how many chats wait for a person;
 * ``GET /marketplace/salon/api/<companyId>/conversations?q=&needs_person=&cursor=&limit=`` —
   the chats, newest first (the conversations API's list and cursor), each with its last
   message's text and direction;
@@ -24,6 +26,7 @@ from typing import Any
 from quart import Blueprint, jsonify, request
 
 from actors.company import messages as m
+from actors.reminders._planner import salon_zone
 from storage import Company
 
 from .._context import state
@@ -71,6 +74,7 @@ async def overview(company_id: str) -> Any:
             "company_id": company.id,
             "salon_id": company.yclients_id,
             "title": view.title if view.title is not None else company.title,
+            "timezone": salon_zone(company.timezone).key,
             "assistant_enabled": enabled,
             "whatsapp": whatsapp_json(view),
             "needs_person": len(waiting),
