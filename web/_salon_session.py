@@ -403,6 +403,13 @@ ROUTE_DOCS: list[RouteDoc] = [
         "POST",
         "The salon page's sign-in: a connect token or company JWT for the session cookie "
         "(aiadmin_salon, HttpOnly, SameSite=Lax); then open location",
+        description=(
+            "Also takes an HTML form post (application/x-www-form-urlencoded, field token; "
+            "what the connect page's button sends, into a new tab): then it answers 303 to "
+            "the salon page with the cookie, and its refusals (400, 401, 403, 410) are HTML "
+            "pages. A form post's Origin may be null (our pages' no-referrer policy) only "
+            "with Sec-Fetch-Site: same-origin."
+        ),
         request_schema={
             "type": "object",
             "required": ["token"],
@@ -412,6 +419,7 @@ ROUTE_DOCS: list[RouteDoc] = [
         },
         response_schema=_SESSION_OPENED,
         responses={
+            303: "A form post: to the salon page, with the session cookie",
             401: "The token is not valid or has expired (invalid_token)",
             403: "Sent from another site's page (csrf_failed)",
             410: "The app was uninstalled for this salon (uninstalled)",
@@ -423,11 +431,34 @@ ROUTE_DOCS: list[RouteDoc] = [
         "GET",
         "YClients' app settings link: checks the signed user_data (bound to the salon), sets "
         "the session cookie and sends the browser (303) to the salon page",
+        description=(
+            "Inside a frame (Sec-Fetch-Dest: iframe), where the browser would refuse the "
+            "cookie, it sets none and answers 200 with a page whose button posts the same "
+            "fields to POST /marketplace/salon/open in a new tab."
+        ),
         query={
             "salon_id": _ID_SCHEMA,
             "user_data": {"type": "string", "description": "base64 JSON of the salon admin"},
             "user_data_sign": {"type": "string", "description": "hex HMAC-SHA256"},
         },
+        content_type="text/html",
+        response_schema=_HTML,
+        responses={
+            200: "In a frame: a page with a button that opens the salon page in a new tab",
+            303: "To the salon page, with the session cookie",
+            400: "No or invalid salon id (an HTML page)",
+            403: "Signature refused or the admin not bound to the salon (an HTML page)",
+            404: "No such salon with us (an HTML page)",
+            410: "The app was uninstalled (an HTML page)",
+        },
+        tags=("salon",),
+    ),
+    RouteDoc(
+        f"{SALON_PATH}/open",
+        "POST",
+        "YClients' settings link from inside a frame, posted in a new tab: the same fields "
+        "(salon_id, user_data, user_data_sign as an HTML form), checked as GET checks them; "
+        "sets the session cookie and sends the browser (303) to the salon page",
         content_type="text/html",
         responses={
             303: "To the salon page, with the session cookie",
@@ -435,6 +466,7 @@ ROUTE_DOCS: list[RouteDoc] = [
             403: "Signature refused or the admin not bound to the salon (an HTML page)",
             404: "No such salon with us (an HTML page)",
             410: "The app was uninstalled (an HTML page)",
+            413: "The form is too large (an HTML page)",
         },
         tags=("salon",),
     ),
