@@ -17,6 +17,9 @@
  * open transcript are read again (debounced) on message/conversation, the WhatsApp state is
  * shown from status. A lost socket is re-opened with exponential backoff (1 s … 30 s) and the
  * page re-reads what it shows, since frames may have been missed meanwhile.
+ *
+ * Dates and times are shown on the salon's own clock (the overview's timezone), the one the
+ * assistant and the reminders use, whatever the browser's zone.
  */
 (function () {
   'use strict';
@@ -331,26 +334,67 @@
     return isNaN(date.getTime()) ? null : date;
   }
 
-  var fmtClock = new Intl.DateTimeFormat('ru-RU', { hour: '2-digit', minute: '2-digit' });
-  var fmtDayMonth = new Intl.DateTimeFormat('ru-RU', { day: 'numeric', month: 'long' });
-  var fmtShortDay = new Intl.DateTimeFormat('ru-RU', { weekday: 'short', day: 'numeric', month: 'short' });
+  // Every date and time is shown on the salon's own clock (its zone, from the overview), as
+  // the assistant and the reminders use it, not on the browser's (an owner may be travelling).
+  // Until the overview has answered, the browser's zone stands in.
+  var clock = makeClock(undefined);
+  // The results' days are already the salon's dates ("YYYY-MM-DD"): shown as they are.
   var fmtChartDay = new Intl.DateTimeFormat('ru-RU', { day: 'numeric', month: 'short', timeZone: 'UTC' });
 
+  function makeClock(zone) {
+    function format(options) {
+      if (zone) {
+        options.timeZone = zone;
+      }
+      return new Intl.DateTimeFormat('ru-RU', options);
+    }
+    return {
+      zone: zone,
+      time: format({ hour: '2-digit', minute: '2-digit' }),
+      dayMonth: format({ day: 'numeric', month: 'long' }),
+      shortDay: format({ weekday: 'short', day: 'numeric', month: 'short' }),
+      date: format({ year: 'numeric', month: '2-digit', day: '2-digit' })
+    };
+  }
+
+  function setZone(zone) {
+    // true when the page's clock changed (what is shown must be drawn again).
+    if (typeof zone !== 'string' || !zone || zone === clock.zone) {
+      return false;
+    }
+    try {
+      clock = makeClock(zone);
+    } catch (e) {
+      return false; // a zone this browser does not know: keep the current clock
+    }
+    return true;
+  }
+
+  function dayKey(date) {
+    // The salon's calendar day of a moment, "YYYY-MM-DD".
+    var parts = {};
+    clock.date.formatToParts(date).forEach(function (part) {
+      parts[part.type] = part.value;
+    });
+    return parts.year + '-' + parts.month + '-' + parts.day;
+  }
+
   function sameDay(a, b) {
-    return a.getFullYear() === b.getFullYear() && a.getMonth() === b.getMonth() &&
-      a.getDate() === b.getDate();
+    return dayKey(a) === dayKey(b);
   }
 
   function dayLabel(date) {
-    var today = new Date();
-    if (sameDay(date, today)) {
+    var today = dayKey(new Date());
+    var day = dayKey(date);
+    if (day === today) {
       return 'Сегодня';
     }
-    var yesterday = new Date(today.getTime() - 86400000);
-    if (sameDay(date, yesterday)) {
+    var yesterday = new Date(today + 'T12:00:00Z');
+    yesterday.setUTCDate(yesterday.getUTCDate() - 1);
+    if (day === yesterday.toISOString().slice(0, 10)) {
       return 'Вчера';
     }
-    return fmtDayMonth.format(date);
+    return clock.dayMonth.format(date);
   }
 
   function shortWhen(value) {
@@ -359,9 +403,9 @@
       return '';
     }
     if (sameDay(date, new Date())) {
-      return fmtClock.format(date);
+      return clock.time.format(date);
     }
-    return fmtShortDay.format(date).replace(/\.$/, '');
+    return clock.shortDay.format(date).replace(/\.$/, '');
   }
 
   function longWhen(value) {
@@ -369,7 +413,7 @@
     if (!date) {
       return '';
     }
-    return fmtShortDay.format(date) + ', ' + fmtClock.format(date);
+    return clock.shortDay.format(date) + ', ' + clock.time.format(date);
   }
 
   function plural(n, one, few, many) {
@@ -538,9 +582,24 @@
         }
         return;
       }
+      var zoneChanged = setZone(result.data.timezone);
       renderWhatsapp(result.data.whatsapp);
       renderNeeds(result.data.needs_person);
+      if (zoneChanged) {
+        redrawTimes();
+      }
     });
+  }
+
+  function redrawTimes() {
+    // The salon's clock is known (or changed): what already shows times is drawn again.
+    if (state.listSeq > 0) {
+      loadList(false);
+    }
+    loadTranscript();
+    if (state.settingsLoaded) {
+      loadPlan();
+    }
   }
 
   // ---------------------------------------------------------------- conversation list
@@ -717,7 +776,7 @@
 
   function fmtClockSafe(value) {
     var date = parseDate(value);
-    return date ? fmtClock.format(date) : '';
+    return date ? clock.time.format(date) : '';
   }
 
   function actionItem(item) {
@@ -941,13 +1000,11 @@
   }
 
   function placeholderNames(data) {
-    var reminders = data && data.reminders;
-    var items = reminders && Array.isArray(reminders.placeholders) ? reminders.placeholders : [];
-    var names = items.map(function (p) {
+    // The settings answer lists the placeholders the texts may use (the server's own list).
+    var items = data && Array.isArray(data.placeholders) ? data.placeholders : [];
+    return items.map(function (p) {
       return p && typeof p.name === 'string' ? '{' + p.name + '}' : '';
     }).filter(Boolean);
-    return names.length ? names : ['{greeting}', '{name}', '{when}', '{day}', '{date}', '{time}',
-      '{service}', '{master}', '{salon}', '{address}', '{link}'];
   }
 
   function fillSettings(data) {
@@ -1815,8 +1872,12 @@
     showBanner(TEXT.generic);
     return;
   }
-  loadOverview();
-  loadList(false);
+  // The chats are listed once the salon's clock is known (their times are on it).
+  loadOverview().then(function () {
+    if (state.listSeq === 0) {
+      loadList(false);
+    }
+  });
   openSocket();
   selectTab(window.location.hash.replace('#', '') || 'chats', true);
 })();
