@@ -784,48 +784,36 @@
     }
   }
 
-  // The salon's own page: the in-memory token buys a session cookie (POST, never in a URL),
-  // then the browser goes to /marketplace/salon with the cookie alone.
-  var CABINET_ERROR = {
-    invalid_token: 'Ссылка устарела. Откройте страницу подключения заново из YClients.',
-    token_expired: 'Ссылка устарела. Откройте страницу подключения заново из YClients.',
-    uninstalled: 'Приложение AI Admin удалено из YClients.',
-    rate_limited: 'Слишком много попыток, подождите минуту'
-  };
-
+  // The salon's own page opens in a new top-level tab: a form posts the in-memory token (in
+  // the body, never in a URL) to /marketplace/salon/session, which sets the session cookie and
+  // sends that tab on to /marketplace/salon (its refusals are pages shown there). Not a fetch:
+  // this page may sit in YClients' iframe, where a cookie set in answer to the frame's own
+  // request is refused as a third-party one; a top-level tab keeps it. Built at click time so
+  // the token is in the document only for the moment of the submit.
   if (el.openSalon) {
     el.openSalon.addEventListener('click', function () {
-      if (!state.token || !window.fetch) {
+      if (!state.token) {
         showCabinetError(TEXT.genericError);
         return;
       }
-      el.openSalon.disabled = true;
       showCabinetError('');
-      window.fetch('/marketplace/salon/session', {
-        method: 'POST',
-        credentials: 'same-origin',
-        cache: 'no-store',
-        headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
-        body: JSON.stringify({ token: state.token })
-      }).then(function (response) {
-        return response.json().catch(function () {
-          return null;
-        }).then(function (body) {
-          if (response.ok && body && body.success !== false) {
-            state.leaving = true;
-            window.location.assign('/marketplace/salon');
-            return;
-          }
-          var code = body && body.error && typeof body.error.code === 'string' ? body.error.code : '';
-          el.openSalon.disabled = false;
-          showCabinetError(Object.prototype.hasOwnProperty.call(CABINET_ERROR, code)
-            ? CABINET_ERROR[code]
-            : TEXT.genericError);
-        });
-      }, function () {
-        el.openSalon.disabled = false;
-        showCabinetError(TEXT.noConnection);
-      });
+      var form = document.createElement('form');
+      form.method = 'post';
+      form.action = '/marketplace/salon/session';
+      form.target = '_blank';
+      form.rel = 'noopener';
+      form.hidden = true;
+      var field = document.createElement('input');
+      field.type = 'hidden';
+      field.name = 'token';
+      field.value = state.token;
+      form.appendChild(field);
+      document.body.appendChild(form);
+      try {
+        form.submit();
+      } finally {
+        document.body.removeChild(form);
+      }
     });
   }
 
