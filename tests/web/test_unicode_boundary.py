@@ -121,6 +121,7 @@ async def test_every_json_route_answers_a_lone_surrogate_with_our_400(web: WebHa
             rule.rule.replace("<company_id>", str(company.company_id))
             .replace("<secret>", secret)
             .replace("<companyId>", str(company.company_id))
+            .replace("<phone>", "79001234567")
         )
         assert "<" not in path, f"a path parameter this test does not fill: {rule.rule}"
         for method in sorted(methods):
@@ -139,7 +140,11 @@ async def test_every_json_route_answers_a_lone_surrogate_with_our_400(web: WebHa
             assert response.status_code != 500, (method, path, response.status_code, text)
             for fragment in FORBIDDEN_IN_BODY:
                 assert fragment not in text, (method, path, fragment, text)
-            if response.status_code == 400:
+            if response.status_code == 400 and response.mimetype == "text/html":
+                # A page's form post (the salon page's entries) answers our error page.
+                assert text.startswith("<!doctype html>"), (method, path, text)
+                refused.add(rule.rule)
+            elif response.status_code == 400:
                 assert json.loads(text)["error"]["code"] == "invalid_unicode", (method, path, text)
                 refused.add(rule.rule)
     body_routes = {
