@@ -1,15 +1,15 @@
 """The salon's own page (кабинет салона) in headless Chromium against the real server, the fake
 YClients and the simulated WhatsApp (the dialogue stands' ``open_stand``: PostgreSQL, Redis).
 
-A salon admin links WhatsApp on the connect page and opens the page with its button (the
-token is traded for an HttpOnly cookie, never put in a URL); watches a client's chat with the
-assistant arrive live, with the booking marked; takes the chat over, writes to the client
-(the simulated phone receives it) and gives it back; changes the reminder time and sees the
-plan follow; switches review requests to "at once" and sees the client's rating arrive in the
-results. A dropped live socket is re-opened with backoff and the page catches up; a status
-frame shows at once. Script-like client messages are shown as text and run nothing. Phone
-(390×844) and desktop (1280×800) viewports; screenshots in ``test-artifacts/e2e/salon-*.png``;
-no console error and no CSP violation on any page.
+A salon admin links WhatsApp on the connect page and opens the page with its button (a new
+tab: the token is posted as a form and traded for an HttpOnly cookie, never put in a URL);
+watches a client's chat with the assistant arrive live, with the booking marked; takes the
+chat over, writes to the client (the simulated phone receives it) and gives it back; changes
+the reminder time and sees the plan follow; switches review requests to "at once" and sees
+the client's rating arrive in the results. A dropped live socket is re-opened with backoff and
+the page catches up; a status frame shows at once. Script-like client messages are shown as
+text and run nothing. Phone (390×844) and desktop (1280×800) viewports; screenshots in
+``test-artifacts/e2e/salon-*.png``; no console error and no CSP violation on any page.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -174,7 +174,8 @@ async def sync(stand: Stand, cid: int) -> None:
 @contextmanager
 def open_page(viewport: ViewportSize, zone: str) -> Iterator[tuple[Page, PageLog]]:
     """A fresh browser with one page of ``viewport`` (a phone's is touch and mobile), its clock
-    in the salon's ``zone``; alert/confirm dialogs are recorded (and fail the test)."""
+    in the salon's ``zone``; alert/confirm dialogs are recorded (and fail the test). Pages it
+    opens later (the connect page's button opens a new tab) report into the same log."""
     executable = require_chromium()
     log = PageLog()
     phone = viewport["width"] < 600
@@ -194,16 +195,19 @@ def open_page(viewport: ViewportSize, zone: str) -> Iterator[tuple[Page, PageLog
             context.set_default_timeout(STEP_TIMEOUT_MS)
             context.set_default_navigation_timeout(STEP_TIMEOUT_MS)
             context.add_init_script(CSP_PROBE)
-            page = context.new_page()
-            page.on("console", log.on_console)
-            page.on("pageerror", lambda error: log.page_errors.append(str(error)))
-            page.on("websocket", lambda ws: log.websocket_urls.append(ws.url))
 
             def no_dialogs(dialog: Any) -> None:
                 log.page_errors.append(f"unexpected {dialog.type} dialog: {dialog.message}")
                 dialog.dismiss()
 
-            page.on("dialog", no_dialogs)
+            def watch(page: Page) -> None:
+                page.on("console", log.on_console)
+                page.on("pageerror", lambda error: log.page_errors.append(str(error)))
+                page.on("websocket", lambda ws: log.websocket_urls.append(ws.url))
+                page.on("dialog", no_dialogs)
+
+            context.on("page", watch)
+            page = context.new_page()
             yield page, log
         finally:
             browser.close()
@@ -222,10 +226,10 @@ def assert_clean(page: Page, log: PageLog, *, expected: tuple[str, ...] = ()) ->
     assert log.problems(page, expected=expected) == [], log.console + log.page_errors
 
 
-def open_from_connect_page(page: Page, salon: Salon, *, scan: bool) -> None:
+def open_from_connect_page(page: Page, salon: Salon, *, scan: bool) -> Page:
     """The connect page (``scan``: link the salon with the simulator's button first), then its
-    «Открыть кабинет салона» button: the page opens at /marketplace/salon with a session
-    cookie and no token in any URL."""
+    «Открыть кабинет салона» button: the page opens in a new tab (returned) at
+    /marketplace/salon with a session cookie and no token in any URL; the connect page stays."""
     response = page.goto(salon.connect_url, wait_until="domcontentloaded")
     assert response is not None and response.status == 200
     if scan:
@@ -238,15 +242,27 @@ def open_from_connect_page(page: Page, salon: Salon, *, scan: bool) -> None:
     page.wait_for_selector("#success-panel", state="visible")
     page.wait_for_selector("#open-salon-button", state="visible")
     screenshot(page, f"salon-connect-button-{viewport_name(page)}")
-    with page.expect_navigation(url=re.compile(r"/marketplace/salon$")) as navigation:
+    connect_page = page
+    context = page.context
+    with (
+        context.expect_event(
+            "response", lambda r: urlsplit(r.url).path == "/marketplace/salon"
+        ) as navigation,
+        context.expect_page() as opened,
+    ):
         page.click("#open-salon-button")
+    page = opened.value
     answer = navigation.value
     assert answer is not None and answer.status == 200
+    assert answer.frame == page.main_frame
+    assert answer.request.redirected_from is not None  # the form post's 303
+    assert answer.request.redirected_from.method == "POST"
     headers = answer.headers
     assert headers.get("referrer-policy") == "no-referrer"
     csp = headers.get("content-security-policy", "")
     assert "script-src 'self'" in csp and "unsafe-inline" not in csp
     assert page.url == salon.url("/marketplace/salon")
+    assert urlsplit(connect_page.url).path == "/marketplace/connect"  # it stays
     cookies = {c["name"]: c for c in page.context.cookies()}
     cookie = cookies["aiadmin_salon"]
     assert cookie["httpOnly"] and cookie["path"] == "/marketplace/salon"
@@ -261,6 +277,7 @@ def open_from_connect_page(page: Page, salon: Salon, *, scan: bool) -> None:
     )
     assert page.inner_text("#wa-status-line").startswith("WhatsApp: подключён")
     page.evaluate("window.__sameDocument = true")  # a reload would lose it
+    return page
 
 
 def log_urls(page: Page) -> list[str]:
@@ -349,7 +366,7 @@ async def test_the_salon_opens_its_page_follows_a_chat_live_takes_it_over_and_gi
 
         def scenario() -> None:
             with open_page(MOBILE, salon.zone) as (page, log):
-                open_from_connect_page(page, salon, scan=True)
+                page = open_from_connect_page(page, salon, scan=True)
                 assert page.is_visible("#chat-list-empty")
                 screenshot(page, "salon-mobile-empty")
 
@@ -422,7 +439,7 @@ async def test_script_like_client_messages_are_shown_as_text_on_a_desktop() -> N
 
         def scenario() -> None:
             with open_page(DESKTOP, salon.zone) as (page, log):
-                open_from_connect_page(page, salon, scan=False)
+                page = open_from_connect_page(page, salon, scan=False)
                 inbound(salon, RUSTAM, "Сколько стоит мужская стрижка?")
                 page.wait_for_selector(f".chat-item[data-phone='{RUSTAM}']", timeout=LIVE_MS)
                 inbound(salon, XSS_CLIENT, SCRIPT_TEXT)
@@ -486,7 +503,7 @@ async def test_a_new_reminder_time_changes_the_plan() -> None:
 
         def scenario() -> None:
             with open_page(DESKTOP, salon.zone) as (page, log):
-                open_from_connect_page(page, salon, scan=False)
+                page = open_from_connect_page(page, salon, scan=False)
                 page.click("#tab-settings")
                 page.wait_for_selector("#settings", state="visible")
                 page.wait_for_selector(".plan-item", timeout=LIVE_MS)
@@ -567,7 +584,7 @@ async def test_a_review_rating_appears_on_the_page() -> None:
 
         def scenario() -> None:
             with open_page(MOBILE, salon.zone) as (page, log):
-                open_from_connect_page(page, salon, scan=False)
+                page = open_from_connect_page(page, salon, scan=False)
                 page.click("#tab-results")
                 page.wait_for_selector("#results", state="visible")
                 assert page.inner_text("#rating-count").strip() == "оценок пока нет"
@@ -621,7 +638,7 @@ async def test_whatsapp_tab_logs_out_after_a_confirmation() -> None:
 
         def scenario() -> None:
             with open_page(DESKTOP, salon.zone) as (page, log):
-                open_from_connect_page(page, salon, scan=False)
+                page = open_from_connect_page(page, salon, scan=False)
                 page.click("#tab-whatsapp")
                 assert page.inner_text("#wa-status").strip() == "Подключён"
                 assert page.inner_text("#wa-phone").strip() == "+7 900 123-45-67"
@@ -731,15 +748,16 @@ async def test_live_updates_come_back_after_the_socket_drops() -> None:
                 opened: list[float] = []
 
                 def route(ws: WebSocketRoute) -> None:
-                    opened.append(page.evaluate("performance.now()"))
+                    # the newest tab: the salon page's (its button opens it)
+                    opened.append(page.context.pages[-1].evaluate("performance.now()"))
                     sockets.append(ws)
                     if len(sockets) == 2:
                         ws.close(code=4000, reason="refused by the test")
                     else:
                         ws.connect_to_server()
 
-                page.route_web_socket(re.compile(r"/marketplace/salon/api/\d+/ws$"), route)
-                open_from_connect_page(page, salon, scan=False)
+                page.context.route_web_socket(re.compile(r"/marketplace/salon/api/\d+/ws$"), route)
+                page = open_from_connect_page(page, salon, scan=False)
                 page.wait_for_selector("#live-line:has-text('Обновляется автоматически')")
                 assert len(sockets) == 1
 
