@@ -127,6 +127,7 @@ async def _token_company(token: object) -> Company:
 
 @blueprint.post("/session")
 async def open_session() -> Any:
+    """Sign in with a connect token or company JWT: JSON answer, or 303 for a form post."""
     if request.mimetype == FORM_TYPE:
         return await _open_session_from_form()
     s = state()
@@ -299,11 +300,13 @@ async def _linked_company(fields: Mapping[str, str]) -> Company:
 
 
 async def _refused(refusal: LinkRefused) -> Any:
+    """The error page a refused settings link gets."""
     return await _page_error(refusal.status, refusal.title, refusal.message, refusal.salon_id)
 
 
 @blueprint.get("/open")
 async def open_from_yclients() -> Any:
+    """YClients' settings link: the cookie and 303, or in a frame the new-tab button page."""
     try:
         company = await _linked_company(request.args)
     except LinkRefused as refusal:
@@ -326,6 +329,7 @@ async def open_from_yclients() -> Any:
 
 @blueprint.post("/open")
 async def open_from_yclients_form() -> Any:
+    """The frame page's button (a new tab): the link's fields checked, the cookie and 303."""
     form = await _form()
     if form is None:
         return await _page_error(413, "Слишком большой запрос", SIGN_IN_MESSAGE)
