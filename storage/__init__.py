@@ -78,6 +78,7 @@ from ._protocols import ReminderSettingsStore as ReminderSettingsStore
 from ._protocols import Reviews as Reviews
 from ._protocols import SalonCatalog as SalonCatalog
 from ._protocols import SalonRecords as SalonRecords
+from ._protocols import SalonSessions as SalonSessions
 from ._protocols import WebhookInbox as WebhookInbox
 from ._results import MAX_RESULT_DAYS as MAX_RESULT_DAYS
 from ._results import DailyResults as DailyResults
@@ -195,6 +196,7 @@ __all__ = [
     "SalonRecords",
     "SalonResults",
     "SalonService",
+    "SalonSessions",
     "SalonStaff",
     "SalonSynonyms",
     "SentLedger",

@@ -500,6 +500,21 @@ class QrCodes(Protocol):
     async def clear(self, company_id: int) -> None: ...
 
 
+class SalonSessions(Protocol):
+    """Logged-out salon page sessions (``salon:session:{id}:revoked``): a copy of a stateless
+    cookie is refused once its session id is recorded here, in every process."""
+
+    async def revoke(self, session_id: str, ttl: float) -> None:
+        """Record ``session_id`` as revoked for ``ttl`` seconds (then the record expires; give
+        at least as long as any copy of the cookie could still be valid). A later call for the
+        same id sets its TTL again."""
+        ...
+
+    async def is_revoked(self, session_id: str) -> bool:
+        """Whether ``session_id`` was revoked and its record has not expired yet."""
+        ...
+
+
 class RateLimiter(Protocol):
     """Fixed-window counters shared by every process using the same backend."""
 

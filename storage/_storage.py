@@ -33,6 +33,7 @@ from ._protocols import (
     Reviews,
     SalonCatalog,
     SalonRecords,
+    SalonSessions,
     WebhookInbox,
 )
 from ._results import SalonResults
@@ -96,6 +97,8 @@ class Storage:
     tokens: ConnectTokens
     qr: QrCodes
     rate_limiter: RateLimiter
+    #: Logged-out salon page sessions, refused until their cookies' expiry (issue 16).
+    salon_sessions: SalonSessions
     pubsub: PubSub
     #: Company-actor ownership between nodes (``owner:{id}``); see :class:`Leases`.
     leases: Leases
@@ -322,6 +325,7 @@ async def open_storage(
                     RedisRateLimiter,
                     open_redis,
                 )
+                from ._salon_sessions import RedisSalonSessions
 
                 redis = await stack.enter_async_context(
                     open_redis(
@@ -334,6 +338,7 @@ async def open_storage(
                 tokens: ConnectTokens = RedisConnectTokens(redis)
                 qr: QrCodes = RedisQrCodes(redis)
                 rate_limiter: RateLimiter = RedisRateLimiter(redis)
+                salon_sessions: SalonSessions = RedisSalonSessions(redis)
                 pubsub: PubSub = RedisPubSub(redis)
                 leases: Leases = RedisLeases(redis)
             else:
@@ -345,11 +350,13 @@ async def open_storage(
                     MemoryQrCodes,
                     MemoryRateLimiter,
                 )
+                from ._salon_sessions import MemorySalonSessions
 
                 memory_kv = MemoryKeyValue(monotonic_clock, prefix)
                 tokens = MemoryConnectTokens(memory_kv)
                 qr = MemoryQrCodes(memory_kv)
                 rate_limiter = MemoryRateLimiter(memory_kv)
+                salon_sessions = MemorySalonSessions(memory_kv)
                 pubsub = MemoryPubSub(memory_kv)
                 leases = MemoryLeases(memory_kv)
 
@@ -369,6 +376,7 @@ async def open_storage(
                 tokens=tokens,
                 qr=qr,
                 rate_limiter=rate_limiter,
+                salon_sessions=salon_sessions,
                 pubsub=pubsub,
                 leases=leases,
                 epochs=epochs,
