@@ -13,7 +13,10 @@ Lifetime, measured with :data:`clock` (Unix seconds; tests replace it, nothing s
   the session id stays, so the page's CSRF token stays valid;
 * idle expiry :data:`IDLE_TTL` (2 h) after it was last issued, so 2 h without a request ends it;
 * absolute expiry :data:`ABSOLUTE_TTL` (12 h) after the salon opened it, however active;
-* invalid at once when its company is gone or uninstalled.
+* invalid at once when its company is gone or uninstalled;
+* invalid at once, in every process, once its session logged out: the session id is then
+  revoked in :class:`storage.SalonSessions` (Redis; :mod:`web._salon_revocation`), asked
+  after the signature check (one Redis round trip per cookie check).
 
 CSRF: the token is HMAC-SHA256(key derived with :data:`CSRF_PURPOSE`, session id), handed to
 the page in ``<meta name="csrf-token">``; a state-changing request (POST, PUT, PATCH, DELETE)
@@ -22,7 +25,8 @@ carries an ``Origin``, that must be the request's own origin — else 403 ``csrf
 
 Errors (all :mod:`web._errors` classes, rendered as the API's JSON error shape)::
 
-    Unauthorized  401  salon_session_expired   the cookie is forged, expired, or its salon gone
+    Unauthorized  401  salon_session_expired   the cookie is forged, expired, logged out, or
+                                               its salon gone
     Forbidden     403  forbidden               the cookie (or credential) is another salon's
     Forbidden     403  csrf_failed             a state-changing request failed the CSRF check
 
@@ -258,7 +262,8 @@ async def _live_company(storage: Storage, company_id: int) -> Company | None:
 
 
 async def request_session(*, rotate: bool = True) -> SalonSession | None:
-    """The current request's valid session (its salon still installed), else ``None``.
+    """The current request's valid session (not logged out, its salon still installed),
+    else ``None``.
 
     Inside a request handler. Schedules the cookie's rotation when it is due (unless
     ``rotate`` is false: log-out clears it); a cookie that is present but not valid is
@@ -270,7 +275,11 @@ async def request_session(*, rotate: bool = True) -> SalonSession | None:
     s = state()
     now = clock()
     session = decode_session(raw, s.settings.jwt_secret, now)
-    if session is None or await _live_company(s.storage, session.company_id) is None:
+    if (
+        session is None
+        or await s.storage.salon_sessions.is_revoked(session.session_id)
+        or await _live_company(s.storage, session.company_id) is None
+    ):
 
         @after_this_request
         async def forget(response: ResponseTypes) -> ResponseTypes:
@@ -347,9 +356,10 @@ def _caller(principal: Principal, company_id: int) -> SalonCaller:
 async def salon_socket_caller(company_id: int) -> SalonCaller | None:
     """Same for a WebSocket handshake (cookie + same-origin Origin check); None → refuse.
 
-    With the cookie: it must be valid, its salon's, and the handshake's ``Origin`` (when
-    present) this server's own. Without it: the standard credentials in the handshake's
-    headers (``X-API-Key`` or ``Authorization: Bearer``), of this company or the admin.
+    With the cookie: it must be valid (not logged out), its salon's, and the handshake's
+    ``Origin`` (when present) this server's own. Without it: the standard credentials in the
+    handshake's headers (``X-API-Key`` or ``Authorization: Bearer``), of this company or the
+    admin.
     Nothing is rotated here (a handshake cannot set cookies in every browser).
     """
     s = state()
@@ -362,6 +372,8 @@ async def salon_socket_caller(company_id: int) -> SalonCaller | None:
         origin = headers.get("Origin")
         scheme = "https" if websocket.scheme in ("wss", "https") else "http"
         if not same_origin(origin, scheme, websocket.host, s.settings):
+            return None
+        if await s.storage.salon_sessions.is_revoked(session.session_id):
             return None
         if await _live_company(s.storage, company_id) is None:
             return None
@@ -484,7 +496,9 @@ ROUTE_DOCS: list[RouteDoc] = [
     RouteDoc(
         f"{SALON_PATH}/logout",
         "POST",
-        "Log out of the salon page: clears the session cookie (needs X-CSRF-Token)",
+        "Log out of the salon page: ends the session in every process (a copy of its cookie "
+        "is refused from then on, its live sockets close) and clears the cookie (needs "
+        "X-CSRF-Token)",
         auth="salon_cookie",
         response_schema=_LOGGED_OUT,
         responses={

@@ -42,12 +42,15 @@ Close codes: 4000 + the status the salon's HTTP API answers for the same refusal
 Revocation: a socket opened with a token or header credential is registered in the app's
 :class:`~web._revocation.SocketRegistry` and closed, as the connect page's are, when the
 company's connect URL is re-issued; a cookie socket is not (relinking WhatsApp keeps the
-salon's session), but every socket closes when the app is uninstalled.
+salon's session), but every socket closes when the app is uninstalled. A cookie socket is
+registered by its session id instead (:class:`~web._salon_revocation.SessionSockets`) and
+closes (4401 ``salon_session_expired``) when that session logs out, in whichever process.
 
 Cluster: as the connect socket (``web/routes/websocket.py``): where the salon's actor runs
 here the socket subscribes to it; else it follows ``company:{id}:events`` and asks the owner
 to subscribe it (``watch-salon``), forwarding only the salon frames (and skipping frames
-addressed to another socket).
+addressed to another socket). Every socket follows that channel in cluster mode, for the
+revocations and logouts made in other processes.
 """
 
 from __future__ import annotations
@@ -80,8 +83,9 @@ from .._auth import authenticate, resolve_token
 from .._context import remote_ip, state
 from .._conversations import conversation_json
 from .._errors import ApiError, BadRequest, Unauthorized
-from .._revocation import UNINSTALLED, LiveSocket, is_revocation, socket_registry
+from .._revocation import REVOKED, UNINSTALLED, LiveSocket, is_revocation, socket_registry
 from .._salon_events import SalonViewer, whatsapp_from_view_frame
+from .._salon_revocation import SESSION_EXPIRED, is_logout_of, session_sockets
 from .._security import origin_allowed
 from .._validation import has_lone_surrogate, parse_id
 
@@ -103,7 +107,6 @@ CLOSE_RATE = 4029
 CLOSE_TRY_LATER = 1013
 
 INVALID_TOKEN = {"message": "The link has expired or is invalid", "code": "invalid_token"}
-SESSION_EXPIRED = {"message": salon_session.EXPIRED_MESSAGE, "code": "salon_session_expired"}
 FORBIDDEN = {"message": "These credentials belong to another salon", "code": "forbidden"}
 NOT_FOUND = {"message": "No such salon", "code": "company_not_found"}
 UNAVAILABLE = {"message": "Service is busy, reconnecting", "code": "unavailable"}
@@ -122,11 +125,12 @@ class Refused(Exception):
 @dataclass(frozen=True)
 class Admitted:
     """An authenticated socket: how (``kind`` as ``SalonCaller.kind``), the token to check
-    again once registered (frame auth), and the cookie session's absolute end (Unix s)."""
+    again once registered (frame auth), and the cookie session's id and absolute end (Unix s)."""
 
     kind: str
     token: str | None = None
     session_ends: float | None = None
+    session_id: str | None = None
 
     @property
     def revocable(self) -> bool:
@@ -220,13 +224,15 @@ async def _serve_socket(raw_id: str) -> None:
     async with contextlib.AsyncExitStack() as stack:
         live = stack.enter_context(_registered(company_id, admitted))
         events: trio.MemoryReceiveChannel[Any] | None = None
-        if s.node.placement is not None and admitted.revocable:
-            # Cluster mode: revocations made anywhere (and the owner's frames, if elsewhere).
+        if s.node.placement is not None:
+            # Cluster mode: revocations and logouts made anywhere (and the owner's frames, if
+            # elsewhere).
             events = await stack.enter_async_context(
                 s.storage.pubsub.subscribe(events_channel(company_id))
             )
-        if admitted.revocable and not await _still_valid(company_id, admitted):
-            live.revoke()  # revoked between the first check and the registration
+        if not await _still_valid(company_id, admitted):
+            # Revoked (or logged out) between the first check and the registration.
+            live.revoke(REVOKED if admitted.revocable else SESSION_EXPIRED)
         else:
             with live.scope:
                 await _serve_until_expiry(company_id, admitted, live, events)
@@ -245,9 +251,13 @@ def _company_id(raw_id: str) -> int:
 @contextlib.contextmanager
 def _registered(company_id: int, admitted: Admitted) -> Any:
     """A :class:`LiveSocket` for the socket, in the revocation registry unless it came with
-    the cookie (relinking WhatsApp re-issues the connect URL, not the salon's session)."""
+    the cookie (relinking WhatsApp re-issues the connect URL, not the salon's session); a
+    cookie's socket is registered by its session id, for the session's logout."""
     if admitted.revocable:
         with socket_registry(current_app).open(company_id) as live:
+            yield live
+    elif admitted.session_id is not None:
+        with session_sockets(current_app).open(admitted.session_id, company_id) as live:
             yield live
     else:
         yield LiveSocket(company_id)
@@ -264,8 +274,10 @@ async def _admit(company_id: int) -> Admitted:
             if session is not None and session.company_id != company_id:
                 raise Refused(CLOSE_FORBIDDEN, FORBIDDEN, "forbidden")
             raise Refused(CLOSE_AUTH, SESSION_EXPIRED, "unauthorized")
-        ends = None if session is None else session.created_at + salon_session.ABSOLUTE_TTL
-        return Admitted(caller.kind, session_ends=ends)
+        if session is None:  # expired between the two checks
+            raise Refused(CLOSE_AUTH, SESSION_EXPIRED, "unauthorized")
+        ends = session.created_at + salon_session.ABSOLUTE_TTL
+        return Admitted(caller.kind, session_ends=ends, session_id=session.session_id)
     headers = websocket.headers
     if "Authorization" in headers or "X-API-Key" in headers:
         caller = await salon_session.salon_socket_caller(company_id)
@@ -344,14 +356,8 @@ async def _serve_company(
     """Through the company's actor here, or its owner's (cluster)."""
     s = state()
     owner = await s.node.place(company_id)
-    if owner is not None and events is None:
-        # A cookie socket follows the channel only for the owner's frames (followed before
-        # it asks to watch, so the first frame is not missed).
-        async with s.storage.pubsub.subscribe(events_channel(company_id)) as followed:
-            await _serve_remote(company_id, owner, admitted, live, followed)
-        return
     if owner is not None:
-        assert events is not None
+        assert events is not None  # cluster mode: followed before it asks to watch
         await _serve_remote(company_id, owner, admitted, live, events)
         return
     ref = s.node.company(company_id)
@@ -370,7 +376,7 @@ async def _serve_company(
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_pump_local, company_id, viewer, live, nursery.cancel_scope)
             if events is not None:
-                nursery.start_soon(_follow_revocations, events, live)
+                nursery.start_soon(_follow_revocations, events, admitted, live)
             await _read_frames()
     finally:
         s.metrics.viewers -= 1
@@ -415,12 +421,20 @@ async def _pump_local(
     scope.cancel()
 
 
-async def _follow_revocations(events: trio.MemoryReceiveChannel[Any], live: LiveSocket) -> None:
-    """A local socket in cluster mode: close when another process revokes the company."""
+async def _follow_revocations(
+    events: trio.MemoryReceiveChannel[Any], admitted: Admitted, live: LiveSocket
+) -> None:
+    """A local socket in cluster mode: close when another process revokes the company's
+    credentials (a token socket) or logs the cookie's session out (a cookie socket)."""
     async for raw in events:
         event = ViewerEvent.decode(raw)
-        if event is not None and is_revocation(event):
+        if event is None:
+            continue
+        if admitted.revocable and is_revocation(event):
             live.revoke()
+            return
+        if is_logout_of(event, admitted.session_id):
+            live.revoke(SESSION_EXPIRED)
             return
 
 
@@ -484,6 +498,9 @@ async def _pump_remote(
                 live.revoke()
                 return
             continue  # a re-issued connect URL leaves the salon's session alone
+        if is_logout_of(event, admitted.session_id):
+            live.revoke(SESSION_EXPIRED)
+            return
         if not event.is_for(viewer_id):
             continue
         if event.frame is not None:

@@ -26,7 +26,10 @@
   then the cookie and 303 in the new top-level tab.
 * ``GET /marketplace/salon`` — the page (``salon.html``) of the cookie's salon; without a
   valid cookie the 401 error page.
-* ``POST /marketplace/salon/logout`` — clears the cookie (CSRF-checked); 401 without a session.
+* ``POST /marketplace/salon/logout`` — ends the session (CSRF-checked): revokes its id in
+  every process until the cookie's absolute expiry, so a copy of the cookie is refused too,
+  closes the session's live sockets (``web._salon_revocation``) and clears the cookie; 401
+  without a session. The salon's other sessions stay.
 
 Every page and answer here carries the connect page's headers: the page CSP (no inline
 script), ``Referrer-Policy: no-referrer`` and ``Cache-Control: no-store``.
@@ -38,7 +41,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from quart import Blueprint, make_response, redirect, render_template, request
+from quart import Blueprint, current_app, make_response, redirect, render_template, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from actors.yclients import MarketplaceDataError, decode_user_data
@@ -48,6 +51,7 @@ from .._auth import resolve_token
 from .._context import state
 from .._errors import BadRequest, Forbidden, Gone, Unauthorized
 from .._jwt import InvalidToken, verify_company_claims
+from .._salon_revocation import end_session, session_sockets
 from .._salon_session import (
     ROUTE_DOCS as ROUTE_DOCS,
 )
@@ -374,6 +378,9 @@ async def logout() -> Any:
             code="salon_session_expired",
         )
     check_csrf(session, s.settings)
+    cluster = s.node.placement is not None
+    await end_session(session_sockets(current_app), s.storage, session, cluster=cluster)
+    await s.storage.audit.append(session.company_id, "salon_session_closed", {})
     response = await make_response({"success": True})
     clear_cookie(response, s.settings)
     return response
