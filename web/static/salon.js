@@ -1840,9 +1840,16 @@
 
   el.logout.addEventListener('click', function () {
     el.logout.disabled = true;
-    request('POST', '/marketplace/salon/logout', {}).then(function () {
-      stopSocket();
-      window.location.assign('/marketplace/salon');
+    // The server closes this session's socket as it logs out: stop it first, so the page
+    // does not flash "session expired" on its way to the signed-out page.
+    stopSocket();
+    request('POST', '/marketplace/salon/logout', {}).then(function (result) {
+      if (result.ok || result.status === 401) {
+        window.location.assign('/marketplace/salon');
+      } else {
+        el.logout.disabled = false;
+        openSocket();
+      }
     });
   });
 
