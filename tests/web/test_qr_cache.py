@@ -139,7 +139,8 @@ async def test_after_kill_9_the_dead_processs_qr_is_not_served(
 ) -> None:
     """Alone, the restarted process's actor is ``pending``: 409 ``no_qr``. In cluster mode the
     dead process may still count as the owner (until its membership expires): 503
-    ``ownership_moving`` with ``Retry-After``, else the same 409. Never the dead code."""
+    ``ownership_moving`` with ``Retry-After`` (or ``service_unavailable`` while the new owner's
+    actor starts), else the same 409. Never the dead code."""
     async with open_real_storage(database_url, redis_prefix=redis_prefix):
         pass  # empties the tables: the restarted server restores nobody else's salons
     port = free_port()
@@ -183,7 +184,11 @@ async def test_after_kill_9_the_dead_processs_qr_is_not_served(
             after = await client.get(f"/marketplace/qr/{token}")
             assert shown["data"]["qr"] not in after.text
             if cluster and after.status_code == 503:
-                assert after.json()["error"]["code"] == "ownership_moving", after.text
+                # The dead process still counts as the owner (ownership_moving), or the new
+                # owner's actor is still starting (service_unavailable, as on a loaded machine):
+                # either way "try again in a second", never the dead code.
+                code = after.json()["error"]["code"]
+                assert code in ("ownership_moving", "service_unavailable"), after.text
                 assert after.headers["Retry-After"] == "1"
                 return
             assert after.status_code == 409, after.text
