@@ -185,11 +185,15 @@ async def test_after_kill_9_the_dead_processs_qr_is_not_served(
             assert shown["data"]["qr"] not in after.text
             if cluster and after.status_code == 503:
                 # The dead process still counts as the owner (ownership_moving), or the new
-                # owner's actor is still starting (service_unavailable, as on a loaded machine):
-                # either way "try again in a second", never the dead code.
+                # owner's actor is still starting (service_unavailable, as on a loaded machine),
+                # or it waits to take the dead one's claim until its membership lapses (6 s)
+                # and the request's deadline (5 s) passes first (request_timeout): each a
+                # "try again shortly" with Retry-After, never the dead code.
                 code = after.json()["error"]["code"]
-                assert code in ("ownership_moving", "service_unavailable"), after.text
-                assert after.headers["Retry-After"] == "1"
+                assert code in ("ownership_moving", "service_unavailable", "request_timeout"), (
+                    after.text
+                )
+                assert int(after.headers["Retry-After"]) >= 1
                 return
             assert after.status_code == 409, after.text
             assert after.json()["error"]["code"] == "no_qr"
