@@ -211,6 +211,28 @@ async def eventually(check: Callable[[], Awaitable[bool]], timeout: float = 10.0
 WS_PATH = "/marketplace/ws"
 
 
+def delivered_to(web: WebHarness, company_id: int, phone: str) -> list[str]:
+    """The texts the salon's WhatsApp delivered to ``phone``, oldest first."""
+    return [d.text for d in web.world.delivered(company_id) if d.to_phone == phone]
+
+
+async def client_says(
+    web: WebHarness, company_id: int, phone: str, text: str, *, wait: float = 10.0
+) -> str:
+    """The simulated client ``phone`` writes ``text`` (``/dev/simulator/.../inbound``); the
+    salon's next message to that phone, once it arrived (at most ``wait`` seconds)."""
+    before = len(delivered_to(web, company_id, phone))
+    response = await web.client.post(
+        f"/dev/simulator/{company_id}/inbound",
+        json={"phone": phone, "text": text},
+        headers=web.admin,
+    )
+    assert response.status_code == 200, await response.get_json()
+    with trio.fail_after(wait):
+        await web.world.wait_until(lambda: len(delivered_to(web, company_id, phone)) > before)
+    return delivered_to(web, company_id, phone)[before]
+
+
 def peer(ip: str) -> dict[str, Any]:
     """``scope_base`` for the test client: requests from ``ip`` (rate limits count per IP)."""
     return {"client": (ip, 40000)}

@@ -21,7 +21,14 @@ from actors.assistant import AssistantOptions
 from actors.assistant import _templates as t
 from actors.whatsapp import SimulatedWorld, open_gateway
 from config import AssistantPolicy, SendPacing
-from tests.web.conftest import WebHarness, make_web_settings, open_memory_storage, register
+from tests.web.conftest import (
+    WebHarness,
+    client_says,
+    delivered_to,
+    make_web_settings,
+    open_memory_storage,
+    register,
+)
 from tests.web.test_routes import link
 from web._app import create_app
 
@@ -48,20 +55,11 @@ async def assistant_web() -> AsyncIterator[WebHarness]:
 
 
 def said(web: WebHarness, company_id: int) -> list[str]:
-    return [d.text for d in web.world.delivered(company_id) if d.to_phone == CLIENT]
+    return delivered_to(web, company_id, CLIENT)
 
 
 async def say(web: WebHarness, company_id: int, text: str) -> str:
-    before = len(said(web, company_id))
-    response = await web.client.post(
-        f"/dev/simulator/{company_id}/inbound",
-        json={"phone": CLIENT, "text": text},
-        headers=web.admin,
-    )
-    assert response.status_code == 200, await response.get_json()
-    with trio.fail_after(WAIT):
-        await web.world.wait_until(lambda: len(said(web, company_id)) > before)
-    return said(web, company_id)[before]
+    return await client_says(web, company_id, CLIENT, text, wait=WAIT)
 
 
 async def handoffs(web: WebHarness, reason: str) -> float:

@@ -33,6 +33,7 @@ from tests.fakes.yclients import PARTNER_TOKEN, FakeYClients, running_fake_yclie
 from tests.web.conftest import (
     JWT_SECRET,
     WebHarness,
+    client_says,
     make_web_settings,
     open_memory_storage,
     register,
@@ -394,20 +395,7 @@ async def booking_web(fake: FakeYClients) -> AsyncIterator[WebHarness]:
 
 async def say(web: WebHarness, company_id: int, text: str) -> str:
     """The client writes ``text`` through the simulated phone; the assistant's next reply."""
-
-    def said() -> list[str]:
-        return [d.text for d in web.world.delivered(company_id) if d.to_phone == ANNA]
-
-    before = len(said())
-    response = await web.client.post(
-        f"/dev/simulator/{company_id}/inbound",
-        json={"phone": ANNA, "text": text},
-        headers=web.admin,
-    )
-    assert response.status_code == 200, await response.get_json()
-    with trio.fail_after(20):
-        await web.world.wait_until(lambda: len(said()) > before)
-    return said()[before]
+    return await client_says(web, company_id, ANNA, text, wait=20)
 
 
 async def test_a_real_booking_shows_in_the_transcript_as_the_client_saw_it() -> None:

@@ -22,7 +22,15 @@ from actors.whatsapp import SimulatedWorld, open_gateway
 from config import AssistantPolicy, SendPacing
 from storage import PlannedReminder, open_storage
 from tests.support.clock import FakeWallClock
-from tests.web.conftest import Registered, WebHarness, eventually, make_web_settings, register
+from tests.web.conftest import (
+    Registered,
+    WebHarness,
+    client_says,
+    delivered_to,
+    eventually,
+    make_web_settings,
+    register,
+)
 from tests.web.test_routes import link
 from web._app import create_app
 from web._salon_session import COOKIE_NAME, encode_session, new_session
@@ -57,20 +65,12 @@ async def results_web(wall: FakeWallClock) -> AsyncIterator[WebHarness]:
 
 
 def said(web: WebHarness, company_id: int) -> list[str]:
-    return [d.text for d in web.world.delivered(company_id) if d.to_phone == CLIENT]
+    return delivered_to(web, company_id, CLIENT)
 
 
 async def say(web: WebHarness, company_id: int, text: str) -> None:
     """The simulated client writes; returns once the assistant's reply reached the phone."""
-    before = len(said(web, company_id))
-    response = await web.client.post(
-        f"/dev/simulator/{company_id}/inbound",
-        json={"phone": CLIENT, "text": text},
-        headers=web.admin,
-    )
-    assert response.status_code == 200, await response.get_json()
-    with trio.fail_after(WAIT):
-        await web.world.wait_until(lambda: len(said(web, company_id)) > before)
+    await client_says(web, company_id, CLIENT, text, wait=WAIT)
 
 
 async def results(
